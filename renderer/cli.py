@@ -1,0 +1,71 @@
+"""The `doppel` command: the only place that sees argv.
+
+Each subcommand lives in `renderer/commands/<name>.py` and exposes
+`add_arguments(parser)` and `run(args) -> int`. The registry below is explicit:
+a command exists because it is listed here, never because a file was found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from renderer import __version__
+from renderer.errors import DoppelError
+
+# name -> (module, one-line help). Order is the order shown in --help.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "probe": ("renderer.commands.probe", "print what a media file holds (frames, rate, timecode, colour, audio)"),
+    "trim": ("renderer.commands.trim", "frame-accurate re-encode of a frame range, with audio and timecode"),
+    "extract": ("renderer.commands.extract", "find, align and save faces from images and videos into a faceset"),
+    "train": ("renderer.commands.train", "train the shared-encoder / two-decoder swap model on two facesets"),
+    "swap": ("renderer.commands.swap", "swap faces in one video (whole or a frame range)"),
+    "render": ("renderer.commands.render", "render the FACESWAP-marked clips of an edit and write a return edit"),
+    "presets": ("renderer.commands.presets", "list, show and validate YAML presets"),
+    "farm": ("renderer.commands.farm", "export and run Open Job Description bundles for render farms"),
+    "keys": ("renderer.commands.keys", "make a local C2PA signing certificate chain"),
+    "verify": ("renderer.commands.verify", "check the C2PA manifest of a rendered file"),
+    "demo": ("renderer.commands.demo", "run the whole pipeline on the built-in sample"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="doppel",
+        description="Doppel: headless face-swap render node. Every output is labelled synthetic media.",
+    )
+    parser.add_argument("--version", action="version", version=f"doppel {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name != module_name:
+                raise
+            continue  # command not built in this checkout
+        command = sub.add_parser(
+            name, help=help_text, description=(module.__doc__ or help_text).strip(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(command)
+        command.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args))
+    except DoppelError as err:
+        print(f"doppel {args.command}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"doppel {args.command}: interrupted; no partial file kept under a final name", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
