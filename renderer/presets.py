@@ -1,0 +1,510 @@
+"""Render presets: YAML files validated once, at the edge, into frozen dataclasses.
+
+A preset says how a marked clip is swapped and encoded: which model, detector and
+landmarks, which faces, mask/colour/blend settings, temporal smoothing, handles,
+and the output (codec, container, pixel format, file-name pattern, colour tags).
+
+Every key is described once in `FIELDS` (dotted path -> type, allowed values,
+default). A file may give any subset; the rest take the defaults. Errors name the
+file, the line, the key, the value received and what is allowed:
+
+    unknown key 'colour_mode' in presets/x.yaml line 7; did you mean 'colour'?
+
+Per-clip overrides from edit markers (`FACESWAP colour=rct codec=ffv1`) go through
+`Preset.with_overrides`, which parses the strings with the same rules.
+
+Loading is always `yaml.SafeLoader` (node by node, so we know every key's line).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import string
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import renderer
+from renderer.errors import InputError, closest
+
+PRESETS_DIR = Path(renderer.__file__).resolve().parent.parent / "presets"
+
+
+# --------------------------------------------------------------------------- schema
+
+
+@dataclass(frozen=True)
+class Field:
+    """One preset key: its kind, allowed values or bounds, default and help."""
+
+    kind: str  # "enum" | "int" | "float" | "bool" | "str" | "path"
+    default: Any
+    allowed: tuple[Any, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    nullable: bool = False
+    help: str = ""
+
+    def describe(self) -> str:
+        """What is allowed, for error messages: "one of a, b", "an integer >= 0"..."""
+        if self.kind == "enum":
+            text = "one of " + ", ".join(str(a) for a in self.allowed)
+        elif self.kind in ("int", "float"):
+            noun = "an integer" if self.kind == "int" else "a number"
+            bounds = []
+            if self.minimum is not None:
+                bounds.append(f">= {self.minimum:g}")
+            if self.maximum is not None:
+                bounds.append(f"<= {self.maximum:g}")
+            text = noun + (" " + " and ".join(bounds) if bounds else "")
+        elif self.kind == "bool":
+            text = "true or false"
+        elif self.kind == "path":
+            text = "a file or directory path"
+        else:
+            text = "a string"
+        return text + (" or null" if self.nullable else "")
+
+
+CODECS = ("h264", "prores_hq", "prores_4444", "dnxhr_hq", "ffv1")
+CONTAINERS = ("mp4", "mov", "mxf", "mkv")
+# codec -> containers it may go in (checked; MXF only takes the broadcast codecs).
+CODEC_CONTAINERS: dict[str, tuple[str, ...]] = {
+    "h264": ("mp4", "mov", "mkv"),
+    "prores_hq": ("mov", "mkv"),
+    "prores_4444": ("mov", "mkv"),
+    "dnxhr_hq": ("mxf", "mov", "mkv"),
+    "ffv1": ("mkv",),
+}
+# codec -> pixel formats its encoder takes (the first is the default).
+CODEC_PIX_FMTS: dict[str, tuple[str, ...]] = {
+    "h264": ("yuv420p", "yuv422p", "yuv444p", "yuv420p10le"),
+    "prores_hq": ("yuv422p10le",),
+    "prores_4444": ("yuva444p10le", "yuv444p10le"),
+    "dnxhr_hq": ("yuv422p",),
+    "ffv1": ("yuv420p", "yuv422p10le", "yuv444p10le", "yuv444p", "gbrp10le"),
+}
+# container -> audio it can carry (MXF + AAC is refused by the muxer: PCM only).
+CONTAINER_AUDIO: dict[str, tuple[str, ...]] = {
+    "mp4": ("aac", "none"),
+    "mov": ("pcm", "aac", "none"),
+    "mxf": ("pcm", "none"),
+    "mkv": ("pcm", "aac", "none"),
+}
+NAME_FIELDS = ("clip", "start", "end", "track", "index", "preset", "source")
+
+FIELDS: dict[str, Field] = {
+    "description": Field("str", "", help="free text shown by `doppel presets list`"),
+    "model": Field("path", None, nullable=True, help="trained model directory (or a name the render resolves)"),
+    "detector": Field("enum", "hog", ("hog", "mtcnn"), help="face detector"),
+    "landmarks": Field("enum", 68, (68, 5), help="landmark model: 68 or 5 points"),
+    "faces": Field("enum", "all", ("all", "largest", "identity"), help="which faces in a frame to swap"),
+    "identity": Field("path", None, nullable=True, help="reference image/faceset when faces=identity"),
+    "direction": Field("enum", "a2b", ("a2b", "b2a"), help="a2b: person A's face becomes B"),
+    "mask.kind": Field("enum", "hull", ("hull", "ellipse", "learned", "hull+learned"), help="swap mask"),
+    "mask.erode": Field("float", 0.02, minimum=0.0, maximum=0.5, help="mask erosion, fraction of face size"),
+    "mask.feather": Field("float", 0.05, minimum=0.0, maximum=0.5, help="mask feather, fraction of face size"),
+    "colour": Field("enum", "rct", ("none", "mean", "rct", "histogram"), help="colour transfer to the target"),
+    "blend": Field("enum", "alpha", ("alpha", "poisson"), help="paste-back blending"),
+    "smoothing.landmarks": Field("bool", True, help="smooth landmarks over time"),
+    "smoothing.temporal": Field("float", 0.5, minimum=0.0, maximum=1.0, help="temporal smoothing strength"),
+    "handles": Field("int", 0, minimum=0, maximum=10000, help="frames rendered before/after each clip"),
+    "detect_every": Field("int", 1, minimum=1, maximum=1000, help="detect every N frames, track between"),
+    "output.codec": Field("enum", "prores_hq", CODECS, help="video codec"),
+    "output.container": Field("enum", "mov", CONTAINERS, help="container (checked against the codec)"),
+    "output.pix_fmt": Field("str", None, nullable=True, help="pixel format (null: the codec's default)"),
+    "output.audio": Field("enum", "pcm", ("pcm", "aac", "none"), help="audio of the rendered clip"),
+    "output.name": Field("str", "{clip}_{start}-{end}.doppel", help="file name pattern, extension added"),
+    "output.color.primaries": Field("enum", "source", ("source", "bt709", "bt2020", "smpte170m", "bt470bg")),
+    "output.color.transfer": Field("enum", "source", ("source", "bt709", "smpte2084", "arib-std-b67", "smpte170m")),
+    "output.color.matrix": Field("enum", "source", ("source", "bt709", "bt2020nc", "smpte170m", "bt470bg")),
+    "output.color.range": Field("enum", "source", ("source", "tv", "pc")),
+    "signing.cert": Field("path", None, nullable=True, help="C2PA certificate chain (PEM)"),
+    "signing.key": Field("path", None, nullable=True, help="C2PA private key (PEM)"),
+}
+# Mappings that exist only to group keys; `output.color: source` is a shorthand.
+GROUPS = ("mask", "smoothing", "output", "output.color", "signing")
+
+# Short names accepted in marker overrides (`FACESWAP codec=ffv1 mask=ellipse`).
+ALIASES: dict[str, str] = {
+    "color": "colour",
+    "mask": "mask.kind",
+    "erode": "mask.erode",
+    "feather": "mask.feather",
+    "temporal": "smoothing.temporal",
+    "smooth_landmarks": "smoothing.landmarks",
+    "codec": "output.codec",
+    "container": "output.container",
+    "pix_fmt": "output.pix_fmt",
+    "audio": "output.audio",
+    "name": "output.name",
+}
+
+
+# --------------------------------------------------------------------------- dataclasses
+
+
+@dataclass(frozen=True)
+class MaskSettings:
+    kind: str
+    erode: float
+    feather: float
+
+
+@dataclass(frozen=True)
+class SmoothingSettings:
+    landmarks: bool
+    temporal: float
+
+
+@dataclass(frozen=True)
+class ColorTags:
+    """Output colour tags; each is an FFmpeg name or "source" (copy the source's tag)."""
+
+    primaries: str
+    transfer: str
+    matrix: str
+    range: str
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    codec: str
+    container: str
+    pix_fmt: str  # resolved: the codec's default when the file gave null
+    audio: str
+    name: str
+    color: ColorTags
+
+    def file_name(self, *, clip: str, start: str, end: str, track: int = 0, index: int = 0,
+                  preset: str = "", source: str = "") -> str:
+        """The rendered file's name: the pattern filled in, plus `.<container>`.
+
+        Characters that are unsafe in file names (`/`, `\\`, `:` and the like) become `_`.
+        """
+        text = self.name.format(clip=clip, start=start, end=end, track=track, index=index,
+                                preset=preset, source=source)
+        safe = "".join(c if (c.isalnum() or c in "._-+=@,") else "_" for c in text)
+        return f"{safe}.{self.container}"
+
+
+@dataclass(frozen=True)
+class SigningSettings:
+    cert: str | None
+    key: str | None
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A validated preset. `source` says where it came from (file path or "defaults")."""
+
+    name: str
+    source: str
+    description: str
+    model: str | None
+    detector: str
+    landmarks: int
+    faces: str
+    identity: str | None
+    direction: str
+    mask: MaskSettings
+    colour: str
+    blend: str
+    smoothing: SmoothingSettings
+    handles: int
+    detect_every: int
+    output: OutputSettings
+    signing: SigningSettings
+
+    def values(self) -> dict[str, Any]:
+        """Flat `{dotted key: value}` of every field in `FIELDS` (the canonical form)."""
+        out: dict[str, Any] = {}
+        for key in FIELDS:
+            obj: Any = self
+            for part in key.split("."):
+                obj = getattr(obj, part)
+            out[key] = obj
+        return out
+
+    def with_overrides(self, overrides: dict[str, str], source: str) -> "Preset":
+        """A copy with `key=value` string overrides applied and validated.
+
+        Keys are dotted paths (`output.codec`) or short aliases (`codec`, `colour`);
+        `source` names where they came from (e.g. "edit.edl clip 'A003' marker
+        'FACESWAP codec=ffv1'") and appears in every error. Raises InputError.
+        """
+        if not overrides:
+            return self
+        flat = self.values()
+        given: set[str] = set()
+        for raw_key, raw_value in overrides.items():
+            key = ALIASES.get(raw_key.lower(), raw_key.lower())
+            if key not in FIELDS or key == "description":
+                allowed = sorted(set(FIELDS) - {"description"} | set(ALIASES))
+                raise InputError(
+                    f"unknown key '{raw_key}' in {source}{closest(raw_key.lower(), allowed)} "
+                    f"(allowed: {', '.join(allowed)})"
+                )
+            flat[key] = _check_value(key, _parse_string(key, raw_value), f"{source} key '{raw_key}'")
+            given.add(key)
+        # A marker that only says `codec=ffv1` means "the usual ffv1 output": follow the
+        # codec with the first container / pixel format / audio that suit it, unless
+        # those were given too (then a bad pair is an error, as in a file).
+        codec = flat["output.codec"]
+        if "output.container" not in given and flat["output.container"] not in CODEC_CONTAINERS[codec]:
+            flat["output.container"] = CODEC_CONTAINERS[codec][0]
+        if "output.pix_fmt" not in given and flat["output.pix_fmt"] not in CODEC_PIX_FMTS[codec]:
+            flat["output.pix_fmt"] = None
+        if "output.audio" not in given and flat["output.audio"] not in CONTAINER_AUDIO[flat["output.container"]]:
+            flat["output.audio"] = CONTAINER_AUDIO[flat["output.container"]][0]
+        return _build(flat, name=self.name, source=f"{self.source} + {source}", where=source)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader; we compose nodes ourselves so every key keeps its line number."""
+
+
+def _default_pix_fmt(codec: str) -> str:
+    return CODEC_PIX_FMTS[codec][0]
+
+
+def _flatten(node: yaml.Node, loader: _Loader, prefix: str, path: str,
+             out: dict[str, tuple[Any, int]]) -> None:
+    """Walk a mapping node into `{dotted key: (python value, line)}`; reject unknown keys."""
+    if not isinstance(node, yaml.MappingNode):
+        where = f"{path} line {node.start_mark.line + 1}"
+        what = f"'{prefix}'" if prefix else "the document"
+        raise InputError(f"{what} in {where} must be a mapping of keys, got {node.tag.rsplit(':', 1)[-1]}")
+    seen: set[str] = set()
+    for key_node, value_node in node.value:
+        line = key_node.start_mark.line + 1
+        key = str(loader.construct_object(key_node))
+        dotted = f"{prefix}.{key}" if prefix else key
+        if key in seen:
+            raise InputError(f"duplicate key '{dotted}' in {path} line {line}")
+        seen.add(key)
+        if dotted == "output.color" and isinstance(value_node, yaml.ScalarNode):
+            value = loader.construct_object(value_node)
+            if value != "source":
+                raise InputError(
+                    f"bad value {value!r} for key 'output.color' in {path} line {line}; "
+                    f"allowed: 'source' or a mapping of primaries, transfer, matrix, range"
+                )
+            for sub in ("primaries", "transfer", "matrix", "range"):
+                out[f"output.color.{sub}"] = ("source", line)
+            continue
+        if dotted in GROUPS:
+            _flatten(value_node, loader, dotted, path, out)
+            continue
+        if dotted not in FIELDS:
+            siblings = [k.split(".")[-1] for k in list(FIELDS) + list(GROUPS)
+                        if k.rsplit(".", 1)[0] == prefix or (not prefix and "." not in k)]
+            allowed = sorted(set(siblings))
+            raise InputError(
+                f"unknown key '{dotted}' in {path} line {line}{closest(key, allowed)} "
+                f"(allowed{' under ' + repr(prefix) if prefix else ''}: {', '.join(allowed)})"
+            )
+        if not isinstance(value_node, yaml.ScalarNode):
+            raise InputError(
+                f"key '{dotted}' in {path} line {line} must be a single value, not a "
+                f"{'list' if isinstance(value_node, yaml.SequenceNode) else 'mapping'}; "
+                f"allowed: {FIELDS[dotted].describe()}"
+            )
+        out[dotted] = (loader.construct_object(value_node), line)
+
+
+def _parse_string(key: str, text: str) -> Any:
+    """A marker override string -> a Python value of the field's kind (checked later)."""
+    f = FIELDS[key]
+    low = text.strip().lower()
+    if f.nullable and low in ("null", "none", "~", ""):
+        return None
+    if f.kind == "bool":
+        return {"true": True, "yes": True, "on": True, "1": True,
+                "false": False, "no": False, "off": False, "0": False}.get(low, text)
+    if f.kind in ("int", "float") or (f.kind == "enum" and isinstance(f.allowed[0], int)):
+        try:
+            return int(low) if f.kind != "float" else float(low)
+        except ValueError:
+            return text
+    if f.kind == "enum":
+        return low
+    return text  # str and path values keep their case (file names)
+
+
+def _check_value(key: str, value: Any, where: str) -> Any:
+    """Validate one value against FIELDS[key]; return it (ints widened to float for floats)."""
+    f = FIELDS[key]
+
+    def bad() -> InputError:
+        hint = closest(str(value), [str(a) for a in f.allowed]) if f.kind == "enum" else ""
+        return InputError(f"bad value {value!r} for {where}{hint}; allowed: {f.describe()}")
+
+    if value is None:
+        if f.nullable:
+            return None
+        raise bad()
+    if f.kind == "enum":
+        if value not in f.allowed or isinstance(value, bool):
+            raise bad()
+        return value
+    if f.kind == "bool":
+        if not isinstance(value, bool):
+            raise bad()
+        return value
+    if f.kind in ("int", "float"):
+        ok = isinstance(value, int) if f.kind == "int" else isinstance(value, (int, float))
+        if not ok or isinstance(value, bool):
+            raise bad()
+        if (f.minimum is not None and value < f.minimum) or (f.maximum is not None and value > f.maximum):
+            raise bad()
+        return float(value) if f.kind == "float" else value
+    if not isinstance(value, str):
+        raise bad()
+    return value
+
+
+def _build(flat: dict[str, Any], *, name: str, source: str, where: str,
+           lines: dict[str, int] | None = None) -> Preset:
+    """Cross-field checks, then the frozen Preset. `where` prefixes errors (file or marker)."""
+    lines = lines or {}
+
+    def at(key: str) -> str:
+        return f"{where} line {lines[key]}" if key in lines else where
+
+    codec, container, audio = flat["output.codec"], flat["output.container"], flat["output.audio"]
+    if container not in CODEC_CONTAINERS[codec]:
+        raise InputError(
+            f"codec '{codec}' cannot go in container '{container}' ({at('output.container')}); "
+            f"allowed containers for {codec}: {', '.join(CODEC_CONTAINERS[codec])}"
+        )
+    if audio not in CONTAINER_AUDIO[container]:
+        raise InputError(
+            f"audio '{audio}' cannot go in container '{container}' ({at('output.audio')}); "
+            f"allowed audio for {container}: {', '.join(CONTAINER_AUDIO[container])}"
+        )
+    pix_fmt = flat["output.pix_fmt"] or _default_pix_fmt(codec)
+    if pix_fmt not in CODEC_PIX_FMTS[codec]:
+        raise InputError(
+            f"pixel format '{pix_fmt}' does not suit codec '{codec}' ({at('output.pix_fmt')}); "
+            f"allowed for {codec}: {', '.join(CODEC_PIX_FMTS[codec])}"
+        )
+    pattern = flat["output.name"]
+    try:
+        used = {fld for _, fld, _, _ in string.Formatter().parse(pattern) if fld is not None}
+    except ValueError as err:
+        raise InputError(f"bad name pattern {pattern!r} ({at('output.name')}): {err}") from err
+    unknown = sorted(u for u in used if u not in NAME_FIELDS)
+    if unknown:
+        raise InputError(
+            f"unknown field '{{{unknown[0]}}}' in name pattern {pattern!r} ({at('output.name')})"
+            f"{closest(unknown[0], NAME_FIELDS)}; allowed: "
+            + ", ".join("{" + n + "}" for n in NAME_FIELDS)
+        )
+    if "/" in pattern or "\\" in pattern:
+        raise InputError(f"name pattern {pattern!r} ({at('output.name')}) must be a file name, not a path")
+    if flat["faces"] == "identity" and not flat["identity"]:
+        raise InputError(
+            f"faces: identity needs an 'identity' reference (image or faceset path) ({at('faces')})"
+        )
+    if (flat["signing.cert"] is None) != (flat["signing.key"] is None):
+        raise InputError(f"signing needs both 'cert' and 'key', or neither ({at('signing.cert')})")
+    return Preset(
+        name=name, source=source, description=flat["description"], model=flat["model"],
+        detector=flat["detector"], landmarks=flat["landmarks"], faces=flat["faces"],
+        identity=flat["identity"], direction=flat["direction"],
+        mask=MaskSettings(flat["mask.kind"], flat["mask.erode"], flat["mask.feather"]),
+        colour=flat["colour"], blend=flat["blend"],
+        smoothing=SmoothingSettings(flat["smoothing.landmarks"], flat["smoothing.temporal"]),
+        handles=flat["handles"], detect_every=flat["detect_every"],
+        output=OutputSettings(
+            codec=codec, container=container, pix_fmt=pix_fmt, audio=audio, name=pattern,
+            color=ColorTags(flat["output.color.primaries"], flat["output.color.transfer"],
+                            flat["output.color.matrix"], flat["output.color.range"]),
+        ),
+        signing=SigningSettings(flat["signing.cert"], flat["signing.key"]),
+    )
+
+
+def parse_preset(text: str, *, name: str, path: str) -> Preset:
+    """Validate YAML `text` (named `path` in errors) into a Preset. Raises InputError."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise InputError(f"{path}{line} is not valid YAML: {problem}") from err
+    finally:
+        loader.dispose()
+    found: dict[str, tuple[Any, int]] = {}
+    if node is not None:
+        _flatten(node, loader, "", path, found)
+    flat = {key: f.default for key, f in FIELDS.items()}
+    lines: dict[str, int] = {}
+    for key, (value, line) in found.items():
+        flat[key] = _check_value(key, value, f"key '{key}' in {path} line {line}")
+        lines[key] = line
+    return _build(flat, name=name, source=path, where=path, lines=lines)
+
+
+def shipped_presets() -> dict[str, Path]:
+    """`{name: path}` of the presets shipped in the package's `presets/` folder."""
+    return {p.stem: p for p in sorted(PRESETS_DIR.glob("*.yaml"))}
+
+
+def load_preset(name_or_path: str | Path) -> Preset:
+    """A shipped preset by name (`prores_hq`) or any YAML file by path. Raises InputError."""
+    text = str(name_or_path)
+    shipped = shipped_presets()
+    if text in shipped:
+        path = shipped[text]
+    else:
+        path = Path(text)
+        if not path.is_file():
+            raise InputError(
+                f"no preset '{text}': not a shipped preset name and not a file"
+                f"{closest(text, list(shipped))}; shipped presets: {', '.join(shipped) or '(none)'}"
+            )
+    try:
+        body = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"cannot read preset {path}: {err}") from err
+    return parse_preset(body, name=path.stem, path=str(path))
+
+
+def preset_sha256(preset: Preset) -> str:
+    """Hex SHA-256 of the canonical resolved values (name, description and source excluded).
+
+    Two presets that render the same way hash the same, whatever their file layout.
+    """
+    values = {k: v for k, v in preset.values().items() if k != "description"}
+    values["output.pix_fmt"] = preset.output.pix_fmt
+    blob = json.dumps(values, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def preset_to_yaml(preset: Preset) -> str:
+    """The resolved preset as YAML (every key, nested), loadable by `parse_preset`."""
+    nested: dict[str, Any] = {}
+    for key, value in preset.values().items():
+        node = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return yaml.safe_dump(nested, sort_keys=False, default_flow_style=False)
+
+
+__all__ = [
+    "ALIASES", "CODECS", "CODEC_CONTAINERS", "CONTAINERS", "ColorTags", "FIELDS", "MaskSettings",
+    "OutputSettings", "PRESETS_DIR", "Preset", "SigningSettings", "SmoothingSettings",
+    "load_preset", "parse_preset", "preset_sha256", "preset_to_yaml", "shipped_presets",
+]
