@@ -1,0 +1,605 @@
+"""Provenance of every output: a synthetic-media label, a signed C2PA manifest, a local signing chain.
+
+The render and swap jobs call this module once per final file, after encoding:
+
+    identity = resolve_signing_identity(preset.signing, os.environ, base_dir=preset_dir)
+    claim = make_claim(source, model_name=..., identities=..., model_card_sha256=..., rights=...,
+                       swapped_ranges=[(0, 48)], preset_sha256=...)
+    writer = VideoWriter(tmp, ..., metadata=label_metadata(claim, signed=identity is not None))
+    ...                                     # encode, close
+    result = sign_media(final, claim, identity)
+    if result.warning: print(result.warning, file=sys.stderr)
+
+MP4/MOV/M4V/AVI get the manifest embedded (signed into a temporary sibling, renamed over the
+file). Containers C2PA cannot embed into (MXF among them) get a sidecar `<stem>.c2pa` beside
+them, bound to the media bytes by a `c2pa.hash.data` hash over the whole file.
+`verify_media` reads either form back.
+
+Frame ranges are half-open `(start, end)` output frame indices: `(0, 48)` is frames 0..47.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import datetime as dt
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from renderer import __version__
+from renderer.atomic import atomic_output, sha256_file, temp_path_for, write_bytes_atomic
+from renderer.errors import InputError, ProvenanceError, closest
+
+DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
+ASSERTION_LABEL = "com.doppel.faceswap"
+SIDECAR_SUFFIX = ".c2pa"
+# Containers the C2PA SDK embeds a manifest into; everything else gets a sidecar.
+EMBEDDED_FORMATS: dict[str, str] = {
+    ".mp4": "video/mp4",
+    ".m4v": "video/x-m4v",
+    ".mov": "video/quicktime",
+    ".avi": "video/x-msvideo",
+}
+# Files `doppel keys init` writes and the default keys folder is searched for.
+CA_CERT_NAME = "ca.pem"
+CHAIN_NAME = "signer-chain.pem"
+KEY_NAME = "signer.key"
+ENV_CERT = "DOPPEL_SIGN_CERT"
+ENV_KEY = "DOPPEL_SIGN_KEY"
+ENV_KEYS_DIR = "DOPPEL_KEYS_DIR"
+PRESET_SIGNING_KEYS = ("cert", "key")
+# A validation failure that says only "we do not know this signer": not tampering.
+_UNTRUSTED_CODES = frozenset({"signingCredential.untrusted"})
+
+
+# --------------------------------------------------------------------------- signing identity
+
+
+@dataclass(frozen=True)
+class SigningIdentity:
+    """A PEM certificate chain (leaf first, then intermediates/CA) and the leaf's PEM private key."""
+
+    cert_chain_pem: Path
+    key_pem: Path
+    origin: str  # where it came from: "preset", "environment" or "keys folder <dir>"
+
+
+def default_keys_dir(env: Mapping[str, str]) -> Path:
+    """`$DOPPEL_KEYS_DIR`, else `$XDG_CONFIG_HOME/doppel/keys`, else `~/.config/doppel/keys`."""
+    if env.get(ENV_KEYS_DIR):
+        return Path(env[ENV_KEYS_DIR]).expanduser()
+    config = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME") or Path.home()) / ".config")
+    return Path(config) / "doppel" / "keys"
+
+
+def resolve_signing_identity(
+    preset_signing: Mapping[str, Any] | None,
+    env: Mapping[str, str],
+    base_dir: Path | None = None,
+) -> SigningIdentity | None:
+    """The identity to sign with: preset `signing: {cert, key}` > env > default keys folder > None.
+
+    Relative preset paths are resolved against `base_dir` (the preset's folder). A source that is
+    configured but broken (one of the pair missing, a file that does not exist) is an InputError,
+    never a silent fall-through to an unsigned render.
+    """
+    if preset_signing is not None:
+        if not isinstance(preset_signing, Mapping):
+            raise InputError(f"preset key 'signing': expected a mapping {{cert: PATH, key: PATH}}, "
+                             f"got {type(preset_signing).__name__} {preset_signing!r}")
+        for key in preset_signing:
+            if key not in PRESET_SIGNING_KEYS:
+                raise InputError(f"preset key 'signing.{key}' is not allowed; allowed: "
+                                 f"{', '.join(PRESET_SIGNING_KEYS)}{closest(str(key), PRESET_SIGNING_KEYS)}")
+        missing = [k for k in PRESET_SIGNING_KEYS if not preset_signing.get(k)]
+        if missing:
+            raise InputError(f"preset key 'signing' needs both cert and key; missing: {', '.join(missing)}")
+        base = Path(base_dir) if base_dir is not None else Path.cwd()
+        cert, key = (base / Path(str(preset_signing[k])).expanduser() for k in PRESET_SIGNING_KEYS)
+        return _checked_identity(cert, key, "preset", "preset key 'signing'")
+    cert_env, key_env = env.get(ENV_CERT), env.get(ENV_KEY)
+    if cert_env or key_env:
+        if not (cert_env and key_env):
+            have, lack = (ENV_CERT, ENV_KEY) if cert_env else (ENV_KEY, ENV_CERT)
+            raise InputError(f"environment sets {have} but not {lack}; set both or neither")
+        return _checked_identity(Path(cert_env).expanduser(), Path(key_env).expanduser(),
+                                 "environment", f"environment {ENV_CERT}/{ENV_KEY}")
+    keys_dir = default_keys_dir(env)
+    if (keys_dir / CHAIN_NAME).is_file() and (keys_dir / KEY_NAME).is_file():
+        return SigningIdentity(keys_dir / CHAIN_NAME, keys_dir / KEY_NAME, f"keys folder {keys_dir}")
+    return None
+
+
+def _checked_identity(cert: Path, key: Path, origin: str, where: str) -> SigningIdentity:
+    for label, path in (("cert", cert), ("key", key)):
+        if not path.is_file():
+            raise InputError(f"{where}: {label} file {str(path)!r} does not exist")
+    return SigningIdentity(cert, key, origin)
+
+
+def _load_signer_material(identity: SigningIdentity) -> tuple[str, str, str]:
+    """(chain PEM, key PEM, c2pa alg name), after checking the key matches the leaf and is in date."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    try:
+        chain_bytes = identity.cert_chain_pem.read_bytes()
+        key_bytes = identity.key_pem.read_bytes()
+        certs = x509.load_pem_x509_certificates(chain_bytes)
+        key = serialization.load_pem_private_key(key_bytes, password=None)
+    except (OSError, ValueError, TypeError) as err:
+        raise InputError(f"signing identity from {identity.origin} ({identity.cert_chain_pem}, "
+                         f"{identity.key_pem}) is not a PEM certificate chain and unencrypted PEM key: {err}") from err
+    leaf = certs[0]
+    pub = serialization.PublicFormat.SubjectPublicKeyInfo
+    if leaf.public_key().public_bytes(serialization.Encoding.DER, pub) != key.public_key().public_bytes(
+            serialization.Encoding.DER, pub):
+        raise InputError(f"signing key {identity.key_pem} does not belong to the first certificate in "
+                         f"{identity.cert_chain_pem} (the chain must list the signing certificate first)")
+    now = dt.datetime.now(dt.timezone.utc)
+    if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
+        raise InputError(f"signing certificate {identity.cert_chain_pem} is valid only from "
+                         f"{leaf.not_valid_before_utc:%Y-%m-%d} to {leaf.not_valid_after_utc:%Y-%m-%d}; "
+                         f"make a new one (doppel keys init --force) or configure another")
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in ("secp256r1", "secp384r1", "secp521r1"):
+        alg = {"secp256r1": "es256", "secp384r1": "es384", "secp521r1": "es512"}[key.curve.name]
+    elif isinstance(key, ed25519.Ed25519PrivateKey):
+        alg = "ed25519"
+    elif isinstance(key, rsa.RSAPrivateKey):
+        alg = "ps256"
+    else:
+        raise InputError(f"signing key {identity.key_pem}: {type(key).__name__} is not supported; "
+                         f"allowed: EC P-256/P-384/P-521, Ed25519, RSA (PSS)")
+    return chain_bytes.decode("ascii"), key_bytes.decode("ascii"), alg
+
+
+# --------------------------------------------------------------------------- local keys
+
+
+@dataclass(frozen=True)
+class LocalKeys:
+    """What `init_keys` wrote: the CA certificate (the trust anchor to hand to verifiers),
+    the signing chain (leaf then CA) and the leaf's private key (mode 0600)."""
+
+    ca_cert: Path
+    cert_chain: Path
+    key: Path
+    common_name: str
+    not_after: str  # ISO date the signing certificate expires
+
+
+def init_keys(out_dir: Path, common_name: str = "Doppel local signer", organization: str = "Doppel local",
+              overwrite: bool = False, valid_days: int = 5 * 365) -> LocalKeys:
+    """Make a local ES256 chain: a self-signed CA and a signing certificate it issued.
+
+    The CA's private key is not kept: nothing can be issued under this CA again, so leaking the
+    folder leaks only the one signing key. `valid_days` bounds the signing certificate; without a
+    timestamp authority a signature verifies only while its certificate is in date.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    if not common_name.strip():
+        raise InputError("keys init: common name is empty; give the studio or machine name")
+    if valid_days < 1:
+        raise InputError(f"keys init: valid days must be at least 1, got {valid_days}")
+    out_dir = Path(out_dir).expanduser()
+    targets = [out_dir / CA_CERT_NAME, out_dir / CHAIN_NAME, out_dir / KEY_NAME]
+    existing = [str(p) for p in targets if p.exists()]
+    if existing and not overwrite:
+        raise InputError(f"keys init: {', '.join(existing)} already exist; pass --force to replace them "
+                         f"(files signed with the old key then verify only against the old {CA_CERT_NAME})")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(out_dir, 0o700)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn),
+                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)])
+
+    def usage(sign: bool) -> x509.KeyUsage:
+        return x509.KeyUsage(digital_signature=sign, content_commitment=False, key_encipherment=False,
+                             data_encipherment=False, key_agreement=False, key_cert_sign=not sign,
+                             crl_sign=not sign, encipher_only=False, decipher_only=False)
+
+    now = dt.datetime.now(dt.timezone.utc)
+    start = now - dt.timedelta(minutes=5)  # tolerate small clock skew between machines
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name(f"{common_name} CA")).issuer_name(name(f"{common_name} CA"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(start).not_valid_after(now + dt.timedelta(days=valid_days + 365))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(usage(sign=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    # The C2PA profile wants an end-entity cert: not a CA, digitalSignature, an allowed EKU.
+    leaf = (x509.CertificateBuilder().subject_name(name(common_name)).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(start).not_valid_after(now + dt.timedelta(days=valid_days))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(usage(sign=True), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    key_bytes = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    with atomic_output(out_dir / KEY_NAME) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key_bytes)
+    write_bytes_atomic(out_dir / CHAIN_NAME, leaf.public_bytes(pem) + ca.public_bytes(pem))
+    write_bytes_atomic(out_dir / CA_CERT_NAME, ca.public_bytes(pem))
+    return LocalKeys(out_dir / CA_CERT_NAME, out_dir / CHAIN_NAME, out_dir / KEY_NAME, common_name,
+                     leaf.not_valid_after_utc.date().isoformat())
+
+
+# --------------------------------------------------------------------------- the claim and the label
+
+
+@dataclass(frozen=True)
+class SwapClaim:
+    """What Doppel states about one output file. Build it with `make_claim`."""
+
+    source_name: str
+    source_sha256: str
+    model_name: str
+    identities: tuple[str, ...]
+    model_card_sha256: str
+    rights: str
+    swapped_ranges: tuple[tuple[int, int], ...]  # half-open output frame index ranges
+    preset_sha256: str | None = None
+    software: str = f"doppel {__version__}"
+
+    def assertion(self, signed_at: str) -> dict[str, Any]:
+        """The `com.doppel.faceswap` assertion body (JSON-able)."""
+        return {
+            "software": self.software,
+            "synthetic": True,
+            "technique": "face replacement by a shared-encoder / two-decoder autoencoder (deepfake)",
+            "source": {"name": self.source_name, "sha256": self.source_sha256},
+            "model": {"name": self.model_name, "identities": list(self.identities),
+                      "card_sha256": self.model_card_sha256, "rights": self.rights},
+            "preset_sha256": self.preset_sha256,
+            "swapped_ranges": [list(r) for r in self.swapped_ranges],
+            "signed_at_claimed": signed_at,
+        }
+
+
+def make_claim(source: Path, *, model_name: str, identities: Sequence[str], model_card_sha256: str,
+               rights: str | Mapping[str, Any], swapped_ranges: Iterable[tuple[int, int]],
+               preset_sha256: str | None = None, source_sha256: str | None = None) -> SwapClaim:
+    """Validate and freeze a claim; hashes `source` unless its `source_sha256` is given."""
+    source = Path(source)
+    if source_sha256 is None:
+        if not source.is_file():
+            raise InputError(f"provenance: source media {str(source)!r} does not exist")
+        source_sha256 = sha256_file(source)
+    for label, digest in (("source sha256", source_sha256), ("model card sha256", model_card_sha256),
+                          ("preset sha256", preset_sha256)):
+        if digest is not None and (len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest)):
+            raise InputError(f"provenance: {label} must be 64 lowercase hex digits, got {digest!r}")
+    if not rights:
+        raise InputError("provenance: the model card states no rights; a model without a rights "
+                         "statement may not be used to render")
+    rights_text = rights if isinstance(rights, str) else json.dumps(dict(rights), sort_keys=True)
+    ranges = []
+    for item in swapped_ranges:
+        start, end = (int(v) for v in item)
+        if not 0 <= start < end:
+            raise InputError(f"provenance: swapped range {tuple(item)!r} is not a half-open frame range "
+                             f"(start, end) with 0 <= start < end")
+        ranges.append((start, end))
+    return SwapClaim(source.name, source_sha256, str(model_name), tuple(str(i) for i in identities),
+                     model_card_sha256, rights_text, tuple(sorted(ranges)), preset_sha256)
+
+
+def label_metadata(claim: SwapClaim, *, signed: bool) -> dict[str, str]:
+    """Container metadata for the encoder (`comment`, `description`): a plain-text synthetic label."""
+    who = ", ".join(claim.identities) or "unnamed identities"
+    frames = sum(end - start for start, end in claim.swapped_ranges)
+    credential = ("Content Credentials (C2PA) signed by the render node" if signed
+                  else "UNSIGNED: no signing key was configured, no C2PA signature")
+    comment = (f"SYNTHETIC MEDIA: faces replaced by {claim.software} (deepfake face swap). "
+               f"Model '{claim.model_name}' of {who}; model card sha256 {claim.model_card_sha256}. {credential}.")
+    description = (f"Synthetic face replacement by {claim.software} in {frames} frame(s), ranges "
+                   f"{', '.join(f'{s}-{e - 1}' for s, e in claim.swapped_ranges) or 'none'}, "
+                   f"of source {claim.source_name} (sha256 {claim.source_sha256}). Identities: {who}. "
+                   f"Rights: {claim.rights}. Verify with: doppel verify FILE")
+    return {"comment": comment, "description": description}
+
+
+# --------------------------------------------------------------------------- signing
+
+
+@dataclass(frozen=True)
+class SignResult:
+    """Outcome of `sign_media`. `warning` is set when the file went out unsigned; print it."""
+
+    path: Path
+    signed: bool
+    manifest: str  # "embedded", "sidecar" or "none"
+    sidecar: Path | None = None
+    signer: str | None = None
+    warning: str | None = None
+
+
+def sidecar_path(media: Path) -> Path:
+    """`shot.mxf` -> `shot.c2pa` (the C2PA sidecar convention: same stem, `.c2pa`)."""
+    return Path(media).with_suffix(SIDECAR_SUFFIX)
+
+
+def _manifest_definition(claim: SwapClaim, title: str) -> dict[str, Any]:
+    signed_at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+    return {
+        "claim_generator_info": [{"name": "doppel", "version": __version__}],
+        "title": title,
+        "assertions": [
+            {"label": "c2pa.actions.v2", "data": {"actions": [{
+                "action": "c2pa.edited",
+                "digitalSourceType": DIGITAL_SOURCE_TYPE,
+                "softwareAgent": {"name": "doppel", "version": __version__},
+                "description": "faces replaced with a trained face-swap model",
+            }]}},
+            {"label": ASSERTION_LABEL, "data": claim.assertion(signed_at)},
+        ],
+    }
+
+
+def sign_media(path: Path, claim: SwapClaim, identity: SigningIdentity | None,
+               source: Path | None = None) -> SignResult:
+    """Sign the finished file at `path` once, atomically.
+
+    MP4/MOV/M4V/AVI: the manifest is embedded by signing into a temporary sibling that is renamed
+    over `path`. Other containers (MXF): a sidecar `<stem>.c2pa` is written beside `path`.
+    `source` (the original media, read only) becomes the `parentOf` ingredient; without it the
+    ingredient is described by name only. `identity` None: nothing is signed and the result
+    carries the warning the caller must print.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"sign: media {str(path)!r} does not exist")
+    if identity is None:
+        return SignResult(path, False, "none", warning=(
+            f"warning: {path.name} is NOT signed: no signing key configured (preset 'signing', "
+            f"{ENV_CERT}/{ENV_KEY}, or run 'doppel keys init'); it carries only the metadata label"))
+    import c2pa
+
+    chain, key, alg = _load_signer_material(identity)
+    definition = _manifest_definition(claim, path.name)
+    try:
+        signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(alg, chain.encode("ascii"), key.encode("ascii"), None))
+        ingredient = {"title": claim.source_name, "relationship": "parentOf"}
+        source_mime = EMBEDDED_FORMATS.get(Path(source).suffix.lower()) if source is not None else None
+        if source_mime is None:
+            # A source the SDK cannot read (MXF, or not given) is described, not parsed; its
+            # sha256 is in the com.doppel.faceswap assertion either way.
+            definition["ingredients"] = [{**ingredient, "format": _mime_guess(claim.source_name)}]
+        builder = c2pa.Builder(definition)
+        if source_mime is not None:
+            with open(source, "rb") as fh:  # type: ignore[arg-type]
+                builder.add_ingredient(ingredient, source_mime, fh)
+        # EDIT intent makes the SDK add the c2pa.opened action pointing at the parent ingredient.
+        builder.set_intent(c2pa.C2paBuilderIntent.EDIT)
+        mime = EMBEDDED_FORMATS.get(path.suffix.lower())
+        if mime is not None:
+            tmp = temp_path_for(path)
+            try:
+                with open(path, "rb") as src, open(tmp, "wb") as dst:
+                    builder.sign(signer, mime, src, dst)
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+            return SignResult(path, True, "embedded", signer=_leaf_name(chain))
+        manifest = _sign_sidecar(builder, signer, path)
+        write_bytes_atomic(sidecar_path(path), manifest)
+        return SignResult(path, True, "sidecar", sidecar=sidecar_path(path), signer=_leaf_name(chain))
+    except c2pa.C2paError as err:
+        raise ProvenanceError(f"sign {path}: the C2PA SDK refused: {err}") from err
+
+
+def _mime_guess(name: str) -> str:
+    suffix = Path(name).suffix.lower()
+    return EMBEDDED_FORMATS.get(suffix) or {".mxf": "application/mxf"}.get(suffix, "application/octet-stream")
+
+
+def _sign_sidecar(builder: Any, signer: Any, media: Path) -> bytes:
+    """Raw manifest store bound to `media` by a `c2pa.hash.data` over all its bytes.
+
+    c2pa-python 0.38 wraps no data-hashed signing call, so this uses the SDK's own C entry
+    points (`c2pa_builder_data_hashed_placeholder`, `c2pa_builder_sign_data_hashed_embeddable`)
+    through the library handle the package loaded.
+    """
+    from c2pa import c2pa as native
+
+    lib = native._lib
+    try:
+        placeholder, sign = lib.c2pa_builder_data_hashed_placeholder, lib.c2pa_builder_sign_data_hashed_embeddable
+    except AttributeError as err:
+        raise ProvenanceError(f"sidecar signing for {media.suffix} needs the C2PA data-hash API, "
+                              f"absent from this c2pa-python build: {err}") from err
+    for fn in (placeholder, sign):
+        fn.restype = ctypes.c_int64
+    out = ctypes.POINTER(ctypes.c_ubyte)()
+    # The placeholder step puts the (empty) data-hash assertion into the claim.
+    if placeholder(builder._handle, ctypes.c_size_t(signer.reserve_size()), b"application/c2pa",
+                   ctypes.byref(out)) < 0:
+        raise ProvenanceError(f"sidecar placeholder for {media}: {native._read_native_error()}")
+    lib.c2pa_free(out)
+    out = ctypes.POINTER(ctypes.c_ubyte)()
+    data_hash = json.dumps({"exclusions": [], "name": "jumbf manifest", "alg": "sha256", "hash": [], "pad": []})
+    with open(media, "rb") as fh:
+        stream = native.Stream(fh)
+        try:
+            size = sign(builder._handle, signer._handle, data_hash.encode(), b"application/c2pa",
+                        stream._stream, ctypes.byref(out))
+        finally:
+            stream.close()
+    if size < 0 or not out:
+        raise ProvenanceError(f"sidecar signing for {media}: {native._read_native_error()}")
+    try:
+        return ctypes.string_at(out, size)
+    finally:
+        lib.c2pa_free(out)
+
+
+def _leaf_name(chain_pem: str) -> str:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    subject = x509.load_pem_x509_certificates(chain_pem.encode())[0].subject
+    names = [a.value for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    return str(names[0]) if names else subject.rfc4514_string()
+
+
+# --------------------------------------------------------------------------- verifying
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """What `verify_media` found. `status`: "valid", "invalid" or "no_manifest".
+
+    `trusted` is None when no trust list was given, else whether the signer chains to it.
+    """
+
+    path: Path
+    status: str
+    manifest: str  # "embedded", "sidecar" or "none"
+    trusted: bool | None = None
+    signer: str | None = None
+    issuer: str | None = None
+    signed_at: str | None = None
+    timestamp_trusted: bool = False
+    software: str | None = None
+    digital_source_type: str | None = None
+    source: Mapping[str, Any] | None = None
+    model: Mapping[str, Any] | None = None
+    preset_sha256: str | None = None
+    swapped_ranges: tuple[tuple[int, int], ...] = ()
+    failures: tuple[str, ...] = ()
+    messages: tuple[str, ...] = field(default=())
+
+    @property
+    def exit_code(self) -> int:
+        """0 valid (and trusted, when a trust list was given), 1 invalid or untrusted, 2 no manifest."""
+        if self.status == "no_manifest":
+            return 2
+        if self.status != "valid" or self.trusted is False:
+            return 1
+        return 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path), "status": self.status, "manifest": self.manifest, "trusted": self.trusted,
+            "signer": self.signer, "issuer": self.issuer, "signed_at": self.signed_at,
+            "timestamp_trusted": self.timestamp_trusted, "software": self.software,
+            "digital_source_type": self.digital_source_type, "source": self.source, "model": self.model,
+            "preset_sha256": self.preset_sha256, "swapped_ranges": [list(r) for r in self.swapped_ranges],
+            "failures": list(self.failures), "messages": list(self.messages), "exit_code": self.exit_code,
+        }
+
+
+def _reader_context(trust_pem: Path | None) -> Any:
+    import c2pa
+
+    if trust_pem is None:
+        return None
+    from cryptography import x509
+
+    try:
+        text = Path(trust_pem).read_bytes()
+        x509.load_pem_x509_certificates(text)
+    except (OSError, ValueError) as err:
+        raise InputError(f"verify --trust {str(trust_pem)!r}: not a readable PEM certificate file: {err}") from err
+    return c2pa.Context.from_dict({"trust": {"user_anchors": text.decode("ascii")},
+                                   "verify": {"verify_trust": True}})
+
+
+def verify_media(path: Path, trust_pem: Path | None = None, manifest_path: Path | None = None) -> VerifyResult:
+    """Validate the C2PA manifest of `path` (embedded, or the sidecar `manifest_path` / `<stem>.c2pa`).
+
+    Never modifies `path`. Hash mismatches, a broken signature or an unreadable manifest give
+    status "invalid"; an unknown signer alone does not (see `trusted`).
+    """
+    import c2pa
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"verify: media {str(path)!r} does not exist")
+    if manifest_path is not None and not Path(manifest_path).is_file():
+        raise InputError(f"verify --manifest {str(manifest_path)!r} does not exist")
+    context = _reader_context(trust_pem)
+    mime = EMBEDDED_FORMATS.get(path.suffix.lower())
+    sidecar = Path(manifest_path) if manifest_path is not None else sidecar_path(path)
+    use_sidecar = manifest_path is not None or (mime is None and sidecar.is_file())
+    kind = "sidecar" if use_sidecar else "embedded"
+    if not use_sidecar and mime is None:
+        return VerifyResult(path, "no_manifest", "none", messages=(
+            f"{path.suffix or 'this file type'} cannot hold an embedded C2PA manifest and no sidecar "
+            f"{sidecar.name} is beside it",))
+    try:
+        with open(path, "rb") as fh:
+            data = sidecar.read_bytes() if use_sidecar else None
+            fmt = mime or "application/octet-stream"
+            args = (fmt, fh, data) + ((context,) if context is not None else ())
+            reader = c2pa.Reader.try_create(*args)
+            if reader is None:
+                return VerifyResult(path, "no_manifest", "none", messages=("no C2PA manifest found",))
+            with reader:
+                store = json.loads(reader.json())
+                state = reader.get_validation_state()
+                active = reader.get_active_manifest() or {}
+    except c2pa.C2paError as err:
+        return VerifyResult(path, "invalid", kind, messages=(f"the C2PA manifest could not be read: {err}",))
+    finally:
+        if context is not None:
+            context.close()
+    return _summarise(path, kind, store, state, active, trust_pem is not None)
+
+
+def _summarise(path: Path, kind: str, store: Mapping[str, Any], state: str | None,
+               active: Mapping[str, Any], trust_given: bool) -> VerifyResult:
+    results = (store.get("validation_results") or {}).get("activeManifest") or {}
+    failure_entries = list(results.get("failure") or [])
+    if not results:  # older result shape: a flat validation_status list
+        failure_entries = list(store.get("validation_status") or [])
+    failures = tuple(f"{f.get('code')}: {f.get('explanation', '')}" for f in failure_entries)
+    tamper = [f for f in failure_entries if f.get("code") not in _UNTRUSTED_CODES]
+    untrusted = any(f.get("code") in _UNTRUSTED_CODES for f in failure_entries)
+    status = "valid" if state in ("Valid", "Trusted") and not tamper else "invalid"
+    trusted = (state == "Trusted" and not untrusted) if trust_given else None
+    assertions = {a.get("label"): a.get("data") for a in active.get("assertions", [])}
+    doppel = assertions.get(ASSERTION_LABEL) or {}
+    actions = (assertions.get("c2pa.actions.v2") or assertions.get("c2pa.actions") or {}).get("actions", [])
+    source_type = next((a.get("digitalSourceType") for a in actions if a.get("digitalSourceType")), None)
+    sig = active.get("signature_info") or {}
+    parent = next((i for i in active.get("ingredients", []) if i.get("relationship") == "parentOf"), None)
+    source = dict(doppel.get("source") or {})
+    if parent is not None:
+        source.setdefault("name", parent.get("title"))
+        source["ingredient"] = parent.get("title")
+    messages = []
+    if status == "invalid":
+        messages.append("the file or its manifest changed after signing, or the signature is broken")
+    if trusted is False:
+        messages.append("signer not in the given trust list")
+    elif trusted is None and status == "valid":
+        messages.append("signer not checked against a trust list (pass --trust CA.pem)")
+    if not doppel:
+        messages.append(f"no {ASSERTION_LABEL} assertion: this manifest was not written by Doppel")
+    return VerifyResult(
+        path=path, status=status, manifest=kind, trusted=trusted,
+        signer=sig.get("common_name"), issuer=sig.get("issuer"),
+        signed_at=sig.get("time") or doppel.get("signed_at_claimed"),
+        timestamp_trusted=bool(sig.get("time")), software=doppel.get("software"),
+        digital_source_type=source_type, source=source or None, model=doppel.get("model"),
+        preset_sha256=doppel.get("preset_sha256"),
+        swapped_ranges=tuple((int(s), int(e)) for s, e in doppel.get("swapped_ranges", [])),
+        failures=failures, messages=tuple(messages),
+    )
