@@ -1,0 +1,142 @@
+"""Colour transfer: make the swapped face's colours match the face it replaces.
+
+Convention: every image here is an aligned crop, (S, S, 3) float32 RGB in [0, 1];
+masks are (S, S) float32 in [0, 1] and act as per-pixel weights for the
+statistics, so only the face (not hair or background) sets the colours.
+
+Methods live in the explicit `COLOUR_METHODS` registry: each is a function
+`(swapped, target, weights) -> (S, S, 3) float32 in [0, 1]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+from renderer.errors import InputError, closest
+
+ColourFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+# Statistics over fewer mask pixels than this are noise: leave colours alone.
+_MIN_WEIGHT = 16.0
+# A channel flatter than this (Lab units or [0,1] units) gives no usable scale.
+_MIN_STD = 1e-3
+_HIST_BINS = 256
+
+
+def _weighted_mean_std(img: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation of (S, S, C) `img` weighted by (S, S) `weights`."""
+    w = weights.reshape(-1).astype(np.float64)
+    x = img.reshape(-1, img.shape[-1]).astype(np.float64)
+    total = w.sum()
+    mean = (w @ x) / total
+    var = (w @ (x - mean) ** 2) / total
+    return mean, np.sqrt(np.maximum(var, 0.0))
+
+
+def colour_none(swapped: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """No transfer: the model's colours as they are."""
+    return swapped
+
+
+def colour_mean(swapped: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Shift each RGB channel so the masked mean of `swapped` equals that of `target`."""
+    mean_s, _ = _weighted_mean_std(swapped, weights)
+    mean_t, _ = _weighted_mean_std(target, weights)
+    shift = (mean_t - mean_s).astype(np.float32)
+    return np.clip(swapped + shift, 0.0, 1.0)
+
+
+def colour_rct(swapped: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Reinhard colour transfer in CIE Lab: match the masked mean and std of L, a, b.
+
+    OpenCV's float32 RGB->Lab takes [0, 1] input and gives L in [0, 100] and a, b
+    in about [-127, 127]. A flat source channel (std below 1e-3) is only shifted,
+    not scaled, so a uniform patch does not blow up.
+    """
+    lab_s = cv2.cvtColor(np.ascontiguousarray(swapped), cv2.COLOR_RGB2Lab)
+    lab_t = cv2.cvtColor(np.ascontiguousarray(target), cv2.COLOR_RGB2Lab)
+    mean_s, std_s = _weighted_mean_std(lab_s, weights)
+    mean_t, std_t = _weighted_mean_std(lab_t, weights)
+    scale = np.where(std_s > _MIN_STD, std_t / np.maximum(std_s, _MIN_STD), 1.0)
+    out = (lab_s - mean_s.astype(np.float32)) * scale.astype(np.float32) + mean_t.astype(np.float32)
+    rgb = cv2.cvtColor(out.astype(np.float32), cv2.COLOR_Lab2RGB)
+    return np.clip(rgb, 0.0, 1.0)
+
+
+def _weighted_cdf(channel: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    hist, _ = np.histogram(channel, bins=_HIST_BINS, range=(0.0, 1.0), weights=weights)
+    cdf = np.cumsum(hist)
+    return cdf / cdf[-1]
+
+
+def colour_histogram(swapped: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per-channel histogram matching of `swapped` to `target` (masked, 256 bins, interpolated).
+
+    Each value is mapped to its quantile in the swapped face's weighted CDF and
+    back through the target's inverse CDF; linear interpolation between bin
+    edges keeps smooth gradients smooth (no 256-level posterisation).
+    """
+    edges = np.linspace(0.0, 1.0, _HIST_BINS + 1)
+    w = weights.reshape(-1)
+    out = np.empty_like(swapped)
+    for c in range(3):  # three channels, each fully vectorised
+        src = swapped[..., c].reshape(-1)
+        cdf_s = np.concatenate([[0.0], _weighted_cdf(src, w)])
+        cdf_t = np.concatenate([[0.0], _weighted_cdf(target[..., c].reshape(-1), w)])
+        quantile = np.interp(src, edges, cdf_s)
+        # The target CDF is flat over empty bins; np.interp needs increasing x, so
+        # keep the first edge of each run (unique of a non-decreasing array).
+        cdf_t_u, first = np.unique(cdf_t, return_index=True)
+        mapped = np.interp(quantile, cdf_t_u, edges[first])
+        out[..., c] = mapped.reshape(swapped.shape[:2])
+    return np.clip(out, 0.0, 1.0)
+
+
+COLOUR_METHODS: dict[str, ColourFn] = {
+    "none": colour_none,
+    "mean": colour_mean,
+    "rct": colour_rct,
+    "histogram": colour_histogram,
+}
+
+
+def transfer_colour(swapped: np.ndarray, target: np.ndarray, mask: np.ndarray, method: str) -> np.ndarray:
+    """Recolour the swapped crop so its masked colour statistics match `target`'s.
+
+    swapped, target: (S, S, 3) float32 RGB in [0, 1], the same aligned crop
+        (model output and the original frame's pixels under it).
+    mask: (S, S) float32 in [0, 1]; weights for the statistics.
+    method: a key of `COLOUR_METHODS` ("none", "mean", "rct", "histogram").
+    Returns (S, S, 3) float32 in [0, 1]. With less than 16 pixels of mask the
+    statistics are meaningless and `swapped` comes back unchanged.
+    """
+    if method not in COLOUR_METHODS:
+        raise InputError(
+            f"colour transfer: unknown method {method!r}; allowed: {', '.join(COLOUR_METHODS)}"
+            f"{closest(str(method), tuple(COLOUR_METHODS))}"
+        )
+    for name, arr in (("swapped", swapped), ("target", target)):
+        if not isinstance(arr, np.ndarray) or arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.float32:
+            raise InputError(
+                f"colour transfer: {name} must be a (S, S, 3) float32 array in [0, 1]; "
+                f"got {_describe(arr)}"
+            )
+    if target.shape != swapped.shape:
+        raise InputError(f"colour transfer: target shape {target.shape} differs from swapped shape {swapped.shape}")
+    if not isinstance(mask, np.ndarray) or mask.shape != swapped.shape[:2]:
+        raise InputError(
+            f"colour transfer: mask must be a {swapped.shape[:2]} float array in [0, 1]; got {_describe(mask)}"
+        )
+    weights = np.clip(mask.astype(np.float32, copy=False), 0.0, 1.0)
+    if method == "none" or float(weights.sum()) < _MIN_WEIGHT:
+        return swapped
+    return COLOUR_METHODS[method](swapped, target, weights).astype(np.float32, copy=False)
+
+
+def _describe(arr: object) -> str:
+    if isinstance(arr, np.ndarray):
+        return f"shape {arr.shape} dtype {arr.dtype}"
+    return f"{type(arr).__name__}"
