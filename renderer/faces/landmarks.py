@@ -1,0 +1,57 @@
+"""Facial landmarks: (frame, box) -> (K, 2) points, K = 68 or 5 (dlib shape predictors).
+
+The 68-point model follows the iBUG 300-W markup (jaw 0-16, brows 17-26, nose
+27-35, eyes 36-47, mouth 48-67). Its training data's terms restrict commercial
+use; the 5-point model (2 corners per eye + base of the nose, trained by dlib on
+its own CC0 data) is the complete alternative: alignment and masks work with it.
+
+Convention: frame (H, W, 3) uint8 RGB; box (x0, y0, x1, y1) float frame pixels;
+result (K, 2) float64 frame pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from renderer.errors import InputError
+from renderer.faces import models
+
+POINT_COUNTS = (68, 5)
+
+
+class LandmarkModel:
+    """A dlib shape predictor for `points` landmarks (68 or 5); cheap to build, model shared."""
+
+    def __init__(self, points: int = 68) -> None:
+        if points not in POINT_COUNTS:
+            raise InputError(f"landmark points must be 68 or 5; got {points!r}")
+        self.points = points
+        self._predictor = models.shape_predictor(points)
+
+    def __call__(self, frame_rgb: np.ndarray, box: Sequence[float]) -> np.ndarray:
+        """(K, 2) float64 landmarks in frame pixels for the face inside `box`."""
+        import dlib
+
+        x0, y0, x1, y1 = (float(v) for v in box)
+        rect = dlib.rectangle(round(x0), round(y0), round(x1) - 1, round(y1) - 1)
+        shape = self._predictor(np.ascontiguousarray(frame_rgb), rect)
+        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+
+
+def landmarks(frame_rgb: np.ndarray, box: Sequence[float], points: int = 68) -> np.ndarray:
+    """(K, 2) float64 frame-pixel landmarks (K = `points`) of the face in `box`."""
+    return LandmarkModel(points)(frame_rgb, box)
+
+
+def to_dlib_shape(landmarks_xy: np.ndarray, box: Sequence[float] | None = None):  # -> dlib.full_object_detection
+    """dlib.full_object_detection from (K, 2) points (used by the recognition model)."""
+    import dlib
+
+    pts = np.asarray(landmarks_xy, dtype=np.float64)
+    if box is None:
+        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        box = (lo[0], lo[1], hi[0], hi[1])
+    rect = dlib.rectangle(round(box[0]), round(box[1]), round(box[2]), round(box[3]))
+    return dlib.full_object_detection(rect, [dlib.point(round(x), round(y)) for x, y in pts])

