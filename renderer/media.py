@@ -741,46 +741,41 @@ class _AudioCarry:
         """float32 (channels, n) chunks starting exactly at start_t, then silence forever."""
         src, stream = self._src, self._astream
         stb = Fraction(stream.time_base)
-        src.seek(max(0, int(math.floor(self.start_t / stb)) - int(round(Fraction(1, 2) / stb))), stream=stream,
-                 backward=True)
-        cursor: Fraction | None = None  # time (s) of the next sample to come out of the resampler
-        skip = None
+        # Seek half a second early: audio packets are small and decoders need pre-roll.
+        src.seek(max(0, int(math.floor((self.start_t - Fraction(1, 2)) / stb))), stream=stream, backward=True)
+        skip: int | None = None  # samples still to drop before start_t (negative: silence to add)
+
+        def cut(data: np.ndarray) -> Iterator[np.ndarray]:
+            nonlocal skip
+            assert skip is not None
+            if skip < 0:  # the source's audio starts after the range start: lead with silence
+                yield np.zeros((self.channels, -skip), np.float32)
+                skip = 0
+            if skip >= data.shape[1]:
+                skip -= data.shape[1]
+                return
+            out, skip = data[:, skip:], 0
+            yield out.astype(np.float32, copy=False)
+
         try:
             for packet in src.demux(stream):
                 for frame in packet.decode():
-                    if cursor is None:
+                    if skip is None:
                         t0 = Fraction(frame.pts) * stb if frame.pts is not None else Fraction(0)
-                        cursor = t0
                         skip = int(round((self.start_t - t0) * self.rate))
                     for rf in self._resampler.resample(frame):
-                        yield from self._cut(rf.to_ndarray(), skip_ref := [skip])
-                        skip = skip_ref[0]
-            for rf in self._resampler.resample(None):
-                yield from self._cut(rf.to_ndarray(), skip_ref := [skip])
-                skip = skip_ref[0]
+                        yield from cut(rf.to_ndarray())
+            if skip is not None:
+                for rf in self._resampler.resample(None):
+                    yield from cut(rf.to_ndarray())
         except av.error.FFmpegError:
-            pass  # damaged audio tail: the rest is silence, the video decides success
-        if skip is not None and skip < 0:
-            pass
+            pass  # a damaged audio tail: the rest is silence; the video decides success
         while True:
             yield np.zeros((self.channels, 4096), np.float32)
 
-    def _cut(self, data: np.ndarray, skip_ref: list[int]) -> Iterator[np.ndarray]:
-        skip = skip_ref[0]
-        data = data.astype(np.float32, copy=False)
-        if skip < 0:
-            # Source audio starts after the range start: lead with silence.
-            yield np.zeros((self.channels, -skip), np.float32)
-            skip = 0
-        if skip >= data.shape[1]:
-            skip_ref[0] = skip - data.shape[1]
-            return
-        skip_ref[0] = 0
-        yield data[:, skip:]
-
     def pump_until(self, t: Fraction) -> None:
-        """Encode audio up to video time `t` (seconds in the source's clock offset to start_t)."""
-        want = min(self.total, int(round((t - 0) * self.rate)))
+        """Encode audio up to output time `t` (seconds after the range start)."""
+        want = min(self.total, int(round(t * self.rate)))
         self._encode_upto(want, final=False)
 
     def _encode_upto(self, want: int, final: bool) -> None:
