@@ -1,0 +1,115 @@
+"""Presets: shipped files load, errors name file/line/key, overrides, hashing, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from renderer.cli import main
+from renderer.errors import InputError
+from renderer.presets import Preset, load_preset, preset_sha256, preset_to_yaml, parse_preset, shipped_presets
+
+
+def test_shipped_presets_load_with_expected_outputs():
+    names = set(shipped_presets())
+    assert {"review", "prores_hq", "dnxhr_avid", "lossless"} <= names
+    assert (load_preset("review").output.codec, load_preset("review").output.container) == ("h264", "mp4")
+    hq = load_preset("prores_hq")
+    assert (hq.output.codec, hq.output.container, hq.output.pix_fmt) == ("prores_hq", "mov", "yuv422p10le")
+    avid = load_preset("dnxhr_avid")
+    assert (avid.output.codec, avid.output.container, avid.output.audio) == ("dnxhr_hq", "mxf", "pcm")
+    assert load_preset("lossless").output.codec in ("ffv1", "prores_4444")
+    assert isinstance(hq, Preset)
+    with pytest.raises(Exception):
+        hq.handles = 3  # frozen
+
+
+def write(tmp_path: Path, text: str, name: str = "x.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_unknown_key_names_file_line_and_suggestion(tmp_path):
+    p = write(tmp_path, "detector: hog\nmask:\n  kind: hull\n\n\n\ncolour_mode: rct\n")
+    with pytest.raises(InputError) as err:
+        load_preset(p)
+    msg = str(err.value)
+    assert f"unknown key 'colour_mode' in {p} line 7; did you mean 'colour'?" in msg
+
+
+def test_nested_unknown_key_and_bad_values(tmp_path):
+    with pytest.raises(InputError, match=r"unknown key 'mask.feathr' .* line 3; did you mean 'feather'"):
+        load_preset(write(tmp_path, "mask:\n  kind: hull\n  feathr: 0.1\n"))
+    with pytest.raises(InputError, match=r"bad value 'rtc' for key 'colour' .* line 1; did you mean 'rct'"):
+        load_preset(write(tmp_path, "colour: rtc\n"))
+    with pytest.raises(InputError, match=r"smoothing.temporal.*line 2.*<= 1"):
+        load_preset(write(tmp_path, "smoothing:\n  temporal: 1.5\n"))
+    with pytest.raises(InputError, match=r"handles.*>= 0"):
+        load_preset(write(tmp_path, "handles: -1\n"))
+    with pytest.raises(InputError, match=r"duplicate key 'detector'.*line 2"):
+        load_preset(write(tmp_path, "detector: hog\ndetector: mtcnn\n"))
+    with pytest.raises(InputError, match=r"not valid YAML"):
+        load_preset(write(tmp_path, "detector: [hog\n"))
+
+
+def test_codec_container_audio_pairs_checked(tmp_path):
+    with pytest.raises(InputError, match=r"audio 'aac' cannot go in container 'mxf'.*allowed audio for mxf: pcm, none"):
+        load_preset(write(tmp_path, "output:\n  codec: dnxhr_hq\n  container: mxf\n  audio: aac\n"))
+    with pytest.raises(InputError, match=r"codec 'ffv1' cannot go in container 'mp4'"):
+        load_preset(write(tmp_path, "output:\n  codec: ffv1\n  container: mp4\n  audio: aac\n"))
+    with pytest.raises(InputError, match=r"unknown field '\{clp\}'.*did you mean 'clip'"):
+        load_preset(write(tmp_path, "output:\n  name: '{clp}_x'\n"))
+
+
+def test_unsafe_yaml_tags_refused(tmp_path):
+    with pytest.raises(InputError):
+        load_preset(write(tmp_path, "model: !!python/object/apply:os.system ['true']\n"))
+
+
+def test_missing_preset_name_suggests():
+    with pytest.raises(InputError, match=r"no preset 'prores_h'.*did you mean 'prores_hq'"):
+        load_preset("prores_h")
+
+
+def test_overrides_aliases_dotted_and_errors():
+    base = load_preset("prores_hq")
+    p = base.with_overrides({"colour": "mean", "output.codec": "ffv1", "erode": "0.1", "handles": "3"}, "marker M")
+    assert (p.colour, p.output.codec, p.output.container, p.mask.erode, p.handles) == ("mean", "ffv1", "mkv", 0.1, 3)
+    assert base.colour == "rct"  # the original is untouched
+    with pytest.raises(InputError, match=r"unknown key 'colour_mode' in marker M; did you mean 'colour'"):
+        base.with_overrides({"colour_mode": "rct"}, "marker M")
+    with pytest.raises(InputError, match=r"bad value 'x' for marker M key 'handles'"):
+        base.with_overrides({"handles": "x"}, "marker M")
+    with pytest.raises(InputError, match=r"audio 'aac' cannot go in container 'mxf'"):
+        load_preset("dnxhr_avid").with_overrides({"audio": "aac"}, "marker M")
+
+
+def test_sha256_is_canonical(tmp_path):
+    hq = load_preset("prores_hq")
+    again = parse_preset(preset_to_yaml(hq), name="copy", path="copy.yaml")
+    assert preset_sha256(again) == preset_sha256(hq)
+    assert preset_sha256(hq.with_overrides({"colour": "mean"}, "m")) != preset_sha256(hq)
+    assert len({preset_sha256(load_preset(n)) for n in shipped_presets()}) == len(shipped_presets())
+
+
+def test_file_name_pattern():
+    out = load_preset("prores_hq").output
+    assert out.file_name(clip="A003/take 2", start="01:00:00:05", end="01:00:01:00") == \
+        "A003_take_2_01_00_00_05-01_00_01_00.doppel.mov"
+
+
+def test_cli_list_show_validate(tmp_path, capsys):
+    assert main(["presets", "list", "--json"]) == 0
+    names = [r["name"] for r in json.loads(capsys.readouterr().out)]
+    assert "prores_hq" in names
+    assert main(["presets", "show", "dnxhr_avid", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["values"]["output.container"] == "mxf"
+    good = write(tmp_path, "colour: mean\n", "good.yaml")
+    assert main(["presets", "validate", str(good)]) == 0
+    bad = write(tmp_path, "output:\n  codec: prores_hq\n  containr: mov\n", "bad.yaml")
+    assert main(["presets", "validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key 'output.containr'" in err and "line 3" in err and "did you mean 'container'" in err
