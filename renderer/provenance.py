@@ -569,9 +569,11 @@ def _summarise(path: Path, kind: str, store: Mapping[str, Any], state: str | Non
     failure_entries = list(results.get("failure") or [])
     if not results:  # older result shape: a flat validation_status list
         failure_entries = list(store.get("validation_status") or [])
-    failures = tuple(f"{f.get('code')}: {f.get('explanation', '')}" for f in failure_entries)
     tamper = [f for f in failure_entries if f.get("code") not in _UNTRUSTED_CODES]
     untrusted = any(f.get("code") in _UNTRUSTED_CODES for f in failure_entries)
+    # Without a trust list "untrusted" only means "not checked": a note, not a failure.
+    shown = failure_entries if trust_given else tamper
+    failures = tuple(f"{f.get('code')}: {f.get('explanation', '')}" for f in shown)
     status = "valid" if state in ("Valid", "Trusted") and not tamper else "invalid"
     trusted = (state == "Trusted" and not untrusted) if trust_given else None
     assertions = {a.get("label"): a.get("data") for a in active.get("assertions", [])}
