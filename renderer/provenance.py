@@ -3,8 +3,8 @@
 The render and swap jobs call this module once per final file, after encoding:
 
     identity = resolve_signing_identity(preset.signing, os.environ, base_dir=preset_dir)
-    claim = make_claim(source, model_name=..., identities=..., model_card_sha256=..., rights=...,
-                       swapped_ranges=[(0, 48)], preset_sha256=...)
+    claim = claim_for_model(source, model_dir, swapped_ranges=[(0, 48)], preset_sha256=...)
+    # (or make_claim(source, model_name=..., identities=..., model_card_sha256=..., rights=..., ...))
     writer = VideoWriter(tmp, ..., metadata=label_metadata(claim, signed=identity is not None))
     ...                                     # encode, close
     result = sign_media(final, claim, identity)
@@ -298,6 +298,21 @@ def make_claim(source: Path, *, model_name: str, identities: Sequence[str], mode
         ranges.append((start, end))
     return SwapClaim(source.name, source_sha256, str(model_name), tuple(str(i) for i in identities),
                      model_card_sha256, rights_text, tuple(sorted(ranges)), preset_sha256)
+
+
+def claim_for_model(source: Path, model_dir: Path, swapped_ranges: Iterable[tuple[int, int]],
+                    preset_sha256: str | None = None, source_sha256: str | None = None) -> SwapClaim:
+    """`make_claim` from a model directory: its card's identities and rights, the card's SHA-256.
+
+    The card is loaded with `renderer.modelcard.load_model_card`, which raises ModelError (exit 2)
+    for a card without a rights statement: no claim, so no render, for such a model.
+    """
+    from renderer.modelcard import card_sha256, load_model_card
+
+    card = load_model_card(model_dir)
+    return make_claim(source, model_name=Path(model_dir).name, identities=card.identities,
+                      model_card_sha256=card_sha256(model_dir), rights=card.rights,
+                      swapped_ranges=swapped_ranges, preset_sha256=preset_sha256, source_sha256=source_sha256)
 
 
 def label_metadata(claim: SwapClaim, *, signed: bool) -> dict[str, str]:

@@ -309,3 +309,26 @@ def test_cli_keys_and_verify(tmp_path, claim, capsys) -> None:
     assert "INVALID" in capsys.readouterr().out
     assert cli_main(["verify", str(tmp_path / "missing.mp4")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_claim_for_model_carries_the_card_and_refuses_a_card_without_rights(tmp_path, source) -> None:
+    import yaml
+
+    from renderer.errors import ModelError
+    from renderer.model import ModelConfig
+    from renderer.modelcard import CARD_NAME, ModelCard, card_sha256, save_model_card
+
+    model_dir = tmp_path / "alice-bob"
+    card = ModelCard(config=ModelConfig(), name_a="Alice Example", name_b="Bob Example",
+                     rights="Both filmed with written consent for project X, 2026")
+    save_model_card(model_dir, card)
+    claim = prov.claim_for_model(source, model_dir, swapped_ranges=[(1, 3)])
+    assert claim.identities == ("Alice Example", "Bob Example")
+    assert claim.model_card_sha256 == card_sha256(model_dir) and claim.model_name == "alice-bob"
+    assert "written consent" in claim.rights
+
+    data = yaml.safe_load((model_dir / CARD_NAME).read_text())
+    del data["rights"]
+    (model_dir / CARD_NAME).write_text(yaml.safe_dump(data))
+    with pytest.raises(ModelError, match="rights"):
+        prov.claim_for_model(source, model_dir, swapped_ranges=[(1, 3)])
