@@ -244,6 +244,18 @@ def _erode_feather(region: np.ndarray, erode_px: float, feather_px: float) -> np
     return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
 
 
+def _outline(binary: np.ndarray) -> np.ndarray:
+    """(S, S) float32 {0, 1}: the region inside the outer contours of `binary`, holes filled.
+
+    Holes in a learned mask (an occluding hand) are kept out of the eroded
+    outline so they are not feathered twice; the learned values handle them.
+    """
+    contours, _ = cv2.findContours(binary.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    out = np.zeros(binary.shape, np.uint8)
+    cv2.drawContours(out, contours, -1, 1, thickness=cv2.FILLED)
+    return out.astype(np.float32)
+
+
 def face_mask(
     landmarks_crop: np.ndarray,
     size: int,
@@ -254,9 +266,10 @@ def face_mask(
 
     landmarks_crop: (68, 2) or (5, 2) crop pixels (see `landmarks_to_crop`).
     learned: the model's (size, size) float32 mask in [0, 1], required for the
-        "learned" kinds. Its region (>= 0.5) is eroded/feathered like a landmark
-        region, and the result is capped by the learned values themselves so
-        soft spots (an occluding hand) stay soft.
+        "learned" kinds. The outline of its region (>= 0.5, holes filled) is
+        eroded/feathered like a landmark region, and the result is capped by
+        the learned values themselves, so spots the model marked low inside
+        the face (an occluding hand) keep the model's values.
     """
     kind = settings.mask
     if "learned" in kind:
@@ -269,7 +282,7 @@ def face_mask(
         shape = "hull" if kind in ("hull", "hull+learned") and pts.shape[0] == 68 else "ellipse"
         region = landmark_mask(pts, size, shape, settings.forehead)
     if learned is not None:
-        learned_region = (learned >= 0.5).astype(np.float32)
+        learned_region = _outline(learned >= 0.5)
         region = learned_region if region is None else np.minimum(region, learned_region)
     assert region is not None
     mask = _erode_feather(region, settings.erode * size, settings.feather * size)
@@ -318,28 +331,22 @@ def warp_mask_to_frame(crop_mask: np.ndarray, frame_from_crop: np.ndarray, frame
     return out
 
 
-def _poisson(frame: np.ndarray, swapped_u8: np.ndarray, alpha: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """seamlessClone of the warped face (box-sized uint8) into the frame's box; returns box-sized uint8.
+def _poisson(region: np.ndarray, face_u8: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """cv2.seamlessClone of the warped face into the frame box; all (h, w[, 3]) box-sized, uint8 out.
 
-    seamlessClone zeroes its mask's outer 1-pixel ring and takes its boundary
-    condition from pixels around the mask, so a face touching the frame edge
-    would lose its edge rows. Faces near the edge are therefore handled by
-    *padding*: the box is grown by a margin, and the part of the margin that
-    falls outside the frame is filled by mirroring the frame (BORDER_REFLECT_101);
-    the result is cropped back to the box. Never falls back to alpha silently.
+    seamlessClone erodes its mask by 3 pixels and zeroes its outer ring, taking
+    the frame's values there, so a face cut by the frame edge would stop short
+    of the edge. Faces near the edge are handled by *padding*, never by falling
+    back to alpha: frame, face and mask are all mirrored outward by 8 pixels
+    (BORDER_REFLECT_101) so the mask runs on past the frame edge, and the result
+    is cropped back. Away from the frame edge the box already has a margin
+    where the mask is 0, so the mirrored pixels play no part there.
     """
-    pad = 4
-    h, w = frame.shape[:2]
-    x0, y0, x1, y1 = box
-    gx0, gy0, gx1, gy1 = x0 - pad, y0 - pad, x1 + pad, y1 + pad
-    cx0, cy0, cx1, cy1 = max(0, gx0), max(0, gy0), min(w, gx1), min(h, gy1)
-    dst = cv2.copyMakeBorder(
-        frame[cy0:cy1, cx0:cx1], cy0 - gy0, gy1 - cy1, cx0 - gx0, gx1 - cx1, cv2.BORDER_REFLECT_101
-    )
-    src = dst.copy()
-    src[pad:-pad, pad:-pad] = swapped_u8
-    mask = np.zeros(dst.shape[:2], np.uint8)
-    mask[pad:-pad, pad:-pad] = (alpha > 0).astype(np.uint8) * 255
+    pad = 8
+    def grow(img: np.ndarray) -> np.ndarray:
+        return cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+    dst, src = grow(region), grow(face_u8)
+    mask = grow((alpha > 0).astype(np.uint8) * 255)
     bx, by, bw, bh = cv2.boundingRect(mask)
     # seamlessClone places the mask's bounding-rect centre (integer halves) at `center`.
     cloned = cv2.seamlessClone(src, dst, mask, (bx + bw // 2, by + bh // 2), cv2.NORMAL_CLONE)
@@ -400,7 +407,7 @@ def composite(
     region = frame[y0:y1, x0:x1]
     if settings.blend == "poisson" and np.any(alpha > 0):
         face_u8 = np.clip(np.floor(face + 0.5), 0, 255).astype(np.uint8)
-        face = _poisson(frame, face_u8, alpha, box).astype(np.float32)
+        face = _poisson(region, face_u8, alpha).astype(np.float32)
     base = region.astype(np.float32)
     a = alpha[..., None]
     blended = base + a * (face - base)
