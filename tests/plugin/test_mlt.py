@@ -10,7 +10,7 @@ from fractions import Fraction
 
 import opentimelineio as otio
 import pytest
-from media_factory import cached_clip, read_frame_number
+from tests.media_factory import cached_clip, read_frame_number
 
 from plugin.mlt import timeline_to_mlt, write_mlt
 from renderer import media
