@@ -347,6 +347,13 @@ def probe(path: Path | str) -> MediaInfo:
             for s in container.streams.audio
         )
         declared = int(video.frames) if video.frames else None
+        if declared is None and container.duration and not vfr:
+            # Matroska and others declare a duration in the header, written when the file was finished.
+            start_s = Fraction(container.start_time or 0, av.time_base)
+            declared_end = start_s + Fraction(container.duration, av.time_base)
+            missing = (declared_end - (pts[-1] * tb + 1 / fps)) * fps
+            if missing >= Fraction(3, 2):
+                declared = len(pts) + int(round(missing))
         truncated = demux_failed or (declared is not None and declared > len(pts))
         pix_fmt = cc.format.name if cc.format else (cc.pix_fmt or "unknown")
         return MediaInfo(
@@ -393,7 +400,9 @@ def frame_to_rgb(frame: av.VideoFrame, matrix: str, rng: str) -> np.ndarray:
 
 
 def _check_range(info: MediaInfo, start: int, end: int) -> None:
-    if not (isinstance(start, int) and isinstance(end, int)) or start < 0 or end < start or end >= info.frames:
+    """InputError unless 0 <= start <= end < frames (a truncated file: < the declared frames)."""
+    limit = max(info.frames, info.declared_frames or 0) if info.truncated else info.frames
+    if not (isinstance(start, int) and isinstance(end, int)) or start < 0 or end < start or end >= limit:
         raise InputError(
             f"frame range {start}-{end} is outside {info.path} (allowed: 0-{info.frames - 1}, inclusive, 0-based, "
             f"start <= end)")
@@ -404,59 +413,55 @@ def read_av_frames(path: Path | str, start: int, end: int, info: MediaInfo | Non
 
     Seeks to the keyframe at or before frame `start` (by its pts), decodes forward, drops
     frames before the target and maps each decoded pts to its index in the pts index, so it
-    is exact for long GOPs, B-frames, open GOPs, VFR and non-zero start times. The frames are
-    for `VideoWriter.write_av` (pass-through) or `frame_to_rgb`.
+    is exact for long GOPs, B-frames, open GOPs, VFR and non-zero start times. Where the
+    demuxer's seek lands after the target (byte-seeking formats such as MPEG-TS), it decodes
+    from the start of the file instead. The frames are for `VideoWriter.write_av`
+    (pass-through) or `frame_to_rgb`.
 
     Raises InputError for a range outside the media; CorruptMediaError when decoding fails or
     the file ends early, naming the last good frame.
     """
     info = info or probe(path)
     _check_range(info, start, end)
+    if start >= info.frames:  # only reachable for a truncated file
+        raise CorruptMediaError(
+            f"{info.path} ended early: it declares {info.declared_frames} frames but the last good frame is "
+            f"{info.frames - 1}; asked {start}-{end}")
     index_of = {p: i for i, p in enumerate(info.pts)}
-    target = info.pts[start]
     last_good = start - 1
-    with _open_input(Path(path)) as container:
-        video = container.streams[info.video_index]
-        video.thread_type = "AUTO"
-        for attempt in ("seek", "from_start"):
-            if attempt == "seek":
-                container.seek(target, stream=video, backward=True)
-            else:
-                container.seek(info.pts[0], stream=video, backward=True, any_frame=False)
-            decoded_any = False
-            overshot = False
+    for seek in (True, False):
+        with _open_input(Path(path)) as container:
+            video = container.streams[info.video_index]
+            video.thread_type = "AUTO"
+            if seek:
+                container.seek(info.pts[start], stream=video, backward=True)
+            expected = None  # the next index to yield once the first target frame was seen
             try:
                 for frame in container.decode(video):
-                    pts = frame.pts
-                    if pts is None:
-                        continue
-                    i = index_of.get(pts)
-                    if i is None:
-                        # Only reachable for frames that demuxing did not list (should not happen).
-                        continue
-                    if not decoded_any:
-                        decoded_any = True
-                        if i > start:
-                            overshot = True  # the demuxer seeked past the target: retry from the start
-                            break
-                    if i < start:
-                        continue
-                    if i > end:
-                        return
+                    i = index_of.get(frame.pts) if frame.pts is not None else None
+                    if i is None or i < start:
+                        continue  # pre-roll before the target (or a frame demuxing never listed)
+                    if expected is None and i > start:
+                        break  # landed after the target: decode from the file's start instead
+                    if i != (expected if expected is not None else start):
+                        raise CorruptMediaError(
+                            f"{info.path} is damaged: frame {i} came after frame {last_good} "
+                            f"(last good frame {last_good}; asked {start}-{end})")
                     yield i, frame
-                    last_good = i
+                    last_good, expected = i, i + 1
                     if i == end:
                         return
+                    if i == info.frames - 1:
+                        break  # a truncated file: no more frames to come
             except av.error.FFmpegError as err:
                 raise CorruptMediaError(
                     f"{info.path} is damaged: decoding failed after frame {last_good} (last good frame {last_good}; "
                     f"asked {start}-{end}): {err}") from err
-            if overshot and attempt == "seek":
-                continue
-            break
+            if expected is not None or not seek:
+                break
     raise CorruptMediaError(
         f"{info.path} ended early: the last good frame is {last_good} but frames up to {end} were asked "
-        f"({info.frames} frames indexed)")
+        f"({info.frames} frames readable" + (f" of {info.declared_frames} declared)" if info.truncated else ")"))
 
 
 def read_frames(path: Path | str, start: int, end: int, info: MediaInfo | None = None) -> Iterator[tuple[int, np.ndarray]]:
