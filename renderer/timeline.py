@@ -27,7 +27,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
+import re
 import shlex
+import shutil
 import tempfile
 import urllib.parse
 import urllib.request
@@ -36,13 +39,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import opentimelineio as otio
 from opentimelineio.opentime import RationalTime, TimeRange
 
 from renderer.atomic import atomic_output
 from renderer.errors import InputError
+
+if TYPE_CHECKING:
+    from renderer.presets import Preset
 
 MARK_WORD = "FACESWAP"
 RETURN_TRACK = "FACESWAP"
@@ -61,6 +67,11 @@ FORMAT_NAMES = {
     ".otio": "OpenTimelineIO", ".otioz": "OpenTimelineIO zip bundle", ".xml": "FCP7 XML (Premiere, Resolve)",
     ".fcpxml": "FCPXML (Final Cut Pro)", ".edl": "CMX 3600 EDL", ".aaf": "AAF (Avid)",
 }
+
+
+# An EDL event line: number, reel, track, transition [duration], src in/out, rec in/out.
+_EDL_EVENT = re.compile(r"^\s*\d+\s+\S+\s+\S+\s+\S+(?:\s+\d+)?\s+\S+\s+\S+\s+(\d\d:\d\d:\d\d[:;]\d\d)\s+\S+\s*$",
+                        re.MULTILINE)
 
 
 class MediaInfoLike(Protocol):
@@ -154,18 +165,25 @@ def read_edit(path: str | Path, *, edl_rate: Fraction | float | None = None) -> 
     if suffix == ".otioz":
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         extracted = Path(tempfile.gettempdir()) / f"doppel-otioz-{digest}"
-        kwargs["extract_to_directory"] = str(extracted)
-        if extracted.exists():  # unpacked by an earlier read of the same bytes
-            kwargs = {}
+        if not (extracted / "content.otio").is_file():  # else unpacked by an earlier read of these bytes
+            kwargs["extract_to_directory"] = tempfile.mkdtemp(prefix=".doppel-otioz-")
     try:
-        if suffix == ".otioz" and not kwargs:
+        if suffix == ".otioz":
+            if kwargs:
+                otio.adapters.read_from_file(str(path), adapter_name="otioz", **kwargs)
+                try:  # publish the unpacked bundle under its content hash in one rename
+                    os.replace(kwargs["extract_to_directory"], extracted)
+                except OSError:
+                    shutil.rmtree(kwargs["extract_to_directory"], ignore_errors=True)
             timeline = otio.adapters.read_from_file(str(extracted / "content.otio"), adapter_name="otio_json")
         else:
             timeline = otio.adapters.read_from_file(str(path), adapter_name=ADAPTERS[suffix], **kwargs)
     except (zipfile.BadZipFile, otio.exceptions.OTIOError, ValueError, KeyError, AttributeError,
             IndexError, TypeError, UnicodeDecodeError, OSError) as err:
+        hint = (f" (EDLs carry no frame rate; it was read at {kwargs['rate']:g} fps: pass the edit's rate, "
+                f"e.g. --edl-rate 25)") if suffix == ".edl" else ""
         raise InputError(
-            f"cannot read edit {path} as {FORMAT_NAMES[suffix]}: {type(err).__name__}: {err}; "
+            f"cannot read edit {path} as {FORMAT_NAMES[suffix]}: {type(err).__name__}: {err}{hint}; "
             f"supported: {', '.join(FORMAT_NAMES)}"
         ) from err
     except Exception as err:  # adapters raise bare Exception or xml ParseError on garbage
@@ -179,6 +197,14 @@ def read_edit(path: str | Path, *, edl_rate: Fraction | float | None = None) -> 
         timeline = timelines[0]
     if not isinstance(timeline, otio.schema.Timeline):
         raise InputError(f"edit {path} holds a {type(timeline).__name__}, not a timeline")
+    if suffix == ".edl" and timeline.global_start_time is None:
+        # The adapter starts the track at 0 and forgets the record timecode of the first
+        # event (Avid's are at 01:00:00:00): keep it, so record timecodes match the NLE.
+        rate = kwargs["rate"]
+        starts = [otio.opentime.from_timecode(m.group(1), rate).value
+                  for m in _EDL_EVENT.finditer(path.read_text(encoding="utf-8", errors="replace"))]
+        if starts:
+            timeline.global_start_time = RationalTime(min(starts), rate)
     if extracted is not None:
         for clip in timeline.find_clips():
             ref = clip.media_reference
@@ -395,6 +421,24 @@ def find_marked_clips(
     return out
 
 
+def clip_presets(clips: Sequence[MarkedClip], preset: "Preset", edit_path: str | Path) -> list["Preset"]:
+    """The preset each clip renders with (its marker overrides applied), in order.
+
+    Checks every clip before returning and raises one InputError listing EVERY bad
+    marker (unknown key, bad value), so an editor fixes them all in one pass.
+    """
+    out: list[Preset] = []
+    problems: list[str] = []
+    for mc in clips:
+        try:
+            out.append(preset.with_overrides(mc.overrides, f"{mc.describe()} in {edit_path}"))
+        except InputError as err:
+            problems.append(str(err))
+    if problems:
+        raise InputError(f"{len(problems)} marked clip(s) with bad overrides:\n  " + "\n  ".join(problems))
+    return out
+
+
 # --------------------------------------------------------------------------- writing
 
 
@@ -458,6 +502,8 @@ def build_return_timeline(timeline: otio.schema.Timeline, rendered: Sequence[Ren
                 track.append(otio.schema.Gap(source_range=TimeRange(RationalTime(0, rate), RationalTime(gap_frames, rate))))
             track.append(clip)
             cursor = end
+        if not lane:  # an empty track is dropped by some writers (AAF): fill it with one gap
+            track.append(otio.schema.Gap(source_range=TimeRange(duration=timeline.duration())))
         result.tracks.append(track)
     return result
 
@@ -466,7 +512,8 @@ def write_edit(timeline: otio.schema.Timeline, out_path: str | Path) -> None:
     """Write `timeline` atomically with the adapter its extension names. Raises InputError.
 
     AAF is written with `use_empty_mob_ids=True`. An EDL holds one video track, so an
-    `.edl` return edit holds only the top FACESWAP track (the shots to cut in).
+    `.edl` return edit holds only the FACESWAP track (the shots to cut in); a second
+    FACESWAP track (clips overlapping in record time) goes to `<stem>.FACESWAP_2.edl`.
     """
     out_path = Path(out_path)
     suffix = out_path.suffix.lower()
@@ -480,12 +527,21 @@ def write_edit(timeline: otio.schema.Timeline, out_path: str | Path) -> None:
     if suffix == ".aaf":
         kwargs["use_empty_mob_ids"] = True
     if suffix == ".edl":
-        to_write = copy.deepcopy(timeline)
-        keep = [t for t in to_write.video_tracks() if t.name.startswith(RETURN_TRACK)][-1:]
-        to_write.tracks[:] = [copy.deepcopy(t) for t in keep] or [otio.schema.Track()]
-        first_rate = next((c.source_range.start_time.rate for c in to_write.find_clips()), None)
-        if first_rate:
-            kwargs["rate"] = first_rate
+        # CMX 3600 holds one video track: the first FACESWAP track goes to `out_path`,
+        # further ones (clips overlapping in record time) to `<stem>.FACESWAP_2.edl`...
+        lanes = [t for t in timeline.video_tracks() if t.name.startswith(RETURN_TRACK)] or [otio.schema.Track()]
+        for n, lane in enumerate(lanes):
+            single = copy.deepcopy(timeline)
+            single.tracks[:] = [copy.deepcopy(lane)]
+            first_rate = next((c.source_range.start_time.rate for c in single.find_clips()), None)
+            target = out_path if n == 0 else out_path.with_name(f"{out_path.stem}.{RETURN_TRACK}_{n + 1}.edl")
+            with atomic_output(target) as tmp:
+                try:
+                    otio.adapters.write_to_file(single, str(tmp), adapter_name="cmx_3600",
+                                                **({"rate": first_rate} if first_rate else {}))
+                except Exception as err:
+                    raise InputError(f"cannot write CMX 3600 EDL {target}: {type(err).__name__}: {err}") from err
+        return
     with atomic_output(out_path) as tmp:
         try:
             otio.adapters.write_to_file(to_write, str(tmp), adapter_name=ADAPTERS[suffix], **kwargs)
@@ -511,6 +567,6 @@ def return_edit_paths(edit_path: str | Path, out_dir: str | Path) -> list[Path]:
 
 __all__ = [
     "ADAPTERS", "MARK_WORD", "MarkedClip", "RETURN_TRACK", "RenderedClip", "build_return_timeline",
-    "find_marked_clips", "parse_marker_words", "read_edit", "return_edit_paths", "to_timecode",
+    "clip_presets", "find_marked_clips", "parse_marker_words", "read_edit", "return_edit_paths", "to_timecode",
     "write_edit", "write_return_edit",
 ]

@@ -1,0 +1,238 @@
+"""Timeline layer: real edits through real OTIO adapters over real numbered media."""
+
+from __future__ import annotations
+
+import shutil
+from fractions import Fraction
+from pathlib import Path
+
+import opentimelineio as otio
+import pytest
+
+from renderer.errors import InputError
+from renderer.media import probe, timecode_to_frame
+from renderer.presets import load_preset
+from renderer.timeline import (
+    RenderedClip, clip_presets, find_marked_clips, read_edit, return_edit_paths, write_return_edit,
+)
+from tests.media_factory import make_numbered_clip, read_frame_number
+from tests.timeline_factory import make_media, standard_edit, write_avid_edl, write_formats
+
+NTSC = Fraction(24000, 1001)
+DF = Fraction(30000, 1001)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("timeline")
+
+
+def found(clips):
+    return [(c.track_index, c.clip_name, c.source_first_frame, c.source_last_frame,
+             round(c.record_range.start_time.value)) for c in clips]
+
+
+def want(expected, names=None):
+    return [(e.track_index, e.clip_name, e.first, e.last, e.record_start) for e in expected
+            if names is None or e.clip_name in names]
+
+
+CASES = [
+    (NTSC, False, (".otio", ".otioz", ".xml")),
+    (Fraction(25), False, (".fcpxml", ".xml")),
+    (DF, True, (".otio", ".xml")),
+]
+
+
+@pytest.mark.parametrize("fps,drop,exts", CASES, ids=["23.976", "25", "29.97DF"])
+def test_marked_clips_in_every_format(work, fps, drop, exts):
+    base = work / f"fmt{float(fps):.3f}"
+    media = make_media(base / "media", fps, drop)
+    tl, expected = standard_edit(media, fps)
+    files = write_formats(tl, base / "edits", "cut", exts)
+    for ext, path in files.items():
+        clips = find_marked_clips(read_edit(path), path)
+        # Metadata-marked clips survive only in OTIO; FCP XML/FCPXML lose marker comments.
+        names = None if ext in (".otio", ".otioz") else {"shot_a", "shot_c"}
+        assert found(clips) == want(expected, names), ext
+        assert clips[0].overrides["colour"] == "rct"
+        assert clips[1].overrides["mask"] == "ellipse"
+        if ext in (".otio", ".otioz"):
+            assert clips[1].overrides["erode"] == "0.05"
+            assert clips[2].overrides == {"blend": "poisson"}
+        assert clips[0].rate == fps and clips[0].media_timecode == media["A"][1]
+        if ext == ".otioz":  # the bundle carries its own copy of the media
+            assert clips[0].media_path.read_bytes() == media["A"][0].read_bytes()
+        else:
+            assert clips[0].media_path.resolve() == media["A"][0].resolve()
+
+
+def test_frames_are_the_media_frames(work):
+    """The painted frame numbers at the found indices are the frames the edit shows."""
+    import av
+
+    media = make_media(work / "fmt23.976" / "media", NTSC)
+    tl, _ = standard_edit(media, NTSC)
+    path = write_formats(tl, work / "ff", "cut", (".xml",))[".xml"]
+    clip = find_marked_clips(read_edit(path), path)[0]
+    with av.open(str(clip.media_path)) as c:
+        frames = [read_frame_number(f.to_ndarray(format="rgb24")) for f in c.decode(video=0)]
+    assert frames[clip.source_first_frame] == 5 and frames[clip.source_last_frame] == 24
+    assert clip.with_handles(12) == (0, 36) and clip.frames == 20
+
+
+def test_avid_edl_with_record_timecode_and_loc_markers(work):
+    fps = Fraction(25)
+    media = make_media(work / "edl" / "media", fps)
+    a, b = media["A"][0], media["B"][0]
+    edl = write_avid_edl(work / "edl" / "cut.edl", [
+        ("A", "01:00:00:05", "01:00:01:00", "01:00:00:00", "01:00:00:20", str(a), ["01:00:00:10 GREEN   FACESWAP colour=rct"]),
+        ("B", "02:00:10:03", "02:00:10:18", "01:00:00:20", "01:00:01:10", str(b), []),
+        ("B", "02:00:10:20", "02:00:11:07", "01:00:01:10", "01:00:01:22", str(b), ["01:00:01:12 RED     faceswap"]),
+    ], fps)
+    tl = read_edit(edl, edl_rate=fps)
+    clips = find_marked_clips(tl, edl)
+    assert [(c.clip_name, c.source_first_frame, c.source_last_frame) for c in clips] == [
+        ("A.mov", 5, 24), ("B.mov", 20, 31)]
+    assert clips[0].overrides == {"colour": "rct"}  # EDL upper-cases; keys come back lower-case
+    assert clips[0].record_timecode == "01:00:00:00" and clips[1].record_timecode == "01:00:01:10"
+    # Read at the wrong rate: a clear error that says what to pass.
+    with pytest.raises(InputError, match=r"read at 24 fps.*--edl-rate"):
+        find_marked_clips(read_edit(edl), edl)
+
+
+def test_missing_media_lists_every_file_and_media_root_finds_them(work):
+    base = work / "missing"
+    media = make_media(base / "media", NTSC)
+    tl, expected = standard_edit(media, NTSC, url_style="path")
+    path = write_formats(tl, base / "edits", "cut", (".otio",))[".otio"]
+    moved = base / "elsewhere"
+    shutil.move(str(base / "media"), str(moved))
+    with pytest.raises(InputError) as err:
+        find_marked_clips(read_edit(path), path)
+    msg = str(err.value)
+    assert "3 media file(s)" in msg
+    for name in ("A.mov", "B.mov", "C.mov"):
+        assert name in msg
+    clips = find_marked_clips(read_edit(path), path, media_roots=[moved])
+    assert found(clips) == want(expected)
+
+
+def test_bad_markers_and_presets(work):
+    media = make_media(work / "bad" / "media", NTSC)
+    tl, _ = standard_edit(media, NTSC)
+    tl.video_tracks()[0][0].markers[0].name = "FACESWAP colour_mode=rct"
+    tl.video_tracks()[1][1].metadata["doppel"]["blnd"] = "alpha"
+    path = write_formats(tl, work / "bad", "cut", (".otio",))[".otio"]
+    clips = find_marked_clips(read_edit(path), path)
+    with pytest.raises(InputError) as err:
+        clip_presets(clips, load_preset("prores_hq"), path)
+    msg = str(err.value)
+    assert "2 marked clip(s)" in msg
+    assert "unknown key 'colour_mode'" in msg and "did you mean 'colour'" in msg and "shot_a" in msg
+    assert "unknown key 'blnd'" in msg and "shot_b2" in msg
+    tl.video_tracks()[0][0].markers[0].name = "FACESWAP jane"
+    path2 = write_formats(tl, work / "bad", "cut2", (".otio",))[".otio"]
+    with pytest.raises(InputError, match=r"word 'jane' .* not key=value"):
+        find_marked_clips(read_edit(path2), path2)
+
+
+def test_good_overrides_give_per_clip_presets(work):
+    media = make_media(work / "fmt23.976" / "media", NTSC)
+    tl, _ = standard_edit(media, NTSC)
+    path = write_formats(tl, work / "good", "cut", (".otio",))[".otio"]
+    clips = find_marked_clips(read_edit(path), path)
+    presets = clip_presets(clips, load_preset("prores_hq"), path)
+    assert [p.colour for p in presets] == ["rct", "rct", "rct"]
+    assert (presets[1].mask.kind, presets[1].mask.erode) == ("ellipse", 0.05)
+    assert presets[2].blend == "poisson"
+
+
+def test_unreadable_and_unsupported_edits(work):
+    bad = work / "garbage.xml"
+    bad.write_text("this is not xml <<<")
+    with pytest.raises(InputError, match=r"cannot read edit .*garbage.xml as FCP7 XML"):
+        read_edit(bad)
+    txt = work / "cut.txt"
+    txt.write_text("x")
+    with pytest.raises(InputError, match=r"unsupported extension '.txt'; supported: .otio"):
+        read_edit(txt)
+    with pytest.raises(InputError, match="does not exist"):
+        read_edit(work / "nope.otio")
+
+
+def test_aaf_no_marked_clips_and_return_edit(work):
+    """AAF writing drops markers: the read-back edit has nothing marked, and the return
+    edit is the input plus an empty FACESWAP track."""
+    media = make_media(work / "aaf" / "media", NTSC)
+    tl, _ = standard_edit(media, NTSC, transition=False)
+    path = write_formats(tl, work / "aaf", "cut", (".aaf",))[".aaf"]
+    t = read_edit(path)
+    assert find_marked_clips(t, path) == []
+    out = work / "aaf" / "cut.doppel.aaf"
+    write_return_edit(t, [], out)
+    back = read_edit(out)  # the AAF writer drops a track holding only a gap
+    assert [c.name for c in back.find_clips()] == [c.name for c in t.find_clips()]
+    out_otio = work / "aaf" / "cut.doppel.otio"
+    write_return_edit(t, [], out_otio)
+    tracks = read_edit(out_otio).video_tracks()
+    assert [tr.name for tr in tracks][-1] == "FACESWAP" and len(tracks) == len(t.video_tracks()) + 1
+    assert not list(tracks[-1].find_clips())
+
+
+def _render_stand_ins(clips, folder: Path, handles: int) -> list[RenderedClip]:
+    """Real media files standing where render.py's outputs go (numbered, right length and timecode)."""
+    out = []
+    for i, c in enumerate(clips):
+        first, last = c.with_handles(handles)
+        tc_frames = (timecode_to_frame(c.media_timecode, c.rate) if c.media_timecode else 0) + first
+        from renderer.media import frame_to_timecode
+        tc = frame_to_timecode(tc_frames, c.rate, bool(c.media_timecode and ";" in c.media_timecode))
+        path = make_numbered_clip(folder / f"out{i}.mov", last - first + 1, 64, 48, fps=c.rate, timecode=tc)
+        out.append(RenderedClip(c, path, first, last - first + 1, tc))
+    return out
+
+
+@pytest.mark.parametrize("fps,drop,ext", [(NTSC, False, ".xml"), (DF, True, ".otio"), (Fraction(25), False, ".fcpxml"),
+                                          (Fraction(25), False, ".edl")])
+def test_return_edit_places_rendered_clips_at_record_times(work, fps, drop, ext):
+    base = work / f"ret{float(fps):.3f}{ext}"
+    media = make_media(work / f"retmedia{float(fps):.3f}", fps, drop)
+    tl, _ = standard_edit(media, fps, transition=ext != ".fcpxml")
+    src = write_formats(tl, base, "cut", (".otio",))[".otio"]
+    timeline = read_edit(src)
+    clips = find_marked_clips(timeline, src)
+    rendered = _render_stand_ins(clips, base / "renders", handles=12)
+    outs = return_edit_paths(base / f"cut{ext}", base / "return")
+    assert outs[0].suffix == ".otio" and (ext == ".otio" or outs[1].suffix == ext)
+    for out in outs:
+        write_return_edit(timeline, rendered, out)
+        back = read_edit(out, edl_rate=fps)
+        tracks = back.video_tracks()
+        # FCP7 XML drops track names: the return tracks are the ones above the originals.
+        swap = tracks[len(timeline.video_tracks()):] if out.suffix != ".edl" else tracks
+        if out.suffix == ".otio":
+            assert [t.name for t in swap] == ["FACESWAP", "FACESWAP 2"]  # shot_b2 overlaps shot_c
+        placed = sorted((round(c.range_in_parent().start_time.value_rescaled_to(float(fps))), round(c.duration().value))
+                        for t in swap for c in t if isinstance(c, otio.schema.Clip))
+        expect = sorted((round(c.record_range.start_time.value), c.frames) for c in clips)
+        if out.suffix == ".edl":  # each EDL's track starts at its first event: compare record timecodes
+            origin = 0  # the cmx_3600 writer ignores global_start_time: record TC counts from 00:00:00:00
+            placed = []
+            for f in (out, out.with_name(f"{out.stem}.FACESWAP_2.edl")):
+                edl = read_edit(f, edl_rate=fps)
+                placed += [(round(edl.global_start_time.value + c.range_in_parent().start_time.value) - origin,
+                            round(c.duration().value)) for c in edl.find_clips()]
+            placed.sort()
+        assert placed == expect, out
+        if out.suffix != ".edl":
+            assert len(tracks) == len(timeline.video_tracks()) + len(swap)
+            # The rendered file's frame at the return clip's source start is the marked clip's first frame.
+            for t in swap:
+                for c in t:
+                    if isinstance(c, otio.schema.Clip):
+                        path = Path(otio.url_utils.filepath_from_url(c.media_reference.target_url))
+                        info = probe(path)
+                        start = timecode_to_frame(info.timecode, info.fps)
+                        assert round(c.source_range.start_time.value) - start in (12, 5)  # handles, clamped for shot_a
+    assert not list((base / "return").glob(".*partial*"))
