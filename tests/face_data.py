@@ -1,0 +1,241 @@
+"""Real face media for tests and benchmarks, fetched from package registries and cached.
+
+Cache: <repo>/.cache/faces/ (git-ignored). Every fetcher returns a Path and
+is safe to call from parallel test processes (unpack into a temp folder,
+rename into place). When a registry cannot be reached the fetcher skips the
+calling test with the reason (outside pytest it raises `FaceDataUnavailable`).
+
+Sources
+- Debian package `kphotoalbum` (GPL-2+ demo data): usr/share/kphotoalbum/demo/
+  movie.avi      160x120 MJPEG, 68 frames, ~15 fps: one person (Linus Torvalds) talking to camera
+  jesper.jpg, jesper_2.jpg               the same man (Jesper), one face each
+  anne_helene.jpg                        a woman (Anne Helene, sunglasses), one face
+  bar55_2.jpg                            both of them: Anne Helene left, Jesper right
+  snow.jpg, skagen.jpg, sunset.jpg       no faces at all
+- PyPI scikit-image wheel: skimage/data/astronaut.png (Eileen Collins, public domain)
+- PyPI face_recognition 1.3.0 sdist: tests/test_images/ (obama.jpg, obama2.jpg,
+  obama3.jpg, biden.jpg, ...)
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import uuid
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+CACHE = Path(__file__).resolve().parents[1] / ".cache" / "faces"
+
+JESPER = ("jesper.jpg", "jesper_2.jpg")
+ANNE_HELENE = ("anne_helene.jpg",)
+COUPLE = "bar55_2.jpg"  # Anne Helene (left), Jesper (right)
+NO_FACE = ("snow.jpg", "skagen.jpg", "sunset.jpg")
+MOVIE = "movie.avi"
+
+
+class FaceDataUnavailable(RuntimeError):
+    """A registry could not be reached, so the real media cannot be fetched."""
+
+
+def _unavailable(reason: str) -> None:
+    if "pytest" in sys.modules:
+        import pytest
+
+        pytest.skip(f"real face media unavailable: {reason}")
+    raise FaceDataUnavailable(reason)
+
+
+def _publish(tmp: Path, final: Path) -> Path:
+    """Rename a finished temp folder into place; another process may have won the race."""
+    try:
+        os.replace(tmp, final)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not final.exists():
+            raise
+    return final
+
+
+def _run(cmd: list[str], cwd: Path, what: str) -> None:
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        _unavailable(f"{what}: {err}")
+        return
+    if proc.returncode != 0:
+        _unavailable(f"{what} failed ({' '.join(cmd)}): {proc.stderr.strip()[-300:]}")
+
+
+def _staging() -> Path:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".fetch-{uuid.uuid4().hex[:6]}-", dir=CACHE))
+
+
+def kphotoalbum_demo() -> Path:
+    """Folder holding kphotoalbum's demo photos and movie.avi (apt-get download + dpkg-deb -x)."""
+    final = CACHE / "kphotoalbum"
+    if (final / MOVIE).is_file():
+        return final
+    tmp = _staging()
+    try:
+        _run(["apt-get", "download", "kphotoalbum"], tmp, "apt-get download kphotoalbum")
+        debs = sorted(tmp.glob("kphotoalbum_*.deb"))
+        if not debs:
+            _unavailable("apt-get download kphotoalbum produced no .deb")
+        _run(["dpkg-deb", "-x", str(debs[0]), str(tmp / "x")], tmp, "dpkg-deb -x")
+        out = tmp / "out"
+        shutil.copytree(tmp / "x" / "usr" / "share" / "kphotoalbum" / "demo", out)
+        return _publish(out, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def kphotoalbum_file(name: str) -> Path:
+    """One file of the kphotoalbum demo (e.g. 'jesper.jpg', 'movie.avi')."""
+    path = kphotoalbum_demo() / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{name} is not in the kphotoalbum demo; have: {sorted(p.name for p in path.parent.iterdir())}")
+    return path
+
+
+def _pip_download(args: list[str], tmp: Path, what: str) -> None:
+    _run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(tmp), *args], tmp, what)
+
+
+def astronaut() -> Path:
+    """skimage/data/astronaut.png (512x512 RGB portrait) from the scikit-image wheel."""
+    final = CACHE / "astronaut.png"
+    if final.is_file():
+        return final
+    tmp = _staging()
+    try:
+        _pip_download(["--only-binary", ":all:", "scikit-image"], tmp, "pip download scikit-image")
+        wheels = sorted(tmp.glob("scikit_image-*.whl"))
+        if not wheels:
+            _unavailable("pip download scikit-image produced no wheel")
+        with zipfile.ZipFile(wheels[0]) as zf:
+            data = zf.read("skimage/data/astronaut.png")
+        part = tmp / "astronaut.png"
+        part.write_bytes(data)
+        os.replace(part, final)
+        return final
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def face_recognition_images() -> Path:
+    """Folder with the face_recognition 1.3.0 test images (obama*.jpg, biden.jpg, ...)."""
+    final = CACHE / "face_recognition_test_images"
+    if (final / "obama.jpg").is_file():
+        return final
+    tmp = _staging()
+    try:
+        _pip_download(["--no-binary", ":all:", "face-recognition==1.3.0"], tmp, "pip download face-recognition==1.3.0")
+        sdists = sorted(tmp.glob("face_recognition-1.3.0.tar.gz"))
+        if not sdists:
+            _unavailable("pip download face-recognition==1.3.0 produced no sdist")
+        out = tmp / "out"
+        out.mkdir()
+        prefix = "face_recognition-1.3.0/tests/test_images/"
+        with tarfile.open(sdists[0]) as tf:
+            for m in tf.getmembers():
+                if m.isfile() and m.name.startswith(prefix) and "/" not in m.name[len(prefix):]:
+                    src = tf.extractfile(m)
+                    assert src is not None
+                    (out / m.name[len(prefix):]).write_bytes(src.read())
+        return _publish(out, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of an image file (EXIF orientation applied by cv2)."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(f"cannot read image {path}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+# ------------------------------------------------------------------ known-path clips
+
+def default_path(t: float) -> tuple[float, float, float, float, float]:
+    """(dx, dy, angle_deg, scale, brightness) at time t in [0, 1]: a slow drift, turn, zoom and fade."""
+    return (
+        40.0 * np.sin(2 * np.pi * t),
+        25.0 * np.sin(np.pi * t),
+        6.0 * np.sin(2 * np.pi * t),
+        1.0 + 0.12 * np.sin(np.pi * t),
+        1.0 - 0.2 * np.sin(np.pi * t),
+    )
+
+
+def _paint_number(img: np.ndarray, n: int) -> None:
+    cv2.putText(img, str(n), (4, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 0), 2, cv2.LINE_AA)
+
+
+def moving_photo_frames(
+    photo: Path,
+    n: int,
+    size: tuple[int, int] = (320, 240),
+    path_fn: Callable[[float], tuple[float, float, float, float, float]] = default_path,
+    points: int = 68,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A clip made by moving a real photo along a known path, with ground-truth landmarks.
+
+    The photo is scaled so its (largest) face is about a third of the frame
+    height and centred; frame t is that image warped by the similarity
+    path_fn(t / (n - 1)) = (dx, dy, degrees, scale, brightness) about the frame
+    centre, with the frame number painted top-left.
+    Returns frames (n, H, W, 3) uint8 RGB and true landmarks (n, K, 2) float64:
+    the landmarks found on the still photo, moved by each frame's warp.
+    """
+    from renderer.faces.detect import detect
+    from renderer.faces.landmarks import landmarks
+
+    rgb = read_rgb(photo)
+    dets = detect(rgb)
+    if not dets:
+        raise ValueError(f"no face found in {photo}")
+    box = dets[0].box
+    w, h = size
+    s0 = (h / 3.0) / (box[3] - box[1])
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    # base: photo -> frame, face centred at the frame centre. Landmarks are found on
+    # the photo resized by the same factor so the predictor sees the face at frame scale.
+    base = np.array([[s0, 0, w / 2 - s0 * cx], [0, s0, h / 2 - s0 * cy], [0, 0, 1]])
+    still = cv2.warpAffine(rgb, base[:2], (w, h), flags=cv2.INTER_AREA if s0 < 1 else cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REFLECT)
+    still_dets = detect(still, min_size=int(h / 3.0 * 0.6))
+    lm0 = landmarks(still, still_dets[0].box, points)
+    frames = np.empty((n, h, w, 3), np.uint8)
+    truth = np.empty((n, len(lm0), 2), np.float64)
+    for i in range(n):
+        dx, dy, ang, sc, bright = path_fn(i / max(1, n - 1))
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), ang, sc)
+        m[:, 2] += (dx, dy)
+        full = np.vstack([m, [0, 0, 1]]) @ base
+        img = cv2.warpAffine(rgb, full[:2], (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        img = np.clip(img.astype(np.float32) * bright, 0, 255).astype(np.uint8)
+        _paint_number(img, i)
+        frames[i] = img
+        truth[i] = lm0 @ m[:, :2].T + m[:, 2]
+    return frames, truth
+
+
+def corrupt_copy(src: Path, dst: Path, keep: int = 2000) -> Path:
+    """A truncated copy of `src` (first `keep` bytes): an unreadable image for bad-input tests."""
+    dst.write_bytes(src.read_bytes()[:keep])
+    return dst
+
+
+__all__ = [name for name in dir() if not name.startswith("_") and name not in {"glob", "os"}]

@@ -1,0 +1,75 @@
+"""Detection recall and false positives on real photos and every frame of a real video."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests import face_data as F
+from renderer.errors import InputError
+from renderer.faces.detect import DETECTORS, Detection, detect
+from renderer.media import read_frames, probe
+
+# photo -> number of faces a person counts in it (frontal, >= 1/8 of the short side)
+PHOTOS = {"jesper.jpg": 1, "jesper_2.jpg": 1, "anne_helene.jpg": 1, "bar55_2.jpg": 2}
+
+
+def test_registry_names_both_detectors() -> None:
+    assert set(DETECTORS) == {"hog", "mtcnn"}
+
+
+@pytest.mark.parametrize("detector", ["hog", "mtcnn"])
+def test_every_face_in_the_real_photos_is_found(detector: str) -> None:
+    found_total, false_pos = 0, 0
+    for name, count in PHOTOS.items():
+        dets = detect(F.read_rgb(F.kphotoalbum_file(name)), detector, min_size=60)
+        assert all(isinstance(d, Detection) for d in dets)
+        assert len(dets) >= count, f"{detector} found {len(dets)} faces in {name}, expected {count}"
+        found_total += min(len(dets), count)
+        false_pos += max(0, len(dets) - count)
+    assert found_total == sum(PHOTOS.values())
+    assert false_pos == 0, f"{detector}: {false_pos} false positives"
+    for name in F.NO_FACE:
+        assert detect(F.read_rgb(F.kphotoalbum_file(name)), detector, min_size=60) == [], name
+
+
+def test_hog_finds_the_face_on_every_frame_of_the_real_video() -> None:
+    movie = F.kphotoalbum_file(F.MOVIE)
+    info = probe(movie)
+    assert (info.width, info.height) == (160, 120)
+    hits, extra = 0, 0
+    for _, rgb in read_frames(movie, 0, info.frames - 1, info):
+        dets = detect(rgb, "hog")  # 160x120: default min_size 40 -> frame upsampled 2x for HOG
+        hits += len(dets) >= 1
+        extra += max(0, len(dets) - 1)
+    assert hits == info.frames == 68
+    assert extra == 0
+
+
+def test_mtcnn_points_and_box_in_frame_pixels() -> None:
+    rgb = F.read_rgb(F.kphotoalbum_file("jesper_2.jpg"))
+    (d,) = detect(rgb, "mtcnn", min_size=60)
+    assert d.points5 is not None and d.points5.shape == (5, 2)
+    x0, y0, x1, y1 = d.box
+    assert np.all((d.points5[:, 0] > x0) & (d.points5[:, 0] < x1))
+    assert np.all((d.points5[:, 1] > y0) & (d.points5[:, 1] < y1))
+    (h,) = detect(rgb, "hog", min_size=60)
+    # MTCNN box rebuilt into dlib geometry: centres within a tenth of the side, sizes within 25%
+    side = h.box[2] - h.box[0]
+    assert abs((x0 + x1) / 2 - (h.box[0] + h.box[2]) / 2) < 0.1 * side
+    assert abs((y0 + y1) / 2 - (h.box[1] + h.box[3]) / 2) < 0.1 * side
+    assert 0.75 < (x1 - x0) / side < 1.25
+
+
+def test_bad_input_is_named() -> None:
+    with pytest.raises(InputError, match="unknown face detector 'hgo'.*did you mean 'hog'"):
+        detect(np.zeros((64, 64, 3), np.uint8), "hgo")
+    with pytest.raises(InputError, match=r"\(H, W, 3\) uint8 RGB frame; got ndarray \(64, 64\) float32"):
+        detect(np.zeros((64, 64), np.float32))
+
+
+def test_deterministic() -> None:
+    rgb = F.read_rgb(F.kphotoalbum_file("bar55_2.jpg"))
+    a = [d.box for d in detect(rgb)]
+    b = [d.box for d in detect(rgb)]
+    assert a == b and len(a) == 2
