@@ -1,0 +1,327 @@
+"""The swap model: one shared encoder, one decoder per identity.
+
+Convention: images are (B, 3, S, S) float32 RGB in [0, 1], S = `ModelConfig.input_size`.
+A decoder returns (B, 3, S, S) in [0, 1], or (B, 4, S, S) when `learn_mask` is set:
+channel 3 is the learned face mask in [0, 1]. Encoding face A and decoding it with
+decoder "b" is the swap.
+
+Architectures (`ModelConfig.for_arch`):
+  original  the 2017 "deepfakes" network, faithfully: 64x64 input, four 5x5 stride-2
+            convolutions (128, 256, 512, 1024), Dense(1024), Dense(4*4*1024), reshape,
+            pixel-shuffle upscale to 8x8x512; decoders: three upscales (256, 128, 64)
+            and a 5x5 convolution with sigmoid. 82,062,470 parameters.
+  lite      the same idea for CPUs: depthwise-separable encoder, small bottleneck,
+            narrow decoders. 3,845,846 parameters (14.7 MiB of float32 weights).
+  hd        128x128 for GPUs: five stride-2 convolutions, two more decoder upscales.
+
+Weights on disk are safetensors only (`save_model` / `load_model`); the model card
+(`renderer.modelcard`) beside them stores this config, so a model loads itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from renderer.errors import InputError, ModelError, closest
+
+if TYPE_CHECKING:
+    from renderer.modelcard import ModelCard
+
+ARCHS = ("original", "lite", "hd")
+WEIGHTS_NAME = "model.safetensors"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild the network, plus how its training faces were aligned.
+
+    encoder_widths: channels of the stride-2 convolutions; input_size / 2**len == 4.
+    bottleneck: width of the first dense layer (the shared code).
+    latent_channels: channels of the 4x4 map the second dense layer is reshaped to.
+    encoder_upscale: channels after the encoder's pixel-shuffle upscale to 8x8.
+    decoder_widths: channels of each decoder upscale; 8 * 2**len == input_size.
+    separable: depthwise-separable convolutions (the `lite` trick) instead of dense ones.
+    coverage, landmark_points, crop_size: copied from the training facesets, so the
+        swap stage aligns faces exactly as the model saw them.
+    """
+
+    arch: Literal["original", "lite", "hd"] = "original"
+    input_size: int = 64
+    encoder_widths: tuple[int, ...] = (128, 256, 512, 1024)
+    bottleneck: int = 1024
+    latent_channels: int = 1024
+    encoder_upscale: int = 512
+    decoder_widths: tuple[int, ...] = (256, 128, 64)
+    separable: bool = False
+    learn_mask: bool = False
+    coverage: float = 0.625
+    landmark_points: int = 68
+    crop_size: int = 256
+
+    @staticmethod
+    def for_arch(arch: str, **overrides: Any) -> "ModelConfig":
+        """The named architecture with optional field overrides; InputError for unknown names."""
+        presets: dict[str, dict[str, Any]] = {
+            "original": {},
+            "lite": dict(
+                input_size=64, encoder_widths=(32, 64, 128, 256), bottleneck=256,
+                latent_channels=256, encoder_upscale=160, decoder_widths=(96, 48, 24), separable=True,
+            ),
+            "hd": dict(
+                input_size=128, encoder_widths=(128, 256, 512, 768, 1024), bottleneck=1024,
+                latent_channels=1024, encoder_upscale=512, decoder_widths=(384, 256, 128, 64),
+            ),
+        }
+        if arch not in presets:
+            raise InputError(f"model architecture {arch!r} is not known (available: {', '.join(ARCHS)}){closest(arch, ARCHS)}")
+        fields = {f.name for f in dataclasses.fields(ModelConfig)}
+        for key in overrides:
+            if key not in fields:
+                raise InputError(f"model config has no field {key!r} (fields: {', '.join(sorted(fields))})")
+        cfg = ModelConfig(arch=arch, **{**presets[arch], **overrides})  # type: ignore[arg-type]
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """InputError when the widths do not fit the input size."""
+        if self.arch not in ARCHS:
+            raise InputError(f"model config: arch {self.arch!r} is not one of {ARCHS}")
+        s = self.input_size
+        if s < 16 or s & (s - 1):
+            raise InputError(f"model config: input_size {s} must be a power of two >= 16")
+        if s != 4 * 2 ** len(self.encoder_widths):
+            raise InputError(
+                f"model config: input_size {s} needs {int(math.log2(s)) - 2} encoder convolutions "
+                f"(to reach 4x4), got {len(self.encoder_widths)}: {self.encoder_widths}"
+            )
+        if s != 8 * 2 ** len(self.decoder_widths):
+            raise InputError(
+                f"model config: input_size {s} needs {int(math.log2(s)) - 3} decoder upscales "
+                f"(from 8x8), got {len(self.decoder_widths)}: {self.decoder_widths}"
+            )
+        if not 0.0 < self.coverage <= 1.0:
+            raise InputError(f"model config: coverage {self.coverage} must be in (0, 1]")
+
+    @property
+    def out_channels(self) -> int:
+        return 4 if self.learn_mask else 3
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["encoder_widths"] = list(self.encoder_widths)
+        d["decoder_widths"] = list(self.decoder_widths)
+        return d
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> "ModelConfig":
+        """Inverse of `to_dict`; ModelError names an unknown or malformed field."""
+        fields = {f.name for f in dataclasses.fields(ModelConfig)}
+        unknown = set(data) - fields
+        if unknown:
+            raise ModelError(f"model config has unknown fields {sorted(unknown)} (known: {sorted(fields)})")
+        try:
+            kw = dict(data)
+            for key in ("encoder_widths", "decoder_widths"):
+                if key in kw:
+                    kw[key] = tuple(int(v) for v in kw[key])
+            cfg = ModelConfig(**kw)
+            cfg.validate()
+        except (TypeError, ValueError) as err:
+            raise ModelError(f"model config is malformed: {err}") from err
+        return cfg
+
+
+def _act() -> nn.Module:
+    return nn.LeakyReLU(0.1)
+
+
+def conv(cin: int, cout: int, k: int, stride: int, separable: bool) -> nn.Module:
+    """k x k convolution with 'same'-style padding; depthwise + pointwise when `separable`."""
+    if not separable or cin < 8:
+        return nn.Conv2d(cin, cout, k, stride, padding=k // 2)
+    return nn.Sequential(
+        nn.Conv2d(cin, cin, k, stride, padding=k // 2, groups=cin),
+        nn.Conv2d(cin, cout, 1),
+    )
+
+
+class Upscale(nn.Module):
+    """conv3x3 to 4*cout, LeakyReLU 0.1, PixelShuffle(2): (B, cin, H, W) -> (B, cout, 2H, 2W)."""
+
+    def __init__(self, cin: int, cout: int, separable: bool = False) -> None:
+        super().__init__()
+        self.conv = conv(cin, cout * 4, 3, 1, separable)
+        self.act = _act()
+        self.shuffle = nn.PixelShuffle(2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.shuffle(self.act(self.conv(x)))
+
+
+class Encoder(nn.Module):
+    """(B, 3, S, S) in [0, 1] -> (B, encoder_upscale, 8, 8) shared code."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = 3
+        for width in cfg.encoder_widths:  # S -> S/2 -> ... -> 4
+            layers += [conv(cin, width, 5, 2, cfg.separable), _act()]
+            cin = width
+        self.convs = nn.Sequential(*layers)
+        self.latent_channels = cfg.latent_channels
+        self.dense1 = nn.Linear(cin * 4 * 4, cfg.bottleneck)
+        self.dense2 = nn.Linear(cfg.bottleneck, 4 * 4 * cfg.latent_channels)
+        self.upscale = Upscale(cfg.latent_channels, cfg.encoder_upscale, cfg.separable)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.convs(x)  # (B, C, 4, 4)
+        # Keras flattened channels-last (H, W, C); the order is irrelevant to what the layer can learn.
+        x = self.dense2(self.dense1(x.flatten(1)))  # (B, 4*4*latent)
+        x = x.view(-1, self.latent_channels, 4, 4)
+        return self.upscale(x)  # (B, encoder_upscale, 8, 8)
+
+
+class Decoder(nn.Module):
+    """(B, encoder_upscale, 8, 8) -> (B, 3 or 4, S, S) in [0, 1] (channel 3: mask)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        ups: list[nn.Module] = []
+        cin = cfg.encoder_upscale
+        for width in cfg.decoder_widths:  # 8 -> 16 -> ... -> S
+            ups.append(Upscale(cin, width))
+            cin = width
+        self.ups = nn.Sequential(*ups)
+        self.out = nn.Conv2d(cin, cfg.out_channels, 5, padding=2)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return torch.sigmoid(self.out(self.ups(z)))
+
+
+class SwapAutoencoder(nn.Module):
+    """encoder shared by both identities; decoder_a rebuilds A, decoder_b rebuilds B."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.encoder = Encoder(cfg)
+        self.decoder_a = Decoder(cfg)
+        self.decoder_b = Decoder(cfg)
+
+    def forward(self, x: Tensor, decoder: Literal["a", "b"]) -> Tensor:
+        """x (B, 3, S, S) float32 RGB [0, 1] -> (B, 3 or 4, S, S) [0, 1] through decoder `decoder`."""
+        if decoder == "a":
+            return self.decoder_a(self.encoder(x))
+        if decoder == "b":
+            return self.decoder_b(self.encoder(x))
+        raise ValueError(f"decoder must be 'a' or 'b', got {decoder!r}")
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def build_model(cfg: ModelConfig) -> SwapAutoencoder:
+    """A freshly initialised model (PyTorch's default init, drawn from the global RNG)."""
+    cfg.validate()
+    return SwapAutoencoder(cfg)
+
+
+def pick_device(flag: str | None = None) -> torch.device:
+    """`flag` when given (InputError when unavailable), else cuda > mps > cpu."""
+    if flag:
+        if flag not in ("cpu", "cuda", "mps") and not flag.startswith("cuda:"):
+            raise InputError(f"--device {flag!r} is not known (allowed: cpu, cuda, cuda:N, mps)")
+        if flag.startswith("cuda") and not torch.cuda.is_available():
+            raise InputError(f"--device {flag}: no CUDA device is available on this machine (try --device cpu)")
+        if flag == "mps" and not (torch.backends.mps.is_available()):
+            raise InputError("--device mps: Apple MPS is not available on this machine (try --device cpu)")
+        return torch.device(flag)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def save_model(
+    model_dir: Path | str,
+    model: SwapAutoencoder,
+    card: "ModelCard",
+    extra_files: dict[str, bytes] | None = None,
+) -> None:
+    """Write MODEL_DIR/model.safetensors then MODEL_DIR/model.yaml, each atomically.
+
+    The card is written last and records the weights' SHA-256, so a crash between the
+    two writes is caught by `load_model` instead of pairing a card with other weights.
+    `extra_files` (name -> bytes) are written atomically before the card (optimizer state).
+    """
+    from safetensors.torch import save as st_save
+
+    from renderer.atomic import write_bytes_atomic
+    from renderer.modelcard import save_model_card
+
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    blob = st_save(tensors, metadata={"format": "doppel-swap-autoencoder", "arch": model.config.arch})
+    write_bytes_atomic(model_dir / WEIGHTS_NAME, blob)
+    for name, data in (extra_files or {}).items():
+        write_bytes_atomic(model_dir / name, data)
+    import hashlib
+
+    card = dataclasses.replace(card, weights_sha256=hashlib.sha256(blob).hexdigest(), config=model.config)
+    save_model_card(model_dir, card)
+
+
+def load_model(
+    model_dir: Path | str, device: str | torch.device | None = None
+) -> tuple[SwapAutoencoder, "ModelCard"]:
+    """Load weights and card; eval mode on `device` (default: `pick_device()`).
+
+    ModelError (exit 2) names the problem: missing directory, missing card, a card
+    without rights, missing or corrupt weights, weights that do not match the card.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load as st_load
+
+    from renderer.atomic import sha256_file
+    from renderer.modelcard import load_model_card
+
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelError(f"model directory {model_dir} does not exist (train one with `doppel train`)")
+    card = load_model_card(model_dir)
+    weights = model_dir / WEIGHTS_NAME
+    if not weights.is_file():
+        raise ModelError(f"model {model_dir}: {WEIGHTS_NAME} is missing (the card is there; was training interrupted?)")
+    if card.weights_sha256 and sha256_file(weights) != card.weights_sha256:
+        raise ModelError(
+            f"model {model_dir}: {WEIGHTS_NAME} does not match the SHA-256 recorded in model.yaml "
+            f"(corrupt or replaced weights; re-save or retrain)"
+        )
+    try:
+        state = st_load(weights.read_bytes())
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ModelError(f"model {model_dir}: {WEIGHTS_NAME} is not a readable safetensors file ({err})") from err
+    model = build_model(card.config)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    bad_shape = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or bad_shape:
+        raise ModelError(
+            f"model {model_dir}: weights do not fit the config in model.yaml (arch {card.config.arch}): "
+            f"missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {bad_shape[:3]}"
+        )
+    model.load_state_dict(state)
+    dev = pick_device(None) if device is None else torch.device(device)
+    model.to(dev).eval()
+    return model, card

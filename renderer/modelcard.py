@@ -1,0 +1,181 @@
+"""The model card: MODEL_DIR/model.yaml, what a trained swap model is and whose faces it learned.
+
+Every model carries one. It holds the network config (so the model rebuilds itself),
+the two identities, the `rights` statement given at train time (who the faces belong
+to and on what basis they may be used; a card without it is refused), the facesets
+trained on (path + SHA-256 of their index), iterations, a loss summary, the software
+that trained it and when. Read with `yaml.safe_load`, validated into frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from renderer.atomic import sha256_file, write_text_atomic
+from renderer.errors import ModelError
+from renderer.model import ModelConfig
+
+CARD_NAME = "model.yaml"
+CARD_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class FacesetRef:
+    """One training faceset: role ('a' or 'b'), where it was, the SHA-256 of its faceset.json, face count."""
+
+    role: str
+    path: str
+    sha256: str
+    faces: int
+
+
+@dataclass(frozen=True)
+class LossSummary:
+    """Loss of each half: first and last logged value (mean over the last log window), best."""
+
+    first_a: float = float("nan")
+    first_b: float = float("nan")
+    last_a: float = float("nan")
+    last_b: float = float("nan")
+    best_a: float = float("nan")
+    best_b: float = float("nan")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    config: ModelConfig
+    name_a: str
+    name_b: str
+    rights: str
+    facesets: tuple[FacesetRef, ...] = ()
+    iterations: int = 0
+    loss: LossSummary = field(default_factory=LossSummary)
+    software: str = ""
+    created: str = ""
+    updated: str = ""
+    train_seconds: float = 0.0
+    device: str = ""
+    weights_sha256: str = ""
+    synthetic_media: bool = True  # this model makes synthetic media; the render stage labels its output
+
+    @property
+    def identities(self) -> tuple[str, str]:
+        return (self.name_a, self.name_b)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": CARD_SCHEMA,
+            "kind": "doppel-swap-model",
+            "identities": {"a": self.name_a, "b": self.name_b},
+            "rights": self.rights,
+            "synthetic_media": self.synthetic_media,
+            "config": self.config.to_dict(),
+            "facesets": [dataclasses.asdict(f) for f in self.facesets],
+            "iterations": int(self.iterations),
+            "loss": {k: _num(v) for k, v in dataclasses.asdict(self.loss).items()},
+            "software": self.software,
+            "created": self.created,
+            "updated": self.updated,
+            "train_seconds": round(float(self.train_seconds), 3),
+            "device": self.device,
+            "weights_sha256": self.weights_sha256,
+        }
+
+
+def _num(v: float) -> float | None:
+    return None if v != v else round(float(v), 6)  # NaN -> null keeps the YAML portable
+
+
+def software_version() -> str:
+    import torch
+
+    from renderer import __version__
+
+    return f"doppel {__version__}; torch {torch.__version__}"
+
+
+def now_utc() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def validate_rights(rights: str | None, where: str) -> str:
+    """The stripped rights statement; ModelError when it is missing or too short to say anything."""
+    text = (rights or "").strip()
+    if len(text) < 8:
+        raise ModelError(
+            f"{where}: a rights statement is required (who the faces belong to and on what basis they "
+            f"may be used, e.g. --rights \"Both people filmed with written consent for project X\"); "
+            f"got {rights!r}"
+        )
+    return text
+
+
+def save_model_card(model_dir: Path | str, card: ModelCard) -> Path:
+    """Write MODEL_DIR/model.yaml atomically (after validating the rights statement)."""
+    validate_rights(card.rights, f"model card for {model_dir}")
+    path = Path(model_dir) / CARD_NAME
+    header = "# Doppel model card. This model makes synthetic media: renders are labelled as such.\n"
+    write_text_atomic(path, header + yaml.safe_dump(card.to_dict(), sort_keys=False, allow_unicode=True))
+    return path
+
+
+def model_card_from_dict(data: Any, where: str) -> ModelCard:
+    """Validate a parsed model.yaml; ModelError names the missing or malformed key."""
+    if not isinstance(data, dict):
+        raise ModelError(f"{where}: expected a mapping, got {type(data).__name__}")
+    if data.get("schema") != CARD_SCHEMA or data.get("kind") != "doppel-swap-model":
+        raise ModelError(
+            f"{where}: not a Doppel model card (schema {data.get('schema')!r}, kind {data.get('kind')!r}; "
+            f"expected schema {CARD_SCHEMA}, kind 'doppel-swap-model')"
+        )
+    rights = validate_rights(data.get("rights"), where)
+    try:
+        ids = data["identities"]
+        loss = {k: float("nan") if v is None else float(v) for k, v in (data.get("loss") or {}).items()}
+        known_loss = {f.name for f in dataclasses.fields(LossSummary)}
+        return ModelCard(
+            config=ModelConfig.from_dict(data["config"]),
+            name_a=str(ids["a"]),
+            name_b=str(ids["b"]),
+            rights=rights,
+            facesets=tuple(FacesetRef(**f) for f in data.get("facesets") or ()),
+            iterations=int(data.get("iterations", 0)),
+            loss=LossSummary(**{k: v for k, v in loss.items() if k in known_loss}),
+            software=str(data.get("software", "")),
+            created=str(data.get("created", "")),
+            updated=str(data.get("updated", "")),
+            train_seconds=float(data.get("train_seconds", 0.0)),
+            device=str(data.get("device", "")),
+            weights_sha256=str(data.get("weights_sha256") or ""),
+            synthetic_media=bool(data.get("synthetic_media", True)),
+        )
+    except ModelError as err:
+        raise ModelError(f"{where}: {err}") from err
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelError(f"{where}: malformed model card ({err!r})") from err
+
+
+def load_model_card(model_dir: Path | str) -> ModelCard:
+    """Read and validate MODEL_DIR/model.yaml; ModelError (exit 2) when missing, malformed or without rights."""
+    path = Path(model_dir) / CARD_NAME
+    if not path.is_file():
+        raise ModelError(f"model {model_dir}: no {CARD_NAME} model card (train one with `doppel train`)")
+    try:
+        data = yaml.safe_load(path.read_text("utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise ModelError(f"model card {path} is unreadable: {err}") from err
+    return model_card_from_dict(data, str(path))
+
+
+def card_sha256(model_dir: Path | str) -> str:
+    """Hex SHA-256 of MODEL_DIR/model.yaml (what provenance manifests cite)."""
+    path = Path(model_dir) / CARD_NAME
+    if not path.is_file():
+        raise ModelError(f"model {model_dir}: no {CARD_NAME} model card")
+    return sha256_file(path)

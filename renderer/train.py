@@ -1,0 +1,528 @@
+"""Training the swap model: one readable loop inside `train(cfg)`.
+
+Convention: faces live in memory as (N, 3, S, S) uint8 RGB tensors on the training
+device, decoded and resized to the model input size once; masks beside them as
+(N, 2, S, S) uint8 (face hull, eyes+mouth). A step draws a batch of A and of B, augments
+them (`renderer.augment`), runs A through decoder_a and B through decoder_b (the encoder
+is shared, so it learns a code common to both faces) and takes one Adam step on the sum
+of both losses.
+
+MODEL_DIR after training:
+    model.safetensors      weights (safetensors, never pickle)
+    model.yaml             the model card (`renderer.modelcard`)
+    optimizer.safetensors  Adam moments, the training RNG state, the loss history
+    train_state.json       iteration, optimizer hyper-parameters, seconds trained
+    preview.png            rows: A, A->A, A->B, B, B->B, B->A
+    loss.png               loss curves of both halves
+All written atomically every `save_every` iterations and at the end, so `--resume`
+continues exactly where the last checkpoint left off (same numbers as an
+uninterrupted run).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from renderer.atomic import sha256_file, write_bytes_atomic
+from renderer.augment import AugmentConfig, augment_batch, face_masks
+from renderer.errors import InputError, ModelError, closest
+from renderer.faceset import INDEX_NAME, Faceset, load_faceset
+from renderer.model import WEIGHTS_NAME, ModelConfig, SwapAutoencoder, build_model, pick_device
+from renderer.modelcard import (
+    CARD_NAME, FacesetRef, LossSummary, ModelCard, load_model_card, now_utc, software_version, validate_rights,
+)
+
+OPTIMIZER_NAME = "optimizer.safetensors"
+STATE_NAME = "train_state.json"
+DEFAULT_LR = {"original": 5e-5, "hd": 5e-5, "lite": 2e-4}
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Loss = weighted L1 + ssim * (1 - weighted SSIM) [+ mask * L1 of the mask channel].
+
+    Per-pixel weight = 1 + face * hull + features * (eyes and mouth), normalised to mean 1.
+    """
+
+    ssim: float = 0.5
+    face: float = 2.0
+    features: float = 3.0
+    mask: float = 0.5
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. `model` names an architecture ('original', 'lite', 'hd'; default
+    'lite', or the existing model's on --resume); `model_config` gives the network
+    explicitly instead (coverage, landmark_points, crop_size are taken from the facesets).
+    `iterations` is the total the model should reach (a resumed run continues up to it);
+    `minutes` bounds this run's wall time; either or both. `lr` None: 5e-5 (the 2017
+    setting) for original/hd, 2e-4 for lite."""
+
+    faceset_a: Path
+    faceset_b: Path
+    out: Path
+    rights: str
+    name_a: str | None = None
+    name_b: str | None = None
+    model: str | None = None
+    model_config: ModelConfig | None = None
+    iterations: int | None = None
+    minutes: float | None = None
+    batch: int = 16
+    lr: float | None = None
+    beta1: float = 0.5
+    beta2: float = 0.999
+    seed: int = 0
+    device: str | None = None
+    save_every: int = 250
+    resume: bool = False
+    learn_mask: bool = False
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    preview_faces: int = 6
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model_dir: Path
+    iterations: int
+    iterations_this_run: int
+    seconds: float
+    faces_per_second: float
+    loss_a: float
+    loss_b: float
+    card: ModelCard
+
+
+# ---------------------------------------------------------------- presets (`train:` section)
+
+_PRESET_SCALARS: dict[str, type | tuple[type, ...]] = {
+    "model": str, "iterations": int, "minutes": (int, float), "batch": int, "lr": (int, float),
+    "beta1": (int, float), "beta2": (int, float), "seed": int, "save_every": int, "learn_mask": bool,
+    "device": str, "name_a": str, "name_b": str, "preview_faces": int,
+}
+_PRESET_NESTED = {"augment": AugmentConfig, "loss": LossConfig}
+
+
+def load_train_preset(path: Path | str) -> dict[str, Any]:
+    """The validated `train:` section of a YAML preset as TrainConfig keyword arguments.
+
+    Other top-level sections (render settings) are left to their owners. InputError
+    names the file, the key, the value received and what is allowed.
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text("utf-8"))
+    except FileNotFoundError as err:
+        raise InputError(f"--preset {path}: file not found") from err
+    except (OSError, yaml.YAMLError) as err:
+        raise InputError(f"--preset {path}: not readable YAML ({err})") from err
+    if not isinstance(data, dict) or "train" not in data:
+        raise InputError(f"--preset {path}: has no `train:` section (top-level keys: {list(data or {})})")
+    return parse_train_section(data["train"], str(path))
+
+
+def parse_train_section(section: Any, where: str) -> dict[str, Any]:
+    if not isinstance(section, dict):
+        raise InputError(f"{where}: `train:` must be a mapping, got {type(section).__name__}")
+    allowed = list(_PRESET_SCALARS) + list(_PRESET_NESTED)
+    out: dict[str, Any] = {}
+    for key, value in section.items():
+        if key in _PRESET_NESTED:
+            cls = _PRESET_NESTED[key]
+            if not isinstance(value, dict):
+                raise InputError(f"{where}: train.{key} must be a mapping, got {value!r}")
+            names = [f.name for f in dataclasses.fields(cls)]
+            for sub, v in value.items():
+                if sub not in names:
+                    raise InputError(f"{where}: unknown key train.{key}.{sub} (allowed: {', '.join(names)}){closest(str(sub), names)}")
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                    raise InputError(f"{where}: train.{key}.{sub} must be a number >= 0, got {v!r}")
+            out[key] = cls(**{k: float(v) for k, v in value.items()})
+        elif key in _PRESET_SCALARS:
+            kind = _PRESET_SCALARS[key]
+            if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
+                names = kind.__name__ if isinstance(kind, type) else "number"
+                raise InputError(f"{where}: train.{key} must be a {names}, got {value!r}")
+            out[key] = value
+        else:
+            raise InputError(f"{where}: unknown key train.{key} (allowed: {', '.join(allowed)}){closest(str(key), allowed)}")
+    return out
+
+
+def check_train_config(cfg: TrainConfig) -> None:
+    """InputError for values no run could use."""
+    if cfg.model is not None and cfg.model not in DEFAULT_LR:
+        raise InputError(f"--model {cfg.model!r} is not known (available: original, lite, hd){closest(cfg.model, list(DEFAULT_LR))}")
+    if cfg.iterations is not None and cfg.iterations < 1:
+        raise InputError(f"--iterations must be >= 1, got {cfg.iterations}")
+    if cfg.minutes is not None and cfg.minutes <= 0:
+        raise InputError(f"--minutes must be > 0, got {cfg.minutes}")
+    if cfg.batch < 1:
+        raise InputError(f"--batch must be >= 1, got {cfg.batch}")
+    if cfg.save_every < 1:
+        raise InputError(f"--save-every must be >= 1, got {cfg.save_every}")
+    if cfg.lr is not None and not 0 < cfg.lr < 1:
+        raise InputError(f"lr must be in (0, 1), got {cfg.lr}")
+    if not (0 <= cfg.beta1 < 1 and 0 <= cfg.beta2 < 1):
+        raise InputError(f"Adam betas must be in [0, 1), got {cfg.beta1}, {cfg.beta2}")
+    validate_rights(cfg.rights, "doppel train --rights")
+
+
+# ---------------------------------------------------------------- data
+
+def open_facesets(a: Path, b: Path) -> tuple[Faceset, Faceset]:
+    """Both facesets, checked to be non-empty and aligned alike."""
+    fa, fb = load_faceset(a), load_faceset(b)
+    for role, fs in (("A", fa), ("B", fb)):
+        if len(fs) == 0:
+            raise InputError(f"faceset {role} ({fs.root}) holds no faces; extract more with `doppel extract`")
+    for what in ("crop_size", "coverage", "landmark_points"):
+        va, vb = getattr(fa, what), getattr(fb, what)
+        if va != vb:
+            raise InputError(
+                f"facesets were aligned differently: {what} is {va} in A ({fa.root}) but {vb} in B ({fb.root}); "
+                f"re-extract one of them with the other's settings"
+            )
+    return fa, fb
+
+
+def load_training_faces(fs: Faceset, size: int) -> tuple[Tensor, Tensor]:
+    """(N, 3, size, size) uint8 RGB faces and (N, 2, size, size) uint8 masks, resized once."""
+    images = fs.load_images()  # (N, S, S, 3) uint8
+    interp = cv2.INTER_AREA if fs.crop_size > size else cv2.INTER_CUBIC
+    small = np.stack([cv2.resize(im, (size, size), interpolation=interp) for im in images])
+    lms = fs.landmarks_in_crop() * (size / fs.crop_size)
+    masks = face_masks(lms, size)
+    return torch.from_numpy(small).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(masks)
+
+
+# ---------------------------------------------------------------- loss
+
+def _gauss_window(size: int = 11, sigma: float = 1.5) -> Tensor:
+    x = torch.arange(size, dtype=torch.float32) - size // 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).view(1, 1, size, size)
+
+
+def ssim_map(x: Tensor, y: Tensor, window: int = 11) -> Tensor:
+    """(B, C, H, W) in [0, 1] -> (B, C, H, W) local SSIM (Gaussian window, sigma 1.5)."""
+    c = x.shape[1]
+    win = min(window, x.shape[-1] // 2 * 2 - 1)
+    w = _gauss_window(win).to(x).expand(c, 1, win, win)
+    pad = win // 2
+
+    def blur(t: Tensor) -> Tensor:
+        return F.conv2d(F.pad(t, (pad, pad, pad, pad), mode="reflect"), w, groups=c)
+
+    mx, my = blur(x), blur(y)
+    sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    return ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+
+
+def ssim(x: Tensor, y: Tensor) -> Tensor:
+    """Mean SSIM per image: (B, C, H, W) in [0, 1] -> (B,)."""
+    return ssim_map(x, y).mean(dim=(1, 2, 3))
+
+
+def swap_loss(pred: Tensor, target: Tensor, masks: Tensor, cfg: LossConfig) -> Tensor:
+    """pred (B, 3|4, S, S), target (B, 3, S, S), masks (B, 2, S, S) [hull, eyes+mouth] -> scalar."""
+    w = 1 + cfg.face * masks[:, :1] + cfg.features * masks[:, 1:2]
+    w = w / w.mean(dim=(2, 3), keepdim=True)  # (B, 1, S, S), mean 1 per image
+    rgb = pred[:, :3].float()
+    loss = (w * (rgb - target).abs()).mean()
+    if cfg.ssim > 0:
+        loss = loss + cfg.ssim * (1 - (w * ssim_map(rgb, target)).mean())
+    if pred.shape[1] == 4 and cfg.mask > 0:
+        loss = loss + cfg.mask * (pred[:, 3:].float() - masks[:, :1]).abs().mean()
+    return loss
+
+
+# ---------------------------------------------------------------- checkpoint state
+
+def _optimizer_tensors(opt: torch.optim.Optimizer, gen: torch.Generator, history: list[tuple[float, float]]) -> dict[str, Tensor]:
+    sd = opt.state_dict()
+    out: dict[str, Tensor] = {}
+    for idx, st in sd["state"].items():
+        for key, val in st.items():
+            out[f"state.{idx}.{key}"] = torch.as_tensor(val).detach().to("cpu").contiguous()
+    out["rng.train"] = gen.get_state()
+    out["loss.history"] = torch.tensor(history, dtype=torch.float64).reshape(-1, 2)
+    return out
+
+
+def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, Tensor], groups: list[dict[str, Any]]) -> None:
+    state: dict[int, dict[str, Tensor]] = {}
+    for name, val in tensors.items():
+        if name.startswith("state."):
+            _, idx, key = name.split(".", 2)
+            state.setdefault(int(idx), {})[key] = val
+    sd = opt.state_dict()
+    for g_saved, g in zip(groups, sd["param_groups"]):
+        g.update({k: v for k, v in g_saved.items() if k != "params"})
+    opt.load_state_dict({"state": state, "param_groups": sd["param_groups"]})
+
+
+def _loss_summary(history: list[tuple[float, float]]) -> LossSummary:
+    if not history:
+        return LossSummary()
+    h = np.asarray(history, dtype=np.float64)
+    win = max(1, min(50, len(h) // 10 or 1))
+    smooth = np.stack([np.convolve(h[:, i], np.ones(win) / win, mode="valid") for i in (0, 1)], 1)
+    return LossSummary(
+        first_a=float(h[:win, 0].mean()), first_b=float(h[:win, 1].mean()),
+        last_a=float(h[-win:, 0].mean()), last_b=float(h[-win:, 1].mean()),
+        best_a=float(smooth[:, 0].min()), best_b=float(smooth[:, 1].min()),
+    )
+
+
+# ---------------------------------------------------------------- previews
+
+def _to_tile(t: Tensor, size: int) -> np.ndarray:
+    img = (t[:3].detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+    return cv2.resize(img, (size, size), interpolation=cv2.INTER_NEAREST if img.shape[0] < size else cv2.INTER_AREA)
+
+
+@torch.no_grad()
+def preview_grid(model: SwapAutoencoder, faces_a: Tensor, faces_b: Tensor, tile: int = 128) -> np.ndarray:
+    """(rows*tile, label+cols*tile, 3) uint8 RGB. Rows: A, A->A, A->B, B, B->B, B->A; faces (n, 3, S, S) uint8."""
+    was_training = model.training
+    model.eval()
+    a, b = faces_a.float() / 255, faces_b.float() / 255
+    rows = [("A", a), ("A->A", model(a, "a")), ("A->B", model(a, "b")),
+            ("B", b), ("B->B", model(b, "b")), ("B->A", model(b, "a"))]
+    model.train(was_training)
+    label_w = 80
+    lines = []
+    for name, batch in rows:
+        tiles = [_to_tile(t, tile) for t in batch]
+        label = np.full((tile, label_w, 3), 32, np.uint8)
+        cv2.putText(label, name, (6, tile // 2 + 6), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
+        lines.append(np.concatenate([label, *tiles], 1))
+    width = max(line.shape[1] for line in lines)
+    lines = [np.pad(line, ((0, 0), (0, width - line.shape[1]), (0, 0))) for line in lines]
+    return np.concatenate(lines, 0)
+
+
+def loss_curve_image(history: list[tuple[float, float]], size: tuple[int, int] = (640, 360)) -> np.ndarray:
+    """(H, W, 3) uint8 RGB plot of both losses (log scale, smoothed), drawn with cv2."""
+    w, h = size
+    img = np.full((h, w, 3), 255, np.uint8)
+    m = 40
+    cv2.rectangle(img, (m, 10), (w - 10, h - m), (0, 0, 0), 1)
+    if len(history) >= 2:
+        arr = np.log10(np.maximum(np.asarray(history, np.float64), 1e-6))
+        win = max(1, len(arr) // 100)
+        arr = np.stack([np.convolve(arr[:, i], np.ones(win) / win, mode="valid") for i in (0, 1)], 1)
+        lo, hi = arr.min(), arr.max() + 1e-9
+        xs = m + (np.arange(len(arr)) / max(1, len(arr) - 1)) * (w - 10 - m)
+        for i, colour in ((0, (220, 60, 40)), (1, (40, 90, 220))):
+            ys = (h - m) - (arr[:, i] - lo) / (hi - lo) * (h - m - 10)
+            pts = np.stack([xs, ys], 1).round().astype(np.int32)
+            cv2.polylines(img, [pts], False, colour, 1, cv2.LINE_AA)
+        cv2.putText(img, f"{10**hi:.4f}", (2, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(img, f"{10**lo:.4f}", (2, h - m), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, f"loss A (red), B (blue), log scale; {len(history)} iterations", (m, h - 12),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    return img
+
+
+def _write_png(path: Path, rgb: np.ndarray) -> None:
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ModelError(f"could not encode {path}")
+    write_bytes_atomic(path, buf.tobytes())
+
+
+# ---------------------------------------------------------------- the loop
+
+def _resolve_model_config(cfg: TrainConfig, fa: Faceset) -> ModelConfig:
+    base = cfg.model_config or ModelConfig.for_arch(cfg.model or "lite")
+    return dataclasses.replace(
+        base, learn_mask=cfg.learn_mask or base.learn_mask, coverage=fa.coverage,
+        landmark_points=fa.landmark_points, crop_size=fa.crop_size,
+    )
+
+
+def _config_diff(want: ModelConfig, have: ModelConfig) -> list[str]:
+    return [f"{f.name}: requested {getattr(want, f.name)!r}, model has {getattr(have, f.name)!r}"
+            for f in dataclasses.fields(ModelConfig) if getattr(want, f.name) != getattr(have, f.name)]
+
+
+def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
+    """Train (or resume) a swap model into `cfg.out`; returns what was done.
+
+    InputError / ModelError (exit 2) before anything is written: empty or mismatched
+    facesets, missing rights, an existing model without `resume`, a resume into a model
+    of a different config. On Ctrl-C the last completed iteration is checkpointed.
+    """
+    from safetensors.torch import load as st_load
+    from safetensors.torch import save as st_save
+    from tqdm import tqdm
+
+    check_train_config(cfg)
+    out = Path(cfg.out)
+    fa, fb = open_facesets(Path(cfg.faceset_a), Path(cfg.faceset_b))
+    device = pick_device(cfg.device)
+
+    # ---- what model: new, or the one on disk
+    prior: ModelCard | None = None
+    has_model = (out / WEIGHTS_NAME).exists() or (out / CARD_NAME).exists()
+    if cfg.resume:
+        prior = load_model_card(out)  # ModelError when there is nothing to resume
+        want = _resolve_model_config(dataclasses.replace(cfg, model=cfg.model or prior.config.arch,
+                                                         learn_mask=cfg.learn_mask or prior.config.learn_mask), fa)
+        if cfg.model is None and cfg.model_config is None:
+            want = dataclasses.replace(prior.config, coverage=fa.coverage, landmark_points=fa.landmark_points,
+                                       crop_size=fa.crop_size)
+        diff = _config_diff(want, prior.config)
+        if diff:
+            raise ModelError(f"cannot resume {out}: its config differs from this run ({'; '.join(diff)}); "
+                             f"the existing model was left untouched")
+        mcfg = prior.config
+    else:
+        if has_model:
+            raise InputError(f"--out {out} already holds a model; pass --resume to continue it or choose another --out")
+        mcfg = _resolve_model_config(cfg, fa)
+    lr = cfg.lr if cfg.lr is not None else DEFAULT_LR[mcfg.arch]
+
+    # ---- model, optimizer, RNG
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)  # weight init only; the caller's global RNG is left as it was
+        model = build_model(mcfg)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    history: list[tuple[float, float]] = []
+    start_iter, seconds_before = 0, 0.0
+    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(cfg.beta1, cfg.beta2))
+    if prior is not None:
+        from renderer.model import load_model
+
+        loaded, _ = load_model(out, device="cpu")
+        model.load_state_dict(loaded.state_dict())
+        state_path, opt_path = out / STATE_NAME, out / OPTIMIZER_NAME
+        if not state_path.is_file() or not opt_path.is_file():
+            raise ModelError(f"cannot resume {out}: {STATE_NAME} or {OPTIMIZER_NAME} is missing "
+                             f"(the model can be used for swapping, but not continued exactly)")
+        try:
+            st = json.loads(state_path.read_text("utf-8"))
+            tensors = st_load(opt_path.read_bytes())
+        except Exception as err:  # any unreadable state is one clear error
+            raise ModelError(f"cannot resume {out}: training state is unreadable ({err})") from err
+        if int(st["iteration"]) != prior.iterations:
+            raise ModelError(f"cannot resume {out}: training state is at iteration {st['iteration']} but the "
+                             f"card says {prior.iterations} (interrupted save?)")
+        model.to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(cfg.beta1, cfg.beta2))
+        _restore_optimizer(opt, {k: v.to(device) if k.startswith("state.") and v.dim() > 0 else v
+                                 for k, v in tensors.items()}, st["param_groups"])
+        for g in opt.param_groups:  # this run's hyper-parameters win (they may be changed on resume)
+            g["lr"], g["betas"] = lr, (cfg.beta1, cfg.beta2)
+        gen.set_state(tensors["rng.train"])
+        history = [tuple(r) for r in tensors["loss.history"].tolist()]  # type: ignore[misc]
+        start_iter, seconds_before = int(st["iteration"]), float(st.get("seconds", 0.0))
+    model.to(device).train()
+
+    cuda = device.type == "cuda"
+    if cuda:
+        model.to(memory_format=torch.channels_last)  # tensor cores want NHWC convolutions
+    amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else None
+    scaler = torch.amp.GradScaler("cuda", enabled=cuda and amp_dtype == torch.float16)
+
+    # ---- data, decoded once
+    size = mcfg.input_size
+    faces_a, masks_a = (t.to(device) for t in load_training_faces(fa, size))
+    faces_b, masks_b = (t.to(device) for t in load_training_faces(fb, size))
+    n_prev = max(1, min(cfg.preview_faces, len(fa), len(fb)))
+    prev_a = faces_a[torch.linspace(0, len(fa) - 1, n_prev).round().long().to(device)]
+    prev_b = faces_b[torch.linspace(0, len(fb) - 1, n_prev).round().long().to(device)]
+
+    target = cfg.iterations if cfg.iterations is not None else (None if cfg.minutes else 10_000)
+    if target is not None and target <= start_iter:
+        raise InputError(f"--iterations {target}: the model in {out} already has {start_iter} iterations")
+    deadline = time.monotonic() + cfg.minutes * 60 if cfg.minutes else math.inf
+    created = prior.created if prior else now_utc()
+    name_a = cfg.name_a or (prior.name_a if prior else None) or fa.identity or fa.root.name
+    name_b = cfg.name_b or (prior.name_b if prior else None) or fb.identity or fb.root.name
+    refs = (FacesetRef("a", str(fa.root), sha256_file(fa.root / INDEX_NAME), len(fa)),
+            FacesetRef("b", str(fb.root), sha256_file(fb.root / INDEX_NAME), len(fb)))
+
+    def checkpoint(iteration: int, seconds: float) -> ModelCard:
+        from renderer.model import save_model
+
+        card = ModelCard(
+            config=mcfg, name_a=name_a, name_b=name_b, rights=cfg.rights.strip(), facesets=refs,
+            iterations=iteration, loss=_loss_summary(history), software=software_version(),
+            created=created, updated=now_utc(), train_seconds=seconds, device=str(device),
+        )
+        groups = [{k: v for k, v in g.items() if k != "params"} for g in opt.state_dict()["param_groups"]]
+        state = {"iteration": iteration, "seconds": seconds, "param_groups": groups, "seed": cfg.seed,
+                 "batch": cfg.batch}
+        extra = {
+            OPTIMIZER_NAME: st_save(_optimizer_tensors(opt, gen, history)),
+            STATE_NAME: (json.dumps(state, indent=2, default=list) + "\n").encode(),
+        }
+        save_model(out, model, card, extra_files=extra)
+        _write_png(out / "preview.png", preview_grid(model, prev_a, prev_b))
+        _write_png(out / "loss.png", loss_curve_image(history))
+        return load_model_card(out)
+
+    it = start_iter
+    t0 = time.monotonic()
+    bar = tqdm(total=target, initial=start_iter, disable=not progress, unit="it", dynamic_ncols=True,
+               desc=f"train {mcfg.arch}")
+    card: ModelCard | None = None
+    try:
+        while (target is None or it < target) and time.monotonic() < deadline:
+            ia = torch.randint(len(fa), (cfg.batch,), generator=gen).to(device)
+            ib = torch.randint(len(fb), (cfg.batch,), generator=gen).to(device)
+            warped_a, target_a, tmask_a = augment_batch(faces_a[ia], masks_a[ia], cfg.augment, gen)
+            warped_b, target_b, tmask_b = augment_batch(faces_b[ib], masks_b[ib], cfg.augment, gen)
+            if cuda:
+                warped_a = warped_a.contiguous(memory_format=torch.channels_last)
+                warped_b = warped_b.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                loss_a = swap_loss(model(warped_a, "a"), target_a, tmask_a, cfg.loss)
+                loss_b = swap_loss(model(warped_b, "b"), target_b, tmask_b, cfg.loss)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss_a + loss_b).backward()
+            scaler.step(opt)
+            scaler.update()
+            it += 1
+            history.append((float(loss_a), float(loss_b)))
+            bar.update(1)
+            bar.set_postfix(loss_a=f"{history[-1][0]:.4f}", loss_b=f"{history[-1][1]:.4f}", refresh=False)
+            if it % cfg.save_every == 0:
+                card = checkpoint(it, seconds_before + time.monotonic() - t0)
+    except KeyboardInterrupt:
+        if it > start_iter:
+            checkpoint(it, seconds_before + time.monotonic() - t0)
+        raise
+    finally:
+        bar.close()
+    elapsed = time.monotonic() - t0
+    if card is None or card.iterations != it:
+        card = checkpoint(it, seconds_before + elapsed)
+    done = it - start_iter
+    tail = history[-min(len(history), 20):] or [(math.nan, math.nan)]
+    return TrainResult(
+        model_dir=out, iterations=it, iterations_this_run=done, seconds=elapsed,
+        faces_per_second=2 * cfg.batch * done / elapsed if elapsed > 0 else 0.0,
+        loss_a=float(np.mean([h[0] for h in tail])), loss_b=float(np.mean([h[1] for h in tail])), card=card,
+    )
