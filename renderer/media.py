@@ -99,14 +99,16 @@ class MediaInfo:
         return self.frame_end_time(self.frames - 1)
 
     def frame_time(self, index: int) -> Fraction:
-        """Start time of frame `index`, seconds from the stream's time zero (exact)."""
+        """Start time of frame `index`, seconds from the stream's time zero (exact).
+
+        Past the last indexed frame (a truncated file's declared frames) it extrapolates at `fps`."""
+        if index >= self.frames:
+            return self.pts[-1] * self.time_base + (index - self.frames + 1) / self.fps
         return self.pts[index] * self.time_base
 
     def frame_end_time(self, index: int) -> Fraction:
         """End time of frame `index` (start of the next one; last frame: one nominal frame long)."""
-        if index + 1 < self.frames:
-            return self.pts[index + 1] * self.time_base
-        return self.pts[index] * self.time_base + 1 / self.fps
+        return self.frame_time(index + 1)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict: fractions as "num/den" strings, path as str."""
