@@ -13,9 +13,11 @@ Convention:
 A swap stage is a few lines:
 
     crop_from_frame = resize_crop_transform(face.crop_from_frame, face.crop_size, S)
-    frame_from_crop = cv2.invertAffineTransform(crop_from_frame)
-    mask = face_mask(landmarks_to_crop(face.landmarks, crop_from_frame), S, settings, learned)
-    out = composite(frame, swapped, frame_from_crop, mask, settings)
+    crop = cv2.warpAffine(frame, crop_from_frame, (S, S))      # model input
+    swapped, learned = model(crop)                              # (S, S, 3), (S, S) or None
+    frame, mask = composite_face(frame, face.landmarks, crop_from_frame, swapped, settings, learned)
+
+(or the parts: `face_mask`, `transfer_colour`, `composite`).
 
 Erosion and feather are fractions of the crop side, so a mask looks the same
 relative to the face at S=64 and S=256, and for a small or a large face.
@@ -31,6 +33,7 @@ import numpy as np
 
 from renderer.colour import COLOUR_METHODS, transfer_colour
 from renderer.errors import InputError, closest
+from renderer.faces.align import FACE_ELLIPSE_AXES, FACE_ELLIPSE_CENTRE, unit_from_frame
 
 MASK_KINDS = ("hull", "ellipse", "learned", "hull+learned")
 BLEND_METHODS = ("alpha", "poisson")
@@ -39,13 +42,6 @@ LANDMARK_KINDS = ("hull", "ellipse")
 # 68-point (iBUG/dlib) index ranges.
 _JAW = slice(0, 17)
 _BROWS = slice(17, 27)
-# 5-point ellipse shape, measured against the ellipse fitted to the 68-point
-# jaw+brows of a frontal face: centre 0.80 of the way from the eye midpoint to
-# the nose base, semi-axes 1.09 x eye distance across and 1.48 x eye-to-nose
-# distance along the face.
-_ELLIPSE_CENTRE = 0.80
-_ELLIPSE_ACROSS = 1.09
-_ELLIPSE_ALONG = 1.48
 
 
 @dataclass(frozen=True)
@@ -174,19 +170,19 @@ def resize_crop_transform(crop_from_frame: np.ndarray, from_size: int, to_size: 
 # ---------------------------------------------------------------- masks
 
 def _ellipse_params(landmarks_crop: np.ndarray) -> tuple[tuple[float, float], tuple[float, float], float]:
-    """cv2-style ((cx, cy), (full_w, full_h), angle_deg) of the face ellipse."""
-    if landmarks_crop.shape[0] == 68:
-        pts = np.concatenate([landmarks_crop[_JAW], landmarks_crop[_BROWS]]).astype(np.float32)
-        (cx, cy), (w, h), angle = cv2.fitEllipse(pts)
-        return (cx, cy), (w, h), angle
-    # dlib's 5-point order: image-right eye outer, inner; image-left eye outer, inner; nose base.
-    eye_r, eye_l, nose = landmarks_crop[0:2].mean(axis=0), landmarks_crop[2:4].mean(axis=0), landmarks_crop[4]
-    eyes = (eye_l + eye_r) / 2
-    across = float(np.linalg.norm(eye_r - eye_l))
-    along = float(np.linalg.norm(nose - eyes))
-    centre = eyes + _ELLIPSE_CENTRE * (nose - eyes)
-    angle = float(np.degrees(np.arctan2(eye_r[1] - eye_l[1], eye_r[0] - eye_l[0])))
-    return (float(centre[0]), float(centre[1])), (2 * _ELLIPSE_ACROSS * across, 2 * _ELLIPSE_ALONG * along), angle
+    """cv2-style ((cx, cy), (full_w, full_h), angle_deg) of the face ellipse in crop pixels.
+
+    The ellipse is the one `renderer.faces.align` fixes in the mean-face unit
+    square (the extract stage's 5-point mask), placed by the same Umeyama fit
+    of these landmarks (68 or 5) to the mean face, so masks agree with crops.
+    """
+    crop_from_unit = np.linalg.inv(unit_from_frame(landmarks_crop))
+    a = crop_from_unit[:2, :2]
+    scale = float(np.sqrt(abs(np.linalg.det(a))))
+    angle = float(np.degrees(np.arctan2(a[1, 0], a[0, 0])))
+    cx, cy = a @ np.array(FACE_ELLIPSE_CENTRE) + crop_from_unit[:2, 2]
+    ax, ay = FACE_ELLIPSE_AXES
+    return (float(cx), float(cy)), (2 * ax * scale, 2 * ay * scale), angle
 
 
 def landmark_mask(landmarks_crop: np.ndarray, size: int, kind: str = "hull", forehead: float = 0.0) -> np.ndarray:
@@ -195,8 +191,8 @@ def landmark_mask(landmarks_crop: np.ndarray, size: int, kind: str = "hull", for
     landmarks_crop: (68, 2) or (5, 2) float crop pixels.
     kind: "hull" needs 68 points (convex hull of jaw and brows, the brows raised
         by `forehead` x the chin-to-brow distance); "ellipse" works with 68
-        (fitted to jaw+brows) or 5 points (dlib's 5-point order: two corners of
-        each eye, then the nose base; scaled from the eye and nose positions).
+        or 5 points (dlib's order): the mean-face ellipse of
+        `renderer.faces.align`, placed by the Umeyama fit of the landmarks.
     Polygons are filled with 8x sub-pixel precision, so the region does not
     snap to whole pixels at small sizes.
     """
@@ -416,6 +412,36 @@ def composite(
     # the guarantee does not rest on rounding.
     out[y0:y1, x0:x1] = np.where(a > 0, result, region)
     return out
+
+
+def composite_face(
+    frame: np.ndarray,
+    landmarks: np.ndarray,
+    crop_from_frame: np.ndarray,
+    swapped_crop: np.ndarray,
+    settings: CompositeSettings,
+    learned_mask: np.ndarray | None = None,
+    original_crop: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One face, start to end: mask from landmarks (and learned mask), colour, paste-back.
+
+    landmarks: (K, 2) frame pixels (`Face.landmarks`).
+    crop_from_frame: the (2, 3) matrix that made the model's (S, S) input crop.
+    swapped_crop, learned_mask, original_crop: as for `face_mask` / `composite`.
+    Returns (new frame (H, W, 3) uint8, crop mask (S, S) float32 used).
+    """
+    m = _check_affine("crop_from_frame", crop_from_frame)
+    swapped_crop = _check_crop("swapped_crop", swapped_crop)
+    size = swapped_crop.shape[0]
+    mask = face_mask(landmarks_to_crop(_check_landmarks_frame(landmarks), m), size, settings, learned_mask)
+    frame_from_crop = cv2.invertAffineTransform(m)
+    return composite(frame, swapped_crop, frame_from_crop, mask, settings, original_crop), mask
+
+
+def _check_landmarks_frame(landmarks: object) -> np.ndarray:
+    if not isinstance(landmarks, np.ndarray) or landmarks.ndim != 2 or landmarks.shape[1] != 2:
+        raise InputError(f"composite: landmarks must be a (68, 2) or (5, 2) array of frame pixels; got {_describe(landmarks)}")
+    return landmarks
 
 
 # ---------------------------------------------------------------- stability
