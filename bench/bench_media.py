@@ -1,0 +1,108 @@
+"""Benchmark `renderer.media.trim` against the `ffmpeg` CLI doing the same job, in the same run.
+
+Source: a 1080p 24000/1001 H.264 clip (B-frames, 48-frame GOP, AAC) made by tests/media_factory.
+Jobs: trim the whole clip to H.264 (libx264 medium crf 18, AAC) and to ProRes 422 HQ (prores_ks
+profile 3, PCM); ffmpeg gets the same encoder settings. Each job runs in a child process so its
+wall time and peak RSS are its own. Writes bench/results/media.md.
+
+    .venv/bin/python bench/bench_media.py [--frames 240] [--long 2400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.media_factory import cached_clip  # noqa: E402
+
+PY = sys.executable
+
+
+def timed(cmd: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS MiB) of a child process."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{err[-2000:]}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def doppel_trim(src: Path, frames: int, out: Path, codec: str) -> list[str]:
+    return [PY, "-m", "renderer.cli", "trim", str(src), "--frames", f"0-{frames - 1}", "--out", str(out),
+            "--codec", codec, "--quiet"]
+
+
+def ffmpeg_trim(src: Path, frames: int, out: Path, codec: str) -> list[str]:
+    video = (["-c:v", "libx264", "-preset", "medium", "-crf", "18", "-pix_fmt", "yuv420p", "-c:a", "aac"]
+             if codec == "h264" else
+             ["-c:v", "prores_ks", "-profile:v", "3", "-vendor", "apl0", "-pix_fmt", "yuv422p10le",
+              "-c:a", "pcm_s24le"])
+    return ["ffmpeg", "-v", "error", "-y", "-i", str(src), "-frames:v", str(frames), *video, str(out)]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=240)
+    ap.add_argument("--long", type=int, default=0, help="also measure peak RSS of a ProRes trim this long")
+    args = ap.parse_args()
+    if not shutil.which("ffmpeg"):
+        raise SystemExit("ffmpeg CLI not found (apt-get install ffmpeg)")
+    ffver = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.splitlines()[0]
+    out_dir = ROOT / "bench" / "out"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    src = cached_clip("bench-1080", frames=args.frames, width=1920, height=1080, fps=Fraction(24000, 1001),
+                      codec="h264", timecode="01:00:00:00", audio=True, gop=48, bframes=3, suffix=".mp4")
+    rows = []
+    for codec, suffix in (("h264", ".mp4"), ("prores_hq", ".mov")):
+        ours = timed(doppel_trim(src, args.frames, out_dir / f"doppel-{codec}{suffix}", codec))
+        theirs = timed(ffmpeg_trim(src, args.frames, out_dir / f"ffmpeg-{codec}{suffix}", codec))
+        rows.append((codec, ours, theirs))
+        print(codec, ours, theirs, flush=True)
+    rss = []
+    if args.long:
+        long_src = cached_clip("bench-1080", frames=args.long, width=1920, height=1080, fps=Fraction(24000, 1001),
+                               codec="h264", timecode="01:00:00:00", audio=True, gop=48, bframes=3, suffix=".mp4")
+        for n, s in ((args.frames, src), (args.long, long_src)):
+            rss.append((n, timed(doppel_trim(s, n, out_dir / f"rss-{n}.mov", "prores_hq"))))
+    lines = [
+        "## Media: `doppel trim` vs the `ffmpeg` CLI",
+        "",
+        f"Command: `.venv/bin/python bench/bench_media.py --frames {args.frames}"
+        + (f" --long {args.long}`" if args.long else "`"),
+        f"Machine: {platform.machine()} {os.cpu_count()}-core CPU (shared with other jobs), no GPU; "
+        f"PyAV's bundled FFmpeg vs Debian `{ffver}`.",
+        f"Source: 1920x1080 24000/1001 H.264 (3 B-frames, 48-frame GOP) + AAC, {args.frames} frames.",
+        "",
+        "| output | doppel trim (s) | ffmpeg (s) | ratio | doppel peak RSS (MiB) | ffmpeg peak RSS (MiB) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for codec, (ow, orss), (fw, frss) in rows:
+        lines.append(f"| {codec} | {ow:.1f} | {fw:.1f} | {ow / fw:.2f} | {orss:.0f} | {frss:.0f} |")
+    if rss:
+        lines += ["", "Peak RSS of `doppel trim` to ProRes HQ by clip length:", "",
+                  "| frames | wall (s) | peak RSS (MiB) |", "|---|---|---|"]
+        lines += [f"| {n} | {w:.1f} | {r:.0f} |" for n, (w, r) in rss]
+    lines += ["", "Ratio = doppel wall time / ffmpeg wall time (goal <= 1.15). Times include process start "
+              "(Python + imports for doppel)."]
+    results = ROOT / "bench" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "media.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
