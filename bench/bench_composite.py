@@ -21,7 +21,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from renderer.composite import (  # noqa: E402
     CompositeSettings,
@@ -34,7 +33,7 @@ from renderer.composite import (  # noqa: E402
     resize_crop_transform,
     warp_mask_to_frame,
 )
-from test_composite import _astronaut, _crop_from_frame, _landmarks  # noqa: E402
+from tests.test_composite import _astronaut, _crop_from_frame, _landmarks  # noqa: E402
 
 
 def full_frame_composite(frame, swapped, frame_from_crop, mask):

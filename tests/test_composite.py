@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import glob
 import importlib.util
-import subprocess
-import sys
-import zipfile
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -28,33 +23,12 @@ from renderer.composite import (
     warp_mask_to_frame,
 )
 from renderer.errors import InputError
-
-CACHE = Path(__file__).resolve().parents[1] / ".cache"
-
-# ArcFace's 112-px 5-point template (eyes, nose tip, mouth corners), shrunk so the
-# crop holds the whole face with a margin, in fractions of the crop side.
-_TEMPLATE = (np.array([[38.29, 51.70], [73.53, 51.50], [56.03, 71.74], [41.55, 92.37], [70.73, 92.20]]) / 112 - 0.5) * 0.62 + 0.5
-
+from renderer.faces.align import align_matrices
+from tests import face_data
 
 def _astronaut() -> np.ndarray:
-    """(512, 512, 3) uint8 RGB, cached under .cache/faces/ from the scikit-image wheel."""
-    png = CACHE / "faces" / "astronaut.png"
-    if not png.exists():
-        wheels = glob.glob(str(CACHE / "pkgs" / "scikit_image-*.whl"))
-        if not wheels:
-            subprocess.run(
-                [sys.executable, "-m", "pip", "download", "scikit-image", "--no-deps", "-d", str(CACHE / "pkgs"), "-q"],
-                check=True,
-            )
-            wheels = glob.glob(str(CACHE / "pkgs" / "scikit_image-*.whl"))
-        with zipfile.ZipFile(wheels[0]) as zf:
-            data = zf.read("skimage/data/astronaut.png")
-        png.parent.mkdir(parents=True, exist_ok=True)
-        tmp = png.with_name(".astronaut.partial.png")
-        tmp.write_bytes(data)
-        tmp.replace(png)
-    bgr = cv2.imread(str(png), cv2.IMREAD_COLOR)
-    return np.ascontiguousarray(bgr[:, :, ::-1])
+    """(512, 512, 3) uint8 RGB (scikit-image's astronaut.png, cached by tests/face_data.py)."""
+    return face_data.read_rgb(face_data.astronaut())
 
 
 def _landmarks(img: np.ndarray, points: int) -> np.ndarray:
@@ -68,9 +42,8 @@ def _landmarks(img: np.ndarray, points: int) -> np.ndarray:
 
 
 def _crop_from_frame(pts68: np.ndarray, size: int) -> np.ndarray:
-    five = np.stack([pts68[36:42].mean(0), pts68[42:48].mean(0), pts68[30], pts68[48], pts68[54]])
-    m, _ = cv2.estimateAffinePartial2D(five, _TEMPLATE * size - 0.5)
-    return m.astype(np.float64)
+    """The project's own alignment (Umeyama to the mean face, deepfakes coverage)."""
+    return align_matrices(pts68, size)[0]
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +105,7 @@ def test_paste_back_of_original_crop_round_trips(face):
     out = composite(frame, crop, frame_from_crop, mask, settings)
     inside = warp_mask_to_frame(mask, frame_from_crop, frame.shape[:2]) > 0.99
     good = _psnr(out[inside], frame[inside])
-    assert good > 33, good  # two bilinear resamplings (crop is 0.86x the frame scale)
+    assert good > 33, good  # two bilinear resamplings
     # A 3-pixel misplacement must show up: the test can fail.
     shifted = frame_from_crop.copy()
     shifted[:, 2] += 3.0
