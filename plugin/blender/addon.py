@@ -74,7 +74,7 @@ def scene_fps(scene: bpy.types.Scene) -> Fraction:
     return Fraction(scene.render.fps) / Fraction(scene.render.fps_base).limit_denominator(100000)
 
 
-def strip_spec(strip: bpy.types.Sequence) -> otio_json.StripSpec | None:
+def strip_spec(strip: bpy.types.Sequence, origins: dict[str, int] | None = None) -> otio_json.StripSpec | None:
     """A movie or sound strip as plain data; other strip types (colour, text, effects) give None."""
     if strip.type == "MOVIE":
         path, kind = strip.filepath, "Video"
@@ -90,17 +90,37 @@ def strip_spec(strip: bpy.types.Sequence) -> otio_json.StripSpec | None:
         mark = otio_json.FaceswapMark(
             overrides=otio_json.parse_overrides(settings.overrides),
             sub_range=(settings.range_start, settings.range_end) if settings.use_range else None)
+    filepath = bpy.path.abspath(path)
     return otio_json.StripSpec(
-        name=strip.name, filepath=bpy.path.abspath(path), channel=strip.channel, kind=kind,
+        name=strip.name, filepath=filepath, channel=strip.channel, kind=kind,
+        media_origin=(origins or {}).get(filepath, 0),
         record_start=int(strip.frame_final_start), duration=int(strip.frame_final_duration),
         media_start=int(strip.frame_final_start - strip.frame_start) + anim_start,
         media_duration=int(strip.frame_duration) + anim_start + anim_end, faceswap=mark)
 
 
-def export_timeline(scene: bpy.types.Scene, path: str) -> Path:
-    """Write the scene's top-level movie and sound strips (returned results excluded) as `.otio`."""
+def media_origins(scene: bpy.types.Scene, doppel: str) -> dict[str, int]:
+    """Start timecode (as scene frames) of every movie file, via `doppel probe --json`: Blender does
+    not read timecode, while `doppel render` addresses timecoded media in timecode."""
+    fps = scene_fps(scene)
     seqs = scene.sequence_editor.sequences if scene.sequence_editor else []
-    specs = [s for s in (strip_spec(st) for st in seqs if not st.doppel.is_return and not st.mute) if s]
+    origins = {}
+    for path in {bpy.path.abspath(st.filepath) for st in seqs if st.type == "MOVIE"}:
+        tc = jobs.media_timecode(doppel, path)
+        if tc:
+            try:
+                origins[path] = otio_json.timecode_frames(tc, fps)
+            except ValueError:
+                pass
+    return origins
+
+
+def export_timeline(scene: bpy.types.Scene, path: str, doppel: str = "") -> Path:
+    """Write the scene's top-level movie and sound strips (returned results excluded) as `.otio`.
+    With `doppel` (the executable), source times of timecoded media are written in timecode."""
+    seqs = scene.sequence_editor.sequences if scene.sequence_editor else []
+    origins = media_origins(scene, doppel) if doppel else {}
+    specs = [s for s in (strip_spec(st, origins) for st in seqs if not st.doppel.is_return and not st.mute) if s]
     if not any(s.faceswap for s in specs):
         raise ValueError("no strip is marked for face swap; select movie strips and press 'Mark'")
     return otio_json.write_otio(path, otio_json.timeline_from_strips(scene.name, specs, scene_fps(scene)))
@@ -229,8 +249,13 @@ class DOPPEL_OT_export(bpy.types.Operator):
 
     def execute(self, context):
         path = self.filepath or str(out_dir(context.scene) / f"{bpy.path.clean_name(context.scene.name)}.otio")
+        prefs = context.preferences.addons[ADDON_ID].preferences if ADDON_ID in context.preferences.addons else None
         try:
-            export_timeline(context.scene, path)
+            doppel = jobs.find_doppel(prefs.doppel_path if prefs else "")
+        except jobs.DoppelNotFound:
+            doppel = ""  # without doppel, media are addressed from frame 0
+        try:
+            export_timeline(context.scene, path, doppel)
         except (OSError, ValueError) as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
@@ -257,7 +282,7 @@ class DOPPEL_OT_render(bpy.types.Operator):
         try:
             doppel = jobs.find_doppel(prefs.doppel_path if prefs else "")
             out = out_dir(scene)
-            edit = export_timeline(scene, str(out / f"{bpy.path.clean_name(scene.name)}.otio"))
+            edit = export_timeline(scene, str(out / f"{bpy.path.clean_name(scene.name)}.otio"), doppel)
         except (jobs.DoppelNotFound, OSError, ValueError) as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}

@@ -58,6 +58,18 @@ def render_argv(doppel: str, edit: str | os.PathLike[str], preset: str, out_dir:
     return argv + list(extra) + ["--json", "--progress"]
 
 
+def media_timecode(doppel: str, path: str, timeout: float = 60.0) -> str | None:
+    """The start timecode of a media file from `doppel probe --json` (None when it has none or the
+    probe fails: the export then addresses the media from frame 0)."""
+    try:
+        proc = subprocess.run([doppel, "probe", "--json", path], capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+        value = json.loads(proc.stdout).get("timecode") if proc.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError, AttributeError):
+        return None
+    return value if isinstance(value, str) and value else None
+
+
 def parse_progress_line(line: str) -> tuple[str, Any] | None:
     """('progress', 42.5) / ('status', 'text') for OpenJD lines, None for anything else."""
     line = line.strip()

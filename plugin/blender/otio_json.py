@@ -49,6 +49,8 @@ class StripSpec:
     record_start: first visible timeline frame; duration: visible frames (> 0);
     media_start: 0-based media frame shown at `record_start`; media_duration: frames in the file.
     kind: "Video" or "Audio". channel: host channel (1 = bottom), one OTIO track per channel and kind.
+    media_origin: start timecode of the file as frames. NLE edits (and `doppel render`) address
+    timecoded media in timecode, so source_range and available_range start at origin + frame.
     """
 
     name: str
@@ -60,6 +62,7 @@ class StripSpec:
     media_duration: int
     kind: str = "Video"
     faceswap: FaceswapMark | None = None
+    media_origin: int = 0  # the media's start timecode in frames (0 = none): OTIO source times include it
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,21 @@ def parse_overrides(text: str) -> tuple[tuple[str, str], ...]:
 
 def format_overrides(pairs: tuple[tuple[str, str], ...]) -> str:
     return " ".join(f"{k}={v}" for k, v in pairs)
+
+
+def timecode_frames(tc: str, fps: Fraction) -> int:
+    """'HH:MM:SS:FF' (or drop-frame 'HH:MM:SS;FF' at 29.97/59.94) -> frame count at `fps`."""
+    parts = tc.replace(";", ":").replace(".", ":").split(":")
+    if len(parts) != 4 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"timecode {tc!r} is not HH:MM:SS:FF")
+    h, m, s, f = (int(p) for p in parts)
+    nominal = round(float(fps))
+    frames = ((h * 60 + m) * 60 + s) * nominal + f
+    if (";" in tc or "." in tc) and nominal in (30, 60):
+        drop = nominal // 15  # 2 frame numbers dropped per minute at 29.97, 4 at 59.94, except every 10th
+        minutes = h * 60 + m
+        frames -= drop * (minutes - minutes // 10)
+    return frames
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -131,11 +149,12 @@ def marker(name: str, start: int, duration: int, fps: Fraction, comment: str = "
 def clip_from_strip(strip: StripSpec, fps: Fraction) -> dict[str, Any]:
     """The OTIO Clip.2 dict of a strip; the marker (if any) is in the clip's media time."""
     item = _item_base("Clip.2", strip.name, {"doppel": {"host_strip": strip.name, "host_channel": strip.channel}})
-    item["source_range"] = time_range(strip.media_start, strip.duration, fps)
+    origin = strip.media_origin
+    item["source_range"] = time_range(origin + strip.media_start, strip.duration, fps)
     url = Path(strip.filepath).resolve().as_uri()
     item["media_references"] = {"DEFAULT_MEDIA": {
         "OTIO_SCHEMA": "ExternalReference.1", "metadata": {}, "name": Path(strip.filepath).name,
-        "available_range": time_range(0, strip.media_duration, fps),
+        "available_range": time_range(origin, strip.media_duration, fps),
         "available_image_bounds": None, "target_url": url,
     }}
     item["active_media_reference_key"] = "DEFAULT_MEDIA"
@@ -143,7 +162,7 @@ def clip_from_strip(strip: StripSpec, fps: Fraction) -> dict[str, Any]:
     if mark is not None:
         comment = format_overrides(mark.overrides)
         if mark.sub_range is None:
-            item["markers"].append(marker(FACESWAP, strip.media_start, 0, fps, comment))
+            item["markers"].append(marker(FACESWAP, origin + strip.media_start, 0, fps, comment))
         else:
             first, end = mark.sub_range
             first, end = max(first, strip.record_start), min(end, strip.record_start + strip.duration)
@@ -152,7 +171,7 @@ def clip_from_strip(strip: StripSpec, fps: Fraction) -> dict[str, Any]:
                     f"face-swap range {mark.sub_range} of strip {strip.name!r} lies outside the strip "
                     f"(frames {strip.record_start}..{strip.record_start + strip.duration - 1})")
             item["markers"].append(
-                marker(FACESWAP, strip.media_start + first - strip.record_start, end - first, fps, comment))
+                marker(FACESWAP, origin + strip.media_start + first - strip.record_start, end - first, fps, comment))
     return item
 
 

@@ -127,3 +127,18 @@ def test_overrides():
     assert otio_json.format_overrides((("a", "1"), ("b", "x"))) == "a=1 b=x"
     with pytest.raises(ValueError, match="'blend' in 'blend'"):
         otio_json.parse_overrides("blend")
+
+
+def test_timecode_origin(tmp_path):
+    assert otio_json.timecode_frames("01:00:00:00", Fraction(25)) == 90000
+    assert otio_json.timecode_frames("00:01:00;02", Fraction(30000, 1001)) == 1800
+    assert otio_json.timecode_frames("00:10:00;00", Fraction(30000, 1001)) == 17982
+    with pytest.raises(ValueError, match="not HH:MM:SS:FF"):
+        otio_json.timecode_frames("1h", FPS)
+    strip = StripSpec("A", str(tmp_path / "a.mov"), 1, 10, 20, 5, 60, faceswap=FaceswapMark(sub_range=(12, 15)),
+                      media_origin=90000)
+    path = otio_json.write_otio(tmp_path / "tc.otio", otio_json.timeline_from_strips("tc", [strip], FPS))
+    clip = otio.adapters.read_from_file(str(path)).tracks[0][1]
+    assert clip.source_range.start_time.value == 90005
+    assert clip.media_reference.available_range.start_time.value == 90000
+    assert clip.markers[0].marked_range.start_time.value == 90007
