@@ -13,7 +13,10 @@ Layout of a faceset directory:
                 "landmarks": [[x, y], ...],            # frame pixels
                 "crop_from_frame": [[a, b, c], [d, e, f]],
                 "blur": 123.4, "embedding": [...] | null}],
-     "rejects": [{"source": "...", "frame": 3 | null, "reason": "..."}]}
+     "rejects": [{"source": "...", "frame": 3 | null, "reason": "..."}],
+     "sources": [{"path": "...", "sha256": "...", "kind": "image" | "video" | "other",
+                  "frames": 68, "faces": 12}],          # sources finished (resume, idempotence)
+     "settings": {"detector": "hog", "every": 1, ...}}  # the extract settings that made it
 """
 
 from __future__ import annotations
@@ -91,6 +94,8 @@ class Faceset:
     records: tuple[FaceRecord, ...]
     rejects: tuple[dict[str, Any], ...] = field(default=())
     identity: str | None = None
+    sources: tuple[dict[str, Any], ...] = field(default=())
+    settings: dict[str, Any] | None = None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -124,6 +129,8 @@ class Faceset:
             "identity": self.identity,
             "faces": [r.to_json() for r in self.records],
             "rejects": list(self.rejects),
+            "sources": list(self.sources),
+            "settings": self.settings,
         }
 
 
@@ -157,6 +164,8 @@ def load_faceset(root: Path | str) -> Faceset:
             records=records,
             rejects=tuple(data.get("rejects", ())),
             identity=data.get("identity"),
+            sources=tuple(data.get("sources", ())),
+            settings=data.get("settings"),
         )
     except (KeyError, TypeError, ValueError) as err:
         raise InputError(f"faceset {index}: malformed entry ({err!r})") from err
