@@ -11,6 +11,7 @@ scikit-image (dlib 68-point landmarks), scaled so the frame is 1920x1080.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -114,7 +115,8 @@ def main() -> int:
         "## Compositing (renderer/composite.py)",
         "",
         f"Machine: {platform.processor() or platform.machine()}, 2 CPU cores shared, no GPU; "
-        f"OpenCV {cv2.__version__} (2 threads), numpy {np.__version__}. Command:",
+        f"OpenCV {cv2.__version__} (2 threads), numpy {np.__version__}; load average {os.getloadavg()[0]:.1f} "
+        "at the end (other jobs share the cores, so absolute times are noisy; ratios are same-run). Command:",
         "",
         cmd,
         "",

@@ -237,6 +237,9 @@ def test_poisson_blends_and_respects_frame_edges(face):
     col = a_edge[:, 0] > 0.99
     assert np.abs(out_e[col, 0].astype(int) - edge_frame[col, 0]).mean() > 3
     assert np.array_equal(out_e, composite(edge_frame, mirrored, moved, mask, poisson))
+    out_ea = composite(edge_frame, mirrored, moved, mask, alpha_s)  # alpha clips its box the same way
+    assert np.array_equal(out_ea[a_edge == 0], edge_frame[a_edge == 0])
+    assert np.abs(out_ea[col, 0].astype(int) - edge_frame[col, 0]).mean() > 3
 
 
 def test_composite_face_is_the_parts_in_one_call(face):
@@ -259,6 +262,9 @@ def test_deterministic_and_empty_mask_is_no_op(face):
     assert np.array_equal(a, b)
     empty = composite(face["frame"], swapped, frame_from_crop, np.zeros_like(mask), settings)
     assert np.array_equal(empty, face["frame"])
+    gone = frame_from_crop.copy()
+    gone[:, 2] += 5000.0  # the face lies wholly outside the frame
+    assert np.array_equal(composite(face["frame"], swapped, gone, mask, settings), face["frame"])
 
 
 def test_temporal_blend_damps_flicker(face):
