@@ -45,38 +45,31 @@ class AugmentConfig:
 def face_masks(landmarks: np.ndarray, size: int) -> np.ndarray:
     """(N, K, 2) float landmarks in pixels of a size x size crop -> (N, 2, size, size) uint8 {0, 1}.
 
-    Channel 0: the face (convex hull of the 68 points; for 5-point faces, an ellipse
-    fitted to the 5 points and grown to cover the face). Channel 1: the eyes and mouth
-    (68 points: their dilated polygons; 5 points: discs around each point), weighted
-    extra in the loss.
+    Channel 0: the face, from `renderer.faces.align.mask_polygon` (68 points: hull with the
+    brows lifted to the forehead line; 5 points: the mean-face ellipse), the same polygon the
+    compositor blends with. Channel 1: eyes and mouth (68 points: their dilated polygons;
+    5 points: discs around each point), weighted extra in the loss.
     """
+    from renderer.faces.align import mask_polygon
+
     n, k = landmarks.shape[:2]
     out = np.zeros((n, 2, size, size), np.uint8)
     r = max(1, int(round(size * 0.04)))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     for i in range(n):
-        pts = landmarks[i].astype(np.float32)
+        pts = landmarks[i].astype(np.float64)
         hull_img = np.zeros((size, size), np.uint8)
         feat = np.zeros((size, size), np.uint8)
+        cv2.fillPoly(hull_img, [np.round(mask_polygon(pts)).astype(np.int32)], 1)
         if k >= 68:
-            hull = cv2.convexHull(np.round(pts).astype(np.int32))
-            cv2.fillConvexPoly(hull_img, hull, 1)
             for a, b in ((36, 42), (42, 48), (48, 60)):
                 cv2.fillConvexPoly(feat, cv2.convexHull(np.round(pts[a:b]).astype(np.int32)), 1)
             feat = cv2.dilate(feat, kernel)
         else:
-            centre = pts.mean(0)
-            spread = float(np.linalg.norm(pts - centre, axis=1).max())
-            if k >= 5:
-                (cx, cy), (w, h), ang = cv2.fitEllipse(pts)
-                w, h = max(w, spread) * 2.2, max(h, spread) * 2.6
-            else:
-                (cx, cy), (w, h), ang = (float(centre[0]), float(centre[1])), (spread * 2.2, spread * 2.6), 0.0
-            cv2.ellipse(hull_img, ((cx, cy), (w, h), ang), 1, -1)
             for p in pts:
                 cv2.circle(feat, (int(round(p[0])), int(round(p[1]))), 2 * r, 1, -1)
         out[i, 0] = hull_img
-        out[i, 1] = feat & hull_img if k >= 68 else feat
+        out[i, 1] = feat & hull_img
     return out
 
 

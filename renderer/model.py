@@ -61,7 +61,7 @@ class ModelConfig:
     decoder_widths: tuple[int, ...] = (256, 128, 64)
     separable: bool = False
     learn_mask: bool = False
-    coverage: float = 0.625
+    coverage: float = 0.375
     landmark_points: int = 68
     crop_size: int = 256
 
@@ -106,8 +106,8 @@ class ModelConfig:
                 f"model config: input_size {s} needs {int(math.log2(s)) - 3} decoder upscales "
                 f"(from 8x8), got {len(self.decoder_widths)}: {self.decoder_widths}"
             )
-        if not 0.0 < self.coverage <= 1.0:
-            raise InputError(f"model config: coverage {self.coverage} must be in (0, 1]")
+        if not 0.0 <= self.coverage < 1.0:
+            raise InputError(f"model config: coverage {self.coverage} must be in [0, 1)")
 
     @property
     def out_channels(self) -> int:

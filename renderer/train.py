@@ -460,8 +460,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     created = prior.created if prior else now_utc()
     name_a = cfg.name_a or (prior.name_a if prior else None) or fa.identity or fa.root.name
     name_b = cfg.name_b or (prior.name_b if prior else None) or fb.identity or fb.root.name
-    refs = (FacesetRef("a", str(fa.root), sha256_file(fa.root / INDEX_NAME), len(fa)),
-            FacesetRef("b", str(fb.root), sha256_file(fb.root / INDEX_NAME), len(fb)))
+    refs = (FacesetRef("a", str(fa.root.resolve()), sha256_file(fa.root / INDEX_NAME), len(fa)),
+            FacesetRef("b", str(fb.root.resolve()), sha256_file(fb.root / INDEX_NAME), len(fb)))
 
     def checkpoint(iteration: int, seconds: float) -> ModelCard:
         from renderer.model import save_model

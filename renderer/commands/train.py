@@ -1,0 +1,106 @@
+"""Train the swap model (one shared encoder, a decoder per person) on two facesets.
+
+Face A is the person in the footage; face B the person to put there. The model learns
+to rebuild A with decoder A and B with decoder B from warped copies of both; `doppel
+swap` then decodes A's faces with decoder B.
+
+MODEL_DIR holds model.safetensors (weights), model.yaml (the model card: config,
+identities, the --rights statement, facesets with SHA-256, iterations, loss summary),
+optimizer.safetensors + train_state.json (for --resume), preview.png (rows A, A->A,
+A->B, B, B->B, B->A) and loss.png. All are rewritten atomically every --save-every
+iterations and at the end; Ctrl-C saves the last completed iteration.
+
+--rights is required: who the faces belong to and on what basis they may be used.
+
+Models: lite (default; CPU-friendly, ~15 MiB), original (the 2017 network, 82 M
+parameters), hd (128 px, for GPUs). Device: cuda > mps > cpu unless --device says.
+
+Precedence: built-in defaults < the preset's `train:` section < flags given here.
+
+Examples:
+  doppel train --a faces/linus --b faces/obama --out models/l2o \\
+      --rights "Both people consented in writing for the Doppel demo (2026-11)" --iterations 5000
+  doppel train --a faces/linus --b faces/obama --out models/l2o --rights "..." --resume --iterations 20000
+  doppel train --a A --b B --out M --rights "..." --preset presets/train-gpu.yaml --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from renderer.train import TrainConfig, load_train_preset, train
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--a", required=True, metavar="FACESET_A", type=Path,
+                        help="faceset of the face to replace (from `doppel extract`)")
+    parser.add_argument("--b", required=True, metavar="FACESET_B", type=Path,
+                        help="faceset of the face to put in its place (same crop size and coverage as A)")
+    parser.add_argument("--out", required=True, metavar="MODEL_DIR", type=Path,
+                        help="model directory to create (or continue, with --resume)")
+    parser.add_argument("--rights", metavar="TEXT",
+                        help="REQUIRED: who the faces belong to and on what basis they may be used; stored in the model card")
+    parser.add_argument("--name-a", metavar="NAME", help="name of person A for the card (default: faceset identity or folder name)")
+    parser.add_argument("--name-b", metavar="NAME", help="name of person B for the card")
+    parser.add_argument("--preset", metavar="PRESET.yaml", type=Path,
+                        help="YAML file whose `train:` section sets any option below (unknown keys are rejected)")
+    parser.add_argument("--model", choices=("original", "lite", "hd"), default=None,
+                        help="architecture (default: lite; on --resume, the model's own)")
+    parser.add_argument("--iterations", type=int, metavar="N",
+                        help="total iterations the model should reach (default 10000 unless --minutes is given)")
+    parser.add_argument("--minutes", type=float, metavar="M", help="stop this run after M minutes of wall time")
+    parser.add_argument("--batch", type=int, metavar="B", help="faces per person per iteration (default 16)")
+    parser.add_argument("--lr", type=float, help="Adam learning rate (default 5e-5 for original/hd, 2e-4 for lite)")
+    parser.add_argument("--learn-mask", action="store_true", default=None,
+                        help="decoders also output a face mask, trained on the landmark hull")
+    parser.add_argument("--resume", action="store_true", help="continue the model in --out exactly (optimizer and RNG state)")
+    parser.add_argument("--seed", type=int, metavar="S", help="random seed for init, sampling and augmentation (default 0)")
+    parser.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:N or mps (default: the best available)")
+    parser.add_argument("--save-every", type=int, metavar="K", help="checkpoint and preview every K iterations (default 250)")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout when done")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def build_config(args: argparse.Namespace) -> TrainConfig:
+    """Defaults < preset `train:` section < explicit flags."""
+    values: dict[str, Any] = load_train_preset(args.preset) if args.preset else {}
+    flags = {
+        "name_a": args.name_a, "name_b": args.name_b, "model": args.model, "iterations": args.iterations,
+        "minutes": args.minutes, "batch": args.batch, "lr": args.lr, "learn_mask": args.learn_mask,
+        "seed": args.seed, "device": args.device, "save_every": args.save_every,
+    }
+    values.update({k: v for k, v in flags.items() if v is not None})
+    return TrainConfig(faceset_a=args.a, faceset_b=args.b, out=args.out, rights=args.rights or "",
+                       resume=args.resume, **values)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = build_config(args)
+    result = train(cfg, progress=not args.no_progress)
+    card = result.card
+    summary = {
+        "model_dir": str(result.model_dir),
+        "arch": card.config.arch,
+        "iterations": result.iterations,
+        "iterations_this_run": result.iterations_this_run,
+        "seconds": round(result.seconds, 3),
+        "faces_per_second": round(result.faces_per_second, 2),
+        "loss_a": round(result.loss_a, 6),
+        "loss_b": round(result.loss_b, 6),
+        "identities": {"a": card.name_a, "b": card.name_b},
+        "device": card.device,
+        "weights_sha256": card.weights_sha256,
+        "config": card.config.to_dict(),
+        "loss": card.to_dict()["loss"],  # NaN already written as null
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"trained {card.config.arch} model {card.name_a} <-> {card.name_b}: {result.iterations} iterations "
+              f"({result.iterations_this_run} this run, {result.seconds:.1f} s, {result.faces_per_second:.1f} faces/s), "
+              f"loss A {result.loss_a:.4f}, B {result.loss_b:.4f} -> {result.model_dir}", file=sys.stderr)
+    return 0

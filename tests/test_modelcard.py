@@ -1,0 +1,83 @@
+"""Model card: YAML round trip, rights required, validation, digest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from renderer.errors import ModelError
+from renderer.modelcard import (
+    CARD_NAME, FacesetRef, LossSummary, ModelCard, card_sha256, load_model_card, save_model_card,
+)
+from tests.train_data import tiny_config
+
+RIGHTS = "Linus and Obama test faces from public registry packages; tests only"
+
+
+def _card() -> ModelCard:
+    return ModelCard(
+        config=tiny_config(), name_a="linus", name_b="obama", rights=RIGHTS,
+        facesets=(FacesetRef("a", "/f/a", "ab" * 32, 68), FacesetRef("b", "/f/b", "cd" * 32, 6)),
+        iterations=20, loss=LossSummary(first_a=0.5, first_b=0.6, last_a=0.2, last_b=0.3, best_a=0.2, best_b=0.25),
+        software="doppel test", created="2026-11-28T00:00:00+00:00", weights_sha256="ef" * 32,
+    )
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    save_model_card(tmp_path, _card())
+    back = load_model_card(tmp_path)
+    assert back == _card()
+    data = yaml.safe_load((tmp_path / CARD_NAME).read_text())
+    assert data["rights"] == RIGHTS and data["identities"] == {"a": "linus", "b": "obama"}
+    assert data["synthetic_media"] is True
+    assert data["facesets"][0] == {"role": "a", "path": "/f/a", "sha256": "ab" * 32, "faces": 68}
+
+
+def test_nan_losses_are_written_as_null(tmp_path: Path) -> None:
+    import dataclasses
+
+    save_model_card(tmp_path, dataclasses.replace(_card(), loss=LossSummary()))
+    assert yaml.safe_load((tmp_path / CARD_NAME).read_text())["loss"]["last_a"] is None
+    assert load_model_card(tmp_path).loss.last_a != load_model_card(tmp_path).loss.last_a  # NaN again
+
+
+def test_rights_are_required(tmp_path: Path) -> None:
+    import dataclasses
+
+    with pytest.raises(ModelError, match="rights statement is required"):
+        save_model_card(tmp_path, dataclasses.replace(_card(), rights="  "))
+    assert not (tmp_path / CARD_NAME).exists()
+    save_model_card(tmp_path, _card())
+    data = yaml.safe_load((tmp_path / CARD_NAME).read_text())
+    del data["rights"]
+    (tmp_path / CARD_NAME).write_text(yaml.safe_dump(data))
+    with pytest.raises(ModelError, match="rights statement is required"):
+        load_model_card(tmp_path)
+
+
+def test_bad_cards(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="no model.yaml"):
+        load_model_card(tmp_path)
+    (tmp_path / CARD_NAME).write_text("kind: [unclosed\n")
+    with pytest.raises(ModelError, match="unreadable"):
+        load_model_card(tmp_path)
+    (tmp_path / CARD_NAME).write_text("schema: 1\nkind: something-else\n")
+    with pytest.raises(ModelError, match="not a Doppel model card"):
+        load_model_card(tmp_path)
+    data = _card().to_dict()
+    data["config"]["input_size"] = 48
+    (tmp_path / CARD_NAME).write_text(yaml.safe_dump(data))
+    with pytest.raises(ModelError, match="power of two"):
+        load_model_card(tmp_path)
+
+
+def test_card_sha256_tracks_content(tmp_path: Path) -> None:
+    import dataclasses
+
+    save_model_card(tmp_path, _card())
+    first = card_sha256(tmp_path)
+    assert len(first) == 64 and first == card_sha256(tmp_path)
+    save_model_card(tmp_path, dataclasses.replace(_card(), iterations=21))
+    assert card_sha256(tmp_path) != first
