@@ -363,17 +363,20 @@ def composite(
     crop_mask: np.ndarray,
     settings: CompositeSettings,
     original_crop: np.ndarray | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Paste one swapped face back into a copy of the frame.
 
-    frame: (H, W, 3) uint8 RGB; not modified.
+    frame: (H, W, 3) uint8 RGB; not modified (unless it is also `out`).
     swapped_crop: (S, S, 3) float32 RGB in [0, 1].
     frame_from_crop: (2, 3) float64 affine, crop pixels -> frame pixels, for size S.
     crop_mask: (S, S) float32 in [0, 1] (from `face_mask`).
     original_crop: the frame's pixels under the crop, (S, S, 3) float32 in
         [0, 1], if the caller already has it (colour transfer needs it);
         otherwise it is resampled from the frame.
-    Returns a new (H, W, 3) uint8 frame. Only the frame box under the warped
+    out: where to write the result (same shape, uint8); may be `frame` itself
+        to paste several faces without copying the frame each time.
+    Returns `out`, or a new (H, W, 3) uint8 frame. Only the frame box under the warped
     mask is touched; the blend is computed in float32 and rounded half up.
     Every pixel where the warped mask is exactly 0 is bit-identical to `frame`.
     """
@@ -382,7 +385,12 @@ def composite(
     size = swapped_crop.shape[0]
     crop_mask = _check_mask("crop_mask", crop_mask, size)
     m = _check_affine("frame_from_crop", frame_from_crop)
-    out = frame.copy()
+    if out is None:
+        out = frame.copy()
+    elif out is not frame:
+        if not isinstance(out, np.ndarray) or out.shape != frame.shape or out.dtype != np.uint8:
+            raise InputError(f"composite: out must be a {frame.shape} uint8 array like the frame; got {_describe(out)}")
+        out[...] = frame
     box = _warp_box(crop_mask, m, frame.shape[:2])
     if box is None:
         return out
@@ -400,7 +408,7 @@ def composite(
     alpha = cv2.warpAffine(crop_mask, box_from_crop, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     face = cv2.warpAffine(swapped_crop, box_from_crop, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     face *= np.float32(255.0)
-    region = frame[y0:y1, x0:x1]
+    region = frame[y0:y1, x0:x1].copy()  # a copy: `out` may be `frame`
     if settings.blend == "poisson" and np.any(alpha > 0):
         face_u8 = np.clip(np.floor(face + 0.5), 0, 255).astype(np.uint8)
         face = _poisson(region, face_u8, alpha).astype(np.float32)
@@ -422,12 +430,13 @@ def composite_face(
     settings: CompositeSettings,
     learned_mask: np.ndarray | None = None,
     original_crop: np.ndarray | None = None,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One face, start to end: mask from landmarks (and learned mask), colour, paste-back.
 
     landmarks: (K, 2) frame pixels (`Face.landmarks`).
     crop_from_frame: the (2, 3) matrix that made the model's (S, S) input crop.
-    swapped_crop, learned_mask, original_crop: as for `face_mask` / `composite`.
+    swapped_crop, learned_mask, original_crop, out: as for `face_mask` / `composite`.
     Returns (new frame (H, W, 3) uint8, crop mask (S, S) float32 used).
     """
     m = _check_affine("crop_from_frame", crop_from_frame)
@@ -435,7 +444,7 @@ def composite_face(
     size = swapped_crop.shape[0]
     mask = face_mask(landmarks_to_crop(_check_landmarks_frame(landmarks), m), size, settings, learned_mask)
     frame_from_crop = cv2.invertAffineTransform(m)
-    return composite(frame, swapped_crop, frame_from_crop, mask, settings, original_crop), mask
+    return composite(frame, swapped_crop, frame_from_crop, mask, settings, original_crop, out), mask
 
 
 def _check_landmarks_frame(landmarks: object) -> np.ndarray:

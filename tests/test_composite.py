@@ -249,6 +249,12 @@ def test_composite_face_is_the_parts_in_one_call(face):
     out, used = composite_face(face["frame"], face["pts"], crop_from_frame, swapped, settings)
     assert np.array_equal(used, mask)
     assert np.array_equal(out, composite(face["frame"], swapped, frame_from_crop, mask, settings))
+    # In place (several faces, one frame buffer) gives the same pixels.
+    buffer = face["frame"].copy()
+    same, _ = composite_face(buffer, face["pts"], crop_from_frame, swapped, settings, out=buffer)
+    assert same is buffer and np.array_equal(buffer, out)
+    with pytest.raises(InputError, match=r"out must be"):
+        composite_face(face["frame"], face["pts"], crop_from_frame, swapped, settings, out=buffer[:10])
     with pytest.raises(InputError, match=r"landmarks must be.*\(68, 2\)"):
         composite_face(face["frame"], face["pts"][:, 0], crop_from_frame, swapped, settings)
 
