@@ -1,7 +1,7 @@
 """Compositing: face masks, colour transfer, blending and paste-back into the frame.
 
 Convention:
-    frame         (H, W, 3) uint8 RGB, the source frame (never modified in place).
+    frame         (H, W, 3) uint8 RGB, the source frame (written only if passed as `out`).
     swapped crop  (S, S, 3) float32 RGB in [0, 1], the model output for one face's
                   aligned crop; S is the model's size (e.g. 64), not necessarily
                   `Face.crop_size` (use `resize_crop_transform`).
@@ -17,7 +17,11 @@ A swap stage is a few lines:
     swapped, learned = model(crop)                              # (S, S, 3), (S, S) or None
     frame, mask = composite_face(frame, face.landmarks, crop_from_frame, swapped, settings, learned)
 
-(or the parts: `face_mask`, `transfer_colour`, `composite`).
+(or the parts: `face_mask`, `transfer_colour`, `composite`). Any crop_from_frame
+works as long as the model's crop was made with the same matrix; note that
+`resize_crop_transform` (matches `cv2.resize` of a stored 256 px crop) and
+`align_matrices(landmarks, S)` (scales the unit square by S) differ by
+0.5 * (1 - S/256) px.
 
 Erosion and feather are fractions of the crop side, so a mask looks the same
 relative to the face at S=64 and S=256, and for a small or a large face.
@@ -49,7 +53,7 @@ class CompositeSettings:
     """How a swapped face goes back into its frame.
 
     mask: "hull" (68-point jaw+brow convex hull; 5-point faces get the ellipse),
-        "ellipse" (fitted to the landmarks), "learned" (the model's mask), or
+        "ellipse" (align's mean-face ellipse placed by the landmarks), "learned" (the model's mask), or
         "hull+learned" (their intersection).
     erode: fraction of the crop side to shrink the mask by (negative grows it).
     feather: fraction of the crop side over which the mask ramps 0 -> 1, inside
@@ -59,7 +63,8 @@ class CompositeSettings:
     colour: "none", "mean", "rct" (Reinhard in Lab) or "histogram".
     blend: "alpha" (feathered alpha) or "poisson" (cv2.seamlessClone, then
         feathered alpha over it so the edge stays soft and pixels outside the
-        mask stay untouched).
+        mask stay untouched; a face cut by the frame edge is handled by
+        mirror-padding the frame, never by falling back to alpha).
     """
 
     mask: str = "hull"
