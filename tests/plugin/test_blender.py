@@ -148,3 +148,18 @@ def test_blender_import_reports_missing_track(tmp_path):
              "BLENDER_USER_CONFIG": str(tmp_path / "bc"), "BLENDER_USER_SCRIPTS": str(tmp_path / "bs")})
     assert proc.returncode != 0
     assert "no video track named 'FACESWAP'" in proc.stdout + proc.stderr
+
+
+def test_blender_render_operator_reports_doppel_failure(tmp_path):
+    """The render operator really starts the installed `doppel` in the background and surfaces
+    its one-line error when the job fails (an unknown preset is bad input: exit 2)."""
+    doppel = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "doppel"
+    if not doppel.exists():
+        pytest.skip(f"no doppel executable at {doppel}")
+    spec = _spec(tmp_path)
+    spec.update({"preset": "no-such-preset-xyz", "out_dir": str(tmp_path / "out"), "expect_failure": True,
+                 "render_frames": [6, 6]})
+    report = run_blender(tmp_path, spec, {"DOPPEL_BIN": str(doppel)})
+    assert report["status"].startswith("failed: ") and "doppel" in report["status"]
+    assert not any(st["is_return"] for st in report["strips"])
+    assert (tmp_path / "out" / "Scene.otio").exists()  # the edit it handed to doppel
