@@ -1,0 +1,431 @@
+"""The render node: real edits (every format, through the real OTIO adapters) over real numbered media.
+
+Planning, dry runs and every bad-input path run without the swap stage. The render tests use
+numbered clips (no face in them: every frame passes through the real swap stage untouched),
+which still checks exactly the ranges, handles, timecodes, return edits, resume and provenance.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import opentimelineio as otio
+import pytest
+
+from renderer.errors import InputError, ModelError
+from renderer.media import probe, read_frames, shift_timecode, timecode_to_frame
+from renderer.render import RENDER_JSON, plan_render, run_render
+from renderer.timeline import read_edit
+from tests.media_factory import make_numbered_clip, read_frame_number
+from tests.timeline_factory import MEDIA_FRAMES, make_media, standard_edit, write_avid_edl, write_formats
+
+NTSC = Fraction(24000, 1001)
+ROOT = Path(__file__).resolve().parent.parent
+HAS_SWAP = importlib.util.find_spec("renderer.swap") is not None
+needs_swap = pytest.mark.skipif(not HAS_SWAP, reason="renderer/swap.py (render_range) is not in this checkout yet")
+
+PRESET = """\
+description: test preset, small and fast
+handles: 3
+detect_every: 1
+output:
+  codec: h264
+  container: mp4
+  audio: none
+  name: "{clip}_{start}-{end}.doppel"
+"""
+
+
+def make_model(folder: Path, rights: str | None = "Test media only: generated clips, no real person") -> Path:
+    """A real (tiny, untrained) model directory: safetensors weights and a model card."""
+    from renderer.model import ModelConfig, build_model, save_model
+    from renderer.modelcard import ModelCard
+
+    if (folder / "model.yaml").is_file():
+        return folder
+    cfg = ModelConfig.for_arch("lite", encoder_widths=(8, 8, 8, 8), bottleneck=16, latent_channels=8,
+                               encoder_upscale=8, decoder_widths=(8, 8, 8))
+    save_model(folder, build_model(cfg), ModelCard(config=cfg, name_a="alice", name_b="bob",
+                                                    rights=rights or "placeholder rights text"))
+    if rights is None:  # a card without rights: written by hand, as save_model refuses one
+        card = folder / "model.yaml"
+        card.write_text("\n".join(line for line in card.read_text().splitlines() if not line.startswith("rights:")))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("render")
+
+
+@pytest.fixture(scope="module")
+def model(work: Path) -> Path:
+    return make_model(work / "model")
+
+
+@pytest.fixture(scope="module")
+def preset(work: Path) -> Path:
+    path = work / "small.yaml"
+    path.write_text(PRESET)
+    return path
+
+
+@pytest.fixture(scope="module")
+def media(work: Path) -> dict:
+    return make_media(work / "media", NTSC)
+
+
+@pytest.fixture()
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """No signing keys anywhere (hermetic: the machine's own keys folder is not used)."""
+    monkeypatch.setenv("DOPPEL_KEYS_DIR", str(tmp_path / "no-keys"))
+    monkeypatch.delenv("DOPPEL_SIGN_CERT", raising=False)
+    monkeypatch.delenv("DOPPEL_SIGN_KEY", raising=False)
+    return dict(os.environ)
+
+
+def edit_file(work: Path, media: dict, ext: str, name: str = "cut") -> Path:
+    folder = work / f"edits{ext}"
+    if ext == ".edl":
+        return write_avid_edl(folder.mkdir(parents=True, exist_ok=True) or folder / f"{name}.edl", [
+            ("A", "01:00:00:05", "01:00:01:01", "01:00:00:00", "01:00:00:20", str(media["A"][0]),
+             ["01:00:00:08 GREEN FACESWAP COLOUR=RCT"]),
+            ("B", "02:00:10:03", "02:00:10:18", "01:00:00:20", "01:00:01:11", str(media["B"][0]), []),
+        ], NTSC)
+    if ext == ".fcpxml":  # the FCPXML writer cannot write 23.976 (its frameDuration): use 25 fps media
+        tl, _ = standard_edit(make_media(work / "media25", Fraction(25)), Fraction(25), transition=False)
+    else:
+        tl, _ = standard_edit(media, NTSC, transition=ext != ".aaf")  # the AAF writer refuses bare transitions
+    return write_formats(tl, folder, name, (ext,))[ext]
+
+
+# (clip name, marked first, marked last) the standard edit marks, per format (see test_timeline).
+MARKED = {
+    ".otio": [("shot_a", 5, 24), ("shot_c", 14, 18), ("shot_b2", 20, 31)],
+    ".otioz": [("shot_a", 5, 24), ("shot_c", 14, 18), ("shot_b2", 20, 31)],
+    ".xml": [("shot_a", 5, 24), ("shot_c", 14, 18)],
+    ".fcpxml": [("shot_a", 5, 24), ("shot_c", 14, 18)],
+    ".edl": [("A.mov", 5, 24)],  # EDL clips are named after the FROM CLIP NAME
+    ".aaf": [],
+}
+
+
+# --------------------------------------------------------------------------- planning (no swap needed)
+
+
+@pytest.mark.parametrize("ext", list(MARKED))
+def test_plan_in_every_format(work, media, model, preset, env, ext):
+    edit = edit_file(work, media, ext)
+    plan = plan_render(edit, preset, work / f"out{ext}", model=model, edl_rate=NTSC if ext == ".edl" else None)
+    got = [(j.clip.clip_name, j.clip.source_first_frame, j.clip.source_last_frame) for j in plan.jobs]
+    assert got == MARKED[ext]
+    for job in plan.jobs:
+        # handles: 3 each side, clamped to the media's frames 0..MEDIA_FRAMES-1
+        assert (job.first, job.last) == (max(0, job.clip.source_first_frame - 3),
+                                         min(MEDIA_FRAMES - 1, job.clip.source_last_frame + 3))
+        assert job.output.parent == work / f"out{ext}" / "media" and job.output.suffix == ".mp4"
+        if job.clip.media_timecode:
+            assert job.timecode == shift_timecode(job.clip.media_timecode, job.first, job.clip.rate)
+            assert "01_00_00" in job.output.name or "02_00_10" in job.output.name
+        else:
+            assert job.timecode is None
+        assert job.model.path == model.resolve() and job.model.origin == "--model"
+        assert job.signing is None
+    assert len({j.output for j in plan.jobs}) == len(plan.jobs)
+    assert [p.name for p in plan.return_edits] == ["cut.doppel.otio"] + ([f"cut.doppel{ext}"] if ext != ".otio" else [])
+    assert not (work / f"out{ext}").exists()  # planning writes nothing
+
+
+def test_overrides_change_the_per_clip_preset_and_inputs(work, media, model, preset, env):
+    plan = plan_render(edit_file(work, media, ".otio"), preset, work / "ovr", model=model)
+    a, c, b2 = plan.jobs
+    assert (a.preset.colour, c.preset.mask.kind, b2.preset.blend) == ("rct", "ellipse", "poisson")
+    assert len({a.preset_sha256, c.preset_sha256, b2.preset_sha256}) == 3
+    flipped = plan_render(edit_file(work, media, ".otio"), preset, work / "ovr", model=model, direction="b2a")
+    assert all(j.preset.direction == "b2a" for j in flipped.jobs)
+    assert flipped.jobs[0].inputs_sha256 != a.inputs_sha256  # a different render: not skipped on resume
+
+
+def test_model_from_marker_relative_to_the_edit_and_from_preset(work, media, preset, env):
+    folder = work / "marker_model"
+    make_model(folder / "models" / "jane")
+    src = folder / "cut.otio"
+    tl, _ = standard_edit(media, NTSC)
+    for clip in tl.find_clips():
+        for m in clip.markers:
+            if m.name.upper().startswith("FACESWAP"):
+                m.name += " model=models/jane"
+    otio.adapters.write_to_file(tl, str(src))
+    b2_missing = pytest.raises(InputError, match="no model for track V2 clip 'shot_b2'")
+    with b2_missing:  # shot_b2 is marked by metadata, without model=: it has none
+        plan_render(src, preset, folder / "out")
+    with_model = folder / "with_model.yaml"
+    make_model(folder / "preset_model")
+    with_model.write_text(PRESET + "model: preset_model\n")
+    plan = plan_render(src, with_model, folder / "out")
+    origins = [(j.clip.clip_name, j.model.path.name) for j in plan.jobs]
+    assert origins == [("shot_a", "jane"), ("shot_c", "jane"), ("shot_b2", "preset_model")]
+
+
+def test_bad_models_are_listed_before_rendering(work, media, preset, env):
+    edit = edit_file(work, media, ".otio")
+    with pytest.raises(ModelError, match=r"is not a directory"):
+        plan_render(edit, preset, work / "bad", model=work / "nope")
+    no_rights = make_model(work / "norights", rights=None)
+    with pytest.raises(ModelError, match="rights statement is required"):
+        plan_render(edit, preset, work / "bad", model=no_rights)
+    no_weights = work / "noweights"
+    make_model(no_weights)
+    (no_weights / "model.safetensors").unlink()
+    with pytest.raises(ModelError, match="model.safetensors is missing"):
+        plan_render(edit, preset, work / "bad", model=no_weights)
+
+
+def test_missing_media_unknown_keys_and_unreadable_edits(work, media, model, preset, env):
+    folder = work / "broken"
+    folder.mkdir()
+    tl, _ = standard_edit(media, NTSC)
+    for clip in tl.find_clips():
+        if clip.name in ("shot_a", "shot_c"):
+            clip.media_reference.target_url = (folder / f"gone_{clip.name}.mov").as_uri()
+    otio.adapters.write_to_file(tl, str(folder / "missing.otio"))
+    with pytest.raises(InputError, match="2 media file") as err:
+        plan_render(folder / "missing.otio", preset, folder / "out", model=model)
+    assert "gone_shot_a.mov" in str(err.value) and "gone_shot_c.mov" in str(err.value)
+    tl, _ = standard_edit(media, NTSC)
+    tl.find_clips()[0].markers[0].name = "FACESWAP colur=rct"
+    otio.adapters.write_to_file(tl, str(folder / "typo.otio"))
+    with pytest.raises(InputError, match="unknown key 'colur'.*did you mean 'colour'"):
+        plan_render(folder / "typo.otio", preset, folder / "out", model=model)
+    (folder / "garbage.xml").write_text("<xmeml><sequence>not closed")
+    with pytest.raises(InputError, match="cannot read edit"):
+        plan_render(folder / "garbage.xml", preset, folder / "out", model=model)
+    with pytest.raises(InputError, match="no preset 'prores_qh'.*did you mean 'prores_hq'"):
+        plan_render(edit_file(work, media, ".otio"), "prores_qh", folder / "out", model=model)
+    assert not (folder / "out").exists()
+
+
+# --------------------------------------------------------------------------- the CLI without rendering
+
+
+def cli(args: list[str], capsys) -> tuple[int, str, str]:
+    from renderer.cli import main
+
+    code = main(["render", *map(str, args)])
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def test_cli_dry_run_lists_and_writes_nothing(work, media, model, preset, env, capsys):
+    edit = edit_file(work, media, ".xml")
+    out = work / "dry"
+    code, stdout, _ = cli([edit, "--preset", preset, "--out", out, "--model", model, "--dry-run", "--json"], capsys)
+    assert code == 0
+    data = json.loads(stdout)
+    assert [c["clip"] for c in data["clips"]] == ["shot_a", "shot_c"]
+    assert [c["would"] for c in data["clips"]] == ["render", "render"]
+    assert data["clips"][0]["render_range"] == {"first_frame": 2, "last_frame": 27, "frames": 26, "handles": [3, 3],
+                                                "timecode": "01:00:00:02"}
+    assert not out.exists()
+    code, stdout, _ = cli([edit, "--preset", preset, "--out", out, "--model", model, "--dry-run"], capsys)
+    assert code == 0 and "2 clip(s)" in stdout and "shot_c" in stdout and not out.exists()
+
+
+def test_cli_bad_input_exits_2(work, media, model, preset, env, capsys):
+    edit = edit_file(work, media, ".otio")
+    for args, message in [
+        ([work / "none.otio", "--preset", preset, "--model", model], "does not exist"),
+        ([edit, "--preset", "reveiw", "--model", model], "did you mean 'review'"),
+        ([edit, "--preset", preset], "no model for"),
+        ([edit, "--preset", preset, "--model", make_model(work / "norights2", rights=None)], "rights"),
+        ([edit_file(work, media, ".edl"), "--preset", preset, "--model", model, "--edl-rate", "fast"], "--edl-rate"),
+    ]:
+        code, _, err = cli([*args, "--out", work / "bad-cli"], capsys)
+        assert code == 2, (args, err)
+        assert message in err and err.startswith("doppel render: error:")
+    assert not (work / "bad-cli").exists()
+
+
+def test_cli_nothing_marked_exits_0_with_empty_return_track(work, media, model, preset, env, capsys):
+    edit = edit_file(work, media, ".aaf")  # AAF writing drops markers: nothing is marked
+    out = work / "nothing"
+    code, stdout, err = cli([edit, "--preset", preset, "--out", out, "--model", model, "--json"], capsys)
+    assert code == 0 and "nothing marked" in err
+    summary = json.loads(stdout)
+    assert summary["status"] == "nothing marked" and summary["clips"] == 0
+    back = read_edit(out / "cut.doppel.otio")
+    assert back.video_tracks()[-1].name == "FACESWAP" and not list(back.video_tracks()[-1].find_clips())
+    assert (out / "cut.doppel.aaf").is_file()
+    assert json.loads((out / RENDER_JSON).read_text())["clips"] == []
+
+
+# --------------------------------------------------------------------------- rendering (needs swap.py)
+
+
+def check_outputs(out: Path, edit: Path, plan_jobs, original) -> None:
+    """Every rendered file: frame N == source frame first+N, timecode == source TC at first,
+    and each sits in the return edit's FACESWAP track at its original's record time."""
+    for job in plan_jobs:
+        info = probe(job.output)
+        assert info.frames == job.frames and info.fps == NTSC
+        assert info.timecode == job.timecode
+        numbers = [read_frame_number(rgb) for _, rgb in read_frames(job.output, 0, info.frames - 1, info)]
+        assert numbers == list(range(job.first, job.last + 1)), job.clip.clip_name
+        if job.clip.media_timecode:
+            assert timecode_to_frame(info.timecode, NTSC) == timecode_to_frame(job.clip.media_timecode, NTSC) + job.first
+    back = read_edit(out / f"{edit.stem}.doppel.otio")
+    assert len(back.video_tracks()) > len(original.video_tracks())
+    placed = {}
+    for track in back.video_tracks()[len(original.video_tracks()):]:
+        assert track.name.startswith("FACESWAP")
+        for c in track.find_clips():
+            path = Path(otio.url_utils.filepath_from_url(c.media_reference.target_url))
+            placed[path] = (round(c.range_in_parent().start_time.value), round(c.duration().value))
+    assert placed == {j.output.resolve(): (round(j.clip.record_range.start_time.value), j.clip.frames)
+                      for j in plan_jobs}
+
+
+@needs_swap
+@pytest.mark.parametrize("ext", [".otio", ".xml", ".edl"])
+def test_render_every_clip_frame_exact_and_resume(work, media, model, preset, env, capsys, ext):
+    edit = edit_file(work, media, ext)
+    out = work / f"render{ext}"
+    extra = ["--edl-rate", "24000/1001"] if ext == ".edl" else []
+    code, stdout, err = cli([edit, "--preset", preset, "--out", out, "--model", model, "--json", *extra], capsys)
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert summary["rendered"] == len(MARKED[ext]) and summary["failed"] == 0
+    assert "is NOT signed" in err  # no keys configured: a warning, an unsigned label
+    plan = plan_render(edit, preset, out, model=model, edl_rate=NTSC if ext == ".edl" else None)
+    check_outputs(out, edit, plan.jobs, read_edit(edit, edl_rate=NTSC))
+    record = json.loads((out / RENDER_JSON).read_text())
+    assert record["status"] == "ok" and len(record["clips"]) == len(plan.jobs)
+    for entry, job in zip(record["clips"], plan.jobs):
+        assert entry["status"] == "ok" and entry["output"]["path"] == str(job.output)
+        assert entry["output"]["sha256"] == __import__("renderer.atomic").atomic.sha256_file(job.output)
+        assert entry["model"]["card_sha256"] == job.model.card_sha256 and entry["preset_sha256"] == job.preset_sha256
+        assert entry["frames"]["swapped"] == 0  # no face in a numbered clip: every frame passed through
+        assert sum(entry["frames"]["passed_through"].values()) == job.frames
+        assert probe(job.output).to_json() and "SYNTHETIC MEDIA" in _metadata(job.output).get("comment", "")
+    assert (out / f"cut.doppel{ext}").is_file() or ext == ".otio"
+    mtimes = {j.output: j.output.stat().st_mtime_ns for j in plan.jobs}
+    code, stdout, _ = cli([edit, "--preset", preset, "--out", out, "--model", model, "--json", *extra], capsys)
+    assert code == 0 and json.loads(stdout)["skipped"] == len(plan.jobs)
+    assert {j.output: j.output.stat().st_mtime_ns for j in plan.jobs} == mtimes
+    assert not list(out.rglob(".*partial*"))
+
+
+def _metadata(path: Path) -> dict[str, str]:
+    import av
+
+    with av.open(str(path)) as c:
+        return dict(c.metadata)
+
+
+@needs_swap
+def test_interrupted_render_keeps_no_partial_file_and_resumes(work, media, model, preset, env):
+    edit = edit_file(work, media, ".otio")
+    out = work / "interrupt"
+    plan = plan_render(edit, preset, out, model=model)
+
+    def stop_in_second_clip(p):
+        if p.job == 1 and p.frame >= 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_render(plan, on_progress=stop_in_second_clip)
+    first, second, third = plan.jobs
+    assert first.output.is_file() and first.sidecar.is_file()
+    assert not second.output.exists() and not third.output.exists()
+    assert not list(out.rglob(".*partial*"))
+    report = run_render(plan)
+    assert [r.status for r in report.results] == ["skipped", "ok", "ok"]
+    check_outputs(out, edit, plan.jobs, plan.timeline)
+
+
+@needs_swap
+def test_killed_process_resumes(work, media, model, preset, env):
+    """SIGKILL mid-render: nothing half-written under a final name; the re-run finishes the job."""
+    edit = edit_file(work, media, ".otio")
+    out = work / "killed"
+    argv = [sys.executable, "-m", "renderer.cli", "render", str(edit), "--preset", str(preset), "--out", str(out),
+            "--model", str(model), "--progress", "--quiet"]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("openjd_status: clip 2/3"):
+            break
+    seen = 0
+    for line in proc.stdout:  # a few frames into the second clip
+        seen += line.startswith("openjd_progress:")
+        if seen == 3:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert list((out / "media").glob(".*partial*"))  # killed mid-clip: its temporary file is left, hidden
+    jobs = plan_render(edit, preset, out, model=model).jobs
+    assert jobs[0].output.is_file() and not jobs[1].output.exists() and not jobs[2].output.exists()
+    done = subprocess.run(argv[:-2] + ["--json", "--quiet"], cwd=ROOT, capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["skipped"], summary["rendered"]) == (1, 2)
+    assert not list(out.rglob(".*partial*"))  # the killed writer's leftover was cleaned up
+    check_outputs(out, edit, jobs, read_edit(edit))
+
+
+@needs_swap
+def test_failed_clip_exits_1_keeps_the_others(work, media, model, preset, env, capsys):
+    """A source that vanishes after planning (media went offline) fails its clip; the others render."""
+    folder = work / "fail"
+    own = {k: (folder / "media" / v[0].name, v[1]) for k, v in media.items()}
+    for k, (path, _) in own.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(media[k][0].read_bytes())
+    edit = edit_file(folder, own, ".otio")
+    plan = plan_render(edit, preset, folder / "out", model=model)
+    own["C"][0].unlink()  # shot_c's media
+    report = run_render(plan)
+    assert [r.status for r in report.results] == ["ok", "failed", "ok"] and report.exit_code == 1
+    assert "C.mov" in report.results[1].error
+    record = json.loads((folder / "out" / RENDER_JSON).read_text())
+    assert record["status"] == "failed" and record["clips"][1]["status"] == "failed" and record["clips"][1]["error"]
+    kept = [j for j in plan.jobs if j.clip.clip_name != "shot_c"]
+    check_outputs(folder / "out", edit, kept, plan.timeline)
+
+
+@needs_swap
+def test_cli_exit_1_and_openjd_progress(work, media, model, env, capsys):
+    """Through the CLI: an odd-sized source the marker asks to code as ProRes 422 fails (4:2:2 needs
+    an even width); the other clips render; OpenJD lines on stdout, the JSON summary last."""
+    folder = work / "odd"
+    folder.mkdir()
+    for name, tc in (("A", "01:00:00:00"), ("B", "02:00:10:00"), ("C", None)):
+        make_numbered_clip(folder / f"{name}.mov", MEDIA_FRAMES, 65 if name == "C" else 64, 48, fps=NTSC,
+                           codec="h264_444", timecode=tc)
+    media_odd = {n: (folder / f"{n}.mov", tc) for n, tc in (("A", "01:00:00:00"), ("B", "02:00:10:00"), ("C", None))}
+    tl, _ = standard_edit(media_odd, NTSC)
+    for clip in tl.find_clips():
+        for m in clip.markers:
+            if clip.name == "shot_c":
+                m.name += " codec=prores_hq"
+    otio.adapters.write_to_file(tl, str(folder / "cut.otio"))
+    small = folder / "p.yaml"
+    small.write_text(PRESET)
+    code, stdout, err = cli([folder / "cut.otio", "--preset", small, "--out", folder / "out", "--model", model,
+                             "--json", "--progress"], capsys)
+    assert code == 1, err
+    lines = stdout.splitlines()
+    progress = [float(x.split(":")[1]) for x in lines if x.startswith("openjd_progress:")]
+    assert progress == sorted(progress) and progress[-1] == 100.0 and len(progress) > 10
+    assert any(x.startswith("openjd_status: clip 2/3 'shot_c'") for x in lines)
+    summary = json.loads("\n".join(lines[next(i for i, x in enumerate(lines) if x.startswith("{")):]))
+    assert summary["failed"] == 1 and summary["rendered"] == 2 and "shot_c" in summary["errors"]
+    assert "FAILED" in err
