@@ -100,6 +100,7 @@ class ClipJob:
     timecode: str | None
     inputs: dict[str, Any] = field(hash=False, compare=False)
     signing: Any = field(hash=False, compare=False)  # provenance.SigningIdentity | None
+    preset_dir: Path | None = None  # relative preset paths (identity reference) resolve here
 
     @property
     def frames(self) -> int:
@@ -300,7 +301,8 @@ def plan_render(
             "weights_sha256": ref.weights_sha256,
             "preset_sha256": p_hash,
         }
-        jobs.append(ClipJob(index, mc, clip_preset, p_hash, ref, first, last, output, tc, inputs, identity))
+        jobs.append(ClipJob(index, mc, clip_preset, p_hash, ref, first, last, output, tc, inputs, identity,
+                            _preset_dir(base)))
     if problems:
         cls = ModelError if all(isinstance(p, ModelError) for p in problems) else InputError
         text = "\n  ".join(dict.fromkeys(str(p) for p in problems))
@@ -467,7 +469,7 @@ def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int],
                             source_sha256=source_sha256)
     started = time.monotonic()
     stats = render_range(
-        mc.media_path, job.output, model_dir=job.model.path, settings=swap_settings(job.preset),
+        mc.media_path, job.output, model_dir=job.model.path, settings=swap_settings(job.preset, base_dir=job.preset_dir),
         first=job.first, last=job.last, swap_ranges=[(job.first, job.last)], codec=job.preset.output.codec,
         pix_fmt=job.preset.output.pix_fmt, color=_colour_tags(job, info),
         metadata=label_metadata(claim, signed=job.signing is not None), audio=job.preset.output.audio != "none",
@@ -562,6 +564,9 @@ def _run_locked(plan: RenderPlan, on_progress: Callable[[RenderProgress], None] 
                 entry, warnings = render_clip(job, hashes[job.clip.media_path], progress)
                 result = ClipResult(job, "ok", entry, tuple(warnings))
             except Exception as err:  # one clip failing must not lose the others: record it, go on
+                cause = err.__cause__ or err.__context__
+                if isinstance(cause, (KeyboardInterrupt, SystemExit)):
+                    raise cause from None  # an interrupt wrapped by a worker thread stops the whole render
                 entry = job_summary(job)
                 text = str(err) if isinstance(err, DoppelError) else (
                     f"{type(err).__name__}: {err} (at {traceback.extract_tb(err.__traceback__)[-1].filename}:"

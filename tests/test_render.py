@@ -369,15 +369,18 @@ def test_killed_process_resumes(work, media, model, preset, env):
             break
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    assert list((out / "media").glob(".*partial*"))  # killed mid-clip: its temporary file is left, hidden
     jobs = plan_render(edit, preset, out, model=model).jobs
-    assert jobs[0].output.is_file() and not jobs[1].output.exists() and not jobs[2].output.exists()
+    assert jobs[0].output.is_file() and jobs[0].sidecar.is_file()
+    for job in jobs:  # whatever the kill interrupted: a file under a final name is complete
+        if job.output.exists():
+            assert probe(job.output).frames == job.frames
+    left = len(list((out / "media").glob(".*partial*")))
     done = subprocess.run(argv[:-2] + ["--json", "--quiet"], cwd=ROOT, capture_output=True, text=True, env=env,
                           timeout=300)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
-    assert (summary["skipped"], summary["rendered"]) == (1, 2)
-    assert not list(out.rglob(".*partial*"))  # the killed writer's leftover was cleaned up
+    assert summary["skipped"] >= 1 and summary["skipped"] + summary["rendered"] == 3 and summary["failed"] == 0
+    assert not list(out.rglob(".*partial*")), left  # the killed writer's leftover was cleaned up
     check_outputs(out, edit, jobs, read_edit(edit))
 
 
