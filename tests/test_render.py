@@ -280,16 +280,21 @@ def check_outputs(out: Path, edit: Path, plan_jobs, original) -> None:
         assert numbers == list(range(job.first, job.last + 1)), job.clip.clip_name
         if job.clip.media_timecode:
             assert timecode_to_frame(info.timecode, NTSC) == timecode_to_frame(job.clip.media_timecode, NTSC) + job.first
-    back = read_edit(out / f"{edit.stem}.doppel.otio")
-    assert len(back.video_tracks()) > len(original.video_tracks())
-    placed = {}
-    for track in back.video_tracks()[len(original.video_tracks()):]:
-        assert track.name.startswith("FACESWAP")
-        for c in track.find_clips():
-            path = Path(otio.url_utils.filepath_from_url(c.media_reference.target_url))
-            placed[path] = (round(c.range_in_parent().start_time.value), round(c.duration().value))
-    assert placed == {j.output.resolve(): (round(j.clip.record_range.start_time.value), j.clip.frames)
-                      for j in plan_jobs}
+    # The OTIO return edit, and FCP7 XML (the input's own format) read back through its adapter:
+    # each rendered file sits on a return track at exactly its original's record time.
+    for name in (f"{edit.stem}.doppel.otio", f"{edit.stem}.doppel.xml"):
+        if not (out / name).is_file():
+            continue
+        back = read_edit(out / name)
+        assert len(back.video_tracks()) > len(original.video_tracks())
+        placed = {}
+        for track in back.video_tracks()[len(original.video_tracks()):]:
+            assert track.name.startswith("FACESWAP") or name.endswith(".xml")  # FCP7 XML drops track names
+            for c in track.find_clips():
+                path = Path(otio.url_utils.filepath_from_url(c.media_reference.target_url))
+                placed[path.resolve()] = (round(c.range_in_parent().start_time.value), round(c.duration().value))
+        assert placed == {j.output.resolve(): (round(j.clip.record_range.start_time.value), j.clip.frames)
+                          for j in plan_jobs}, name
 
 
 @needs_swap
@@ -432,3 +437,72 @@ def test_cli_exit_1_and_openjd_progress(work, media, model, env, capsys):
     summary = json.loads("\n".join(lines[next(i for i, x in enumerate(lines) if x.startswith("{")):]))
     assert summary["failed"] == 1 and summary["rendered"] == 2 and "shot_c" in summary["errors"]
     assert "FAILED" in err
+
+
+@needs_swap
+def test_signed_render_carries_a_valid_manifest(work, media, model, preset, tmp_path, monkeypatch, capsys):
+    from renderer.provenance import init_keys, verify_media
+
+    keys = init_keys(tmp_path / "keys")
+    monkeypatch.setenv("DOPPEL_KEYS_DIR", str(tmp_path / "keys"))
+    edit = edit_file(work, media, ".edl")
+    out = tmp_path / "out"
+    code, stdout, err = cli([edit, "--edl-rate", "24000/1001", "--preset", preset, "--out", out, "--model", model,
+                             "--json"], capsys)
+    assert code == 0 and "NOT signed" not in err
+    entry = json.loads((out / RENDER_JSON).read_text())["clips"][0]
+    assert entry["output"]["signed"] is True and entry["output"]["manifest"] == "embedded"
+    result = verify_media(Path(entry["output"]["path"]), trust_pem=keys.ca_cert)
+    assert result.status == "valid" and result.trusted is True
+    assert result.model["card_sha256"] == entry["model"]["card_sha256"]
+    assert result.preset_sha256 == entry["preset_sha256"]
+    assert [list(r) for r in result.swapped_ranges] == [[0, entry["render_range"]["frames"]]]
+
+
+HAS_FACES = importlib.util.find_spec("tests.model_fixtures") is not None
+
+
+@needs_swap
+@pytest.mark.skipif(not HAS_FACES, reason="tests/model_fixtures.py (demo model, face clip) is not in this checkout yet")
+def test_render_swaps_a_real_face(work, env, capsys):
+    """A real face clip and the trained demo model: faces are swapped over the marked range and its
+    handles, frame numbers and timecode stay exact, the source is never written."""
+    import numpy as np
+
+    from tests.model_fixtures import demo_model_dir, face_clip
+
+    folder = work / "face"
+    folder.mkdir()
+    src = face_clip(folder / "face.mov", 24, NTSC, "01:00:00:00", "h264")
+    before = src.read_bytes()
+    rate = float(NTSC)
+    origin = timecode_to_frame("01:00:00:00", NTSC)
+    clip = otio.schema.Clip(name="face", media_reference=otio.schema.ExternalReference(
+        target_url=src.resolve().as_uri(), available_range=otio.opentime.TimeRange(
+            otio.opentime.RationalTime(origin, rate), otio.opentime.RationalTime(24, rate))),
+        source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(origin + 4, rate),
+                                             otio.opentime.RationalTime(16, rate)))
+    clip.markers.append(otio.schema.Marker(name="FACESWAP", marked_range=otio.opentime.TimeRange(
+        otio.opentime.RationalTime(origin + 8, rate), otio.opentime.RationalTime(6, rate))))
+    tl = otio.schema.Timeline(name="face")
+    tl.tracks.append(otio.schema.Track(children=[clip]))
+    edit = folder / "face.otio"
+    otio.adapters.write_to_file(tl, str(edit))
+    small = folder / "p.yaml"
+    small.write_text(PRESET)
+    out = folder / "out"
+    code, stdout, err = cli([edit, "--preset", small, "--out", out, "--model", demo_model_dir(), "--json"], capsys)
+    assert code == 0, err
+    assert src.read_bytes() == before
+    entry = json.loads((out / RENDER_JSON).read_text())["clips"][0]
+    assert entry["render_range"] == {"first_frame": 5, "last_frame": 16, "frames": 12, "handles": [3, 3],
+                                     "timecode": "01:00:00:05"}
+    assert entry["frames"]["swapped"] >= 10  # handles are swapped too
+    path = Path(entry["output"]["path"])
+    info = probe(path)
+    assert info.timecode == "01:00:00:05" and info.frames == 12
+    out_frames = [rgb for _, rgb in read_frames(path, 0, 11, info)]
+    src_frames = [rgb for _, rgb in read_frames(src, 5, 16)]
+    assert [read_frame_number(f) for f in out_frames] == list(range(5, 17))
+    changed = [float(np.abs(a.astype(int) - b.astype(int)).mean()) for a, b in zip(out_frames, src_frames)]
+    assert sum(c > 1.0 for c in changed) >= 10, changed
