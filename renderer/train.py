@@ -93,6 +93,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     preview_faces: int = 6
+    threads: int | None = None  # CPU threads for this run (None: torch's default); restored afterwards
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ class TrainResult:
 _PRESET_SCALARS: dict[str, type | tuple[type, ...]] = {
     "model": str, "iterations": int, "minutes": (int, float), "batch": int, "lr": (int, float),
     "beta1": (int, float), "beta2": (int, float), "seed": int, "save_every": int, "learn_mask": bool,
-    "device": str, "name_a": str, "name_b": str, "preview_faces": int,
+    "device": str, "name_a": str, "name_b": str, "preview_faces": int, "threads": int,
 }
 _PRESET_NESTED = {"augment": AugmentConfig, "loss": LossConfig}
 
@@ -175,6 +176,8 @@ def check_train_config(cfg: TrainConfig) -> None:
         raise InputError(f"--minutes must be > 0, got {cfg.minutes}")
     if cfg.batch < 1:
         raise InputError(f"--batch must be >= 1, got {cfg.batch}")
+    if cfg.threads is not None and cfg.threads < 1:
+        raise InputError(f"--threads must be >= 1, got {cfg.threads}")
     if cfg.save_every < 1:
         raise InputError(f"--save-every must be >= 1, got {cfg.save_every}")
     if cfg.lr is not None and not 0 < cfg.lr < 1:
@@ -373,11 +376,22 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     facesets, missing rights, an existing model without `resume`, a resume into a model
     of a different config. On Ctrl-C the last completed iteration is checkpointed.
     """
+    check_train_config(cfg)
+    threads_before = torch.get_num_threads()
+    if cfg.threads:
+        # Small models on a shared CPU lose far more to spinning OpenMP threads than they gain.
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _train(cfg, progress)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train(cfg: TrainConfig, progress: bool) -> TrainResult:
     from safetensors.torch import load as st_load
     from safetensors.torch import save as st_save
     from tqdm import tqdm
 
-    check_train_config(cfg)
     out = Path(cfg.out)
     fa, fb = open_facesets(Path(cfg.faceset_a), Path(cfg.faceset_b))
     device = pick_device(cfg.device)
@@ -505,7 +519,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
             scaler.step(opt)
             scaler.update()
             it += 1
-            history.append((float(loss_a), float(loss_b)))
+            history.append((float(loss_a.detach()), float(loss_b.detach())))
             bar.update(1)
             bar.set_postfix(loss_a=f"{history[-1][0]:.4f}", loss_b=f"{history[-1][1]:.4f}", refresh=False)
             if it % cfg.save_every == 0:

@@ -61,6 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, metavar="S", help="random seed for init, sampling and augmentation (default 0)")
     parser.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:N or mps (default: the best available)")
     parser.add_argument("--save-every", type=int, metavar="K", help="checkpoint and preview every K iterations (default 250)")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="CPU threads for torch (default: torch's choice; 1-2 is best for lite on a busy machine)")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout when done")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
@@ -72,6 +74,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         "name_a": args.name_a, "name_b": args.name_b, "model": args.model, "iterations": args.iterations,
         "minutes": args.minutes, "batch": args.batch, "lr": args.lr, "learn_mask": args.learn_mask,
         "seed": args.seed, "device": args.device, "save_every": args.save_every,
+        "threads": args.threads,
     }
     values.update({k: v for k, v in flags.items() if v is not None})
     return TrainConfig(faceset_a=args.a, faceset_b=args.b, out=args.out, rights=args.rights or "",

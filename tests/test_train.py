@@ -1,0 +1,217 @@
+"""Training on real aligned faces of two people: loss falls, seeds repeat, resume is exact, bad input is refused."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from renderer.augment import AugmentConfig, augment_batch, face_masks, lab_to_rgb, rgb_to_lab
+from renderer.cli import main
+from renderer.errors import InputError, ModelError
+from renderer.faceset import load_faceset
+from renderer.model import load_model
+from renderer.train import TrainConfig, load_training_faces, ssim, train
+from tests.train_data import copy_faceset, faceset_linus, faceset_obama, tiny_config
+
+RIGHTS = "Public test media (kphotoalbum demo, face_recognition test images); tests only"
+
+
+@pytest.fixture(scope="module")
+def facesets() -> tuple[Path, Path]:
+    return faceset_linus(64), faceset_obama(64)
+
+
+def _cfg(facesets: tuple[Path, Path], out: Path, **kw: object) -> TrainConfig:
+    base: dict[str, object] = dict(model_config=tiny_config(), batch=8, save_every=1000, lr=1e-3, seed=1, device="cpu", threads=1)
+    base.update(kw)
+    return TrainConfig(faceset_a=facesets[0], faceset_b=facesets[1], out=out, rights=RIGHTS, **base)  # type: ignore[arg-type]
+
+
+def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(model_dir / "model.safetensors"))
+
+
+def _history(model_dir: Path) -> np.ndarray:
+    return load_file(str(model_dir / "optimizer.safetensors"))["loss.history"].numpy()
+
+
+# ---------------------------------------------------------------- data and augmentation
+
+def test_training_faces_and_masks(facesets: tuple[Path, Path]) -> None:
+    fs = load_faceset(facesets[0])
+    faces, masks = load_training_faces(fs, 32)
+    assert faces.shape == (len(fs), 3, 32, 32) and faces.dtype == torch.uint8
+    assert masks.shape == (len(fs), 2, 32, 32) and masks.dtype == torch.uint8
+    hull = masks[:, 0].float().mean(dim=(1, 2))
+    assert bool(((hull > 0.2) & (hull < 0.9)).all())  # a face, not the whole crop or nothing
+    feats = masks[:, 1].float().sum(dim=(1, 2))
+    assert bool((feats > 0).all()) and bool((masks[:, 1] <= masks[:, 0]).all())
+    # landmarks of eyes lie inside the feature mask
+    lm = fs.landmarks_in_crop()[0] * 32 / fs.crop_size
+    x, y = np.round(lm[36:42].mean(0)).astype(int)
+    assert masks[0, 1, y, x] == 1
+    five = face_masks(lm[[36, 39, 45, 42, 33]][None], 32)  # 5-point layout still makes a face-sized ellipse
+    assert 0.2 < five[0, 0].mean() < 0.9
+
+
+def test_augmentation_is_batched_and_keeps_the_target_unwarped(facesets: tuple[Path, Path]) -> None:
+    faces, masks = load_training_faces(load_faceset(facesets[0]), 32)
+    faces, masks = faces[:8], masks[:8]
+    still = AugmentConfig(rotation=0, zoom=0, shift=0, flip=0, warp=0, lab_l=0, lab_ab=0)
+    warped, target, tmask = augment_batch(faces, masks, still, torch.Generator().manual_seed(0))
+    assert torch.allclose(target, faces.float() / 255, atol=1e-5) and torch.equal(warped, target)
+    assert torch.allclose(tmask, masks.float())
+
+    only_warp = dataclasses.replace(still, warp=0.05)
+    warped, target, _ = augment_batch(faces, masks, only_warp, torch.Generator().manual_seed(0))
+    assert torch.allclose(target, faces.float() / 255, atol=1e-5)  # the target is never warped
+    assert float((warped - target).abs().mean()) > 0.005
+
+    flip = dataclasses.replace(still, flip=1.0)
+    _, target, tmask = augment_batch(faces, masks, flip, torch.Generator().manual_seed(0))
+    assert torch.allclose(target, faces.float().flip(-1) / 255, atol=1e-5)
+    assert torch.allclose(tmask, masks.float().flip(-1), atol=1e-5)  # masks follow the target
+
+    full = AugmentConfig()
+    a = augment_batch(faces, masks, full, torch.Generator().manual_seed(5))
+    b = augment_batch(faces, masks, full, torch.Generator().manual_seed(5))
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert all(0 <= float(t.min()) and float(t.max()) <= 1 for t in a)
+
+
+def test_lab_round_trip_and_ssim() -> None:
+    rgb = torch.rand(2, 3, 16, 16)
+    lab = rgb_to_lab(rgb)
+    assert float(lab[:, 0].min()) >= 0 and float(lab[:, 0].max()) <= 100.5
+    assert torch.allclose(lab_to_rgb(lab), rgb, atol=2e-3)
+    white = rgb_to_lab(torch.ones(1, 3, 1, 1)).flatten()
+    assert torch.allclose(white, torch.tensor([100.0, 0.0, 0.0]), atol=0.05)
+    x = torch.rand(3, 3, 32, 32)
+    assert torch.allclose(ssim(x, x), torch.ones(3), atol=1e-5)
+    assert float(ssim(x, torch.rand(3, 3, 32, 32)).max()) < 0.2
+
+
+# ---------------------------------------------------------------- the loop
+
+def test_loss_falls_on_real_faces_and_outputs_are_written(facesets: tuple[Path, Path], tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    result = train(_cfg(facesets, out, iterations=60, save_every=30, learn_mask=True), progress=False)
+    assert result.iterations == 60 and result.iterations_this_run == 60 and result.faces_per_second > 0
+    h = _history(out)
+    assert h.shape == (60, 2)
+    first, last = h[:5].mean(0), h[-10:].mean(0)
+    assert (last < 0.75 * first).all(), (first, last)  # both halves learn
+    card = result.card
+    assert card.iterations == 60 and card.rights == RIGHTS and card.config.learn_mask
+    assert card.config.crop_size == 64 and card.config.coverage == 0.375 and card.config.landmark_points == 68
+    assert card.identities == ("linus", "obama")
+    assert [f.faces for f in card.facesets] == [len(load_faceset(p)) for p in facesets]
+    assert card.loss.last_a < card.loss.first_a
+    model, _ = load_model(out, device="cpu")
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 32, 32), "b").shape == (1, 4, 32, 32)
+    preview = cv2.imread(str(out / "preview.png"))
+    assert preview.shape[0] == 6 * 128 and preview.shape[1] > 128  # rows: A, A->A, A->B, B, B->B, B->A
+    assert cv2.imread(str(out / "loss.png")) is not None
+    state = json.loads((out / "train_state.json").read_text())
+    assert state["iteration"] == 60
+    assert not list(out.glob(".*partial*"))
+
+
+def test_same_seed_same_model_other_seed_other_model(facesets: tuple[Path, Path], tmp_path: Path) -> None:
+    for name, seed in (("one", 4), ("two", 4), ("three", 5)):
+        train(_cfg(facesets, tmp_path / name, iterations=5, seed=seed), progress=False)
+    one, two, three = (_weights(tmp_path / n) for n in ("one", "two", "three"))
+    assert all(torch.equal(one[k], two[k]) for k in one)
+    assert not all(torch.equal(one[k], three[k]) for k in one)
+    assert np.array_equal(_history(tmp_path / "one"), _history(tmp_path / "two"))
+
+
+def test_resume_equals_an_uninterrupted_run(facesets: tuple[Path, Path], tmp_path: Path) -> None:
+    train(_cfg(facesets, tmp_path / "straight", iterations=20), progress=False)
+    train(_cfg(facesets, tmp_path / "split", iterations=10), progress=False)
+    result = train(_cfg(facesets, tmp_path / "split", iterations=20, resume=True, model_config=None), progress=False)
+    assert result.iterations == 20 and result.iterations_this_run == 10
+    straight, split = _weights(tmp_path / "straight"), _weights(tmp_path / "split")
+    assert all(torch.equal(straight[k], split[k]) for k in straight)
+    assert np.array_equal(_history(tmp_path / "straight"), _history(tmp_path / "split"))
+    opt_a = load_file(str(tmp_path / "straight" / "optimizer.safetensors"))
+    opt_b = load_file(str(tmp_path / "split" / "optimizer.safetensors"))
+    assert opt_a.keys() == opt_b.keys() and all(torch.equal(opt_a[k], opt_b[k]) for k in opt_a)
+
+
+# ---------------------------------------------------------------- bad input
+
+def _snapshot(d: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.is_file()}
+
+
+def test_bad_input_is_refused_and_the_model_left_untouched(facesets: tuple[Path, Path], tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    train(_cfg(facesets, out, iterations=2), progress=False)
+    before = _snapshot(out)
+
+    with pytest.raises(InputError, match="already holds a model; pass --resume"):
+        train(_cfg(facesets, out, iterations=4), progress=False)
+    with pytest.raises(ModelError, match="config differs.*bottleneck: requested 128, model has 64"):
+        train(_cfg(facesets, out, iterations=4, resume=True, model_config=tiny_config(bottleneck=128)), progress=False)
+    with pytest.raises(ModelError, match="config differs.*arch"):
+        train(_cfg(facesets, out, iterations=4, resume=True, model_config=None, model="original"), progress=False)
+    with pytest.raises(ModelError, match="rights statement is required"):
+        train(dataclasses.replace(_cfg(facesets, out, iterations=4, resume=True), rights=""), progress=False)
+    with pytest.raises(InputError, match="already has 2 iterations"):
+        train(_cfg(facesets, out, iterations=2, resume=True, model_config=None), progress=False)
+    assert _snapshot(out) == before
+
+    with pytest.raises(ModelError, match="no model.yaml"):
+        train(_cfg(facesets, tmp_path / "fresh", iterations=2, resume=True), progress=False)
+
+    empty = copy_faceset(facesets[1], tmp_path / "empty")
+    index = json.loads((empty / "faceset.json").read_text())
+    (empty / "faceset.json").write_text(json.dumps({**index, "faces": []}))
+    with pytest.raises(InputError, match=r"faceset B \(.*empty\) holds no faces"):
+        train(_cfg((facesets[0], empty), tmp_path / "m2", iterations=2), progress=False)
+
+    other = copy_faceset(facesets[1], tmp_path / "other")
+    (other / "faceset.json").write_text(json.dumps({**index, "crop_size": 96}))
+    with pytest.raises(InputError, match="crop_size is 64 in A .* but 96 in B"):
+        train(_cfg((facesets[0], other), tmp_path / "m3", iterations=2), progress=False)
+    assert not (tmp_path / "m2").exists() and not (tmp_path / "m3").exists()
+
+
+# ---------------------------------------------------------------- CLI
+
+def test_cli_train_json_preset_and_errors(facesets: tuple[Path, Path], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = (str(p) for p in facesets)
+    preset = tmp_path / "p.yaml"
+    preset.write_text("render:\n  codec: prores\ntrain:\n  batch: 4\n  lr: 0.001\n  seed: 2\n"
+                      "  augment:\n    rotation: 5\n  loss:\n    ssim: 0.25\n")
+    # the preset cannot name a tiny network; the smallest shipped one (lite) at batch 4 for 3 iterations is quick
+    argv = ["train", "--a", a, "--b", b, "--out", str(tmp_path / "m"), "--rights", RIGHTS, "--preset", str(preset),
+            "--iterations", "3", "--device", "cpu", "--threads", "1", "--json", "--no-progress"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["iterations"] == 3 and summary["arch"] == "lite" and summary["identities"] == {"a": "linus", "b": "obama"}
+    assert math.isfinite(summary["loss_a"])
+    assert json.loads((tmp_path / "m" / "train_state.json").read_text())["batch"] == 4
+
+    assert main(argv[:7] + argv[9:]) == 2  # no --rights
+    assert "a rights statement is required" in capsys.readouterr().err
+
+    preset.write_text("train:\n  batchsize: 4\n")
+    assert main(argv[:-8] + ["--out", str(tmp_path / "m4"), "--iterations", "3", "--preset", str(preset)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key train.batchsize" in err and "did you mean 'batch'" in err
+    preset.write_text("train:\n  augment:\n    warp: -1\n")
+    assert main(argv[:-8] + ["--out", str(tmp_path / "m4"), "--iterations", "3", "--preset", str(preset)]) == 2
+    assert "train.augment.warp must be a number >= 0, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "m4").exists()
