@@ -1,0 +1,103 @@
+"""Real-face clips and trained swap models for the swap, render, farm and plugin tests.
+
+`face_clip` turns the real talking-head video from the kphotoalbum demo (Linus Torvalds,
+160x120, 68 frames) into a test clip: upscaled 3x so the HOG detector finds the face,
+played forwards then backwards to any length, with the frame number painted top-left in
+the binary code `tests.media_factory.read_frame_number` reads.
+
+`trained_model` returns a model directory: the shipped demo model (`models/demo`, person A
+= Linus from that video, person B = Jesper from the kphotoalbum photos) when it is in the
+checkout, else a small model trained here by `renderer.train` and cached under
+`.cache/models/`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from renderer import media
+from tests import face_data as F
+from tests.media_factory import BITS, block_size
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".cache"
+SHIPPED_MODEL = ROOT / "models" / "demo"
+RIGHTS = ("KPhotoAlbum demo media (Debian package kphotoalbum, GPL-2+): Linus Torvalds' talking-head "
+          "clip and Jesper Pedersen's photos, published as demo data; used only to test Doppel")
+
+
+def paint_number(img: np.ndarray, n: int) -> None:
+    """Paint frame number `n` top-left in place, in the code `read_frame_number` reads."""
+    b = block_size(img.shape[1])
+    img[: b + 4, : BITS * b + 4] = 128
+    for bit in range(BITS):
+        on = (n >> (BITS - 1 - bit)) & 1
+        img[2 : 2 + b, 2 + bit * b : 2 + (bit + 1) * b] = 255 if on else 0
+
+
+def movie_frames(scale: int = 3) -> np.ndarray:
+    """(68, 120*scale, 160*scale, 3) uint8 RGB frames of the real talking-head video."""
+    movie = F.kphotoalbum_file(F.MOVIE)
+    info = media.probe(movie)
+    frames = [rgb for _, rgb in media.read_frames(movie, 0, info.frames - 1, info)]
+    h, w = frames[0].shape[:2]
+    return np.stack([cv2.resize(f, (w * scale, h * scale), interpolation=cv2.INTER_CUBIC) for f in frames])
+
+
+def face_clip(path: Path, frames: int = 24, fps: Fraction = Fraction(25), timecode: str | None = None,
+              codec: str = "h264", audio: bool = False, scale: int = 3) -> Path:
+    """Write a clip of the real talking head with painted frame numbers; return `path`."""
+    source = movie_frames(scale)
+    order = np.concatenate([np.arange(len(source)), np.arange(len(source) - 2, 0, -1)])  # ping-pong
+    h, w = source.shape[1:3]
+    with media.VideoWriter(path, width=w, height=h, fps=fps, codec=codec, timecode=timecode) as writer:
+        for n in range(frames):
+            img = source[order[n % len(order)]].copy()
+            paint_number(img, n)
+            writer.write(img)
+    if audio:
+        raise NotImplementedError("face_clip writes no audio; use tests.media_factory for audio tests")
+    return path
+
+
+def facesets() -> tuple[Path, Path]:
+    """Facesets of person A (the video) and B (Jesper's photos), extracted once and cached."""
+    from renderer.extract import extract
+
+    out = CACHE / "facesets"
+    a, b = out / "linus", out / "jesper"
+    if not (a / "faceset.json").is_file():
+        extract([F.kphotoalbum_file(F.MOVIE)], a, size=128, progress=False)
+    if not (b / "faceset.json").is_file():
+        photos = [F.kphotoalbum_file(name) for name in F.JESPER]
+        extract(photos, b, size=128, progress=False)
+    return a, b
+
+
+def trained_model(iterations: int = 40) -> Path:
+    """A trained model directory: the shipped demo model, else a small one trained and cached."""
+    if (SHIPPED_MODEL / "model.safetensors").is_file() and os.environ.get("DOPPEL_TEST_TRAIN") != "1":
+        return SHIPPED_MODEL
+    from renderer.train import TrainConfig, train
+
+    a, b = facesets()
+    key = hashlib.sha256(f"{iterations}".encode()).hexdigest()[:10]
+    final = CACHE / "models" / f"tiny-{key}"
+    if (final / "model.safetensors").is_file():
+        return final
+    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:6]}")
+    train(TrainConfig(faceset_a=a, faceset_b=b, out=tmp, rights=RIGHTS, iterations=iterations,
+                      batch=8, seed=0, save_every=iterations), progress=False)
+    try:
+        os.replace(tmp, final)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
