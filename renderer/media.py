@@ -821,6 +821,19 @@ def _to_audio_frame(samples: np.ndarray, fmt: str, layout: str) -> av.AudioFrame
 # Trim
 
 
+def output_color(info: MediaInfo) -> ColorTags:
+    """The colour tags to write for media derived from `info`: the source's own tags, with an
+    untagged matrix/range filled in as `effective_color` decodes them, so players agree with us."""
+    c = info.color
+    color = ColorTags(c.primaries or None, c.transfer or None, c.matrix, c.range)
+    if color.matrix is None or color.range is None:
+        matrix, rng = effective_color(info, info.width, info.height, info.pix_fmt)
+        inv = {v: k for k, v in _SWS_MATRIX.items() if k not in ("smpte170m", "bt2020c")}
+        color = ColorTags(color.primaries, color.transfer, color.matrix or inv.get(matrix),
+                          color.range or ("pc" if rng == "JPEG" else "tv"))
+    return color
+
+
 def trim(src: Path | str, start: int, end: int, out: Path | str, codec: str = "h264",
          on_frame: Callable[[int], None] | None = None, info: MediaInfo | None = None) -> MediaInfo:
     """Frame-accurate re-encode of frames start..end (inclusive, 0-based) of `src` into `out`.
@@ -840,13 +853,7 @@ def trim(src: Path | str, start: int, end: int, out: Path | str, codec: str = "h
     if info.audio and out.suffix.lower() == ".mxf" and info.audio[0].channels > 8:
         raise InputError(f"{src} has {info.audio[0].channels} audio channels; mxf takes at most 8")
     timecode = shift_timecode(info.timecode, start, info.fps) if info.timecode else None
-    color = ColorTags(info.color.primaries or None, info.color.transfer or None, info.color.matrix, info.color.range)
-    if color.matrix is None or color.range is None:
-        # Tag the output with what we assumed the source to be, so players agree with us.
-        matrix, rng = effective_color(info, info.width, info.height, info.pix_fmt)
-        inv = {v: k for k, v in _SWS_MATRIX.items() if k not in ("smpte170m", "bt2020c")}
-        color = ColorTags(color.primaries, color.transfer, color.matrix or inv.get(matrix),
-                          color.range or ("pc" if rng == "JPEG" else "tv"))
+    color = output_color(info)
     base = info.pts[start]
     with VideoWriter(out, width=info.width, height=info.height, fps=info.fps, codec=codec, timecode=timecode,
                      color=color, audio_from=(Path(src), start, end) if info.audio else None,
@@ -857,3 +864,157 @@ def trim(src: Path | str, start: int, end: int, out: Path | str, codec: str = "h
             if on_frame is not None:
                 on_frame(i)
     return probe(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Concatenation (render-farm chunks)
+
+
+def concat(parts: list[Path], out: Path | str, *, time_base: Fraction, offsets: list[int],
+           fps: Fraction, timecode: str | None = None, metadata: dict[str, str] | None = None,
+           audio_from: tuple[Path, int, int] | None = None) -> MediaInfo:
+    """Join the video of encoded `parts` into `out` packet by packet (no re-encode); return `probe(out)`.
+
+    Every part must be the same codec, size and pixel format, each starting on a keyframe of
+    a closed GOP (intra codecs, or h264 encoded with a forced GOP), as farm chunks are. Part
+    k's timestamps are moved to start at `offsets[k]` in `time_base` (the writer's time base:
+    1/fps, or the source's for VFR), so the output carries exactly the timing an unchunked
+    encode of the same frames would; `fps` is the nominal rate (the timecode track needs it). `audio_from` = (source, first, last) encodes the source's
+    audio over that frame range beside the copied video, as `VideoWriter` does (chunks carry
+    no audio: separately encoded AAC does not join without gaps). Written under a temporary
+    name, renamed when complete; MediaError names the part that does not fit.
+    """
+    out = Path(out)
+    if not parts or len(parts) != len(offsets):
+        raise InputError(f"concat needs one offset per part; got {len(parts)} part(s), {len(offsets)} offset(s)")
+    fmt = {".mxf": "mxf", ".mkv": "matroska", ".mov": "mov", ".mp4": "mp4"}.get(out.suffix.lower())
+    if fmt is None:
+        raise InputError(f"output {out} has suffix {out.suffix or '(none)'!r} (allowed: .mov, .mp4, .mkv, .mxf)")
+    tb = Fraction(time_base)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(out)
+    audio: _AudioCarry | None = None
+    try:
+        with av.open(str(tmp), "w", format=fmt) as container:
+            for key, value in (metadata or {}).items():
+                container.metadata[key] = value
+            if timecode:
+                container.metadata["timecode"] = timecode
+            stream: Any = None
+            shape: tuple[str, int, int, str] | None = None
+            last_dts: int | None = None
+            for part, offset in zip(parts, offsets):
+                with _open_input(Path(part)) as src:
+                    video = _video_stream(src, Path(part))
+                    here = (video.codec_context.name, video.codec_context.width, video.codec_context.height,
+                            video.codec_context.format.name if video.codec_context.format else "")
+                    if stream is None:
+                        shape = here
+                        stream = container.add_stream_from_template(video)
+                        stream.time_base = tb
+                        stream.codec_context.framerate = Fraction(fps)
+                        if timecode:
+                            stream.metadata["timecode"] = timecode
+                        if audio_from is not None:
+                            audio = _AudioCarry(container, Path(audio_from[0]), int(audio_from[1]),
+                                                int(audio_from[2]), out.suffix.lower())
+                    elif here != shape:
+                        raise MediaError(f"cannot join {part}: it is {here}, the first part is {shape} "
+                                         f"(codec, width, height, pixel format must match)")
+                    in_tb = Fraction(video.time_base)
+                    first = True
+                    for packet in src.demux(video):
+                        if packet.size == 0:
+                            continue
+                        if first and not packet.is_keyframe:
+                            raise MediaError(f"cannot join {part}: it does not start on a keyframe")
+                        first = False
+                        # Rescale to the writer's time base (exact: chunk pts are whole ticks of it), then shift.
+                        pts = None if packet.pts is None else round(packet.pts * in_tb / tb) + offset
+                        dts = None if packet.dts is None else round(packet.dts * in_tb / tb) + offset
+                        if dts is not None and last_dts is not None and dts <= last_dts:
+                            raise MediaError(f"cannot join {part}: its timestamps overlap the part before "
+                                             f"(dts {dts} after {last_dts} in {tb})")
+                        last_dts = dts if dts is not None else last_dts
+                        duration = round(packet.duration * in_tb / tb) if packet.duration else 0
+                        packet.pts, packet.dts, packet.duration = pts, dts, duration
+                        packet.time_base = tb
+                        packet.stream = stream
+                        container.mux(packet)
+                        if audio is not None and pts is not None:
+                            audio.pump_until((pts - offsets[0] + max(duration, 1)) * tb)
+            if audio is not None:
+                audio.finish()
+        os.replace(tmp, out)
+    except av.error.FFmpegError as err:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise MediaError(f"joining {len(parts)} part(s) into {out} failed: {err}") from err
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    finally:
+        if audio is not None:
+            audio.close()
+    return probe(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Patching decoded frames (convert only what changed)
+
+
+def _plane_arrays(frame: av.VideoFrame) -> list[np.ndarray]:
+    """Writable views (height, width) of each plane of a planar frame (8- or 16-bit samples)."""
+    out = []
+    for plane in frame.planes:
+        itemsize = 2 if frame.format.name.endswith(("le", "be")) else 1
+        dtype = np.uint16 if itemsize == 2 else np.uint8
+        arr = np.frombuffer(plane, dtype=dtype).reshape(plane.height, plane.line_size // itemsize)
+        out.append(arr[:, : plane.width])
+    return out
+
+
+def patch_frame(frame: av.VideoFrame, rgb: np.ndarray, changed: np.ndarray, matrix: str, rng: str) -> av.VideoFrame:
+    """A copy of decoded `frame` that takes `rgb`'s values where `changed`, in the frame's own format.
+
+    rgb: uint8 (H, W, 3); changed: bool (H, W). Only the bounding box of `changed` is
+    converted from RGB (with the source's matrix/range); every other coded sample is
+    copied as it was decoded, so untouched pixels stay bit-identical through a lossless
+    encode and the full-frame colour conversion is skipped. A chroma sample is replaced
+    when any luma pixel it covers changed. Packed or exotic formats fall back to a full
+    conversion of `rgb`.
+    """
+    fmt = frame.format.name
+    ys, xs = np.nonzero(changed)
+    if ys.size == 0:
+        return frame
+    planar = len(frame.planes) == 3 and (fmt[3:6].isdigit() if fmt.startswith("yuv4") else fmt.startswith("yuvj4"))
+    out = av.VideoFrame(frame.width, frame.height, fmt)
+    if not planar:
+        full = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        out = full.reformat(format=fmt, src_colorspace=matrix, dst_colorspace=matrix,
+                            src_color_range="JPEG", dst_color_range=rng)
+        return _same_timing(out, frame)
+    for dst, src in zip(_plane_arrays(out), _plane_arrays(frame)):
+        dst[...] = src
+    # Box aligned to the chroma grid (2x2 covers every subsampling yuv4xxp uses).
+    y0, y1 = int(ys.min()) & ~1, min(frame.height, (int(ys.max()) + 2) & ~1)
+    x0, x1 = int(xs.min()) & ~1, min(frame.width, (int(xs.max()) + 2) & ~1)
+    box = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[y0:y1, x0:x1]), format="rgb24")
+    box = box.reformat(format=fmt, src_colorspace=matrix, dst_colorspace=matrix,
+                       src_color_range="JPEG", dst_color_range=rng)
+    region = changed[y0:y1, x0:x1]
+    for dst, new in zip(_plane_arrays(out), _plane_arrays(box)):
+        sy, sx = (y1 - y0) // new.shape[0], (x1 - x0) // new.shape[1]  # subsampling of this plane
+        mask = region if (sy, sx) == (1, 1) else region.reshape(new.shape[0], sy, new.shape[1], sx).any(axis=(1, 3))
+        view = dst[y0 // sy: y0 // sy + new.shape[0], x0 // sx: x0 // sx + new.shape[1]]
+        view[mask] = new[mask]
+    return _same_timing(out, frame)
+
+
+def _same_timing(out: av.VideoFrame, frame: av.VideoFrame) -> av.VideoFrame:
+    out.pts = frame.pts
+    if frame.time_base is not None:
+        out.time_base = frame.time_base
+    return out
