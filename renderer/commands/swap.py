@@ -9,6 +9,15 @@ the preset's `signing:`), carries a signed C2PA manifest.
 The output codec is --codec, else the preset's, else the source's own when Doppel can
 write it (h264, prores, ffv1, dnxhd), else chosen by OUT's extension.
 
+Smart render: when the output codec is the source's, only the GOPs that hold swapped
+frames are decoded and re-encoded; every other GOP is stream-copied (its packets
+bit-exact, audio packets copied as they are). GOPs are cut only where the stream allows
+it (an IDR with no B-frames reaching back across it; every frame for intra codecs).
+Otherwise (another codec, open GOPs everywhere, MXF out, a span that does not fit) every
+frame is re-encoded, untouched frames straight from the decoder. The summary says which
+path was taken and why (`--json`: "path": "smart" | "reencode", "reason",
+"frames_copied", "frames_encoded", "spans").
+
 Examples:
   doppel swap interview.mp4 --model models/demo --out interview.swapped.mp4
   doppel swap take3.mov --model models/jane --out take3.jane.mov --frames 120-480 --preset prores_hq
@@ -20,14 +29,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from tqdm import tqdm
 
 from renderer import media
 from renderer.errors import InputError
-from renderer.swap import SwapSettings, render_range, swap_settings
+from renderer.swap import SwapModel, SwapSettings, SwapStats, render_range, swap_settings
 
 _SOURCE_CODECS = {"h264": "h264", "prores": "prores_hq", "ffv1": "ffv1", "dnxhd": "dnxhr_hq"}
 _SUFFIX_CODECS = {".mp4": "h264", ".mov": "prores_hq", ".mkv": "ffv1", ".mxf": "dnxhr_hq"}
@@ -69,12 +80,86 @@ def choose_codec(requested: str | None, info: media.MediaInfo, out: Path) -> str
     return _SUFFIX_CODECS[out.suffix.lower()]
 
 
+def smart_plan(info: media.MediaInfo, codec: str, out: Path, pix_fmt: str | None,
+               swap_range: tuple[int, int]) -> tuple[list[tuple[int, int]], str | None]:
+    """(spans to re-encode, None) when smart render applies, else ([], the reason it does not)."""
+    if _SOURCE_CODECS.get(info.codec) != codec:
+        return [], f"output codec {codec} is not the source's ({info.codec}): every frame is re-encoded"
+    if out.suffix.lower() == ".mxf":
+        return [], "MXF output is always re-encoded (its muxer does not take spliced streams)"
+    if (pix_fmt or info.pix_fmt) != info.pix_fmt or info.pix_fmt not in media.CODECS[codec].pix_fmts:
+        return [], f"pixel format {pix_fmt or info.pix_fmt} differs from what the source stream holds ({info.pix_fmt})"
+    cuts = media.cut_points(info)
+    if cuts.reason:
+        return [], cuts.reason
+    spans = media.gop_spans(cuts, [swap_range])
+    if spans == [(0, info.frames - 1)]:
+        return [], "every GOP holds swapped frames (no GOP can be stream-copied)"
+    return spans, None
+
+
+def _add_stats(total: SwapStats, part: SwapStats) -> None:
+    total.frames += part.frames
+    total.swapped += part.swapped
+    total.faces += part.faces
+    total.preroll += part.preroll
+    for why, n in part.passed_through.items():
+        total.passed_through[why] = total.passed_through.get(why, 0) + n
+    for stage, sec in part.seconds.items():
+        total.seconds[stage] = total.seconds.get(stage, 0.0) + sec
+
+
+def render_smart(video: Path, out: Path, *, spans: list[tuple[int, int]], swap_range: tuple[int, int],
+                 info: media.MediaInfo, model_dir: Path, model: SwapModel, settings: SwapSettings, codec: str,
+                 metadata: dict[str, str], progress: bool) -> tuple[SwapStats, media.SpliceResult]:
+    """Re-encode each span (swapping faces on `swap_range`) into a temp file, then splice them
+    into a stream copy of the source. Raises media.MediaError (SpliceError included) when the
+    spans cannot be joined; nothing is left under `out` then."""
+    import time
+
+    stats = SwapStats()
+    t0 = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.spans-", dir=out.parent))
+    try:
+        parts = []
+        bar = tqdm(total=sum(g1 - g0 + 1 for g0, g1 in spans), unit="frame", desc=f"{out.name} (re-encode)",
+                   disable=not progress, file=sys.stderr)
+        try:
+            for g0, g1 in spans:
+                part = work / f"span-{g0:08d}{out.suffix}"
+                base = bar.n
+                _add_stats(stats, render_range(
+                    video, part, model_dir=model_dir, settings=settings, first=g0, last=g1, swap_ranges=[swap_range],
+                    codec=codec, pix_fmt=info.pix_fmt, audio=False, model=model,
+                    progress=lambda done, _total, base=base: bar.update(base + done - bar.n)))
+                parts.append((g0, g1, part))
+        finally:
+            bar.close()
+        bar = tqdm(total=info.frames, unit="frame", desc=f"{out.name} (splice)", disable=not progress,
+                   file=sys.stderr)
+        t_encode = time.perf_counter()
+        try:
+            result = media.splice(video, out, parts, info=info, metadata=metadata,
+                                  progress=lambda n: bar.update(n - bar.n))
+        finally:
+            bar.close()
+        stats.seconds["encode"] += time.perf_counter() - t_encode
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    stats.frames += result.copied
+    stats.passed_through["outside range"] += result.copied
+    stats.seconds["total"] = time.perf_counter() - t0
+    return stats, result
+
+
 def run(args: argparse.Namespace) -> int:
     from renderer.presets import load_preset, preset_sha256
     from renderer.provenance import claim_for_model, label_metadata, resolve_signing_identity, sign_media
 
     if not args.video.is_file():
         raise InputError(f"video {args.video} does not exist")
+    if args.out.resolve() == args.video.resolve():
+        raise InputError(f"--out {args.out} is the source video itself; the source is never written")
     info = media.probe(args.video)
     first, last = parse_frames(args.frames, info.frames) if args.frames else (0, info.frames - 1)
     preset = load_preset(args.preset) if args.preset else None
@@ -82,32 +167,53 @@ def run(args: argparse.Namespace) -> int:
                 else SwapSettings(direction=args.direction or "a2b", device=args.device))
     codec = args.codec or (preset.output.codec if preset and not args.codec else None)
     codec = choose_codec(codec, info, args.out)
+    media.check_output(args.out, media.resolve_codec(codec))
+    pix_fmt = preset.output.pix_fmt if preset else None
     signing = ({"cert": preset.signing.cert, "key": preset.signing.key}
                if preset and preset.signing.cert and preset.signing.key else None)
     identity = resolve_signing_identity(signing, os.environ)
     claim = claim_for_model(args.video, args.model, [(first, last + 1)],
                             preset_sha256=preset_sha256(preset) if preset else None)
-    bar = tqdm(total=info.frames, unit="frame", desc=args.out.name, disable=args.no_progress, file=sys.stderr)
-    try:
-        stats = render_range(
-            args.video, args.out, model_dir=args.model, settings=settings, first=0, last=info.frames - 1,
-            swap_ranges=[(first, last)], codec=codec,
-            pix_fmt=preset.output.pix_fmt if preset else None,
-            metadata=label_metadata(claim, signed=identity is not None),
-            progress=lambda done, total: bar.update(done - bar.n),
-        )
-    finally:
-        bar.close()
+    metadata = label_metadata(claim, signed=identity is not None)
+    model = SwapModel(args.model, settings.direction, settings.device)  # a bad model fails before any work
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    spans, reason = smart_plan(info, codec, args.out, pix_fmt, (first, last))
+    copied = 0
+    stats: SwapStats | None = None
+    if not reason:
+        try:
+            stats, spliced = render_smart(args.video, args.out, spans=spans, swap_range=(first, last), info=info,
+                                          model_dir=args.model, model=model, settings=settings, codec=codec, metadata=metadata,
+                                          progress=not args.no_progress)
+            copied = spliced.copied
+        except media.MediaError as err:  # SpliceError, or a muxer refusing a copied stream
+            reason, stats = f"smart render failed, re-encoded everything instead: {err}", None
+    if stats is None:
+        spans = []
+        bar = tqdm(total=info.frames, unit="frame", desc=args.out.name, disable=args.no_progress, file=sys.stderr)
+        try:
+            stats = render_range(
+                args.video, args.out, model_dir=args.model, settings=settings, first=0, last=info.frames - 1,
+                swap_ranges=[(first, last)], codec=codec, pix_fmt=pix_fmt, metadata=metadata, model=model,
+                progress=lambda done, total: bar.update(done - bar.n),
+            )
+        finally:
+            bar.close()
     signed = sign_media(args.out, claim, identity, source=args.video)
     if signed.warning:
         print(f"doppel swap: {signed.warning}", file=sys.stderr)
     summary = {"source": str(args.video), "output": str(args.out), "codec": codec, "swap_range": [first, last],
-               "signed": signed.signed, **stats.to_json()}
+               "path": "reencode" if reason else "smart", "reason": reason,
+               "frames_copied": copied, "frames_encoded": stats.frames - copied,
+               "spans": [list(s) for s in spans], "signed": signed.signed, **stats.to_json()}
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         passed = ", ".join(f"{n} {why}" for why, n in stats.passed_through.items() if n) or "none"
+        how = (f"smart render: {copied} frames stream-copied, {stats.frames - copied} re-encoded" if not reason
+               else f"re-encoded every frame ({reason})")
         print(f"{args.out}: {stats.frames} frames, {stats.swapped} swapped ({stats.faces} faces), "
-              f"passed through: {passed}; {stats.to_json()['fps']} frames/s; "
+              f"passed through: {passed}; {how}; {stats.to_json()['fps']} frames/s; "
               f"{'signed (C2PA)' if signed.signed else 'UNSIGNED label only'}")
     return 0
