@@ -469,11 +469,11 @@ def test_render_swaps_a_real_face(work, env, capsys):
     handles, frame numbers and timecode stay exact, the source is never written."""
     import numpy as np
 
-    from tests.model_fixtures import demo_model_dir, face_clip
+    from tests.model_fixtures import face_clip, trained_model
 
     folder = work / "face"
     folder.mkdir()
-    src = face_clip(folder / "face.mov", 24, NTSC, "01:00:00:00", "h264")
+    src = face_clip(folder / "face.mov", frames=24, fps=NTSC, timecode="01:00:00:00")
     before = src.read_bytes()
     rate = float(NTSC)
     origin = timecode_to_frame("01:00:00:00", NTSC)
@@ -491,7 +491,7 @@ def test_render_swaps_a_real_face(work, env, capsys):
     small = folder / "p.yaml"
     small.write_text(PRESET)
     out = folder / "out"
-    code, stdout, err = cli([edit, "--preset", small, "--out", out, "--model", demo_model_dir(), "--json"], capsys)
+    code, stdout, err = cli([edit, "--preset", small, "--out", out, "--model", trained_model(), "--json"], capsys)
     assert code == 0, err
     assert src.read_bytes() == before
     entry = json.loads((out / RENDER_JSON).read_text())["clips"][0]
