@@ -90,7 +90,7 @@ def _clip(name: str, src: Path, first: int, frames: int, marker: str) -> otio.sc
         source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(origin + first, rate),
                                              otio.opentime.RationalTime(frames, rate)))
     clip.markers.append(otio.schema.Marker(name=marker, marked_range=otio.opentime.TimeRange(
-        otio.opentime.RationalTime(origin + first, rate), otio.opentime.RationalTime(1, rate))))
+        otio.opentime.RationalTime(origin + first, rate), otio.opentime.RationalTime(0, rate))))
     return clip
 
 
@@ -182,7 +182,7 @@ def test_chunk_values_round_trip_and_bad_values():
     for bad in ("x-3", "5-2", "9999999-10000001", "-3", ""):
         with pytest.raises(InputError, match="chunk"):
             farm.parse_chunk(bad)
-    assert farm.chunk_spans(2, 29, 10) == [(2, 8), (9, 15), (16, 22), (23, 29)]  # OpenJD evens sizes out
+    assert farm.chunk_spans(2, 29, 10) == [(2, 11), (12, 20), (21, 29)]  # OpenJD evens sizes out
     assert farm.chunk_spans(0, 0, 10) == [(0, 0)]
     assert farm.chunk_spans(3, 20, 1000) == [(3, 20)]
 
@@ -237,10 +237,10 @@ def test_farm_run_with_two_workers_equals_doppel_render(work, bundle, reference)
     assert_same_results(out, reference)
     entry = json.loads((out / "render.json").read_text())["clips"][0]
     chunks = entry["chunks"]
-    assert [(c["first_frame"], c["last_frame"]) for c in chunks] == [(2, 8), (9, 15), (16, 22), (23, 29)]
-    assert [c["preroll_frames"] for c in chunks] == [0, 7, 14, 21]  # mid-segment chunks decode a pre-roll
+    assert [(c["first_frame"], c["last_frame"]) for c in chunks] == [(2, 11), (12, 20), (21, 29)]
+    assert [c["preroll_frames"] for c in chunks] == [0, 10, 19]  # mid-segment chunks decode a pre-roll
     logs = "".join(p.read_text() for p in (out / "logs").glob("Render-*.log"))
-    assert "openjd_progress: 100.0" in logs and "openjd_status: clip 0 'face_a' frames 9-15" in logs
+    assert "openjd_progress: 100.0" in logs and "openjd_status: clip 0 'face_a' frames 12-20" in logs
     # Run again: every chunk and clip is up to date, the outputs stay as they were.
     before = {p.name: p.stat().st_mtime_ns for p in (out / "media").iterdir()}
     assert main(["farm", "run", str(bundle), "--out", str(out), "--quiet"]) == 0
@@ -284,7 +284,7 @@ def test_killed_task_retried_gives_the_same_output(work, edit, preset, model, re
     assert pub.returncode == 0, pub.stderr
     assert_same_results(out, reference)
     assert not list(out.rglob(".*partial*"))
-    assert [read_frame_number(f) for f in frames_of(out / "media" / "face_one_01:00:01:08-01:00:01:08.doppel.mkv")
+    assert [read_frame_number(f) for f in frames_of(out / "media" / "face_one_01_00_01_08-01_00_01_08.doppel.mkv")
             ] == [33]
 
 
