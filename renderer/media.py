@@ -1165,8 +1165,8 @@ def _check_span(info: MediaInfo, src_video: Any, g0: int, g1: int, part: Path) -
                 problems.append("its NAL length size differs from the source's")
         elif info.codec == "ffv1" and bytes(cc.extradata or b"") != bytes(sc.extradata or b""):
             problems.append("its FFV1 configuration record differs from the source's (version, slices, coder)")
-        elif info.codec in ("prores", "dnxhd") and cc.codec_tag != sc.codec_tag:
-            problems.append(f"profile {cc.codec_tag} (source: {sc.codec_tag})")
+        elif info.codec in ("prores", "dnxhd") and (cc.codec_tag, cc.profile) != (sc.codec_tag, sc.profile):
+            problems.append(f"profile {cc.codec_tag} {cc.profile} (source: {sc.codec_tag} {sc.profile})")
     if problems:
         raise SpliceError(f"re-encoded span {g0}-{g1} ({part.name}) does not fit the source: {'; '.join(problems)}")
     return p

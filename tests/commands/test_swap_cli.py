@@ -23,7 +23,7 @@ from renderer import media
 from renderer.atomic import sha256_file
 from renderer.cli import main
 from tests import face_data as F
-from tests.media_factory import cached_clip, make_numbered_clip, read_frame_number
+from tests.media_factory import cached_clip, make_numbered_clip, read_frame_number, vfr_pts
 from tests.model_fixtures import SHIPPED_MODEL, movie_frames, paint_number, trained_model
 
 NTSC = Fraction(24000, 1001)
@@ -159,6 +159,26 @@ def test_splice_copies_packets_and_decodes_frame_exact(tmp_path: Path) -> None:
     assert packets(out, "audio") == packets(src, "audio")
     with av.open(str(out)) as c:
         assert c.metadata.get("comment") == "spliced"
+
+
+def test_splice_keeps_vfr_timing_and_intra_frames(tmp_path: Path) -> None:
+    vfr = make_numbered_clip(tmp_path / "vfr.mp4", 36, 160, 96, gop=6, bframes=2, pts=vfr_pts(36),
+                             time_base=Fraction(1, 1000))
+    info = media.probe(vfr)
+    assert info.vfr
+    spans = media.gop_spans(media.cut_points(info), [(14, 15)])
+    assert spans == [(12, 17)]
+    media.trim(vfr, 12, 17, tmp_path / "part.mp4", codec="h264")
+    got = media.splice(vfr, tmp_path / "out.mp4", [(12, 17, tmp_path / "part.mp4")], info=info).info
+    assert got.pts == info.pts and [read_frame_number(f) for f in decode_all(got.path)] == list(range(36))
+    prores = make_numbered_clip(tmp_path / "p.mov", 12, 160, 96, codec="prores", timecode="00:10:00:00")
+    info = media.probe(prores)
+    media.trim(prores, 5, 6, tmp_path / "part.mov", codec="prores_hq")
+    result = media.splice(prores, tmp_path / "out.mov", [(5, 6, tmp_path / "part.mov")], info=info)
+    assert (result.copied, result.encoded, result.info.timecode) == (10, 2, "00:10:00:00")
+    src_pk, out_pk = packets(prores), packets(result.info.path)
+    assert [out_pk[i] == src_pk[i] for i in range(12)] == [i not in (5, 6) for i in range(12)]
+    assert [read_frame_number(f) for f in decode_all(result.info.path)] == list(range(12))
 
 
 def test_splice_refuses_a_span_that_does_not_fit(tmp_path: Path) -> None:
