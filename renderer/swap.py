@@ -184,7 +184,7 @@ class SwapModel:
 
 @dataclass
 class _Pending:
-    """A frame waiting for its faces to come back from the model."""
+    """A frame waiting for its faces to come back from the model; `frame` is patched in place."""
 
     index: int
     frame: Any  # av.VideoFrame as decoded
@@ -198,7 +198,8 @@ class FaceSwapper:
     """The stateful per-clip stage between decode and encode.
 
     Feed decoded frames in order with `push`; it yields frames ready for the encoder in
-    the same order: (index, av.VideoFrame or RGB uint8 array, reason or None). State
+    the same order: (index, av.VideoFrame, reason or None); a swapped frame is the decoded
+    frame with only its changed pixels replaced (`media.patch_frame`). State
     (tracks, smoothing, temporal blend) restarts at segment starts; see the module doc.
     """
 
@@ -294,13 +295,16 @@ class FaceSwapper:
                              learned=None if learned is None else learned[k])
             original = crops[k].astype(np.float32) * np.float32(1.0 / 255.0)
             results[p.index] = composite(out, crop, face.frame_from_crop, mask, self.settings.composite, original)
-        self.stats.seconds["composite"] += time.perf_counter() - t1
         pending, self._pending, self._pending_faces = self._pending, [], 0
         for p in pending:
+            if p.emit and p.index in results:
+                self.stats.faces += len(p.faces)
+                changed = np.any(results[p.index] != p.rgb, axis=2)
+                p.frame = media.patch_frame(p.frame, results[p.index], changed, self.matrix, self.rng)
+        self.stats.seconds["composite"] += time.perf_counter() - t1
+        for p in pending:
             if p.emit:
-                if p.index in results:
-                    self.stats.faces += len(p.faces)
-                yield p.index, results.get(p.index, p.frame), p.reason
+                yield p.index, p.frame, p.reason
 
 
 # ----------------------------------------------------------------------------- the pipeline
@@ -325,15 +329,6 @@ def preroll_start(first: int, swap_ranges: list[tuple[int, int]], origin: int | 
     if rng is None:
         return first
     return max(origin, rng[0], first - first % SEGMENT_FRAMES)
-
-
-def output_color(info: media.MediaInfo) -> media.ColorTags:
-    """The source's colour tags, with untagged matrix/range filled in as we decode them."""
-    c = info.color
-    matrix, rng = media.effective_color(info, info.width, info.height, info.pix_fmt)
-    names = {"ITU709": "bt709", "ITU601": "smpte170m", "FCC": "fcc", "SMPTE240M": "smpte240m", "BT2020": "bt2020nc"}
-    return media.ColorTags(c.primaries, c.transfer, c.matrix or names.get(matrix),
-                           c.range or ("pc" if rng == "JPEG" else "tv"))
 
 
 def render_range(
@@ -379,7 +374,7 @@ def render_range(
     start = preroll_start(first, ranges, origin)
     stats.preroll = first - start
     total = last - first + 1
-    tags = color or output_color(info)
+    tags = color or media.output_color(info)
     options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"} if gop and codec == "h264" else None
     writer = media.VideoWriter(
         out, width=info.width, height=info.height, fps=info.fps, codec=codec,
@@ -437,10 +432,7 @@ def render_range(
                     t = time.perf_counter()
                     base = info.pts[first]
                     pts = (info.pts[i] - base) if info.vfr else None
-                    if isinstance(frame, np.ndarray):
-                        writer.write(frame, pts=pts)
-                    else:
-                        writer.write_av(frame, pts=pts, source_color=info.color)
+                    writer.write_av(frame, pts=pts, source_color=info.color)
                     stats.seconds["encode"] += time.perf_counter() - t
                     done += 1
                     if progress is not None:

@@ -1,0 +1,137 @@
+"""renderer.swap: the per-frame pipeline on a real talking-head clip, lossless in and out."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from renderer import media
+from renderer.atomic import sha256_file
+from renderer.composite import CompositeSettings
+from renderer.errors import InputError, ModelError
+from renderer.faces.track import find_faces
+from renderer.swap import SEGMENT_FRAMES, SwapModel, SwapSettings, preroll_start, render_range
+from tests.media_factory import make_numbered_clip, read_frame_number
+from tests.model_fixtures import face_clip, trained_model
+
+FRAMES = 30
+
+
+@pytest.fixture(scope="module")
+def model_dir() -> Path:
+    return trained_model()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return face_clip(tmp_path_factory.mktemp("swap") / "face.mkv", frames=FRAMES, codec="ffv1",
+                     timecode="01:00:00:00")
+
+
+@pytest.fixture(scope="module")
+def model(model_dir: Path) -> SwapModel:
+    return SwapModel(model_dir, "a2b", "cpu")
+
+
+def frames_of(path: Path) -> dict[int, np.ndarray]:
+    info = media.probe(path)
+    return dict(media.read_frames(path, 0, info.frames - 1, info))
+
+
+def test_swaps_face_region_only_and_keeps_everything_else(clip: Path, model: SwapModel, tmp_path: Path) -> None:
+    before = sha256_file(clip)
+    out = tmp_path / "out.mkv"
+    stats = render_range(clip, out, model_dir=Path(), model=model, settings=SwapSettings(), first=0,
+                         last=FRAMES - 1, swap_ranges=[(8, 20)], codec="ffv1")
+    assert sha256_file(clip) == before, "the source was modified"
+    assert stats.frames == FRAMES and stats.swapped == 13 and stats.passed_through["outside range"] == 17
+    src_info, out_info = media.probe(clip), media.probe(out)
+    assert out_info.frames == src_info.frames and out_info.timecode == "01:00:00:00"
+    assert out_info.pts == src_info.pts and out_info.fps == src_info.fps
+    src, dst = frames_of(clip), frames_of(out)
+    for i in range(FRAMES):
+        assert read_frame_number(dst[i]) == i
+        if not 8 <= i <= 20:
+            assert np.array_equal(src[i], dst[i]), f"frame {i} outside the swap range changed"
+            continue
+        face = find_faces(src[i])[0]
+        x0, y0, x1, y1 = face.box
+        w, h = x1 - x0, y1 - y0
+        outside = np.ones(src[i].shape[:2], bool)
+        outside[max(0, int(y0 - h)): int(y1 + h), max(0, int(x0 - w)): int(x1 + w)] = False
+        assert np.array_equal(src[i][outside], dst[i][outside]), f"frame {i}: pixels far from the face changed"
+        inner = (slice(int(y0 + 0.3 * h), int(y1 - 0.1 * h)), slice(int(x0 + 0.2 * w), int(x1 - 0.2 * w)))
+        diff = np.abs(src[i][inner].astype(int) - dst[i][inner].astype(int)).mean()
+        assert diff > 3.0, f"frame {i}: the face barely changed (mean abs diff {diff:.2f})"
+
+
+def test_chunked_render_equals_one_piece(clip: Path, model: SwapModel, tmp_path: Path) -> None:
+    settings = SwapSettings(temporal=0.5, detect_every=4)
+    whole = tmp_path / "whole.mkv"
+    render_range(clip, whole, model_dir=Path(), model=model, settings=settings, first=0, last=FRAMES - 1,
+                 swap_ranges=[(0, FRAMES - 1)], codec="ffv1")
+    split = 17  # mid-segment: the second chunk decodes a 17-frame pre-roll
+    assert preroll_start(split, [(0, FRAMES - 1)], origin=0) == 0 < split % SEGMENT_FRAMES + 1
+    parts = []
+    for lo, hi in ((0, split - 1), (split, FRAMES - 1)):
+        part = tmp_path / f"part{lo}.mkv"
+        stats = render_range(clip, part, model_dir=Path(), model=model, settings=settings, first=lo, last=hi,
+                             swap_ranges=[(0, FRAMES - 1)], codec="ffv1", origin=0)
+        assert stats.preroll == (split if lo else 0)
+        parts.append(frames_of(part))
+    reference = frames_of(whole)
+    for i in range(FRAMES):
+        got = parts[0][i] if i < split else parts[1][i - split]
+        assert np.array_equal(got, reference[i]), f"frame {i} differs between chunked and one-piece renders"
+
+
+def test_frames_without_faces_pass_through(model: SwapModel, tmp_path: Path) -> None:
+    src = make_numbered_clip(tmp_path / "noface.mkv", 6, 160, 96, codec="ffv1")
+    out = tmp_path / "out.mkv"
+    stats = render_range(src, out, model_dir=Path(), model=model, settings=SwapSettings(), first=1, last=4,
+                         swap_ranges=[(0, 5)], codec="ffv1")
+    assert stats.swapped == 0 and stats.passed_through["no face"] == 4
+    src_frames, out_frames = frames_of(src), frames_of(out)
+    assert all(np.array_equal(src_frames[i + 1], out_frames[i]) for i in range(4))
+
+
+def test_range_outside_the_video_writes_nothing(clip: Path, model: SwapModel, tmp_path: Path) -> None:
+    out = tmp_path / "out.mkv"
+    with pytest.raises(InputError, match=r"outside .*allowed: 0-29"):
+        render_range(clip, out, model_dir=Path(), model=model, settings=SwapSettings(), first=25, last=40,
+                     swap_ranges=[(25, 40)], codec="ffv1")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_learned_mask_needs_a_model_that_learned_one(clip: Path, model: SwapModel, tmp_path: Path) -> None:
+    if model.learns_mask:
+        pytest.skip("this model learned a mask")
+    with pytest.raises(InputError, match="learned mask"):
+        render_range(clip, tmp_path / "o.mkv", model_dir=Path(), model=model, first=0, last=3,
+                     settings=SwapSettings(composite=CompositeSettings(mask="learned")),
+                     swap_ranges=[(0, 3)], codec="ffv1")
+    assert not (tmp_path / "o.mkv").exists()
+
+
+def test_model_without_rights_is_refused(model_dir: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    card = yaml.safe_load((copy / "model.yaml").read_text())
+    card["rights"] = ""
+    (copy / "model.yaml").write_text(yaml.safe_dump(card))
+    with pytest.raises(ModelError, match="rights"):
+        SwapModel(copy, "a2b", "cpu")
+
+
+def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="does not exist"):
+        SwapModel(tmp_path / "nope", "a2b", "cpu")
+
+
+def test_identity_mode_needs_a_reference() -> None:
+    with pytest.raises(InputError, match="reference"):
+        SwapSettings(faces="identity")
