@@ -481,8 +481,8 @@ def render_range(
     stats.seconds["total"] = time.perf_counter() - t_start
     if errors:
         err = errors[0]
-        if isinstance(err, (InputError, ModelError, RenderError, media.MediaError)):
-            raise err
+        if isinstance(err, (InputError, ModelError, RenderError, media.MediaError, KeyboardInterrupt)):
+            raise err  # Ctrl-C (or an interrupt raised by a progress callback) stays an interrupt
         raise RenderError(f"rendering {src.name} frames {first}-{last} failed: {err}") from err
     if stats.frames != total:
         raise RenderError(f"rendering {src.name}: wrote {stats.frames} frames, expected {total}")
