@@ -57,7 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     export = sub.add_parser("export", help="write an OpenJD job bundle for one edit", formatter_class=fmt,
                             description="Check EDIT as `doppel render` would and write a job bundle "
                                         "(template.yaml, parameter_values.yaml, asset_references.yaml).")
-    export.add_argument("edit", metavar="EDIT", help="edit with FACESWAP markers: .otio, .otioz, .xml, .fcpxml, .edl, .aaf")
+    export.add_argument("edit", metavar="EDIT",
+                        help="edit with FACESWAP markers: .otio, .otioz, .xml, .fcpxml, .edl, .aaf")
     export.add_argument("--preset", required=True, metavar="PRESET", help="shipped preset name or YAML file")
     export.add_argument("--out", required=True, metavar="BUNDLE_DIR", help="folder for the bundle's files")
     export.add_argument("--model", metavar="MODEL_DIR", help="model directory for every clip")
