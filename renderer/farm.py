@@ -1,7 +1,7 @@
 """Render farms: an edit as an Open Job Description job bundle, its tasks, and a local runner.
 
     export_bundle(edit, preset, bundle_dir, ...)   -> template.yaml, parameter_values.yaml, asset_references.yaml
-    run_task(plan, "1000012-1000035")               one Render task: one chunk of one clip
+    run_task(plan, "10000012-10000035")              one Render task: one chunk of one clip
     publish(plan)                                   the Publish task: join chunks, sign, return edit, render.json
     run_bundle(bundle_dir, workers=N, out_dir=...)  both steps on this machine through openjd.sessions
 

@@ -13,10 +13,10 @@
       default BUNDLE_DIR/output/; task logs in DIR/logs/.
 
   deadline bundle submit BUNDLE_DIR       the same bundle on AWS Deadline Cloud
-  openjd run BUNDLE_DIR/template.yaml --step Render -p file://...   the OpenJD reference runner
+  openjd run BUNDLE_DIR/template.yaml --step Render -p EditFile=... -p ...   the OpenJD reference runner
 
 Internal (what the template's tasks run; paths come from the job's parameters):
-  doppel farm task --edit E --preset P --out O [--model M] [--media-root R] --frames 1000012-1000035
+  doppel farm task --edit E --preset P --out O [--model M] [--media-root R] --frames 10000012-10000035
   doppel farm publish --edit E --preset P --out O [--model M] [--media-root R]
 
 A chunk renders with a pre-roll (decoded, discarded), so chunk boundaries never show: a clip in
@@ -81,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     task = sub.add_parser("task", help="(internal) render one chunk: what a Render task runs", formatter_class=fmt)
     _common(task, "OutputDir: chunks go to OUT/chunks/")
-    task.add_argument("--frames", required=True, metavar="CHUNK", help="the task's Frames value, e.g. 1000012-1000035")
+    task.add_argument("--frames", required=True, metavar="CHUNK", help="the task's Frames value, e.g. 10000012-10000035")
     task.add_argument("--force", action="store_true", help="render even when the chunk is up to date")
 
     pub = sub.add_parser("publish", help="(internal) join chunks, sign, write the return edit: the Publish task",
