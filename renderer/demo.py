@@ -1,0 +1,599 @@
+"""The built-in demo: real sample faces -> an edit with marked clips -> a signed render.
+
+    sources = fetch_sources(cache)                        # registry packages, cached
+    clips   = make_sample_media(sources, out / "sample" / "media")
+    edit    = build_sample_edit(clips, out / "sample" / "cut.otio")
+    model   = ensure_model(model_dir, sources, clips, out, cache, ...)   # shipped, else a quick one
+    env, trust, note = signing_env(out, os.environ)       # configured keys, else demo-local keys
+    report  = render_edit(edit, "review", out, model=model.path, env=env)
+    contact_sheet(report, out / "contact_sheet.png")
+
+`run_demo(DemoConfig(...))` does all of it and returns a `DemoSummary`.
+
+Sample media. On Debian/Ubuntu, person A is the man in kphotoalbum's demo `movie.avi`
+(upscaled 3x to 480x360, as the shipped demo model saw him) and the B-roll is the faceless
+`skagen.jpg`, both from the Debian package. Off Debian that package cannot be fetched, so
+person A becomes a slow pan over a second PyPI photo (face_recognition's `obama.jpg`) and
+the B-roll a pan over scikit-image's `rocket.jpg`; the summary says so. Person B, whose face
+the model puts in, is always scikit-image's `astronaut.png` (Eileen Collins, NASA, public domain).
+
+The edit (25 fps, record start 01:00:00:00, media timecodes from 01:00:00:00):
+  presenter_take1  talking head, source 0-39, point marker `FACESWAP` (whole clip)
+  broll            faceless photo panned, 30 frames, unmarked
+  presenter_take2  talking head, source 48-87, marker `FACESWAP colour=mean` on 56-75 only
+  astronaut        person B panned, 30 frames, unmarked (what the model puts in)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from renderer import sample
+from renderer.atomic import atomic_output
+from renderer.errors import DoppelError, InputError
+
+FPS = Fraction(25)
+SIZE = (480, 360)  # (W, H): the talking head upscaled 3x
+HEAD_FRAMES = 96
+STILL_FRAMES = 30
+PRESET = "review"
+NAME_A = "kpa-presenter"
+NAME_B = "Eileen Collins (NASA portrait)"
+QUICK_RIGHTS = ("Sample media from registry packages, used only to demonstrate Doppel: kphotoalbum demo data "
+                "(Debian package kphotoalbum, GPL-2+) or the face_recognition 1.3.0 test photos (PyPI, MIT), and "
+                "scikit-image's astronaut.png (Eileen Collins, NASA, public domain)")
+TILE = (240, 180)  # contact sheet tile (W, H)
+SHEET_PAD = 6
+SHEET_LABEL = 18
+SHEET_COLUMNS = ("source", "swapped", "mask")
+
+Say = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+# --------------------------------------------------------------------------- sample sources
+
+
+@dataclass(frozen=True)
+class DemoSources:
+    """Files the demo is made of. `talking_head` is kphotoalbum's movie.avi (Debian) or None,
+    then `person_a_photo` stands in for it. `notes` say what was used instead of what."""
+
+    person_b: Path
+    broll: Path
+    talking_head: Path | None = None
+    person_a_photo: Path | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def debian(self) -> bool:
+        return self.talking_head is not None
+
+
+def fetch_sources(cache: Path, say: Say = _quiet) -> DemoSources:
+    """Fetch (or find cached) the sample media. Raises sample.SampleUnavailable when PyPI is unreachable."""
+    skimage = sample.skimage_data(cache)
+    say(f"  scikit-image sample photos: {skimage}")
+    try:
+        kpa = sample.kphotoalbum_demo(cache)
+    except sample.SampleUnavailable as err:
+        photos = sample.face_recognition_images(cache)
+        note = (f"NOT ON DEBIAN (or apt unreachable): {err}. The talking-head video exists only in the Debian "
+                f"package kphotoalbum, so person A is a slow pan over face_recognition's obama.jpg (PyPI) and the "
+                f"B-roll a pan over scikit-image's rocket.jpg; the shipped model was not trained on this face, "
+                f"so expect a rougher swap")
+        say(f"  {note}")
+        return DemoSources(person_b=skimage / "astronaut.png", broll=skimage / "rocket.jpg",
+                           person_a_photo=photos / "obama.jpg", notes=(note,))
+    say(f"  kphotoalbum demo media (Debian package): {kpa}")
+    return DemoSources(person_b=skimage / "astronaut.png", broll=kpa / "skagen.jpg",
+                       talking_head=kpa / sample.KPHOTOALBUM_MOVIE)
+
+
+# --------------------------------------------------------------------------- sample media
+
+
+@dataclass(frozen=True)
+class DemoClip:
+    """One sample media file: `frames` frames at FPS from start timecode `timecode`."""
+
+    name: str
+    path: Path
+    frames: int
+    timecode: str
+    role: str
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise InputError(f"sample image {path} is missing or unreadable (delete the cache folder to fetch it again)")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def talking_head_frames(movie: Path, frames: int = HEAD_FRAMES, size: tuple[int, int] = SIZE) -> np.ndarray:
+    """(frames, H, W, 3) uint8 RGB: the video resized to `size` (3x for movie.avi), played forwards then
+    backwards (ping-pong) until `frames` frames."""
+    from renderer import media
+
+    info = media.probe(movie)
+    src = [cv2.resize(rgb, size, interpolation=cv2.INTER_CUBIC) for _, rgb in media.read_frames(movie, 0, info.frames - 1, info)]
+    order = np.concatenate([np.arange(len(src)), np.arange(len(src) - 2, 0, -1)])
+    return np.stack([src[order[n % len(order)]] for n in range(frames)])
+
+
+def pan_frames(photo: Path, frames: int, size: tuple[int, int] = SIZE, *, centre_face: bool = False,
+               zoom: tuple[float, float] = (1.0, 1.15), drift: float = 0.08) -> np.ndarray:
+    """(frames, H, W, 3) uint8 RGB: a slow zoom and sideways drift over a still photo (a "Ken Burns" move).
+
+    The photo is scaled to cover `size`; with `centre_face` the largest face (HOG) is centred and
+    sized to a third of the frame height, so the clip looks like a talking-head shot.
+    """
+    rgb = _read_rgb(photo)
+    h0, w0 = rgb.shape[:2]
+    w, h = size
+    scale = max(w / w0, h / h0)
+    cx, cy = w0 / 2, h0 / 2
+    if centre_face:
+        from renderer.faces.detect import detect
+
+        found = detect(rgb)
+        if not found:
+            raise InputError(f"sample photo {photo}: no face found to centre on")
+        x0, y0, x1, y1 = found[0].box
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        scale = (h / 3.0) / (y1 - y0)
+    out = np.empty((frames, h, w, 3), np.uint8)
+    for n in range(frames):
+        t = n / max(1, frames - 1)
+        s = scale * (zoom[0] + (zoom[1] - zoom[0]) * t)
+        dx = drift * w * (t - 0.5)
+        frame_from_photo = np.array([[s, 0, w / 2 - s * cx + dx], [0, s, h / 2 - s * cy]], np.float64)
+        out[n] = cv2.warpAffine(rgb, frame_from_photo, (w, h), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_REFLECT)
+    return out
+
+
+def _write_clip(path: Path, frames: np.ndarray, timecode: str) -> None:
+    from renderer import media
+
+    h, w = frames.shape[1:3]
+    with media.VideoWriter(path, width=w, height=h, fps=FPS, codec="h264", timecode=timecode) as writer:
+        for rgb in frames:
+            writer.write(rgb)
+
+
+def make_sample_media(sources: DemoSources, folder: Path, say: Say = _quiet) -> dict[str, DemoClip]:
+    """Write the demo's three source clips (H.264 .mov, 480x360, 25 fps, with start timecodes) into `folder`.
+
+    A clip already there is kept (files land only complete, and keeping them lets a re-run
+    find its renders up to date). Returns {"head", "broll", "person_b"} -> DemoClip.
+    """
+    specs: list[tuple[str, str, str, int, Callable[[], np.ndarray], str]] = []
+    if sources.talking_head is not None:
+        specs.append(("head", "talking_head.mov", "01:00:00:00", HEAD_FRAMES,
+                      lambda: talking_head_frames(sources.talking_head), f"person A: {sources.talking_head.name}, 3x"))
+    else:
+        assert sources.person_a_photo is not None
+        specs.append(("head", "talking_head.mov", "01:00:00:00", HEAD_FRAMES,
+                      lambda: pan_frames(sources.person_a_photo, HEAD_FRAMES, centre_face=True),
+                      f"person A: pan over {sources.person_a_photo.name}"))
+    specs.append(("broll", f"broll_{sources.broll.stem}.mov", "02:00:00:00", STILL_FRAMES,
+                  lambda: pan_frames(sources.broll, STILL_FRAMES), f"B-roll: pan over {sources.broll.name} (no faces)"))
+    specs.append(("person_b", "astronaut.mov", "03:00:00:00", STILL_FRAMES,
+                  lambda: pan_frames(sources.person_b, STILL_FRAMES, zoom=(1.0, 1.1)),
+                  f"person B: pan over {sources.person_b.name}"))
+    clips = {}
+    for key, name, tc, frames, make, role in specs:
+        path = folder / name
+        if not path.is_file():
+            _write_clip(path, make(), tc)
+            say(f"  wrote {path} ({frames} frames, {role})")
+        clips[key] = DemoClip(key, path, frames, tc, role)
+    return clips
+
+
+# --------------------------------------------------------------------------- the edit
+
+
+def build_sample_edit(clips: Mapping[str, DemoClip], edit_path: Path) -> Path:
+    """Write the demo edit (see the module docstring) as OTIO; media referenced relative to the edit."""
+    import opentimelineio as otio
+    from opentimelineio.opentime import RationalTime as RT, TimeRange as TR
+
+    from renderer.media import timecode_to_frame
+    from renderer.timeline import write_edit
+
+    rate = float(FPS)
+    tl = otio.schema.Timeline(name="Doppel demo")
+    tl.global_start_time = RT(timecode_to_frame("01:00:00:00", FPS), rate)
+    track = otio.schema.Track(name="V1")
+
+    def clip(key: str, label: str, first: int, frames: int) -> tuple[otio.schema.Clip, int]:
+        c = clips[key]
+        origin = timecode_to_frame(c.timecode, FPS)
+        rel = os.path.relpath(c.path, edit_path.parent)
+        ref = otio.schema.ExternalReference(target_url=rel, available_range=TR(RT(origin, rate), RT(c.frames, rate)))
+        return otio.schema.Clip(name=label, media_reference=ref, source_range=TR(RT(origin + first, rate),
+                                                                                  RT(frames, rate))), origin
+
+    take1, origin = clip("head", "presenter_take1", 0, 40)
+    take1.markers.append(otio.schema.Marker(name="FACESWAP", marked_range=TR(RT(origin, rate), RT(0, rate)),
+                                            color=otio.schema.MarkerColor.GREEN))
+    broll, _ = clip("broll", "broll", 0, STILL_FRAMES)
+    take2, origin = clip("head", "presenter_take2", 48, 40)
+    marker = otio.schema.Marker(name="FACESWAP colour=mean", marked_range=TR(RT(origin + 56, rate), RT(20, rate)),
+                                color=otio.schema.MarkerColor.RED)
+    take2.markers.append(marker)
+    ref_b, _ = clip("person_b", "astronaut", 0, STILL_FRAMES)
+    track.extend([take1, broll, take2, ref_b])
+    tl.tracks.append(track)
+    write_edit(tl, edit_path)
+    return edit_path
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    path: Path
+    trained_here: bool
+    note: str
+
+
+def model_ready(model_dir: Path) -> bool:
+    return (model_dir / "model.safetensors").is_file() and (model_dir / "model.yaml").is_file()
+
+
+def default_model_dir() -> Path:
+    """`models/demo` in the working folder, else the one beside this package (a source checkout)."""
+    here = Path("models") / "demo"
+    if model_ready(here):
+        return here
+    beside = Path(__file__).resolve().parents[1] / "models" / "demo"
+    return beside if model_ready(beside) else here
+
+
+def ensure_model(model_dir: Path, sources: DemoSources, clips: Mapping[str, DemoClip], out_dir: Path, cache: Path,
+                 *, iterations: int | None = None, minutes: float = 4.0, threads: int | None = None,
+                 progress: bool = True, say: Say = _quiet) -> ModelChoice:
+    """`model_dir` when it holds a trained model; else extract the two facesets (cached) and train a
+    quick lite model into `out_dir/quick-model` (`iterations`, else `minutes` of training)."""
+    if model_ready(model_dir):
+        return ModelChoice(Path(model_dir), False, f"shipped demo model {model_dir}")
+    quick = out_dir / "quick-model"
+    banner = "!" * 78
+    if model_ready(quick):
+        say(f"{banner}\n  no demo model at {model_dir}: using the quick model trained by an earlier run, {quick}\n{banner}")
+        return ModelChoice(quick, True, f"quick model from an earlier run ({quick}); {model_dir} is missing")
+    budget = f"{iterations} iterations" if iterations else f"{minutes:g} minutes"
+    say(f"{banner}\n  NO DEMO MODEL at {model_dir} (models/ is not in this checkout?)\n"
+        f"  TRAINING A QUICK ONE INSTEAD ({budget}, lite): expect a blurry, barely-there swap.\n"
+        f"  The shipped model trained for 45 minutes; `doppel train` makes a real one.\n{banner}")
+    from renderer.extract import extract
+    from renderer.train import TrainConfig, train
+
+    a_src = sources.talking_head if sources.talking_head is not None else clips["head"].path
+    sets = cache / "sample" / "facesets"
+    fa, fb = sets / f"a-{a_src.stem}", sets / "b-astronaut"
+    for label, src, dst, extra in (("A", a_src, fa, {"dedupe_bits": -1}), ("B", sources.person_b, fb, {})):
+        say(f"  extracting faces of person {label} from {src.name} -> {dst}")
+        summary = extract([src], dst, size=128, progress=progress, **extra)
+        if not summary.ok:
+            raise DoppelError(f"no faces of person {label} found in {src}; cannot train the demo model")
+    cfg = TrainConfig(faceset_a=fa, faceset_b=fb, out=quick, rights=QUICK_RIGHTS, name_a=NAME_A, name_b=NAME_B,
+                      model="lite", iterations=iterations, minutes=None if iterations else minutes, batch=8,
+                      save_every=max(50, iterations or 250), threads=threads, seed=0)
+    result = train(cfg, progress=progress)
+    say(f"  trained quick model: {result.iterations} iterations in {result.seconds:.0f} s -> {quick}")
+    return ModelChoice(quick, True, f"QUICK model trained here ({result.iterations} iterations) because "
+                                    f"{model_dir} is missing")
+
+
+# --------------------------------------------------------------------------- signing
+
+
+def signing_env(out_dir: Path, env: Mapping[str, str]) -> tuple[dict[str, str], Path | None, str]:
+    """(environment for the render, CA to verify against or None, what was decided).
+
+    A configured identity (env DOPPEL_SIGN_CERT/KEY or the keys folder) is used as it is;
+    otherwise demo-local keys are made in `out_dir/keys` (once) and passed through the env.
+    """
+    from renderer import provenance as P
+
+    env = dict(env)
+    identity = P.resolve_signing_identity(None, env)
+    if identity is not None:
+        ca = identity.cert_chain_pem.parent / P.CA_CERT_NAME
+        return env, ca if ca.is_file() else None, f"signing with the configured identity ({identity.origin})"
+    keys = out_dir / "keys"
+    if not ((keys / P.CHAIN_NAME).is_file() and (keys / P.KEY_NAME).is_file() and (keys / P.CA_CERT_NAME).is_file()):
+        P.init_keys(keys, common_name="Doppel demo signer", organization="Doppel demo", overwrite=True, valid_days=30)
+        note = f"no signing key configured: made demo-local keys in {keys} (valid 30 days; trust anchor {keys / P.CA_CERT_NAME})"
+    else:
+        note = f"no signing key configured: using the demo-local keys in {keys}"
+    env[P.ENV_CERT], env[P.ENV_KEY] = str(keys / P.CHAIN_NAME), str(keys / P.KEY_NAME)
+    return env, keys / P.CA_CERT_NAME, note
+
+
+# --------------------------------------------------------------------------- contact sheet
+
+
+@dataclass(frozen=True)
+class SheetRow:
+    """One row of the contact sheet: source frame `frame` of clip `clip` (output frame `frame - first`)."""
+
+    clip: str
+    source: Path
+    output: Path
+    frame: int
+    out_frame: int
+    timecode: str | None
+
+
+def sheet_size(rows: int, tile: tuple[int, int] = TILE) -> tuple[int, int]:
+    """(width, height) in pixels of a contact sheet with `rows` rows of three tiles."""
+    w, h = tile
+    cols = len(SHEET_COLUMNS)
+    return cols * w + (cols + 1) * SHEET_PAD, SHEET_LABEL + rows * (h + SHEET_LABEL + SHEET_PAD) + SHEET_PAD
+
+
+def sheet_rows(report: Any, frames_per_clip: int = 3) -> list[SheetRow]:
+    """Frames to show for each rendered (ok or skipped) clip of a RenderReport: evenly over its range."""
+    from renderer.media import shift_timecode
+
+    rows = []
+    for r in report.results:
+        if r.status == "failed":
+            continue
+        job = r.job
+        picks = np.unique(np.linspace(job.first, job.last, frames_per_clip + 2).round().astype(int)[1:-1])
+        for f in picks:
+            tc = shift_timecode(job.timecode, int(f - job.first), job.clip.rate) if job.timecode else None
+            rows.append(SheetRow(job.clip.clip_name, job.clip.media_path, Path(r.entry["output"]["path"]),
+                                 int(f), int(f - job.first), tc))
+    return rows
+
+
+def mask_overlay(rgb: np.ndarray, *, detector: str = "hog", points: int = 68, mask_kind: str = "hull",
+                 erode: float = 0.02, feather: float = 0.05) -> tuple[np.ndarray, int]:
+    """(overlay, faces): `rgb` (H, W, 3) uint8 with each face's blend mask (as the preset builds it from
+    this frame's landmarks) tinted green at up to 50 % and its 0.5 level outlined."""
+    from renderer.composite import CompositeSettings, face_mask, landmarks_to_crop, warp_mask_to_frame
+    from renderer.faces.track import find_faces
+
+    size = 256
+    kind = "hull" if "learned" in mask_kind else mask_kind  # a learned mask needs the model's output
+    settings = CompositeSettings(mask=kind, erode=erode, feather=feather)
+    total = np.zeros(rgb.shape[:2], np.float32)
+    faces = find_faces(rgb, detector=detector, points=points, crop_size=size)
+    for face in faces:
+        crop_mask = face_mask(landmarks_to_crop(face.landmarks, face.crop_from_frame), size, settings)
+        total = np.maximum(total, warp_mask_to_frame(crop_mask, face.frame_from_crop, rgb.shape[:2]))
+    green = np.array([40, 255, 80], np.float32)
+    a = (0.5 * total)[..., None]
+    out = (rgb.astype(np.float32) * (1 - a) + green * a).round().clip(0, 255).astype(np.uint8)
+    contours, _ = cv2.findContours((total >= 0.5).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(out, contours, -1, (255, 255, 0), 1, cv2.LINE_AA)
+    return out, len(faces)
+
+
+def _label(img: np.ndarray, text: str, x: int, y: int) -> None:
+    cv2.putText(img, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (230, 230, 230), 1, cv2.LINE_AA)
+
+
+def contact_sheet(report: Any, out_png: Path, *, frames_per_clip: int = 3, tile: tuple[int, int] = TILE,
+                  mask: Mapping[str, Any] | None = None) -> tuple[Path, tuple[int, int], int]:
+    """Write a before/after PNG: per row a source frame, the same frame of the render, and the mask overlay.
+
+    Rows: `frames_per_clip` frames of every rendered clip of `report` (a RenderReport). `mask`:
+    {detector, points, mask_kind, erode, feather} for the overlay (default: the first job's preset).
+    Returns (path, (width, height), rows). Raises InputError when no clip rendered.
+    """
+    from renderer import media
+
+    rows = sheet_rows(report, frames_per_clip)
+    if not rows:
+        raise InputError("contact sheet: the render has no rendered clips to show")
+    if mask is None:
+        p = report.results[0].job.preset
+        mask = {"detector": p.detector, "points": int(p.landmarks), "mask_kind": p.mask.kind,
+                "erode": p.mask.erode, "feather": p.mask.feather}
+    width, height = sheet_size(len(rows), tile)
+    sheet = np.full((height, width, 3), 24, np.uint8)
+    tw, th = tile
+    for c, title in enumerate(SHEET_COLUMNS):
+        _label(sheet, title, SHEET_PAD + c * (tw + SHEET_PAD), SHEET_LABEL - 5)
+    for i, row in enumerate(rows):
+        y = SHEET_LABEL + i * (th + SHEET_LABEL + SHEET_PAD)
+        src = next(rgb for _, rgb in media.read_frames(row.source, row.frame, row.frame))
+        out = next(rgb for _, rgb in media.read_frames(row.output, row.out_frame, row.out_frame))
+        overlay, faces = mask_overlay(src, **mask)
+        tc = f" {row.timecode}" if row.timecode else ""
+        _label(sheet, f"{row.clip}: source frame {row.frame}{tc} -> {row.output.name} frame {row.out_frame}; "
+                      f"{faces} face{'s' if faces != 1 else ''}", SHEET_PAD, y + SHEET_LABEL - 5)
+        for c, img in enumerate((src, out, overlay)):
+            x = SHEET_PAD + c * (tw + SHEET_PAD)
+            sheet[y + SHEET_LABEL:y + SHEET_LABEL + th, x:x + tw] = cv2.resize(img, tile, interpolation=cv2.INTER_AREA)
+    out_png = Path(out_png)
+    with atomic_output(out_png) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9]):
+            raise DoppelError(f"could not write the contact sheet {out_png}")
+    return out_png, (width, height), len(rows)
+
+
+# --------------------------------------------------------------------------- the whole demo
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """`out`: output folder. `model`: model folder (None: `default_model_dir()`); when it holds no
+    model a quick one is trained (`train_iterations`, else `train_minutes`). `cache`: fetch cache
+    root (None: `sample.default_cache`)."""
+
+    out: Path
+    model: Path | None = None
+    cache: Path | None = None
+    train_iterations: int | None = None
+    train_minutes: float = 4.0
+    threads: int | None = None
+    frames_per_clip: int = 3
+    force: bool = False
+    progress: bool = True
+    env: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    status: str  # "ok" | "failed"
+    out_dir: Path
+    edit: Path
+    model: ModelChoice
+    report: Any  # RenderReport
+    return_edits: tuple[Path, ...]
+    render_json: Path
+    contact_sheet: Path
+    sheet_size: tuple[int, int]
+    sheet_rows: int
+    keys_note: str
+    trust: Path | None
+    verified: tuple[Any, ...]  # provenance.VerifyResult per output
+    notes: tuple[str, ...] = ()
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.status == "ok" else 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "out_dir": str(self.out_dir),
+            "edit": str(self.edit),
+            "model": {"path": str(self.model.path), "trained_here": self.model.trained_here, "note": self.model.note},
+            "render": self.report.to_json(),
+            "outputs": [r.entry["output"]["path"] for r in self.report.results if r.status != "failed"],
+            "return_edits": [str(p) for p in self.return_edits],
+            "render_json": str(self.render_json),
+            "contact_sheet": {"path": str(self.contact_sheet), "width": self.sheet_size[0],
+                              "height": self.sheet_size[1], "rows": self.sheet_rows},
+            "signing": {"note": self.keys_note, "trust": str(self.trust) if self.trust else None},
+            "verified": [v.to_json() for v in self.verified],
+            "notes": list(self.notes),
+            "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
+        }
+
+
+def _render_bars(enabled: bool) -> tuple[Callable[[Any], None], Callable[[], None]]:
+    from tqdm import tqdm
+
+    state: dict[str, Any] = {"job": -1, "bar": None}
+
+    def close() -> None:
+        if state["bar"] is not None:
+            state["bar"].close()
+            state["bar"] = None
+
+    def on_progress(p: Any) -> None:
+        if not enabled:
+            return
+        if p.job != state["job"]:
+            close()
+            state["job"] = p.job
+            state["bar"] = tqdm(total=p.frames, unit="frame", desc=f"render {p.job + 1}/{p.jobs} {p.clip_name}",
+                                dynamic_ncols=True)
+        state["bar"].update(p.frame - state["bar"].n)
+
+    return on_progress, close
+
+
+def run_demo(cfg: DemoConfig, say: Say = _quiet) -> DemoSummary:
+    """Fetch, build, (train,) render, sign, verify and summarise the demo into `cfg.out`."""
+    from renderer.provenance import verify_media
+    from renderer.render import plan_render, run_render
+    from renderer.timeline import read_edit, write_edit
+
+    env = dict(os.environ if cfg.env is None else cfg.env)
+    out = Path(cfg.out)
+    cache = Path(cfg.cache) if cfg.cache is not None else sample.default_cache(env)
+    model_dir = Path(cfg.model) if cfg.model is not None else default_model_dir()
+    seconds: dict[str, float] = {}
+    t = time.monotonic()
+
+    def lap(name: str) -> None:
+        nonlocal t
+        now = time.monotonic()
+        seconds[name] = now - t
+        t = now
+
+    say(f"[1/7] sample media of real faces from package registries (cache: {cache})")
+    sources = fetch_sources(cache, say)
+    lap("fetch")
+    say(f"[2/7] sample clips and the edit in {out / 'sample'}")
+    clips = make_sample_media(sources, out / "sample" / "media", say)
+    edit = build_sample_edit(clips, out / "sample" / "cut.otio")
+    say(f"  edit {edit}: 4 clips; presenter_take1 marked whole (point marker), presenter_take2 marked on 20 frames")
+    lap("media")
+    say(f"[3/7] model")
+    model = ensure_model(model_dir, sources, clips, out, cache, iterations=cfg.train_iterations,
+                         minutes=cfg.train_minutes, threads=cfg.threads, progress=cfg.progress, say=say)
+    say(f"  {model.note}")
+    lap("model")
+    say("[4/7] signing identity")
+    render_env, trust, keys_note = signing_env(out, env)
+    say(f"  {keys_note}")
+    say(f"[5/7] render with preset '{PRESET}' into {out}")
+    plan = plan_render(edit, PRESET, out, model=model.path, env=render_env)
+    on_progress, close = _render_bars(cfg.progress)
+
+    def on_clip(r: Any) -> None:
+        close()
+        what = {"ok": "rendered", "skipped": "up to date"}.get(r.status, f"FAILED: {r.error}")
+        say(f"  clip '{r.job.clip.clip_name}': {what} -> {r.entry['output']['path']}")
+
+    try:
+        report = run_render(plan, on_progress=on_progress, on_clip=on_clip, force=cfg.force)
+    finally:
+        close()
+    returns = list(report.return_edits)
+    xml = out / f"{edit.stem}.doppel.xml"
+    write_edit(read_edit(returns[0]), xml)  # FCP7 XML for Premiere/Resolve users (render writes the input's format)
+    returns.append(xml)
+    lap("render")
+    say("[6/7] verify the C2PA manifests")
+    verified = []
+    for r in report.results:
+        if r.status == "failed":
+            continue
+        v = verify_media(Path(r.entry["output"]["path"]), trust_pem=trust)
+        verified.append(v)
+        say(f"  {Path(v.path).name}: {v.status}, signer {v.signer!r}"
+            + (f", {'trusted' if v.trusted else 'NOT trusted'} under {trust}" if trust else ", trust not checked"))
+    lap("verify")
+    say("[7/7] contact sheet")
+    sheet, size, nrows = contact_sheet(report, out / "contact_sheet.png", frames_per_clip=cfg.frames_per_clip)
+    say(f"  {sheet} ({size[0]}x{size[1]}, {nrows} rows: source | swapped | mask)")
+    lap("contact_sheet")
+    ok = report.exit_code == 0 and all(v.exit_code == 0 for v in verified) and bool(verified)
+    return DemoSummary("ok" if ok else "failed", out, edit, model, report, tuple(returns), report.plan.render_json,
+                       sheet, size, nrows, keys_note, trust, tuple(verified), sources.notes, seconds)
+
+
+__all__ = [
+    "DemoClip", "DemoConfig", "DemoSources", "DemoSummary", "ModelChoice", "SheetRow", "build_sample_edit",
+    "contact_sheet", "default_model_dir", "ensure_model", "fetch_sources", "make_sample_media", "mask_overlay",
+    "model_ready", "pan_frames", "run_demo", "sheet_rows", "sheet_size", "signing_env", "talking_head_frames",
+]
