@@ -145,7 +145,10 @@ def import_return(scene: bpy.types.Scene, return_path: str) -> list[bpy.types.Se
         strip.frame_final_end = p.record_start + p.duration
         strip.channel = channel
         strip.doppel.is_return = True
-        strip["doppel_source"] = str(p.metadata.get("doppel", {}).get("source", ""))[:1000]
+        meta = p.metadata.get("doppel") if isinstance(p.metadata.get("doppel"), dict) else {}
+        # `doppel render` names the original media file (`source_media`) and clip (`source_clip`)
+        strip["doppel_source"] = str(meta.get("source_media") or meta.get("source") or "")[:1000]
+        strip["doppel_source_clip"] = str(meta.get("source_clip") or "")[:200]
         created.append(strip)
     return created
 

@@ -148,7 +148,8 @@ def marker(name: str, start: int, duration: int, fps: Fraction, comment: str = "
 
 def clip_from_strip(strip: StripSpec, fps: Fraction) -> dict[str, Any]:
     """The OTIO Clip.2 dict of a strip; the marker (if any) is in the clip's media time."""
-    item = _item_base("Clip.2", strip.name, {"doppel": {"host_strip": strip.name, "host_channel": strip.channel}})
+    # not under "doppel": `doppel render` reads that clip metadata as per-clip settings (and rejects unknown keys)
+    item = _item_base("Clip.2", strip.name, {"doppel_host": {"strip": strip.name, "channel": strip.channel}})
     origin = strip.media_origin
     item["source_range"] = time_range(origin + strip.media_start, strip.duration, fps)
     url = Path(strip.filepath).resolve().as_uri()

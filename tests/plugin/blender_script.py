@@ -12,6 +12,15 @@ import sys
 import bpy
 
 
+def render_png(scene, frames, prefix):
+    """Render the sequencer's output for frames [first, last] to `prefix` (#### = frame) PNGs."""
+    scene.frame_start, scene.frame_end = frames
+    scene.render.image_settings.file_format = "PNG"
+    scene.render.image_settings.color_mode = "RGB"
+    scene.render.filepath = prefix
+    bpy.ops.render.render(animation=True)
+
+
 def main(spec):
     bpy.ops.preferences.addon_install(filepath=spec["addon_zip"], overwrite=True)
     bpy.ops.preferences.addon_enable(module="doppel_vse")
@@ -27,6 +36,8 @@ def main(spec):
         strip.frame_final_start = s["final_start"]
         strip.frame_final_end = s["final_end"]
         strip.select = False
+    if spec.get("png_before"):  # the sequence as it was, for comparing frame by frame
+        render_png(scene, spec["render_frames"], spec["png_before"])
     for name, rng in spec["mark"].items():
         strip = editor.sequences[name]
         strip.select = True
@@ -61,12 +72,8 @@ def main(spec):
             "name": st.name, "channel": st.channel, "final_start": st.frame_final_start,
             "final_end": st.frame_final_end, "frame_start": st.frame_start,
             "filepath": bpy.path.abspath(st.filepath), "is_return": st.doppel.is_return,
-            "faceswap": st.doppel.faceswap})
-    scene.frame_start, scene.frame_end = spec["render_frames"]
-    scene.render.image_settings.file_format = "PNG"
-    scene.render.image_settings.color_mode = "RGB"
-    scene.render.filepath = spec["png_prefix"]
-    bpy.ops.render.render(animation=True)
+            "faceswap": st.doppel.faceswap, "doppel_source": st.get("doppel_source", "")})
+    render_png(scene, spec["render_frames"], spec["png_prefix"])
     with open(spec["report"], "w") as fh:
         json.dump(report, fh, indent=2)
 

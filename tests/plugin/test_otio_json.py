@@ -142,3 +142,24 @@ def test_timecode_origin(tmp_path):
     assert clip.source_range.start_time.value == 90005
     assert clip.media_reference.available_range.start_time.value == 90000
     assert clip.markers[0].marked_range.start_time.value == 90007
+
+
+def test_exported_edit_is_what_doppel_render_reads(tmp_path):
+    """The renderer's own reader takes the exported edit as written: marked clips, frames and
+    per-strip overrides; host bookkeeping in clip metadata is not mistaken for render settings."""
+    from renderer.timeline import find_marked_clips, read_edit
+    from tests.media_factory import cached_clip
+
+    a = cached_clip("otio-json-a", frames=60, width=64, height=48, fps=FPS)
+    b = cached_clip("otio-json-b", frames=20, width=64, height=48, fps=FPS)
+    strips = [
+        StripSpec("A", str(a), channel=1, record_start=10, duration=30, media_start=5, media_duration=60,
+                  faceswap=FaceswapMark()),
+        StripSpec("B", str(b), channel=1, record_start=40, duration=20, media_start=0, media_duration=20),
+        StripSpec("B2", str(b), channel=2, record_start=50, duration=15, media_start=3, media_duration=20,
+                  faceswap=FaceswapMark((("blend", "0.8"),), sub_range=(55, 60))),
+    ]
+    path = otio_json.write_otio(tmp_path / "edit.otio", otio_json.timeline_from_strips("seq", strips, FPS))
+    marked = find_marked_clips(read_edit(path), path)
+    assert [(m.clip_name, m.source_first_frame, m.source_last_frame, dict(m.overrides)) for m in marked] == [
+        ("A", 5, 34, {}), ("B2", 8, 12, {"blend": "0.8"})]
