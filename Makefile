@@ -12,14 +12,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# DEMO_ARGS: extra `doppel demo` flags, e.g. make demo DEMO_ARGS="--train-iterations 30 --json"
+DEMO_OUT  ?= demo-out
+DEMO_ARGS ?=
 demo: $(STAMP)
-	.venv/bin/doppel demo --out demo-out
+	.venv/bin/doppel demo --out $(DEMO_OUT) $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# BENCH_ARGS: e.g. make bench BENCH_ARGS=--collect-only (assemble RESULTS.md from bench/results/ without re-running)
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(PY) bench/run.py --out bench/RESULTS.md
+	$(PY) bench/run.py --out bench/RESULTS.md $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv .cache build *.egg-info

