@@ -6,9 +6,9 @@ played forwards then backwards to any length, with the frame number painted top-
 the binary code `tests.media_factory.read_frame_number` reads.
 
 `trained_model` returns a model directory: the shipped demo model (`models/demo`, person A
-= Linus from that video, person B = Jesper from the kphotoalbum photos) when it is in the
-checkout, else a small model trained here by `renderer.train` and cached under
-`.cache/models/`.
+= the presenter in that video, person B = Eileen Collins in scikit-image's public-domain
+astronaut portrait) when it is in the checkout, else a small model trained here on the
+same two people by `renderer.train` and cached under `.cache/models/`.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from tests.media_factory import BITS, block_size
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache"
 SHIPPED_MODEL = ROOT / "models" / "demo"
-RIGHTS = ("KPhotoAlbum demo media (Debian package kphotoalbum, GPL-2+): Linus Torvalds' talking-head "
-          "clip and Jesper Pedersen's photos, published as demo data; used only to test Doppel")
+RIGHTS = ("Person A: KPhotoAlbum demo video (Debian package kphotoalbum, GPL-2+ demo data). Person B: NASA "
+          "portrait of Eileen Collins (public domain, shipped in scikit-image). Used only to test Doppel")
 
 
 def paint_number(img: np.ndarray, n: int) -> None:
@@ -69,16 +69,15 @@ def face_clip(path: Path, frames: int = 24, fps: Fraction = Fraction(25), timeco
 
 
 def facesets() -> tuple[Path, Path]:
-    """Facesets of person A (the video) and B (Jesper's photos), extracted once and cached."""
+    """Facesets of person A (every frame of the video) and B (the astronaut), extracted once and cached."""
     from renderer.extract import extract
 
     out = CACHE / "facesets"
-    a, b = out / "linus", out / "jesper"
+    a, b = out / "presenter", out / "astronaut"
     if not (a / "faceset.json").is_file():
-        extract([F.kphotoalbum_file(F.MOVIE)], a, size=128, progress=False)
+        extract([F.kphotoalbum_file(F.MOVIE)], a, size=128, dedupe_bits=-1, progress=False)
     if not (b / "faceset.json").is_file():
-        photos = [F.kphotoalbum_file(name) for name in F.JESPER]
-        extract(photos, b, size=128, progress=False)
+        extract([F.astronaut()], b, size=128, progress=False)
     return a, b
 
 
