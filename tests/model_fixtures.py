@@ -88,7 +88,7 @@ def trained_model(iterations: int = 40) -> Path:
     from renderer.train import TrainConfig, train
 
     a, b = facesets()
-    key = hashlib.sha256(f"{iterations}".encode()).hexdigest()[:10]
+    key = hashlib.sha256(f"{a.name}-{b.name}-{iterations}".encode()).hexdigest()[:10]
     final = CACHE / "models" / f"tiny-{key}"
     if (final / "model.safetensors").is_file():
         return final
