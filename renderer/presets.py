@@ -112,7 +112,7 @@ FIELDS: dict[str, Field] = {
     "smoothing.landmarks": Field("bool", True, help="smooth landmarks over time"),
     "smoothing.temporal": Field("float", 0.5, minimum=0.0, maximum=1.0, help="temporal smoothing strength"),
     "handles": Field("int", 0, minimum=0, maximum=10000, help="frames rendered before/after each clip"),
-    "detect_every": Field("int", 1, minimum=1, maximum=1000, help="detect every N frames, track between"),
+    "detect_every": Field("int", 8, minimum=1, maximum=1000, help="detect every N frames, track between"),
     "output.codec": Field("enum", "prores_hq", CODECS, help="video codec"),
     "output.container": Field("enum", "mov", CONTAINERS, help="container (checked against the codec)"),
     "output.pix_fmt": Field("str", None, nullable=True, help="pixel format (null: the codec's default)"),

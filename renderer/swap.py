@@ -62,7 +62,7 @@ class SwapSettings:
     composite: CompositeSettings = field(default_factory=CompositeSettings)
     smooth_landmarks: bool = True
     temporal: float = 0.0
-    detect_every: int = 1
+    detect_every: int = 8
     device: str | None = None
 
     def __post_init__(self) -> None:
