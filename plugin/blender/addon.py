@@ -388,7 +388,7 @@ class SEQUENCER_PT_doppel(bpy.types.Panel):
         row.operator("doppel.import_return", icon="IMPORT")
         if settings.status:
             layout.label(text=settings.status)
-        layout.label(text="Results are synthetic media and are labelled as such.", icon="INFO")
+        layout.label(text="Results are labelled synthetic media", icon="INFO")
 
 
 CLASSES = (DoppelPreferences, DoppelStripSettings, DoppelSceneSettings, DOPPEL_OT_mark, DOPPEL_OT_export,
