@@ -1,0 +1,60 @@
+"""All of Doppel's PyAV code: probe, frame index, exact-range decode, encode, audio, timecode, colour.
+
+Frame identity is an integer frame index (0-based, presentation order) into the pts index
+that `probe` builds by demuxing packets (no decode). Times are pts in a stream's time base,
+never float seconds.
+
+Convention for pictures handed in and out: RGB uint8 (H, W, 3), 0..255, converted with the
+source's matrix and range (untagged HD -> BT.709, untagged SD -> BT.601, untagged YUV -> limited
+range), and the same conversion on the way back, so an untouched pixel keeps its colour.
+
+Untouched frames should not go through RGB at all: `read_av_frames` + `VideoWriter.write_av`
+hand decoded frames straight to the encoder (PITFALLS: a full-frame rgb round trip costs
+about half an encode). `trim` works that way.
+
+The package is split by job, and every name is importable from `renderer.media`:
+
+    info.py     MediaInfo, probe (pts index by demuxing), colour tags, timecode
+    decode.py   read_frames / read_av_frames (exact ranges), frame_to_rgb, patch_frame
+    encode.py   codec profiles, VideoWriter (atomic; colour, timecode, audio carried), trim
+    splice.py   concat (farm chunks) and smart-render splicing of re-encoded GOPs
+"""
+
+from renderer.errors import InputError, MediaError  # noqa: F401  (re-exported for callers)
+from renderer.media.decode import (  # noqa: F401
+    frame_to_rgb,
+    iter_packets,
+    patch_frame,
+    read_av_frames,
+    read_frames,
+)
+from renderer.media.encode import (  # noqa: F401
+    CODECS,
+    CodecProfile,
+    VideoWriter,
+    check_output,
+    output_color,
+    resolve_codec,
+    trim,
+)
+from renderer.media.info import (  # noqa: F401
+    AudioInfo,
+    ColorTags,
+    CorruptMediaError,
+    MediaInfo,
+    effective_color,
+    frame_to_timecode,
+    probe,
+    shift_timecode,
+    timecode_to_frame,
+)
+from renderer.media.splice import (  # noqa: F401
+    SMART_CODECS,
+    CutPoints,
+    SpliceError,
+    SpliceResult,
+    concat,
+    cut_points,
+    gop_spans,
+    splice,
+)

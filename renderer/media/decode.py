@@ -1,0 +1,185 @@
+"""Exact-range decode: frames by index, RGB conversion with the source's matrix, frame patching."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import av.error
+import numpy as np
+
+from renderer.errors import InputError
+from renderer.media.info import (
+    CorruptMediaError,
+    MediaInfo,
+    _open_input,
+    effective_color,
+    probe,
+)
+
+
+def frame_to_rgb(frame: av.VideoFrame, matrix: str, rng: str) -> np.ndarray:
+    """RGB uint8 (H, W, 3) of a decoded frame, converted with the given matrix and range."""
+    if frame.format.name in ("rgb24",):
+        return frame.to_ndarray()
+    if frame.format.name.startswith(("gbr", "bgr", "rgb")):
+        return frame.to_ndarray(format="rgb24")
+    return frame.to_ndarray(format="rgb24", src_colorspace=matrix, dst_colorspace=matrix,
+                            src_color_range=rng, dst_color_range="JPEG")
+
+
+# --------------------------------------------------------------------------------------------
+# Exact-range decode
+
+
+def _check_range(info: MediaInfo, start: int, end: int) -> None:
+    """InputError unless 0 <= start <= end < frames (a truncated file: < the declared frames)."""
+    limit = max(info.frames, info.declared_frames or 0) if info.truncated else info.frames
+    if not (isinstance(start, int) and isinstance(end, int)) or start < 0 or end < start or end >= limit:
+        raise InputError(
+            f"frame range {start}-{end} is outside {info.path} (allowed: 0-{info.frames - 1}, inclusive, 0-based, "
+            f"start <= end)")
+
+
+def read_av_frames(path: Path | str, start: int, end: int, info: MediaInfo | None = None) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Yield (frame_index, decoded av.VideoFrame) for exactly frames start..end inclusive.
+
+    Seeks to the keyframe at or before frame `start` (by its pts), decodes forward, drops
+    frames before the target and maps each decoded pts to its index in the pts index, so it
+    is exact for long GOPs, B-frames, open GOPs, VFR and non-zero start times. Where the
+    demuxer's seek lands after the target (byte-seeking formats such as MPEG-TS), it decodes
+    from the start of the file instead. The frames are for `VideoWriter.write_av`
+    (pass-through) or `frame_to_rgb`.
+
+    Raises InputError for a range outside the media; CorruptMediaError when decoding fails or
+    the file ends early, naming the last good frame.
+    """
+    info = info or probe(path)
+    _check_range(info, start, end)
+    if start >= info.frames:  # only reachable for a truncated file
+        raise CorruptMediaError(
+            f"{info.path} ended early: it declares {info.declared_frames} frames but the last good frame is "
+            f"{info.frames - 1}; asked {start}-{end}")
+    index_of = {p: i for i, p in enumerate(info.pts)}
+    last_good = start - 1
+    for seek in (True, False):
+        with _open_input(Path(path)) as container:
+            video = container.streams[info.video_index]
+            video.thread_type = "AUTO"
+            if seek:
+                container.seek(info.pts[start], stream=video, backward=True)
+            expected = None  # the next index to yield once the first target frame was seen
+            try:
+                for frame in container.decode(video):
+                    i = index_of.get(frame.pts) if frame.pts is not None else None
+                    if i is None or i < start:
+                        continue  # pre-roll before the target (or a frame demuxing never listed)
+                    if expected is None and i > start:
+                        break  # landed after the target: decode from the file's start instead
+                    if i != (expected if expected is not None else start):
+                        raise CorruptMediaError(
+                            f"{info.path} is damaged: frame {i} came after frame {last_good} "
+                            f"(last good frame {last_good}; asked {start}-{end})")
+                    yield i, frame
+                    last_good, expected = i, i + 1
+                    if i == end:
+                        return
+                    if i == info.frames - 1:
+                        break  # a truncated file: no more frames to come
+            except av.error.FFmpegError as err:
+                raise CorruptMediaError(
+                    f"{info.path} is damaged: decoding failed after frame {last_good} (last good frame {last_good}; "
+                    f"asked {start}-{end}): {err}") from err
+            if expected is not None or not seek:
+                break
+    raise CorruptMediaError(
+        f"{info.path} ended early: the last good frame is {last_good} but frames up to {end} were asked "
+        f"({info.frames} frames readable" + (f" of {info.declared_frames} declared)" if info.truncated else ")"))
+
+
+def read_frames(path: Path | str, start: int, end: int, info: MediaInfo | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (frame_index, rgb) for exactly frames start..end inclusive (0-based).
+
+    rgb: uint8 (H, W, 3), 0..255, converted with the source's matrix and range (see module doc).
+    """
+    info = info or probe(path)
+    matrix, rng = effective_color(info, info.width, info.height, info.pix_fmt)
+    for i, frame in read_av_frames(path, start, end, info):
+        yield i, frame_to_rgb(frame, matrix, rng)
+
+
+def iter_packets(path: Path | str, info: MediaInfo | None = None) -> Iterator[tuple[int | None, av.Packet]]:
+    """Yield (frame_index, packet) of the video stream in decode order, for stream copy of
+    untouched GOPs (boundaries: `MediaInfo.keyframes`). frame_index is None for packets
+    without a pts."""
+    info = info or probe(path)
+    index_of = {p: i for i, p in enumerate(info.pts)}
+    with _open_input(Path(path)) as container:
+        video = container.streams[info.video_index]
+        for packet in container.demux(video):
+            if packet.size == 0:
+                continue
+            yield (index_of.get(packet.pts) if packet.pts is not None else None), packet
+
+
+# --------------------------------------------------------------------------------------------
+# Patching decoded frames (convert only what changed)
+
+
+def _plane_arrays(frame: av.VideoFrame) -> list[np.ndarray]:
+    """Writable views (height, width) of each plane of a planar frame (8- or 16-bit samples)."""
+    out = []
+    for plane in frame.planes:
+        itemsize = 2 if frame.format.name.endswith(("le", "be")) else 1
+        dtype = np.uint16 if itemsize == 2 else np.uint8
+        arr = np.frombuffer(plane, dtype=dtype).reshape(plane.height, plane.line_size // itemsize)
+        out.append(arr[:, : plane.width])
+    return out
+
+
+def patch_frame(frame: av.VideoFrame, rgb: np.ndarray, changed: np.ndarray, matrix: str, rng: str) -> av.VideoFrame:
+    """A copy of decoded `frame` that takes `rgb`'s values where `changed`, in the frame's own format.
+
+    rgb: uint8 (H, W, 3); changed: bool (H, W). Only the bounding box of `changed` is
+    converted from RGB (with the source's matrix/range); every other coded sample is
+    copied as it was decoded, so untouched pixels stay bit-identical through a lossless
+    encode and the full-frame colour conversion is skipped. A chroma sample is replaced
+    when any luma pixel it covers changed. Packed or exotic formats fall back to a full
+    conversion of `rgb`.
+    """
+    fmt = frame.format.name
+    ys, xs = np.nonzero(changed)
+    if ys.size == 0:
+        return frame
+    planar = len(frame.planes) == 3 and (fmt[3:6].isdigit() if fmt.startswith("yuv4") else fmt.startswith("yuvj4"))
+    out = av.VideoFrame(frame.width, frame.height, fmt)
+    if not planar:
+        full = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        out = full.reformat(format=fmt, src_colorspace=matrix, dst_colorspace=matrix,
+                            src_color_range="JPEG", dst_color_range=rng)
+        return _same_timing(out, frame)
+    for dst, src in zip(_plane_arrays(out), _plane_arrays(frame)):
+        dst[...] = src
+    # Box aligned to the chroma grid (2x2 covers every subsampling yuv4xxp uses).
+    y0, y1 = int(ys.min()) & ~1, min(frame.height, (int(ys.max()) + 2) & ~1)
+    x0, x1 = int(xs.min()) & ~1, min(frame.width, (int(xs.max()) + 2) & ~1)
+    box = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[y0:y1, x0:x1]), format="rgb24")
+    box = box.reformat(format=fmt, src_colorspace=matrix, dst_colorspace=matrix,
+                       src_color_range="JPEG", dst_color_range=rng)
+    region = changed[y0:y1, x0:x1]
+    for dst, new in zip(_plane_arrays(out), _plane_arrays(box)):
+        sy, sx = (y1 - y0) // new.shape[0], (x1 - x0) // new.shape[1]  # subsampling of this plane
+        mask = region if (sy, sx) == (1, 1) else region.reshape(new.shape[0], sy, new.shape[1], sx).any(axis=(1, 3))
+        view = dst[y0 // sy: y0 // sy + new.shape[0], x0 // sx: x0 // sx + new.shape[1]]
+        view[mask] = new[mask]
+    return _same_timing(out, frame)
+
+
+def _same_timing(out: av.VideoFrame, frame: av.VideoFrame) -> av.VideoFrame:
+    out.pts = frame.pts
+    if frame.time_base is not None:
+        out.time_base = frame.time_base
+    return out
+
+

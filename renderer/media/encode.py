@@ -1,0 +1,438 @@
+"""Encoding: codec profiles, `VideoWriter` (atomic, colour-tagged, timecode, audio carried), `trim`."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import av.error
+import numpy as np
+
+from renderer.atomic import temp_path_for
+from renderer.errors import InputError, MediaError, closest
+from renderer.media.decode import _check_range, read_av_frames
+from renderer.media.info import (
+    _MATRIX,
+    _PRIMARIES,
+    _RANGE,
+    _SWS_MATRIX,
+    _TRANSFER,
+    ColorTags,
+    MediaInfo,
+    _inv,
+    effective_color,
+    probe,
+    shift_timecode,
+    timecode_to_frame,
+)
+
+
+@dataclass(frozen=True)
+class CodecProfile:
+    """An output codec: encoder, pixel formats it takes (first = default), containers, options."""
+
+    name: str
+    encoder: str
+    pix_fmts: tuple[str, ...]
+    containers: tuple[str, ...]
+    options: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+
+CODECS: dict[str, CodecProfile] = {
+    "h264": CodecProfile("h264", "libx264", ("yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le"),
+                         (".mp4", ".mov", ".mkv"), {"preset": "medium", "crf": "18"},
+                         "H.264 (libx264, crf 18), mp4/mov/mkv; odd sizes are coded 4:4:4"),
+    "prores_hq": CodecProfile("prores_hq", "prores_ks", ("yuv422p10le",), (".mov",),
+                              {"profile": "3", "vendor": "apl0"}, "ProRes 422 HQ (prores_ks), mov"),
+    "prores_4444": CodecProfile("prores_4444", "prores_ks", ("yuv444p10le", "yuva444p10le"), (".mov",),
+                                {"profile": "4", "vendor": "apl0"}, "ProRes 4444 (prores_ks), mov"),
+    "dnxhr_hq": CodecProfile("dnxhr_hq", "dnxhd", ("yuv422p",), (".mxf", ".mov"),
+                             {"profile": "dnxhr_hq"}, "DNxHR HQ 8-bit (dnxhd), mxf/mov, PCM audio"),
+    "ffv1": CodecProfile("ffv1", "ffv1", ("yuv444p", "yuv420p", "yuv422p", "yuv420p10le", "yuv422p10le", "yuv444p10le",
+                                          "yuv444p16le", "bgr0"),
+                         (".mkv",), {"level": "3", "slicecrc": "1", "g": "1"}, "FFV1 level 3 (lossless), mkv"),
+}
+
+# --------------------------------------------------------------------------------------------
+# Writing
+
+
+def resolve_codec(codec: str) -> CodecProfile:
+    """The profile named `codec`, or InputError listing the allowed names."""
+    if codec not in CODECS:
+        raise InputError(f"unknown codec {codec!r} (allowed: {', '.join(CODECS)}){closest(codec, list(CODECS))}")
+    return CODECS[codec]
+
+
+def check_output(path: Path, profile: CodecProfile) -> None:
+    """InputError unless `path` has a container suffix this profile writes."""
+    if Path(path).suffix.lower() not in profile.containers:
+        raise InputError(
+            f"output {path} has suffix {Path(path).suffix or '(none)'!r}, which {profile.name} cannot be written to "
+            f"(allowed: {', '.join(profile.containers)})")
+
+
+def _choose_pix_fmt(profile: CodecProfile, width: int, height: int, wanted: str | None) -> str:
+    if wanted and wanted in profile.pix_fmts:
+        fmt = wanted
+    else:
+        fmt = profile.pix_fmts[0]
+        if wanted:
+            # Keep the source's bit depth and chroma layout when the profile allows something close.
+            depth10 = "10" in wanted or "12" in wanted or "16" in wanted
+            for cand in profile.pix_fmts:
+                if ("10" in cand) == depth10 and cand[:6] == wanted[:6]:
+                    fmt = cand
+                    break
+    odd_w, odd_h = width % 2 == 1, height % 2 == 1
+    if (odd_w and ("420" in fmt or "422" in fmt)) or (odd_h and "420" in fmt):
+        # Odd sizes cannot be chroma-subsampled without padding or cropping: code them 4:4:4.
+        full = [c for c in profile.pix_fmts if "444" in c or c.startswith(("bgr", "gbr"))]
+        if not full:
+            raise InputError(
+                f"{profile.name} cannot code an odd size {width}x{height} without padding or cropping "
+                f"(its pixel formats: {', '.join(profile.pix_fmts)}); use ffv1, h264 or prores_4444")
+        fmt = next((c for c in full if ("10" in c) == ("10" in fmt)), full[0])
+    return fmt
+
+
+class VideoWriter:
+    """Encode frames to `path` with a codec profile; a context manager.
+
+    Writes to a hidden temporary name beside `path` and renames it on a clean close; on an
+    exception the temporary file is deleted and nothing appears under `path`.
+
+    Frames go in with `write(rgb, pts=None)` (RGB uint8 (H, W, 3), converted with `color`'s
+    matrix/range) or `write_av(frame, pts=None)` (a decoded frame from `read_av_frames`, passed
+    to the encoder as it came, reformatted only if its pixel format differs). `pts` is in
+    `time_base` (default 1/fps, then the default pts is the frame count so far).
+
+    audio_from = (source, first_frame, last_frame) carries that source's first audio stream over
+    exactly the time of those video frames, sample-accurate (PCM in mov/mxf/mkv, AAC in mp4;
+    padded with silence where the source audio is shorter).
+    """
+
+    def __init__(self, path: Path | str, *, width: int, height: int, fps: Fraction, codec: str = "h264",
+                 timecode: str | None = None, color: ColorTags | None = None, metadata: dict[str, str] | None = None,
+                 audio_from: tuple[Path, int, int] | None = None, pix_fmt: str | None = None,
+                 time_base: Fraction | None = None, rotation: int = 0, options: dict[str, str] | None = None) -> None:
+        self.path = Path(path)
+        self.profile = resolve_codec(codec)
+        check_output(self.path, self.profile)
+        if width <= 0 or height <= 0:
+            raise InputError(f"frame size {width}x{height} is not positive")
+        self.width, self.height = int(width), int(height)
+        self.fps = Fraction(fps)
+        self.time_base = Fraction(time_base) if time_base else 1 / self.fps
+        self.timecode = timecode
+        if timecode:
+            timecode_to_frame(timecode, self.fps)  # validate early
+        self.color = color or ColorTags("bt709", "bt709", "bt709", "tv")
+        self.metadata = dict(metadata or {})
+        self.audio_from = audio_from
+        self.pix_fmt = _choose_pix_fmt(self.profile, self.width, self.height, pix_fmt)
+        self.rotation = rotation
+        self.options = {**self.profile.options, **(options or {})}
+        self.frames_written = 0
+        self._tmp: Path | None = None
+        self._out: Any = None
+        self._stream: Any = None
+        self._audio: _AudioCarry | None = None
+        self._last_pts: int | None = None
+
+    # -- context manager ------------------------------------------------------------------
+    def __enter__(self) -> VideoWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = temp_path_for(self.path)
+        try:
+            self._open()
+        except BaseException:
+            self._discard()
+            raise
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self._discard()
+            return
+        try:
+            self._finish()
+        except BaseException:
+            self._discard()
+            raise
+        os.replace(self._tmp, self.path)
+
+    def _open(self) -> None:
+        fmt = {".mxf": "mxf", ".mkv": "matroska", ".mov": "mov", ".mp4": "mp4"}[self.path.suffix.lower()]
+        self._out = av.open(str(self._tmp), "w", format=fmt)
+        out = self._out
+        for key, value in self.metadata.items():
+            out.metadata[key] = value
+        if self.timecode:
+            out.metadata["timecode"] = self.timecode  # mov/mp4: a tmcd track; mxf: the material package
+        stream = out.add_stream(self.profile.encoder, rate=self.fps, options=dict(self.options))
+        stream.width, stream.height, stream.pix_fmt = self.width, self.height, self.pix_fmt
+        stream.codec_context.time_base = self.time_base
+        stream.time_base = self.time_base
+        stream.thread_type = "AUTO"
+        if self.timecode:
+            stream.metadata["timecode"] = self.timecode  # matroska keeps it as a stream tag
+        cc = stream.codec_context
+        tags = self._tag_ints()
+        cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = tags
+        if self.rotation:
+            stream.set_display_rotation(self.rotation)
+        self._stream = stream
+        self._matrix, self._range = effective_color(self.color, self.width, self.height, self.pix_fmt)
+        if self.audio_from is not None:
+            src, first, last = self.audio_from
+            self._audio = _AudioCarry(out, Path(src), int(first), int(last), self.path.suffix.lower())
+
+    def _tag_ints(self) -> tuple[int, int, int, int]:
+        c = self.color
+        return (_inv(_PRIMARIES).get(c.primaries or "", 2), _inv(_TRANSFER).get(c.transfer or "", 2),
+                _inv(_MATRIX).get(c.matrix or "", 2), _inv(_RANGE).get(c.range or "", 0))
+
+    # -- frames ---------------------------------------------------------------------------
+    def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
+        """Encode one RGB uint8 (H, W, 3) frame at `pts` (in `time_base`; default: next frame)."""
+        if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.shape != (self.height, self.width, 3):
+            got = f"{getattr(rgb, 'dtype', type(rgb).__name__)} {getattr(rgb, 'shape', '')}"
+            raise InputError(f"frame for {self.path.name} must be uint8 ({self.height}, {self.width}, 3); got {got}")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        if self.pix_fmt.startswith(("gbr", "bgr", "rgb")):
+            frame = frame.reformat(format=self.pix_fmt)
+        else:
+            frame = frame.reformat(format=self.pix_fmt, src_colorspace=self._matrix, dst_colorspace=self._matrix,
+                                   src_color_range="JPEG", dst_color_range=self._range)
+        self._encode(frame, pts)
+
+    def write_av(self, frame: av.VideoFrame, pts: int | None = None, source_color: ColorTags | None = None) -> None:
+        """Encode a decoded frame as it came (reformatted only if its pixel format differs)."""
+        if frame.width != self.width or frame.height != self.height:
+            raise InputError(f"frame is {frame.width}x{frame.height}; {self.path.name} is {self.width}x{self.height}")
+        if frame.format.name != self.pix_fmt:
+            src_matrix, src_range = effective_color(source_color or self.color, frame.width, frame.height,
+                                                    frame.format.name)
+            frame = frame.reformat(format=self.pix_fmt, src_colorspace=src_matrix, dst_colorspace=self._matrix,
+                                   src_color_range=src_range, dst_color_range=self._range)
+        self._encode(frame, pts)
+
+    def _encode(self, frame: av.VideoFrame, pts: int | None) -> None:
+        if pts is None:
+            pts = round(self.frames_written / self.fps / self.time_base)
+        if self._last_pts is not None and pts <= self._last_pts:
+            raise InputError(f"frame pts {pts} for {self.path.name} is not after the previous one ({self._last_pts})")
+        frame.pts = pts
+        frame.time_base = self.time_base
+        # prores_ks ignores the codec context's colour tags: they must be on every frame.
+        frame.color_primaries, frame.color_trc, frame.colorspace, frame.color_range = self._tag_ints()
+        frame.pict_type = av.video.frame.PictureType.NONE
+        try:
+            for packet in self._stream.encode(frame):
+                self._out.mux(packet)
+        except av.error.FFmpegError as err:
+            raise MediaError(f"encoding frame {self.frames_written} of {self.path} with {self.profile.name} failed: {err}") from err
+        self._last_pts = pts
+        self.frames_written += 1
+        if self._audio is not None:
+            self._audio.pump_until((pts * self.time_base) + 1 / self.fps)
+
+    def _finish(self) -> None:
+        if self.frames_written == 0:
+            raise MediaError(f"no frames were written to {self.path}")
+        try:
+            for packet in self._stream.encode():
+                self._out.mux(packet)
+            if self._audio is not None:
+                self._audio.finish()
+        except av.error.FFmpegError as err:
+            raise MediaError(f"finishing {self.path} failed: {err}") from err
+        self._out.close()
+        self._out = None
+        if self._audio is not None:
+            self._audio.close()
+
+    def _discard(self) -> None:
+        if self._audio is not None:
+            with contextlib.suppress(Exception):
+                self._audio.close()
+        if self._out is not None:
+            with contextlib.suppress(Exception):
+                self._out.close()
+            self._out = None
+        if self._tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._tmp.unlink()
+
+
+class _AudioCarry:
+    """Decode a source's first audio stream over a video frame range and encode it, sample-exact.
+
+    The range is [start of first_frame, end of last_frame) in the video's clock; samples are
+    cut at round(t * rate). Encoded in step with the video (`pump_until`) so the muxer never
+    buffers a whole file of video waiting for audio.
+    """
+
+    def __init__(self, out: Any, source: Path, first: int, last: int, suffix: str) -> None:
+        info = probe(source)
+        _check_range(info, first, last)
+        if not info.audio:
+            raise InputError(f"audio was asked from {source}, which has no audio stream")
+        a = info.audio[0]
+        self.rate = 48000 if suffix == ".mxf" else a.sample_rate
+        self.channels = a.channels
+        self.start_t = info.frame_time(first)
+        self.end_t = info.frame_end_time(last)
+        self.total = int(round((self.end_t - self.start_t) * self.rate))
+        if suffix == ".mp4":
+            codec, self.fmt = "aac", "fltp"
+        else:
+            codec, self.fmt = "pcm_s24le", "s32"
+        self.stream = out.add_stream(codec, rate=self.rate)
+        self.stream.codec_context.layout = av.AudioLayout(self.channels).name if self.channels != 2 else "stereo"
+        self.stream.codec_context.format = self.fmt
+        self.stream.codec_context.time_base = Fraction(1, self.rate)
+        self.stream.time_base = Fraction(1, self.rate)
+        if codec == "aac":
+            self.stream.codec_context.bit_rate = 96000 * self.channels
+        self.layout = self.stream.codec_context.layout.name
+        self.out = out
+        self.frame_size = 1024  # AAC needs exactly this per frame but the last; PCM takes any
+        self.encoded = 0
+        self.pending = np.zeros((self.channels, 0), np.float32)
+        self._src = av.open(str(source), "r")
+        self._astream = self._src.streams.audio[0]
+        self._resampler = av.AudioResampler(format="fltp", layout=self.layout, rate=self.rate)
+        self._decoded = self._decode_samples()
+
+    def _decode_samples(self) -> Iterator[np.ndarray]:
+        """float32 (channels, n) chunks starting exactly at start_t, then silence forever."""
+        src, stream = self._src, self._astream
+        stb = Fraction(stream.time_base)
+        # Seek half a second early: audio packets are small and decoders need pre-roll.
+        src.seek(max(0, int(math.floor((self.start_t - Fraction(1, 2)) / stb))), stream=stream, backward=True)
+        skip: int | None = None  # samples still to drop before start_t (negative: silence to add)
+
+        def cut(data: np.ndarray) -> Iterator[np.ndarray]:
+            nonlocal skip
+            assert skip is not None
+            if skip < 0:  # the source's audio starts after the range start: lead with silence
+                yield np.zeros((self.channels, -skip), np.float32)
+                skip = 0
+            if skip >= data.shape[1]:
+                skip -= data.shape[1]
+                return
+            out, skip = data[:, skip:], 0
+            yield out.astype(np.float32, copy=False)
+
+        try:
+            for packet in src.demux(stream):
+                for frame in packet.decode():
+                    if skip is None:
+                        t0 = Fraction(frame.pts) * stb if frame.pts is not None else Fraction(0)
+                        skip = int(round((self.start_t - t0) * self.rate))
+                    for rf in self._resampler.resample(frame):
+                        yield from cut(rf.to_ndarray())
+            if skip is not None:
+                for rf in self._resampler.resample(None):
+                    yield from cut(rf.to_ndarray())
+        except av.error.FFmpegError:
+            pass  # a damaged audio tail: the rest is silence; the video decides success
+        while True:
+            yield np.zeros((self.channels, 4096), np.float32)
+
+    def pump_until(self, t: Fraction) -> None:
+        """Encode audio up to output time `t` (seconds after the range start)."""
+        want = min(self.total, int(round(t * self.rate)))
+        self._encode_upto(want, final=False)
+
+    def _encode_upto(self, want: int, final: bool) -> None:
+        while self.encoded + self.pending.shape[1] < want:
+            self.pending = np.concatenate([self.pending, next(self._decoded)], axis=1)
+        while want - self.encoded >= self.frame_size or (final and self.encoded < want):
+            n = min(self.frame_size, want - self.encoded)
+            chunk, self.pending = self.pending[:, :n], self.pending[:, n:]
+            frame = _to_audio_frame(chunk, self.fmt, self.layout)
+            frame.sample_rate = self.rate
+            frame.pts = self.encoded
+            frame.time_base = Fraction(1, self.rate)
+            for packet in self.stream.encode(frame):
+                self.out.mux(packet)
+            self.encoded += n
+
+    def finish(self) -> None:
+        self._encode_upto(self.total, final=True)
+        for packet in self.stream.encode():
+            self.out.mux(packet)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._src.close()
+
+
+def _to_audio_frame(samples: np.ndarray, fmt: str, layout: str) -> av.AudioFrame:
+    """An AudioFrame from float32 (channels, n) in -1..1."""
+    if fmt == "fltp":
+        return av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, np.float32), format="fltp", layout=layout)
+    scaled = np.clip(np.round(samples.astype(np.float64) * 2147483648.0), -2147483648, 2147483647).astype(np.int32)
+    return av.AudioFrame.from_ndarray(np.ascontiguousarray(scaled.T.reshape(1, -1)), format="s32", layout=layout)
+
+
+# --------------------------------------------------------------------------------------------
+# Trim
+
+
+def output_color(info: MediaInfo) -> ColorTags:
+    """The colour tags to write for media derived from `info`: the source's own tags, with an
+    untagged matrix/range filled in as `effective_color` decodes them, so players agree with us."""
+    c = info.color
+    color = ColorTags(c.primaries or None, c.transfer or None, c.matrix, c.range)
+    if color.matrix is None or color.range is None:
+        matrix, rng = effective_color(info, info.width, info.height, info.pix_fmt)
+        inv = {v: k for k, v in _SWS_MATRIX.items() if k not in ("smpte170m", "bt2020c")}
+        color = ColorTags(color.primaries, color.transfer, color.matrix or inv.get(matrix),
+                          color.range or ("pc" if rng == "JPEG" else "tv"))
+    return color
+
+
+def trim(src: Path | str, start: int, end: int, out: Path | str, codec: str = "h264",
+         on_frame: Callable[[int], None] | None = None, info: MediaInfo | None = None) -> MediaInfo:
+    """Frame-accurate re-encode of frames start..end (inclusive, 0-based) of `src` into `out`.
+
+    Decoded frames go to the encoder as they came (no RGB round trip); the source's colour
+    tags, frame timing (VFR pts included), rotation and first audio stream over the same
+    range are carried; the start timecode is shifted by `start` frames. Returns `probe(out)`.
+    `on_frame(index)` is called after each frame is encoded (progress bars).
+    """
+    profile = resolve_codec(codec)
+    out = Path(out)
+    check_output(out, profile)
+    info = info or probe(src)
+    _check_range(info, start, end)
+    if out.resolve() == Path(src).resolve():
+        raise InputError(f"output {out} is the source itself; the source is never written")
+    if info.audio and out.suffix.lower() == ".mxf" and info.audio[0].channels > 8:
+        raise InputError(f"{src} has {info.audio[0].channels} audio channels; mxf takes at most 8")
+    timecode = shift_timecode(info.timecode, start, info.fps) if info.timecode else None
+    color = output_color(info)
+    base = info.pts[start]
+    with VideoWriter(out, width=info.width, height=info.height, fps=info.fps, codec=codec, timecode=timecode,
+                     color=color, audio_from=(Path(src), start, end) if info.audio else None,
+                     pix_fmt=info.pix_fmt, time_base=info.time_base if info.vfr else None,
+                     rotation=info.rotation) as writer:
+        for i, frame in read_av_frames(src, start, end, info):
+            writer.write_av(frame, pts=(info.pts[i] - base) if info.vfr else None, source_color=info.color)
+            if on_frame is not None:
+                on_frame(i)
+    return probe(out)
+
+

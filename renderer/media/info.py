@@ -1,0 +1,344 @@
+"""Media facts: MediaInfo and `probe` (pts index by demuxing), colour tags, timecode."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import av.error
+import numpy as np
+
+from renderer.errors import InputError, MediaError
+
+
+class CorruptMediaError(MediaError, InputError):
+    """The media is damaged or truncated: what was decodable was decoded, then this (exit 2)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+
+
+@dataclass(frozen=True)
+class ColorTags:
+    """FFmpeg names of a stream's colour tags; None when untagged. e.g. bt709, bt709, bt709, tv."""
+
+    primaries: str | None
+    transfer: str | None
+    matrix: str | None
+    range: str | None
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    index: int
+    codec: str
+    sample_rate: int
+    channels: int
+    duration_s: float | None
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What `probe` found. `pts` is the presentation-ordered pts of every frame in `time_base`;
+    `keyframes` are frame indices (into `pts`) of keyframes; `fps` is the nominal rate
+    (for VFR media: the mean rate over the clip). `truncated` is True when the container
+    declares more frames than could be demuxed (a cut-off or damaged file)."""
+
+    path: Path
+    container: str
+    codec: str
+    width: int
+    height: int
+    pix_fmt: str
+    fps: Fraction
+    time_base: Fraction
+    frames: int
+    pts: tuple[int, ...]
+    vfr: bool
+    timecode: str | None
+    drop_frame: bool
+    color: ColorTags
+    rotation: int
+    audio: tuple[AudioInfo, ...]
+    start_pts: int
+    keyframes: tuple[int, ...]
+    video_index: int = 0
+    declared_frames: int | None = None
+    truncated: bool = False
+
+    @property
+    def duration_s(self) -> float:
+        """Presentation length: first pts to the end of the last frame, in seconds."""
+        return float(self.end_time - self.pts[0] * self.time_base) if self.frames else 0.0
+
+    @property
+    def end_time(self) -> Fraction:
+        """End of the last frame, in seconds from the stream's time zero."""
+        return self.frame_end_time(self.frames - 1)
+
+    def frame_time(self, index: int) -> Fraction:
+        """Start time of frame `index`, seconds from the stream's time zero (exact).
+
+        Past the last indexed frame (a truncated file's declared frames) it extrapolates at `fps`."""
+        if index >= self.frames:
+            return self.pts[-1] * self.time_base + (index - self.frames + 1) / self.fps
+        return self.pts[index] * self.time_base
+
+    def frame_end_time(self, index: int) -> Fraction:
+        """End time of frame `index` (start of the next one; last frame: one nominal frame long)."""
+        return self.frame_time(index + 1)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict: fractions as "num/den" strings, path as str."""
+        out = asdict(self)
+        out["path"] = str(self.path)
+        out["fps"] = _frac_str(self.fps)
+        out["time_base"] = _frac_str(self.time_base)
+        out["pts"] = list(self.pts)
+        out["keyframes"] = list(self.keyframes)
+        out["audio"] = [asdict(a) for a in self.audio]
+        out["duration_s"] = self.duration_s
+        return out
+
+
+# FFmpeg's names for the AVColor* enums (libavutil/pixfmt.h).
+_PRIMARIES = {1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "film", 9: "bt2020",
+              10: "smpte428", 11: "smpte431", 12: "smpte432", 22: "ebu3213"}
+_TRANSFER = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear", 9: "log100",
+             10: "log316", 11: "iec61966-2-4", 12: "bt1361e", 13: "iec61966-2-1", 14: "bt2020-10", 15: "bt2020-12",
+             16: "smpte2084", 17: "smpte428", 18: "arib-std-b67"}
+_MATRIX = {0: "gbr", 1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "ycgco", 9: "bt2020nc",
+           10: "bt2020c", 14: "ictcp"}
+_RANGE = {1: "tv", 2: "pc"}
+# swscale only knows these matrices.
+_SWS_MATRIX = {"bt709": "ITU709", "fcc": "FCC", "bt470bg": "ITU601", "smpte170m": "ITU601",
+               "smpte240m": "SMPTE240M", "bt2020nc": "BT2020", "bt2020c": "BT2020"}
+_STANDARD_RATES = (Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30),
+                   Fraction(48), Fraction(50), Fraction(60000, 1001), Fraction(60), Fraction(120))
+
+
+def _frac_str(f: Fraction) -> str:
+    return f"{f.numerator}/{f.denominator}"
+
+
+def _inv(table: dict[int, str]) -> dict[str, int]:
+    return {v: k for k, v in table.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# Timecode
+
+
+def _tc_nominal(fps: Fraction) -> int:
+    return int(round(fps))
+
+
+def _drop_count(fps: Fraction) -> int:
+    """Frame numbers dropped per minute (except every tenth) for drop-frame timecode."""
+    nominal = _tc_nominal(fps)
+    if fps.denominator == 1001 and nominal % 30 == 0:
+        return 2 * (nominal // 30)
+    raise InputError(f"drop-frame timecode needs a 30000/1001 or 60000/1001 rate; got {_frac_str(fps)}")
+
+
+def frame_to_timecode(frame: int, fps: Fraction, drop_frame: bool = False) -> str:
+    """SMPTE timecode of frame count `frame` (HH:MM:SS:FF, or HH:MM:SS;FF when drop-frame).
+
+    Wraps at 24 hours. Drop-frame (29.97/59.94) skips frame numbers 0,1 (0-3 at 59.94) at every
+    minute except each tenth."""
+    nominal = _tc_nominal(Fraction(fps))
+    if frame < 0:
+        raise InputError(f"timecode of a negative frame count: {frame}")
+    if drop_frame:
+        drop = _drop_count(Fraction(fps))
+        per_10min = nominal * 600 - drop * 9
+        per_min = nominal * 60 - drop
+        tens, rem = divmod(frame, per_10min)
+        extra = drop * 9 * tens
+        if rem > drop:
+            extra += drop * ((rem - drop) // per_min)
+        frame += extra
+    frame %= nominal * 86400
+    ff = frame % nominal
+    ss = frame // nominal % 60
+    mm = frame // (nominal * 60) % 60
+    hh = frame // (nominal * 3600)
+    sep = ";" if drop_frame else ":"
+    return f"{hh:02d}:{mm:02d}:{ss:02d}{sep}{ff:02d}"
+
+
+def timecode_to_frame(tc: str, fps: Fraction) -> int:
+    """Frame count of SMPTE timecode `tc` at `fps`; ';' or '.' before the frames means drop-frame."""
+    text = tc.strip()
+    drop = ";" in text or "." in text
+    parts = text.replace(";", ":").replace(".", ":").split(":")
+    nominal = _tc_nominal(Fraction(fps))
+    try:
+        hh, mm, ss, ff = (int(p) for p in parts)
+    except ValueError:
+        raise InputError(f"timecode {tc!r} is not HH:MM:SS:FF (or HH:MM:SS;FF for drop-frame)") from None
+    if len(parts) != 4 or not (0 <= mm < 60 and 0 <= ss < 60 and 0 <= ff < nominal and hh >= 0):
+        raise InputError(f"timecode {tc!r} is out of range for {_frac_str(Fraction(fps))} fps (frames 0..{nominal - 1})")
+    total_min = hh * 60 + mm
+    frames = ((hh * 3600) + mm * 60 + ss) * nominal + ff
+    if drop:
+        d = _drop_count(Fraction(fps))
+        if ss == 0 and ff < d and mm % 10 != 0:
+            raise InputError(f"timecode {tc!r} does not exist in drop-frame (frames 0..{d - 1} are skipped)")
+        frames -= d * (total_min - total_min // 10)
+    return frames
+
+
+def shift_timecode(tc: str, frames: int, fps: Fraction) -> str:
+    """`tc` moved on by `frames` frames, keeping its drop-frame style."""
+    drop = ";" in tc or "." in tc
+    return frame_to_timecode(timecode_to_frame(tc, fps) + frames, fps, drop)
+
+
+# --------------------------------------------------------------------------------------------
+# Probe
+
+
+def _open_input(path: Path) -> av.container.InputContainer:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"media not found: {path}")
+    if not path.is_file():
+        raise InputError(f"media is not a file: {path}")
+    try:
+        return av.open(str(path), "r")
+    except (av.error.FFmpegError, ValueError) as err:
+        raise InputError(f"not a readable media file: {path} ({err}); expected a video such as .mov, .mp4, .mkv, .mxf") from err
+
+
+def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
+    streams = [s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
+    if not streams:
+        kinds = ", ".join(s.type for s in container.streams) or "no streams"
+        raise InputError(f"no video stream in {path} (found: {kinds}); expected a video file")
+    return streams[0]
+
+
+def _color_tags(cc: Any) -> ColorTags:
+    return ColorTags(_PRIMARIES.get(int(cc.color_primaries)), _TRANSFER.get(int(cc.color_trc)),
+                     _MATRIX.get(int(cc.colorspace)), _RANGE.get(int(cc.color_range)))
+
+
+def _find_timecode(container: av.container.InputContainer, video: Any) -> str | None:
+    for meta in [video.metadata] + [s.metadata for s in container.streams if s.type == "data"] + [container.metadata]:
+        for key in ("timecode", "TIMECODE"):
+            if meta.get(key):
+                return str(meta[key])
+    return None
+
+
+def _nominal_rate(pts: list[int], tb: Fraction, hints: list[Fraction]) -> tuple[Fraction, bool]:
+    """(rate, vfr): the first candidate rate whose grid fits every pts within rounding, else mean rate."""
+    if len(pts) < 2:
+        return (next((h for h in hints if h), Fraction(25)), False)
+    span = (pts[-1] - pts[0]) * tb
+    mean = Fraction(len(pts) - 1) / span if span > 0 else next((h for h in hints if h), Fraction(25))
+    candidates = [h for h in hints if h] + list(_STANDARD_RATES) + [mean.limit_denominator(1001)]
+    arr = np.asarray(pts, dtype=np.float64) - pts[0]
+    idx = np.arange(len(pts), dtype=np.float64)
+    for rate in candidates:
+        if abs(rate - mean) / mean > Fraction(1, 200):
+            continue
+        ticks = float(1 / (rate * tb))
+        tolerance = max(1.0, 0.02 * ticks)
+        if np.all(np.abs(arr - idx * ticks) <= tolerance):
+            return rate, False
+    return mean.limit_denominator(1001), True
+
+
+def probe(path: Path | str) -> MediaInfo:
+    """Describe a media file: the first video stream's format, exact frame count, pts index
+    (built by demuxing packets, no decode), VFR flag, timecode, colour, rotation, audio streams.
+
+    Raises InputError for a missing file, a non-media file or one without video.
+    """
+    path = Path(path)
+    with _open_input(path) as container:
+        video = _video_stream(container, path)
+        tb = Fraction(video.time_base)
+        pts_key: list[tuple[int, bool]] = []
+        demux_failed = False
+        try:
+            for packet in container.demux(video):
+                if packet.size == 0:
+                    continue
+                pts = packet.pts if packet.pts is not None else packet.dts
+                if pts is None:
+                    continue
+                pts_key.append((int(pts), bool(packet.is_keyframe)))
+        except av.error.FFmpegError:
+            demux_failed = True
+        if not pts_key:
+            raise InputError(f"no video frames could be read from {path}")
+        order = sorted(range(len(pts_key)), key=lambda i: pts_key[i][0])
+        pts = [pts_key[i][0] for i in order]
+        keyframes = tuple(n for n, i in enumerate(order) if pts_key[i][1])
+        cc = video.codec_context
+        hints = [Fraction(r) for r in (video.average_rate, video.guessed_rate, video.base_rate) if r]
+        fps, vfr = _nominal_rate(pts, tb, hints)
+        timecode = _find_timecode(container, video)
+        rotation = 0
+        # Rotation lives in the display-matrix side data; the first decoded frame carries it.
+        with contextlib.suppress(av.error.FFmpegError, StopIteration):
+            container.seek(pts[keyframes[0] if keyframes else 0], stream=video, backward=True)
+            first = next(container.decode(video))
+            rotation = int(round(first.rotation or 0)) % 360
+        audio = tuple(
+            AudioInfo(
+                index=s.index,
+                codec=s.codec_context.name,
+                sample_rate=int(s.codec_context.sample_rate or s.rate or 0),
+                channels=int(s.codec_context.channels),
+                duration_s=(float(s.duration * s.time_base) if s.duration else
+                            (float(container.duration / av.time_base) if container.duration else None)),
+            )
+            for s in container.streams.audio
+        )
+        declared = int(video.frames) if video.frames else None
+        if declared is None and container.duration and not vfr:
+            # Matroska and others declare a duration in the header, written when the file was finished.
+            start_s = Fraction(container.start_time or 0, av.time_base)
+            declared_end = start_s + Fraction(container.duration, av.time_base)
+            missing = (declared_end - (pts[-1] * tb + 1 / fps)) * fps
+            if missing >= Fraction(3, 2):
+                declared = len(pts) + int(round(missing))
+        truncated = demux_failed or (declared is not None and declared > len(pts))
+        pix_fmt = cc.format.name if cc.format else (cc.pix_fmt or "unknown")
+        return MediaInfo(
+            path=path, container=container.format.name, codec=cc.name, width=int(cc.width), height=int(cc.height),
+            pix_fmt=pix_fmt, fps=fps, time_base=tb, frames=len(pts), pts=tuple(pts), vfr=vfr,
+            timecode=timecode, drop_frame=bool(timecode and (";" in timecode or "." in timecode)),
+            color=_color_tags(cc), rotation=rotation, audio=audio, start_pts=pts[0], keyframes=keyframes,
+            video_index=video.index, declared_frames=declared, truncated=truncated,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Colour conversion
+
+
+def effective_color(info_or_tags: MediaInfo | ColorTags, width: int, height: int, pix_fmt: str = "yuv420p") -> tuple[str, str]:
+    """(swscale matrix name, range name "MPEG"|"JPEG") used to convert this source to and from RGB.
+
+    Untagged: BT.709 for HD (width >= 1280 or height >= 720), BT.601 below; limited range
+    unless the pixel format is a full-range (yuvj*) one."""
+    tags = info_or_tags.color if isinstance(info_or_tags, MediaInfo) else info_or_tags
+    matrix = _SWS_MATRIX.get(tags.matrix or "")
+    if matrix is None:
+        matrix = "ITU709" if (width >= 1280 or height >= 720) else "ITU601"
+    if tags.range == "pc" or pix_fmt.startswith("yuvj"):
+        rng = "JPEG"
+    else:
+        rng = "MPEG"
+    return matrix, rng
+
