@@ -364,7 +364,7 @@ def find_job(render_plan: Any, index: int, where: str) -> Any:
 def run_task(render_plan: Any, frames: str, *, progress: Progress | None = None, force: bool = False
              ) -> dict[str, Any]:
     """Render one chunk (a Frames value) of the plan; return its record. Skips up-to-date work."""
-    from renderer.render import _colour_tags
+    from renderer.render import colour_tags
     from renderer.swap import render_range, swap_settings
     from renderer.media import probe
 
@@ -409,7 +409,7 @@ def run_task(render_plan: Any, frames: str, *, progress: Progress | None = None,
         job.clip.media_path, chunk.path, model_dir=job.model.path,
         settings=swap_settings(job.preset, base_dir=job.preset_dir), first=first, last=last,
         swap_ranges=[(job.first, job.last)], codec=job.preset.output.codec, pix_fmt=job.preset.output.pix_fmt,
-        color=_colour_tags(job, info), metadata=label, audio=False,
+        color=colour_tags(job, info), metadata=label, audio=False,
         origin=job.first, gop=chunk.gop, progress=on_frame)
     record = {"key": chunk.key, "clip_key": clip_key(job), "clip": index, "first": first, "last": last,
               "origin": job.first, "gop": chunk.gop, "path": chunk.path.name, "sha256": sha256_file(chunk.path),
@@ -461,7 +461,7 @@ def publish_clip(job: Any, source_sha256: str) -> tuple[dict[str, Any], list[str
     """Join a clip's chunks into its final output, label and sign it, record it; (entry, warnings)."""
     from renderer.media import concat, probe
     from renderer.provenance import claim_for_model, label_metadata, sign_media
-    from renderer.render import _remove_stale_partials, job_summary
+    from renderer.render import remove_stale_partials, job_summary
 
     chunks = find_chunks(job)
     mc = job.clip
@@ -472,7 +472,7 @@ def publish_clip(job: Any, source_sha256: str) -> tuple[dict[str, Any], list[str
         time_base, offsets = 1 / info.fps, [c.first - job.first for c in chunks]
     claim = claim_for_model(mc.media_path, job.model.path, [(0, job.frames)], preset_sha256=job.preset_sha256,
                             source_sha256=source_sha256)
-    _remove_stale_partials(job.output)
+    remove_stale_partials(job.output)
     started = time.monotonic()
     concat([c.path for c in chunks], job.output, time_base=time_base, offsets=offsets, fps=info.fps,
            timecode=job.timecode, metadata=label_metadata(claim, signed=job.signing is not None),
@@ -505,7 +505,7 @@ def publish(render_plan: Any, *, progress: Progress | None = None) -> Any:
     """The Publish step: each clip's final media (or kept when up to date), the return edits and
     render.json, as `renderer.render.run_render` writes them. Returns a `RenderReport`."""
     from renderer.render import (
-        ClipResult, RenderReport, _out_dir_lock, _rendered_clip, _write_render_json, job_summary,
+        ClipResult, RenderReport, out_dir_lock, rendered_clip, write_render_json, job_summary,
     )
     from renderer.timeline import write_return_edit
 
@@ -513,7 +513,7 @@ def publish(render_plan: Any, *, progress: Progress | None = None) -> Any:
     started = time.time()
     results: list[Any] = []
     hashes: dict[Path, str] = {}
-    with _out_dir_lock(render_plan.out_dir):
+    with out_dir_lock(render_plan.out_dir):
         for n, job in enumerate(render_plan.jobs):
             name = f"clip {job.index} '{job.clip.clip_name}'"
             recorded = job.up_to_date()
@@ -539,11 +539,11 @@ def publish(render_plan: Any, *, progress: Progress | None = None) -> Any:
                     results.append(ClipResult(job, "failed", entry))
                     say(f"openjd_status: {name}: FAILED: {err}")
             say(f"openjd_progress: {round(100.0 * (n + 1) / len(render_plan.jobs), 1)}")
-        rendered = [_rendered_clip(r.job) for r in results if r.status != "failed"]
+        rendered = [rendered_clip(r.job) for r in results if r.status != "failed"]
         for path in render_plan.return_edits:
             write_return_edit(render_plan.timeline, rendered, path)
         report = RenderReport(render_plan, tuple(results), render_plan.return_edits, time.time() - started)
-        _write_render_json(render_plan, [r.entry for r in results], report.status, started, render_plan.return_edits)
+        write_render_json(render_plan, [r.entry for r in results], report.status, started, render_plan.return_edits)
     return report
 
 

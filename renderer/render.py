@@ -408,7 +408,7 @@ def job_summary(job: ClipJob) -> dict[str, Any]:
     }
 
 
-def _colour_tags(job: ClipJob, info: Any) -> Any:
+def colour_tags(job: ClipJob, info: Any) -> Any:
     """The preset's output colour tags for swap, with "source" entries filled from the source; None = all source."""
     from renderer.media import ColorTags
 
@@ -421,7 +421,7 @@ def _colour_tags(job: ClipJob, info: Any) -> Any:
                                                                             src.matrix, src.range))))
 
 
-def _remove_stale_partials(output: Path) -> None:
+def remove_stale_partials(output: Path) -> None:
     """Delete `.x.partial-1234abcd.mov` leftovers of a killed render of `output` (we hold the
     out-folder lock, so no other render is writing them)."""
     for leftover in output.parent.glob(f".{output.stem}.partial-*{output.suffix}"):
@@ -429,7 +429,7 @@ def _remove_stale_partials(output: Path) -> None:
 
 
 @contextlib.contextmanager
-def _out_dir_lock(out_dir: Path) -> Iterator[None]:
+def out_dir_lock(out_dir: Path) -> Iterator[None]:
     """One render at a time per output folder (render.json and the outputs are shared).
 
     An advisory `flock`, released by the OS when the process dies, so a killed render never
@@ -463,7 +463,7 @@ def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int],
 
     mc = job.clip
     job.output.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_partials(job.output)
+    remove_stale_partials(job.output)
     info = probe(mc.media_path)
     claim = claim_for_model(mc.media_path, job.model.path, [(0, job.frames)], preset_sha256=job.preset_sha256,
                             source_sha256=source_sha256)
@@ -471,7 +471,7 @@ def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int],
     stats = render_range(
         mc.media_path, job.output, model_dir=job.model.path, settings=swap_settings(job.preset, base_dir=job.preset_dir),
         first=job.first, last=job.last, swap_ranges=[(job.first, job.last)], codec=job.preset.output.codec,
-        pix_fmt=job.preset.output.pix_fmt, color=_colour_tags(job, info),
+        pix_fmt=job.preset.output.pix_fmt, color=colour_tags(job, info),
         metadata=label_metadata(claim, signed=job.signing is not None), audio=job.preset.output.audio != "none",
         progress=progress,
     )
@@ -493,11 +493,11 @@ def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int],
     return entry, [signed.warning] if signed.warning else []
 
 
-def _rendered_clip(job: ClipJob) -> RenderedClip:
+def rendered_clip(job: ClipJob) -> RenderedClip:
     return RenderedClip(job.clip, job.output, job.first, job.frames, job.timecode or "")
 
 
-def _write_render_json(plan: RenderPlan, entries: list[dict[str, Any]], status: str, started: float,
+def write_render_json(plan: RenderPlan, entries: list[dict[str, Any]], status: str, started: float,
                        return_edits: Sequence[Path]) -> None:
     write_json_atomic(plan.render_json, {
         "schema": RENDER_SCHEMA,
@@ -527,7 +527,7 @@ def run_render(
     A job that raises is recorded as failed (error text in render.json) and the rest go on;
     KeyboardInterrupt and other BaseExceptions propagate (nothing partial keeps a final name).
     """
-    with _out_dir_lock(plan.out_dir):
+    with out_dir_lock(plan.out_dir):
         return _run_locked(plan, on_progress, on_clip, force, select)
 
 
@@ -581,12 +581,12 @@ def _run_locked(plan: RenderPlan, on_progress: Callable[[RenderProgress], None] 
             on_progress(RenderProgress(n, len(jobs), job.clip.clip_name, job.frames, job.frames, done, total))
         if on_clip is not None:
             on_clip(result)
-        _write_render_json(plan, entries, "running", started, ())
-    rendered = [_rendered_clip(r.job) for r in results if r.status != "failed"]
+        write_render_json(plan, entries, "running", started, ())
+    rendered = [rendered_clip(r.job) for r in results if r.status != "failed"]
     for path in plan.return_edits:
         write_return_edit(plan.timeline, rendered, path)
     report = RenderReport(plan, tuple(results), plan.return_edits, time.time() - started)
-    _write_render_json(plan, entries, report.status, started, plan.return_edits)
+    write_render_json(plan, entries, report.status, started, plan.return_edits)
     return report
 
 
