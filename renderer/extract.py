@@ -16,7 +16,6 @@ corrupt, no faces) are recorded in `rejects` and the run goes on.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
