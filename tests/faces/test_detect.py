@@ -7,7 +7,8 @@ import pytest
 
 from tests import face_data as F
 from renderer.errors import InputError
-from renderer.faces.detect import DETECTORS, Detection, detect
+from renderer.faces.detect import DETECTORS, Detection, detect, detect_near, search_region
+from renderer.faces.track import _iou
 from renderer.media import read_frames, probe
 
 # photo -> number of faces a person counts in it (frontal, >= 1/8 of the short side)
@@ -73,3 +74,45 @@ def test_deterministic() -> None:
     a = [d.box for d in detect(rgb)]
     b = [d.box for d in detect(rgb)]
     assert a == b and len(a) == 2
+
+
+# ------------------------------------------------------------------ detect_near (tracker key frames)
+
+@pytest.mark.parametrize("detector", ["hog", "mtcnn"])
+def test_detect_near_finds_each_face_of_the_couple_and_only_near_the_box(detector: str) -> None:
+    rgb = F.read_rgb(F.kphotoalbum_file(F.COUPLE))
+    full = detect(rgb, detector, min_size=60)
+    assert len(full) == 2
+    for d in full:
+        near = detect_near(rgb, d.box, detector, min_size=60)
+        assert near, f"{detector}: nothing near {d.box}"
+        best = max(near, key=lambda n: _iou(n.box, d.box))
+        assert _iou(best.box, d.box) > 0.5  # boxes come back in frame pixels
+        x0, y0, x1, y1 = search_region(d.box, rgb.shape)
+        for n in near:  # found inside the searched square only (a box may stick out of it)
+            assert x0 <= (n.box[0] + n.box[2]) / 2 <= x1 and y0 <= (n.box[1] + n.box[3]) / 2 <= y1
+        if detector == "mtcnn":
+            assert best.points5 is not None and np.all((best.points5 >= (x0, y0)) & (best.points5 <= (x1, y1)))
+    # a square in the corner, far from both faces, holds none
+    side = full[0].size
+    assert detect_near(rgb, (0.0, 0.0, side, side), detector, min_size=60) == []
+
+
+def test_detect_near_keeps_min_size_and_checks_input() -> None:
+    rgb = F.read_rgb(F.kphotoalbum_file("jesper_2.jpg"))
+    (d,) = detect(rgb, min_size=60)
+    assert detect_near(rgb, d.box, min_size=int(d.size * 2)) == []  # too small for this search
+    assert search_region((10.0, 10.0, 30.0, 30.0), (100, 100, 3)) == (0, 0, 40, 40)  # clipped to the frame
+    assert detect_near(rgb, (-500.0, -500.0, -400.0, -400.0)) == []  # outside the frame: nothing to search
+    with pytest.raises(InputError, match="unknown face detector 'hgo'.*did you mean 'hog'"):
+        detect_near(rgb, d.box, "hgo")
+    with pytest.raises(InputError, match=r"\(H, W, 3\) uint8 RGB frame; got ndarray \(64, 64\) float32"):
+        detect_near(np.zeros((64, 64), np.float32), d.box)
+
+
+def test_detect_near_deterministic() -> None:
+    rgb = F.read_rgb(F.kphotoalbum_file(F.COUPLE))
+    box = detect(rgb, min_size=60)[0].box
+    a = detect_near(rgb, box, min_size=60)
+    b = detect_near(rgb, box, min_size=60)
+    assert [d.box for d in a] == [d.box for d in b] and [d.score for d in a] == [d.score for d in b]

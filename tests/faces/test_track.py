@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from renderer.errors import InputError
-from renderer.faces.track import FaceTracker, OneEuroFilter
+from renderer.faces.detect import detect
+from renderer.faces.track import FaceTracker, OneEuroFilter, _iou
 from renderer.media import probe, read_frames
 from tests import face_data as F
 
@@ -86,3 +87,91 @@ def test_one_euro_and_tracker_arguments_checked() -> None:
     f(x, 1.0)
     y = f(x + 1.0, 1.0)
     assert np.all((y > 0) & (y < 1))  # a step is followed part-way
+
+
+# ------------------------------------------------------------------ region search on key frames
+
+def _two_face_clip(n: int, enters: int) -> np.ndarray:
+    """(n, 240, 480, 3) uint8: the astronaut moving on the left all along; Obama (moving) on the right from frame `enters`."""
+    left, _ = F.moving_photo_frames(F.astronaut(), n, (240, 240))
+    right, _ = F.moving_photo_frames(F.face_recognition_images() / "obama.jpg", n, (240, 240))
+    right[:enters] = 90  # an empty grey wall until the second face appears
+    return np.concatenate([left, right], axis=2)
+
+
+def _face_counts(frames: np.ndarray, **kw) -> tuple[list[int], FaceTracker]:
+    tracker = FaceTracker(fps=25, **kw)
+    return [len(tracker.update(i, f)) for i, f in enumerate(frames)], tracker
+
+
+def test_face_entering_mid_shot_is_found_within_full_search_every_key_frames() -> None:
+    enters = 6
+    frames = _two_face_clip(30, enters)
+    # detect every 5 frames, whole frame every 3rd key frame: keys 0 (full), 5, 10 (near the
+    # astronaut only), 15 (full): Obama, there from frame 6, is picked up at frame 15.
+    counts, tracker = _face_counts(frames, detect_every=5, full_search_every=3)
+    assert counts == [1] * 15 + [2] * 15, counts
+    assert counts.index(2) - enters <= 3 * 5
+    assert (tracker.detections_run, tracker.full_searches) == (6, 2)  # keys 0..25; full at 0 and 15
+    assert tracker.track_ids == [0, 1]  # the astronaut kept her track throughout
+    # searching the whole frame on every key frame picks it up at the next key frame (10)
+    counts_full, full = _face_counts(frames, detect_every=5, full_search_every=1)
+    assert counts_full == [1] * 10 + [2] * 20, counts_full
+    assert full.full_searches == full.detections_run == 6
+
+
+def test_fresh_tracker_gives_bit_identical_faces() -> None:
+    frames = _two_face_clip(30, 6)
+
+    def run() -> tuple[list, FaceTracker]:
+        tracker = FaceTracker(fps=25, detect_every=4, full_search_every=3)
+        out = []
+        for i, f in enumerate(frames[3:], 3):  # a segment that starts mid-clip
+            out.append([(tid, fc) for tid, fc in zip(tracker.track_ids, tracker.update(i, f))])
+        return out, tracker
+
+    a, ta = run()
+    b, tb = run()
+    assert ta.full_searches < ta.detections_run  # region searches were part of it
+    assert len(a) == len(b) == 27
+    for fa, fb in zip(a, b):
+        assert [t for t, _ in fa] == [t for t, _ in fb]
+        for (_, x), (_, y) in zip(fa, fb):
+            assert x.box == y.box and x.score == y.score
+            assert np.array_equal(x.landmarks, y.landmarks)
+            assert np.array_equal(x.crop_from_frame, y.crop_from_frame)
+            assert np.array_equal(x.frame_from_crop, y.frame_from_crop)
+
+
+def test_region_search_finds_the_same_faces_as_full_detection_on_the_real_video() -> None:
+    movie = F.kphotoalbum_file(F.MOVIE)
+    info = probe(movie)
+    region = FaceTracker(detect_every=5, fps=float(info.fps), full_search_every=4)
+    full = FaceTracker(detect_every=5, fps=float(info.fps), full_search_every=1)
+    same, vs_det, full_vs_det, devs = [], [], [], []
+    for i, rgb in read_frames(movie, 0, info.frames - 1, info):
+        (r,) = region.update(i, rgb)
+        (f,) = full.update(i, rgb)
+        (d,) = detect(rgb)  # the detector on the whole frame, no tracking
+        same.append(_iou(r.box, f.box))
+        vs_det.append(_iou(r.box, d.box))
+        full_vs_det.append(_iou(f.box, d.box))
+        side = f.box[2] - f.box[0]
+        devs.append(float(np.sqrt(((r.landmarks - f.landmarks) ** 2).sum(-1).mean())) / side)
+    assert region.detections_run == full.detections_run == 14  # keys 0, 5, ..., 65
+    assert full.full_searches == 14 and region.full_searches == 4  # keys 0, 20, 40, 60
+    # The same face on every frame (VOC's overlap criterion), not merely a face.
+    assert min(same) > 0.5, min(same)
+    # HOG boxes are coarse: the whole-frame search flips between two box sizes from frame
+    # to frame on this clip, so even the full-search tracker meets the per-frame detector at
+    # IoU ~0.55 at worst. Region search must do about as well.
+    assert min(vs_det) > min(full_vs_det) - 0.1, (min(vs_det), min(full_vs_det))
+    assert np.mean(vs_det) > np.mean(full_vs_det) - 0.1, (np.mean(vs_det), np.mean(full_vs_det))
+    # landmarks: a few % of the face size apart on average (the two trackers' key-frame
+    # boxes differ as HOG's do), never as far as a wrong face would be
+    assert float(np.mean(devs)) < 0.05 and max(devs) < 0.2, (float(np.mean(devs)), max(devs))
+
+
+def test_full_search_every_checked() -> None:
+    with pytest.raises(InputError, match="full_search_every must be >= 1; got 0"):
+        FaceTracker(full_search_every=0)
