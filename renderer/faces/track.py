@@ -9,9 +9,11 @@ frame is searched at least every `full_search_every` key frames (to pick up
 faces that entered), whenever a track is not found near where it was, and
 whenever there are no tracks. Every choice depends only on the frames seen
 since the tracker was made, so a fresh tracker fed the same frames gives
-bit-identical faces (render farms start one per segment). Landmarks are smoothed over time with a One
-Euro filter (Casiez et al., CHI 2012): a low cut-off when the face is still
-(no jitter), rising with speed (no lag when it moves).
+bit-identical faces (render farms start one per segment).
+
+Landmarks are smoothed over time with a One Euro filter (Casiez et al., CHI
+2012): a low cut-off when the face is still (no jitter), rising with speed (no
+lag when it moves).
 
 Convention: frames (H, W, 3) uint8 RGB; everything geometric in frame pixels.
 """
