@@ -26,10 +26,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from renderer.faces import Face, models  # noqa: E402
-from renderer.faces.detect import HOG_WINDOW, default_min_size  # noqa: E402
-from renderer.faces.track import FaceTracker, find_faces  # noqa: E402
-from tests import face_data as F  # noqa: E402
+from renderer.faces import Face, models
+from renderer.faces.detect import HOG_WINDOW, default_min_size
+from renderer.faces.track import FaceTracker, find_faces
+from tests import face_data as F
 
 Step = Callable[[int, np.ndarray], list[Face]]
 

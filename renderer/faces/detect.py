@@ -20,10 +20,9 @@ region's (bench/results/faces.md).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import math
 
 import cv2
 import numpy as np

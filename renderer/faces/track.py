@@ -28,7 +28,13 @@ import numpy as np
 
 from renderer.errors import InputError
 from renderer.faces import Face
-from renderer.faces.align import DEFAULT_COVERAGE, DEFAULT_CROP_SIZE, apply_affine, make_face, unit_from_frame
+from renderer.faces.align import (
+    DEFAULT_COVERAGE,
+    DEFAULT_CROP_SIZE,
+    apply_affine,
+    make_face,
+    unit_from_frame,
+)
 from renderer.faces.detect import DETECTORS, Detection, detect, detect_near
 from renderer.faces.identity import embed as embed_face
 from renderer.faces.landmarks import LandmarkModel

@@ -5,11 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests import face_data as F
 from renderer.errors import InputError
-from renderer.faces.detect import DETECTORS, Detection, detect, detect_near, search_region
+from renderer.faces.detect import (
+    DETECTORS,
+    Detection,
+    detect,
+    detect_near,
+    search_region,
+)
 from renderer.faces.track import _iou
-from renderer.media import read_frames, probe
+from renderer.media import probe, read_frames
+from tests import face_data as F
 
 # photo -> number of faces a person counts in it (frontal, >= 1/8 of the short side)
 PHOTOS = {"jesper.jpg": 1, "jesper_2.jpg": 1, "anne_helene.jpg": 1, "bar55_2.jpg": 2}

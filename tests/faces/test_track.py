@@ -131,7 +131,7 @@ def test_fresh_tracker_gives_bit_identical_faces() -> None:
         return out, tracker
 
     a, ta = run()
-    b, tb = run()
+    b, _ = run()
     assert ta.full_searches < ta.detections_run  # region searches were part of it
     assert len(a) == len(b) == 27
     for fa, fb in zip(a, b):
