@@ -111,8 +111,10 @@ def test_melt_renders_frame_exact(tmp_path):
     subprocess.run([sys.executable, "-m", "plugin.mlt", str(edit), str(mlt)], check=True, cwd=tmp_path,
                    env={"PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[2]), "PATH": ""})
     out = tmp_path / "out.mkv"
-    subprocess.run(["melt", "-quiet", str(mlt), "-consumer", f"avformat:{out}", "vcodec=ffv1", "an=1"],
-                   check=True, capture_output=True, timeout=120)
+    # real_time=0: render every frame, never drop one to keep pace; stdin closed: melt reads
+    # transport keys from a terminal on stdin
+    subprocess.run(["melt", "-quiet", str(mlt), "-consumer", f"avformat:{out}", "vcodec=ffv1", "an=1", "real_time=0"],
+                   check=True, capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
     info = media.probe(out)
     assert info.frames == 50  # bounded: no black tail
     seen = [read_frame_number(rgb) for _, rgb in media.read_frames(out, 0, info.frames - 1)]
