@@ -258,6 +258,28 @@ def swap_loss(pred: Tensor, target: Tensor, masks: Tensor, cfg: LossConfig) -> T
     return loss
 
 
+# ---------------------------------------------------------------- one step's pieces
+
+def make_optimizer(model: SwapAutoencoder, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
+    """Adam over all parameters. The fused kernel (CPU and CUDA) updates every tensor in one
+    pass instead of a dozen elementwise ops per tensor: about 2.5x less optimizer time on the
+    82M-parameter `original`, same update up to float32 rounding."""
+    return torch.optim.Adam(model.parameters(), lr=lr, betas=betas, fused=True)
+
+
+def forward_pair(model: SwapAutoencoder, warped_a: Tensor, warped_b: Tensor) -> tuple[Tensor, Tensor]:
+    """(B, 3, S, S) A and B float32 [0, 1] -> (decoder_a(A), decoder_b(B)), each (B, 3|4, S, S).
+
+    One encoder pass over A and B together: same maths as two passes, larger GEMMs. The
+    batch goes channels-last (NHWC), the layout oneDNN convolves without reordering; on the
+    CPU the weights stay as they are (converting them too made each step copy gradients).
+    """
+    n = warped_a.shape[0]
+    x = torch.cat([warped_a, warped_b]).contiguous(memory_format=torch.channels_last)  # (2B, 3, S, S)
+    z = model.encoder(x)  # (2B, C, 8, 8)
+    return model.decoder_a(z[:n]), model.decoder_b(z[n:])
+
+
 # ---------------------------------------------------------------- checkpoint state
 
 def _optimizer_tensors(opt: torch.optim.Optimizer, gen: torch.Generator, history: list[tuple[float, float]]) -> dict[str, Tensor]:
@@ -424,7 +446,7 @@ def _train(cfg: TrainConfig, progress: bool) -> TrainResult:
     gen = torch.Generator().manual_seed(cfg.seed)
     history: list[tuple[float, float]] = []
     start_iter, seconds_before = 0, 0.0
-    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(cfg.beta1, cfg.beta2))
+    opt = make_optimizer(model, lr, (cfg.beta1, cfg.beta2))
     if prior is not None:
         from renderer.model import load_model
 
@@ -443,7 +465,7 @@ def _train(cfg: TrainConfig, progress: bool) -> TrainResult:
             raise ModelError(f"cannot resume {out}: training state is at iteration {st['iteration']} but the "
                              f"card says {prior.iterations} (interrupted save?)")
         model.to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(cfg.beta1, cfg.beta2))
+        opt = make_optimizer(model, lr, (cfg.beta1, cfg.beta2))
         _restore_optimizer(opt, {k: v.to(device) if k.startswith("state.") and v.dim() > 0 else v
                                  for k, v in tensors.items()}, st["param_groups"])
         for g in opt.param_groups:  # this run's hyper-parameters win (they may be changed on resume)
@@ -508,14 +530,10 @@ def _train(cfg: TrainConfig, progress: bool) -> TrainResult:
             ib = torch.randint(len(fb), (cfg.batch,), generator=gen).to(device)
             warped_a, target_a, tmask_a = augment_batch(faces_a[ia], masks_a[ia], cfg.augment, gen)
             warped_b, target_b, tmask_b = augment_batch(faces_b[ib], masks_b[ib], cfg.augment, gen)
-            if cuda:
-                warped_a = warped_a.contiguous(memory_format=torch.channels_last)
-                warped_b = warped_b.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                # One encoder pass over A and B together: same maths as two passes, larger GEMMs.
-                z = model.encoder(torch.cat([warped_a, warped_b]))  # (2B, C, 8, 8)
-                loss_a = swap_loss(model.decoder_a(z[: cfg.batch]), target_a, tmask_a, cfg.loss)
-                loss_b = swap_loss(model.decoder_b(z[cfg.batch :]), target_b, tmask_b, cfg.loss)
+                pred_a, pred_b = forward_pair(model, warped_a, warped_b)
+                loss_a = swap_loss(pred_a, target_a, tmask_a, cfg.loss)
+                loss_b = swap_loss(pred_b, target_b, tmask_b, cfg.loss)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss_a + loss_b).backward()
             scaler.step(opt)

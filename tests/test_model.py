@@ -131,3 +131,45 @@ def test_load_errors_are_clear(tmp_path: Path) -> None:
     (model_dir / CARD_NAME).unlink()
     with pytest.raises(ModelError, match="no model.yaml"):
         load_model(model_dir, device="cpu")
+
+
+@pytest.mark.parametrize("shape", [(4, 64, 8, 8, 96, 5, 2), (4, 96, 4, 4, 128, 3, 1), (2, 16, 32, 32, 24, 3, 1)])
+def test_gemm_conv_matches_torch_conv_forward_and_backward(shape: tuple[int, ...]) -> None:
+    from renderer.model import GEMM_MAX_PIXELS, Conv2d
+
+    b, cin, h, w, cout, k, stride = shape
+    torch.manual_seed(0)
+    ours = Conv2d(cin, cout, k, stride, padding=k // 2)
+    ref = torch.nn.Conv2d(cin, cout, k, stride, padding=k // 2)
+    ref.load_state_dict(ours.state_dict())  # same parameters, same names
+    for layout in (torch.contiguous_format, torch.channels_last):
+        x = torch.randn(b, cin, h, w).contiguous(memory_format=layout)
+        x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+        y1, y2 = ours(x1), ref(x2)
+        assert y1.shape == y2.shape and torch.allclose(y1, y2, atol=1e-4, rtol=1e-4)
+        g = torch.randn_like(y2)
+        y1.backward(g)
+        y2.backward(g)
+        assert torch.allclose(x1.grad, x2.grad, atol=1e-4, rtol=1e-4)  # type: ignore[arg-type]
+        assert torch.allclose(ours.weight.grad, ref.weight.grad, atol=1e-3, rtol=1e-4)  # type: ignore[arg-type]
+        assert torch.allclose(ours.bias.grad, ref.bias.grad, atol=1e-3, rtol=1e-4)  # type: ignore[arg-type]
+        ours.zero_grad()
+        ref.zero_grad()
+    on_gemm_path = (h // stride) * (w // stride) <= GEMM_MAX_PIXELS
+    assert on_gemm_path == (shape[2] <= 8)  # the cases above cover both paths
+
+
+def test_original_state_dict_layout_is_unchanged() -> None:
+    # Checkpoints of every architecture must keep loading: names and shapes of the plain nn modules.
+    model = build_model(ModelConfig.for_arch("lite"))
+    sd = model.state_dict()
+    assert len(sd) == 38 and sd["encoder.convs.0.weight"].shape == (32, 3, 5, 5)
+    assert sd["encoder.convs.2.0.weight"].shape == (32, 1, 5, 5) and sd["decoder_b.out.weight"].shape == (3, 24, 5, 5)
+    assert sd["encoder.upscale.conv.1.weight"].shape == (640, 256, 1, 1)
+    assert sum(v.numel() for v in sd.values()) == 3_845_846
+    demo = Path(__file__).resolve().parents[1] / "models" / "demo"
+    if (demo / "model.safetensors").is_file():  # the shipped demo model loads into today's modules
+        loaded, card = load_model(demo, device="cpu")
+        assert card.config.arch == "lite"
+        with torch.no_grad():
+            assert loaded(torch.rand(1, 3, 64, 64), "a").shape[1] in (3, 4)
