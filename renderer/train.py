@@ -27,7 +27,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
@@ -391,8 +391,14 @@ def _config_diff(want: ModelConfig, have: ModelConfig) -> list[str]:
             for f in dataclasses.fields(ModelConfig) if getattr(want, f.name) != getattr(have, f.name)]
 
 
-def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
+StepHook = Callable[[int, SwapAutoencoder], bool]
+
+
+def train(cfg: TrainConfig, progress: bool = True, hooks: Sequence[StepHook] = ()) -> TrainResult:
     """Train (or resume) a swap model into `cfg.out`; returns what was done.
+
+    `hooks` run after every iteration with (iteration, model); one returning True ends the
+    run there (checkpointed as usual). Benchmarks use this to measure held-out quality.
 
     InputError / ModelError (exit 2) before anything is written: empty or mismatched
     facesets, missing rights, an existing model without `resume`, a resume into a model
@@ -404,12 +410,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
         # Small models on a shared CPU lose far more to spinning OpenMP threads than they gain.
         torch.set_num_threads(cfg.threads)
     try:
-        return _train(cfg, progress)
+        return _train(cfg, progress, tuple(hooks))
     finally:
         torch.set_num_threads(threads_before)
 
 
-def _train(cfg: TrainConfig, progress: bool) -> TrainResult:
+def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> TrainResult:
     from safetensors.torch import load as st_load
     from safetensors.torch import save as st_save
     from tqdm import tqdm
@@ -544,6 +550,8 @@ def _train(cfg: TrainConfig, progress: bool) -> TrainResult:
             bar.set_postfix(loss_a=f"{history[-1][0]:.4f}", loss_b=f"{history[-1][1]:.4f}", refresh=False)
             if it % cfg.save_every == 0:
                 card = checkpoint(it, seconds_before + time.monotonic() - t0)
+            if any([hook(it, model) for hook in hooks]):  # a list: every hook sees every iteration
+                break
     except KeyboardInterrupt:
         if it > start_iter:
             checkpoint(it, seconds_before + time.monotonic() - t0)
