@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -13,7 +11,7 @@ from typing import Any
 import av
 import av.error
 
-from renderer.atomic import temp_path_for
+from renderer.atomic import atomic_output
 from renderer.errors import InputError, MediaError
 from renderer.media.decode import iter_packets
 from renderer.media.encode import _AudioCarry
@@ -44,11 +42,9 @@ def concat(parts: list[Path], out: Path | str, *, time_base: Fraction, offsets: 
     if fmt is None:
         raise InputError(f"output {out} has suffix {out.suffix or '(none)'!r} (allowed: .mov, .mp4, .mkv, .mxf)")
     tb = Fraction(time_base)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_for(out)
     audio: _AudioCarry | None = None
     try:
-        with av.open(str(tmp), "w", format=fmt) as container:
+        with atomic_output(out) as tmp, av.open(str(tmp), "w", format=fmt) as container:
             for key, value in (metadata or {}).items():
                 container.metadata[key] = value
             if timecode:
@@ -98,15 +94,8 @@ def concat(parts: list[Path], out: Path | str, *, time_base: Fraction, offsets: 
                             audio.pump_until((pts - offsets[0] + max(duration, 1)) * tb)
             if audio is not None:
                 audio.finish()
-        os.replace(tmp, out)
     except av.error.FFmpegError as err:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
         raise MediaError(f"joining {len(parts)} part(s) into {out} failed: {err}") from err
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
     finally:
         if audio is not None:
             audio.close()
@@ -328,12 +317,10 @@ def splice(src: Path | str, out: Path | str, parts: list[tuple[int, int, Path]],
     def duration_of(i: int) -> int:
         return (info.pts[i + 1] - info.pts[i]) if i + 1 < info.frames else step
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_for(out)
     copied = encoded = 0
     param_at: list[int] = []
     try:
-        with _open_input(src) as container, av.open(str(tmp), "w", format=fmt) as dst:
+        with _open_input(src) as container, atomic_output(out) as tmp, av.open(str(tmp), "w", format=fmt) as dst:
             src_video = container.streams[info.video_index]
             for key, value in (metadata or {}).items():
                 dst.metadata[key] = value
@@ -404,15 +391,8 @@ def splice(src: Path | str, out: Path | str, parts: list[tuple[int, int, Path]],
                         mux_video(pp, g0 + p_index[pp.pts])
                         encoded += 1
                 needs_src_params = True
-        os.replace(tmp, out)
     except av.error.FFmpegError as err:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
         raise MediaError(f"splicing {len(parts)} span(s) into {src.name} -> {out} failed: {err}") from err
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
     return SpliceResult(copied=copied, encoded=encoded, parameter_sets_at=tuple(param_at), info=probe(out))
 
 
