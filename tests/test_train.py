@@ -215,3 +215,21 @@ def test_cli_train_json_preset_and_errors(facesets: tuple[Path, Path], tmp_path:
     assert main(argv[:-8] + ["--out", str(tmp_path / "m4"), "--iterations", "3", "--preset", str(preset)]) == 2
     assert "train.augment.warp must be a number >= 0, got -1" in capsys.readouterr().err
     assert not (tmp_path / "m4").exists()
+
+
+def test_hooks_see_every_iteration_and_can_stop_the_run(facesets: tuple[Path, Path], tmp_path: Path) -> None:
+    seen: list[int] = []
+
+    def record(it: int, model: torch.nn.Module) -> bool:
+        seen.append(it)
+        assert model.training  # the live model, mid-training
+        return False
+
+    def stop_at_3(it: int, model: torch.nn.Module) -> bool:
+        return it == 3
+
+    result = train(_cfg(facesets, tmp_path / "m", iterations=10), progress=False, hooks=[record, stop_at_3])
+    assert seen == [1, 2, 3]
+    assert result.iterations == 3 and result.card.iterations == 3  # stopped there and checkpointed
+    assert json.loads((tmp_path / "m" / "train_state.json").read_text())["iteration"] == 3
+    assert _history(tmp_path / "m").shape == (3, 2)
