@@ -31,31 +31,38 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _chosen(argv: Sequence[str]) -> str | None:
+    """The subcommand named in argv (the first word that is not an option), if any."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser; only the module of the command named in `argv` is imported.
+
+    A command's module pulls in what it needs (torch, dlib, OpenCV); importing all of them
+    would cost every `doppel probe` seconds of start-up.
+    """
     parser = argparse.ArgumentParser(
         prog="doppel",
         description="Doppel: headless face-swap render node. Every output is labelled synthetic media.",
     )
     parser.add_argument("--version", action="version", version=f"doppel {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    chosen = _chosen(argv)
     for name, (module_name, help_text) in COMMANDS.items():
-        try:
+        command = sub.add_parser(name, help=help_text, description=help_text,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+        if name == chosen:
             module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name != module_name:
-                raise
-            continue  # command not built in this checkout
-        command = sub.add_parser(
-            name, help=help_text, description=(module.__doc__ or help_text).strip(),
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        module.add_arguments(command)
-        command.set_defaults(_run=module.run)
+            command.description = (module.__doc__ or help_text).strip()
+            module.add_arguments(command)
+            command.set_defaults(_run=module.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return int(args._run(args))

@@ -102,6 +102,7 @@ def make_numbered_clip(
     start_pts: int = 0,
     color: str | None = "bt709",
     audio_rate: int = 48000,
+    audio_layout: str = "stereo",
 ) -> Path:
     """Write a numbered clip to `path` (container from the suffix) and return `path`.
 
@@ -142,7 +143,7 @@ def make_numbered_clip(
         a_stream = None
         if audio:
             a_codec = audio if isinstance(audio, str) else ("pcm_s16le" if path.suffix in (".mov", ".mxf") else "aac")
-            a_stream = out.add_stream(a_codec, rate=audio_rate, layout="stereo")
+            a_stream = out.add_stream(a_codec, rate=audio_rate, layout=audio_layout)
             a_stream.codec_context.time_base = Fraction(1, audio_rate)
         grid = pts if pts is not None else [round(i / Fraction(fps) / tb) for i in range(frames)]
         end_time = (grid[-1] + (grid[-1] - grid[-2] if len(grid) > 1 else round(1 / Fraction(fps) / tb))) * tb
@@ -177,8 +178,9 @@ def _write_audio(out, stream, done: int, target: int, rate: int, offset_s: Fract
     fmt = stream.codec_context.codec.audio_formats[0].name if stream.codec_context.codec.audio_formats else "fltp"
     while target - done >= chunk or (final and done < target):
         n = min(chunk, target - done)
-        samples = sine(done + n, rate)[:, done:]
-        frame = _audio_frame(samples, fmt)
+        layout = stream.codec_context.layout.name
+        samples = sine(done + n, rate, av.AudioLayout(layout).nb_channels)[:, done:]
+        frame = _audio_frame(samples, fmt, layout)
         frame.sample_rate = rate
         frame.pts = done + int(round(offset_s * rate))
         frame.time_base = Fraction(1, rate)
@@ -188,15 +190,15 @@ def _write_audio(out, stream, done: int, target: int, rate: int, offset_s: Fract
     return done
 
 
-def _audio_frame(samples: np.ndarray, fmt: str) -> av.AudioFrame:
+def _audio_frame(samples: np.ndarray, fmt: str, layout: str = "stereo") -> av.AudioFrame:
     if fmt == "fltp":
-        return av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format="fltp", layout="stereo")
+        return av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format="fltp", layout=layout)
     if fmt == "s16":
         data = np.clip(np.round(samples * 32768), -32768, 32767).astype(np.int16).T.reshape(1, -1)
-        return av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format="s16", layout="stereo")
+        return av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format="s16", layout=layout)
     if fmt == "s32":
         data = np.clip(np.round(samples * 2147483648.0), -2147483648, 2147483647).astype(np.int32).T.reshape(1, -1)
-        return av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format="s32", layout="stereo")
+        return av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format="s32", layout=layout)
     raise ValueError(f"test audio format {fmt} not handled")
 
 

@@ -269,6 +269,17 @@ def test_trim_prores_pcm_exact_audio(prores_clip: Path, tmp_path: Path) -> None:
     assert prores_clip.read_bytes() == src_bytes  # the source is never written
 
 
+@pytest.mark.parametrize("layout", ["mono", "5.1(side)"])
+def test_trim_carries_mono_and_surround_audio(layout: str, tmp_path: Path) -> None:
+    from tests.media_factory import make_numbered_clip
+
+    src = make_numbered_clip(tmp_path / "src.mov", 12, 64, 48, codec="prores", audio=True, audio_layout=layout)
+    channels = media.probe(src).audio[0].channels
+    for suffix, codec in ((".mov", "prores_hq"), (".mp4", "h264")):
+        out = media.trim(src, 2, 9, tmp_path / f"cut{suffix}", codec)
+        assert out.frames == 8 and out.audio[0].channels == channels == (1 if layout == "mono" else 6)
+
+
 def test_trim_audio_is_the_right_slice(prores_clip: Path, tmp_path: Path) -> None:
     """The carried samples are the source's samples at the same time, not just the right count."""
     import av

@@ -298,7 +298,7 @@ class _AudioCarry:
         else:
             codec, self.fmt = "pcm_s24le", "s32"
         self.stream = out.add_stream(codec, rate=self.rate)
-        self.stream.codec_context.layout = av.AudioLayout(self.channels).name if self.channels != 2 else "stereo"
+        self.stream.codec_context.layout = _DEFAULT_LAYOUTS.get(self.channels, f"{self.channels} channels")
         self.stream.codec_context.format = self.fmt
         self.stream.codec_context.time_base = Fraction(1, self.rate)
         self.stream.time_base = Fraction(1, self.rate)
@@ -377,6 +377,10 @@ class _AudioCarry:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._src.close()
+
+
+# FFmpeg's default channel layout for each channel count (av_channel_layout_default).
+_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0(side)", 6: "5.1(side)", 7: "6.1", 8: "7.1"}
 
 
 def _to_audio_frame(samples: np.ndarray, fmt: str, layout: str) -> av.AudioFrame:
