@@ -349,6 +349,7 @@ def render_range(
     audio: bool = True,
     origin: int | None = None,
     gop: int | None = None,
+    options: dict[str, str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     model: SwapModel | None = None,
 ) -> SwapStats:
@@ -359,7 +360,8 @@ def render_range(
     the same range. `swap_ranges` are inclusive source frame ranges; other frames pass
     through untouched. `origin` is the first frame of the unchunked render when this call
     renders a chunk (farm tasks); `gop` forces a keyframe interval (closed GOPs that start
-    on the first frame, so chunks concatenate). The file appears under `out` only when
+    on the first frame, so chunks concatenate); `options` are extra encoder options (e.g. a
+    lower crf for spans spliced between stream-copied GOPs). The file appears under `out` only when
     complete. Raises InputError (bad range, codec, model), MediaError, RenderError.
     """
     src, out = Path(src), Path(out)
@@ -377,7 +379,8 @@ def render_range(
     stats.preroll = first - start
     total = last - first + 1
     tags = color or media.output_color(info)
-    options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"} if gop and codec == "h264" else None
+    options = {**({"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"} if gop and codec == "h264" else {}),
+               **(options or {})} or None
     writer = media.VideoWriter(
         out, width=info.width, height=info.height, fps=info.fps, codec=codec,
         timecode=media.shift_timecode(info.timecode, first, info.fps) if info.timecode else None,
