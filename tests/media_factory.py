@@ -49,14 +49,19 @@ def paint_frame(n: int, width: int, height: int) -> np.ndarray:
     img[..., 0] = (x * 255 // max(1, width - 1) + n * 3) % 256
     img[..., 1] = (y * 255 // max(1, height - 1)) % 256
     img[..., 2] = ((x + y + n * 5) % 128) + 64
-    b = block_size(width)
+    paint_number(img, n)
+    ph, pw = max(4, height // 6), max(4, width // 6)
+    img[height - ph :, width - pw :] = PATCH_RGB
+    return img
+
+
+def paint_number(img: np.ndarray, n: int) -> None:
+    """Paint frame number `n` top-left in place: BITS black/white blocks on a grey strip."""
+    b = block_size(img.shape[1])
     img[: b + 4, : BITS * b + 4] = 128
     for bit in range(BITS):
         on = (n >> (BITS - 1 - bit)) & 1
         img[2 : 2 + b, 2 + bit * b : 2 + (bit + 1) * b] = 255 if on else 0
-    ph, pw = max(4, height // 6), max(4, width // 6)
-    img[height - ph :, width - pw :] = PATCH_RGB
-    return img
 
 
 def read_frame_number(rgb: np.ndarray) -> int:

@@ -25,22 +25,13 @@ import numpy as np
 
 from renderer import media
 from tests import face_data as F
-from tests.media_factory import BITS, block_size
+from tests.media_factory import paint_number
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache"
 SHIPPED_MODEL = ROOT / "models" / "demo"
 RIGHTS = ("Person A: KPhotoAlbum demo video (Debian package kphotoalbum, GPL-2+ demo data). Person B: NASA "
           "portrait of Eileen Collins (public domain, shipped in scikit-image). Used only to test Doppel")
-
-
-def paint_number(img: np.ndarray, n: int) -> None:
-    """Paint frame number `n` top-left in place, in the code `read_frame_number` reads."""
-    b = block_size(img.shape[1])
-    img[: b + 4, : BITS * b + 4] = 128
-    for bit in range(BITS):
-        on = (n >> (BITS - 1 - bit)) & 1
-        img[2 : 2 + b, 2 + bit * b : 2 + (bit + 1) * b] = 255 if on else 0
 
 
 def movie_frames(scale: int = 3) -> np.ndarray:
