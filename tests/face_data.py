@@ -8,7 +8,7 @@ registry cannot be reached the fetcher skips the calling test with the reason
 
 Sources
 - Debian package `kphotoalbum` (GPL-2+ demo data): usr/share/kphotoalbum/demo/
-  movie.avi      160x120 MJPEG, 68 frames, ~15 fps: one person (Linus Torvalds) talking to camera
+  movie.avi      160x120 MJPEG, 68 frames, ~15 fps: one person (the demo's presenter) talking to camera
   jesper.jpg, jesper_2.jpg               the same man (Jesper), one face each
   anne_helene.jpg                        a woman (Anne Helene, sunglasses), one face
   bar55_2.jpg                            both of them: Anne Helene left, Jesper right

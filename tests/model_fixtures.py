@@ -1,6 +1,6 @@
 """Real-face clips and trained swap models for the swap, render, farm and plugin tests.
 
-`face_clip` turns the real talking-head video from the kphotoalbum demo (Linus Torvalds,
+`face_clip` turns the real talking-head video from the kphotoalbum demo (one presenter,
 160x120, 68 frames) into a test clip: upscaled 3x so the HOG detector finds the face,
 played forwards then backwards to any length, with the frame number painted top-left in
 the binary code `tests.media_factory.read_frame_number` reads.

@@ -15,7 +15,7 @@ from tests.train_data import tiny_config
 
 
 def _card(cfg: ModelConfig) -> ModelCard:
-    return ModelCard(config=cfg, name_a="linus", name_b="obama", rights="test faces from public registry packages")
+    return ModelCard(config=cfg, name_a="presenter", name_b="astronaut", rights="test faces from public registry packages")
 
 
 def test_original_is_the_2017_network_with_82m_parameters() -> None:
@@ -81,7 +81,7 @@ def test_safetensors_round_trip(tmp_path: Path) -> None:
     save_model(tmp_path / "m", model, _card(cfg))
     assert not list((tmp_path / "m").glob(".*partial*"))  # no temp files left behind
     loaded, card = load_model(tmp_path / "m", device="cpu")
-    assert card.config == cfg and card.identities == ("linus", "obama")
+    assert card.config == cfg and card.identities == ("presenter", "astronaut")
     assert not loaded.training
     for (k, v), (k2, v2) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert k == k2 and torch.equal(v, v2)

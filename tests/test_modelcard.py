@@ -13,12 +13,12 @@ from renderer.modelcard import (
 )
 from tests.train_data import tiny_config
 
-RIGHTS = "Linus and Obama test faces from public registry packages; tests only"
+RIGHTS = "Presenter and astronaut test faces from public registry packages; tests only"
 
 
 def _card() -> ModelCard:
     return ModelCard(
-        config=tiny_config(), name_a="linus", name_b="obama", rights=RIGHTS,
+        config=tiny_config(), name_a="presenter", name_b="astronaut", rights=RIGHTS,
         facesets=(FacesetRef("a", "/f/a", "ab" * 32, 68), FacesetRef("b", "/f/b", "cd" * 32, 6)),
         iterations=20, loss=LossSummary(first_a=0.5, first_b=0.6, last_a=0.2, last_b=0.3, best_a=0.2, best_b=0.25),
         software="doppel test", created="2026-11-28T00:00:00+00:00", weights_sha256="ef" * 32,
@@ -30,7 +30,7 @@ def test_round_trip(tmp_path: Path) -> None:
     back = load_model_card(tmp_path)
     assert back == _card()
     data = yaml.safe_load((tmp_path / CARD_NAME).read_text())
-    assert data["rights"] == RIGHTS and data["identities"] == {"a": "linus", "b": "obama"}
+    assert data["rights"] == RIGHTS and data["identities"] == {"a": "presenter", "b": "astronaut"}
     assert data["synthetic_media"] is True
     assert data["facesets"][0] == {"role": "a", "path": "/f/a", "sha256": "ab" * 32, "faces": 68}
 

@@ -19,14 +19,14 @@ from renderer.errors import InputError, ModelError
 from renderer.faceset import load_faceset
 from renderer.model import load_model
 from renderer.train import TrainConfig, load_training_faces, ssim, train
-from tests.train_data import copy_faceset, faceset_linus, faceset_obama, tiny_config
+from tests.train_data import copy_faceset, faceset_astronaut, faceset_presenter, tiny_config
 
-RIGHTS = "Public test media (kphotoalbum demo, face_recognition test images); tests only"
+RIGHTS = "Public test media (kphotoalbum demo video, GPL-2+; NASA astronaut portrait, public domain); tests only"
 
 
 @pytest.fixture(scope="module")
 def facesets() -> tuple[Path, Path]:
-    return faceset_linus(64), faceset_obama(64)
+    return faceset_presenter(64), faceset_astronaut(64)
 
 
 def _cfg(facesets: tuple[Path, Path], out: Path, **kw: object) -> TrainConfig:
@@ -112,7 +112,7 @@ def test_loss_falls_on_real_faces_and_outputs_are_written(facesets: tuple[Path, 
     card = result.card
     assert card.iterations == 60 and card.rights == RIGHTS and card.config.learn_mask
     assert card.config.crop_size == 64 and card.config.coverage == 0.375 and card.config.landmark_points == 68
-    assert card.identities == ("linus", "obama")
+    assert card.identities == ("presenter", "astronaut")
     assert [f.faces for f in card.facesets] == [len(load_faceset(p)) for p in facesets]
     assert card.loss.last_a < card.loss.first_a
     model, _ = load_model(out, device="cpu")
@@ -200,7 +200,7 @@ def test_cli_train_json_preset_and_errors(facesets: tuple[Path, Path], tmp_path:
             "--iterations", "3", "--device", "cpu", "--threads", "1", "--json", "--no-progress"]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["iterations"] == 3 and summary["arch"] == "lite" and summary["identities"] == {"a": "linus", "b": "obama"}
+    assert summary["iterations"] == 3 and summary["arch"] == "lite" and summary["identities"] == {"a": "presenter", "b": "astronaut"}
     assert math.isfinite(summary["loss_a"])
     assert json.loads((tmp_path / "m" / "train_state.json").read_text())["batch"] == 4
 

@@ -1,8 +1,9 @@
 """Real aligned facesets of two people for the model and training tests, cached.
 
-A: Linus Torvalds talking to camera (kphotoalbum demo movie.avi, 68 frames).
-B: Barack Obama (face_recognition 1.3.0 test images obama.jpg, obama2.jpg, obama3.jpg),
-   each photo also mirrored, so B has a few more real poses.
+A: the presenter talking to camera in kphotoalbum's demo movie.avi (68 frames; GPL-2+ demo data).
+B: Eileen Collins in scikit-image's astronaut.png (NASA, public domain), the photo, its mirror
+   image and two slightly turned copies, so B has a few poses. The same two people as the
+   shipped demo model: tests never train on anyone else's face.
 Faces are found, landmarked and aligned with `renderer.faces` (the same code `doppel
 extract` uses) and written with `renderer.faceset`. Cache: .cache/train_facesets/<name>-<size>/.
 """
@@ -58,7 +59,7 @@ def _build(name: str, identity: str, items: list[tuple[Path, int, np.ndarray]], 
     return final
 
 
-def faceset_linus(crop_size: int = 64) -> Path:
+def faceset_presenter(crop_size: int = 64) -> Path:
     """Faceset dir of one person from a real video (about 60 aligned frames)."""
     from renderer.media import read_frames
 
@@ -67,18 +68,20 @@ def faceset_linus(crop_size: int = 64) -> Path:
     for idx, rgb in read_frames(movie, 0, 67):
         big = cv2.resize(rgb, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)  # HOG misses faces under ~80 px
         items.append((movie, idx, big))
-    return _build("linus", "linus", items, crop_size)
+    return _build("presenter", "presenter", items, crop_size)
 
 
-def faceset_obama(crop_size: int = 64) -> Path:
-    """Faceset dir of a second person from real photos (mirrored too)."""
-    folder = face_data.face_recognition_images()
+def faceset_astronaut(crop_size: int = 64) -> Path:
+    """Faceset dir of a second person from one real photo (mirrored and turned +-6 degrees too)."""
+    photo = face_data.astronaut()
+    rgb = face_data.read_rgb(photo)
     items = []
-    for name in ("obama.jpg", "obama2.jpg", "obama3.jpg"):
-        rgb = face_data.read_rgb(folder / name)
-        items.append((folder / name, 0, rgb))
-        items.append((folder / name, 0, np.ascontiguousarray(rgb[:, ::-1])))
-    return _build("obama", "obama", items, crop_size)
+    for image in (rgb, np.ascontiguousarray(rgb[:, ::-1])):
+        h, w = image.shape[:2]
+        for angle in (0.0, 6.0):
+            turn = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+            items.append((photo, 0, cv2.warpAffine(image, turn, (w, h), borderMode=cv2.BORDER_REFLECT)))
+    return _build("astronaut", "astronaut", items, crop_size)
 
 
 def copy_faceset(src: Path, dst: Path) -> Path:
@@ -87,7 +90,7 @@ def copy_faceset(src: Path, dst: Path) -> Path:
 
 
 if __name__ == "__main__":
-    for fn in (faceset_linus, faceset_obama):
+    for fn in (faceset_presenter, faceset_astronaut):
         fs = load_faceset(fn())
         print(fs.root, len(fs), hashlib.sha256((fs.root / "faceset.json").read_bytes()).hexdigest()[:12])
 
