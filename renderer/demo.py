@@ -575,7 +575,7 @@ def run_demo(cfg: DemoConfig, say: Say = _quiet) -> DemoSummary:
     edit = build_sample_edit(clips, out / "sample" / "cut.otio", sources.direction)
     say(f"  edit {edit}: 4 clips; presenter_take1 marked whole (point marker), presenter_take2 marked on 20 frames")
     lap("media")
-    say(f"[3/7] model")
+    say("[3/7] model")
     model = ensure_model(model_dir, sources, clips, out, cache, iterations=cfg.train_iterations,
                          minutes=cfg.train_minutes, threads=cfg.threads, progress=cfg.progress, say=say)
     say(f"  {model.note}")

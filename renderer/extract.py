@@ -31,7 +31,7 @@ from renderer.errors import DoppelError, InputError, closest
 from renderer.faces import Face
 from renderer.faces.align import DEFAULT_COVERAGE, crop
 from renderer.faces.detect import DETECTORS
-from renderer.faces.identity import DEFAULT_THRESHOLD, embed, identity_distance
+from renderer.faces.identity import DEFAULT_THRESHOLD, embed, identity_distance, reference_embedding
 from renderer.faces.track import FaceTracker, find_faces
 from renderer.faceset import INDEX_NAME, Faceset, FaceRecord, load_faceset, save_faceset_index
 
@@ -136,16 +136,15 @@ def _read_image(path: Path) -> np.ndarray | None:
     return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def reference_embedding(path: Path) -> np.ndarray:
-    """(128,) embedding of the largest face in a reference image; InputError when there is none."""
+def _reference(path: Path) -> np.ndarray:
+    """(128,) embedding of the largest face in the --identity image; InputError when there is none."""
     rgb = _read_image(Path(path)) if Path(path).is_file() else None
     if rgb is None:
         raise InputError(f"--identity {path}: not a readable image")
-    faces = find_faces(rgb, embed=True)
-    if not faces:
+    emb = reference_embedding(rgb)
+    if emb is None:
         raise InputError(f"--identity {path}: no face found in the reference image")
-    assert faces[0].embedding is not None
-    return faces[0].embedding
+    return emb
 
 
 def _frames(path: Path, settings: ExtractSettings, tracker_fps: list[float]) -> Iterator[tuple[int, np.ndarray]]:
@@ -181,7 +180,7 @@ def extract(
                                ref_sha, identity_threshold)
     settings.check()
     files, folder_rejects = expand_sources(list(sources))
-    ref = reference_embedding(Path(identity_ref)) if identity_ref is not None else None
+    ref = _reference(Path(identity_ref)) if identity_ref is not None else None
 
     if (out_dir / INDEX_NAME).exists():
         old = load_faceset(out_dir)

@@ -36,7 +36,7 @@ from renderer import media
 from renderer.composite import CompositeSettings, TemporalBlend, composite, face_mask, landmarks_to_crop
 from renderer.errors import InputError, ModelError, RenderError
 from renderer.faces import Face
-from renderer.faces.identity import DEFAULT_THRESHOLD, identity_distance
+from renderer.faces.identity import DEFAULT_THRESHOLD, identity_distance, reference_embedding
 from renderer.faces.track import FaceTracker
 
 SEGMENT_FRAMES = 48  # processing state restarts at multiples of this absolute frame index
@@ -85,7 +85,7 @@ def swap_settings(preset: Any, *, direction: str | None = None, device: str | No
         ref = Path(preset.identity)
         if not ref.is_absolute() and base_dir is not None:
             ref = base_dir / ref
-        identity = reference_embedding(ref, detector=preset.detector)
+        identity = _reference(ref, preset.detector)
     return SwapSettings(
         detector=preset.detector,
         landmarks=int(preset.landmarks),
@@ -101,19 +101,15 @@ def swap_settings(preset: Any, *, direction: str | None = None, device: str | No
     )
 
 
-def reference_embedding(image: Path, detector: str = "hog") -> np.ndarray:
-    """(128,) float32 embedding of the largest face in a reference image."""
-    from renderer.faces.track import find_faces
-
+def _reference(image: Path, detector: str) -> np.ndarray:
+    """(128,) embedding of the largest face in the preset's identity reference image."""
     bgr = cv2.imread(str(image), cv2.IMREAD_COLOR)
     if bgr is None:
         raise InputError(f"identity reference {image} is missing or not an image (allowed: jpg, png, ...)")
-    faces = find_faces(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), detector=detector, embed=True)
-    if not faces:
+    emb = reference_embedding(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), detector)
+    if emb is None:
         raise InputError(f"identity reference {image}: no face found in it; use a clear frontal photo")
-    best = max(faces, key=lambda f: f.area)
-    assert best.embedding is not None
-    return best.embedding
+    return emb
 
 
 @dataclass
@@ -283,7 +279,7 @@ class FaceSwapper:
             return
         t0 = time.perf_counter()
         crops = np.stack([cv2.warpAffine(p.rgb, face.crop_from_frame, (self.size, self.size),
-                                         flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+                                         flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
                           for p, _, face in todo])  # (N, S, S, 3) uint8
         swapped, learned = self.model(crops)
         t1 = time.perf_counter()

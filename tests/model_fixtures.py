@@ -20,10 +20,10 @@ import uuid
 from fractions import Fraction
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from renderer import media
+from renderer.demo import talking_head_frames
 from tests import face_data as F
 from tests.media_factory import paint_number
 
@@ -37,25 +37,18 @@ RIGHTS = ("Person A: KPhotoAlbum demo video (Debian package kphotoalbum, GPL-2+ 
 def movie_frames(scale: int = 3) -> np.ndarray:
     """(68, 120*scale, 160*scale, 3) uint8 RGB frames of the real talking-head video."""
     movie = F.kphotoalbum_file(F.MOVIE)
-    info = media.probe(movie)
-    frames = [rgb for _, rgb in media.read_frames(movie, 0, info.frames - 1, info)]
-    h, w = frames[0].shape[:2]
-    return np.stack([cv2.resize(f, (w * scale, h * scale), interpolation=cv2.INTER_CUBIC) for f in frames])
+    return talking_head_frames(movie, media.probe(movie).frames, (160 * scale, 120 * scale))
 
 
 def face_clip(path: Path, frames: int = 24, fps: Fraction = Fraction(25), timecode: str | None = None,
-              codec: str = "h264", audio: bool = False, scale: int = 3) -> Path:
-    """Write a clip of the real talking head with painted frame numbers; return `path`."""
-    source = movie_frames(scale)
-    order = np.concatenate([np.arange(len(source)), np.arange(len(source) - 2, 0, -1)])  # ping-pong
+              codec: str = "h264", scale: int = 3) -> Path:
+    """Write a clip of the real talking head (ping-pong to any length) with painted frame numbers."""
+    source = talking_head_frames(F.kphotoalbum_file(F.MOVIE), frames, (160 * scale, 120 * scale))
     h, w = source.shape[1:3]
     with media.VideoWriter(path, width=w, height=h, fps=fps, codec=codec, timecode=timecode) as writer:
-        for n in range(frames):
-            img = source[order[n % len(order)]].copy()
+        for n, img in enumerate(source):
             paint_number(img, n)
             writer.write(img)
-    if audio:
-        raise NotImplementedError("face_clip writes no audio; use tests.media_factory for audio tests")
     return path
 
 

@@ -75,7 +75,7 @@ def test_chunked_render_equals_one_piece(clip: Path, model: SwapModel, tmp_path:
     render_range(clip, whole, model_dir=Path(), model=model, settings=settings, first=0, last=FRAMES - 1,
                  swap_ranges=[(0, FRAMES - 1)], codec="ffv1")
     split = 17  # mid-segment: the second chunk decodes a 17-frame pre-roll
-    assert preroll_start(split, [(0, FRAMES - 1)], origin=0) == 0 < split % SEGMENT_FRAMES + 1
+    assert 0 < split < SEGMENT_FRAMES and preroll_start(split, [(0, FRAMES - 1)], origin=0) == 0  # segment start
     parts = []
     for lo, hi in ((0, split - 1), (split, FRAMES - 1)):
         part = tmp_path / f"part{lo}.mkv"

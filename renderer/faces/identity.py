@@ -42,3 +42,11 @@ def identity_distance(a: np.ndarray | Face, b: np.ndarray | Face) -> float:
     if va is None or vb is None:
         raise InputError("identity_distance needs two embeddings; a Face without one was passed (use embed=True)")
     return float(np.linalg.norm(np.asarray(va, np.float64) - np.asarray(vb, np.float64)))
+
+
+def reference_embedding(frame_rgb: np.ndarray, detector: str = "hog") -> np.ndarray | None:
+    """(128,) embedding of the largest face in a reference picture; None when it shows no face."""
+    from renderer.faces.track import find_faces  # track builds on this module
+
+    faces = find_faces(frame_rgb, detector=detector, embed=True)  # largest first
+    return faces[0].embedding if faces else None

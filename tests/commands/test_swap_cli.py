@@ -290,15 +290,14 @@ def test_lossless_ffv1_is_exact_outside_the_face(model_dir: Path, tmp_path: Path
 
 def test_swapped_face_moves_towards_person_b(h264_clip: Path, model_dir: Path, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    from renderer.faces.identity import embed, identity_distance
+    from renderer.faces.identity import embed, identity_distance, reference_embedding
     from renderer.faces.track import find_faces
-    from renderer.swap import reference_embedding
 
     if model_dir != SHIPPED_MODEL:
         pytest.skip("identity check needs the shipped demo model (models/demo, absent here): the tiny fallback "
                     "model (40 iterations) changes the face but moves it away from person B (measured: dlib "
                     "distance to Jesper's photos 0.57 before, 0.74 after the swap)")
-    person_b = reference_embedding(F.astronaut())
+    person_b = reference_embedding(F.read_rgb(F.astronaut()))
     out = tmp_path / "swapped.mp4"
     code, _, _ = run_cli(["swap", h264_clip, "--model", model_dir, "--out", out, "--frames", "20-25",
                           "--no-progress"], capsys)
