@@ -22,6 +22,7 @@ uninterrupted run).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import time
@@ -217,25 +218,34 @@ def load_training_faces(fs: Faceset, size: int) -> tuple[Tensor, Tensor]:
 
 # ---------------------------------------------------------------- loss
 
-def _gauss_window(size: int = 11, sigma: float = 1.5) -> Tensor:
-    x = torch.arange(size, dtype=torch.float32) - size // 2
-    g = torch.exp(-(x**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).view(1, 1, size, size)
+@functools.lru_cache(maxsize=8)
+def _blur_matrix(n: int, window: int, sigma: float = 1.5) -> Tensor:
+    """(n, n) matrix M with M @ v = 1-D Gaussian blur of v (window taps, reflect-padded edges).
+
+    Blurring as two small matrix products (M_h @ img @ M_w^T) instead of a depthwise
+    convolution: the same numbers, about 2.5x less CPU time forward and backward at 64x64,
+    where oneDNN's depthwise kernels are slow.
+    """
+    x = torch.arange(window, dtype=torch.float64) - window // 2
+    taps = torch.exp(-(x**2) / (2 * sigma**2))
+    taps = taps / taps.sum()
+    rows = torch.arange(n)[:, None].expand(n, window)
+    cols = rows + torch.arange(window)[None, :] - window // 2  # source index per tap
+    cols = cols.abs()  # reflect at 0 ...
+    cols = torch.where(cols > n - 1, 2 * (n - 1) - cols, cols)  # ... and at n - 1
+    m = torch.zeros(n, n, dtype=torch.float64)
+    m.index_put_((rows.reshape(-1), cols.reshape(-1)), taps.repeat(n), accumulate=True)
+    return m.float()
 
 
 def ssim_map(x: Tensor, y: Tensor, window: int = 11) -> Tensor:
-    """(B, C, H, W) in [0, 1] -> (B, C, H, W) local SSIM (Gaussian window, sigma 1.5)."""
-    c = x.shape[1]
-    win = min(window, x.shape[-1] // 2 * 2 - 1)
-    w = _gauss_window(win).to(x).expand(c, 1, win, win)
-    pad = win // 2
-
-    def blur(t: Tensor) -> Tensor:
-        return F.conv2d(F.pad(t, (pad, pad, pad, pad), mode="reflect"), w, groups=c)
-
-    mx, my = blur(x), blur(y)
-    sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    """(B, C, H, W) in [0, 1] -> (B, C, H, W) local SSIM (Gaussian window, sigma 1.5, reflect edges)."""
+    c, h, w = x.shape[1:]
+    win = min(window, min(h, w) // 2 * 2 - 1)
+    blur_h, blur_w = _blur_matrix(h, win).to(x), _blur_matrix(w, win).to(x)
+    moments = blur_h @ torch.cat([x, y, x * x, y * y, x * y], dim=1) @ blur_w.t()  # (B, 5C, H, W)
+    mx, my, exx, eyy, exy = moments.split(c, dim=1)
+    sxx, syy, sxy = exx - mx * mx, eyy - my * my, exy - mx * my
     c1, c2 = 0.01**2, 0.03**2
     return ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
 

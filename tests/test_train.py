@@ -99,6 +99,31 @@ def test_lab_round_trip_and_ssim() -> None:
     assert float(ssim(x, torch.rand(3, 3, 32, 32)).max()) < 0.2
 
 
+@pytest.mark.parametrize("size", [16, 64])
+def test_ssim_map_equals_the_textbook_gaussian_window(size: int) -> None:
+    """The matrix-product blur gives the SSIM of an 11x11 Gaussian window (sigma 1.5) over reflect-padded images."""
+    import torch.nn.functional as F
+
+    from renderer.train import ssim_map
+
+    x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(1))
+    y = (x + 0.2 * torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(2))).clamp(0, 1)
+    win = min(11, size // 2 * 2 - 1)
+    t = torch.arange(win, dtype=torch.float32) - win // 2
+    g = torch.exp(-(t**2) / (2 * 1.5**2))
+    g = g / g.sum()
+    kernel = (g[:, None] * g[None, :]).expand(3, 1, win, win)
+
+    def blur(img: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.pad(img, (win // 2,) * 4, mode="reflect"), kernel, groups=3)
+
+    mx, my = blur(x), blur(y)
+    sxx, syy, sxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    want = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))
+    assert torch.allclose(ssim_map(x, y), want, atol=1e-4)
+
+
 # ---------------------------------------------------------------- the loop
 
 def test_loss_falls_on_real_faces_and_outputs_are_written(facesets: tuple[Path, Path], tmp_path: Path) -> None:
