@@ -40,7 +40,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from renderer.model import ModelConfig, SwapAutoencoder, build_model  # noqa: E402
-from renderer.train import DEFAULT_LR, forward_pair, make_optimizer  # noqa: E402
+from renderer.train import DEFAULT_BATCH, DEFAULT_LR, forward_pair, make_optimizer  # noqa: E402
 
 STORE = ROOT / ".cache" / "bench" / "train"
 RESULTS = ROOT / "bench" / "results" / "train.md"
@@ -148,7 +148,8 @@ def held_out_split(a_dir: Path, work: Path) -> tuple[Path, Path]:
     return out[0], out[1]
 
 
-def quality(arch: str, cap_minutes: float, eval_seconds: float, batch: int, threads: int) -> dict[str, object]:
+def quality(arch: str, cap_minutes: float, eval_seconds: float, batch: int | None, lr: float | None,
+            threads: int) -> dict[str, object]:
     from renderer.faceset import load_faceset
     from renderer.train import TrainConfig, load_training_faces, ssim, train
     from tests.model_fixtures import RIGHTS, facesets
@@ -178,17 +179,19 @@ def quality(arch: str, cap_minutes: float, eval_seconds: float, batch: int, thre
             state["eval_s"] += state["last"] - now  # type: ignore[operator]
             return stop
 
+        key = f"quality_{arch}" if batch is None and lr is None else f"quality_{arch}_lr{lr or DEFAULT_LR[arch]:g}_b{batch or DEFAULT_BATCH[arch]}"
         cfg = TrainConfig(faceset_a=train_a, faceset_b=b_dir, out=work / "model", rights=RIGHTS, model=arch,
-                          iterations=10**7, batch=batch, seed=0, device="cpu", save_every=10**7, threads=threads)
+                          iterations=10**7, batch=batch or DEFAULT_BATCH[arch], lr=lr or DEFAULT_LR[arch], seed=0,
+                          device="cpu", save_every=10**7, threads=threads)
         load0 = os.getloadavg()
         result = train(cfg, progress=False, hooks=[hook])
         return {
-            "arch": arch, "cap_minutes": cap_minutes, "batch": batch, "iterations": result.iterations,
+            "arch": arch, "cap_minutes": cap_minutes, "batch": cfg.batch, "iterations": result.iterations,
             "train_minutes": state["train_s"] / 60, "reached_minutes": None if state["reached"] is None else state["reached"] / 60,  # type: ignore[operator]
             "best_ssim": max(c[2] for c in curve), "curve": curve, "held_out": len(held_faces),
             "trained_faces_a": len(load_faceset(train_a)), "faces_b": len(load_faceset(b_dir)),
             "load_start": load0, "load_end": os.getloadavg(), "threads": threads,
-            "lr": DEFAULT_LR[arch],
+            "lr": cfg.lr, "key": key,
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -201,14 +204,84 @@ def machine() -> str:
             f"torch {torch.__version__}, {torch.get_num_threads()} torch threads (default)")
 
 
+def quality_command(q: dict) -> str:
+    recipe = "" if q["key"] == f"quality_{q['arch']}" else f" --lr {q['lr']:g} --batch {q['batch']}"
+    return (f".venv/bin/python bench/bench_train.py quality --arch {q['arch']}{recipe} "
+            f"--cap-minutes {q['cap_minutes']:g} --threads {q['threads']}")
+
+
+def quality_report(runs: list[dict]) -> str:
+    """The time-to-quality section: one row per stored run; the verdict compares the default recipes."""
+    def reached(q: dict) -> str:
+        return f"{q['reached_minutes']:.1f}" if q["reached_minutes"] is not None else f"not reached in {q['cap_minutes']:g}"
+
+    def recipe(q: dict) -> str:
+        return "default" if q["key"] == f"quality_{q['arch']}" else "ablation"
+
+    lines = "\n".join(
+        f"| {q['arch']} ({recipe(q)}) | {q['batch']} | {q['lr']:g} | {reached(q)} | {q['best_ssim']:.3f} | {q['iterations']} | "
+        f"{q['iterations'] / q['train_minutes']:.0f} | {q['train_minutes']:.1f} | {', '.join(f'{x:.1f}' for x in q['load_end'])} |"
+        for q in runs)
+    cmds = "\n".join(f"    {quality_command(q)}" for q in runs)
+    qs = {q["arch"]: q for q in runs if recipe(q) == "default"}
+    verdict = ""
+    if "lite" in qs and "original" in qs:
+        lt, og = qs["lite"]["reached_minutes"], qs["original"]["reached_minutes"]
+        if lt is not None and og is not None:
+            ratio = og / lt
+            verdict = (f"**lite reached SSIM {SSIM_GOAL} {ratio:.1f}x sooner than original** ({lt:.1f} vs {og:.1f} "
+                       f"CPU minutes; goal >= 5x: {'met' if ratio >= 5 else 'not met'}).")
+        elif lt is not None:
+            bound = qs["original"]["train_minutes"] / lt
+            verdict = (f"original did not reach {SSIM_GOAL} in {qs['original']['train_minutes']:.0f} min (best SSIM "
+                       f"{qs['original']['best_ssim']:.3f}); lite reached it in {lt:.1f} min, so **lite is more than "
+                       f"{bound:.0f}x sooner** (goal >= 5x: {'met' if bound >= 5 else 'not shown'}).")
+        else:
+            verdict = (f"Neither default recipe reached {SSIM_GOAL} within its cap, so no time ratio can be given.")
+        t_eq = min(qs["lite"]["train_minutes"], qs["original"]["train_minutes"]) * 60
+
+        def at(q: dict) -> float:
+            return max([v for _, sec, v in q["curve"] if sec <= t_eq + 1e-6] or [float("nan")])
+
+        verdict += (f" At equal training time ({t_eq / 60:.1f} min) the best held-out SSIM was lite "
+                    f"{at(qs['lite']):.3f}, original {at(qs['original']):.3f}.")
+    curves = "\n".join(f"- {q['arch']} ({recipe(q)}, lr {q['lr']:g}, batch {q['batch']}): "
+                       + ", ".join(f"{s / 60:.1f} min {v:.3f}" for _, s, v in q["curve"][:: max(1, len(q['curve']) // 12)])
+                       + f", last {q['curve'][-1][1] / 60:.1f} min {q['curve'][-1][2]:.3f}"
+                       for q in runs)
+    first = runs[0]
+    return f"""## Time to quality: held-out SSIM >= {SSIM_GOAL}
+
+Data: the real faceset of the kphotoalbum talking-head video (`tests.model_fixtures.facesets()`), person A
+= {first['trained_faces_a']} faces trained, {first['held_out']} held out (every 5th face); person B = the astronaut
+({first['faces_b']} face). Metric: mean SSIM (11x11 Gaussian) of decoder A's reconstruction of the held-out
+faces at 64x64, evaluated every few training seconds; evaluation time is not counted. `renderer.train.train`
+with its defaults (augmentation, weighted L1 + SSIM loss, each architecture's default lr and batch), seed 0,
+1 torch thread. The `original` run and the `lite` runs were made while each other ran, each on one of the
+two cores. "ablation" rows are lite with the recipe it had before (the 2017 network's batch 16 and a lower lr).
+
+Commands:
+
+{cmds}
+
+| arch (recipe) | batch | lr | CPU minutes to SSIM {SSIM_GOAL} | best SSIM | iterations | iterations/min | minutes trained | load at end |
+|---|---|---|---|---|---|---|---|---|
+{lines}
+
+{verdict}
+
+Held-out SSIM over training time:
+{curves}
+"""
+
+
 def write_report() -> str:
     def load(name: str) -> dict | None:
         p = STORE / f"{name}.json"
         return json.loads(p.read_text()) if p.is_file() else None
 
-    parts = ["# Training\n", f"Machine: {machine()}. The CPU was shared with other jobs (a 1-thread demo "
-             "training run and other engineers' tests), so absolute figures are noisy; each ratio is "
-             "measured within one run.\n"]
+    parts = ["# Training\n", f"Machine: {machine()}. The CPU is shared with other jobs, so absolute figures "
+             "are noisy (each run records the load average); each throughput ratio is measured within one run.\n"]
     t = load("throughput")
     if t:
         ratio = t["doppel_faces_per_s"] / t["reference_faces_per_s"]
@@ -239,70 +312,10 @@ with 2 (OpenMP threads spin-waiting for a core another job holds). The ratio abo
 (2) for both loops, as the goal asks; on a shared CPU pass `doppel train --threads 1`. The time-to-quality
 runs below use 1 thread.
 """)
-    rows = []
-    for arch in ("lite", "original"):
-        q = load(f"quality_{arch}")
-        if q:
-            reached = f"{q['reached_minutes']:.1f}" if q["reached_minutes"] is not None else f"not reached in {q['cap_minutes']:g}"
-            rows.append((arch, q, reached))
-    if rows:
-        lines = "\n".join(
-            f"| {a} | {q['batch']} | {q['lr']:g} | {reached} | {q['best_ssim']:.3f} | {q['iterations']} | "
-            f"{q['train_minutes']:.1f} | {', '.join(f'{x:.1f}' for x in q['load_end'])} |" for a, q, reached in rows)
-        cmds = "\n".join(f"    .venv/bin/python bench/bench_train.py quality --arch {a} --cap-minutes {q['cap_minutes']:g} --threads {q['threads']}"
-                         for a, q, _ in rows)
-        qs = {a: q for a, q, _ in rows}
-        verdict = ""
-        if "lite" in qs and "original" in qs:
-            lt, og = qs["lite"]["reached_minutes"], qs["original"]["reached_minutes"]
-            if lt is not None and og is not None:
-                verdict = f"lite reached it {og / lt:.1f}x sooner than original (goal >= 5x)."
-            elif lt is not None:
-                verdict = (f"original did not reach {SSIM_GOAL} in {qs['original']['cap_minutes']:g} min (best SSIM "
-                           f"{qs['original']['best_ssim']:.3f}); lite reached it in {lt:.1f} min => ratio > "
-                           f"{qs['original']['cap_minutes'] / lt:.1f}x (goal >= 5x).")
-            else:
-                verdict = (f"Neither reached {SSIM_GOAL} within its cap (lite {qs['lite']['cap_minutes']:g} min, original "
-                           f"{qs['original']['cap_minutes']:g} min), so no time ratio can be given.")
-            t_eq = min(qs["lite"]["train_minutes"], qs["original"]["train_minutes"]) * 60
-
-            def at(q: dict) -> float:
-                return max([v for _, sec, v in q["curve"] if sec <= t_eq + 1e-6] or [float("nan")])
-
-            thr = math.floor(min(qs["lite"]["best_ssim"], qs["original"]["best_ssim"]) * 20) / 20  # both reached it
-
-            def first(q: dict) -> float:
-                return min(sec for _, sec, v in q["curve"] if v >= thr) / 60
-
-            verdict += (f" At the highest 0.05 step both reached (SSIM {thr:.2f}): lite after {first(qs['lite']):.1f} min, "
-                        f"original after {first(qs['original']):.1f} min => {first(qs['original']) / first(qs['lite']):.1f}x "
-                        f"(a lower bar than the goal's {SSIM_GOAL}; lite then plateaued).")
-            verdict += (f" At equal training time ({t_eq / 60:.1f} min): best held-out SSIM lite {at(qs['lite']):.3f}, "
-                        f"original {at(qs['original']):.3f}.")
-        curves = "\n".join(f"- {a}: " + ", ".join(f"{s / 60:.1f} min {v:.3f}" for _, s, v in q["curve"][:: max(1, len(q['curve']) // 12)])
-                           for a, q, _ in rows)
-        first = rows[0][1]
-        parts.append(f"""## Time to quality: held-out SSIM >= {SSIM_GOAL}
-
-Data: the real faceset of the kphotoalbum talking-head video (`tests.model_fixtures.facesets()`), person A
-= {first['trained_faces_a']} faces trained, {first['held_out']} held out (every 5th face); person B = the astronaut
-({first['faces_b']} face). Metric: mean SSIM (11x11 Gaussian) of decoder A's reconstruction of the held-out
-faces at 64x64, evaluated every few training seconds; evaluation time not counted. `renderer.train.train`
-with its defaults (augmentation, weighted L1 + SSIM loss), seed 0, run one after another.
-
-Commands:
-
-{cmds}
-
-| arch | batch | lr | minutes to SSIM {SSIM_GOAL} | best SSIM | iterations | minutes trained | load at end |
-|---|---|---|---|---|---|---|---|
-{lines}
-
-{verdict}
-
-Held-out SSIM over training time:
-{curves}
-""")
+    runs = sorted((json.loads(p.read_text()) | {"key": p.stem} for p in STORE.glob("quality_*.json")),
+                  key=lambda q: (q["arch"] != "lite", q["key"]))
+    if runs:
+        parts.append(quality_report(runs))
     md = "\n".join(parts)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     tmp = RESULTS.with_suffix(".md.partial")
@@ -318,7 +331,9 @@ def main() -> None:
                          "SSIM >= 0.80; report: rewrite bench/results/train.md from the stored figures")
     ap.add_argument("--steps", type=int, default=6, help="throughput: timed steps per loop")
     ap.add_argument("--warmup", type=int, default=1, help="throughput: untimed first steps")
-    ap.add_argument("--batch", type=int, default=16, help="faces per half per step")
+    ap.add_argument("--batch", type=int, help="faces per half per step (throughput: 16; quality: the arch's default)")
+    ap.add_argument("--lr", type=float, help="quality: Adam learning rate (default: the arch's default; other values "
+                                             "are stored as a separate ablation run)")
     ap.add_argument("--arch", choices=["lite", "original"], help="quality: the architecture to train")
     ap.add_argument("--cap-minutes", type=float, default=12.0, help="quality: stop training after this long")
     ap.add_argument("--threads", type=int, default=1,
@@ -329,11 +344,11 @@ def main() -> None:
         ap.error("quality needs --arch lite or --arch original")
     STORE.mkdir(parents=True, exist_ok=True)
     if args.part == "throughput":
-        r = throughput(args.steps, args.warmup, args.batch)
+        r = throughput(args.steps, args.warmup, args.batch or 16)
         (STORE / "throughput.json").write_text(json.dumps(r, indent=1))
     elif args.part == "quality":
-        r = quality(args.arch, args.cap_minutes, args.eval_seconds, args.batch, args.threads)
-        (STORE / f"quality_{args.arch}.json").write_text(json.dumps(r, indent=1))
+        r = quality(args.arch, args.cap_minutes, args.eval_seconds, args.batch, args.lr, args.threads)
+        (STORE / f"{r['key']}.json").write_text(json.dumps(r, indent=1))
     print(write_report())
 
 

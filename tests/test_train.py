@@ -18,7 +18,7 @@ from renderer.cli import main
 from renderer.errors import InputError, ModelError
 from renderer.faceset import load_faceset
 from renderer.model import load_model
-from renderer.train import TrainConfig, load_training_faces, ssim, train
+from renderer.train import DEFAULT_BATCH, TrainConfig, load_training_faces, ssim, train
 from tests.train_data import copy_faceset, faceset_astronaut, faceset_presenter, tiny_config
 
 RIGHTS = "Public test media (kphotoalbum demo video, GPL-2+; NASA astronaut portrait, public domain); tests only"
@@ -128,7 +128,7 @@ def test_ssim_map_equals_the_textbook_gaussian_window(size: int) -> None:
 
 def test_loss_falls_on_real_faces_and_outputs_are_written(facesets: tuple[Path, Path], tmp_path: Path) -> None:
     out = tmp_path / "model"
-    result = train(_cfg(facesets, out, iterations=60, save_every=30, learn_mask=True), progress=False)
+    result = train(_cfg(facesets, out, iterations=60, save_every=30, learn_mask=True, batch=None), progress=False)
     assert result.iterations == 60 and result.iterations_this_run == 60 and result.faces_per_second > 0
     h = _history(out)
     assert h.shape == (60, 2)
@@ -147,7 +147,7 @@ def test_loss_falls_on_real_faces_and_outputs_are_written(facesets: tuple[Path, 
     assert preview.shape[0] == 6 * 128 and preview.shape[1] > 128  # rows: A, A->A, A->B, B, B->B, B->A
     assert cv2.imread(str(out / "loss.png")) is not None
     state = json.loads((out / "train_state.json").read_text())
-    assert state["iteration"] == 60
+    assert state["iteration"] == 60 and state["batch"] == DEFAULT_BATCH["lite"]  # no --batch: the arch's default
     assert not list(out.glob(".*partial*"))
 
 
@@ -161,10 +161,13 @@ def test_same_seed_same_model_other_seed_other_model(facesets: tuple[Path, Path]
 
 
 def test_resume_equals_an_uninterrupted_run(facesets: tuple[Path, Path], tmp_path: Path) -> None:
-    train(_cfg(facesets, tmp_path / "straight", iterations=20), progress=False)
-    train(_cfg(facesets, tmp_path / "split", iterations=10), progress=False)
-    result = train(_cfg(facesets, tmp_path / "split", iterations=20, resume=True, model_config=None), progress=False)
+    # batch 5 is no architecture's default: the resumed run, given no batch, must continue with the model's own
+    train(_cfg(facesets, tmp_path / "straight", iterations=20, batch=5), progress=False)
+    train(_cfg(facesets, tmp_path / "split", iterations=10, batch=5), progress=False)
+    result = train(_cfg(facesets, tmp_path / "split", iterations=20, resume=True, model_config=None, batch=None),
+                   progress=False)
     assert result.iterations == 20 and result.iterations_this_run == 10
+    assert json.loads((tmp_path / "split" / "train_state.json").read_text())["batch"] == 5
     straight, split = _weights(tmp_path / "straight"), _weights(tmp_path / "split")
     assert all(torch.equal(straight[k], split[k]) for k in straight)
     assert np.array_equal(_history(tmp_path / "straight"), _history(tmp_path / "split"))
