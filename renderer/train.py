@@ -33,7 +33,6 @@ from typing import Any, Callable, Sequence
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from renderer.atomic import sha256_file, write_bytes_atomic

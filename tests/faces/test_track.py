@@ -42,7 +42,7 @@ def test_still_face_does_not_move() -> None:
     frames, _ = F.moving_photo_frames(F.astronaut(), 8, (320, 240), path_fn=lambda t: (0, 0, 0, 1, 1))
     tracker = FaceTracker(detect_every=100)
     lms = [tracker.update(i, f)[0].landmarks for i, f in enumerate(frames)]
-    assert max(float(np.abs(l - lms[0]).max()) for l in lms) < 0.5
+    assert max(float(np.abs(lm - lms[0]).max()) for lm in lms) < 0.5
 
 
 def test_lost_track_triggers_detection_and_gap_resets() -> None:
