@@ -1,0 +1,284 @@
+"""The farm's two task kinds as they run on a worker: Render (one chunk of one clip) and Publish.
+
+Both re-plan from the job's path parameters, so a worker depends only on what the farm mapped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from renderer.atomic import sha256_file, write_json_atomic
+from renderer.errors import DoppelError, InputError, RenderError
+from renderer.farm.job import parse_chunk
+
+CHUNKS_DIR = "chunks"
+CHUNK_RECORD_SUFFIX = ".chunk.json"
+
+Progress = Callable[[str], None]  # receives OpenJD lines: "openjd_progress: 42.0", "openjd_status: ..."
+
+
+# --------------------------------------------------------------------------- Render task
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One chunk of one clip job: source frames first..last (inclusive) and where it lives."""
+
+    job: Any  # renderer.render.ClipJob
+    first: int
+    last: int
+
+    @property
+    def frames(self) -> int:
+        return self.last - self.first + 1
+
+    @property
+    def folder(self) -> Path:
+        return chunk_folder(self.job)
+
+    @property
+    def path(self) -> Path:
+        return self.folder / f"{self.first:07d}-{self.last:07d}{self.job.output.suffix}"
+
+    @property
+    def record(self) -> Path:
+        return self.path.with_name(self.path.name + CHUNK_RECORD_SUFFIX)
+
+    @property
+    def gop(self) -> int | None:
+        """h264: one closed GOP per chunk, starting on its first frame; intra codecs: None."""
+        return self.frames if self.job.preset.output.codec == "h264" else None
+
+    @property
+    def key(self) -> str:
+        """What makes two renders of this chunk the same: the clip's farm key, the range, the GOP."""
+        blob = json.dumps({"clip": clip_key(self.job), "range": [self.first, self.last], "origin": self.job.first,
+                           "gop": self.gop}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def clip_key(job: Any) -> str:
+    """The clip's inputs hash without the source's path and mtime (they differ between farm
+    workers, whose inputs arrive under per-session folders): name and size stand for the source."""
+    from renderer.swap import SEGMENT_FRAMES
+
+    inputs = dict(job.inputs)
+    source = inputs.get("source", {})
+    inputs["source"] = {"name": Path(source.get("path", "")).name, "size": source.get("size")}
+    inputs["segment_frames"] = SEGMENT_FRAMES
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+def chunk_folder(job: Any) -> Path:
+    return job.output.parent.parent / CHUNKS_DIR / job.output.stem
+
+
+def _record_ok(record_path: Path, key: str, path: Path) -> dict[str, Any] | None:
+    try:
+        record = json.loads(record_path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("key") != key or not path.is_file():
+        return None
+    return record if record.get("sha256") == sha256_file(path) else None
+
+
+def find_job(render_plan: Any, index: int, where: str) -> Any:
+    for job in render_plan.jobs:
+        if job.index == index:
+            return job
+    raise InputError(f"{where}: the edit has no marked clip {index} (it has {len(render_plan.jobs)}: "
+                     f"{', '.join(str(j.index) for j in render_plan.jobs) or 'none'}); was the edit changed "
+                     f"after the bundle was exported?")
+
+
+def run_task(render_plan: Any, frames: str, *, progress: Progress | None = None, force: bool = False
+             ) -> dict[str, Any]:
+    """Render one chunk (a Frames value) of the plan; return its record. Skips up-to-date work."""
+    from renderer.render import colour_tags
+    from renderer.swap import render_range, swap_settings
+    from renderer.media import probe
+
+    say = progress or (lambda line: None)
+    index, first, last = parse_chunk(frames)
+    job = find_job(render_plan, index, f"chunk {frames}")
+    if not (job.first <= first <= last <= job.last):
+        raise InputError(f"chunk {frames} = source frames {first}-{last} of clip {index} '{job.clip.clip_name}' "
+                         f"is outside the frames it renders ({job.first}-{job.last}, handles included); "
+                         f"re-export the bundle after changing the edit or preset")
+    chunk = Chunk(job, first, last)
+    name = f"clip {index} '{job.clip.clip_name}' frames {first}-{last}"
+    if not force and job.up_to_date() is not None:
+        say(f"openjd_status: {name}: clip already published and up to date; nothing to do")
+        say("openjd_progress: 100.0")
+        return {"status": "skipped", "reason": "clip published", "path": str(job.output)}
+    recorded = None if force else _record_ok(chunk.record, chunk.key, chunk.path)
+    if recorded is not None:
+        say(f"openjd_status: {name}: chunk up to date, skipped ({chunk.path.name})")
+        say("openjd_progress: 100.0")
+        return {**recorded, "status": "skipped"}
+    chunk.folder.mkdir(parents=True, exist_ok=True)
+    for leftover in chunk.folder.glob(f".{chunk.path.stem}.partial-*{chunk.path.suffix}"):
+        leftover.unlink(missing_ok=True)  # a killed try of this same chunk: only this task writes it
+    chunk.record.unlink(missing_ok=True)
+    info = probe(job.clip.media_path)
+    # Chunks are labelled too (synthetic media on disk); Publish writes the full label and signs the result.
+    label = {"comment": f"SYNTHETIC MEDIA: doppel farm chunk (deepfake face swap), not for delivery. "
+                        f"Model '{job.model.path.name}' of {', '.join(job.model.identities) or 'unnamed identities'}; "
+                        f"model card sha256 {job.model.card_sha256}."}
+    say(f"openjd_status: {name}: rendering {chunk.frames} frames")
+    last_pct = [-1.0]
+
+    def on_frame(done: int, total: int) -> None:
+        pct = round(100.0 * done / total, 1)
+        if pct - last_pct[0] >= 5.0 or done == total:
+            last_pct[0] = pct
+            say(f"openjd_progress: {pct}")
+
+    started = time.monotonic()
+    stats = render_range(
+        job.clip.media_path, chunk.path, model_dir=job.model.path,
+        settings=swap_settings(job.preset, base_dir=job.preset_dir), first=first, last=last,
+        swap_ranges=[(job.first, job.last)], codec=job.preset.output.codec, pix_fmt=job.preset.output.pix_fmt,
+        color=colour_tags(job, info), metadata=label, audio=False,
+        origin=job.first, gop=chunk.gop, progress=on_frame)
+    record = {"key": chunk.key, "clip_key": clip_key(job), "clip": index, "first": first, "last": last,
+              "origin": job.first, "gop": chunk.gop, "path": chunk.path.name, "sha256": sha256_file(chunk.path),
+              "stats": stats.to_json(), "seconds": round(time.monotonic() - started, 3)}
+    write_json_atomic(chunk.record, record)
+    say(f"openjd_status: {name}: done ({stats.swapped} swapped, {stats.preroll} pre-roll frames, "
+        f"{record['seconds']} s)")
+    return {**record, "status": "ok"}
+
+
+# --------------------------------------------------------------------------- Publish task
+
+
+def find_chunks(job: Any) -> list[Chunk]:
+    """Recorded, intact chunks of `job` that tile job.first..job.last; RenderError naming the gaps."""
+    key = clip_key(job)
+    by_first: dict[int, list[Chunk]] = {}
+    folder = chunk_folder(job)
+    for record_path in sorted(folder.glob(f"*{CHUNK_RECORD_SUFFIX}")) if folder.is_dir() else []:
+        try:
+            record = json.loads(record_path.read_text("utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(record, dict) or record.get("clip_key") != key:
+            continue
+        chunk = Chunk(job, int(record["first"]), int(record["last"]))
+        if chunk.path.name == record.get("path") and _record_ok(record_path, chunk.key, chunk.path) is not None:
+            by_first.setdefault(chunk.first, []).append(chunk)
+
+    def tile(start: int) -> list[Chunk] | None:  # depth-first: chunks from two exports may coexist
+        if start == job.last + 1:
+            return []
+        for chunk in sorted(by_first.get(start, []), key=lambda c: -c.frames):
+            rest = tile(chunk.last + 1)
+            if rest is not None:
+                return [chunk, *rest]
+        return None
+
+    found = tile(job.first)
+    if found is None:
+        have = sorted((c.first, c.last) for cs in by_first.values() for c in cs)
+        raise RenderError(f"clip {job.index} '{job.clip.clip_name}': chunks do not cover frames {job.first}-{job.last} "
+                          f"(found {', '.join(f'{a}-{b}' for a, b in have) or 'none'} in {folder}); "
+                          f"run the Render tasks first")
+    return found
+
+
+def publish_clip(job: Any, source_sha256: str) -> tuple[dict[str, Any], list[str]]:
+    """Join a clip's chunks into its final output, label and sign it, record it; (entry, warnings)."""
+    from renderer.media import concat, probe
+    from renderer.provenance import claim_for_model, label_metadata, sign_media
+    from renderer.render import remove_stale_partials, job_summary
+
+    chunks = find_chunks(job)
+    mc = job.clip
+    info = probe(mc.media_path)
+    if info.vfr:
+        time_base, offsets = info.time_base, [info.pts[c.first] - info.pts[job.first] for c in chunks]
+    else:
+        time_base, offsets = 1 / info.fps, [c.first - job.first for c in chunks]
+    claim = claim_for_model(mc.media_path, job.model.path, [(0, job.frames)], preset_sha256=job.preset_sha256,
+                            source_sha256=source_sha256)
+    remove_stale_partials(job.output)
+    started = time.monotonic()
+    concat([c.path for c in chunks], job.output, time_base=time_base, offsets=offsets, fps=info.fps,
+           timecode=job.timecode, metadata=label_metadata(claim, signed=job.signing is not None),
+           audio_from=(mc.media_path, job.first, job.last) if job.preset.output.audio != "none" and info.audio
+           else None)
+    signed = sign_media(job.output, claim, job.signing, source=mc.media_path)
+    records = [json.loads(c.record.read_text("utf-8")) for c in chunks]
+    entry = job_summary(job)
+    entry["source"]["sha256"] = source_sha256
+    entry["output"].update({"sha256": sha256_file(job.output), "frames": job.frames, "timecode": job.timecode,
+                            "signed": signed.signed, "manifest": signed.manifest,
+                            "sidecar": str(signed.sidecar) if signed.sidecar else None})
+    passed: dict[str, int] = {}
+    for r in records:
+        for reason, n in (r["stats"].get("passed_through") or {}).items():
+            passed[reason] = passed.get(reason, 0) + n
+    entry["frames"] = {"swapped": sum(r["stats"].get("swapped", 0) for r in records), "passed_through": passed,
+                       "faces": sum(r["stats"].get("faces", 0) for r in records)}
+    entry["chunks"] = [{"first_frame": r["first"], "last_frame": r["last"], "preroll_frames":
+                        r["stats"].get("preroll_frames"), "seconds": r["seconds"]} for r in records]
+    entry["seconds"] = {"render_total": round(sum(r["seconds"] for r in records), 3),
+                        "publish": round(time.monotonic() - started, 3)}
+    entry["status"] = "ok"
+    entry["error"] = None
+    write_json_atomic(job.sidecar, {"inputs_sha256": job.inputs_sha256, "inputs": job.inputs, "entry": entry})
+    return entry, [signed.warning] if signed.warning else []
+
+
+def publish(render_plan: Any, *, progress: Progress | None = None) -> Any:
+    """The Publish step: each clip's final media (or kept when up to date), the return edits and
+    render.json, as `renderer.render.run_render` writes them. Returns a `RenderReport`."""
+    from renderer.render import (
+        ClipResult, RenderReport, out_dir_lock, rendered_clip, write_render_json, job_summary,
+    )
+    from renderer.timeline import write_return_edit
+
+    say = progress or (lambda line: None)
+    started = time.time()
+    results: list[Any] = []
+    hashes: dict[Path, str] = {}
+    with out_dir_lock(render_plan.out_dir):
+        for n, job in enumerate(render_plan.jobs):
+            name = f"clip {job.index} '{job.clip.clip_name}'"
+            recorded = job.up_to_date()
+            if recorded is not None:
+                entry = {**recorded, "status": "skipped", "error": None,
+                         "note": "up to date: same inputs, output intact"}
+                results.append(ClipResult(job, "skipped", entry))
+                say(f"openjd_status: {name}: up to date ({job.output.name})")
+            else:
+                t0 = time.monotonic()
+                try:
+                    if job.clip.media_path not in hashes:
+                        hashes[job.clip.media_path] = sha256_file(job.clip.media_path)
+                    entry, warnings = publish_clip(job, hashes[job.clip.media_path])
+                    results.append(ClipResult(job, "ok", entry, tuple(warnings)))
+                    say(f"openjd_status: {name}: published {job.output.name}")
+                    for w in warnings:
+                        say(f"openjd_status: warning: {w}")
+                except DoppelError as err:
+                    entry = job_summary(job)
+                    entry.update(status="failed", error=str(err), seconds={"total": round(time.monotonic() - t0, 3)})
+                    entry["output"]["path"] = None
+                    results.append(ClipResult(job, "failed", entry))
+                    say(f"openjd_status: {name}: FAILED: {err}")
+            say(f"openjd_progress: {round(100.0 * (n + 1) / len(render_plan.jobs), 1)}")
+        rendered = [rendered_clip(r.job) for r in results if r.status != "failed"]
+        for path in render_plan.return_edits:
+            write_return_edit(render_plan.timeline, rendered, path)
+        report = RenderReport(render_plan, tuple(results), render_plan.return_edits, time.time() - started)
+        write_render_json(render_plan, [r.entry for r in results], report.status, started, render_plan.return_edits)
+    return report
