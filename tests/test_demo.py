@@ -21,6 +21,7 @@ import opentimelineio as otio
 import pytest
 
 from renderer import demo, media, sample
+from renderer.contact_sheet import sheet_size
 from renderer.cli import main
 from renderer.timeline import find_marked_clips, read_edit
 
@@ -110,7 +111,7 @@ def test_make_demo_in_a_fresh_copy_trains_the_fallback_and_delivers_every_output
     sheet = out / "contact_sheet.png"
     assert sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     img = cv2.imread(str(sheet))
-    assert img is not None and (img.shape[1], img.shape[0]) == demo.sheet_size(4)
+    assert img is not None and (img.shape[1], img.shape[0]) == sheet_size(4)
     assert summary["contact_sheet"]["rows"] == 4
     assert img.std() > 20
     docs_copy = copy / "docs-copy.png"

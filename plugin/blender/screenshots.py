@@ -137,26 +137,6 @@ def blender_main(spec: dict) -> None:  # pragma: no cover - runs in Blender's UI
 # --- in the project's venv -----------------------------------------------------------------------
 
 
-def shrink_png(path: Path, max_bytes: int = MAX_BYTES) -> tuple[int, int, int]:
-    """Rewrite `path` at maximum PNG compression, downscaling by 0.85 until it fits `max_bytes`.
-    Returns (width, height, bytes)."""
-    import cv2
-
-    img = cv2.imread(str(path))
-    if img is None:
-        raise RuntimeError(f"screenshot {path} is missing or not an image")
-    while True:
-        ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 9])
-        if not ok:
-            raise RuntimeError(f"cannot encode {path}")
-        if len(buf) <= max_bytes or img.shape[1] < 400:
-            tmp = path.with_name(f".{path.name}.partial")
-            tmp.write_bytes(buf.tobytes())
-            os.replace(tmp, path)
-            return img.shape[1], img.shape[0], len(buf)
-        img = cv2.resize(img, None, fx=0.85, fy=0.85, interpolation=cv2.INTER_AREA)
-
-
 def main(argv: list[str] | None = None) -> int:
     import argparse
     from fractions import Fraction
@@ -215,9 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     print("blender:", status["status"], status["returned"])
     if not status["returned"]:
         raise SystemExit(f"the round trip imported nothing: {status['status']}")
+    from renderer.contact_sheet import shrink_png
+
     for name in ("panel_png", "result_png"):
-        w, h, size = shrink_png(Path(spec[name]))
-        print(f"{spec[name]}: {w}x{h}, {size} bytes")
+        png = Path(spec[name])
+        w, h = shrink_png(png, png, MAX_BYTES)
+        print(f"{png}: {w}x{h}, {png.stat().st_size} bytes")
     return 0
 
 

@@ -38,7 +38,8 @@ import json
 import sys
 from pathlib import Path
 
-from renderer.demo import DemoConfig, run_demo, shrink_png
+from renderer.contact_sheet import shrink_png
+from renderer.demo import DemoConfig, run_demo
 from renderer.errors import InputError
 from renderer.sample import SampleUnavailable
 
