@@ -30,6 +30,10 @@ class ModelError(DoppelError):
     exit_code = 2
 
 
+class TrainingError(DoppelError):
+    """Training started and could not go on (the loss became NaN or infinite); the last checkpoint stays."""
+
+
 class RenderError(DoppelError):
     """A render job (clip, chunk, publish) failed; other clips may still have succeeded."""
 

@@ -37,7 +37,7 @@ from torch import Tensor
 
 from renderer.atomic import sha256_file, write_bytes_atomic
 from renderer.augment import AugmentConfig, augment_batch, face_masks
-from renderer.errors import InputError, ModelError, closest
+from renderer.errors import InputError, ModelError, TrainingError, closest
 from renderer.faceset import INDEX_NAME, Faceset, load_faceset
 from renderer.model import WEIGHTS_NAME, ModelConfig, SwapAutoencoder, build_model, pick_device
 from renderer.modelcard import (
@@ -556,12 +556,20 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
                 pred_a, pred_b = forward_pair(model, warped_a, warped_b)
                 loss_a = swap_loss(pred_a, target_a, tmask_a, cfg.loss)
                 loss_b = swap_loss(pred_b, target_b, tmask_b, cfg.loss)
+            la, lb = float(loss_a.detach()), float(loss_b.detach())
+            if not math.isfinite(la + lb):  # before the step: NaN weights are never saved
+                saved = card.iterations if card else (start_iter if prior else None)
+                kept = f"{out} keeps the checkpoint of iteration {saved}" if saved else f"nothing was saved to {out}"
+                raise TrainingError(
+                    f"training diverged at iteration {it + 1}: loss A {la}, loss B {lb} (lr {lr:g}, batch {batch}); "
+                    f"{kept}. Lower --lr (and --resume), or check the facesets for broken crops"
+                )
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss_a + loss_b).backward()
             scaler.step(opt)
             scaler.update()
             it += 1
-            history.append((float(loss_a.detach()), float(loss_b.detach())))
+            history.append((la, lb))
             bar.update(1)
             bar.set_postfix(loss_a=f"{history[-1][0]:.4f}", loss_b=f"{history[-1][1]:.4f}", refresh=False)
             if it % cfg.save_every == 0:

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from renderer.augment import AugmentConfig, augment_batch, face_masks, lab_to_rgb, rgb_to_lab
 from renderer.cli import main
-from renderer.errors import InputError, ModelError
+from renderer.errors import InputError, ModelError, TrainingError
 from renderer.faceset import load_faceset
 from renderer.model import load_model
 from renderer.train import DEFAULT_BATCH, TrainConfig, load_training_faces, ssim, train
@@ -261,3 +261,22 @@ def test_hooks_see_every_iteration_and_can_stop_the_run(facesets: tuple[Path, Pa
     assert result.iterations == 3 and result.card.iterations == 3  # stopped there and checkpointed
     assert json.loads((tmp_path / "m" / "train_state.json").read_text())["iteration"] == 3
     assert _history(tmp_path / "m").shape == (3, 2)
+
+
+def test_a_diverged_run_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(
+        facesets: tuple[Path, Path], tmp_path: Path) -> None:
+    def blow_up_after_4(it: int, model: torch.nn.Module) -> bool:
+        if it == 4:  # what a too-high learning rate does, made certain: the weights turn NaN
+            with torch.no_grad():
+                next(model.parameters()).fill_(float("nan"))
+        return False
+
+    out = tmp_path / "m"
+    with pytest.raises(TrainingError, match=r"diverged at iteration 5: loss A nan.*keeps the checkpoint of iteration 4"):
+        train(_cfg(facesets, out, iterations=10, save_every=2), progress=False, hooks=[blow_up_after_4])
+    model, card = load_model(out, device="cpu")
+    assert card.iterations == 4
+    assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    assert main(["train", "--a", str(facesets[0]), "--b", str(facesets[1]), "--out", str(out), "--rights", RIGHTS,
+                 "--resume", "--iterations", "6", "--threads", "1", "--no-progress"]) == 0  # and it goes on from there
+    assert load_model(out, device="cpu")[1].iterations == 6
