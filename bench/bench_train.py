@@ -13,7 +13,7 @@ quality     CPU minutes of `renderer.train.train` (augmentation, weighted L1 + S
             of the kphotoalbum talking-head video, never trained on) reaches 0.80, for `lite`
             and `original`, each capped. Evaluation time is not counted.
 
-Each part stores its figures under .cache/bench/train/ and rewrites bench/results/train.md
+Each part stores its figures under bench/results/train_runs/ and rewrites bench/results/train.md
 from all stored figures, so the parts can run one after another (each under ~15 minutes):
 
     .venv/bin/python bench/bench_train.py [throughput] [--steps 6 --warmup 1]
@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from renderer.model import ModelConfig, SwapAutoencoder, build_model  # noqa: E402
 from renderer.train import DEFAULT_BATCH, DEFAULT_LR, forward_pair, make_optimizer  # noqa: E402
 
-STORE = ROOT / ".cache" / "bench" / "train"
+STORE = ROOT / "bench" / "results" / "train_runs"  # every run's figures, committed: the report is rebuilt from them
 RESULTS = ROOT / "bench" / "results" / "train.md"
 SSIM_GOAL = 0.80
 

@@ -280,3 +280,25 @@ def test_a_diverged_run_stops_with_a_clear_error_and_keeps_the_last_good_checkpo
     assert main(["train", "--a", str(facesets[0]), "--b", str(facesets[1]), "--out", str(out), "--rights", RIGHTS,
                  "--resume", "--iterations", "6", "--threads", "1", "--no-progress"]) == 0  # and it goes on from there
     assert load_model(out, device="cpu")[1].iterations == 6
+
+
+@pytest.mark.parametrize("name", ["cpu", "gpu"])
+def test_shipped_train_presets_are_valid(name: str) -> None:
+    from renderer.presets import PRESETS_DIR
+    from renderer.train import load_train_preset
+
+    values = load_train_preset(PRESETS_DIR / "train" / f"{name}.yaml")
+    assert values["model"] == {"cpu": "lite", "gpu": "hd"}[name]
+    assert values["device" if name == "gpu" else "threads"] == {"cpu": 1, "gpu": "cuda"}[name]
+
+
+def test_the_cpu_train_preset_trains(facesets: tuple[Path, Path], tmp_path: Path) -> None:
+    from renderer.presets import PRESETS_DIR
+
+    out = tmp_path / "m"
+    code = main(["train", "--a", str(facesets[0]), "--b", str(facesets[1]), "--out", str(out), "--rights", RIGHTS,
+                 "--preset", str(PRESETS_DIR / "train" / "cpu.yaml"), "--iterations", "2", "--no-progress"])
+    assert code == 0
+    state = json.loads((out / "train_state.json").read_text())
+    assert state["batch"] == 8 and state["param_groups"][0]["lr"] == 0.0005
+    assert load_model(out, device="cpu")[1].config.arch == "lite"

@@ -21,7 +21,7 @@ Examples:
   doppel train --a faces/jane --b faces/john --out models/j2j \\
       --rights "Both people consented in writing for the Doppel demo (2026-11)" --iterations 5000
   doppel train --a faces/jane --b faces/john --out models/j2j --rights "..." --resume --iterations 20000
-  doppel train --a A --b B --out M --rights "..." --preset presets/train-gpu.yaml --json
+  doppel train --a A --b B --out M --rights "..." --preset presets/train/gpu.yaml --json
 """
 
 from __future__ import annotations
