@@ -48,7 +48,7 @@ OPTIMIZER_NAME = "optimizer.safetensors"
 STATE_NAME = "train_state.json"
 # The 2017 recipe for original/hd; lite's was measured (bench/results/train.md): at lr 5e-4 and
 # batch 8 it reaches held-out SSIM 0.80 in a fraction of the CPU time lr 2e-4 / batch 16 takes,
-# and 2e-3 diverged, so 5e-4 keeps a 4x margin.
+# and at 2e-3 it collapsed to a flat output, so 5e-4 keeps a 4x margin.
 DEFAULT_LR = {"original": 5e-5, "hd": 5e-5, "lite": 5e-4}
 DEFAULT_BATCH = {"original": 16, "hd": 16, "lite": 8}
 
