@@ -148,7 +148,7 @@ def held_out_split(a_dir: Path, work: Path) -> tuple[Path, Path]:
 
 
 def quality(arch: str, cap_minutes: float, eval_seconds: float, batch: int | None, lr: float | None,
-            threads: int) -> dict[str, object]:
+            threads: int, seed: int = 0) -> dict[str, object]:
     from renderer.faceset import load_faceset
     from renderer.train import TrainConfig, load_training_faces, ssim, train
     from tests.model_fixtures import RIGHTS, facesets
@@ -179,8 +179,9 @@ def quality(arch: str, cap_minutes: float, eval_seconds: float, batch: int | Non
             return stop
 
         key = f"quality_{arch}" if batch is None and lr is None else f"quality_{arch}_lr{lr or DEFAULT_LR[arch]:g}_b{batch or DEFAULT_BATCH[arch]}"
+        key += f"_s{seed}" if seed else ""
         cfg = TrainConfig(faceset_a=train_a, faceset_b=b_dir, out=work / "model", rights=RIGHTS, model=arch,
-                          iterations=10**7, batch=batch or DEFAULT_BATCH[arch], lr=lr or DEFAULT_LR[arch], seed=0,
+                          iterations=10**7, batch=batch or DEFAULT_BATCH[arch], lr=lr or DEFAULT_LR[arch], seed=seed,
                           device="cpu", save_every=10**7, threads=threads)
         load0 = os.getloadavg()
         result = train(cfg, progress=False, hooks=[hook])
@@ -190,7 +191,7 @@ def quality(arch: str, cap_minutes: float, eval_seconds: float, batch: int | Non
             "best_ssim": max(c[2] for c in curve), "curve": curve, "held_out": len(held_faces),
             "trained_faces_a": len(load_faceset(train_a)), "faces_b": len(load_faceset(b_dir)),
             "load_start": load0, "load_end": os.getloadavg(), "threads": threads,
-            "lr": cfg.lr, "key": key,
+            "lr": cfg.lr, "key": key, "seed": seed,
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -204,7 +205,8 @@ def machine() -> str:
 
 
 def quality_command(q: dict) -> str:
-    recipe = "" if q["key"] == f"quality_{q['arch']}" else f" --lr {q['lr']:g} --batch {q['batch']}"
+    recipe = "" if q["key"].split("_s")[0] == f"quality_{q['arch']}" else f" --lr {q['lr']:g} --batch {q['batch']}"
+    recipe += f" --seed {q['seed']}" if q.get("seed") else ""
     return (f".venv/bin/python bench/bench_train.py quality --arch {q['arch']}{recipe} "
             f"--cap-minutes {q['cap_minutes']:g} --threads {q['threads']}")
 
@@ -215,7 +217,8 @@ def quality_report(runs: list[dict]) -> str:
         return f"{q['reached_minutes']:.1f}" if q["reached_minutes"] is not None else f"not reached in {q['cap_minutes']:g}"
 
     def recipe(q: dict) -> str:
-        return "default" if q["key"] == f"quality_{q['arch']}" else "ablation"
+        kind = "default" if q["key"].split("_s")[0] == f"quality_{q['arch']}" else "ablation"
+        return kind + (f", seed {q['seed']}" if q.get("seed") else "")
 
     def collapse(q: dict) -> str:
         """' (collapsed ...)' when the run fell far below its best and stayed at one value to the end."""
@@ -250,12 +253,22 @@ def quality_report(runs: list[dict]) -> str:
         def at(q: dict) -> float:
             return max([v for _, sec, v in q["curve"] if sec <= t_eq + 1e-6] or [float("nan")])
 
+        old = next((q for q in runs if q["key"] == "quality_lite_lr0.0002_b16"), None)
+        if old and old["reached_minutes"] and og:
+            verdict += (f" How much of that is the network and how much the recipe: lite with the 2017-style batch 16 "
+                        f"and lr 2e-4 took {old['reached_minutes']:.1f} min ({og / old['reached_minutes']:.1f}x sooner "
+                        f"than original), so the rest is lite's recipe (batch 8, lr 5e-4).")
+        seeds = [q for q in runs if q["arch"] == "lite" and recipe(q).startswith("default, seed")]
+        if seeds:
+            verdict += (" lite's default recipe with other seeds: " + ", ".join(
+                f"seed {q['seed']} {reached(q)} min" for q in seeds) + ".")
         verdict += (f" At equal training time ({t_eq / 60:.1f} min) the best held-out SSIM was lite "
                     f"{at(qs['lite']):.3f}, original {at(qs['original']):.3f}.")
     curves = "\n".join(f"- {q['arch']} ({recipe(q)}, lr {q['lr']:g}, batch {q['batch']}): "
                        + ", ".join(f"{s / 60:.1f} min {v:.3f}" for _, s, v in q["curve"][:: max(1, len(q['curve']) // 12)])
                        + f", last {q['curve'][-1][1] / 60:.1f} min {q['curve'][-1][2]:.3f}" + collapse(q)
                        for q in runs)
+    notes = "".join(f"\nNote on the {q['arch']} ({recipe(q)}) run: {q['note']}.\n" for q in runs if q.get("note"))
     first = runs[0]
     return f"""## Time to quality: held-out SSIM >= {SSIM_GOAL}
 
@@ -263,8 +276,8 @@ Data: the real faceset of the kphotoalbum talking-head video (`tests.model_fixtu
 = {first['trained_faces_a']} faces trained, {first['held_out']} held out (every 5th face); person B = the astronaut
 ({first['faces_b']} face). Metric: mean SSIM (11x11 Gaussian) of decoder A's reconstruction of the held-out
 faces at 64x64, evaluated every few training seconds; evaluation time is not counted. `renderer.train.train`
-with its defaults (augmentation, weighted L1 + SSIM loss, each architecture's default lr and batch), seed 0,
-1 torch thread. The `original` run and the `lite` runs were made while each other ran, each on one of the
+with its defaults (augmentation, weighted L1 + SSIM loss, each architecture's default lr and batch), seed 0
+unless a row names another, 1 torch thread. The `original` run and the `lite` runs were made while each other ran, each on one of the
 two cores. "ablation" rows are lite with another `--lr`/`--batch`: the recipe it had before (lr 2e-4, batch 16)
 and a learning rate 4x its default, to show the margin.
 
@@ -277,7 +290,7 @@ Commands:
 {lines}
 
 {verdict}
-
+{notes}
 Held-out SSIM over training time:
 {curves}
 """
@@ -343,6 +356,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, help="quality: Adam learning rate (default: the arch's default; other values "
                                              "are stored as a separate ablation run)")
     ap.add_argument("--arch", choices=["lite", "original"], help="quality: the architecture to train")
+    ap.add_argument("--seed", type=int, default=0, help="quality: training seed (non-zero seeds are stored as "
+                                                        "separate runs, to show the spread)")
     ap.add_argument("--cap-minutes", type=float, default=12.0, help="quality: stop training after this long")
     ap.add_argument("--threads", type=int, default=1,
                     help="quality: torch threads for the run (1: on this shared 2-core CPU one thread beat two)")
@@ -355,7 +370,7 @@ def main() -> None:
         r = throughput(args.steps, args.warmup, args.batch or 16)
         (STORE / "throughput.json").write_text(json.dumps(r, indent=1))
     elif args.part == "quality":
-        r = quality(args.arch, args.cap_minutes, args.eval_seconds, args.batch, args.lr, args.threads)
+        r = quality(args.arch, args.cap_minutes, args.eval_seconds, args.batch, args.lr, args.threads, args.seed)
         (STORE / f"{r['key']}.json").write_text(json.dumps(r, indent=1))
     print(write_report())
 
