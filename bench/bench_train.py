@@ -11,20 +11,25 @@ throughput  Doppel's training step of `original` (renderer.train.forward_pair +
 quality     CPU minutes of `renderer.train.train` (augmentation, weighted L1 + SSIM loss) until
             the reconstruction SSIM of held-out aligned faces of a real person (every 5th face
             of the kphotoalbum talking-head video, never trained on) reaches 0.80, for `lite`
-            and `original`, each capped. Evaluation time is not counted.
+            and `original`, each capped. Evaluation time is not counted. `--lr`, `--batch` and
+            `--seed` store ablations and repeats beside the default runs.
+ssim        the SSIM loss's forward + backward: renderer.train.ssim_map against the textbook
+            depthwise-convolution form written here, same inputs, interleaved.
 
 Each part stores its figures under bench/results/train_runs/ and rewrites bench/results/train.md
-from all stored figures, so the parts can run one after another (each under ~15 minutes):
+from all stored figures, so the parts can run one after another:
 
     .venv/bin/python bench/bench_train.py [throughput] [--steps 6 --warmup 1]
-    .venv/bin/python bench/bench_train.py quality --arch lite --cap-minutes 12
-    .venv/bin/python bench/bench_train.py quality --arch original --cap-minutes 12
+    .venv/bin/python bench/bench_train.py ssim
+    .venv/bin/python bench/bench_train.py quality --arch lite --cap-minutes 10 --threads 1
+    .venv/bin/python bench/bench_train.py quality --arch original --cap-minutes 130 --threads 1   # ~1 hour
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -127,12 +132,58 @@ def throughput(steps: int, warmup: int, batch: int) -> dict[str, object]:
     }
 
 
+# ---------------------------------------------------------------- the SSIM loss
+
+def ssim_conv(x: torch.Tensor, y: torch.Tensor, win: int = 11) -> torch.Tensor:
+    """The textbook SSIM map: five depthwise 11x11 Gaussian convolutions over reflect-padded images."""
+    import torch.nn.functional as F
+
+    c = x.shape[1]
+    t = torch.arange(win, dtype=torch.float32) - win // 2
+    g = torch.exp(-(t**2) / (2 * 1.5**2))
+    g = (g / g.sum()).to(x)
+    kernel = (g[:, None] * g[None, :]).expand(c, 1, win, win)
+
+    def blur(img: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.pad(img, (win // 2,) * 4, mode="reflect"), kernel, groups=c)
+
+    mx, my = blur(x), blur(y)
+    sxx, syy, sxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    return ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))
+
+
+def ssim_speed(repeats: int, batch: int) -> dict[str, object]:
+    """Forward + backward of the SSIM map on (2*batch, 3, 64, 64), as one training step computes it:
+    `renderer.train.ssim_map` (blur as two small matrix products) against `ssim_conv`, interleaved."""
+    from renderer.train import ssim_map
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.rand(2 * batch, 3, 64, 64, generator=g)
+    x = (y + 0.1 * torch.randn(2 * batch, 3, 64, 64, generator=g)).clamp(0, 1).requires_grad_()
+    fns = {"conv": ssim_conv, "matrix": ssim_map}
+    seconds = {k: 0.0 for k in fns}
+    for i in range(repeats + 1):
+        for name in (("conv", "matrix") if i % 2 == 0 else ("matrix", "conv")):
+            x.grad = None
+            t0 = time.perf_counter()
+            fns[name](x, y).mean().backward()
+            if i:  # the first round warms up
+                seconds[name] += time.perf_counter() - t0
+    with torch.no_grad():
+        diff = float((ssim_conv(x, y) - ssim_map(x, y)).abs().max())
+    return {"repeats": repeats, "batch": batch, "ms_conv": 1000 * seconds["conv"] / repeats,
+            "ms_matrix": 1000 * seconds["matrix"] / repeats, "max_abs_diff": diff,
+            "threads": torch.get_num_threads(), "load": os.getloadavg()}
+
+
 # ---------------------------------------------------------------- time to quality
 
 def held_out_split(a_dir: Path, work: Path) -> tuple[Path, Path]:
     """(train faceset: A without every 5th face, held-out faceset: every 5th face), crops linked."""
-    from renderer.faceset import load_faceset, save_faceset_index
     import dataclasses
+
+    from renderer.faceset import load_faceset, save_faceset_index
 
     fs = load_faceset(a_dir)
     out = []
@@ -262,6 +313,9 @@ def quality_report(runs: list[dict]) -> str:
         if seeds:
             verdict += (" lite's default recipe with other seeds: " + ", ".join(
                 f"seed {q['seed']} {reached(q)} min" for q in seeds) + ".")
+            slowest = max([lt or math.inf] + [q["reached_minutes"] or math.inf for q in seeds])
+            if og and slowest < math.inf:
+                verdict += f" Against lite's slowest seed the ratio is {og / slowest:.1f}x."
         verdict += (f" At equal training time ({t_eq / 60:.1f} min) the best held-out SSIM was lite "
                     f"{at(qs['lite']):.3f}, original {at(qs['original']):.3f}.")
     curves = "\n".join(f"- {q['arch']} ({recipe(q)}, lr {q['lr']:g}, batch {q['batch']}): "
@@ -333,6 +387,22 @@ with 2 (OpenMP threads spin-waiting for a core another job holds). The ratio abo
 (2) for both loops, as the goal asks; on a shared CPU pass `doppel train --threads 1`. The time-to-quality
 runs below use 1 thread.
 """)
+    sp = load("ssim")
+    if sp:
+        parts.append(f"""## The SSIM loss: blur as matrix products
+
+Command: `.venv/bin/python bench/bench_train.py ssim --repeats {sp['repeats']} --threads {sp['threads']}` ({sp['threads']} torch thread(s),
+load at the end {', '.join(f'{x:.1f}' for x in sp['load'])}). Forward + backward of the SSIM map of one training step
+(both halves, {2 * sp['batch']} faces of 3x64x64), interleaved.
+
+| SSIM map | ms per step |
+|---|---|
+| five depthwise 11x11 Gaussian convolutions (the textbook form) | {sp['ms_conv']:.1f} |
+| `renderer.train.ssim_map`: one stacked tensor, blurred as M_h @ X @ M_w^T | {sp['ms_matrix']:.1f} |
+| ratio | **{sp['ms_conv'] / sp['ms_matrix']:.2f}x** |
+
+Largest difference of the SSIM maps: {sp['max_abs_diff']:.1e} (float32 rounding; a test holds it under 1e-4).
+""")
     runs = sorted((json.loads(p.read_text()) | {"key": p.stem} for p in STORE.glob("quality_*.json")),
                   key=lambda q: (q["arch"] != "lite", q["key"]))
     if runs:
@@ -347,11 +417,12 @@ runs below use 1 thread.
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("part", nargs="?", default="throughput", choices=["throughput", "quality", "report"],
+    ap.add_argument("part", nargs="?", default="throughput", choices=["throughput", "quality", "ssim", "report"],
                     help="throughput (default): original vs the plain reference; quality: minutes to held-out "
-                         "SSIM >= 0.80; report: rewrite bench/results/train.md from the stored figures")
+                         "SSIM >= 0.80; ssim: the SSIM loss's speed; report: rewrite bench/results/train.md from the stored figures")
     ap.add_argument("--steps", type=int, default=6, help="throughput: timed steps per loop")
     ap.add_argument("--warmup", type=int, default=1, help="throughput: untimed first steps")
+    ap.add_argument("--repeats", type=int, default=20, help="ssim: timed rounds")
     ap.add_argument("--batch", type=int, help="faces per half per step (throughput: 16; quality: the arch's default)")
     ap.add_argument("--lr", type=float, help="quality: Adam learning rate (default: the arch's default; other values "
                                              "are stored as a separate ablation run)")
@@ -360,7 +431,7 @@ def main() -> None:
                                                         "separate runs, to show the spread)")
     ap.add_argument("--cap-minutes", type=float, default=12.0, help="quality: stop training after this long")
     ap.add_argument("--threads", type=int, default=1,
-                    help="quality: torch threads for the run (1: on this shared 2-core CPU one thread beat two)")
+                    help="quality, ssim: torch threads (1: on this shared 2-core CPU one thread beat two)")
     ap.add_argument("--eval-seconds", type=float, default=15.0, help="quality: training seconds between evaluations")
     args = ap.parse_args()
     if args.part == "quality" and not args.arch:
@@ -369,6 +440,9 @@ def main() -> None:
     if args.part == "throughput":
         r = throughput(args.steps, args.warmup, args.batch or 16)
         (STORE / "throughput.json").write_text(json.dumps(r, indent=1))
+    elif args.part == "ssim":
+        torch.set_num_threads(args.threads)
+        (STORE / "ssim.json").write_text(json.dumps(ssim_speed(args.repeats, args.batch or 8), indent=1))
     elif args.part == "quality":
         r = quality(args.arch, args.cap_minutes, args.eval_seconds, args.batch, args.lr, args.threads, args.seed)
         (STORE / f"{r['key']}.json").write_text(json.dumps(r, indent=1))

@@ -106,10 +106,16 @@ def _train(text: str) -> list[Figure]:
     rows = [Figure("train", "training faces/s, one encoder pass / reference", f"{m.group(1)}x" if m else "?",
                    f">= {m.group(2)}x" if m else ">= 1.3x",
                    ("met" if float(m.group(1)) >= float(m.group(2)) else "NOT met") if m else "not measured")]
+    ssim = _search(r"^\| ratio \| \*\*([\d.]+)x\*\* \|", text.split("## The SSIM loss", 1)[1]) if "## The SSIM loss" in text else None
+    if ssim:
+        cmd = _search(r"Command: `([^`]*bench_train\.py ssim[^`]*)`", text)
+        rows.append(Figure("train", "SSIM loss fwd+bwd, depthwise convolutions / matrix products", f"{ssim.group(1)}x",
+                           "-", "no goal", cmd.group(1) if cmd else ""))
     quality = text.split("Time to quality", 1)[1] if "Time to quality" in text else ""
-    command = _search(r"^\s+(\S*python\S* bench/bench_train\.py quality --arch lite --cap\S* .*)$", quality)
+    commands = [m.group(1).strip() for arch in ("lite", "original")
+                if (m := _search(r"^\s+(\S*python\S* bench/bench_train\.py quality --arch " + arch + r" --cap\S* .*)$", quality))]
     figure = Figure("train", "time to held-out SSIM 0.80, original / lite", "?", ">= 5x", "not measured",
-                    command.group(1).strip() if command else "")
+                    "` then `".join(commands))
     both = _search(r"\*\*lite reached SSIM [\d.]+ ([\d.]+)x sooner than original\*\* \(([\d.]+) vs ([\d.]+) CPU minutes; "
                    r"goal >= ([\d.]+)x: (met|not met)\)", quality)
     bound = _search(r"lite reached it in ([\d.]+) min, so \*\*lite is more than ([\d.]+)x sooner\*\* "
