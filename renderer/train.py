@@ -73,8 +73,8 @@ class TrainConfig:
     explicitly instead (coverage, landmark_points, crop_size are taken from the facesets).
     `iterations` is the total the model should reach (a resumed run continues up to it);
     `minutes` bounds this run's wall time; either or both. `lr` None: 5e-5 (the 2017
-    setting) for original/hd, 5e-4 for lite. `batch` None: 16 for original/hd, 8 for lite
-    (on --resume: the batch the model was trained with)."""
+    setting) for original/hd, 5e-4 for lite. `batch` None: 16 for original/hd, 8 for lite.
+    On --resume, `lr` and `batch` left None continue with the model's own."""
 
     faceset_a: Path
     faceset_b: Path
@@ -486,6 +486,9 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
             raise ModelError(f"cannot resume {out}: training state is at iteration {st['iteration']} but the "
                              f"card says {prior.iterations} (interrupted save?)")
         model.to(device)
+        if cfg.lr is None:  # like the batch: a resumed run keeps the model's own unless told otherwise
+            lr = float(st["param_groups"][0]["lr"])
+        batch = cfg.batch or int(st.get("batch", batch))
         opt = make_optimizer(model, lr, (cfg.beta1, cfg.beta2))
         _restore_optimizer(opt, {k: v.to(device) if k.startswith("state.") and v.dim() > 0 else v
                                  for k, v in tensors.items()}, st["param_groups"])
@@ -494,7 +497,6 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
         gen.set_state(tensors["rng.train"])
         history = [tuple(r) for r in tensors["loss.history"].tolist()]  # type: ignore[misc]
         start_iter, seconds_before = int(st["iteration"]), float(st.get("seconds", 0.0))
-        batch = cfg.batch or int(st.get("batch", batch))
     model.to(device).train()
 
     cuda = device.type == "cuda"

@@ -161,13 +161,14 @@ def test_same_seed_same_model_other_seed_other_model(facesets: tuple[Path, Path]
 
 
 def test_resume_equals_an_uninterrupted_run(facesets: tuple[Path, Path], tmp_path: Path) -> None:
-    # batch 5 is no architecture's default: the resumed run, given no batch, must continue with the model's own
+    # batch 5 and lr 1e-3 are no architecture's defaults: the resumed run, given neither, must continue with the model's own
     train(_cfg(facesets, tmp_path / "straight", iterations=20, batch=5), progress=False)
     train(_cfg(facesets, tmp_path / "split", iterations=10, batch=5), progress=False)
-    result = train(_cfg(facesets, tmp_path / "split", iterations=20, resume=True, model_config=None, batch=None),
-                   progress=False)
+    result = train(_cfg(facesets, tmp_path / "split", iterations=20, resume=True, model_config=None, batch=None,
+                        lr=None), progress=False)
     assert result.iterations == 20 and result.iterations_this_run == 10
-    assert json.loads((tmp_path / "split" / "train_state.json").read_text())["batch"] == 5
+    state = json.loads((tmp_path / "split" / "train_state.json").read_text())
+    assert state["batch"] == 5 and state["param_groups"][0]["lr"] == 1e-3
     straight, split = _weights(tmp_path / "straight"), _weights(tmp_path / "split")
     assert all(torch.equal(straight[k], split[k]) for k in straight)
     assert np.array_equal(_history(tmp_path / "straight"), _history(tmp_path / "split"))

@@ -53,8 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iterations", type=int, metavar="N",
                         help="total iterations the model should reach (default 10000 unless --minutes is given)")
     parser.add_argument("--minutes", type=float, metavar="M", help="stop this run after M minutes of wall time")
-    parser.add_argument("--batch", type=int, metavar="B", help="faces per person per iteration (default 16 for original/hd, 8 for lite)")
-    parser.add_argument("--lr", type=float, help="Adam learning rate (default 5e-5 for original/hd, 5e-4 for lite)")
+    parser.add_argument("--batch", type=int, metavar="B", help="faces per person per iteration (default 16 for original/hd, 8 for lite; on --resume the model's own)")
+    parser.add_argument("--lr", type=float, help="Adam learning rate (default 5e-5 for original/hd, 5e-4 for lite; on --resume the model's own)")
     parser.add_argument("--learn-mask", action="store_true", default=None,
                         help="decoders also output a face mask, trained on the landmark hull")
     parser.add_argument("--resume", action="store_true", help="continue the model in --out exactly (optimizer and RNG state)")
