@@ -48,6 +48,19 @@ class LossSummary:
 
 
 @dataclass(frozen=True)
+class Validation:
+    """Held-out reconstruction quality: mean SSIM of each decoder rebuilding faces it never trained on
+    (every `holdout`-th face of its faceset) at `iteration`. None where a faceset held nothing out."""
+
+    holdout: int
+    iteration: int
+    faces_a: int
+    faces_b: int
+    ssim_a: float | None
+    ssim_b: float | None
+
+
+@dataclass(frozen=True)
 class ModelCard:
     config: ModelConfig
     name_a: str
@@ -62,6 +75,7 @@ class ModelCard:
     train_seconds: float = 0.0
     device: str = ""
     weights_sha256: str = ""
+    validation: Validation | None = None
     synthetic_media: bool = True  # this model makes synthetic media; the render stage labels its output
 
     @property
@@ -85,6 +99,8 @@ class ModelCard:
             "train_seconds": round(float(self.train_seconds), 3),
             "device": self.device,
             "weights_sha256": self.weights_sha256,
+            **({"validation": {k: (_num(v) if isinstance(v, float) else v)
+                               for k, v in dataclasses.asdict(self.validation).items()}} if self.validation else {}),
         }
 
 
@@ -153,12 +169,26 @@ def model_card_from_dict(data: Any, where: str) -> ModelCard:
             train_seconds=float(data.get("train_seconds", 0.0)),
             device=str(data.get("device", "")),
             weights_sha256=str(data.get("weights_sha256") or ""),
+            validation=_validation(data.get("validation")),
             synthetic_media=bool(data.get("synthetic_media", True)),
         )
     except ModelError as err:
         raise ModelError(f"{where}: {err}") from err
     except (KeyError, TypeError, ValueError) as err:
         raise ModelError(f"{where}: malformed model card ({err!r})") from err
+
+
+def _validation(data: Any) -> Validation | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ValueError(f"validation must be a mapping, got {data!r}")
+
+    def ssim(v: Any) -> float | None:
+        return None if v is None else float(v)
+
+    return Validation(holdout=int(data["holdout"]), iteration=int(data["iteration"]), faces_a=int(data["faces_a"]),
+                      faces_b=int(data["faces_b"]), ssim_a=ssim(data.get("ssim_a")), ssim_b=ssim(data.get("ssim_b")))
 
 
 def load_model_card(model_dir: Path | str) -> ModelCard:

@@ -28,21 +28,23 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import cv2
 import numpy as np
 import torch
 from torch import Tensor
 
-from renderer.atomic import sha256_file, write_bytes_atomic
+from renderer.atomic import sha256_file
 from renderer.augment import AugmentConfig, augment_batch, face_masks
 from renderer.errors import InputError, ModelError, TrainingError, closest
 from renderer.faceset import INDEX_NAME, Faceset, load_faceset
 from renderer.model import WEIGHTS_NAME, ModelConfig, SwapAutoencoder, build_model, pick_device
 from renderer.modelcard import (
-    CARD_NAME, FacesetRef, LossSummary, ModelCard, load_model_card, now_utc, software_version, validate_rights,
+    CARD_NAME, FacesetRef, LossSummary, ModelCard, Validation, load_model_card, now_utc, software_version,
+    validate_rights,
 )
+from renderer.previews import loss_curve_image, preview_grid, write_png
 
 OPTIMIZER_NAME = "optimizer.safetensors"
 STATE_NAME = "train_state.json"
@@ -98,6 +100,8 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     preview_faces: int = 6
+    holdout: int | None = None  # every Nth face kept out of training to measure quality (None: 0, or the model's own)
+    target_ssim: float | None = None  # stop once every held-out SSIM reaches this
     threads: int | None = None  # CPU threads for this run (None: torch's default); restored afterwards
 
 
@@ -112,13 +116,18 @@ class TrainResult:
     loss_b: float
     card: ModelCard
 
+    @property
+    def validation(self) -> Validation | None:
+        return self.card.validation
+
 
 # ---------------------------------------------------------------- presets (`train:` section)
 
 _PRESET_SCALARS: dict[str, type | tuple[type, ...]] = {
     "model": str, "iterations": int, "minutes": (int, float), "batch": int, "lr": (int, float),
     "beta1": (int, float), "beta2": (int, float), "seed": int, "save_every": int, "learn_mask": bool,
-    "device": str, "name_a": str, "name_b": str, "preview_faces": int, "threads": int,
+    "device": str, "name_a": str, "name_b": str, "preview_faces": int, "threads": int, "holdout": int,
+    "target_ssim": (int, float),
 }
 _PRESET_NESTED = {"augment": AugmentConfig, "loss": LossConfig}
 
@@ -185,6 +194,10 @@ def check_train_config(cfg: TrainConfig) -> None:
         raise InputError(f"--threads must be >= 1, got {cfg.threads}")
     if cfg.save_every < 1:
         raise InputError(f"--save-every must be >= 1, got {cfg.save_every}")
+    if cfg.holdout is not None and cfg.holdout != 0 and cfg.holdout < 2:
+        raise InputError(f"--holdout must be 0 (off) or >= 2 (every Nth face held out), got {cfg.holdout}")
+    if cfg.target_ssim is not None and not 0 < cfg.target_ssim < 1:
+        raise InputError(f"--target-ssim must be in (0, 1), got {cfg.target_ssim}")
     if cfg.lr is not None and not 0 < cfg.lr < 1:
         raise InputError(f"lr must be in (0, 1), got {cfg.lr}")
     if not (0 <= cfg.beta1 < 1 and 0 <= cfg.beta2 < 1):
@@ -218,6 +231,34 @@ def load_training_faces(fs: Faceset, size: int) -> tuple[Tensor, Tensor]:
     lms = fs.landmarks_in_crop() * (size / fs.crop_size)
     masks = face_masks(lms, size)
     return torch.from_numpy(small).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(masks)
+
+
+VALIDATE_EVERY = 25  # iterations between held-out measurements when --holdout is set
+
+
+def split_holdout(faces: Tensor, masks: Tensor, every: int) -> tuple[Tensor, Tensor, Tensor]:
+    """(training faces, their masks, held-out faces): every `every`-th face (indices every-1, 2*every-1, ...)
+    is held out; none when `every` is 0 or the faceset has fewer faces than `every`."""
+    n = len(faces)
+    if not every or n < every:
+        return faces, masks, faces[:0]
+    held = torch.arange(n, device=faces.device) % every == every - 1
+    return faces[~held], masks[~held], faces[held]
+
+
+def held_out_ssim(model: SwapAutoencoder, decoder: Literal["a", "b"], faces: Tensor, chunk: int = 64) -> float | None:
+    """Mean SSIM of `decoder` rebuilding `faces` ((N, 3, S, S) uint8, unaugmented); None when N is 0."""
+    if not len(faces):
+        return None
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for i in range(0, len(faces), chunk):
+            x = faces[i:i + chunk].float() / 255
+            total += float(ssim(model(x, decoder)[:, :3].float(), x).sum())
+    model.train(was_training)
+    return total / len(faces)
 
 
 # ---------------------------------------------------------------- loss
@@ -332,64 +373,6 @@ def _loss_summary(history: list[tuple[float, float]]) -> LossSummary:
     )
 
 
-# ---------------------------------------------------------------- previews
-
-def _to_tile(t: Tensor, size: int) -> np.ndarray:
-    img = (t[:3].detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
-    return cv2.resize(img, (size, size), interpolation=cv2.INTER_NEAREST if img.shape[0] < size else cv2.INTER_AREA)
-
-
-@torch.no_grad()
-def preview_grid(model: SwapAutoencoder, faces_a: Tensor, faces_b: Tensor, tile: int = 128) -> np.ndarray:
-    """(rows*tile, label+cols*tile, 3) uint8 RGB. Rows: A, A->A, A->B, B, B->B, B->A; faces (n, 3, S, S) uint8."""
-    was_training = model.training
-    model.eval()
-    a, b = faces_a.float() / 255, faces_b.float() / 255
-    rows = [("A", a), ("A->A", model(a, "a")), ("A->B", model(a, "b")),
-            ("B", b), ("B->B", model(b, "b")), ("B->A", model(b, "a"))]
-    model.train(was_training)
-    label_w = 80
-    lines = []
-    for name, batch in rows:
-        tiles = [_to_tile(t, tile) for t in batch]
-        label = np.full((tile, label_w, 3), 32, np.uint8)
-        cv2.putText(label, name, (6, tile // 2 + 6), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
-        lines.append(np.concatenate([label, *tiles], 1))
-    width = max(line.shape[1] for line in lines)
-    lines = [np.pad(line, ((0, 0), (0, width - line.shape[1]), (0, 0))) for line in lines]
-    return np.concatenate(lines, 0)
-
-
-def loss_curve_image(history: list[tuple[float, float]], size: tuple[int, int] = (640, 360)) -> np.ndarray:
-    """(H, W, 3) uint8 RGB plot of both losses (log scale, smoothed), drawn with cv2."""
-    w, h = size
-    img = np.full((h, w, 3), 255, np.uint8)
-    m = 40
-    cv2.rectangle(img, (m, 10), (w - 10, h - m), (0, 0, 0), 1)
-    if len(history) >= 2:
-        arr = np.log10(np.maximum(np.asarray(history, np.float64), 1e-6))
-        win = max(1, len(arr) // 100)
-        arr = np.stack([np.convolve(arr[:, i], np.ones(win) / win, mode="valid") for i in (0, 1)], 1)
-        lo, hi = arr.min(), arr.max() + 1e-9
-        xs = m + (np.arange(len(arr)) / max(1, len(arr) - 1)) * (w - 10 - m)
-        for i, colour in ((0, (220, 60, 40)), (1, (40, 90, 220))):
-            ys = (h - m) - (arr[:, i] - lo) / (hi - lo) * (h - m - 10)
-            pts = np.stack([xs, ys], 1).round().astype(np.int32)
-            cv2.polylines(img, [pts], False, colour, 1, cv2.LINE_AA)
-        cv2.putText(img, f"{10**hi:.4f}", (2, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
-        cv2.putText(img, f"{10**lo:.4f}", (2, h - m), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(img, f"loss A (red), B (blue), log scale; {len(history)} iterations", (m, h - 12),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    return img
-
-
-def _write_png(path: Path, rgb: np.ndarray) -> None:
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise ModelError(f"could not encode {path}")
-    write_bytes_atomic(path, buf.tobytes())
-
-
 # ---------------------------------------------------------------- the loop
 
 def _resolve_model_config(cfg: TrainConfig, fa: Faceset) -> ModelConfig:
@@ -459,6 +442,7 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
         mcfg = _resolve_model_config(cfg, fa)
     lr = cfg.lr if cfg.lr is not None else DEFAULT_LR[mcfg.arch]
     batch = cfg.batch or DEFAULT_BATCH[mcfg.arch]
+    holdout = cfg.holdout or 0
 
     # ---- model, optimizer, RNG
     with torch.random.fork_rng(devices=[]):
@@ -489,6 +473,11 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
         if cfg.lr is None:  # like the batch: a resumed run keeps the model's own unless told otherwise
             lr = float(st["param_groups"][0]["lr"])
         batch = cfg.batch or int(st.get("batch", batch))
+        trained_holdout = int(st.get("holdout", 0))
+        if cfg.holdout is not None and cfg.holdout != trained_holdout:
+            raise InputError(f"cannot resume {out} with --holdout {cfg.holdout}: it was trained with --holdout "
+                             f"{trained_holdout}, so other faces would be held out than before (and some of them "
+                             f"already trained on); leave --holdout out to keep {trained_holdout}")
         opt = make_optimizer(model, lr, (cfg.beta1, cfg.beta2))
         _restore_optimizer(opt, {k: v.to(device) if k.startswith("state.") and v.dim() > 0 else v
                                  for k, v in tensors.items()}, st["param_groups"])
@@ -497,6 +486,7 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
         gen.set_state(tensors["rng.train"])
         history = [tuple(r) for r in tensors["loss.history"].tolist()]  # type: ignore[misc]
         start_iter, seconds_before = int(st["iteration"]), float(st.get("seconds", 0.0))
+        holdout = trained_holdout
     model.to(device).train()
 
     cuda = device.type == "cuda"
@@ -507,11 +497,19 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
 
     # ---- data, decoded once
     size = mcfg.input_size
-    faces_a, masks_a = (t.to(device) for t in load_training_faces(fa, size))
-    faces_b, masks_b = (t.to(device) for t in load_training_faces(fb, size))
-    n_prev = max(1, min(cfg.preview_faces, len(fa), len(fb)))
-    prev_a = faces_a[torch.linspace(0, len(fa) - 1, n_prev).round().long().to(device)]
-    prev_b = faces_b[torch.linspace(0, len(fb) - 1, n_prev).round().long().to(device)]
+    faces_a, masks_a, held_a = split_holdout(*(t.to(device) for t in load_training_faces(fa, size)), holdout)
+    faces_b, masks_b, held_b = split_holdout(*(t.to(device) for t in load_training_faces(fb, size)), holdout)
+    if cfg.target_ssim is not None and not (len(held_a) or len(held_b)):
+        raise InputError(f"--target-ssim needs held-out faces: --holdout {holdout or 'is not set'}, and facesets of "
+                         f"{len(fa)} (A) and {len(fb)} (B) faces hold none out (set --holdout N, N <= faces)")
+    n_prev = max(1, min(cfg.preview_faces, len(faces_a), len(faces_b)))
+    prev_a = faces_a[torch.linspace(0, len(faces_a) - 1, n_prev).round().long().to(device)]
+    prev_b = faces_b[torch.linspace(0, len(faces_b) - 1, n_prev).round().long().to(device)]
+    validation: Validation | None = prior.validation if prior and holdout else None
+
+    def validate(iteration: int) -> Validation:
+        return Validation(holdout, iteration, len(held_a), len(held_b),
+                          held_out_ssim(model, "a", held_a), held_out_ssim(model, "b", held_b))
 
     target = cfg.iterations if cfg.iterations is not None else (None if cfg.minutes else 10_000)
     if target is not None and target <= start_iter:
@@ -529,18 +527,18 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
         card = ModelCard(
             config=mcfg, name_a=name_a, name_b=name_b, rights=cfg.rights.strip(), facesets=refs,
             iterations=iteration, loss=_loss_summary(history), software=software_version(),
-            created=created, updated=now_utc(), train_seconds=seconds, device=str(device),
+            created=created, updated=now_utc(), train_seconds=seconds, device=str(device), validation=validation,
         )
         groups = [{k: v for k, v in g.items() if k != "params"} for g in opt.state_dict()["param_groups"]]
         state = {"iteration": iteration, "seconds": seconds, "param_groups": groups, "seed": cfg.seed,
-                 "batch": batch}
+                 "batch": batch, "holdout": holdout}
         extra = {
             OPTIMIZER_NAME: st_save(_optimizer_tensors(opt, gen, history)),
             STATE_NAME: (json.dumps(state, indent=2, default=list) + "\n").encode(),
         }
         save_model(out, model, card, extra_files=extra)
-        _write_png(out / "preview.png", preview_grid(model, prev_a, prev_b))
-        _write_png(out / "loss.png", loss_curve_image(history))
+        write_png(out / "preview.png", preview_grid(model, prev_a, prev_b))
+        write_png(out / "loss.png", loss_curve_image(history))
         return load_model_card(out)
 
     it = start_iter
@@ -550,8 +548,8 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
     card: ModelCard | None = None
     try:
         while (target is None or it < target) and time.monotonic() < deadline:
-            ia = torch.randint(len(fa), (batch,), generator=gen).to(device)
-            ib = torch.randint(len(fb), (batch,), generator=gen).to(device)
+            ia = torch.randint(len(faces_a), (batch,), generator=gen).to(device)
+            ib = torch.randint(len(faces_b), (batch,), generator=gen).to(device)
             warped_a, target_a, tmask_a = augment_batch(faces_a[ia], masks_a[ia], cfg.augment, gen)
             warped_b, target_b, tmask_b = augment_batch(faces_b[ib], masks_b[ib], cfg.augment, gen)
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
@@ -573,10 +571,16 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
             it += 1
             history.append((la, lb))
             bar.update(1)
-            bar.set_postfix(loss_a=f"{history[-1][0]:.4f}", loss_b=f"{history[-1][1]:.4f}", refresh=False)
+            if holdout and (it % VALIDATE_EVERY == 0 or it % cfg.save_every == 0):
+                validation = validate(it)
+            bar.set_postfix(loss_a=f"{la:.4f}", loss_b=f"{lb:.4f}", refresh=False,
+                            **({f"val_{k}": f"{v:.3f}" for k, v in (("a", validation.ssim_a), ("b", validation.ssim_b))
+                                if v is not None} if validation else {}))
+            reached = (cfg.target_ssim is not None and validation is not None and validation.iteration == it
+                       and all(v >= cfg.target_ssim for v in (validation.ssim_a, validation.ssim_b) if v is not None))
             if it % cfg.save_every == 0:
                 card = checkpoint(it, seconds_before + time.monotonic() - t0)
-            if any([hook(it, model) for hook in hooks]):  # a list: every hook sees every iteration
+            if any([hook(it, model) for hook in hooks]) or reached:  # a list: every hook sees every iteration
                 break
     except KeyboardInterrupt:
         if it > start_iter:
@@ -585,6 +589,8 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
     finally:
         bar.close()
     elapsed = time.monotonic() - t0
+    if holdout and (validation is None or validation.iteration != it):
+        validation = validate(it)
     if card is None or card.iterations != it:
         card = checkpoint(it, seconds_before + elapsed)
     done = it - start_iter

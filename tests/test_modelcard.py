@@ -9,7 +9,7 @@ import yaml
 
 from renderer.errors import ModelError
 from renderer.modelcard import (
-    CARD_NAME, FacesetRef, LossSummary, ModelCard, card_sha256, load_model_card, save_model_card,
+    CARD_NAME, FacesetRef, LossSummary, ModelCard, Validation, card_sha256, load_model_card, save_model_card,
 )
 from tests.train_data import tiny_config
 
@@ -33,6 +33,23 @@ def test_round_trip(tmp_path: Path) -> None:
     assert data["rights"] == RIGHTS and data["identities"] == {"a": "presenter", "b": "astronaut"}
     assert data["synthetic_media"] is True
     assert data["facesets"][0] == {"role": "a", "path": "/f/a", "sha256": "ab" * 32, "faces": 68}
+
+
+def test_validation_round_trip_and_absence(tmp_path: Path) -> None:
+    import dataclasses
+
+    assert "validation" not in yaml.safe_load(_saved(tmp_path / "plain", _card()))  # older cards have none either
+    v = Validation(holdout=5, iteration=20, faces_a=13, faces_b=0, ssim_a=0.812345678, ssim_b=None)
+    data = yaml.safe_load(_saved(tmp_path / "v", dataclasses.replace(_card(), validation=v)))
+    assert data["validation"] == {"holdout": 5, "iteration": 20, "faces_a": 13, "faces_b": 0, "ssim_a": 0.812346,
+                                  "ssim_b": None}
+    assert load_model_card(tmp_path / "v").validation == dataclasses.replace(v, ssim_a=0.812346)
+
+
+def _saved(folder: Path, card: ModelCard) -> str:
+    folder.mkdir()
+    save_model_card(folder, card)
+    return (folder / CARD_NAME).read_text()
 
 
 def test_nan_losses_are_written_as_null(tmp_path: Path) -> None:

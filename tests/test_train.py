@@ -18,6 +18,7 @@ from renderer.cli import main
 from renderer.errors import InputError, ModelError, TrainingError
 from renderer.faceset import load_faceset
 from renderer.model import load_model
+from renderer.modelcard import load_model_card
 from renderer.train import DEFAULT_BATCH, TrainConfig, load_training_faces, ssim, train
 from tests.train_data import copy_faceset, faceset_astronaut, faceset_presenter, tiny_config
 
@@ -303,3 +304,49 @@ def test_the_cpu_train_preset_trains(facesets: tuple[Path, Path], tmp_path: Path
     state = json.loads((out / "train_state.json").read_text())
     assert state["batch"] == 8 and state["param_groups"][0]["lr"] == 0.0005
     assert load_model(out, device="cpu")[1].config.arch == "lite"
+
+
+# ---------------------------------------------------------------- held-out quality
+
+def test_holdout_measures_unseen_faces_and_target_ssim_stops_the_run(facesets: tuple[Path, Path], tmp_path: Path) -> None:
+    from renderer.train import VALIDATE_EVERY, split_holdout
+
+    faces = torch.arange(12).view(12, 1, 1, 1).expand(12, 3, 2, 2).to(torch.uint8)
+    train_f, _, held = split_holdout(faces, faces[:, :2], 5)
+    assert held[:, 0, 0, 0].tolist() == [4, 9] and len(train_f) == 10  # every 5th face, never both
+    assert len(split_holdout(faces[:3], faces[:3, :2], 5)[2]) == 0  # too few faces: nothing held out
+
+    out = tmp_path / "m"
+    result = train(_cfg(facesets, out, iterations=30, holdout=5), progress=False)
+    v = result.card.validation
+    n_a = len(load_faceset(facesets[0]))
+    assert v is not None and v.holdout == 5 and v.iteration == 30
+    assert v.faces_a == n_a // 5 and v.faces_b == 0 and v.ssim_b is None  # B has 4 faces, fewer than 5: none held out
+    assert 0 < v.ssim_a < 1
+    assert load_model_card(out).validation == v  # written to the card
+    assert json.loads((out / "train_state.json").read_text())["holdout"] == 5
+
+    # a bar every measurement passes stops the run at the first measurement
+    stopped = train(_cfg(facesets, tmp_path / "t", iterations=500, holdout=5, target_ssim=0.01), progress=False)
+    assert stopped.iterations == VALIDATE_EVERY and stopped.card.validation.iteration == VALIDATE_EVERY
+
+    with pytest.raises(InputError, match="cannot resume .* with --holdout 4: it was trained with --holdout 5"):
+        train(_cfg(facesets, out, iterations=40, resume=True, model_config=None, holdout=4), progress=False)
+    resumed = train(_cfg(facesets, out, iterations=40, resume=True, model_config=None), progress=False)
+    assert resumed.card.validation.holdout == 5 and resumed.card.validation.iteration == 40
+    with pytest.raises(InputError, match="--target-ssim needs held-out faces"):
+        train(_cfg(facesets, tmp_path / "n", iterations=5, target_ssim=0.5), progress=False)
+    with pytest.raises(InputError, match="--holdout must be 0"):
+        train(_cfg(facesets, tmp_path / "n", iterations=5, holdout=1), progress=False)
+
+
+def test_cli_holdout_reports_held_out_ssim(facesets: tuple[Path, Path], tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["train", "--a", str(facesets[0]), "--b", str(facesets[1]), "--out", str(tmp_path / "m"),
+                 "--rights", RIGHTS, "--iterations", "3", "--threads", "1", "--holdout", "4", "--json", "--no-progress"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    v = summary["validation"]
+    assert v["holdout"] == 4 and v["iteration"] == 3
+    assert v["faces_a"] == len(load_faceset(facesets[0])) // 4 and v["faces_b"] == 1  # B's 4 faces: the 4th
+    assert 0 < v["ssim_a"] < 1 and 0 < v["ssim_b"] < 1

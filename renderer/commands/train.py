@@ -61,6 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, metavar="S", help="random seed for init, sampling and augmentation (default 0)")
     parser.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:N or mps (default: the best available)")
     parser.add_argument("--save-every", type=int, metavar="K", help="checkpoint and preview every K iterations (default 250)")
+    parser.add_argument("--holdout", type=int, metavar="N",
+                        help="keep every Nth face of each faceset out of training and report how well each decoder "
+                             "rebuilds them (held-out SSIM, in the progress bar and the model card); default off, "
+                             "on --resume the model's own")
+    parser.add_argument("--target-ssim", type=float, metavar="S",
+                        help="stop once every held-out SSIM reaches S (e.g. 0.8; needs --holdout)")
     parser.add_argument("--threads", type=int, metavar="N",
                         help="CPU threads for torch (default: torch's choice; 1-2 is best for lite on a busy machine)")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout when done")
@@ -74,7 +80,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         "name_a": args.name_a, "name_b": args.name_b, "model": args.model, "iterations": args.iterations,
         "minutes": args.minutes, "batch": args.batch, "lr": args.lr, "learn_mask": args.learn_mask,
         "seed": args.seed, "device": args.device, "save_every": args.save_every,
-        "threads": args.threads,
+        "threads": args.threads, "holdout": args.holdout, "target_ssim": args.target_ssim,
     }
     values.update({k: v for k, v in flags.items() if v is not None})
     return TrainConfig(faceset_a=args.a, faceset_b=args.b, out=args.out, rights=args.rights or "",
@@ -98,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         "device": card.device,
         "weights_sha256": card.weights_sha256,
         "config": card.config.to_dict(),
+        "validation": card.to_dict().get("validation"),
         "loss": card.to_dict()["loss"],  # NaN already written as null
     }
     if args.json:
@@ -106,4 +113,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"trained {card.config.arch} model {card.name_a} <-> {card.name_b}: {result.iterations} iterations "
               f"({result.iterations_this_run} this run, {result.seconds:.1f} s, {result.faces_per_second:.1f} faces/s), "
               f"loss A {result.loss_a:.4f}, B {result.loss_b:.4f} -> {result.model_dir}", file=sys.stderr)
+        if card.validation:
+            v = card.validation
+            held = [f"{k} {s:.3f} ({n} faces)" for k, s, n in (("A", v.ssim_a, v.faces_a), ("B", v.ssim_b, v.faces_b))
+                    if s is not None]
+            print(f"held-out SSIM (every {v.holdout}th face, iteration {v.iteration}): {', '.join(held)}",
+                  file=sys.stderr)
     return 0
