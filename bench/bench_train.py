@@ -201,14 +201,14 @@ def held_out_split(a_dir: Path, work: Path) -> tuple[Path, Path]:
 def quality(arch: str, cap_minutes: float, eval_seconds: float, batch: int | None, lr: float | None,
             threads: int, seed: int = 0) -> dict[str, object]:
     from renderer.faceset import load_faceset
-    from renderer.train import TrainConfig, load_training_faces, ssim, train
+    from renderer.train import TrainConfig, held_out_ssim, load_training_faces, train
     from tests.model_fixtures import RIGHTS, facesets
 
     a_dir, b_dir = facesets()
     work = Path(tempfile.mkdtemp(prefix=f"bench-train-{arch}-"))
     try:
         train_a, held = held_out_split(a_dir, work)
-        held_faces = load_training_faces(load_faceset(held), 64)[0].float() / 255  # (N, 3, 64, 64)
+        held_faces = load_training_faces(load_faceset(held), 64)[0]  # (N, 3, 64, 64) uint8
         state = {"train_s": 0.0, "eval_s": 0.0, "last": time.monotonic(), "next_eval": 0.0, "reached": None}
         curve: list[tuple[int, float, float]] = []  # (iteration, train seconds, held-out SSIM)
 
@@ -217,8 +217,7 @@ def quality(arch: str, cap_minutes: float, eval_seconds: float, batch: int | Non
             state["train_s"] += now - state["last"]  # type: ignore[operator]
             stop = state["train_s"] >= cap_minutes * 60  # type: ignore[operator]
             if state["train_s"] >= state["next_eval"] or stop:  # type: ignore[operator]
-                with torch.no_grad():
-                    score = float(ssim(model(held_faces, "a")[:, :3], held_faces).mean())
+                score = held_out_ssim(model, "a", held_faces)  # what `doppel train --holdout` reports
                 curve.append((it, round(state["train_s"], 1), round(score, 4)))  # type: ignore[arg-type]
                 print(f"{arch} it {it} train {state['train_s']:.0f}s held-out SSIM {score:.4f}", file=sys.stderr, flush=True)
                 state["next_eval"] = state["train_s"] + eval_seconds  # type: ignore[operator]
