@@ -261,6 +261,13 @@ def held_out_ssim(model: SwapAutoencoder, decoder: Literal["a", "b"], faces: Ten
     return total / len(faces)
 
 
+def _held_out_scores(v: Validation | None) -> dict[str, float]:
+    """{'a': SSIM, 'b': SSIM} for the decoders that had held-out faces to rebuild."""
+    if v is None:
+        return {}
+    return {k: score for k, score in (("a", v.ssim_a), ("b", v.ssim_b)) if score is not None}
+
+
 # ---------------------------------------------------------------- loss
 
 @functools.lru_cache(maxsize=8)
@@ -573,11 +580,11 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
             bar.update(1)
             if holdout and (it % VALIDATE_EVERY == 0 or it % cfg.save_every == 0):
                 validation = validate(it)
-            bar.set_postfix(loss_a=f"{la:.4f}", loss_b=f"{lb:.4f}", refresh=False,
-                            **({f"val_{k}": f"{v:.3f}" for k, v in (("a", validation.ssim_a), ("b", validation.ssim_b))
-                                if v is not None} if validation else {}))
+            held_ssim = _held_out_scores(validation)
+            bar.set_postfix(loss_a=f"{la:.4f}", loss_b=f"{lb:.4f}", **{f"val_{k}": f"{v:.3f}" for k, v in held_ssim.items()},
+                            refresh=False)
             reached = (cfg.target_ssim is not None and validation is not None and validation.iteration == it
-                       and all(v >= cfg.target_ssim for v in (validation.ssim_a, validation.ssim_b) if v is not None))
+                       and all(v >= cfg.target_ssim for v in held_ssim.values()))
             if it % cfg.save_every == 0:
                 card = checkpoint(it, seconds_before + time.monotonic() - t0)
             if any([hook(it, model) for hook in hooks]) or reached:  # a list: every hook sees every iteration
