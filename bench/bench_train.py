@@ -201,6 +201,7 @@ def held_out_split(a_dir: Path, work: Path) -> tuple[Path, Path]:
 def quality(arch: str, cap_minutes: float, eval_seconds: float, batch: int | None, lr: float | None,
             threads: int, seed: int = 0) -> dict[str, object]:
     from renderer.faceset import load_faceset
+    from renderer.errors import TrainingError
     from renderer.train import TrainConfig, held_out_ssim, load_training_faces, train
     from tests.model_fixtures import RIGHTS, facesets
 
@@ -214,6 +215,7 @@ def quality(arch: str, cap_minutes: float, eval_seconds: float, batch: int | Non
 
         def hook(it: int, model: SwapAutoencoder) -> bool:
             now = time.monotonic()
+            state["it"] = it
             state["train_s"] += now - state["last"]  # type: ignore[operator]
             stop = state["train_s"] >= cap_minutes * 60  # type: ignore[operator]
             if state["train_s"] >= state["next_eval"] or stop:  # type: ignore[operator]
@@ -234,9 +236,13 @@ def quality(arch: str, cap_minutes: float, eval_seconds: float, batch: int | Non
                           iterations=10**7, batch=batch or DEFAULT_BATCH[arch], lr=lr or DEFAULT_LR[arch], seed=seed,
                           device="cpu", save_every=10**7, threads=threads)
         load0 = os.getloadavg()
-        result = train(cfg, progress=False, hooks=[hook])
+        try:
+            iterations, stopped = train(cfg, progress=False, hooks=[hook]).iterations, None
+        except TrainingError as err:  # a diverged or collapsed run is a result too
+            iterations, stopped = int(state.get("it") or 0), str(err)
+            print(f"{arch}: {err}", file=sys.stderr)
         return {
-            "arch": arch, "cap_minutes": cap_minutes, "batch": cfg.batch, "iterations": result.iterations,
+            "arch": arch, "cap_minutes": cap_minutes, "batch": cfg.batch, "iterations": iterations, "stopped": stopped,
             "train_minutes": state["train_s"] / 60, "reached_minutes": None if state["reached"] is None else state["reached"] / 60,  # type: ignore[operator]
             "best_ssim": max(c[2] for c in curve), "curve": curve, "held_out": len(held_faces),
             "trained_faces_a": len(load_faceset(train_a)), "faces_b": len(load_faceset(b_dir)),
@@ -320,6 +326,7 @@ def quality_report(runs: list[dict]) -> str:
     curves = "\n".join(f"- {q['arch']} ({recipe(q)}, lr {q['lr']:g}, batch {q['batch']}): "
                        + ", ".join(f"{s / 60:.1f} min {v:.3f}" for _, s, v in q["curve"][:: max(1, len(q['curve']) // 12)])
                        + f", last {q['curve'][-1][1] / 60:.1f} min {q['curve'][-1][2]:.3f}" + collapse(q)
+                       + (f" (stopped by `train`: {q['stopped'].split(';')[0]})" if q.get("stopped") else "")
                        for q in runs)
     notes = "".join(f"\nNote on the {q['arch']} ({recipe(q)}) run: {q['note']}.\n" for q in runs if q.get("note"))
     first = runs[0]

@@ -261,6 +261,18 @@ def held_out_ssim(model: SwapAutoencoder, decoder: Literal["a", "b"], faces: Ten
     return total / len(faces)
 
 
+def collapsed_output(pred: Tensor, inputs: Tensor) -> bool:
+    """True when a decoder answered clearly different faces with the same saturated picture (every pixel
+    equal to 1e-4 across the batch, and on average within 0.05 of 0 or 1): its sigmoid no longer passes
+    a gradient, so training cannot recover (a too-high lr does this). A fresh network, whose outputs sit
+    near 0.5, is not flagged."""
+    if len(inputs) < 2:
+        return False
+    rgb = pred[:, :3].detach().float()
+    return (float(inputs.std(0).amax()) > 0.05 and float(rgb.std(0).amax()) < 1e-4
+            and float((rgb - 0.5).abs().mean()) > 0.45)
+
+
 def _held_out_scores(v: Validation | None) -> dict[str, float]:
     """{'a': SSIM, 'b': SSIM} for the decoders that had held-out faces to rebuild."""
     if v is None:
@@ -564,12 +576,15 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
                 loss_a = swap_loss(pred_a, target_a, tmask_a, cfg.loss)
                 loss_b = swap_loss(pred_b, target_b, tmask_b, cfg.loss)
             la, lb = float(loss_a.detach()), float(loss_b.detach())
-            if not math.isfinite(la + lb):  # before the step: NaN weights are never saved
+            diverged = "" if math.isfinite(la + lb) else f"diverged: loss A {la}, loss B {lb}"
+            if not diverged and (collapsed_output(pred_a, warped_a) or collapsed_output(pred_b, warped_b)):
+                diverged = "collapsed: a decoder gives one and the same picture for every face (saturated output)"
+            if diverged:  # checked before the step, so a broken network is never saved over a good checkpoint
                 saved = card.iterations if card else (start_iter if prior else None)
                 kept = f"{out} keeps the checkpoint of iteration {saved}" if saved else f"nothing was saved to {out}"
                 raise TrainingError(
-                    f"training diverged at iteration {it + 1}: loss A {la}, loss B {lb} (lr {lr:g}, batch {batch}); "
-                    f"{kept}. Lower --lr (and --resume), or check the facesets for broken crops"
+                    f"training {diverged}, at iteration {it + 1} (lr {lr:g}, batch {batch}); {kept}. "
+                    f"Lower --lr (and --resume), or check the facesets for broken crops"
                 )
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss_a + loss_b).backward()

@@ -274,7 +274,7 @@ def test_a_diverged_run_stops_with_a_clear_error_and_keeps_the_last_good_checkpo
         return False
 
     out = tmp_path / "m"
-    with pytest.raises(TrainingError, match=r"diverged at iteration 5: loss A nan.*keeps the checkpoint of iteration 4"):
+    with pytest.raises(TrainingError, match=r"diverged: loss A nan.*at iteration 5 .*keeps the checkpoint of iteration 4"):
         train(_cfg(facesets, out, iterations=10, save_every=2), progress=False, hooks=[blow_up_after_4])
     model, card = load_model(out, device="cpu")
     assert card.iterations == 4
@@ -282,6 +282,16 @@ def test_a_diverged_run_stops_with_a_clear_error_and_keeps_the_last_good_checkpo
     assert main(["train", "--a", str(facesets[0]), "--b", str(facesets[1]), "--out", str(out), "--rights", RIGHTS,
                  "--resume", "--iterations", "6", "--threads", "1", "--no-progress"]) == 0  # and it goes on from there
     assert load_model(out, device="cpu")[1].iterations == 6
+
+
+def test_a_collapsed_run_stops_with_a_clear_error(facesets: tuple[Path, Path], tmp_path: Path) -> None:
+    """A far too high lr saturates the sigmoid: every face gets the same flat picture and no gradient flows back."""
+    out = tmp_path / "m"
+    with pytest.raises(TrainingError, match="collapsed: a decoder gives one and the same picture for every face"):
+        train(_cfg(facesets, out, iterations=300, lr=0.05), progress=False)
+    assert not (out / "model.safetensors").exists()  # nothing broken was saved
+    result = train(_cfg(facesets, tmp_path / "fresh", iterations=3), progress=False)  # a fresh network (outputs
+    assert result.iterations == 3  # near 0.5, alike for every face) is not mistaken for a collapsed one
 
 
 @pytest.mark.parametrize("name", ["cpu", "gpu"])
