@@ -7,7 +7,6 @@ which still checks exactly the ranges, handles, timecodes, return edits, resume 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -28,8 +27,6 @@ from tests.timeline_factory import MEDIA_FRAMES, make_media, standard_edit, writ
 
 NTSC = Fraction(24000, 1001)
 ROOT = Path(__file__).resolve().parent.parent
-HAS_SWAP = importlib.util.find_spec("renderer.swap") is not None
-needs_swap = pytest.mark.skipif(not HAS_SWAP, reason="renderer/swap.py (render_range) is not in this checkout yet")
 
 PRESET = """\
 description: test preset, small and fast
@@ -297,7 +294,6 @@ def check_outputs(out: Path, edit: Path, plan_jobs, original) -> None:
                           for j in plan_jobs}, name
 
 
-@needs_swap
 @pytest.mark.parametrize("ext", [".otio", ".xml", ".edl"])
 def test_render_every_clip_frame_exact_and_resume(work, media, model, preset, env, capsys, ext):
     edit = edit_file(work, media, ext)
@@ -334,7 +330,6 @@ def _metadata(path: Path) -> dict[str, str]:
         return dict(c.metadata)
 
 
-@needs_swap
 def test_interrupted_render_keeps_no_partial_file_and_resumes(work, media, model, preset, env):
     edit = edit_file(work, media, ".otio")
     out = work / "interrupt"
@@ -355,7 +350,6 @@ def test_interrupted_render_keeps_no_partial_file_and_resumes(work, media, model
     check_outputs(out, edit, plan.jobs, plan.timeline)
 
 
-@needs_swap
 def test_killed_process_resumes(work, media, model, preset, env):
     """SIGKILL mid-render: nothing half-written under a final name; the re-run finishes the job."""
     edit = edit_file(work, media, ".otio")
@@ -389,7 +383,6 @@ def test_killed_process_resumes(work, media, model, preset, env):
     check_outputs(out, edit, jobs, read_edit(edit))
 
 
-@needs_swap
 def test_failed_clip_exits_1_keeps_the_others(work, media, model, preset, env, capsys):
     """A source that vanishes after planning (media went offline) fails its clip; the others render."""
     folder = work / "fail"
@@ -409,7 +402,6 @@ def test_failed_clip_exits_1_keeps_the_others(work, media, model, preset, env, c
     check_outputs(folder / "out", edit, kept, plan.timeline)
 
 
-@needs_swap
 def test_cli_exit_1_and_openjd_progress(work, media, model, env, capsys):
     """Through the CLI: an odd-sized source the marker asks to code as ProRes 422 fails (4:2:2 needs
     an even width); the other clips render; OpenJD lines on stdout, the JSON summary last."""
@@ -439,7 +431,6 @@ def test_cli_exit_1_and_openjd_progress(work, media, model, env, capsys):
     assert "FAILED" in err
 
 
-@needs_swap
 def test_signed_render_carries_a_valid_manifest(work, media, model, preset, tmp_path, monkeypatch, capsys):
     from renderer.provenance import init_keys, verify_media
 
@@ -459,11 +450,6 @@ def test_signed_render_carries_a_valid_manifest(work, media, model, preset, tmp_
     assert [list(r) for r in result.swapped_ranges] == [[0, entry["render_range"]["frames"]]]
 
 
-HAS_FACES = importlib.util.find_spec("tests.model_fixtures") is not None
-
-
-@needs_swap
-@pytest.mark.skipif(not HAS_FACES, reason="tests/model_fixtures.py (demo model, face clip) is not in this checkout yet")
 def test_render_swaps_a_real_face(work, env, capsys):
     """A real face clip and the trained demo model: faces are swapped over the marked range and its
     handles, frame numbers and timecode stay exact, the source is never written."""

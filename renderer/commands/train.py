@@ -91,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     result = train(cfg, progress=not args.no_progress)
     card = result.card
+    card_data = card.to_dict()  # NaN already written as null
     summary = {
         "model_dir": str(result.model_dir),
         "arch": card.config.arch,
@@ -104,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
         "device": card.device,
         "weights_sha256": card.weights_sha256,
         "config": card.config.to_dict(),
-        "validation": card.to_dict().get("validation"),
-        "loss": card.to_dict()["loss"],  # NaN already written as null
+        "validation": card_data.get("validation"),
+        "loss": card_data["loss"],
     }
     if args.json:
         print(json.dumps(summary, indent=2))
