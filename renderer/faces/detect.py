@@ -16,6 +16,16 @@ so `landmarks()` can run on any detector's output.
 around where a face is expected (the tracker's key frames), at the scale where
 that face is `REGION_FACE_PX` px: a 1080p frame's full search costs ~20x one
 region's (bench/results/faces.md).
+
+Small faces in big frames: HOG over the whole frame at the scale a 40 px face
+needs (a 1080p frame upsampled 2x) costs ~10x the search at `coarse_min_size`
+(1/8 of the short side). So `detect` with "hog" and a `min_size` below that
+runs HOG at the coarse scale for the big faces, then MTCNN (whose cost barely
+grows with the smallest face) over the whole frame for the faces under it,
+and keeps each MTCNN face only where HOG, run at that face's own scale on the
+square around it, finds it too: the boxes keep HOG's geometry and MTCNN's
+false positives on texture are dropped (bench/results/faces.md: recall against
+dlib HOG upsampled 2x on every frame, and the cost of each pass).
 """
 
 from __future__ import annotations
@@ -57,9 +67,18 @@ class Detection:
         return min(self.box[2] - self.box[0], self.box[3] - self.box[1])
 
 
+MIN_FACE = 40  # the smallest face extract and swap look for by default (--min-face, preset min_face)
+# MTCNN faces kept by the small-face pass: those under this many times the coarse HOG
+# minimum (HOG's coarse search finds the bigger ones; the band overlaps it a little).
+_SMALL_BAND = 1.25
+
+
 def default_min_size(frame_shape: tuple[int, ...]) -> int:
     """Smallest face (px) searched for when the caller gives none: 1/8 of the short side, at least 40."""
-    return max(40, int(min(frame_shape[0], frame_shape[1]) // 8))
+    return max(MIN_FACE, int(min(frame_shape[0], frame_shape[1]) // 8))
+
+
+coarse_min_size = default_min_size  # the scale the whole-frame HOG pass runs at (see the module doc)
 
 
 def _check_frame(frame_rgb: np.ndarray) -> None:
@@ -150,12 +169,41 @@ def detect(frame_rgb: np.ndarray, detector: str = "hog", min_size: int | None = 
     """Faces in one frame, largest first.
 
     frame_rgb: (H, W, 3) uint8 RGB. min_size: smallest face side (px) to find;
-    None picks `default_min_size` (1/8 of the short side, >= 40 px).
+    None picks `default_min_size` (1/8 of the short side, >= 40 px). With "hog"
+    and a `min_size` under `coarse_min_size`, the small faces come from the
+    MTCNN pass confirmed by HOG (module doc).
     """
     min_size = _checked_min_size(frame_rgb, detector, min_size)
-    found = DETECTORS[detector](frame_rgb, min_size)
+    coarse = coarse_min_size(frame_rgb.shape)
+    if detector != "hog" or min_size >= coarse:
+        found = DETECTORS[detector](frame_rgb, min_size)
+    else:
+        found = _small_faces(frame_rgb, min_size, coarse, detect_hog(frame_rgb, coarse))
     found = [d for d in found if d.size >= 0.8 * min_size]
     return sorted(found, key=lambda d: -d.size)
+
+
+def _small_faces(frame_rgb: np.ndarray, min_size: int, coarse: int, big: list[Detection]) -> list[Detection]:
+    """`big` (the coarse HOG pass) plus the HOG-confirmed faces from min_size up to about `coarse` px
+    (MTCNN proposes, HOG at the face's scale confirms); a face both passes found is kept once."""
+    out = list(big)
+    for m in detect_mtcnn(frame_rgb, min_size):
+        if m.size >= _SMALL_BAND * coarse:
+            continue  # the coarse HOG pass sees faces this big
+        near = [d for d in detect_near(frame_rgb, m.box, "hog", min_size) if iou(d.box, m.box) > 0.3]
+        for d in near:
+            if all(iou(d.box, k.box) <= 0.5 for k in out):
+                out.append(d)
+    return out
+
+
+def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
 
 
 def search_region(box: tuple[float, float, float, float], frame_shape: tuple[int, ...],

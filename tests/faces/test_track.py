@@ -7,7 +7,8 @@ import pytest
 
 from renderer.errors import InputError
 from renderer.faces.detect import detect
-from renderer.faces.track import FaceTracker, OneEuroFilter, _iou
+from renderer.faces.detect import iou
+from renderer.faces.track import FaceTracker, OneEuroFilter
 from renderer.media import probe, read_frames
 from tests import face_data as F
 
@@ -153,9 +154,9 @@ def test_region_search_finds_the_same_faces_as_full_detection_on_the_real_video(
         (r,) = region.update(i, rgb)
         (f,) = full.update(i, rgb)
         (d,) = detect(rgb)  # the detector on the whole frame, no tracking
-        same.append(_iou(r.box, f.box))
-        vs_det.append(_iou(r.box, d.box))
-        full_vs_det.append(_iou(f.box, d.box))
+        same.append(iou(r.box, f.box))
+        vs_det.append(iou(r.box, d.box))
+        full_vs_det.append(iou(f.box, d.box))
         side = f.box[2] - f.box[0]
         devs.append(float(np.sqrt(((r.landmarks - f.landmarks) ** 2).sum(-1).mean())) / side)
     assert region.detections_run == full.detections_run == 14  # keys 0, 5, ..., 65
