@@ -113,6 +113,7 @@ FIELDS: dict[str, Field] = {
     "smoothing.temporal": Field("float", 0.5, minimum=0.0, maximum=1.0, help="temporal smoothing strength"),
     "handles": Field("int", 0, minimum=0, maximum=10000, help="frames rendered before/after each clip"),
     "detect_every": Field("int", 8, minimum=1, maximum=1000, help="detect every N frames, track between"),
+    "min_face": Field("int", 40, minimum=8, maximum=4096, help="smallest face searched for (px)"),
     "output.codec": Field("enum", "prores_hq", CODECS, help="video codec"),
     "output.container": Field("enum", "mov", CONTAINERS, help="container (checked against the codec)"),
     "output.pix_fmt": Field("str", None, nullable=True, help="pixel format (null: the codec's default)"),
@@ -216,6 +217,7 @@ class Preset:
     smoothing: SmoothingSettings
     handles: int
     detect_every: int
+    min_face: int
     output: OutputSettings
     signing: SigningSettings
 
@@ -422,7 +424,7 @@ def _build(flat: dict[str, Any], *, name: str, source: str, where: str,
         mask=MaskSettings(flat["mask.kind"], flat["mask.erode"], flat["mask.feather"]),
         colour=flat["colour"], blend=flat["blend"],
         smoothing=SmoothingSettings(flat["smoothing.landmarks"], flat["smoothing.temporal"]),
-        handles=flat["handles"], detect_every=flat["detect_every"],
+        handles=flat["handles"], detect_every=flat["detect_every"], min_face=flat["min_face"],
         output=OutputSettings(
             codec=codec, container=container, pix_fmt=pix_fmt, audio=audio, name=pattern,
             color=ColorTags(flat["output.color.primaries"], flat["output.color.transfer"],

@@ -484,7 +484,8 @@ def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int],
                             "signed": signed.signed, "manifest": signed.manifest,
                             "sidecar": str(signed.sidecar) if signed.sidecar else None})
     entry["frames"] = {"swapped": stats_json.get("swapped"), "passed_through": stats_json.get("passed_through"),
-                       "faces": stats_json.get("faces")}
+                       "faces": stats_json.get("faces"), "held": stats_json.get("frames_held"),
+                       "faces_lost": stats_json.get("faces_lost")}
     entry["seconds"] = {**(stats_json.get("seconds") or {}), "render_total": round(render_s, 3),
                         "total": round(time.monotonic() - started, 3)}
     entry["status"] = "ok"

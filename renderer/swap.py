@@ -14,7 +14,9 @@ temporal blend) restarts at every multiple of `SEGMENT_FRAMES` in absolute frame
 and model batches always have the same shape, so the pixels of frame N depend only on
 frames from the start of N's segment (or of its swap range) to N. A chunk that starts
 mid-segment decodes that pre-roll first and discards it; its frames then come out
-identical to the same frames of an unchunked render.
+identical to the same frames of an unchunked render. The tracker gives a frame out up to
+`detect_every` frames late (a face it missed there is held if found again in time), so a
+chunk that ends mid-segment decodes that post-roll too (`postroll_end`) and discards it.
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ from renderer import media
 from renderer.composite import CompositeSettings, TemporalBlend, composite, face_mask, landmarks_to_crop
 from renderer.errors import InputError, ModelError, RenderError
 from renderer.faces import Face
+from renderer.faces.detect import MIN_FACE
 from renderer.faces.identity import DEFAULT_THRESHOLD, identity_distance, reference_embedding
-from renderer.faces.track import FaceTracker
+from renderer.faces.track import FaceTracker, TrackedFrame
 
 SEGMENT_FRAMES = 48  # processing state restarts at multiples of this absolute frame index
 MODEL_BATCH = 8  # faces per model call; partial batches are zero-padded to this shape
@@ -63,6 +66,7 @@ class SwapSettings:
     smooth_landmarks: bool = True
     temporal: float = 0.0
     detect_every: int = 8
+    min_face: int = MIN_FACE  # smallest face searched for (px)
     full_search_every: int = 2  # every Nth key frame searches the whole frame (new faces), the others near tracks
     device: str | None = None
 
@@ -97,6 +101,7 @@ def swap_settings(preset: Any, *, direction: str | None = None, device: str | No
         smooth_landmarks=preset.smoothing.landmarks,
         temporal=min(float(preset.smoothing.temporal), 0.95),
         detect_every=int(preset.detect_every),
+        min_face=int(preset.min_face),
         device=device,
     )
 
@@ -114,7 +119,12 @@ def _reference(image: Path, detector: str) -> np.ndarray:
 
 @dataclass
 class SwapStats:
-    """What a render did. `passed_through` counts written frames left untouched, by reason."""
+    """What a render did. `passed_through` counts written frames left untouched, by reason.
+
+    held: frames swapped on a face the detector missed there but found again within
+    detect_every frames. lost: (frame, track) where a tracked face was missed and not
+    found again in time, so it is not swapped from that frame until it is found anew.
+    """
 
     frames: int = 0
     swapped: int = 0
@@ -123,6 +133,8 @@ class SwapStats:
     seconds: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(("decode", "track", "model", "composite", "encode", "total"), 0.0))
     preroll: int = 0
+    held: int = 0
+    lost: list[int] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         total = self.seconds["total"] or 1e-9
@@ -132,6 +144,8 @@ class SwapStats:
             "faces": self.faces,
             "passed_through": dict(self.passed_through),
             "preroll_frames": self.preroll,
+            "frames_held": self.held,
+            "faces_lost": list(self.lost),
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "fps": round(self.frames / total, 2),
         }
@@ -213,40 +227,60 @@ class FaceSwapper:
         self._blend = TemporalBlend(settings.temporal)
         self._pending: list[_Pending] = []
         self._pending_faces = 0
+        self._tracking: dict[int, tuple[Any, np.ndarray, bool]] = {}  # frames the tracker holds: frame, rgb, emit
 
     def _new_tracker(self) -> FaceTracker:
         s = self.settings
         return FaceTracker(detector=s.detector, points=s.landmarks, crop_size=self.size,
                            coverage=self.model.config.coverage, detect_every=s.detect_every,
-                           full_search_every=s.full_search_every,
+                           full_search_every=s.full_search_every, min_size=s.min_face,
                            smoothing=s.smooth_landmarks, fps=float(self.fps), embed=s.faces == "identity")
 
-    def restart(self) -> None:
-        """Forget every track and blend state (segment start, start of a swap range)."""
+    def restart(self) -> Iterator[tuple[int, Any, str | None]]:
+        """Forget every track and blend state (segment start, start of a swap range); first finish
+        the frames before this point (the tracker's held frames settled without looking past it),
+        so none of them is blended with state that was reset."""
+        if self._tracker is not None:
+            t0 = time.perf_counter()
+            settled = self._tracker.flush()
+            self.stats.seconds["track"] += time.perf_counter() - t0
+            for tf in settled:
+                yield from self._tracked(tf)
+        yield from self._run_model()
         self._tracker = None
         self._blend.reset()
 
     def push(self, index: int, frame: Any, swap: bool, emit: bool) -> Iterator[tuple[int, Any, str | None]]:
         """Take one decoded frame; yield the frames that are now finished, in order."""
         if swap and index % SEGMENT_FRAMES == 0:
-            self.restart()
+            yield from self.restart()
         if not swap:
-            self.restart()
+            yield from self.restart()
             yield from self._queue(_Pending(index, frame, None, [], emit, "outside range"))
             return
         t0 = time.perf_counter()
         rgb = media.frame_to_rgb(frame, self.matrix, self.rng)
         if self._tracker is None:
             self._tracker = self._new_tracker()
-        faces = self._tracker.update(index, rgb)
-        chosen = self._choose(list(zip(self._tracker.track_ids, faces)))
+        self._tracking[index] = (frame, rgb, emit)
+        settled = self._tracker.push(index, rgb)
         self.stats.seconds["track"] += time.perf_counter() - t0
-        reason = None if chosen else ("not identity" if faces else "no face")
-        yield from self._queue(_Pending(index, frame, rgb if chosen else None, chosen, emit, reason))
+        for tf in settled:
+            yield from self._tracked(tf)
+
+    def _tracked(self, tf: TrackedFrame) -> Iterator[tuple[int, Any, str | None]]:
+        """A frame whose faces the tracker has settled: choose the faces to swap, queue it for the model."""
+        frame, rgb, emit = self._tracking.pop(tf.index)
+        chosen = self._choose(list(tf.faces))
+        if emit:
+            self.stats.held += any(tid in tf.held for tid, _ in chosen)
+            self.stats.lost.extend([tf.index] * len(tf.lost))
+        reason = None if chosen else ("not identity" if tf.faces else "no face")
+        yield from self._queue(_Pending(tf.index, frame, rgb if chosen else None, chosen, emit, reason))
 
     def flush(self) -> Iterator[tuple[int, Any, str | None]]:
         """Finish every pending frame (end of the range)."""
-        yield from self._run_model()
+        yield from self.restart()
 
     def _choose(self, faces: list[tuple[int, Face]]) -> list[tuple[int, Face]]:
         s = self.settings
@@ -329,6 +363,19 @@ def preroll_start(first: int, swap_ranges: list[tuple[int, int]], origin: int | 
     return max(origin, rng[0], first - first % SEGMENT_FRAMES)
 
 
+def postroll_end(last: int, swap_ranges: list[tuple[int, int]], frames: int, detect_every: int) -> int:
+    """The last frame decoding must reach so that frame `last` comes out as in an unchunked render.
+
+    The tracker settles a frame whose face it missed up to `detect_every` frames later
+    (FaceTracker.push); it never looks across a segment start or past its swap range.
+    """
+    rng = _in_ranges(last, swap_ranges)
+    if rng is None:
+        return last
+    segment_end = last - last % SEGMENT_FRAMES + SEGMENT_FRAMES - 1
+    return min(last + detect_every, rng[1], segment_end, frames - 1)
+
+
 def render_range(
     src: Path,
     out: Path,
@@ -372,6 +419,7 @@ def render_range(
     matrix, rng = media.effective_color(info, info.width, info.height, info.pix_fmt)
     swapper = FaceSwapper(swap_model, settings, info.fps, matrix, rng, stats)
     start = preroll_start(first, ranges, origin)
+    decode_to = postroll_end(last, ranges, info.frames, settings.detect_every)
     stats.preroll = first - start
     total = last - first + 1
     tags = color or media.output_color(info)
@@ -409,7 +457,7 @@ def render_range(
     def decode() -> None:
         try:
             t = time.perf_counter()
-            for i, frame in media.read_av_frames(src, start, last, info):
+            for i, frame in media.read_av_frames(src, start, decode_to, info):
                 stats.seconds["decode"] += time.perf_counter() - t
                 if not put(decoded, (i, frame)):
                     return
@@ -466,7 +514,7 @@ def render_range(
             i, frame = item
             if errors:
                 break
-            emit(swapper.push(i, frame, swap=_in_ranges(i, ranges) is not None, emit=i >= first))
+            emit(swapper.push(i, frame, swap=_in_ranges(i, ranges) is not None, emit=first <= i <= last))
         if not errors:
             emit(swapper.flush())
     except BaseException as err:
