@@ -135,3 +135,29 @@ def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
 def test_identity_mode_needs_a_reference() -> None:
     with pytest.raises(InputError, match="reference"):
         SwapSettings(faces="identity")
+
+
+def test_small_face_in_a_720p_frame_is_swapped_on_every_frame(model: SwapModel, tmp_path: Path) -> None:
+    """The ~55 px face of a 720p screen-recording-like clip (ffmpeg CLI, real footage), with a
+    3-frame camera shake: default settings swap it on every frame, no frame flips back."""
+    import cv2
+    import dlib
+
+    from tests import face_data as F
+
+    src = F.small_face_clip(F.CACHE / "small_face_720p_shake.mp4", 40, blur=(20, 22))
+    out = tmp_path / "out.mkv"
+    stats = render_range(src, out, model_dir=Path(), model=model, settings=SwapSettings(), first=0, last=39,
+                         swap_ranges=[(0, 39)], codec="ffv1")
+    assert stats.swapped == 40 and stats.lost == [], stats.to_json()
+    reference = dlib.get_frontal_face_detector()  # the reference: HOG upsampled 2x
+    corner = (slice(0, 200), slice(1000, 1280))  # the face's corner; the rest is a photo without faces
+    seen, swapped = [], []
+    for (i, a), (_, b) in zip(media.read_frames(src, 0, 39), media.read_frames(out, 0, 39)):
+        rects = reference(cv2.cvtColor(a[corner], cv2.COLOR_RGB2GRAY), 2)
+        seen.append(bool(rects))
+        region = (slice(40, 148), slice(1096, 1240))  # the overlaid 144x108 video holding the face
+        swapped.append(float(np.abs(a[region].astype(int) - b[region].astype(int)).mean()) > 1.0)
+        if rects:
+            assert 45 <= rects[0].width() <= 65  # the face really is about 55 px
+    assert sum(seen) >= 35 and all(swapped), (seen, swapped)
