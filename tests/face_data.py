@@ -191,6 +191,26 @@ def small_face_clip(out: Path, frames: int, size: tuple[int, int] = (1280, 720),
     return out
 
 
+def closeup_clip(out: Path, frames: int) -> Path:
+    """A 1080p interview close-up made by the `ffmpeg` CLI: the kphotoalbum talking head scaled up
+    ~11x (bicubic) so its face is ~630 px wide, played forwards then backwards (15 fps, H.264 crf 18).
+    Cached under its name."""
+    import shutil
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:
+        _unavailable("the ffmpeg CLI is not installed")
+    out = Path(out)
+    if not out.is_file():
+        graph = ("[0:v]split[f][b];[b]reverse[r];[f][r]concat=n=2:v=1:a=0,loop=loop=-1:size=136,"
+                 "scale=1734:1300:flags=bicubic,pad=1920:1300:93:0,crop=1920:1080:0:110,format=yuv420p")
+        tmp = out.with_name(f".{out.name}.part{out.suffix}")
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(kphotoalbum_file(MOVIE)), "-filter_complex", graph,
+                        "-frames:v", str(frames), "-c:v", "libx264", "-crf", "18", "-r", "15", str(tmp)], check=True)
+        tmp.replace(out)
+    return out
+
+
 def corrupt_copy(src: Path, dst: Path, keep: int = 2000) -> Path:
     """A truncated copy of `src` (first `keep` bytes): an unreadable image for bad-input tests."""
     dst.write_bytes(src.read_bytes()[:keep])

@@ -124,9 +124,10 @@ _MTCNN_BOX_CENTRE_BELOW_EYES = 0.46  # box centre, as a fraction of eye->mouth d
 _MTCNN_BOX_SIDE = 2.25  # box side in eye->mouth distances
 
 
-def detect_mtcnn(frame_rgb: np.ndarray, min_size: int, threshold: float = 0.9) -> list[Detection]:
-    """MTCNN detector; box rebuilt from the 5 points into dlib geometry."""
-    found = models.mtcnn_detector(max(12, int(min_size))).detect_faces(np.ascontiguousarray(frame_rgb))
+def detect_mtcnn(frame_rgb: np.ndarray, min_size: int, threshold: float = 0.9,
+                 max_size: int | None = None) -> list[Detection]:
+    """MTCNN detector; box rebuilt from the 5 points into dlib geometry. max_size: search no bigger faces (px)."""
+    found = models.mtcnn_detector(max(12, int(min_size)), max_size).detect_faces(np.ascontiguousarray(frame_rgb))
     out = []
     for f in found:
         score = float(f["confidence"])
@@ -187,7 +188,7 @@ def _small_faces(frame_rgb: np.ndarray, min_size: int, coarse: int, big: list[De
     """`big` (the coarse HOG pass) plus the HOG-confirmed faces from min_size up to about `coarse` px
     (MTCNN proposes, HOG at the face's scale confirms); a face both passes found is kept once."""
     out = list(big)
-    for m in detect_mtcnn(frame_rgb, min_size):
+    for m in detect_mtcnn(frame_rgb, min_size, max_size=round(_SMALL_BAND * coarse)):
         if m.size >= _SMALL_BAND * coarse:
             continue  # the coarse HOG pass sees faces this big
         near = [d for d in detect_near(frame_rgb, m.box, "hog", min_size) if iou(d.box, m.box) > 0.3]
