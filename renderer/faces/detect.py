@@ -98,13 +98,14 @@ def detect_hog(frame_rgb: np.ndarray, min_size: int, threshold: float = 0.0) -> 
     face_recognition test images; at two `min_size`s) and every frame of the
     kphotoalbum video; the grey
     conversion comes first so the resize moves one channel, not three.
+    frame_rgb: (H, W, 3) uint8 RGB, or (H, W) uint8 grey as it is.
     """
     scale = HOG_WINDOW / float(min_size)
     h, w = frame_rgb.shape[:2]
-    grey = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY)  # (H, W) uint8, a new contiguous array
+    # (H, W) uint8, a new contiguous array; detect_near hands in its region already grey
+    grey = frame_rgb if frame_rgb.ndim == 2 else cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY)
     if abs(scale - 1.0) > 0.02:
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        work = cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=interp)
+        work = _resized(grey, (max(1, round(w * scale)), max(1, round(h * scale))))
         sx, sy = work.shape[1] / w, work.shape[0] / h
     else:
         work, sx, sy = grey, 1.0, 1.0
@@ -114,6 +115,21 @@ def detect_hog(frame_rgb: np.ndarray, min_size: int, threshold: float = 0.0) -> 
         box = (r.left() / sx, r.top() / sy, (r.right() + 1) / sx, (r.bottom() + 1) / sy)
         out.append(Detection(box=box, score=float(s)))
     return out
+
+
+def _resized(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`img` resized to `size` (w, h): area-averaged when shrinking, bilinear when enlarging.
+
+    A big shrink first averages k x k blocks (k integer: OpenCV's fast path), then the rest:
+    a close-up's 1300x1080 search region to 250 px took 7.4 ms in one INTER_AREA pass, 2.5 in two.
+    """
+    h, w = img.shape[:2]
+    if size[0] > w or size[1] > h:
+        return cv2.resize(img, size, interpolation=cv2.INTER_LINEAR)
+    k = min(w // size[0], h // size[1])
+    if k >= 2:
+        img = cv2.resize(img, (w // k, h // k), interpolation=cv2.INTER_AREA)
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
 
 
 # MTCNN boxes are taller than dlib's (they include the forehead). The landmark
@@ -247,8 +263,10 @@ def detect_near(
     levels = max(0, math.floor(math.log(full_scale * side / REGION_FACE_PX) / math.log(_PYRAMID_STEP)))
     scale = full_scale / _PYRAMID_STEP**levels
     crop = frame_rgb[ry0:ry1, rx0:rx1]
+    if detector == "hog":  # HOG reads grey: shrink one channel, not three
+        crop = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
     size = (max(1, round((rx1 - rx0) * scale)), max(1, round((ry1 - ry0) * scale)))
-    work = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    work = _resized(crop, size)
     sx, sy = size[0] / (rx1 - rx0), size[1] / (ry1 - ry0)
     found = []
     for d in DETECTORS[detector](work, HOG_WINDOW):
