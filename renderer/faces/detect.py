@@ -204,7 +204,15 @@ def _small_faces(frame_rgb: np.ndarray, min_size: int, coarse: int, big: list[De
     """`big` (the coarse HOG pass) plus the HOG-confirmed faces from min_size up to about `coarse` px
     (MTCNN proposes, HOG at the face's scale confirms); a face both passes found is kept once."""
     out = list(big)
-    for m in detect_mtcnn(frame_rgb, min_size, max_size=round(_SMALL_BAND * coarse)):
+    search = frame_rgb
+    if big:
+        # The big faces blanked out: on a close-up, MTCNN's small-face levels fire on parts of
+        # the big face, and every candidate costs R-net and O-net time (MTCNN 244 -> ~150 ms on a 1080p close-up).
+        search = frame_rgb.copy()
+        for d in big:
+            x0, y0, x1, y1 = search_region(d.box, frame_rgb.shape, pad=0.1)
+            search[y0:y1, x0:x1] = 127
+    for m in detect_mtcnn(search, min_size, max_size=round(_SMALL_BAND * coarse)):
         if m.size >= _SMALL_BAND * coarse:
             continue  # the coarse HOG pass sees faces this big
         near = [d for d in detect_near(frame_rgb, m.box, "hog", min_size) if iou(d.box, m.box) > 0.3]

@@ -35,7 +35,7 @@ from renderer.faces.align import (
     make_face,
     unit_from_frame,
 )
-from renderer.faces.detect import DETECTORS, Detection, detect, detect_near, iou
+from renderer.faces.detect import DETECTORS, Detection, coarse_min_size, detect, detect_near, iou
 from renderer.faces.identity import embed as embed_face
 from renderer.faces.landmarks import LandmarkModel
 
@@ -193,7 +193,9 @@ class FaceTracker:
     the key frames between search only around the live tracks, so a face
     entering the shot is picked up within N key frames (N * detect_every
     frames). 1 searches the whole frame on every key frame.
-    min_size: smallest face searched for (px); None: `detect`'s default.
+    min_size: smallest face searched for (px); None: `detect`'s default. While
+    faces are tracked, faces under `coarse_min_size` are searched for on every
+    other whole-frame search (their pass costs about as much as the rest).
 
     Short misses: a track the detector does not find is kept, its landmarks
     tracked, and searched for again (near its box only) on each following
@@ -301,7 +303,13 @@ class FaceTracker:
             if any(t.missed_since is None for t in missing):
                 dets = None
         if dets is None:
-            dets = detect(frame_rgb, self.detector, self.min_size)
+            # Faces under the coarse HOG scale cost an MTCNN pass over the frame (detect.py):
+            # while faces are tracked, only every other whole-frame search looks for new small
+            # ones (a face entering that small is found within 2 * full_search_every key frames).
+            coarse = coarse_min_size(frame_rgb.shape)
+            small = not self._tracks or self.full_searches % 2 == 0
+            dets = detect(frame_rgb, self.detector,
+                          self.min_size if small or self.min_size is None else max(self.min_size, coarse))
             self.full_searches += 1
             self._region_keys = 0
         else:
