@@ -122,8 +122,9 @@ class SwapStats:
     """What a render did. `passed_through` counts written frames left untouched, by reason.
 
     held: frames swapped on a face the detector missed there but found again within
-    detect_every frames. lost: (frame, track) where a tracked face was missed and not
-    found again in time, so it is not swapped from that frame until it is found anew.
+    detect_every frames. lost: the frame, once per face, where a tracked face was missed and
+    not found again in time (or before a segment start), so it is not swapped from that
+    frame until it is found anew.
     """
 
     frames: int = 0
