@@ -122,11 +122,11 @@ wall time includes waiting for them.
 Goal with tracking: <= 15 ms CPU per 1080p frame: {"met" if new <= 15 else "NOT met"} ({new:.1f} ms).
 """
     out = Path(__file__).parent / "results" / "faces.md"
-    # bench_small_faces.py owns the section between its markers: keep it
+    # bench_small_faces.py and bench_small_swap.py own the sections between their markers: keep them
     old = out.read_text() if out.is_file() else ""
-    mark = "<!-- small faces -->"
-    if old.count(mark) >= 2:
-        md = md.rstrip() + "\n\n" + mark + old.split(mark)[1] + mark + "\n"
+    for mark in ("<!-- small faces -->", "<!-- small-face swap -->"):
+        if old.count(mark) >= 2:
+            md = md.rstrip() + "\n\n" + mark + old.split(mark)[1] + mark + "\n"
     out.write_text(md)
     print(md)
 
