@@ -229,6 +229,9 @@ class FaceSwapper:
         self._pending: list[_Pending] = []
         self._pending_faces = 0
         self._tracking: dict[int, tuple[Any, np.ndarray, bool]] = {}  # frames the tracker holds: frame, rgb, emit
+        self._closing: FaceTracker | None = None  # the last segment's tracker, settling its held frames
+        self._boundary: int | None = None  # the segment start it runs past
+        self._deferred: list[TrackedFrame] = []  # new-segment frames waiting for the old one's
 
     def _new_tracker(self) -> FaceTracker:
         s = self.settings
@@ -238,36 +241,63 @@ class FaceSwapper:
                            smoothing=s.smooth_landmarks, fps=float(self.fps), embed=s.faces == "identity")
 
     def restart(self) -> Iterator[tuple[int, Any, str | None]]:
-        """Forget every track and blend state (segment start, start of a swap range); first finish
-        the frames before this point (the tracker's held frames settled without looking past it),
-        so none of them is blended with state that was reset."""
-        if self._tracker is not None:
-            t0 = time.perf_counter()
-            settled = self._tracker.flush()
-            self.stats.seconds["track"] += time.perf_counter() - t0
-            for tf in settled:
-                yield from self._tracked(tf)
+        """Forget every track and blend state (end of a swap range); first finish the frames
+        before this point (the tracker's held frames settled without looking past it), so none
+        of them is blended with state that was reset."""
+        t0 = time.perf_counter()
+        if self._closing is not None:
+            yield from self._from_closing(self._closing.flush())
+        settled = self._tracker.flush() if self._tracker is not None else []
+        self.stats.seconds["track"] += time.perf_counter() - t0
+        for tf in settled:
+            yield from self._tracked(tf)
         yield from self._run_model()
         self._tracker = None
         self._blend.reset()
 
     def push(self, index: int, frame: Any, swap: bool, emit: bool) -> Iterator[tuple[int, Any, str | None]]:
         """Take one decoded frame; yield the frames that are now finished, in order."""
-        if swap and index % SEGMENT_FRAMES == 0:
-            yield from self.restart()
         if not swap:
             yield from self.restart()
             yield from self._queue(_Pending(index, frame, None, [], emit, "outside range"))
             return
         t0 = time.perf_counter()
         rgb = media.frame_to_rgb(frame, self.matrix, self.rng)
+        self._tracking[index] = (frame, rgb, emit)
+        if index % SEGMENT_FRAMES == 0 and self._tracker is not None:
+            # Segment start: a fresh tracker from here. The old one runs on past it only while
+            # it holds frames before it (a miss not yet made good), at most detect_every frames,
+            # so a miss across the start is settled as in the middle of a segment.
+            self._closing, self._boundary, self._tracker = self._tracker, index, None
+        closing = None
+        if self._closing is not None and any(i < self._boundary for i in self._tracking):  # type: ignore[operator]
+            closing = self._closing.push(index, rgb)
         if self._tracker is None:
             self._tracker = self._new_tracker()
-        self._tracking[index] = (frame, rgb, emit)
         settled = self._tracker.push(index, rgb)
         self.stats.seconds["track"] += time.perf_counter() - t0
+        if self._closing is not None:
+            yield from self._from_closing(closing or [])
         for tf in settled:
-            yield from self._tracked(tf)
+            if self._closing is not None:
+                self._deferred.append(tf)  # after the old segment's frames, in order
+            else:
+                yield from self._tracked(tf)
+
+    def _from_closing(self, settled: list[TrackedFrame]) -> Iterator[tuple[int, Any, str | None]]:
+        """Frames the old segment's tracker settled; once none before the segment start is left,
+        it is dropped, the blend restarts and the new segment's frames follow."""
+        assert self._boundary is not None
+        for tf in settled:
+            if tf.index < self._boundary:
+                yield from self._tracked(tf)
+        if not any(i < self._boundary for i in self._tracking):
+            self._closing = None
+            yield from self._run_model()
+            self._blend.reset()
+            deferred, self._deferred = self._deferred, []
+            for tf in deferred:
+                yield from self._tracked(tf)
 
     def _tracked(self, tf: TrackedFrame) -> Iterator[tuple[int, Any, str | None]]:
         """A frame whose faces the tracker has settled: choose the faces to swap, queue it for the model."""
@@ -368,13 +398,12 @@ def postroll_end(last: int, swap_ranges: list[tuple[int, int]], frames: int, det
     """The last frame decoding must reach so that frame `last` comes out as in an unchunked render.
 
     The tracker settles a frame whose face it missed up to `detect_every` frames later
-    (FaceTracker.push); it never looks across a segment start or past its swap range.
+    (FaceTracker.push; across a segment start too), never past its swap range.
     """
     rng = _in_ranges(last, swap_ranges)
     if rng is None:
         return last
-    segment_end = last - last % SEGMENT_FRAMES + SEGMENT_FRAMES - 1
-    return min(last + detect_every, rng[1], segment_end, frames - 1)
+    return min(last + detect_every, rng[1], frames - 1)
 
 
 def render_range(
