@@ -76,7 +76,7 @@ default settings, {wall:.0f} s wall on the shared 2-core machine.
 | frames swapped in all | {sum(swapped)} (summary: swapped {summary["swapped"]}, held {summary["frames_held"]}, faces lost at {summary["faces_lost"]}) |
 | single-frame flip-backs (swapped, not, swapped) | {flips} (goal 0) |
 | `doppel extract --every 10`: sampled frames that kept a face | {len(kept & set(sampled))} of {len(sampled)} ({100 * len(kept & set(sampled)) / len(sampled):.0f} %; goal >= 96 %) |
-| track stage (summary `seconds.track`) | {1000 * summary["seconds"]["track"] / n:.1f} ms / frame |
+| track stage, wall time on the shared machine (summary `seconds.track`; the CPU figure is in the table above) | {1000 * summary["seconds"]["track"] / n:.1f} ms / frame |
 {MARK}
 """
     res = ROOT / "bench" / "results" / "faces.md"
