@@ -201,7 +201,7 @@ def test_bad_input_is_refused_and_the_model_left_untouched(facesets: tuple[Path,
         train(_cfg(facesets, out, iterations=2, resume=True, model_config=None), progress=False)
     assert _snapshot(out) == before
 
-    with pytest.raises(ModelError, match="no model.yaml"):
+    with pytest.raises(ModelError, match=r"cannot resume: model folder .*fresh does not exist"):
         train(_cfg(facesets, tmp_path / "fresh", iterations=2, resume=True), progress=False)
 
     empty = copy_faceset(facesets[1], tmp_path / "empty")
