@@ -166,7 +166,7 @@ def parse_train_section(section: Any, where: str) -> dict[str, Any]:
             for sub, v in value.items():
                 if sub not in names:
                     raise InputError(f"{where}: unknown key train.{key}.{sub} (allowed: {', '.join(names)}){closest(str(sub), names)}")
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                     raise InputError(f"{where}: train.{key}.{sub} must be a number >= 0, got {v!r}")
             out[key] = cls(**{k: float(v) for k, v in value.items()})
         elif key in _PRESET_SCALARS:
@@ -174,6 +174,8 @@ def parse_train_section(section: Any, where: str) -> dict[str, Any]:
             if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
                 names = kind.__name__ if isinstance(kind, type) else "number"
                 raise InputError(f"{where}: train.{key} must be a {names}, got {value!r}")
+            if isinstance(value, float) and not math.isfinite(value):  # NaN passes every < and > test
+                raise InputError(f"{where}: train.{key} must be a finite number, got {value!r}")
             out[key] = value
         else:
             raise InputError(f"{where}: unknown key train.{key} (allowed: {', '.join(allowed)}){closest(str(key), allowed)}")
@@ -186,8 +188,8 @@ def check_train_config(cfg: TrainConfig) -> None:
         raise InputError(f"--model {cfg.model!r} is not known (available: original, lite, hd){closest(cfg.model, list(DEFAULT_LR))}")
     if cfg.iterations is not None and cfg.iterations < 1:
         raise InputError(f"--iterations must be >= 1, got {cfg.iterations}")
-    if cfg.minutes is not None and cfg.minutes <= 0:
-        raise InputError(f"--minutes must be > 0, got {cfg.minutes}")
+    if cfg.minutes is not None and not (math.isfinite(cfg.minutes) and cfg.minutes > 0):
+        raise InputError(f"--minutes must be a number > 0, got {cfg.minutes}")
     if cfg.batch is not None and cfg.batch < 1:
         raise InputError(f"--batch must be >= 1, got {cfg.batch}")
     if cfg.threads is not None and cfg.threads < 1:
@@ -690,8 +692,9 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
             validation = validate(it)
         if it > start_iter and (card is None or card.iterations != it):
             card = checkpoint(it, seconds_before + elapsed)
-    if stop_asked:
-        raise KeyboardInterrupt  # after the checkpoint of the last whole iteration: --resume continues exactly
+    if stop_asked:  # the last whole iteration is checkpointed: --resume continues exactly. Now the signal
+        signal.raise_signal(stop_asked[0])  # does what it would have done (the CLI's Ctrl-C / SIGTERM exit)
+        raise KeyboardInterrupt
     if card is None:  # stopped before the first iteration (an immediate deadline): the model as it was
         card = prior or checkpoint(it, seconds_before)
     done = it - start_iter
