@@ -182,7 +182,8 @@ def check_model(path: Path, origin: str) -> ModelRef:
     from renderer.modelcard import CARD_NAME, read_model_card
 
     if not path.is_dir():
-        raise ModelError(f"model {path} (from {origin}) is not a directory (train one with `doppel train`)")
+        what = "is not a directory" if path.exists() else "does not exist"
+        raise ModelError(f"model {path} (from {origin}) {what} (train one with `doppel train`)")
     try:
         files = model_files(path)  # the current checkpoint, resolved once
         card = read_model_card(files)

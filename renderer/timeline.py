@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import os
 import re
 import shlex
@@ -197,6 +198,7 @@ def read_edit(path: str | Path, *, edl_rate: Fraction | float | None = None) -> 
         timeline = timelines[0]
     if not isinstance(timeline, otio.schema.Timeline):
         raise InputError(f"edit {path} holds a {type(timeline).__name__}, not a timeline")
+    check_rates(timeline, path)
     if suffix == ".edl" and timeline.global_start_time is None:
         # The adapter starts the track at 0 and forgets the record timecode of the first
         # event (Avid's are at 01:00:00:00): keep it, so record timecodes match the NLE.
@@ -212,6 +214,40 @@ def read_edit(path: str | Path, *, edl_rate: Fraction | float | None = None) -> 
                 if not Path(ref.target_url).is_absolute():
                     ref.target_url = str(extracted / ref.target_url)
     return timeline
+
+
+def check_rates(timeline: otio.schema.Timeline, path: Path) -> None:
+    """InputError naming the first time in the edit whose rate or value is not a finite number (rates also > 0).
+
+    OTIO reads `"rate": NaN` (and 0, or infinity) without complaint; frame arithmetic fails much later
+    (`round(nan)`, timecode of a NaN rate) with a traceback, so the edit is refused here, as it is read.
+    """
+    def bad(t: RationalTime | None) -> bool:
+        return t is not None and not (math.isfinite(t.rate) and t.rate > 0 and math.isfinite(t.value))
+
+    def check(t: RationalTime | None, what: str) -> None:
+        if bad(t):
+            assert t is not None
+            raise InputError(f"edit {path}: {what} is at rate {t.rate!r} (value {t.value!r}); a time needs a "
+                             f"frame rate that is a finite number > 0 and a finite value")
+
+    check(timeline.global_start_time, "the timeline's start time")
+    for item in timeline.find_children():
+        what = f"{type(item).__name__.lower()} '{item.name}'"
+        for field in ("source_range",):
+            span = getattr(item, field, None)
+            if span is not None:
+                check(span.start_time, f"the {field} start of {what}")
+                check(span.duration, f"the {field} duration of {what}")
+        for offset in ("in_offset", "out_offset"):  # transitions
+            check(getattr(item, offset, None), f"the {offset} of {what}")
+        for marker in getattr(item, "markers", None) or ():
+            check(marker.marked_range.start_time, f"marker '{marker.name}' of {what}")
+            check(marker.marked_range.duration, f"marker '{marker.name}' of {what}")
+        available = getattr(getattr(item, "media_reference", None), "available_range", None)
+        if available is not None:
+            check(available.start_time, f"the media's available_range of {what}")
+            check(available.duration, f"the media's available_range of {what}")
 
 
 def parse_marker_words(text: str, where: str) -> dict[str, str]:
