@@ -72,22 +72,15 @@ def _start(tmp: Path, out: Path, iterations: int, threads: str = "1", env: dict[
                             stderr=subprocess.PIPE)
 
 
-def _wait_stopped(proc: subprocess.Popen[bytes], point: str, timeout: float = 300) -> None:
-    """Until the process has stopped itself at the pause point (state T in /proc)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise AssertionError(f"training ended (rc {proc.returncode}) before reaching {point}: "
-                                 f"{proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
-        try:
-            state = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except FileNotFoundError:
-            state = "?"
-        if state == "T":
-            return
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError(f"training never reached {point}")
+def _stopped(proc: subprocess.Popen[bytes], point: str) -> bool:
+    """True once the process has stopped itself at the pause point (state T in /proc)."""
+    if proc.poll() is not None:
+        raise AssertionError(f"training ended (rc {proc.returncode}) before reaching {point}: "
+                             f"{proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+    try:
+        return Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+    except FileNotFoundError:
+        return False
 
 
 def _same_weights(a: Path, b: Path) -> bool:
@@ -108,17 +101,28 @@ def killed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One training run per pause point, all started at once (the startup dominates), each stopped in the
     middle of its second save and then killed with a real SIGKILL."""
     tmp = tmp_path_factory.mktemp("killed")
-    runs = {point: (tmp / f"m{i}", _start(tmp, tmp / f"m{i}", 6, env={PAUSE_ENV: point}))
-            for i, point in enumerate(POINTS)}
+    pending = list(enumerate(POINTS))
+    running: dict[str, tuple[Path, subprocess.Popen[bytes]]] = {}
+    codes: dict[str, int] = {}
+    end = time.monotonic() + 900
     try:
-        for point, (_, proc) in runs.items():
-            _wait_stopped(proc, point)
+        while pending or running:  # four at a time: each holds a torch process's memory until killed
+            while pending and len(running) < 4:
+                i, point = pending.pop(0)
+                running[point] = (tmp / f"m{i}", _start(tmp, tmp / f"m{i}", 6, env={PAUSE_ENV: point}))
+            for point, (_, proc) in list(running.items()):
+                if _stopped(proc, point):
+                    proc.send_signal(signal.SIGKILL)  # kill -9: no handler, no cleanup, no finally
+                    codes[point] = proc.wait()
+                    del running[point]
+            assert time.monotonic() < end, f"never reached: {list(running)}"
+            time.sleep(0.05)
     finally:
-        for _, proc in runs.values():
-            proc.send_signal(signal.SIGKILL)  # kill -9: no handler, no cleanup, no finally
+        for _, proc in running.values():
+            proc.kill()
             proc.wait()
-    assert all(proc.returncode == -signal.SIGKILL for _, proc in runs.values())
-    return {point: out for point, (out, _) in runs.items()}
+    assert codes == {point: -signal.SIGKILL for point in POINTS}
+    return {point: tmp / f"m{i}" for i, point in enumerate(POINTS)}
 
 
 @pytest.mark.parametrize("point", POINTS)
