@@ -40,8 +40,10 @@ from renderer.media.encode import (  # noqa: F401
 from renderer.media.info import (  # noqa: F401
     AudioInfo,
     ColorTags,
+    FIELD_ORDERS,
     CorruptMediaError,
     MediaInfo,
+    VideoStreamInfo,
     effective_color,
     frame_to_timecode,
     probe,

@@ -24,6 +24,7 @@ from renderer.media.info import (
     _RANGE,
     _SWS_MATRIX,
     _TRANSFER,
+    FIELD_ORDERS,
     ColorTags,
     MediaInfo,
     _inv,
@@ -118,12 +119,18 @@ class VideoWriter:
     audio_from = (source, first_frame, last_frame) carries that source's first audio stream over
     exactly the time of those video frames, sample-accurate (PCM in mov/mxf/mkv, AAC in mp4;
     padded with silence where the source audio is shorter).
+
+    field_order (`MediaInfo.field_order`: tt, bb, tb, bt) codes the pictures as interlaced
+    (H.264, ProRes and DNxHR code the fields; the field order is written to the stream and
+    the container, mov `fiel` / mkv FieldOrder). The encoders take which field comes first
+    from each frame's own flags: decoded frames handed to `write_av` keep the source's.
     """
 
     def __init__(self, path: Path | str, *, width: int, height: int, fps: Fraction, codec: str = "h264",
                  timecode: str | None = None, color: ColorTags | None = None, metadata: dict[str, str] | None = None,
                  audio_from: tuple[Path, int, int] | None = None, pix_fmt: str | None = None,
-                 time_base: Fraction | None = None, rotation: int = 0, options: dict[str, str] | None = None) -> None:
+                 time_base: Fraction | None = None, rotation: int = 0, options: dict[str, str] | None = None,
+                 field_order: str | None = None) -> None:
         self.path = Path(path)
         self.profile = resolve_codec(codec)
         check_output(self.path, self.profile)
@@ -140,6 +147,9 @@ class VideoWriter:
         self.audio_from = audio_from
         self.pix_fmt = _choose_pix_fmt(self.profile, self.width, self.height, pix_fmt)
         self.rotation = rotation
+        if field_order is not None and field_order not in _FIELD_ORDER_IDS:
+            raise InputError(f"field order {field_order!r} is not one of {', '.join(_FIELD_ORDER_IDS)}")
+        self.field_order = field_order
         self.options = {**self.profile.options, **(options or {})}
         self.frames_written = 0
         self._tmp: Path | None = None
@@ -190,6 +200,10 @@ class VideoWriter:
         cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = tags
         if self.rotation:
             stream.set_display_rotation(self.rotation)
+        if self.field_order:
+            cc.field_order = _FIELD_ORDER_IDS[self.field_order]
+            if self.field_order != "progressive" and self.profile.encoder in ("libx264", "prores_ks", "dnxhd"):
+                cc.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
         self._stream = stream
         self._matrix, self._range = effective_color(self.color, self.width, self.height, self.pix_fmt)
         if self.audio_from is not None:
@@ -379,6 +393,8 @@ class _AudioCarry:
             self._src.close()
 
 
+_FIELD_ORDER_IDS = {name: value for value, name in FIELD_ORDERS.items()}
+
 # FFmpeg's default channel layout for each channel count (av_channel_layout_default).
 _DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0(side)", 6: "5.1(side)", 7: "6.1", 8: "7.1"}
 
@@ -413,8 +429,8 @@ def trim(src: Path | str, start: int, end: int, out: Path | str, codec: str = "h
     """Frame-accurate re-encode of frames start..end (inclusive, 0-based) of `src` into `out`.
 
     Decoded frames go to the encoder as they came (no RGB round trip); the source's colour
-    tags, frame timing (VFR pts included), rotation and first audio stream over the same
-    range are carried; the start timecode is shifted by `start` frames. Returns `probe(out)`.
+    tags, frame timing (VFR pts included), rotation, field order and first audio stream over
+    the same range are carried (further video streams are not: `MediaInfo.warnings`); the start timecode is shifted by `start` frames. Returns `probe(out)`.
     `on_frame(index)` is called after each frame is encoded (progress bars).
     """
     profile = resolve_codec(codec)
@@ -432,7 +448,7 @@ def trim(src: Path | str, start: int, end: int, out: Path | str, codec: str = "h
     with VideoWriter(out, width=info.width, height=info.height, fps=info.fps, codec=codec, timecode=timecode,
                      color=color, audio_from=(Path(src), start, end) if info.audio else None,
                      pix_fmt=info.pix_fmt, time_base=info.time_base if info.vfr else None,
-                     rotation=info.rotation) as writer:
+                     rotation=info.rotation, field_order=info.field_order) as writer:
         for i, frame in read_av_frames(src, start, end, info):
             writer.write_av(frame, pts=(info.pts[i] - base) if info.vfr else None, source_color=info.color)
             if on_frame is not None:
