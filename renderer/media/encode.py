@@ -303,6 +303,8 @@ class _AudioCarry:
             raise InputError(f"audio was asked from {source}, which has no audio stream")
         a = info.audio[0]
         self.rate = 48000 if suffix == ".mxf" else a.sample_rate
+        if suffix == ".mp4" and self.rate not in _AAC_RATES:  # e.g. 11024 Hz in an old AVI: the next AAC rate up
+            self.rate = min((r for r in _AAC_RATES if r >= self.rate), default=48000)
         self.channels = a.channels
         self.start_t = info.frame_time(first)
         self.end_t = info.frame_end_time(last)
@@ -333,7 +335,8 @@ class _AudioCarry:
         src, stream = self._src, self._astream
         stb = Fraction(stream.time_base)
         # Seek half a second early: audio packets are small and decoders need pre-roll.
-        src.seek(max(0, int(math.floor((self.start_t - Fraction(1, 2)) / stb))), stream=stream, backward=True)
+        with contextlib.suppress(av.error.FFmpegError):  # AVI cannot seek its audio: decode from the start
+            src.seek(max(0, int(math.floor((self.start_t - Fraction(1, 2)) / stb))), stream=stream, backward=True)
         skip: int | None = None  # samples still to drop before start_t (negative: silence to add)
 
         def cut(data: np.ndarray) -> Iterator[np.ndarray]:
@@ -394,6 +397,7 @@ class _AudioCarry:
 
 
 _FIELD_ORDER_IDS = {name: value for value, name in FIELD_ORDERS.items()}
+_AAC_RATES = (7350, 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
 
 # FFmpeg's default channel layout for each channel count (av_channel_layout_default).
 _DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0(side)", 6: "5.1(side)", 7: "6.1", 8: "7.1"}
