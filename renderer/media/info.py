@@ -383,7 +383,9 @@ def probe(path: Path | str) -> MediaInfo:
                                        int(s.codec_context.height))
                        for s in _video_streams(container) if s.index != video.index)
         discarded = len(packets) - sum(1 for e in packets if not e[2])
-        declared = int(video.frames) - discarded if video.frames else None
+        # mov's sample count includes the samples its edit list hides; several edits can list a
+        # sample twice (more packets than samples), and then the count says nothing about frames.
+        declared = int(video.frames) - discarded if video.frames and len(packets) <= int(video.frames) else None
         if declared is None and container.duration and not vfr:
             # Matroska and others declare a duration in the header, written when the file was finished.
             start_s = Fraction(container.start_time or 0, av.time_base)

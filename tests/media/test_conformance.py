@@ -118,13 +118,16 @@ def test_packets_that_are_no_frames_are_counted_apart(name: str, hidden: str) ->
     assert not info.truncated  # a hidden packet is not damage
 
 
-def test_tail_edit_is_the_screen_recording_case() -> None:
+def test_tail_edit_is_the_screen_recording_case(capsys: pytest.CaptureFixture[str]) -> None:
     """50 packets, 49 frames (the issue's 250/249): the last frame is 48 and it reads."""
     path = corpus_file("tail_edit.mp4")
     info = media.probe(path)
     ref = ffprobe_video(path)
     assert (info.frames, int(ref["nb_frames"]), int(ref["nb_read_frames"])) == (49, 50, 49)
+    assert info.declared_frames == 49 and not info.truncated
     assert [i for i, _ in media.read_frames(path, 40, 48, info)] == list(range(40, 49))
+    code, out, _ = cli(["probe", str(path)], capsys)
+    assert code == 0 and "frames      49 (" in out and "1 packet(s) hidden by the edit list" in out
 
 
 @pytest.mark.parametrize("name", ["cut_ss_copy.mp4", "tail_edit.mp4", "two_edits.mp4", "cut_midgop.mp4"])
