@@ -143,6 +143,11 @@ CORPUS: dict[str, Entry] = {
         "interlaced ProRes 422 HQ, bottom field first (field order bb)",
         f"{VIDEO} -t 1 -c:v prores_ks -profile:v 3 -pix_fmt yuv422p10le -flags +ildct -field_order bb {{out}}",
         facts={"field_order": "bb"}),
+    "interlaced_face_tff.mov": Entry(
+        "interlaced ProRes, top field first, of the real carphone footage (faces get swapped: patched frames "
+        "must keep their field flags)",
+        "-i {carphone.mp4} -t 1 -c:v prores_ks -profile:v 3 -pix_fmt yuv422p10le -flags +ildct -top 1 "
+        "-field_order tt {out}", needs=("carphone.mp4",), facts={"field_order": "tt"}),
     "two_video.mkv": Entry(
         "two video streams (160x96 and an 80x48 picture-in-picture): only the first is read",
         f"{VIDEO} -f lavfi -i testsrc=size=80x48:rate=25 -t 1 -map 0:v -map 1:v {X264} {{out}}"),
@@ -230,6 +235,12 @@ def ffprobe_video(path: Path) -> dict:
                         "stream=index,codec_name,width,height,nb_read_frames,nb_frames,field_order,start_time"
                         ":stream_tags=timecode")
     return data["streams"][0]
+
+
+def ffprobe_fields(path: Path) -> list[tuple[int, int]]:
+    """(interlaced_frame, top_field_first) of every decoded frame, as the decoder flags them."""
+    data = ffprobe_json(path, "-select_streams", "v:0", "-show_entries", "frame=interlaced_frame,top_field_first")
+    return [(int(f["interlaced_frame"]), int(f["top_field_first"])) for f in data["frames"]]
 
 
 def ffprobe_frame_pts(path: Path) -> list[int]:

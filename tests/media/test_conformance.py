@@ -19,7 +19,14 @@ import pytest
 
 from renderer import media
 from renderer.cli import main
-from tests.media.conformance import CORPUS, corpus_file, ffprobe_frame_pts, ffprobe_json, ffprobe_video
+from tests.media.conformance import (
+    CORPUS,
+    corpus_file,
+    ffprobe_fields,
+    ffprobe_frame_pts,
+    ffprobe_json,
+    ffprobe_video,
+)
 from tests.model_fixtures import trained_model
 
 NAMES = sorted(CORPUS)
@@ -218,23 +225,30 @@ def test_trim_carries_the_audio_of_the_same_frames(name: str, tmp_path: Path) ->
 # ------------------------------------------------------------------------------ small print
 
 
-@pytest.mark.parametrize("name", ["interlaced_tff.mp4", "interlaced_bff.mov"])
+@pytest.mark.parametrize("name", ["interlaced_tff.mp4", "interlaced_bff.mov", "interlaced_face_tff.mov"])
 def test_field_order_is_probed_and_kept(name: str, model_dir: Path, tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Stream and container say the source's field order, and every coded frame keeps the
+    source's field flags, swapped frames too (ffprobe's per-frame interlaced/top_field_first)."""
     path = corpus_file(name)
     info = media.probe(path)
     order = CORPUS[name].facts["field_order"]
     assert info.field_order == ffprobe_video(path)["field_order"] == order and info.interlaced
+    fields = ffprobe_fields(path)
     code, out, _ = cli(["probe", str(path)], capsys)
     assert code == 0 and ("top field first" if order == "tt" else "bottom field first") in out
     suffix, codec = (".mov", "prores_hq") if info.codec == "prores" else (".mp4", "h264")
     trimmed = media.trim(path, 2, 9, tmp_path / f"cut{suffix}", codec, info=info)
     assert trimmed.field_order == ffprobe_video(trimmed.path)["field_order"] == order
+    assert ffprobe_fields(trimmed.path) == fields[2:10]
     swapped = tmp_path / f"swapped{suffix}"
-    code, _, err = cli(["swap", str(path), "--model", str(model_dir), "--out", str(swapped), "--no-progress",
-                        "--device", "cpu", "--codec", codec], capsys)
+    code, stdout, err = cli(["swap", str(path), "--model", str(model_dir), "--out", str(swapped), "--no-progress",
+                             "--device", "cpu", "--codec", codec, "--json"], capsys)
     assert code == 0, err
+    if name == "interlaced_face_tff.mov":
+        assert json.loads(stdout)["swapped"] > 0  # the real face: these frames were patched
     assert ffprobe_video(swapped)["field_order"] == order
+    assert ffprobe_fields(swapped) == fields
 
 
 def test_second_video_stream_is_named_and_a_warning_says_it_is_not_carried(
