@@ -84,6 +84,21 @@ def test_last_five_frames_read_as_ffmpeg_decodes_them(name: str) -> None:
         assert np.array_equal(rgb, ref), (name, i)
 
 
+@pytest.mark.parametrize("name", ["cut_ss_copy.mp4", "cut_midgop.mp4", "two_edits.mp4", "tail_edit.mp4",
+                                  "itsoffset.mp4", "mpegts_midgop.ts", "open_gop.mp4"])
+def test_every_frame_reads_from_a_seek_as_decoded_from_the_start(name: str) -> None:
+    """Two frames from every start: each seek (to the keyframe before, through hidden
+    packets and edit boundaries) gives what decoding the whole file gives."""
+    path = corpus_file(name)
+    info = media.probe(path)
+    want = [f.to_ndarray() for f in decoded(path)]
+    for start in range(info.frames - 1):
+        got = list(media.read_av_frames(path, start, start + 1, info))
+        assert [i for i, _ in got] == [start, start + 1]
+        for i, frame in got:
+            assert np.array_equal(frame.to_ndarray(), want[i]), (name, start, i)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_trim_of_the_last_frame(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = corpus_file(name)
