@@ -50,11 +50,14 @@ class Entry:
     facts: dict[str, object] = field(default_factory=dict)
 
 
-def _tail_edit(out: Path, src: dict[str, Path]) -> None:
-    """The video edit ends one frame (40 ms) before the media: FFmpeg marks the last packet discard."""
-    base = src["h264_bframes_aac.mp4"]
-    edit = read_timing(base).edits[-1]
-    write_edits(base, out, [Edit(edit.duration - 40, edit.media_time)])
+def _tail_edit(base_name: str, frame_ms: int) -> Callable[[Path, dict[str, Path]], None]:
+    """The video edit ends one frame before the media: FFmpeg marks the last packet discard."""
+    def make(out: Path, src: dict[str, Path]) -> None:
+        base = src[base_name]
+        edit = read_timing(base).edits[-1]
+        write_edits(base, out, [Edit(edit.duration - frame_ms, edit.media_time)])
+    make.__name__ = f"tail_edit_{base_name}"
+    return make
 
 
 def _two_edits(out: Path, src: dict[str, Path]) -> None:
@@ -128,7 +131,11 @@ CORPUS: dict[str, Entry] = {
         "-itsoffset 0.4 -i {timecode.mov} -c copy {out}", needs=("timecode.mov",)),
     "tail_edit.mp4": Entry(
         "an edit that ends one frame before the media (as FFmpeg-muxed screen recordings have): 50 packets, 49 frames",
-        make=_tail_edit, needs=("h264_bframes_aac.mp4",)),
+        make=_tail_edit("h264_bframes_aac.mp4", 40), needs=("h264_bframes_aac.mp4",)),
+    "carphone_tail_edit.mp4": Entry(
+        "the real carphone footage with its edit list ending one frame early: 120 packets, 119 frames, a face "
+        "in every frame (the issue's screen recording, in small)",
+        make=_tail_edit("carphone.mp4", 34), needs=("carphone.mp4",)),
     "two_edits.mp4": Entry(
         "an edit list of two edits (0.0-0.8 s and 1.2-2.0 s of the media)", make=_two_edits,
         needs=("h264_bframes_aac.mp4",)),
@@ -176,7 +183,7 @@ def _key(name: str) -> str:
                        [_key(n) for n in entry.needs]])
     if name == "blender.mp4":
         text += Path(__file__).with_name("blender_render.py").read_text()
-    if name in ("tail_edit.mp4", "two_edits.mp4"):
+    if name in ("tail_edit.mp4", "carphone_tail_edit.mp4", "two_edits.mp4"):
         text += Path(__file__).with_name("edit_list.py").read_text()
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 

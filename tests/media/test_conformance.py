@@ -152,6 +152,19 @@ def test_tail_edit_is_the_screen_recording_case(capsys: pytest.CaptureFixture[st
     assert code == 0 and "frames      49 (" in out and "1 packet(s) hidden by the edit list" in out
 
 
+def test_extract_reads_real_footage_with_a_tail_edit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The issue's case in small: a real face video whose edit list hides the last packet was
+    listed unreadable by `doppel extract` (after its faces were found); now every frame is read."""
+    path = corpus_file("carphone_tail_edit.mp4")
+    info = media.probe(path)
+    assert (info.frames, info.discarded) == (119, 1)
+    code, out, err = cli(["extract", str(path), "--out", str(tmp_path / "faces"), "--every", "10", "--json",
+                          "--no-progress"], capsys)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["bad_sources"] == [] and summary["faces_kept"] > 0, summary
+
+
 @pytest.mark.parametrize("name", ["cut_ss_copy.mp4", "tail_edit.mp4", "two_edits.mp4", "cut_midgop.mp4"])
 def test_smart_render_reencodes_the_gops_that_hold_hidden_packets(name: str, model_dir: Path, tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
