@@ -27,6 +27,7 @@ from tests.media.conformance import (
     ffprobe_json,
     ffprobe_video,
 )
+from tests.media.edit_list import read_timing
 from tests.model_fixtures import trained_model
 
 NAMES = sorted(CORPUS)
@@ -138,6 +139,18 @@ def test_packets_that_are_no_frames_are_counted_apart(name: str, hidden: str) ->
         packets = sum(1 for p in c.demux(c.streams.video[0]) if p.size)
     assert getattr(info, hidden) == packets - info.frames > 0
     assert not info.truncated  # a hidden packet is not damage
+
+
+@pytest.mark.parametrize("name", ["itsoffset.mp4", "timecode_offset.mov"])
+def test_empty_edit_is_a_start_offset(name: str) -> None:
+    """An empty edit (media_time -1) delays the video: frame 0 is still the first frame, at
+    ffprobe's start_time; no frame is lost."""
+    path = corpus_file(name)
+    assert read_timing(path).edits[0].media_time == -1
+    info = media.probe(path)
+    ref = ffprobe_video(path)
+    assert info.frame_time(0) == Fraction(ref["start_time"]) == Fraction(2, 5)
+    assert info.frames == int(ref["nb_read_frames"]) == 50 and info.discarded == 0
 
 
 def test_tail_edit_is_the_screen_recording_case(capsys: pytest.CaptureFixture[str]) -> None:
