@@ -15,7 +15,7 @@ from renderer.atomic import atomic_output
 from renderer.errors import InputError, MediaError
 from renderer.media.decode import iter_packets
 from renderer.media.encode import _AudioCarry
-from renderer.media.info import MediaInfo, _open_input, _video_stream, probe
+from renderer.media.info import MediaInfo, _open_input, _shift_wrapping, _video_stream, probe
 
 # --------------------------------------------------------------------------------------------
 # Concatenation (render-farm chunks)
@@ -355,13 +355,18 @@ def splice(src: Path | str, out: Path | str, parts: list[tuple[int, int, Path]],
             src_video = container.streams[info.video_index]
             for key, value in (metadata or {}).items():
                 dst.metadata[key] = value
-            if info.timecode:
-                dst.metadata["timecode"] = info.timecode
+            timecode = info.timecode
+            if timecode and fmt in ("mov", "mp4"):
+                # The muxer's tmcd track starts at movie time 0, and the copied video at its first pts
+                # (an empty edit when that is later): name the timecode at 0, so frame 0 keeps its own.
+                timecode = _shift_wrapping(timecode, -int(round(info.frame_time(0) * info.fps)), info.fps)
+            if timecode:
+                dst.metadata["timecode"] = timecode
             vout = dst.add_stream_from_template(src_video)
             vout.time_base = info.time_base
             vout.codec_context.framerate = info.fps  # mov writes its timecode track only with a rate
-            if info.timecode:
-                vout.metadata["timecode"] = info.timecode
+            if timecode:
+                vout.metadata["timecode"] = timecode
             if info.rotation:
                 vout.set_display_rotation(info.rotation)
             audio_map = {}

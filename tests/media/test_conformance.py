@@ -234,6 +234,22 @@ def test_timecode_of_frame_zero_follows_the_edit_list(name: str, frame0: str, tm
     assert out.timecode == media.shift_timecode(frame0, 3, info.fps)
 
 
+@pytest.mark.parametrize("name", ["timecode_cut.mov", "timecode_offset.mov"])
+def test_smart_render_keeps_the_timecode_of_frame_zero(name: str, model_dir: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """The copied video keeps its start offset and the written tmcd starts at movie time 0:
+    the timecode written is frame 0's moved back by that offset, so it reads back unchanged."""
+    path = corpus_file(name)
+    info = media.probe(path)
+    out = tmp_path / "out.mov"
+    code, stdout, err = cli(["swap", str(path), "--model", str(model_dir), "--out", str(out), "--frames", "14-15",
+                             "--json", "--no-progress", "--device", "cpu"], capsys)
+    assert code == 0, err
+    assert json.loads(stdout)["path"] == "smart"
+    back = media.probe(out)
+    assert (back.timecode, back.frame_time(0), back.frames) == (info.timecode, info.frame_time(0), info.frames)
+
+
 def _audio(path: Path) -> tuple[Fraction, np.ndarray]:
     """(start time of the first decoded sample, float64 (channels, n)) of the first audio stream."""
     with av.open(str(path)) as c:
