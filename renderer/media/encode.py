@@ -121,8 +121,8 @@ class VideoWriter:
     padded with silence where the source audio is shorter).
 
     field_order (`MediaInfo.field_order`: tt, bb, tb, bt) codes the pictures as interlaced
-    (H.264, ProRes and DNxHR code the fields; the field order is written to the stream and
-    the container, mov `fiel` / mkv FieldOrder). The encoders take which field comes first
+    (H.264 and ProRes code the fields; DNxHR and FFV1 code whole frames) and writes the field
+    order to the stream and the container (mov `fiel`, mkv FieldOrder). The encoders take which field comes first
     from each frame's own flags: decoded frames handed to `write_av` keep the source's.
     """
 
@@ -202,7 +202,9 @@ class VideoWriter:
             stream.set_display_rotation(self.rotation)
         if self.field_order:
             cc.field_order = _FIELD_ORDER_IDS[self.field_order]
-            if self.field_order != "progressive" and self.profile.encoder in ("libx264", "prores_ks", "dnxhd"):
+            # DNxHR profiles have no interlaced coding (FFmpeg refuses it); ffv1 codes frames whole: for
+            # both, the field order still goes to the stream and the container.
+            if self.field_order != "progressive" and self.profile.encoder in ("libx264", "prores_ks"):
                 cc.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
         self._stream = stream
         self._matrix, self._range = effective_color(self.color, self.width, self.height, self.pix_fmt)
