@@ -382,7 +382,7 @@ def check_writable(out: Path) -> None:
         os.close(fd)
         os.unlink(name)
     except OSError as err:
-        raise InputError(f"--out {out}: cannot write in {probe} ({err.strerror})") from err
+        raise InputError(f"--out {out}: cannot write into {probe}: {err.strerror}") from err
 
 
 @contextlib.contextmanager

@@ -376,7 +376,7 @@ def test_a_read_only_out_is_one_line_exit_2_and_nothing_is_written(
     with tmpfs(tmp_path / "ro", read_only=True) as ro:  # root writes through chmod 0555; a read-only mount stops it
         assert main(_cli(facesets, ro / "models" / "m")) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and f"--out {ro}/models/m: cannot write in {ro} (Read-only file system)" in err
+        assert err.count("\n") == 1 and f"--out {ro}/models/m: cannot write into {ro}: Read-only file system" in err
         assert list(ro.iterdir()) == []
     (tmp_path / "a-file").write_text("x")
     assert main(_cli(facesets, tmp_path / "a-file" / "m")) == 2
