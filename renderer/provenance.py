@@ -1,14 +1,17 @@
 """Provenance of every output: a synthetic-media label, a signed C2PA manifest, a local signing chain.
 
-The render and swap jobs call this module once per final file, after encoding:
+The render and swap jobs call this module once per output:
 
-    identity = resolve_signing_identity(preset.signing, os.environ, base_dir=preset_dir)
+    identity = resolve_signing_identity(preset.signing, os.environ, base_dir=preset_dir)  # checked: exit 2
     claim = claim_for_model(source, model_dir, swapped_ranges=[(0, 48)], preset_sha256=...)
-    # (or make_claim(source, model_name=..., identities=..., model_card_sha256=..., rights=..., ...))
-    writer = VideoWriter(tmp, ..., metadata=label_metadata(claim, signed=identity is not None))
-    ...                                     # encode, close
-    result = sign_media(final, claim, identity)
-    if result.warning: print(result.warning, file=sys.stderr)
+    with signed_output(final, claim, identity, source=source) as target:
+        writer = VideoWriter(target.tmp, ..., metadata=label_metadata(claim, signed=identity is not None))
+        ...                                 # encode, close
+    if target.result.warning: print(target.result.warning, file=sys.stderr)
+
+The identity is proven (key matches certificate, in date, a trial signature) when it is
+resolved, before any frame is decoded; the output is signed under its temporary name and
+renamed only once signed, so a final-named file is always signed when a key is configured.
 
 MP4/MOV/M4V/AVI get the manifest embedded (signed into a temporary sibling, renamed over the
 file). Containers C2PA cannot embed into (MXF among them) get a sidecar `<stem>.c2pa` beside
@@ -20,8 +23,11 @@ Frame ranges are half-open `(start, end)` output frame indices: `(0, 48)` is fra
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import datetime as dt
+import functools
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -109,7 +115,8 @@ def resolve_signing_identity(
                                  "environment", f"environment {ENV_CERT}/{ENV_KEY}")
     keys_dir = default_keys_dir(env)
     if (keys_dir / CHAIN_NAME).is_file() and (keys_dir / KEY_NAME).is_file():
-        return SigningIdentity(keys_dir / CHAIN_NAME, keys_dir / KEY_NAME, f"keys folder {keys_dir}")
+        return check_signing_identity(SigningIdentity(keys_dir / CHAIN_NAME, keys_dir / KEY_NAME,
+                                                      f"keys folder {keys_dir}"))
     return None
 
 
@@ -117,7 +124,57 @@ def _checked_identity(cert: Path, key: Path, origin: str, where: str) -> Signing
     for label, path in (("cert", cert), ("key", key)):
         if not path.is_file():
             raise InputError(f"{where}: {label} file {str(path)!r} does not exist")
-    return SigningIdentity(cert, key, origin)
+    return check_signing_identity(SigningIdentity(cert, key, origin))
+
+
+def check_signing_identity(identity: SigningIdentity) -> SigningIdentity:
+    """`identity`, once it has been shown to sign: PEM that parses, a key that belongs to the
+    first certificate, a certificate in date, and a trial signature the C2PA SDK accepts (it
+    refuses e.g. a self-signed or CA certificate as the signer). InputError (exit 2) otherwise.
+
+    Run before any frame is decoded, so a broken identity costs nothing and writes nothing,
+    instead of surfacing after the encode.
+    """
+    chain, key, alg = _load_signer_material(identity)
+    try:
+        _trial_sign(chain, key, alg)
+    except Exception as err:  # c2pa.C2paError and its typed children
+        raise InputError(f"signing identity from {identity.origin} ({identity.cert_chain_pem}): the C2PA SDK "
+                         f"will not sign with it: {_one_line(err)}") from err
+    return identity
+
+
+@functools.lru_cache(maxsize=8)
+def _trial_sign(chain: str, key: str, alg: str) -> None:
+    """Sign a tiny in-memory PNG (keyed by the PEM text itself, so a changed file is tried again)."""
+    import io
+
+    import c2pa
+    import cv2
+    import numpy as np
+
+    png = cv2.imencode(".png", np.zeros((2, 2, 3), np.uint8))[1].tobytes()
+    signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(alg, chain.encode("ascii"), key.encode("ascii"), None))
+    builder = c2pa.Builder({"claim_generator_info": [{"name": "doppel", "version": __version__}],
+                            "title": "doppel signing check", "assertions": [{"label": "c2pa.actions.v2", "data": {
+                                "actions": [{"action": "c2pa.created", "digitalSourceType": DIGITAL_SOURCE_TYPE}]}}]})
+    builder.sign(signer, "image/png", io.BytesIO(png), io.BytesIO())
+
+
+def identity_fingerprint(identity: SigningIdentity | None) -> dict[str, Any]:
+    """What a render's inputs hash records of its signing: signed or not, and the SHA-256 of the
+    signing certificate (DER), so a new or first key makes a re-run sign again."""
+    if identity is None:
+        return {"signed": False, "cert_sha256": None}
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    leaf = x509.load_pem_x509_certificates(identity.cert_chain_pem.read_bytes())[0]
+    return {"signed": True, "cert_sha256": hashlib.sha256(leaf.public_bytes(serialization.Encoding.DER)).hexdigest()}
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
 
 
 def _load_signer_material(identity: SigningIdentity) -> tuple[str, str, str]:
@@ -131,9 +188,11 @@ def _load_signer_material(identity: SigningIdentity) -> tuple[str, str, str]:
         key_bytes = identity.key_pem.read_bytes()
         certs = x509.load_pem_x509_certificates(chain_bytes)
         key = serialization.load_pem_private_key(key_bytes, password=None)
+        chain_bytes.decode("ascii"), key_bytes.decode("ascii")
     except (OSError, ValueError, TypeError) as err:
         raise InputError(f"signing identity from {identity.origin} ({identity.cert_chain_pem}, "
-                         f"{identity.key_pem}) is not a PEM certificate chain and unencrypted PEM key: {err}") from err
+                         f"{identity.key_pem}) is not a PEM certificate chain and unencrypted PEM key: "
+                         f"{_one_line(err)}") from err
     leaf = certs[0]
     pub = serialization.PublicFormat.SubjectPublicKeyInfo
     if leaf.public_key().public_bytes(serialization.Encoding.DER, pub) != key.public_key().public_bytes(
@@ -368,26 +427,31 @@ def _manifest_definition(claim: SwapClaim, title: str) -> dict[str, Any]:
 
 
 def sign_media(path: Path, claim: SwapClaim, identity: SigningIdentity | None,
-               source: Path | None = None) -> SignResult:
-    """Sign the finished file at `path` once, atomically.
+               source: Path | None = None, final: Path | None = None) -> SignResult:
+    """Sign the finished file at `path` once, atomically; `final` is the name it will be published
+    under (default `path`: sign in place). Callers that write new outputs use `signed_output`,
+    which signs the temporary file and renames only the signed result.
 
     MP4/MOV/M4V/AVI: the manifest is embedded by signing into a temporary sibling that is renamed
-    over `path`. Other containers (MXF): a sidecar `<stem>.c2pa` is written beside `path`.
+    over `path`. Other containers (MXF): a sidecar `<final stem>.c2pa` is written beside `final`.
     `source` (the original media, read only) becomes the `parentOf` ingredient; without it the
     ingredient is described by name only. `identity` None: nothing is signed and the result
-    carries the warning the caller must print.
+    carries the warning the caller must print. ProvenanceError (exit 1) when signing fails
+    (the SDK refuses, or the disk is full); `path` is then as it was and no temp file is left.
     """
     path = Path(path)
+    final = Path(final) if final is not None else path
     if not path.is_file():
         raise InputError(f"sign: media {str(path)!r} does not exist")
     if identity is None:
-        return SignResult(path, False, "none", warning=(
-            f"warning: {path.name} is NOT signed: no signing key configured (preset 'signing', "
+        return SignResult(final, False, "none", warning=(
+            f"warning: {final.name} is NOT signed: no signing key configured (preset 'signing', "
             f"{ENV_CERT}/{ENV_KEY}, or run 'doppel keys init'); it carries only the metadata label"))
     import c2pa
 
     chain, key, alg = _load_signer_material(identity)
-    definition = _manifest_definition(claim, path.name)
+    definition = _manifest_definition(claim, final.name)
+    step = "build the manifest"
     try:
         signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(alg, chain.encode("ascii"), key.encode("ascii"), None))
         ingredient = {"title": claim.source_name, "relationship": "parentOf"}
@@ -398,25 +462,67 @@ def sign_media(path: Path, claim: SwapClaim, identity: SigningIdentity | None,
             definition["ingredients"] = [{**ingredient, "format": _mime_guess(claim.source_name)}]
         builder = c2pa.Builder(definition)
         if source_mime is not None:
+            step = f"read the source {source} as the parent ingredient ({source_mime})"
             with open(source, "rb") as fh:  # type: ignore[arg-type]
                 builder.add_ingredient(ingredient, source_mime, fh)
         # EDIT intent makes the SDK add the c2pa.opened action pointing at the parent ingredient.
         builder.set_intent(c2pa.C2paBuilderIntent.EDIT)
         mime = EMBEDDED_FORMATS.get(path.suffix.lower())
+        step = f"write the signed {final.name}"
         if mime is not None:
             tmp = temp_path_for(path)
             try:
                 with open(path, "rb") as src, open(tmp, "wb") as dst:
                     builder.sign(signer, mime, src, dst)
+                    dst.flush()
+                    os.fsync(dst.fileno())  # a full disk shows here, not after the rename
                 os.replace(tmp, path)
             finally:
                 tmp.unlink(missing_ok=True)
-            return SignResult(path, True, "embedded", signer=_leaf_name(chain))
+            return SignResult(final, True, "embedded", signer=_leaf_name(chain))
         manifest = _sign_sidecar(builder, signer, path)
-        write_bytes_atomic(sidecar_path(path), manifest)
-        return SignResult(path, True, "sidecar", sidecar=sidecar_path(path), signer=_leaf_name(chain))
+        write_bytes_atomic(sidecar_path(final), manifest)
+        return SignResult(final, True, "sidecar", sidecar=sidecar_path(final), signer=_leaf_name(chain))
     except c2pa.C2paError as err:
-        raise ProvenanceError(f"sign {path}: the C2PA SDK refused: {err}") from err
+        raise ProvenanceError(f"sign {final}: the C2PA SDK could not {step}: {_one_line(err)}") from err
+    except OSError as err:
+        raise ProvenanceError(f"sign {final}: could not {step}: {err.strerror or err} "
+                              f"({err.filename or path.parent})") from err
+
+
+class SignedOutput:
+    """The temporary file an output is written to (`tmp`), and after the `with` block the signed
+    result (`result`). See `signed_output`."""
+
+    def __init__(self, final: Path) -> None:
+        self.final = Path(final)
+        self.tmp = temp_path_for(self.final)
+        self.result: SignResult | None = None
+
+
+@contextlib.contextmanager
+def signed_output(final: Path, claim: SwapClaim, identity: SigningIdentity | None,
+                  source: Path | None = None) -> Any:
+    """Write an output under a temporary name, sign it there, and only then rename it to `final`.
+
+        with signed_output(out, claim, identity, source=src) as target:
+            encode(..., target.tmp)          # the writer may itself write atomically to target.tmp
+        print(target.result.warning or "signed")
+
+    A failure while encoding or signing (or an interrupt) deletes the temporary file: no
+    unsigned file ever has the final name when an identity is configured, and a kill at any
+    point leaves at most a `.partial-` file that `atomic.remove_stale_partials` clears.
+    """
+    target = SignedOutput(final)
+    target.final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield target
+        if not target.tmp.is_file():
+            raise ProvenanceError(f"sign {target.final}: nothing was written to {target.tmp.name}")
+        target.result = sign_media(target.tmp, claim, identity, source=source, final=target.final)
+        os.replace(target.tmp, target.final)
+    finally:
+        target.tmp.unlink(missing_ok=True)
 
 
 def _mime_guess(name: str) -> str:
