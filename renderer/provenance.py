@@ -59,6 +59,8 @@ ENV_KEYS_DIR = "DOPPEL_KEYS_DIR"
 PRESET_SIGNING_KEYS = ("cert", "key")
 # A validation failure that says only "we do not know this signer": not tampering.
 _UNTRUSTED_CODES = frozenset({"signingCredential.untrusted"})
+# A signature made with a certificate that is now out of date: nothing was changed.
+_EXPIRED_CODES = frozenset({"signingCredential.expired"})
 
 
 # --------------------------------------------------------------------------- signing identity
@@ -584,7 +586,9 @@ def _leaf_name(chain_pem: str) -> str:
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """What `verify_media` found. `status`: "valid", "invalid" or "no_manifest".
+    """What `verify_media` found. `status`: "valid", "invalid", "expired" (intact, but the
+    signing certificate is out of date and no timestamp authority vouched for the time) or
+    "no_manifest".
 
     `trusted` is None when no trust list was given, else whether the signer chains to it.
     """
@@ -608,7 +612,7 @@ class VerifyResult:
 
     @property
     def exit_code(self) -> int:
-        """0 valid (and trusted, when a trust list was given), 1 invalid or untrusted, 2 no manifest."""
+        """0 valid (and trusted, when a trust list was given), 1 invalid, expired or untrusted, 2 no manifest."""
         if self.status == "no_manifest":
             return 2
         if self.status != "valid" or self.trusted is False:
@@ -651,10 +655,12 @@ def verify_media(path: Path, trust_pem: Path | None = None, manifest_path: Path 
     import c2pa
 
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"verify: {str(path)!r} is a folder; give a media file (verify one file at a time)")
     if not path.is_file():
         raise InputError(f"verify: media {str(path)!r} does not exist")
     if manifest_path is not None and not Path(manifest_path).is_file():
-        raise InputError(f"verify --manifest {str(manifest_path)!r} does not exist")
+        raise InputError(f"verify --manifest {str(manifest_path)!r} does not exist or is not a file")
     context = _reader_context(trust_pem)
     mime = EMBEDDED_FORMATS.get(path.suffix.lower())
     sidecar = Path(manifest_path) if manifest_path is not None else sidecar_path(path)
@@ -664,9 +670,13 @@ def verify_media(path: Path, trust_pem: Path | None = None, manifest_path: Path 
         return VerifyResult(path, "no_manifest", "none", messages=(
             f"{path.suffix or 'this file type'} cannot hold an embedded C2PA manifest and no sidecar "
             f"{sidecar.name} is beside it",))
+    if not use_sidecar and path.stat().st_size == 0:
+        return VerifyResult(path, "no_manifest", "none", messages=("the file is empty (0 bytes): no C2PA manifest",))
     try:
         with open(path, "rb") as fh:
             data = sidecar.read_bytes() if use_sidecar else None
+            if data is not None and not data:
+                return VerifyResult(path, "invalid", kind, messages=(f"the sidecar {sidecar} is empty (0 bytes)",))
             fmt = mime or "application/octet-stream"
             args = (fmt, fh, data) + ((context,) if context is not None else ())
             reader = c2pa.Reader.try_create(*args)
@@ -676,12 +686,18 @@ def verify_media(path: Path, trust_pem: Path | None = None, manifest_path: Path 
                 store = json.loads(reader.json())
                 state = reader.get_validation_state()
                 active = reader.get_active_manifest() or {}
-    except c2pa.C2paError as err:
-        return VerifyResult(path, "invalid", kind, messages=(f"the C2PA manifest could not be read: {err}",))
+        return _summarise(path, kind, store, state, active, trust_pem is not None)
+    except Exception as err:  # noqa: BLE001 - a corrupt manifest breaks the SDK (and its wrapper) in many ways
+        # c2pa.C2paError for most, but also KeyError (no active manifest in the store), ValueError
+        # (JSON), TypeError/AttributeError (a store of an unexpected shape): each is a manifest
+        # that cannot be trusted, reported in one line, never a traceback.
+        what = "C2PA SDK" if isinstance(err, c2pa.C2paError) else type(err).__name__
+        reason = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+        return VerifyResult(path, "invalid", kind, messages=(
+            f"the C2PA manifest is corrupt or unreadable ({what}: {_one_line(reason)})",))
     finally:
         if context is not None:
             context.close()
-    return _summarise(path, kind, store, state, active, trust_pem is not None)
 
 
 def _summarise(path: Path, kind: str, store: Mapping[str, Any], state: str | None,
@@ -690,12 +706,13 @@ def _summarise(path: Path, kind: str, store: Mapping[str, Any], state: str | Non
     failure_entries = list(results.get("failure") or [])
     if not results:  # older result shape: a flat validation_status list
         failure_entries = list(store.get("validation_status") or [])
-    tamper = [f for f in failure_entries if f.get("code") not in _UNTRUSTED_CODES]
+    tamper = [f for f in failure_entries if f.get("code") not in _UNTRUSTED_CODES | _EXPIRED_CODES]
     untrusted = any(f.get("code") in _UNTRUSTED_CODES for f in failure_entries)
+    expired = any(f.get("code") in _EXPIRED_CODES for f in failure_entries)
     # Without a trust list "untrusted" only means "not checked": a note, not a failure.
-    shown = failure_entries if trust_given else tamper
+    shown = failure_entries if trust_given else [f for f in failure_entries if f.get("code") not in _UNTRUSTED_CODES]
     failures = tuple(f"{f.get('code')}: {f.get('explanation', '')}" for f in shown)
-    status = "valid" if state in ("Valid", "Trusted") and not tamper else "invalid"
+    status = "invalid" if tamper else "expired" if expired else "valid" if state in ("Valid", "Trusted") else "invalid"
     trusted = (state == "Trusted" and not untrusted) if trust_given else None
     assertions = {a.get("label"): a.get("data") for a in active.get("assertions", [])}
     doppel = assertions.get(ASSERTION_LABEL) or {}
@@ -710,6 +727,9 @@ def _summarise(path: Path, kind: str, store: Mapping[str, Any], state: str | Non
     messages = []
     if status == "invalid":
         messages.append("the file or its manifest changed after signing, or the signature is broken")
+    elif status == "expired":
+        messages.append("the signing certificate has expired (no timestamp authority vouched for the signing "
+                        "time); the file and its manifest are unchanged")
     if trusted is False:
         messages.append("signer not in the given trust list")
     elif trusted is None and status == "valid":
