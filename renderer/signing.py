@@ -176,9 +176,12 @@ def load_signer_material(identity: SigningIdentity) -> tuple[str, str, str]:
                          f"{identity.cert_chain_pem} (the chain must list the signing certificate first)")
     now = dt.datetime.now(dt.timezone.utc)
     if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
-        raise InputError(f"signing certificate {identity.cert_chain_pem} is valid only from "
-                         f"{leaf.not_valid_before_utc:%Y-%m-%d} to {leaf.not_valid_after_utc:%Y-%m-%d}; "
-                         f"make a new one (doppel keys init --force) or configure another")
+        state = "expired on" if now > leaf.not_valid_after_utc else "is not valid before"
+        when = leaf.not_valid_after_utc if now > leaf.not_valid_after_utc else leaf.not_valid_before_utc
+        raise InputError(f"signing certificate {identity.cert_chain_pem} (from {identity.origin}) {state} "
+                         f"{when:%Y-%m-%d %H:%M} UTC (valid {leaf.not_valid_before_utc:%Y-%m-%d} to "
+                         f"{leaf.not_valid_after_utc:%Y-%m-%d}); make a new one (doppel keys init --force) "
+                         f"or configure another")
     if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in ("secp256r1", "secp384r1", "secp521r1"):
         alg = {"secp256r1": "es256", "secp384r1": "es384", "secp521r1": "es512"}[key.curve.name]
     elif isinstance(key, ed25519.Ed25519PrivateKey):

@@ -71,10 +71,10 @@ def test_expired_and_not_yet_valid_certificates_are_refused(tmp_path: Path) -> N
     now = dt.datetime.now(dt.timezone.utc)
     chain, key, _ = make_chain(tmp_path / "old", not_before=now - dt.timedelta(days=30),
                                not_after=now - dt.timedelta(days=1))
-    with pytest.raises(InputError, match="valid only from .* make a new one"):
+    with pytest.raises(InputError, match=r"expired on .* UTC \(valid .*\); make a new one"):
         prov.resolve_signing_identity(_preset(chain, key), {})
     chain, key, _ = make_chain(tmp_path / "future", not_before=now + dt.timedelta(days=1))
-    with pytest.raises(InputError, match="valid only from"):
+    with pytest.raises(InputError, match="is not valid before"):
         prov.resolve_signing_identity(_preset(chain, key), {})
 
 
