@@ -72,6 +72,7 @@ def clip_key(job: Any) -> str:
     source = inputs.get("source", {})
     inputs["source"] = {"name": Path(source.get("path", "")).name, "size": source.get("size")}
     inputs["segment_frames"] = SEGMENT_FRAMES
+    inputs.pop("signing", None)  # chunks are never signed (Publish signs): workers need no keys to match
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
 
