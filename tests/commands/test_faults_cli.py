@@ -143,6 +143,16 @@ def test_disk_full_while_signing_is_one_line_exit_1_and_leaves_nothing(tmp_path,
     assert list(out.parent.iterdir()) == []
 
 
+def test_disk_full_while_encoding_is_one_line_exit_1_and_leaves_nothing(tmp_path, long_clip, env):
+    with tmpfs(tmp_path / "small", size="256k") as small:
+        for codec, name in (("h264", "o.mp4"), ("prores_hq", "o.mov")):
+            done = doppel(["trim", long_clip, "--frames", "0-399", "--codec", codec, "--out", small / name,
+                           "--quiet"], env)
+            assert done.returncode == 1, done.stderr
+            assert "No space left on device" in one_line(done.stderr)
+            assert list(small.iterdir()) == []
+
+
 # ------------------------------------------------------------------ kills
 
 
