@@ -21,30 +21,10 @@ from renderer import provenance as prov
 from renderer.cli import main as cli_main
 from renderer.errors import InputError, ProvenanceError
 from tests.faults import fill_disk, make_chain, tmpfs
-from tests.test_provenance import encode
+# The signing fixtures (a local chain, a source clip, a claim) are test_provenance's own.
+from tests.test_provenance import claim, encode, identity, keys, source  # noqa: F401
 
 C2PA_UUID = bytes.fromhex("d8fec3d61b0e483c92975828877ec481")  # the C2PA manifest box of ISO BMFF
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> prov.LocalKeys:
-    return prov.init_keys(tmp_path_factory.mktemp("keys"), common_name="Fault Node")
-
-
-@pytest.fixture(scope="module")
-def identity(keys: prov.LocalKeys) -> prov.SigningIdentity:
-    return prov.SigningIdentity(keys.cert_chain, keys.key, "test")
-
-
-@pytest.fixture(scope="module")
-def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return encode(tmp_path_factory.mktemp("src") / "plate.mp4", "h264", frames=6)
-
-
-@pytest.fixture()
-def claim(source: Path) -> prov.SwapClaim:
-    return prov.make_claim(source, model_name="m", identities=["A", "B"], model_card_sha256="c" * 64,
-                           rights="consent on file", swapped_ranges=[(0, 3)])
 
 
 def _preset(chain: Path, key: Path) -> dict[str, str]:
@@ -99,18 +79,14 @@ def _encode_into(target: prov.SignedOutput, frames: int = 6) -> None:
     encode(target.tmp, "h264", frames=frames)
 
 
-def test_signed_output_renames_only_the_signed_file(tmp_path: Path, claim, identity, keys) -> None:
+def test_signed_output_renames_only_the_signed_file(tmp_path: Path, claim, identity, keys, source) -> None:
     out = tmp_path / "o.mp4"
-    with prov.signed_output(out, claim, identity, source=claim_source(claim, tmp_path)) as target:
+    with prov.signed_output(out, claim, identity, source=source) as target:
         _encode_into(target)
         assert not out.exists()  # encoded, not yet signed: nothing under the final name
     assert target.result is not None and target.result.signed and target.result.path == out
     assert prov.verify_media(out, trust_pem=keys.ca_cert).exit_code == 0
-    assert [p.name for p in tmp_path.iterdir() if p.name != "src.mp4"] == ["o.mp4"]
-
-
-def claim_source(claim: prov.SwapClaim, folder: Path) -> Path:
-    return encode(folder / "src.mp4", "h264", frames=6)
+    assert [p.name for p in tmp_path.iterdir()] == ["o.mp4"]
 
 
 def test_disk_full_while_signing_leaves_nothing(tmp_path: Path, claim, identity) -> None:
