@@ -89,6 +89,15 @@ def test_signed_output_renames_only_the_signed_file(tmp_path: Path, claim, ident
     assert [p.name for p in tmp_path.iterdir()] == ["o.mp4"]
 
 
+def test_signed_output_of_an_mxf_writes_the_sidecar_for_the_final_name(tmp_path: Path, claim, identity, keys) -> None:
+    out = tmp_path / "shot.mxf"
+    with prov.signed_output(out, claim, identity) as target:
+        encode(target.tmp, "dnxhr_hq", frames=2, size=(256, 144))
+    assert target.result is not None and target.result.sidecar == tmp_path / "shot.c2pa"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shot.c2pa", "shot.mxf"]
+    assert prov.verify_media(out, trust_pem=keys.ca_cert).exit_code == 0
+
+
 def test_disk_full_while_signing_leaves_nothing(tmp_path: Path, claim, identity) -> None:
     with tmpfs(tmp_path / "small", size="2m") as small:
         out = small / "o.mp4"
