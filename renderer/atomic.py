@@ -40,6 +40,13 @@ def _final_stem(final: Path) -> str:
     return m.group("stem") if m else final.stem
 
 
+def final_path_of(path: Path) -> Path:
+    """The output a temp file stands for (`.o.partial-…mp4` -> `o.mp4`); other paths unchanged."""
+    path = Path(path)
+    m = _PARTIAL.match(path.name)
+    return path.with_name(m.group("stem") + path.suffix) if m and not path.name.endswith(".d") else path
+
+
 def temp_path_for(final: Path) -> Path:
     """A unique hidden sibling of `final` with the same suffix (`.name.partial-<host>-<pid>-<id>.mp4`)."""
     final = Path(final)

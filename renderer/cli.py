@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 from renderer import __version__
 from renderer.errors import DoppelError
@@ -83,7 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"doppel {args.command}: error: {err}", file=sys.stderr)
         return err.exit_code
     except OSError as err:  # the disk filled, a folder went read-only mid-run: one line, not a traceback
-        where = f" {err.filename}" if err.filename else ""
+        from renderer.atomic import final_path_of
+
+        where = f" {final_path_of(Path(err.filename))}" if isinstance(err.filename, str) else ""
         print(f"doppel {args.command}: error: cannot write or read{where}: {err.strerror or err}; "
               f"nothing partial kept under a final name", file=sys.stderr)
         return 1

@@ -149,7 +149,8 @@ def test_disk_full_while_encoding_is_one_line_exit_1_and_leaves_nothing(tmp_path
             done = doppel(["trim", long_clip, "--frames", "0-399", "--codec", codec, "--out", small / name,
                            "--quiet"], env)
             assert done.returncode == 1, done.stderr
-            assert "No space left on device" in one_line(done.stderr)
+            line = one_line(done.stderr)
+            assert "No space left on device" in line and name in line, line
             assert list(small.iterdir()) == []
 
 
