@@ -111,15 +111,16 @@ def test_out_inside_a_file_is_one_line(tmp_path, clip, model_dir, capsys):
     assert blocker.read_bytes() == b"a file, not a folder"
 
 
-def test_existing_out_is_refused_without_force(tmp_path, clip, model_dir, env):
+def test_existing_out_is_refused_without_force(tmp_path, clip, model_dir, env, monkeypatch, capsys):
+    monkeypatch.setenv("DOPPEL_KEYS_DIR", env["DOPPEL_KEYS_DIR"])
     for command in (["trim", clip, "--frames", "0-3"], ["swap", clip, "--model", model_dir]):
         out = tmp_path / f"{command[0]}.mp4"
         out.write_bytes(b"last week's take")
-        done = doppel([*command, "--out", out], env)
-        assert done.returncode == 2 and "already exists; pass --force" in one_line(done.stderr)
+        assert main([str(a) for a in [*command, "--out", out]]) == 2
+        assert "already exists; pass --force" in one_line(capsys.readouterr().err)
         assert out.read_bytes() == b"last week's take"
-        done = doppel([*command, "--out", out, "--force", "--json"], env)
-        assert done.returncode == 0, done.stderr
+        assert main([str(a) for a in [*command, "--out", out, "--force", "--json"]]) == 0
+        capsys.readouterr()
         assert out.read_bytes() != b"last week's take"
 
 
