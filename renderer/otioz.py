@@ -34,6 +34,11 @@ def _work_name() -> Path:
     return Path(tempfile.gettempdir()) / "doppel-otioz"
 
 
+def unpacked_copy(path: Path) -> bool:
+    """True when `path` lies in a folder `unpack` made (media a bundle carries, not the user's files)."""
+    return any(p.name.startswith(f".{_work_name().name}.partial-") for p in Path(path).parents)
+
+
 def unpack(bundle: Path) -> Path:
     """Unpack `bundle` into a fresh private folder and return it (it holds `content.otio` and
     `media/`). InputError for a bundle that is not a zip, lacks content.otio, names a path

@@ -120,3 +120,26 @@ def test_a_member_outside_the_bundle_is_refused(tmp_path: Path) -> None:
     not_zip.write_bytes(b"PK\x03\x04 but not really")
     with pytest.raises(InputError, match="cannot read edit"):
         read_edit(not_zip)
+
+
+def test_farm_export_of_a_bundle_lists_no_temporary_copies(bundle: Path, tmp_path: Path) -> None:
+    """Workers unpack the bundle themselves: its unpacked media are not inputs of the job (they are
+    removed when the export ends), and every input the job lists exists afterwards."""
+    import yaml
+
+    from renderer import farm
+    from tests.test_render import PRESET, make_model
+
+    preset = tmp_path / "small.yaml"
+    preset.write_text(PRESET)
+    model = make_model(tmp_path / "model")
+    out = tmp_path / "job"
+    done = subprocess.run([sys.executable, "-m", "renderer.cli", "farm", "export", str(bundle), "--preset",
+                           str(preset), "--model", str(model), "--out", str(out)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assets = yaml.safe_load((out / farm.ASSET_REFERENCES).read_text())["assetReferences"]["inputs"]
+    assert str(bundle.resolve()) in assets["filenames"]
+    assert all(Path(p).exists() for p in assets["filenames"] + assets["directories"]), assets
+    values = yaml.safe_load((out / farm.PARAMETER_VALUES).read_text())["parameterValues"]
+    assert not any(".doppel-otioz." in str(v["value"]) for v in values), values
