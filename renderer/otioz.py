@@ -10,8 +10,10 @@ The unpacked size is capped before anything is written, so a small bundle cannot
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import tempfile
+import time
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -34,9 +36,19 @@ def _work_name() -> Path:
     return Path(tempfile.gettempdir()) / "doppel-otioz"
 
 
+def _unpack_root(path: Path) -> Path | None:
+    return next((p for p in Path(path).parents if p.name.startswith(f".{_work_name().name}.partial-")), None)
+
+
 def unpacked_copy(path: Path) -> bool:
     """True when `path` lies in a folder `unpack` made (media a bundle carries, not the user's files)."""
-    return any(p.name.startswith(f".{_work_name().name}.partial-") for p in Path(path).parents)
+    return _unpack_root(path) is not None
+
+
+def member_name(path: Path) -> str | None:
+    """`media/shot.mov` for a file `unpack` wrote (the same on every read of the bundle), else None."""
+    root = _unpack_root(path)
+    return Path(path).relative_to(root).as_posix() if root is not None else None
 
 
 def unpack(bundle: Path) -> Path:
@@ -68,7 +80,10 @@ def unpack(bundle: Path) -> Path:
             atexit.register(shutil.rmtree, folder, True)
             try:
                 for m in members:
-                    zf.extract(m, folder)  # the declared sizes bound the bytes: a longer member fails its CRC
+                    target = Path(zf.extract(m, folder))  # declared sizes bound the bytes: longer fails its CRC
+                    if not m.is_dir():  # the member's own date, so a re-read of the same bundle looks the same
+                        when = time.mktime((*m.date_time, 0, 0, -1))
+                        os.utime(target, (when, when))
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise

@@ -199,8 +199,13 @@ def _signing(preset: Preset, env: Mapping[str, str], base_dir: Path | None) -> A
 
 
 def _source_fingerprint(path: Path) -> dict[str, Any]:
+    from renderer.otioz import member_name
+
     st = path.stat()
-    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    # Media an .otioz carries is unpacked afresh on every run: name it by its place in the bundle.
+    member = member_name(path.resolve())
+    return {"path": f"otioz:{member}" if member else str(path.resolve()), "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns}
 
 
 def _name_times(mc: MarkedClip) -> tuple[str, str]:

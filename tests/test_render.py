@@ -294,7 +294,7 @@ def check_outputs(out: Path, edit: Path, plan_jobs, original) -> None:
                           for j in plan_jobs}, name
 
 
-@pytest.mark.parametrize("ext", [".otio", ".xml", ".edl"])
+@pytest.mark.parametrize("ext", [".otio", ".otioz", ".xml", ".edl"])
 def test_render_every_clip_frame_exact_and_resume(work, media, model, preset, env, capsys, ext):
     edit = edit_file(work, media, ext)
     out = work / f"render{ext}"
