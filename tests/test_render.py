@@ -96,6 +96,8 @@ def edit_file(work: Path, media: dict, ext: str, name: str = "cut") -> Path:
              ["01:00:00:08 GREEN FACESWAP COLOUR=RCT"]),
             ("B", "02:00:10:03", "02:00:10:18", "01:00:00:20", "01:00:01:11", str(media["B"][0]), []),
         ], NTSC)
+    if ext == ".otioz" and (folder / f"{name}.otioz").is_file():  # the otioz adapter never overwrites
+        return folder / f"{name}.otioz"
     if ext == ".fcpxml":  # the FCPXML writer cannot write 23.976 (its frameDuration): use 25 fps media
         tl, _ = standard_edit(make_media(work / "media25", Fraction(25)), Fraction(25), transition=False)
     else:
