@@ -26,7 +26,6 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
 import signal
 import threading
 import time
@@ -39,7 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from renderer.atomic import sha256_file
+from renderer.atomic import check_writable, sha256_file
 from renderer.augment import AugmentConfig, augment_batch, face_masks
 from renderer.errors import InputError, ModelError, TrainingError, closest
 from renderer.faceset import INDEX_NAME, Faceset, load_faceset
@@ -367,24 +366,6 @@ def train(cfg: TrainConfig, progress: bool = True, hooks: Sequence[StepHook] = (
         torch.set_num_threads(threads_before)
 
 
-def check_writable(out: Path) -> None:
-    """InputError (exit 2) when MODEL_DIR cannot be written: read-only, no permission, or a file in the
-    way. Probed with a temporary file in the nearest existing folder, which is removed: nothing is left."""
-    import tempfile
-
-    probe = out
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise InputError(f"--out {out}: {probe} is a file, not a folder")
-    try:
-        fd, name = tempfile.mkstemp(dir=probe, prefix=".doppel-write-test-")
-        os.close(fd)
-        os.unlink(name)
-    except OSError as err:
-        raise InputError(f"--out {out}: cannot write into {probe}: {err.strerror}") from err
-
-
 @contextlib.contextmanager
 def stop_between_iterations() -> Iterator[list[int]]:
     """While training, SIGINT and SIGTERM only ask the loop to stop (the list gets the signal number):
@@ -420,7 +401,7 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
     from tqdm import tqdm
 
     out = Path(cfg.out)
-    check_writable(out)
+    check_writable(out, "--out", is_dir=True)  # read-only, or a file in the way: exit 2 before any work
     fa, fb = open_facesets(Path(cfg.faceset_a), Path(cfg.faceset_b))
     device = pick_device(cfg.device)
 
