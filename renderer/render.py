@@ -28,8 +28,9 @@ Decisions:
   every re-run would cost more than it saves; the source SHA-256 is still computed for
   the provenance claim of every file rendered), the rendered and swapped ranges, the
   model card's SHA-256 and the weights' SHA-256 it records, the per-clip resolved preset
-  hash and the software version. The sidecar is written last, after the output landed
-  under its final name (atomically, by the writer) and was signed, so a kill at any point
+  hash, the software version, and whether (and with which certificate) the output is
+  signed, so a re-run after `doppel keys init` signs what went out unsigned. The sidecar is written last, after the output landed
+  under its final name (signed under its temporary name, then renamed), so a kill at any point
   leaves either a complete, recorded output or one that is rendered again.
 - A clip that fails is recorded as failed with its error; the other clips go on, the
   return edit covers the ones that rendered, and the job's exit status is 1.
@@ -54,7 +55,7 @@ from typing import Any
 import opentimelineio as otio
 
 from renderer import __version__
-from renderer.atomic import sha256_file, write_json_atomic
+from renderer.atomic import remove_stale_partials, sha256_file, write_json_atomic
 from renderer.errors import DoppelError, InputError, ModelError
 from renderer.presets import Preset, load_preset, preset_sha256
 from renderer.timeline import (
@@ -176,18 +177,22 @@ def _model_candidates(clip_preset: Preset, base: Preset, mc: MarkedClip, cli_mod
 
 def check_model(path: Path, origin: str) -> ModelRef:
     """A ModelRef for `path`; ModelError (exit 2) for a missing directory, card, rights or weights."""
+    from renderer.atomic import sha256_file
+    from renderer.checkpoint import model_files
     from renderer.model import WEIGHTS_NAME
-    from renderer.modelcard import card_sha256, load_model_card
+    from renderer.modelcard import CARD_NAME, read_model_card
 
     if not path.is_dir():
-        raise ModelError(f"model {path} (from {origin}) is not a directory (train one with `doppel train`)")
+        what = "is not a directory" if path.exists() else "does not exist"
+        raise ModelError(f"model {path} (from {origin}) {what} (train one with `doppel train`)")
     try:
-        card = load_model_card(path)
+        files = model_files(path)  # the current checkpoint, resolved once
+        card = read_model_card(files)
     except ModelError as err:
         raise ModelError(f"{err} (model from {origin})") from err
-    if not (path / WEIGHTS_NAME).is_file():
+    if not (files / WEIGHTS_NAME).is_file():
         raise ModelError(f"model {path} (from {origin}): {WEIGHTS_NAME} is missing")
-    return ModelRef(path.resolve(), origin, card_sha256(path), card.weights_sha256, tuple(card.identities))
+    return ModelRef(path.resolve(), origin, sha256_file(files / CARD_NAME), card.weights_sha256, tuple(card.identities))
 
 
 def _signing(preset: Preset, env: Mapping[str, str], base_dir: Path | None) -> Any:
@@ -198,8 +203,13 @@ def _signing(preset: Preset, env: Mapping[str, str], base_dir: Path | None) -> A
 
 
 def _source_fingerprint(path: Path) -> dict[str, Any]:
+    from renderer.otioz import member_name
+
     st = path.stat()
-    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    # Media an .otioz carries is unpacked afresh on every run: name it by its place in the bundle.
+    member = member_name(path.resolve())
+    return {"path": f"otioz:{member}" if member else str(path.resolve()), "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns}
 
 
 def _name_times(mc: MarkedClip) -> tuple[str, str]:
@@ -230,6 +240,7 @@ def plan_render(
     no model; ModelError (exit 2) for missing models or models without rights (all listed).
     """
     from renderer.media import check_output, resolve_codec, shift_timecode
+    from renderer.provenance import identity_fingerprint
 
     env = os.environ if env is None else env
     edit = Path(edit)
@@ -300,6 +311,7 @@ def plan_render(
             "model_card_sha256": ref.card_sha256,
             "weights_sha256": ref.weights_sha256,
             "preset_sha256": p_hash,
+            "signing": identity_fingerprint(identity),  # a first or new key makes the re-run sign
         }
         jobs.append(ClipJob(index, mc, clip_preset, p_hash, ref, first, last, output, tc, inputs, identity,
                             _preset_dir(base)))
@@ -421,13 +433,6 @@ def colour_tags(job: ClipJob, info: Any) -> Any:
                                                                             src.matrix, src.range))))
 
 
-def remove_stale_partials(output: Path) -> None:
-    """Delete `.x.partial-1234abcd.mov` leftovers of a killed render of `output` (we hold the
-    out-folder lock, so no other render is writing them)."""
-    for leftover in output.parent.glob(f".{output.stem}.partial-*{output.suffix}"):
-        leftover.unlink(missing_ok=True)
-
-
 @contextlib.contextmanager
 def out_dir_lock(out_dir: Path) -> Iterator[None]:
     """One render at a time per output folder (render.json and the outputs are shared).
@@ -454,11 +459,12 @@ def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int],
                 ) -> tuple[dict[str, Any], list[str]]:
     """Render, label and sign one job; return (render.json entry, warnings). Raises on failure.
 
-    The file lands under its final name only complete (swap writes atomically); it is signed
-    in place, then the `<output>.inputs.json` sidecar is written, which marks it done.
+    The file is encoded and signed under a temporary name and lands under its final name only
+    complete and signed (`provenance.signed_output`); then the `<output>.inputs.json` sidecar
+    is written, which marks it done.
     """
     from renderer.media import probe
-    from renderer.provenance import claim_for_model, label_metadata, sign_media
+    from renderer.provenance import claim_for_model, label_metadata, signed_output
     from renderer.swap import render_range, swap_settings
 
     mc = job.clip
@@ -468,15 +474,16 @@ def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int],
     claim = claim_for_model(mc.media_path, job.model.path, [(0, job.frames)], preset_sha256=job.preset_sha256,
                             source_sha256=source_sha256)
     started = time.monotonic()
-    stats = render_range(
-        mc.media_path, job.output, model_dir=job.model.path, settings=swap_settings(job.preset, base_dir=job.preset_dir),
-        first=job.first, last=job.last, swap_ranges=[(job.first, job.last)], codec=job.preset.output.codec,
-        pix_fmt=job.preset.output.pix_fmt, color=colour_tags(job, info),
-        metadata=label_metadata(claim, signed=job.signing is not None), audio=job.preset.output.audio != "none",
-        progress=progress,
-    )
-    render_s = time.monotonic() - started
-    signed = sign_media(job.output, claim, job.signing, source=mc.media_path)
+    with signed_output(job.output, claim, job.signing, source=mc.media_path) as target:
+        stats = render_range(
+            mc.media_path, target.tmp, model_dir=job.model.path, settings=swap_settings(job.preset, base_dir=job.preset_dir),
+            first=job.first, last=job.last, swap_ranges=[(job.first, job.last)], codec=job.preset.output.codec,
+            pix_fmt=job.preset.output.pix_fmt, color=colour_tags(job, info),
+            metadata=label_metadata(claim, signed=job.signing is not None), audio=job.preset.output.audio != "none",
+            progress=progress,
+        )
+        render_s = time.monotonic() - started
+    signed = target.result
     entry = job_summary(job)
     entry["source"]["sha256"] = source_sha256
     stats_json = stats.to_json()
@@ -491,7 +498,7 @@ def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int],
     entry["status"] = "ok"
     entry["error"] = None
     write_json_atomic(job.sidecar, {"inputs_sha256": job.inputs_sha256, "inputs": job.inputs, "entry": entry})
-    return entry, [signed.warning] if signed.warning else []
+    return entry, info.warnings() + ([signed.warning] if signed.warning else [])
 
 
 def rendered_clip(job: ClipJob) -> RenderedClip:

@@ -26,12 +26,9 @@ only red/green markers; AAF writing drops markers (fine for a return edit).
 from __future__ import annotations
 
 import copy
-import hashlib
-import os
+import math
 import re
 import shlex
-import shutil
-import tempfile
 import urllib.parse
 import urllib.request
 import zipfile
@@ -146,8 +143,8 @@ def read_edit(path: str | Path, *, edl_rate: Fraction | float | None = None) -> 
     """Read an edit through the OTIO adapter its extension names. Raises InputError.
 
     `edl_rate` is the frame rate of a CMX 3600 EDL (EDLs do not record one; default 24).
-    An `.otioz` bundle is unpacked under the temp folder and its media references made
-    absolute, so media resolve as for any other edit.
+    An `.otioz` bundle is unpacked into a private temporary folder (`renderer.otioz`) and its
+    media references made absolute, so media resolve as for any other edit.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -162,22 +159,16 @@ def read_edit(path: str | Path, *, edl_rate: Fraction | float | None = None) -> 
     if suffix == ".edl":
         kwargs["rate"] = float(edl_rate) if edl_rate else 24.0
     extracted: Path | None = None
-    if suffix == ".otioz":
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-        extracted = Path(tempfile.gettempdir()) / f"doppel-otioz-{digest}"
-        if not (extracted / "content.otio").is_file():  # else unpacked by an earlier read of these bytes
-            kwargs["extract_to_directory"] = tempfile.mkdtemp(prefix=".doppel-otioz-")
     try:
         if suffix == ".otioz":
-            if kwargs:
-                otio.adapters.read_from_file(str(path), adapter_name="otioz", **kwargs)
-                try:  # publish the unpacked bundle under its content hash in one rename
-                    os.replace(kwargs["extract_to_directory"], extracted)
-                except OSError:
-                    shutil.rmtree(kwargs["extract_to_directory"], ignore_errors=True)
+            from renderer.otioz import unpack  # a private folder per read, size-capped
+
+            extracted = unpack(path)
             timeline = otio.adapters.read_from_file(str(extracted / "content.otio"), adapter_name="otio_json")
         else:
             timeline = otio.adapters.read_from_file(str(path), adapter_name=ADAPTERS[suffix], **kwargs)
+    except InputError:
+        raise
     except (zipfile.BadZipFile, otio.exceptions.OTIOError, ValueError, KeyError, AttributeError,
             IndexError, TypeError, UnicodeDecodeError, OSError) as err:
         hint = (f" (EDLs carry no frame rate; it was read at {kwargs['rate']:g} fps: pass the edit's rate, "
@@ -197,6 +188,7 @@ def read_edit(path: str | Path, *, edl_rate: Fraction | float | None = None) -> 
         timeline = timelines[0]
     if not isinstance(timeline, otio.schema.Timeline):
         raise InputError(f"edit {path} holds a {type(timeline).__name__}, not a timeline")
+    check_rates(timeline, path)
     if suffix == ".edl" and timeline.global_start_time is None:
         # The adapter starts the track at 0 and forgets the record timecode of the first
         # event (Avid's are at 01:00:00:00): keep it, so record timecodes match the NLE.
@@ -212,6 +204,40 @@ def read_edit(path: str | Path, *, edl_rate: Fraction | float | None = None) -> 
                 if not Path(ref.target_url).is_absolute():
                     ref.target_url = str(extracted / ref.target_url)
     return timeline
+
+
+def check_rates(timeline: otio.schema.Timeline, path: Path) -> None:
+    """InputError naming the first time in the edit whose rate or value is not a finite number (rates also > 0).
+
+    OTIO reads `"rate": NaN` (and 0, or infinity) without complaint; frame arithmetic fails much later
+    (`round(nan)`, timecode of a NaN rate) with a traceback, so the edit is refused here, as it is read.
+    """
+    def bad(t: RationalTime | None) -> bool:
+        return t is not None and not (math.isfinite(t.rate) and t.rate > 0 and math.isfinite(t.value))
+
+    def check(t: RationalTime | None, what: str) -> None:
+        if bad(t):
+            assert t is not None
+            raise InputError(f"edit {path}: {what} is at rate {t.rate!r} (value {t.value!r}); a time needs a "
+                             f"frame rate that is a finite number > 0 and a finite value")
+
+    check(timeline.global_start_time, "the timeline's start time")
+    for item in timeline.find_children():
+        what = f"{type(item).__name__.lower()} '{item.name}'"
+        for field in ("source_range",):
+            span = getattr(item, field, None)
+            if span is not None:
+                check(span.start_time, f"the {field} start of {what}")
+                check(span.duration, f"the {field} duration of {what}")
+        for offset in ("in_offset", "out_offset"):  # transitions
+            check(getattr(item, offset, None), f"the {offset} of {what}")
+        for marker in getattr(item, "markers", None) or ():
+            check(marker.marked_range.start_time, f"marker '{marker.name}' of {what}")
+            check(marker.marked_range.duration, f"marker '{marker.name}' of {what}")
+        available = getattr(getattr(item, "media_reference", None), "available_range", None)
+        if available is not None:
+            check(available.start_time, f"the media's available_range of {what}")
+            check(available.duration, f"the media's available_range of {what}")
 
 
 def parse_marker_words(text: str, where: str) -> dict[str, str]:
