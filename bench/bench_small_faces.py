@@ -194,16 +194,19 @@ Left per frame that grows with frame area: the swapper's full-frame YUV -> RGB c
 search on every 16th frame).
 {MARK}
 """
-    out = Path(__file__).parent / "results" / "faces.md"
-    text = out.read_text() if out.is_file() else ""
-    if MARK in text:
-        head, _, rest = text.partition(MARK)
-        _, _, tail = rest.partition(MARK)
-        text = head + md.strip() + tail
+    write_section(Path(__file__).parent / "results" / "faces.md", MARK, md)
+    print(md)
+
+
+def write_section(path: Path, mark: str, md: str) -> None:
+    """Put `md` (which starts and ends with `mark`) in place of the file's section between two `mark`s, or append it."""
+    text = path.read_text() if path.is_file() else ""
+    if text.count(mark) >= 2:
+        head, _, rest = text.partition(mark)
+        text = head + md.strip() + rest.partition(mark)[2]
     else:
         text = text.rstrip() + "\n\n" + md
-    out.write_text(text)
-    print(md)
+    path.write_text(text)
 
 
 if __name__ == "__main__":

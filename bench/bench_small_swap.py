@@ -30,6 +30,9 @@ from renderer.faces import models
 from renderer.faceset import load_faceset
 from tests import face_data as F
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_small_faces import write_section  # noqa: E402
+
 MARK = "<!-- small-face swap -->"
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,14 +82,7 @@ default settings, {wall:.0f} s wall on the shared 2-core machine.
 | track stage, wall time on the shared machine (summary `seconds.track`; the CPU figure is in the table above) | {1000 * summary["seconds"]["track"] / n:.1f} ms / frame |
 {MARK}
 """
-    res = ROOT / "bench" / "results" / "faces.md"
-    text = res.read_text() if res.is_file() else ""
-    if text.count(MARK) >= 2:
-        head, _, rest = text.partition(MARK)
-        text = head + md.strip() + rest.partition(MARK)[2]
-    else:
-        text = text.rstrip() + "\n\n" + md
-    res.write_text(text)
+    write_section(ROOT / "bench" / "results" / "faces.md", MARK, md)
     print(md)
 
 
