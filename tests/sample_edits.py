@@ -126,7 +126,8 @@ def sample_edits(cache: Path = CACHE) -> Path:
 def sample_edit_files(cache: Path = CACHE) -> list[Path]:
     """Every edit file (.otio .xml .fcpxml .edl .aaf) of the five sdists' sample data, sorted."""
     root = sample_edits(cache)
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in ADAPTERS)
+    return sorted(p for dist, _ in SDISTS for p in (root / dist).rglob("*")
+                  if p.is_file() and p.suffix.lower() in ADAPTERS)
 
 
 def edit_id(path: Path) -> str:
@@ -452,22 +453,23 @@ def _mark_fcp7(path: Path, dst: Path, keys: set[str]) -> int:
     tree = ET.parse(path)
     files = {f.get("id"): f for f in tree.iter("file") if f.find("pathurl") is not None or f.find("name") is not None}
     marked = 0
-    for video in tree.iter("video"):
-        for item in video.iter("clipitem"):
-            file_el = item.find("file")
-            if file_el is None:
-                continue
-            full = files.get(file_el.get("id"), file_el)
-            url = full.findtext("pathurl") or ""
-            name = url_name(url) if url else f"{item.findtext('name') or ''}.mov"
-            if name not in keys or item.findtext("in") is None:
-                continue
-            marker = ET.SubElement(item, "marker")
-            ET.SubElement(marker, "comment").text = ""
-            ET.SubElement(marker, "name").text = MARK
-            ET.SubElement(marker, "in").text = item.findtext("in")
-            ET.SubElement(marker, "out").text = "-1"
-            marked += 1
+    items = [item for video in tree.iter("video") for track in video.findall("track")
+             for item in track.findall("clipitem")]
+    for item in items:
+        file_el = item.find("file")
+        if file_el is None:
+            continue
+        full = files.get(file_el.get("id"), file_el)
+        url = full.findtext("pathurl") or ""
+        name = url_name(url) if url else f"{item.findtext('name') or ''}.mov"
+        if name not in keys or item.findtext("in") is None:
+            continue
+        marker = ET.SubElement(item, "marker")
+        ET.SubElement(marker, "comment").text = ""
+        ET.SubElement(marker, "name").text = MARK
+        ET.SubElement(marker, "in").text = item.findtext("in")
+        ET.SubElement(marker, "out").text = "-1"
+        marked += 1
     tree.write(dst, encoding="UTF-8", xml_declaration=True)
     return marked
 
@@ -579,6 +581,21 @@ def _aaf_clips(segment: Any) -> list[tuple[int, int]]:
     return out
 
 
+def marked_clips(path: Path) -> set[str]:
+    """Names of the clips a marked edit marks, as its adapter reads it. For AAF, every clip of a
+    video track that carries a mark: Avid markers sit on the track (the adapter may attach them
+    to a neighbour, see NOTES-15), and this walk marks each clip of the track."""
+    names: set[str] = set()
+    for tl in read_timelines(path):
+        for track in tl.video_tracks():
+            clips = list(track.find_clips())
+            carrying = [c for c in clips if any((m.name or "").upper().startswith(MARK) for m in c.markers)]
+            if path.suffix.lower() == ".aaf" and carrying:
+                carrying = [c for c in clips if media_key(c) is not None]
+            names.update(c.name for c in carrying)
+    return names
+
+
 def mark_edit(path: Path, dst: Path, keys: set[str]) -> int:
     """Copy `path` to `dst` with a FACESWAP mark on every video clip whose media key is in `keys`,
     in the format's own syntax; returns how many marks were written."""
@@ -656,8 +673,11 @@ def _json_tail(text: str) -> dict[str, Any]:
 
 
 def _first_line(text: str) -> str:
-    lines = [x for x in text.strip().splitlines() if x.strip()]
-    return lines[0] if lines else ""
+    """The gist of a message for a report: its first line, and its last when it has more."""
+    lines = [x.strip() for x in text.strip().splitlines() if x.strip()]
+    if not lines:
+        return ""
+    return lines[0] if len(lines) == 1 else f"{lines[0]} [...] {lines[-1]}"
 
 
 def _refusals(summary: dict[str, Any], render_json: Path) -> dict[str, str]:
@@ -762,7 +782,10 @@ class Resolver:
 
 def check_return(original: dict[int, Picture], returned: dict[int, Picture], resolve: Resolver,
                  marked: set[str], refused: dict[str, str], *, only_where_returned: bool = False) -> tuple[int, list[str]]:
-    """Compare two composed pictures frame by frame; (frames compared, problem runs)."""
+    """Compare two composed pictures frame by frame; (frames compared, problem runs).
+
+    `marked`: names of the clips the editor marked; their layers must come from a rendered file
+    unless `refused` names them."""
     bad: list[tuple[int, Sequence[Ident], Sequence[Ident], str]] = []
     checked = 0
     for frame, want_layers in original.items():
@@ -784,7 +807,7 @@ def check_return(original: dict[int, Picture], returned: dict[int, Picture], res
                 continue
             if layer.clip in refused:
                 continue
-            if layer.key in marked:
+            if layer.clip in marked:
                 bad.append((frame, want, got, f"clip '{layer.clip}' is marked but the return shows its original "
                                               f"frames (not swapped, not refused)"))
     return checked, _runs(bad)
@@ -809,8 +832,10 @@ def walk_edit(path: Path, work: Path, model: Path, *, render: bool = True) -> Wa
     result.media = len(generated)
     edit_dir = work / "edit"
     marked_path = edit_dir / path.name
+    marked: set[str] = set()
     if timelines:
-        result.marks = mark_edit(path, marked_path, set(specs))
+        result.marks = mark_edit(path, marked_path, generated)
+        marked = marked_clips(marked_path)
     else:
         edit_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, marked_path)
@@ -877,7 +902,7 @@ def walk_edit(path: Path, work: Path, model: Path, *, render: bool = True) -> Wa
         edl = ret.suffix.lower() == ".edl"
         for n, (orig, tl) in enumerate(zip(pictures, back)):
             returned = compose(tl, ret)
-            checked, runs = check_return(orig, returned, resolve, generated, result.refused,
+            checked, runs = check_return(orig, returned, resolve, marked, result.refused,
                                          only_where_returned=edl)
             result.frames_checked += checked
             where = f"{ret.name}" + (f" timeline {n + 1}" if len(timelines) > 1 else "")
