@@ -1,0 +1,919 @@
+"""Conformance walk over edits other tools wrote: the OTIO adapters' own sample data.
+
+The source distributions of `opentimelineio` and its FCP7 XML, FCPXML, CMX 3600 and AAF
+adapters carry `tests/sample_data/`: edits written by Premiere, Resolve, Hiero, Final Cut
+Pro X, Avid Media Composer and by OTIO's authors. `sample_edits` fetches them through pip
+(`pip download --no-deps --no-binary <dist>`, one package at a time: `--no-binary :all:`
+would build the build tools from source too) and caches them under `.cache/otio_sample_edits/`.
+
+`walk_edit` takes one of them the way an editor would:
+
+1. read it with the real adapter and compose its picture: for every record frame, the
+   topmost enabled clip (gaps and disabled items are transparent), through nested stacks,
+   `LinearTimeWarp`/`FreezeFrame` and transitions (both sides of a dissolve), as OTIO
+   defines them; that gives every source frame the cut shows;
+2. generate media for each media reference: its rate, a start timecode and a length that
+   cover the reference's `available_range` and every frame the cut shows (96x54 frames; the
+   frame number painted top-left, a media id below it, read back by
+   `tests.media_factory.read_frame_number`);
+3. mark every video clip with media FACESWAP in the file's own syntax (see `mark_edit`);
+4. `doppel render --dry-run --json`, then `doppel render --json` with a real model;
+5. read both return edits (`.otio` and the input's own format) back through the adapters,
+   compose them, decode every rendered file's frames, and compare per record frame with the
+   original: the same media and source frame in every layer, and the layers of marked clips
+   coming from a rendered (synthetic) file unless Doppel refused that clip by name.
+
+The numbered media have no face, so every frame passes through the real swap stage
+unchanged; the painted numbers then prove which source frame the composed return picture
+shows (faces being swapped is `tests/test_render.py::test_render_swaps_a_real_face`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import re
+import shutil
+import tarfile
+import urllib.parse
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import opentimelineio as otio
+from opentimelineio.opentime import RationalTime as RT, TimeRange as TR
+
+from renderer.sample import SampleUnavailable, _pip_download, _publish, _staging
+from tests.media_factory import paint_frame, paint_number, read_frame_number
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".cache" / "otio_sample_edits"
+
+SDISTS: tuple[tuple[str, str], ...] = (
+    ("opentimelineio", "0.18.1"),
+    ("otio-fcp-adapter", "1.0.0"),
+    ("otio-fcpx-xml-adapter", "1.0.0"),
+    ("otio-cmx3600-adapter", "1.0.0"),
+    ("otio-aaf-adapter", "2.0.0"),
+)
+ADAPTERS = {".otio": "otio_json", ".xml": "fcp_xml", ".fcpxml": "fcpx_xml", ".edl": "cmx_3600", ".aaf": "AAF"}
+# EDLs record no rate. The sample EDLs are 24 fps except the one named for its rate.
+EDL_RATES = {"25fps.edl": Fraction(25)}
+MOVIE_SUFFIXES = {".mov", ".mp4", ".mxf", ".avi", ".mkv", ".m4v", ".mts", ".r3d", ".braw", ".dnx"}
+
+WIDTH, HEIGHT = 96, 54
+ID_ROW = 10  # the media id is painted as a second number strip from this row down
+HANDLE = 24  # media frames generated beyond the frames the cut shows, each side
+MAX_MEDIA_FRAMES = 3000  # longer references are generated over the span the cut uses only
+MARK = "FACESWAP"
+
+
+# --------------------------------------------------------------------------- fetching
+
+
+def _unavailable(reason: str) -> None:
+    import sys
+
+    if "pytest" in sys.modules:
+        import pytest
+
+        pytest.skip(f"OTIO sample edits unavailable: {reason}")
+    raise SampleUnavailable(reason)
+
+
+def sample_edits(cache: Path = CACHE) -> Path:
+    """`cache/<dist>/`: the `tests/sample_data/` folder of each sdist in SDISTS (pip download, no install)."""
+    cache = Path(cache)
+    for dist, version in SDISTS:
+        final = cache / dist
+        if final.is_dir():
+            continue
+        tmp = _staging(cache)
+        try:
+            spec = f"{dist}=={version}"
+            try:
+                _pip_download(["--no-binary", dist, spec], tmp, f"pip download {spec}")
+            except SampleUnavailable as err:
+                _unavailable(str(err))
+            sdists = sorted(tmp.glob("*.tar.gz"))
+            if not sdists:
+                _unavailable(f"pip download {spec} produced no sdist")
+            out = tmp / "out"
+            out.mkdir()
+            with tarfile.open(sdists[0]) as tf:
+                for m in tf.getmembers():
+                    parts = m.name.split("/")
+                    if m.isfile() and parts[1:3] == ["tests", "sample_data"] and len(parts) > 3:
+                        target = out.joinpath(*parts[3:])
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        src = tf.extractfile(m)
+                        if src is not None:
+                            target.write_bytes(src.read())
+            if not any(out.iterdir()):
+                _unavailable(f"{sdists[0].name} holds no tests/sample_data/")
+            _publish(out, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return cache
+
+
+def sample_edit_files(cache: Path = CACHE) -> list[Path]:
+    """Every edit file (.otio .xml .fcpxml .edl .aaf) of the five sdists' sample data, sorted."""
+    root = sample_edits(cache)
+    return sorted(p for dist, _ in SDISTS for p in (root / dist).rglob("*")
+                  if p.is_file() and p.suffix.lower() in ADAPTERS)
+
+
+def edit_id(path: Path) -> str:
+    """'otio-fcp-adapter/premiere_example.xml' for test ids and reports."""
+    return f"{path.parent.name}/{path.name}"
+
+
+def edl_rate(path: Path) -> Fraction | None:
+    return EDL_RATES.get(path.name, Fraction(24)) if path.suffix.lower() == ".edl" else None
+
+
+def read_timelines(path: Path) -> list[otio.schema.Timeline]:
+    """The timelines of an edit as the real adapter reads it (a collection may hold several)."""
+    kwargs: dict[str, Any] = {}
+    if path.suffix.lower() == ".edl":
+        kwargs["rate"] = float(edl_rate(path))
+    result = otio.adapters.read_from_file(str(path), adapter_name=ADAPTERS[path.suffix.lower()], **kwargs)
+    if isinstance(result, otio.schema.Timeline):
+        return [result]
+    return list(result.find_children(descended_from_type=otio.schema.Timeline))
+
+
+# --------------------------------------------------------------------------- composing
+
+
+@dataclass(frozen=True)
+class Layer:
+    """What one layer of the picture shows: `key` names the media (see `media_key`), `time` the
+    source time asked of it; `clip` names the clip for messages; `url` is the reference's target."""
+
+    key: str
+    time: RT
+    clip: str
+    url: str | None = None
+    unsupported: str | None = None  # a time effect this walk cannot compose, by name
+
+
+Picture = tuple[Layer, ...]  # () = nothing (black); 2 layers during a transition (outgoing, incoming)
+
+
+def ntsc(rate: float) -> Fraction:
+    """23.976 -> 24000/1001 and the other NTSC rates exactly; integral rates as they are."""
+    for base in (24, 30, 48, 60, 120):
+        if abs(rate - base * 1000 / 1001) < 2e-3:
+            return Fraction(base * 1000, 1001)
+    return Fraction(rate).limit_denominator(1001)
+
+
+def url_name(url: str) -> str:
+    """The file name of a media URL or path, Windows paths included."""
+    path = urllib.parse.unquote(urllib.parse.urlparse(url).path if "://" in url else url)
+    return re.split(r"[\\/]", path)[-1]
+
+
+def media_key(clip: otio.schema.Clip) -> str | None:
+    """The generated media file name standing for `clip`'s media, None for generators.
+
+    An external reference: its file name. A missing reference (EDL events without a path,
+    OTIO files with media offline): the clip name with `.mov`, as an editor relinks by name.
+    """
+    ref = clip.media_reference
+    if isinstance(ref, otio.schema.ExternalReference) and ref.target_url:
+        return url_name(ref.target_url)
+    if isinstance(ref, otio.schema.ImageSequenceReference):
+        return f"{ref.name_prefix}#{ref.name_suffix}"
+    if ref is None or isinstance(ref, otio.schema.MissingReference):
+        return f"{clip.name}.mov" if clip.name else None
+    return None
+
+
+def _warp(item: otio.core.Item, offset: RT) -> tuple[RT, str | None]:
+    """The item-local offset after its time effects, and the name of one that cannot be composed."""
+    for effect in item.effects:
+        if isinstance(effect, otio.schema.LinearTimeWarp):  # FreezeFrame is one with scalar 0
+            offset = RT(offset.value * effect.time_scalar, offset.rate)
+        elif isinstance(effect, otio.schema.TimeEffect):
+            return offset, f"time effect '{effect.effect_name or effect.name or type(effect).__name__}'"
+    return offset, None
+
+
+def _item_at(item: otio.core.Composable, offset: RT) -> Picture | None:
+    """The picture `item` shows `offset` after its record start; None when it is transparent."""
+    if isinstance(item, otio.schema.Gap) or not getattr(item, "enabled", True):
+        return None
+    local, unsupported = _warp(item, offset)
+    start = item.trimmed_range().start_time
+    if isinstance(item, otio.schema.Clip):
+        key = media_key(item)
+        if key is None:
+            ref = item.media_reference
+            kind = getattr(ref, "generator_kind", "") or type(ref).__name__
+            key = f"generator:{kind}:{item.name}"
+        url = getattr(item.media_reference, "target_url", None)
+        return (Layer(key, start + local, item.name, url, unsupported),)
+    if isinstance(item, otio.schema.Stack):
+        return _stack_at(item, start + local)
+    if isinstance(item, otio.schema.Track):
+        return _track_at(item, start + local)
+    return None
+
+
+def _track_at(track: otio.schema.Track, t: RT) -> Picture | None:
+    children = list(track)
+    for i, child in enumerate(children):
+        if isinstance(child, otio.schema.Transition):
+            span = track.range_of_child_at_index(i)
+            if span.start_time <= t < span.end_time_exclusive() and 0 < i < len(children) - 1:
+                out_item, in_item = children[i - 1], children[i + 1]
+                a = _item_at(out_item, t - track.range_of_child_at_index(i - 1).start_time) or ()
+                b = _item_at(in_item, t - track.range_of_child_at_index(i + 1).start_time) or ()
+                return a + b
+    for i, child in enumerate(children):
+        if isinstance(child, otio.schema.Transition):
+            continue
+        span = track.range_of_child_at_index(i)
+        if span.start_time <= t < span.end_time_exclusive():
+            return _item_at(child, t - span.start_time)
+    return None
+
+
+def _stack_at(stack: otio.schema.Stack, t: RT) -> Picture | None:
+    for child in reversed(list(stack)):  # the last track is on top
+        if not getattr(child, "enabled", True):
+            continue
+        if isinstance(child, otio.schema.Track) and child.kind != otio.schema.TrackKind.Video:
+            continue
+        pic = _item_at(child, t) if not isinstance(child, otio.schema.Track) else _track_at(
+            child, child.trimmed_range().start_time + t)
+        if pic is not None:
+            return pic
+    return None
+
+
+def record_origin(timeline: otio.schema.Timeline, path: Path) -> int:
+    """Record frame of the timeline's start: its global start time, or for an EDL the first event's
+    record timecode (the cmx_3600 reader starts the track at 0 and drops it)."""
+    rate = timeline_rate(timeline)
+    if path.suffix.lower() == ".edl":
+        starts = [otio.opentime.from_timecode(m.group(1), float(rate)).value
+                  for m in _EDL_EVENT.finditer(path.read_text(encoding="utf-8", errors="replace"))]
+        return round(min(starts)) if starts else 0
+    if timeline.global_start_time is not None:
+        return round(timeline.global_start_time.value_rescaled_to(float(rate)))
+    return 0
+
+
+def timeline_rate(timeline: otio.schema.Timeline) -> Fraction:
+    if timeline.global_start_time is not None:
+        return ntsc(timeline.global_start_time.rate)
+    return ntsc(timeline.duration().rate)
+
+
+def compose(timeline: otio.schema.Timeline, path: Path) -> dict[int, Picture]:
+    """{absolute record frame: picture} over the whole timeline, topmost enabled video layer."""
+    rate = timeline_rate(timeline)
+    origin = record_origin(timeline, path)
+    frames = round(timeline.duration().value_rescaled_to(float(rate)))
+    stack = timeline.tracks
+    out: dict[int, Picture] = {}
+    for r in range(frames):
+        t = RT(r, float(rate))
+        pic: Picture | None = None
+        for track in reversed(list(stack)):
+            if track.kind != otio.schema.TrackKind.Video or not track.enabled:
+                continue
+            pic = _track_at(track, t)
+            if pic is not None:
+                break
+        out[origin + r] = pic or ()
+    return out
+
+
+# --------------------------------------------------------------------------- media
+
+
+@dataclass
+class MediaSpec:
+    """A generated movie: `frames` frames at `rate`, frame 0 at timecode count `start`."""
+
+    name: str
+    media_id: int
+    rate: Fraction
+    start: int
+    frames: int
+    path: Path | None = None  # None: not generated (a still or image sequence this walk cannot write)
+
+    def frame_of(self, time: RT) -> int:
+        """The media frame (0-based) a source time shows, NLE-style: by timecode count, rounded down."""
+        return math.floor(time.value_rescaled_to(float(self.rate)) + 1e-6) - self.start
+
+
+def _reference_ranges(timelines: Sequence[otio.schema.Timeline]) -> dict[str, list[tuple[Fraction, TR | None]]]:
+    refs: dict[str, list[tuple[Fraction, TR | None]]] = {}
+    for tl in timelines:
+        for track in tl.video_tracks():
+            for clip in track.find_clips():
+                key = media_key(clip)
+                if key is None:
+                    continue
+                avail = getattr(clip.media_reference, "available_range", None)
+                rate = ntsc(avail.start_time.rate if avail is not None else clip.trimmed_range().start_time.rate)
+                refs.setdefault(key, []).append((rate, avail))
+    return refs
+
+
+def media_specs(timelines: Sequence[otio.schema.Timeline], pictures: Iterable[dict[int, Picture]]) -> dict[str, MediaSpec]:
+    """One MediaSpec per media key: the reference's rate, covering its available_range when short
+    enough and every frame the composed cut shows, HANDLE frames more each side."""
+    refs = _reference_ranges(timelines)
+    shown: dict[str, list[int]] = {}
+    rates = {key: entries[0][0] for key, entries in refs.items()}
+    for pic in pictures:
+        for layers in pic.values():
+            for layer in layers:
+                if layer.key in rates:
+                    shown.setdefault(layer.key, []).append(
+                        math.floor(layer.time.value_rescaled_to(float(rates[layer.key])) + 1e-6))
+    specs: dict[str, MediaSpec] = {}
+    for n, key in enumerate(sorted(refs), start=1):
+        rate = rates[key]
+        used = shown.get(key, [])
+        avails = [a for _, a in refs[key] if a is not None]
+        a_lo = min((round(a.start_time.value_rescaled_to(float(rate))) for a in avails), default=None)
+        a_hi = max((round(a.end_time_exclusive().value_rescaled_to(float(rate))) for a in avails), default=None)
+        if a_lo is not None and a_hi is not None and (a_hi - a_lo <= MAX_MEDIA_FRAMES or not used):
+            # the reference as the edit states it, widened only where the cut shows frames outside it
+            lo = min([a_lo] + used)
+            hi = max([min(a_hi, a_lo + MAX_MEDIA_FRAMES)] + [u + 1 for u in used])
+        elif used:
+            lo, hi = min(used) - HANDLE, max(used) + 1 + HANDLE
+        else:
+            continue
+        lo = max(0, lo)
+        specs[key] = MediaSpec(key, n, rate, lo, max(1, hi - lo))
+    return specs
+
+
+def write_media(spec: MediaSpec, folder: Path) -> MediaSpec:
+    """Write `spec` as an H.264 movie (MOV when the name is not a movie container) with a timecode
+    track at `spec.start`; frame i shows number i and the media id. Stills are not written."""
+    name = Path(spec.name)
+    if name.suffix.lower() not in MOVIE_SUFFIXES and name.suffix:
+        return spec  # a still (.exr, .dpx, .png...) or image sequence: left to Doppel to refuse by name
+    target = folder / spec.name
+    suffix = name.suffix.lower()
+    container = {".mov": "mov", ".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska"}.get(suffix, "mov")
+    tc = otio.opentime.to_timecode(RT(spec.start, float(spec.rate)), float(spec.rate), drop_frame=False)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.partial")
+    with av.open(str(tmp), "w", format=container) as out:
+        out.metadata["timecode"] = tc
+        vs = out.add_stream("libx264", rate=spec.rate, options={"preset": "ultrafast", "crf": "12",
+                                                                "x264-params": "bframes=0:scenecut=0"})
+        vs.width, vs.height, vs.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        vs.metadata["timecode"] = tc
+        vs.codec_context.time_base = 1 / spec.rate
+        for i in range(spec.frames):
+            rgb = paint_frame(i, WIDTH, HEIGHT)
+            paint_number(rgb[ID_ROW:], spec.media_id)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = i
+            for packet in vs.encode(frame):
+                out.mux(packet)
+        for packet in vs.encode():
+            out.mux(packet)
+    tmp.replace(target)
+    spec.path = target
+    return spec
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A media file's frames as painted: (media id, frame number) per decoded frame; `origin` is the
+    timecode count of frame 0 at `rate`."""
+
+    rate: Fraction
+    origin: int
+    frames: tuple[tuple[int, int], ...]
+
+
+def decode_painted(path: Path) -> Decoded:
+    """Read every frame's painted (media id, number) and the file's start timecode, with plain PyAV."""
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        rate = Fraction(s.average_rate or s.guessed_rate)
+        tc = s.metadata.get("timecode") or c.metadata.get("timecode")
+        frames = []
+        for f in c.decode(s):
+            rgb = f.to_ndarray(format="rgb24")
+            frames.append((read_frame_number(rgb[ID_ROW:]), read_frame_number(rgb)))
+    rate = ntsc(float(rate))
+    origin = round(otio.opentime.from_timecode(tc, float(rate)).value) if tc else 0
+    return Decoded(rate, origin, tuple(frames))
+
+
+# --------------------------------------------------------------------------- marking
+
+
+_EDL_EVENT = re.compile(r"^\s*\d+\s+\S+\s+\S+\s+\S+(?:\s+\d+)?\s+\S+\s+\S+\s+(\d\d:\d\d:\d\d[:;]\d\d)\s+\S+\s*$",
+                        re.MULTILINE)
+_EDL_LINE = re.compile(r"^\s*(\d+)\s+(\S+)\s+(\S+)\s+(\S+)(?:\s+(\d+))?\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*$")
+
+
+def _mark_otio(path: Path, dst: Path, keys: set[str]) -> int:
+    tl = otio.adapters.read_from_file(str(path), adapter_name="otio_json")
+    timelines = [tl] if isinstance(tl, otio.schema.Timeline) else list(
+        tl.find_children(descended_from_type=otio.schema.Timeline))
+    marked = 0
+    for t in timelines:
+        for track in t.video_tracks():
+            for clip in track.find_clips():
+                if media_key(clip) in keys:
+                    start = clip.trimmed_range().start_time
+                    clip.markers.append(otio.schema.Marker(name=MARK, marked_range=TR(start, RT(0, start.rate)),
+                                                           color=otio.schema.MarkerColor.RED))
+                    marked += 1
+    otio.adapters.write_to_file(tl, str(dst), adapter_name="otio_json")
+    return marked
+
+
+def _mark_fcp7(path: Path, dst: Path, keys: set[str]) -> int:
+    """A point `<marker>` at the clipitem's own `<in>` (FCP7 clip markers count media frames, like in/out)."""
+    tree = ET.parse(path)
+    files = {f.get("id"): f for f in tree.iter("file") if f.find("pathurl") is not None or f.find("name") is not None}
+    marked = 0
+    items = [item for video in tree.iter("video") for track in video.findall("track")
+             for item in track.findall("clipitem")]
+    for item in items:
+        file_el = item.find("file")
+        if file_el is None:
+            continue
+        full = files.get(file_el.get("id"), file_el)
+        url = full.findtext("pathurl") or ""
+        name = url_name(url) if url else f"{item.findtext('name') or ''}.mov"
+        if name not in keys or item.findtext("in") is None:
+            continue
+        marker = ET.SubElement(item, "marker")
+        ET.SubElement(marker, "comment").text = ""
+        ET.SubElement(marker, "name").text = MARK
+        ET.SubElement(marker, "in").text = item.findtext("in")
+        ET.SubElement(marker, "out").text = "-1"
+        marked += 1
+    tree.write(dst, encoding="UTF-8", xml_declaration=True)
+    return marked
+
+
+def _mark_fcpx(path: Path, dst: Path, keys: set[str]) -> int:
+    """A one-frame `<marker>` at each video clip's own start (FCP X markers always last one frame)."""
+    tree = ET.parse(path)
+    root = tree.getroot()
+    assets = {a.get("id"): a for a in root.iter("asset")}
+    formats = {f.get("id"): f.get("frameDuration") for f in root.iter("format")}
+    marked = 0
+    for seq in root.iter("sequence"):
+        frame = formats.get(seq.get("format")) or "1/24s"
+        # the <video> inside a <clip> is the clip's media: the clip carries the marker
+        inner_videos = {v for c in seq.iter("clip") for v in c if v.tag == "video"}
+        for el in seq.iter():
+            if el.tag not in ("asset-clip", "clip", "video"):
+                continue
+            ref = el.get("ref") or next((v.get("ref") for v in el.iter("video")), None)
+            asset = assets.get(ref)
+            if asset is None:
+                continue
+            src = asset.get("src") or next((m.get("src") for m in asset.iter("media-rep")), "") or ""
+            if url_name(src) not in keys or el in inner_videos:
+                continue
+            marker = ET.SubElement(el, "marker", start=el.get("start", "0s"), duration=frame, value=MARK)
+            marker.tail = "\n"
+            marked += 1
+    tree.write(dst, encoding="UTF-8", xml_declaration=True)
+    return marked
+
+
+def _mark_edl(path: Path, dst: Path) -> int:
+    """`* LOC: <record in> RED FACESWAP` after each video event that shows a clip."""
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    out: list[str] = []
+    marked = 0
+    pending: str | None = None
+    for line in lines:
+        m = _EDL_LINE.match(line)
+        if m and m.group(1).isdigit():
+            if pending:
+                out.append(pending)
+                marked += 1
+            pending = None
+            track, rec_in, rec_out = m.group(3), m.group(8), m.group(9)
+            if track.upper().startswith("V") and rec_in != rec_out:
+                pending = f"* LOC: {rec_in} RED     {MARK}"
+        out.append(line)
+    if pending:
+        out.append(pending)
+        marked += 1
+    dst.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return marked
+
+
+def _mark_aaf(path: Path, dst: Path) -> int:
+    """Avid's own marker: a DescriptiveMarker (Length 0) in an EventMobSlot of the composition,
+    on the picture slot's physical track, at each clip's record position (written with pyaaf2,
+    the library the AAF adapter reads with). Only top-level picture sequences are marked."""
+    import aaf2
+
+    shutil.copyfile(path, dst)
+    marked = 0
+    with aaf2.open(str(dst), "rw") as f:
+        try:
+            f.dictionary.lookup_datadef("DescriptiveMetadata")
+        except Exception:  # pyaaf2 raises bare Exception: files without markers lack the definition
+            f.dictionary.register_def(f.create.DataDef("01030201-1000-0000-060e-2b3404010101",
+                                                       "DescriptiveMetadata", "Descriptive Metadata"))
+        for mob in f.content.toplevel():
+            picture = [s for s in mob.slots if s.media_kind == "Picture" and hasattr(s.segment, "components")]
+            next_id = max((s.slot_id for s in mob.slots), default=0) + 1
+            for slot in picture:
+                track_number = slot["PhysicalTrackNumber"].value if "PhysicalTrackNumber" in slot.keys() else 1
+                events = f.create.EventMobSlot()
+                events.edit_rate = slot.edit_rate
+                events.slot_id = next_id
+                next_id += 1
+                events["PhysicalTrackNumber"].value = track_number
+                seq = f.create.Sequence(media_kind="DescriptiveMetadata")
+                for position, _ in _aaf_clips(slot.segment):
+                    marker = f.create.DescriptiveMarker()
+                    marker["Position"].value = position
+                    marker["Length"].value = 0
+                    marker["Comment"].value = MARK
+                    marker["CommentMarkerColor"].value = {"red": 41471, "green": 12134, "blue": 6564}
+                    marker["DescribedSlots"].value = {slot.slot_id}
+                    seq.components.append(marker)
+                    marked += 1
+                events.segment = seq
+                mob.slots.append(events)
+    return marked
+
+
+def _aaf_clips(segment: Any) -> list[tuple[int, int]]:
+    """(record position, length) of each clip along a top-level picture sequence."""
+    out: list[tuple[int, int]] = []
+    pos = 0
+    for comp in segment.components:
+        length = int(comp.length or 0)
+        kind = type(comp).__name__
+        if kind == "Transition":
+            pos -= length
+            continue
+        if kind in ("SourceClip", "OperationGroup", "Selector", "EssenceGroup"):
+            out.append((pos, length))
+        pos += length
+    return out
+
+
+def marked_clips(path: Path) -> set[str]:
+    """Names of the clips a marked edit marks, as its adapter reads it. For AAF, every clip of a
+    video track that carries a mark: Avid markers sit on the track (the adapter may attach them
+    to a neighbour, see NOTES-15), and this walk marks each clip of the track."""
+    names: set[str] = set()
+    for tl in read_timelines(path):
+        for track in tl.video_tracks():
+            clips = list(track.find_clips())
+            carrying = [c for c in clips if any((m.name or "").upper().startswith(MARK) for m in c.markers)]
+            if path.suffix.lower() == ".aaf" and carrying:
+                carrying = [c for c in clips if media_key(c) is not None]
+            names.update(c.name for c in carrying)
+    return names
+
+
+def mark_edit(path: Path, dst: Path, keys: set[str]) -> int:
+    """Copy `path` to `dst` with a FACESWAP mark on every video clip whose media key is in `keys`,
+    in the format's own syntax; returns how many marks were written."""
+    suffix = path.suffix.lower()
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".otio":
+        return _mark_otio(path, dst, keys)
+    if suffix == ".xml":
+        return _mark_fcp7(path, dst, keys)
+    if suffix == ".fcpxml":
+        return _mark_fcpx(path, dst, keys)
+    if suffix == ".edl":
+        return _mark_edl(path, dst)
+    if suffix == ".aaf":
+        return _mark_aaf(path, dst)
+    raise ValueError(f"no marking for {suffix}")
+
+
+# --------------------------------------------------------------------------- the walk
+
+
+def run_doppel(args: Sequence[str | Path]) -> tuple[int, str, str]:
+    """`doppel ARGS` in this process: (exit status, stdout, stderr)."""
+    from renderer.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse
+            code = int(exc.code or 0)
+    return code, out.getvalue(), err.getvalue()
+
+
+PRESET = """\
+description: conformance walk over the OTIO sample edits; small and fast
+handles: 3
+detect_every: 1
+output:
+  codec: h264
+  container: mp4
+  audio: none
+  name: "{clip}_{track}_{index}.doppel"
+"""
+
+
+@dataclass
+class WalkResult:
+    """What happened to one sample edit. `problems` empty = the issue's goal holds for it."""
+
+    edit: str
+    marks: int = 0
+    media: int = 0
+    dry_run: tuple[int, str] = (0, "")
+    render: tuple[int, str] = (0, "")
+    summary: dict[str, Any] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)  # clip name -> one-line reason
+    frames_checked: int = 0
+    problems: list[str] = field(default_factory=list)
+    note: str = ""
+
+    def line(self) -> str:
+        state = "OK" if not self.problems else f"{len(self.problems)} problem(s)"
+        return f"{self.edit}: {state}; marks {self.marks}, media {self.media}, frames {self.frames_checked}"
+
+
+def _json_tail(text: str) -> dict[str, Any]:
+    start = text.find("{")
+    if start < 0:
+        return {}
+    try:
+        return json.loads(text[start:])
+    except ValueError:
+        return {}
+
+
+def _first_line(text: str) -> str:
+    """The gist of a message for a report: its first line, and its last when it has more."""
+    lines = [x.strip() for x in text.strip().splitlines() if x.strip()]
+    if not lines:
+        return ""
+    return lines[0] if len(lines) == 1 else f"{lines[0]} [...] {lines[-1]}"
+
+
+def _refusals(summary: dict[str, Any], render_json: Path) -> dict[str, str]:
+    """Clips Doppel refused by name: render.json entries with status 'refused' (or 'skipped' with a reason)."""
+    out: dict[str, str] = {}
+    try:
+        record = json.loads(render_json.read_text("utf-8"))
+    except (OSError, ValueError):
+        record = {}
+    for entry in record.get("clips", []) + list(summary.get("refused", []) if isinstance(summary.get("refused"), list) else []):
+        if not isinstance(entry, dict):
+            continue
+        status = entry.get("status")
+        reason = entry.get("reason") or entry.get("error") or entry.get("note") or ""
+        if status == "refused" or (status == "skipped" and entry.get("reason")):
+            out[str(entry.get("clip"))] = str(reason)
+    return out
+
+
+Ident = tuple[str, int, bool] | str  # (media name, media frame, from a rendered file?) or what went wrong
+
+
+def _shape(idents: Sequence[Ident]) -> tuple[Any, ...]:
+    """What must stay equal along a run of mismatching frames: names and flags, not frame numbers."""
+    return tuple(i if isinstance(i, str) else (i[0], i[2]) for i in idents)
+
+
+def _span(idents: list[Sequence[Ident]]) -> str:
+    first, last = idents[0], idents[-1]
+    parts = []
+    for a, b in zip(first, last):
+        if isinstance(a, str):
+            parts.append(a)
+        else:
+            frames = f"{a[1]}" if a[1] == b[1] else f"{a[1]}..{b[1]}"  # type: ignore[index]
+            parts.append(f"{a[0]}#{frames}{' (swapped)' if a[2] else ''}")
+    return ", ".join(parts) or "nothing"
+
+
+def _runs(bad: list[tuple[int, Sequence[Ident], Sequence[Ident], str]]) -> list[str]:
+    """Group mismatching record frames into runs: 'record frames a-b: cut shows X#i..j, return shows Y#k..l'."""
+    out: list[str] = []
+    i = 0
+    while i < len(bad):
+        j = i
+        while (j + 1 < len(bad) and bad[j + 1][0] == bad[j][0] + 1 and bad[j + 1][3] == bad[i][3]
+               and _shape(bad[j + 1][1]) == _shape(bad[i][1]) and _shape(bad[j + 1][2]) == _shape(bad[i][2])):
+            j += 1
+        frames = f"record frame {bad[i][0]}" if i == j else f"record frames {bad[i][0]}-{bad[j][0]}"
+        wants = [w for _, w, _, _ in bad[i:j + 1]]
+        gots = [g for _, _, g, _ in bad[i:j + 1]]
+        text = bad[i][3] or f"cut shows {_span(wants)}, return shows {_span(gots)}"
+        out.append(f"{frames}: {text}")
+        i = j + 1
+    return out
+
+
+class Resolver:
+    """Source frame identity of a layer: (media id, media frame, synthetic?)."""
+
+    def __init__(self, specs: dict[str, MediaSpec], out_dir: Path):
+        self.specs = specs
+        self.out_dir = out_dir.resolve()
+        self.decoded: dict[Path, Decoded | str] = {}
+        self.by_id = {s.media_id: s for s in specs.values()}
+
+    def rendered_path(self, layer: Layer) -> Path | None:
+        if layer.url:
+            try:
+                path = Path(otio.url_utils.filepath_from_url(layer.url)) if "://" in layer.url else Path(layer.url)
+            except Exception:
+                path = Path(layer.url)
+            if path.is_absolute() and self.out_dir in path.resolve().parents:
+                return path
+        candidate = self.out_dir / "media" / layer.key
+        return candidate if candidate.is_file() else None
+
+    def __call__(self, layer: Layer) -> Ident:
+        if layer.unsupported:
+            return f"{layer.unsupported} on clip '{layer.clip}'"
+        rendered = self.rendered_path(layer)
+        if rendered is not None:
+            if rendered not in self.decoded:
+                try:
+                    self.decoded[rendered] = decode_painted(rendered)
+                except (OSError, av.FFmpegError, IndexError) as err:
+                    self.decoded[rendered] = f"cannot decode {rendered.name}: {err}"
+            dec = self.decoded[rendered]
+            if isinstance(dec, str):
+                return dec
+            i = math.floor(layer.time.value_rescaled_to(float(dec.rate)) + 1e-6) - dec.origin
+            if not 0 <= i < len(dec.frames):
+                return f"frame {i} outside rendered file {rendered.name} (0..{len(dec.frames) - 1})"
+            media_id, number = dec.frames[i]
+            spec = self.by_id.get(media_id)
+            return (spec.name if spec else f"id{media_id}", number, True)
+        spec = self.specs.get(layer.key)
+        if spec is None:
+            return (layer.key, 0, False)  # generators and ungenerated media: identity by name
+        return (spec.name, spec.frame_of(layer.time), False)
+
+
+def check_return(original: dict[int, Picture], returned: dict[int, Picture], resolve: Resolver,
+                 marked: set[str], refused: dict[str, str], *, only_where_returned: bool = False) -> tuple[int, list[str]]:
+    """Compare two composed pictures frame by frame; (frames compared, problem runs).
+
+    `marked`: names of the clips the editor marked; their layers must come from a rendered file
+    unless `refused` names them."""
+    bad: list[tuple[int, Sequence[Ident], Sequence[Ident], str]] = []
+    checked = 0
+    for frame, want_layers in original.items():
+        got_layers = returned.get(frame, ())
+        if only_where_returned and not got_layers:
+            continue
+        checked += 1
+        want = [resolve(layer) for layer in want_layers]
+        got = [resolve(layer) for layer in got_layers]
+        if only_where_returned:  # an EDL return holds only the swapped shots
+            want = want[-len(got):] if len(want) >= len(got) else want
+        want_ids = [w if isinstance(w, str) else w[:2] for w in want]
+        got_ids = [g if isinstance(g, str) else g[:2] for g in got]
+        if want_ids != got_ids:
+            bad.append((frame, want, got, ""))
+            continue
+        for layer, g in zip(want_layers, got):
+            if isinstance(g, str) or g[2]:
+                continue
+            if layer.clip in refused:
+                continue
+            if layer.clip in marked:
+                bad.append((frame, want, got, f"clip '{layer.clip}' is marked but the return shows its original "
+                                              f"frames (not swapped, not refused)"))
+    return checked, _runs(bad)
+
+
+def walk_edit(path: Path, work: Path, model: Path, *, render: bool = True) -> WalkResult:
+    """The whole walk for one sample edit (see the module docstring). Never raises for Doppel's
+    behaviour: everything that goes against the issue's goal lands in `problems`."""
+    result = WalkResult(edit_id(path))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        timelines = read_timelines(path)
+    except Exception as err:  # the adapter itself cannot read it: Doppel must refuse it clearly
+        timelines = []
+        result.note = f"the adapter cannot read it: {type(err).__name__}: {_first_line(str(err))}"
+    pictures = [compose(tl, path) for tl in timelines]
+    specs = media_specs(timelines, pictures)
+    media_dir = work / "media"
+    for spec in specs.values():
+        write_media(spec, media_dir)
+    generated = {k for k, s in specs.items() if s.path is not None}
+    result.media = len(generated)
+    edit_dir = work / "edit"
+    marked_path = edit_dir / path.name
+    marked: set[str] = set()
+    if timelines:
+        result.marks = mark_edit(path, marked_path, generated)
+        marked = marked_clips(marked_path)
+    else:
+        edit_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, marked_path)
+    preset = work / "walk.yaml"
+    preset.write_text(PRESET)
+    out = work / "out"
+    args: list[str | Path] = ["render", marked_path, "--preset", preset, "--out", out, "--model", model,
+                              "--media-root", media_dir, "--json", "--quiet"]
+    rate = edl_rate(path)
+    if rate is not None:
+        args += ["--edl-rate", str(rate)]
+    code, stdout, stderr = run_doppel([*args, "--dry-run"])
+    result.dry_run = (code, _first_line(stderr) if code else "")
+    videos = sum(1 for p in pictures for layers in p.values() if layers)
+    if code not in (0, 1):
+        message = stderr.strip()
+        if not timelines or not videos or not result.marks:
+            if "\n" in message.strip() and not message.startswith("doppel render: error:"):
+                result.problems.append(f"refused with more than one line: {message[:300]}")
+            result.note = result.note or f"refused (nothing to render): {_first_line(message)}"
+            return result
+        result.problems.append(f"--dry-run refused the whole edit (exit {code}): {_first_line(message)[:400]}")
+        return result
+    if not render:
+        return result
+    code, stdout, stderr = run_doppel(args)
+    result.summary = _json_tail(stdout)
+    result.render = (code, _first_line(stderr) if code else "")
+    if code not in (0, 1):
+        result.problems.append(f"render refused the whole edit after --dry-run passed (exit {code}): "
+                               f"{_first_line(stderr)[:400]}")
+        return result
+    if not result.summary:
+        result.problems.append(f"render (exit {code}) printed no JSON summary; stderr: {_first_line(stderr)[:300]}")
+    record = out / "render.json"
+    try:
+        status = json.loads(record.read_text("utf-8")).get("status")
+    except (OSError, ValueError):
+        status = None
+    if status in (None, "running"):
+        result.problems.append(f"render.json status is {status!r} after the render ended (exit {code})")
+    for name, error in (result.summary.get("errors") or {}).items():
+        result.problems.append(f"clip '{name}' failed: {_first_line(str(error))[:300]}")
+    result.refused = _refusals(result.summary, record)
+    for name, reason in result.refused.items():
+        if not reason or "\n" in reason.strip():
+            result.problems.append(f"clip '{name}' refused without a one-line reason: {reason!r}")
+    resolve = Resolver(specs, out)
+    returns = [out / f"{marked_path.stem}.doppel.otio"]
+    if path.suffix.lower() != ".otio":
+        returns.append(out / f"{marked_path.stem}.doppel{path.suffix}")
+    for ret in returns:
+        if not ret.is_file():
+            result.problems.append(f"return edit {ret.name} was not written")
+            continue
+        try:
+            back = read_timelines(ret)
+        except Exception as err:
+            result.problems.append(f"return edit {ret.name} does not read back: {type(err).__name__}: "
+                                   f"{_first_line(str(err))[:200]}")
+            continue
+        if len(back) < len(timelines):
+            result.problems.append(f"return edit {ret.name} holds {len(back)} of the edit's {len(timelines)} timelines")
+        edl = ret.suffix.lower() == ".edl"
+        for n, (orig, tl) in enumerate(zip(pictures, back)):
+            returned = compose(tl, ret)
+            checked, runs = check_return(orig, returned, resolve, marked, result.refused,
+                                         only_where_returned=edl)
+            result.frames_checked += checked
+            where = f"{ret.name}" + (f" timeline {n + 1}" if len(timelines) > 1 else "")
+            result.problems += [f"{where}: {r}" for r in runs[:8]]
+            if len(runs) > 8:
+                result.problems.append(f"{where}: ... {len(runs) - 8} more mismatching runs")
+    return result
+
+
+__all__ = [
+    "ADAPTERS", "CACHE", "Layer", "MediaSpec", "SDISTS", "WalkResult", "compose", "decode_painted", "edit_id",
+    "mark_edit", "media_specs", "read_timelines", "run_doppel", "sample_edit_files", "sample_edits", "walk_edit",
+    "write_media",
+]
