@@ -31,8 +31,8 @@ from __future__ import annotations
 import contextlib
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -87,8 +87,9 @@ class ClipResult:
 class RenderReport:
     plan: RenderPlan
     results: tuple[ClipResult, ...]
-    return_edits: tuple[Path, ...]
+    return_edits: tuple[Path, ...]  # the return edits written
     seconds: float
+    return_errors: dict[str, str] = field(default_factory=dict)  # return edit path -> why it was not written
 
     @property
     def failed(self) -> list[ClipResult]:
@@ -96,13 +97,15 @@ class RenderReport:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        return 1 if self.failed or self.return_errors else 0
 
     @property
     def status(self) -> str:
-        if not self.plan.jobs:
-            return "nothing marked"
-        return "failed" if self.failed else "ok"
+        if self.failed:
+            return "failed"
+        if self.return_errors:
+            return "return edit failed"
+        return "nothing marked" if not self.plan.jobs else "ok"
 
     def to_json(self) -> dict[str, Any]:
         counts = {s: sum(r.status == s for r in self.results) for s in ("ok", "skipped", "failed")}
@@ -118,6 +121,7 @@ class RenderReport:
             "return_edits": [str(p) for p in self.return_edits],
             "outputs": [r.entry["output"]["path"] for r in self.results if r.status != "failed"],
             "errors": {r.job.clip.clip_name: r.error for r in self.failed},
+            "return_errors": dict(self.return_errors),
             "seconds": round(self.seconds, 3),
         }
 
@@ -235,8 +239,39 @@ def rendered_clip(job: ClipJob) -> RenderedClip:
     return RenderedClip(job.clip, job.output, job.first, job.frames, job.timecode or "")
 
 
+def write_returns(timeline: Any, rendered: Sequence[RenderedClip], paths: Sequence[Path]
+                  ) -> tuple[tuple[Path, ...], dict[str, str]]:
+    """Write every return edit that can be written: (paths written, {path: one-line reason} for the others).
+
+    The .otio comes first and its writer expresses everything, so a format writer that fails
+    (an AAF validation error, a rate the FCPXML writer cannot say) costs only its own file:
+    the render and the .otio return are kept and the job exits 1.
+    """
+    written: list[Path] = []
+    errors: dict[str, str] = {}
+    for path in paths:
+        try:
+            write_return_edit(timeline, rendered, path)
+            written.append(path)
+        except DoppelError as err:
+            errors[str(path)] = str(err).strip().splitlines()[0]
+    return tuple(written), errors
+
+
+def check_returns(plan: RenderPlan) -> dict[str, str]:
+    """What `--dry-run` can know of the return writers: each return edit of the plan written with
+    nothing rendered into a temp folder; {return edit path: one-line reason} for those that fail."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="doppel-dry-") as tmp:
+        trial = [Path(tmp) / p.name for p in plan.return_edits]
+        _, errors = write_returns(plan.timeline, [], trial)
+    back = {str(t): str(p) for t, p in zip(trial, plan.return_edits)}
+    return {back[k]: v.replace(k, back[k]) for k, v in errors.items()}
+
+
 def write_render_json(plan: RenderPlan, entries: list[dict[str, Any]], status: str, started: float,
-                       return_edits: Sequence[Path]) -> None:
+                      return_edits: Sequence[Path], return_errors: Mapping[str, str] | None = None) -> None:
     write_json_atomic(plan.render_json, {
         "schema": RENDER_SCHEMA,
         "software": SOFTWARE,
@@ -246,6 +281,7 @@ def write_render_json(plan: RenderPlan, entries: list[dict[str, Any]], status: s
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "seconds": round(time.time() - started, 3),
         "return_edits": [str(p) for p in return_edits],
+        "return_errors": dict(return_errors or {}),
         "clips": entries,
     })
 
@@ -321,10 +357,9 @@ def _run_locked(plan: RenderPlan, on_progress: Callable[[RenderProgress], None] 
             on_clip(result)
         write_render_json(plan, entries, "running", started, ())
     rendered = [rendered_clip(r.job) for r in results if r.status != "failed"]
-    for path in plan.return_edits:
-        write_return_edit(plan.timeline, rendered, path)
-    report = RenderReport(plan, tuple(results), plan.return_edits, time.time() - started)
-    write_render_json(plan, entries, report.status, started, plan.return_edits)
+    written, return_errors = write_returns(plan.timeline, rendered, plan.return_edits)
+    report = RenderReport(plan, tuple(results), written, time.time() - started, return_errors)
+    write_render_json(plan, entries, report.status, started, written, return_errors)
     return report
 
 
@@ -335,5 +370,6 @@ def render_edit(edit: str | Path, preset: str | Path | Preset, out_dir: str | Pa
 
 __all__ = [
     "ClipJob", "ClipResult", "ModelRef", "RENDER_JSON", "RenderPlan", "RenderProgress", "RenderReport",
-    "check_model", "job_summary", "plan_render", "render_clip", "render_edit", "run_render",
+    "check_model", "job_summary", "plan_render", "render_clip", "render_edit", "run_render", "write_returns",
+    "check_returns",
 ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,11 +138,14 @@ def write_edit(timeline: otio.schema.Timeline, out_path: str | Path) -> None:
                 except Exception as err:
                     raise InputError(f"cannot write CMX 3600 EDL {target}: {type(err).__name__}: {err}") from err
         return
+    chatter = io.StringIO()
     with atomic_output(out_path) as tmp:
-        try:
-            otio.adapters.write_to_file(to_write, str(tmp), adapter_name=ADAPTERS[suffix], **kwargs)
+        try:  # some writers (AAF) print each validation problem: keep them out of the job's output
+            with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+                otio.adapters.write_to_file(to_write, str(tmp), adapter_name=ADAPTERS[suffix], **kwargs)
         except Exception as err:
-            raise InputError(f"cannot write {FORMAT_NAMES[suffix]} {out_path}: {type(err).__name__}: {err}") from err
+            said = (str(err).strip() or chatter.getvalue().strip() or "no message").splitlines()[0]
+            raise InputError(f"cannot write {FORMAT_NAMES[suffix]} {out_path}: {type(err).__name__}: {said}") from err
 
 
 def write_return_edit(timeline: otio.schema.Timeline, rendered: Sequence[RenderedClip], out_path: str | Path) -> None:
