@@ -13,7 +13,8 @@ from renderer.errors import InputError
 from renderer.media import probe, timecode_to_frame
 from renderer.presets import load_preset
 from renderer.timeline import (
-    RenderedClip, clip_presets, find_marked_clips, read_edit, return_edit_paths, write_return_edit,
+    RenderedClip, build_return_timeline, clip_presets, find_jobs, find_marked_clips, read_edit, return_edit_paths,
+    write_return_edit,
 )
 from tests.media_factory import make_numbered_clip, read_frame_number
 from tests.timeline_factory import make_media, standard_edit, write_avid_edl, write_formats
@@ -209,10 +210,11 @@ def test_return_edit_places_rendered_clips_at_record_times(work, fps, drop, ext)
         write_return_edit(timeline, rendered, out)
         back = read_edit(out, edl_rate=fps)
         tracks = back.video_tracks()
-        # FCP7 XML drops track names: the return tracks are the ones above the originals.
-        swap = tracks[len(timeline.video_tracks()):] if out.suffix != ".edl" else tracks
-        if out.suffix == ".otio":
-            assert [t.name for t in swap] == ["FACESWAP", "FACESWAP 2"]  # shot_b2 overlaps shot_c
+        # FCP7 XML drops track names: the return tracks are the ones holding rendered files.
+        swap = [t for t in tracks
+                if any("/renders/" in (getattr(c.media_reference, "target_url", None) or "") for c in t.find_clips())]
+        if out.suffix == ".otio":  # each source track's swaps directly above it, so the layering stays the cut's
+            assert [t.name for t in tracks] == ["V1", "FACESWAP V1", "V2", "FACESWAP V2"]
         placed = sorted((round(c.range_in_parent().start_time.value_rescaled_to(float(fps))), round(c.duration().value))
                         for t in swap for c in t if isinstance(c, otio.schema.Clip))
         expect = sorted((round(c.record_range.start_time.value), c.frames) for c in clips)
@@ -236,3 +238,65 @@ def test_return_edit_places_rendered_clips_at_record_times(work, fps, drop, ext)
                         start = timecode_to_frame(info.timecode, info.fps)
                         assert round(c.source_range.start_time.value) - start in (12, 5)  # handles, clamped for shot_a
     assert not list((base / "return").glob(".*partial*"))
+
+
+# --------------------------------------------------------------------------- real NLE exports (adapters' sample edits)
+
+
+def _shown_frame(layer, origins: dict[str, int], stand_ins: dict[str, tuple[int, int]]) -> tuple[str, int]:
+    """(media name, media frame) a composed layer shows; a stand-in render maps back to its source frame."""
+    import math
+
+    url = layer.url or ""
+    for path, (tc_origin, first) in stand_ins.items():
+        if url.endswith("/" + path):
+            return "render", first + math.floor(layer.time.value + 1e-6) - tc_origin
+    return layer.key, math.floor(layer.time.value + 1e-6) - origins[layer.key]
+
+
+def test_speed_effects_render_the_frames_shown_and_keep_the_effect(work):
+    """Avid's misc_speed_effects.aaf (freeze, 2x, 3x, 0.375x, 14.375x, reverse): each marked clip renders
+    the span of media frames its effect shows, and its return clip, carrying the same effect over the
+    rendered file, shows the same source frame at every record frame (composed by the conformance
+    walker's own compositor, not by this module)."""
+    from tests.sample_edits import compose, sample_edits
+
+    edit = sample_edits() / "otio-aaf-adapter" / "misc_speed_effects.aaf"
+    timeline = read_edit(edit)
+    media = work / "speed_media"
+    media.mkdir(exist_ok=True)
+    for name, tc in (("Frame Debugger 0h.mov", None), ("Frame Debugger 1h.mov", "01:00:00:00")):
+        if not (media / name).exists():
+            make_numbered_clip(media / name, 120, 64, 48, fps=Fraction(24), timecode=tc)
+    for clip in timeline.find_clips():
+        clip.metadata["doppel"] = {"faceswap": True}
+    clips, refused = find_jobs(timeline, edit, media_roots=[media])
+    assert not refused and len(clips) == len(list(timeline.find_clips()))
+    speeds = {c.speed.describe() for c in clips}
+    assert {"freeze frame", "200 % speed", "37.5 % speed", "reverse 100 % speed"} <= speeds, speeds
+    reverse = next(c for c in clips if c.speed.scalar < 0)
+    assert (reverse.source_first_frame, reverse.source_last_frame, reverse.shown_start) == (17, 24, 24.0)
+    freeze = next(c for c in clips if c.speed.scalar == 0)
+    assert (freeze.source_first_frame, freeze.source_last_frame, freeze.record_frames) == (32, 32, 8)
+    rendered = _render_stand_ins(clips, work / "speed_renders", handles=2)
+    back = build_return_timeline(timeline, rendered)
+    original, returned = compose(timeline, edit), compose(back, edit)
+    origins = {"Frame Debugger 0h.mov": 0, "Frame Debugger 1h.mov": 86400}
+    stand_ins = {r.path.name: (timecode_to_frame(r.timecode, r.clip.rate) if r.timecode else 0, r.first_frame)
+                 for r in rendered}
+    checked = 0
+    for frame, layers in original.items():
+        if not layers:
+            continue
+        want = _shown_frame(layers[-1], origins, {})
+        kind, got = _shown_frame(returned[frame][-1], origins, stand_ins)
+        assert kind == "render" and got == want[1], (frame, want, got)
+        checked += 1
+    assert checked == sum(c.record_frames for c in clips)
+    # The effect travels on the return clip, and the AAF return (its writer drops time effects) is refused.
+    back_clips = [c for t in back.video_tracks() if t.name.startswith("FACESWAP") for c in t.find_clips()]
+    assert [type(e).__name__ for c in back_clips for e in c.effects] == [
+        type(e).__name__ for c in timeline.find_clips() for e in c.effects]
+    with pytest.raises(InputError, match=r"cannot write AAF .*drops time effects .*the .otio return has them"):
+        write_return_edit(timeline, rendered, work / "speed.doppel.aaf")
+    assert not (work / "speed.doppel.aaf").exists()
