@@ -211,12 +211,14 @@ def test_return_edit_places_rendered_clips_at_record_times(work, fps, drop, ext)
         back = read_edit(out, edl_rate=fps)
         tracks = back.video_tracks()
         # FCP7 XML drops track names: the return tracks are the ones holding rendered files.
-        swap = [t for t in tracks
-                if any("/renders/" in (getattr(c.media_reference, "target_url", None) or "") for c in t.find_clips())]
+        def is_render(c) -> bool:
+            return "/renders/" in (getattr(c.media_reference, "target_url", None) or "")
+
+        swap = [t for t in tracks if any(is_render(c) for c in t.find_clips())]
         if out.suffix == ".otio":  # each source track's swaps directly above it, so the layering stays the cut's
             assert [t.name for t in tracks] == ["V1", "FACESWAP V1", "V2", "FACESWAP V2"]
         placed = sorted((round(c.range_in_parent().start_time.value_rescaled_to(float(fps))), round(c.duration().value))
-                        for t in swap for c in t if isinstance(c, otio.schema.Clip))
+                        for t in swap for c in t if isinstance(c, otio.schema.Clip) and is_render(c))
         expect = sorted((round(c.record_range.start_time.value), c.frames) for c in clips)
         if out.suffix == ".edl":  # each EDL's track starts at its first event: compare record timecodes
             origin = 0  # the cmx_3600 writer ignores global_start_time: record TC counts from 00:00:00:00
@@ -224,7 +226,7 @@ def test_return_edit_places_rendered_clips_at_record_times(work, fps, drop, ext)
             for f in (out, out.with_name(f"{out.stem}.FACESWAP_2.edl")):
                 edl = read_edit(f, edl_rate=fps)
                 placed += [(round(edl.global_start_time.value + c.range_in_parent().start_time.value) - origin,
-                            round(c.duration().value)) for c in edl.find_clips()]
+                            round(c.duration().value)) for c in edl.find_clips() if is_render(c)]
             placed.sort()
         assert placed == expect, out
         if out.suffix != ".edl":
@@ -232,7 +234,7 @@ def test_return_edit_places_rendered_clips_at_record_times(work, fps, drop, ext)
             # The rendered file's frame at the return clip's source start is the marked clip's first frame.
             for t in swap:
                 for c in t:
-                    if isinstance(c, otio.schema.Clip):
+                    if isinstance(c, otio.schema.Clip) and is_render(c):
                         path = Path(otio.url_utils.filepath_from_url(c.media_reference.target_url))
                         info = probe(path)
                         start = timecode_to_frame(info.timecode, info.fps)
@@ -300,3 +302,40 @@ def test_speed_effects_render_the_frames_shown_and_keep_the_effect(work):
     with pytest.raises(InputError, match=r"cannot write AAF .*drops time effects .*the .otio return has them"):
         write_return_edit(timeline, rendered, work / "speed.doppel.aaf")
     assert not (work / "speed.doppel.aaf").exists()
+
+
+@pytest.mark.parametrize("ext", [".otio", ".xml"])
+def test_dissolve_from_a_swapped_clip_is_recreated_on_the_return_track(work, ext):
+    """shot_a (marked) dissolves into shot_b (not marked): shot_a renders the frames the dissolve shows
+    past the cut, and the return track blends its swap into a copy of shot_b, so every record frame,
+    the dissolve included, composes (by the walker's compositor) to the cut's two pictures with only
+    shot_a's replaced by its render."""
+    from tests.sample_edits import compose
+
+    media = make_media(work / "fmt23.976" / "media", NTSC)
+    tl, _ = standard_edit(media, NTSC)
+    src = write_formats(tl, work / f"dissolve{ext}", "cut", (ext,))[ext]
+    timeline = read_edit(src)
+    clips = find_marked_clips(timeline, src)
+    shot_a = next(c for c in clips if c.clip_name == "shot_a")
+    assert shot_a.lead_out == 2 and shot_a.with_handles(0) == (5, 26)  # 2 frames past the cut
+    rendered = _render_stand_ins(clips, work / f"dissolve{ext}" / "renders", handles=0)
+    out = work / f"dissolve{ext}" / f"cut.doppel{ext}"
+    write_return_edit(timeline, rendered, out)
+    back = read_edit(out)
+    original, returned = compose(timeline, src), compose(back, out)
+    origins = {p.name: (timecode_to_frame(tc, NTSC) if tc else 0) for p, tc in media.values()}
+    stand_ins = {r.path.name: (timecode_to_frame(r.timecode, NTSC), r.first_frame) for r in rendered}
+    dissolve = 0
+    for frame, layers in original.items():
+        want = [_shown_frame(layer, origins, {}) for layer in layers]
+        got = [_shown_frame(layer, origins, stand_ins) for layer in returned[frame]]
+        for n, layer in enumerate(layers):
+            swapped = any(c.clip_name == layer.clip and c.source_first_frame - c.lead_in <= want[n][1]
+                          <= c.source_last_frame + c.lead_out for c in clips)
+            if swapped and n < len(got):  # a marked clip's picture comes from its render
+                assert got[n][0] == "render", (frame, want, got)
+                got[n] = (want[n][0], got[n][1])
+        dissolve += len(layers) == 2 and layers[0].clip == "shot_a"
+        assert got == want, frame
+    assert dissolve == 4  # 2 frames before the cut, 2 after: both pictures, shot_a's from the render

@@ -59,6 +59,10 @@ class MarkedClip:
     speed: Speed = field(default=Speed(1.0), hash=False, compare=False)
     shown_start: float | None = None
     media_match: str = "path"  # the rule that found the media: path, clip name, reel (see find_clip_media)
+    # Media frames a transition shows before the swapped span's first frame (it is an incoming clip
+    # and the span starts at the cut) and after its last (outgoing, span ends at the cut).
+    lead_in: int = 0
+    lead_out: int = 0
 
     @property
     def frames(self) -> int:
@@ -70,8 +74,10 @@ class MarkedClip:
         return round(self.record_range.duration.value)
 
     def with_handles(self, handles: int) -> tuple[int, int]:
-        """(first, last) media frames including `handles` each side, clamped to the media."""
-        return max(0, self.source_first_frame - handles), min(self.media_frames - 1, self.source_last_frame + handles)
+        """(first, last) media frames including `handles` each side (at least the frames a transition
+        at either end shows beyond the cut), clamped to the media."""
+        return (max(0, self.source_first_frame - max(handles, self.lead_in)),
+                min(self.media_frames - 1, self.source_last_frame + max(handles, self.lead_out)))
 
     def describe(self) -> str:
         """"track V2 clip 'A003' (marker 'FACESWAP colour=rct')" for messages."""
@@ -219,6 +225,17 @@ def find_jobs(
                 f"{where} uses media frames {first}..{last} of {media}, which has frames 0..{info.frames - 1} "
                 f"(start timecode {info.timecode or 'none'}); the edit and the media disagree"
             )
+        lead_in = lead_out = 0
+        if not speed.retimed:  # a dissolve shows the clip's media beyond the cut: render those frames too
+            track = clip.parent()
+            at = track.index(clip)
+            before = track[at - 1] if at > 0 else None
+            after = track[at + 1] if at + 1 < len(track) else None
+            trimmed = clip.trimmed_range()
+            if isinstance(before, otio.schema.Transition) and span.start_time == trimmed.start_time:
+                lead_in = round(before.in_offset.value_rescaled_to(float(rate)))
+            if isinstance(after, otio.schema.Transition) and span.end_time_exclusive() == trimmed.end_time_exclusive():
+                lead_out = round(after.out_offset.value_rescaled_to(float(rate)))
         parent_range = clip.range_in_parent()
         record = TimeRange(parent_range.start_time + offset, span.duration)
         rec_start = record.start_time + global_start if global_start is not None else record.start_time
@@ -227,7 +244,7 @@ def find_jobs(
             record_range=record, record_timecode=otio.opentime.to_timecode(rec_start, rec_start.rate),
             source_first_frame=first, source_last_frame=last, overrides=overrides,
             media_timecode=info.timecode, rate=rate, media_frames=int(info.frames), marker=text,
-            speed=speed, shown_start=shown_start, media_match=rule,
+            speed=speed, shown_start=shown_start, media_match=rule, lead_in=lead_in, lead_out=lead_out,
         ))
     return out, refused
 
