@@ -339,3 +339,24 @@ def test_dissolve_from_a_swapped_clip_is_recreated_on_the_return_track(work, ext
         dissolve += len(layers) == 2 and layers[0].clip == "shot_a"
         assert got == want, frame
     assert dissolve == 4  # 2 frames before the cut, 2 after: both pictures, shot_a's from the render
+
+
+def test_disabled_clips_and_tracks_are_skipped_with_the_reason(work):
+    """A disabled clip (OTIO enabled=False), a clip on a disabled track, and a clip that FCP7 XML
+    marks <enabled>FALSE</enabled> (kept by the adapter only as metadata) are not rendered: each is
+    reported as skipped with why, and the return edit keeps them disabled."""
+    media = make_media(work / "fmt23.976" / "media", NTSC)
+    tl, _ = standard_edit(media, NTSC)
+    v1, v2 = tl.video_tracks()
+    v1[0].enabled = False  # shot_a
+    v2.enabled = False  # shot_b2
+    v1[-1].metadata["fcp_xml"] = {"enabled": "FALSE"}  # shot_c, as the FCP7 adapter reads Premiere's flag
+    path = write_formats(tl, work / "disabled", "cut", (".otio",))[".otio"]
+    timeline = read_edit(path)
+    clips, skipped = find_jobs(timeline, path)
+    assert clips == []
+    assert [(s.clip_name, s.status) for s in skipped] == [("shot_a", "skipped"), ("shot_c", "skipped"),
+                                                          ("shot_b2", "skipped")]
+    assert "clip is disabled" in skipped[0].reason and "track is disabled" in skipped[2].reason
+    back = build_return_timeline(timeline, [])
+    assert not back.video_tracks()[0][0].enabled and not back.video_tracks()[1].enabled

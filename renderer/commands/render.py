@@ -137,7 +137,7 @@ def _dry_run(plan: RenderPlan, args: argparse.Namespace) -> int:
         rows.append(entry)
     return_errors = check_returns(plan)
     for r in plan.refused:
-        print(f"doppel render: {r.describe()} refused: {r.reason}", file=sys.stderr)
+        print(f"doppel render: {r.describe()} {r.status}: {r.reason}", file=sys.stderr)
     code = 1 if return_errors else 0  # the render would exit 1: a return edit its writer cannot write
     for path, why in return_errors.items():
         print(f"doppel render: return edit {path} would NOT be written: {why}", file=sys.stderr)
@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         reporter._close()
     summary = report.to_json()
     for r in plan.refused:
-        print(f"doppel render: {r.describe()} refused: {r.reason}", file=sys.stderr)
+        print(f"doppel render: {r.describe()} {r.status}: {r.reason}", file=sys.stderr)
     for path, why in report.return_errors.items():  # one line each; the render and the .otio are kept
         print(f"doppel render: return edit {path} NOT written: {why}", file=sys.stderr)
     if args.progress:

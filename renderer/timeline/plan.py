@@ -95,14 +95,25 @@ class RefusedClip:
     clip_name: str
     marker: str
     reason: str
+    status: str = "refused"  # "refused": Doppel cannot follow it; "skipped": the edit does not show it
 
     def describe(self) -> str:
         mark = f" (marker '{self.marker}')" if self.marker else " (clip metadata)"
         return f"track V{self.track_index + 1} clip '{self.clip_name}'{mark}"
 
     def to_json(self) -> dict[str, object]:
-        return {"clip": self.clip_name, "track": self.track_index + 1, "marker": self.marker, "status": "refused",
+        return {"clip": self.clip_name, "track": self.track_index + 1, "marker": self.marker, "status": self.status,
                 "reason": self.reason}
+
+
+def _disabled(item: otio.core.Item, what: str) -> str:
+    """Why `item` does not show in the cut ('' when it does): OTIO `enabled=False`, or FCP7 XML's
+    `<enabled>FALSE</enabled>`, which the FCP7 adapter keeps only as metadata."""
+    fcp = item.metadata.get("fcp_xml") if item.metadata else None
+    fcp_off = fcp is not None and hasattr(fcp, "get") and str(fcp.get("enabled", "")).upper() == "FALSE"
+    if not item.enabled or fcp_off:
+        return f"the {what} is disabled in the edit, so the cut does not show it: not rendered"
+    return ""
 
 
 def _frame_at(time: RationalTime, rate: Fraction) -> int:
@@ -165,6 +176,10 @@ def find_jobs(
             where = f"track V{t_index + 1} clip '{item.name}' in {edit_path}"
             jobs = marked_ranges(item, where)
             if not jobs:
+                continue
+            off = _disabled(track, "track") or _disabled(item, "clip")
+            if off:  # the cut does not show it: nothing to swap, and the return keeps it as it was
+                refused += [RefusedClip(t_index, c_index, item.name, text, off, "skipped") for _, _, text in jobs]
                 continue
             try:
                 speed = clip_speed(item)
