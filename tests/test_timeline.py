@@ -360,3 +360,48 @@ def test_disabled_clips_and_tracks_are_skipped_with_the_reason(work):
     assert "clip is disabled" in skipped[0].reason and "track is disabled" in skipped[2].reason
     back = build_return_timeline(timeline, [])
     assert not back.video_tracks()[0][0].enabled and not back.video_tracks()[1].enabled
+
+
+def _premiere_with_marker(work: Path, name: str, marker_in: int, marker_out: int) -> Path:
+    """Premiere's premiere_example.xml with its first clip's media at 01:00:00:00 and that clip's own
+    marker (Premiere's, media-relative <in>73</in>) renamed FACESWAP with the given in/out."""
+    from tests.sample_edits import sample_edits
+
+    text = (sample_edits() / "otio-fcp-adapter" / "premiere_example.xml").read_text("utf-8")
+    at = text.index("<in>73</in>")
+    head, tail = text[:at], text[at:]
+    tc_at = head.rindex("<string>00:00:00:00</string>")
+    head = head[:tc_at] + "<string>01:00:00:00</string>" + head[tc_at + len("<string>00:00:00:00</string>"):]
+    frame_at = head.rindex("<frame>0</frame>")
+    head = head[:frame_at] + "<frame>108000</frame>" + head[frame_at + len("<frame>0</frame>"):]
+    name_at = head.rindex("<name></name>")
+    head = head[:name_at] + f"<name>{name}</name>" + head[name_at + len("<name></name>"):]
+    tail = tail.replace("<in>73</in>", f"<in>{marker_in}</in>", 1).replace("<out>-1</out>", f"<out>{marker_out}</out>", 1)
+    out = work / "premiere" / f"marked_{marker_in}_{marker_out}.xml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(head + tail, "utf-8")
+    return out
+
+
+def test_fcp7_clip_markers_count_from_the_media_start_and_one_frame_means_the_clip(work):
+    """Premiere's FCP7 XML: clip-marker in/out are media frames (like clipitem in/out), so a range
+    marker on a clip whose media starts at 01:00:00:00 swaps exactly those media frames; a point or
+    one-frame marker swaps the whole clip unless it says range=marker."""
+    media = work / "premiere" / "media"
+    media.mkdir(parents=True, exist_ok=True)
+    if not (media / "sc01_sh030_anim.mov").exists():
+        make_numbered_clip(media / "sc01_sh030_anim.mov", 400, 64, 48, fps=Fraction(30), timecode="01:00:00:00")
+
+    def jobs(name: str, m_in: int, m_out: int):
+        path = _premiere_with_marker(work, name, m_in, m_out)
+        found_clips, _ = find_jobs(read_edit(path), path, media_roots=[media])
+        return [(c.clip_name, c.source_first_frame, c.source_last_frame) for c in found_clips]
+
+    assert jobs("FACESWAP", 100, 110) == [("sc01_sh030_anim.mov", 100, 109)]
+    whole = [("sc01_sh030_anim.mov", 0, 234)]  # the clip uses media frames 0..234
+    assert jobs("FACESWAP", 100, -1) == whole
+    assert jobs("FACESWAP", 100, 101) == whole
+    assert jobs("FACESWAP range=marker", 100, 101) == [("sc01_sh030_anim.mov", 100, 100)]
+    assert jobs("FACESWAP range=clip", 100, 110) == whole
+    with pytest.raises(InputError, match=r"range=all is not one of clip, marker"):
+        jobs("FACESWAP range=all", 100, 110)

@@ -174,7 +174,7 @@ def find_jobs(
             if not isinstance(item, otio.schema.Clip):
                 continue
             where = f"track V{t_index + 1} clip '{item.name}' in {edit_path}"
-            jobs = marked_ranges(item, where)
+            jobs = marked_ranges(item, where, fcp7=edit_path.suffix.lower() == ".xml")
             if not jobs:
                 continue
             off = _disabled(track, "track") or _disabled(item, "clip")
