@@ -405,3 +405,32 @@ def test_fcp7_clip_markers_count_from_the_media_start_and_one_frame_means_the_cl
     assert jobs("FACESWAP range=clip", 100, 110) == whole
     with pytest.raises(InputError, match=r"range=all is not one of clip, marker"):
         jobs("FACESWAP range=all", 100, 110)
+
+
+def test_near_rate_media_map_by_timecode(work):
+    """A 23.976 edit over 24 fps media (and its timecode 01:00:00:00): NLEs conform by timecode, so
+    the edit's frame 01:00:01:15 is media frame 39, not 126 (39 * 24/23.976 seconds later); the
+    return clip is timed at the edit's rate and lasts exactly the record frames."""
+    media = work / "nearrate"
+    media.mkdir(exist_ok=True)
+    src = make_numbered_clip(media / "n.mov", 120, 64, 48, fps=Fraction(24), timecode="01:00:00:00")
+    rate = float(NTSC)
+    origin = timecode_to_frame("01:00:00:00", Fraction(24))
+    clip = otio.schema.Clip(name="n", media_reference=otio.schema.ExternalReference(
+        target_url=src.resolve().as_uri(),
+        available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(origin, rate),
+                                                otio.opentime.RationalTime(120, rate))),
+        source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(origin + 39, rate),
+                                             otio.opentime.RationalTime(51, rate)))
+    clip.markers.append(otio.schema.Marker(name="FACESWAP"))
+    tl = otio.schema.Timeline(name="near")
+    tl.tracks.append(otio.schema.Track(children=[clip]))
+    path = media / "near.otio"
+    otio.adapters.write_to_file(tl, str(path))
+    (mc,) = find_marked_clips(read_edit(path), path)
+    assert (mc.source_first_frame, mc.source_last_frame, mc.edit_rate) == (39, 89, rate)
+    rendered = _render_stand_ins([mc], media / "renders", handles=3)
+    back = build_return_timeline(read_edit(path), rendered)
+    (ret,) = back.video_tracks()[1].find_clips()
+    assert ret.range_in_parent().duration == otio.opentime.RationalTime(51, rate)
+    assert ret.source_range.start_time.value - ret.media_reference.available_range.start_time.value == 3

@@ -54,7 +54,7 @@ def return_clip(item: RenderedClip) -> otio.schema.Clip:
     same time effects (the rendered file has the source's timecode, so the effect maps the same
     times to the same, now swapped, frames)."""
     mc = item.clip
-    rate = float(mc.rate)
+    rate = mc.edit_rate or float(mc.rate)  # counts at the edit's rate when it maps media by timecode
     tc_start = otio.opentime.from_timecode(item.timecode, rate) if item.timecode else RationalTime(0, rate)
     tc_start = RationalTime(tc_start.value, rate)
     ref = otio.schema.ExternalReference(
