@@ -221,7 +221,7 @@ def test_return_edit_places_rendered_clips_at_record_times(work, fps, drop, ext)
                         for t in swap for c in t if isinstance(c, otio.schema.Clip) and is_render(c))
         expect = sorted((round(c.record_range.start_time.value), c.frames) for c in clips)
         if out.suffix == ".edl":  # each EDL's track starts at its first event: compare record timecodes
-            origin = 0  # the cmx_3600 writer ignores global_start_time: record TC counts from 00:00:00:00
+            origin = round(timeline.global_start_time.value)  # the return EDL keeps the cut's record timecode
             placed = []
             for f in (out, out.with_name(f"{out.stem}.FACESWAP_2.edl")):
                 edl = read_edit(f, edl_rate=fps)
