@@ -15,7 +15,8 @@ Decisions:
   every re-run would cost more than it saves; the source SHA-256 is still computed for
   the provenance claim of every file rendered), the rendered and swapped ranges, the
   model card's SHA-256 and the weights' SHA-256 it records, the per-clip resolved preset
-  hash and the software version.
+  hash, the software version, and whether (and with which certificate) the output is
+  signed, so a re-run after `doppel keys init` signs what went out unsigned.
 """
 
 from __future__ import annotations
@@ -170,8 +171,13 @@ def _signing(preset: Preset, env: Mapping[str, str], base_dir: Path | None) -> A
 
 
 def _source_fingerprint(path: Path) -> dict[str, Any]:
+    from renderer.otioz import member_name
+
     st = path.stat()
-    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    # Media an .otioz carries is unpacked afresh on every run: name it by its place in the bundle.
+    member = member_name(path.resolve())
+    return {"path": f"otioz:{member}" if member else str(path.resolve()), "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns}
 
 
 def _name_times(mc: MarkedClip) -> tuple[str, str]:
@@ -202,6 +208,7 @@ def plan_render(
     no model; ModelError (exit 2) for missing models or models without rights (all listed).
     """
     from renderer.media import check_output, resolve_codec, shift_timecode
+    from renderer.provenance import identity_fingerprint
 
     env = os.environ if env is None else env
     edit = Path(edit)
@@ -272,6 +279,7 @@ def plan_render(
             "model_card_sha256": ref.card_sha256,
             "weights_sha256": ref.weights_sha256,
             "preset_sha256": p_hash,
+            "signing": identity_fingerprint(identity),  # a first or new key makes the re-run sign
         }
         jobs.append(ClipJob(index, mc, clip_preset, p_hash, ref, first, last, output, tc, inputs, identity,
                             _preset_dir(base)))

@@ -36,10 +36,12 @@ import argparse
 import json
 import sys
 from fractions import Fraction
+from pathlib import Path
 from typing import Any, TextIO
 
 from tqdm import tqdm
 
+from renderer.atomic import check_writable
 from renderer.errors import InputError
 from renderer.render import (
     ClipResult, RenderPlan, RenderProgress, check_returns, job_summary, plan_render, run_render,
@@ -163,6 +165,7 @@ def _dry_run(plan: RenderPlan, args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_writable(Path(args.out), "--out", is_dir=True)
     plan = plan_render(args.edit, args.preset, args.out, model=args.model, media_roots=args.media_root,
                        direction=args.direction, edl_rate=_rate(args.edl_rate))
     if args.dry_run:
