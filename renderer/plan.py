@@ -37,6 +37,7 @@ from renderer.atomic import sha256_file
 from renderer.errors import DoppelError, InputError, ModelError
 from renderer.presets import Preset, load_preset, preset_sha256
 from renderer.timeline import MarkedClip, RefusedClip, clip_presets, find_jobs, read_edit, return_edit_paths
+from renderer.timeline.read import MOVIE_SUFFIXES
 
 SOFTWARE = f"doppel {__version__}"
 RENDER_JSON = "render.json"
@@ -256,7 +257,8 @@ def plan_render(
             problems.append(InputError(f"{where}: {err}"))
             continue
         start, end = _name_times(mc)
-        name = out.file_name(clip=mc.clip_name, start=start, end=end, track=mc.track_index + 1, index=index,
+        clip_name = Path(mc.clip_name).stem if Path(mc.clip_name).suffix.lower() in MOVIE_SUFFIXES else mc.clip_name
+        name = out.file_name(clip=clip_name, start=start, end=end, track=mc.track_index + 1, index=index,
                              preset=base.name, source=mc.media_path.stem)
         output = out_dir / MEDIA_DIR / name
         if output in used_names:  # the same clip and range used twice: keep both, apart

@@ -153,6 +153,7 @@ def job_summary(job: ClipJob) -> dict[str, Any]:
                   "weights_sha256": job.model.weights_sha256, "identities": list(job.model.identities)},
         "preset_sha256": job.preset_sha256,
         "overrides": dict(mc.overrides),
+        **({"warnings": list(mc.warnings)} if mc.warnings else {}),
         "inputs_sha256": job.inputs_sha256,
     }
 

@@ -130,6 +130,7 @@ def test_plan_in_every_format(work, media, model, preset, env, ext):
         assert (job.first, job.last) == (max(0, job.clip.source_first_frame - 3),
                                          min(MEDIA_FRAMES - 1, job.clip.source_last_frame + 3))
         assert job.output.parent == work / f"out{ext}" / "media" and job.output.suffix == ".mp4"
+        assert ".mov" not in job.output.name  # EDL clips are named 'A.mov': the name keeps no source extension
         if job.clip.media_timecode:
             assert job.timecode == shift_timecode(job.clip.media_timecode, job.first, job.clip.rate)
             assert "01_00_00" in job.output.name or "02_00_10" in job.output.name
@@ -593,3 +594,10 @@ def test_failing_return_writer_keeps_the_render_and_the_otio(work, preset, env, 
     assert record["status"] == "return edit failed" and record["return_errors"] == summary["return_errors"]
     assert len(read_edit(out / "2997fps-DFTC.doppel.otio").video_tracks()) >= 1
     assert not (out / "2997fps-DFTC.doppel.aaf").exists() and not list(out.glob(".*partial*"))
+
+
+def test_edl_rate_names_ntsc_rates_exactly():
+    from renderer.commands.render import _rate
+
+    assert _rate("23.976") == _rate("24000/1001") == Fraction(24000, 1001)
+    assert _rate("29.97") == Fraction(30000, 1001) and _rate("25") == 25 and _rate("24") == 24

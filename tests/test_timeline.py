@@ -13,8 +13,8 @@ from renderer.errors import InputError
 from renderer.media import probe, timecode_to_frame
 from renderer.presets import load_preset
 from renderer.timeline import (
-    RenderedClip, build_return_timeline, clip_presets, find_jobs, find_marked_clips, read_edit, return_edit_paths,
-    write_return_edit,
+    RenderedClip, build_return_timeline, clip_presets, find_jobs, find_marked_clips, parse_marker_words, read_edit,
+    return_edit_paths, write_return_edit,
 )
 from tests.media_factory import make_numbered_clip, read_frame_number
 from tests.timeline_factory import make_media, standard_edit, write_avid_edl, write_formats
@@ -132,10 +132,13 @@ def test_bad_markers_and_presets(work):
     assert "2 marked clip(s)" in msg
     assert "unknown key 'colour_mode'" in msg and "did you mean 'colour'" in msg and "shot_a" in msg
     assert "unknown key 'blnd'" in msg and "shot_b2" in msg
-    tl.video_tracks()[0][0].markers[0].name = "FACESWAP jane"
+    tl.video_tracks()[0][0].markers[0].name = "FACESWAP jane colour=rct"  # an editor's note in the marker
     path2 = write_formats(tl, work / "bad", "cut2", (".otio",))[".otio"]
-    with pytest.raises(InputError, match=r"word 'jane' .* not key=value"):
-        find_marked_clips(read_edit(path2), path2)
+    clips = find_marked_clips(read_edit(path2), path2)  # warns and goes on: the words that are overrides count
+    assert clips[0].overrides == {"colour": "rct"}
+    assert len(clips[0].warnings) == 1 and "word 'jane'" in clips[0].warnings[0] and "not key=value" in clips[0].warnings[0]
+    with pytest.raises(InputError, match=r"word 'jane' .* not key=value"):  # asked to be strict, it refuses
+        parse_marker_words("FACESWAP jane", "a marker")
 
 
 def test_good_overrides_give_per_clip_presets(work):
@@ -160,6 +163,10 @@ def test_unreadable_and_unsupported_edits(work):
         read_edit(txt)
     with pytest.raises(InputError, match="does not exist"):
         read_edit(work / "nope.otio")
+    newer = work / "newer.otio"  # a schema version this OTIO does not know, as a newer OTIO writes it
+    newer.write_text('{"OTIO_SCHEMA": "Timeline.99", "name": "x", "tracks": null}')
+    with pytest.raises(InputError, match=rf"written by a newer OpenTimelineIO than the {otio.__version__}"):
+        read_edit(newer)
 
 
 def test_aaf_no_marked_clips_and_return_edit(work):

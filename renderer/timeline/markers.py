@@ -13,10 +13,12 @@ MARK_WORD = "FACESWAP"
 METADATA_KEY = "doppel"
 
 
-def parse_marker_words(text: str, where: str) -> dict[str, str]:
+def parse_marker_words(text: str, where: str, warnings: list[str] | None = None) -> dict[str, str]:
     """`key=value` words of a marker name or comment -> dict (keys lower-cased).
 
-    The leading FACESWAP word is skipped; any other word without `=` is an error.
+    The leading FACESWAP word is skipped. Any other word without `=` is an InputError, or, when
+    `warnings` is given, left out with a line appended there (an editor's note in a marker must
+    not stop a whole render: the clip renders with the words that are overrides).
     """
     try:
         words = shlex.split(text)
@@ -27,10 +29,12 @@ def parse_marker_words(text: str, where: str) -> dict[str, str]:
         if i == 0 and word.upper().startswith(MARK_WORD) and "=" not in word:
             continue
         if "=" not in word or word.startswith("="):
-            raise InputError(
-                f"word '{word}' in {where} is not key=value; write overrides like "
-                f"'FACESWAP colour=rct model=jane'"
-            )
+            text = (f"word '{word}' in {where} is not key=value; write overrides like "
+                    f"'FACESWAP colour=rct model=jane'")
+            if warnings is None:
+                raise InputError(text)
+            warnings.append(f"{text} (ignored)")
+            continue
         key, value = word.split("=", 1)
         out[key.strip().lower()] = value.strip()
     return out
@@ -55,7 +59,7 @@ def _media_relative(marker: otio.schema.Marker, clip: otio.schema.Clip) -> TimeR
     return mr
 
 
-def marked_ranges(clip: otio.schema.Clip, where: str, *, fcp7: bool = False
+def marked_ranges(clip: otio.schema.Clip, where: str, *, fcp7: bool = False, warnings: list[str] | None = None
                   ) -> list[tuple[TimeRange, dict[str, str], str]]:
     """[(source range to swap, overrides, marker text)] for one clip; [] when unmarked.
 
@@ -63,6 +67,7 @@ def marked_ranges(clip: otio.schema.Clip, where: str, *, fcp7: bool = False
     Avid's markers without a length read as one frame, EDL LOC markers have none), unless it says
     `range=marker`; a longer marker limits the swap to its frames (`range=clip` widens it to the
     clip). `fcp7`: clip markers count frames from the media's start (see `_media_relative`).
+    `warnings`: where marker words that are not overrides are reported (else they raise).
     """
     meta = clip.metadata.get(METADATA_KEY) if clip.metadata else None
     base: dict[str, str] = {}
@@ -84,9 +89,9 @@ def marked_ranges(clip: otio.schema.Clip, where: str, *, fcp7: bool = False
             continue
         mwhere = f"marker '{name}' on {where}"
         overrides = dict(base)
-        overrides.update(parse_marker_words(name, mwhere))
+        overrides.update(parse_marker_words(name, mwhere, warnings))
         if marker.comment:
-            overrides.update(parse_marker_words(marker.comment, f"the comment of {mwhere}"))
+            overrides.update(parse_marker_words(marker.comment, f"the comment of {mwhere}", warnings))
         extent = overrides.pop(RANGE_KEY, None)
         if extent is not None and extent.lower() not in RANGE_VALUES:
             raise InputError(f"{mwhere}: range={extent} is not one of {', '.join(RANGE_VALUES)} (range=clip swaps "

@@ -66,6 +66,7 @@ class MarkedClip:
     # Set when the edit runs at a near rate (23.976 over 24 fps media) and its times map to media
     # frames by timecode count; the return clip is then timed at this rate too.
     edit_rate: float | None = None
+    warnings: tuple[str, ...] = ()  # marker words ignored (not key=value), one line each
 
     @property
     def frames(self) -> int:
@@ -166,13 +167,16 @@ def find_jobs(
     roots = [Path(r) for r in media_roots]
     pending: list[tuple[int, int, otio.schema.Clip, TimeRange, dict[str, str], str, Path, Speed, str]] = []
     refused: list[RefusedClip] = []
+    notes: dict[tuple[int, int], tuple[str, ...]] = {}  # marker words that were not overrides, per clip
     missing: list[str] = []
     for t_index, track in enumerate(timeline.video_tracks()):
         for c_index, item in enumerate(track):
             if not isinstance(item, otio.schema.Clip):
                 continue
             where = f"track V{t_index + 1} clip '{item.name}' in {edit_path}"
-            jobs = marked_ranges(item, where, fcp7=edit_path.suffix.lower() == ".xml")
+            said: list[str] = []
+            jobs = marked_ranges(item, where, fcp7=edit_path.suffix.lower() == ".xml", warnings=said)
+            notes[(t_index, c_index)] = tuple(said)
             if not jobs:
                 continue
             off = _disabled(track, "track") or _disabled(item, "clip")
@@ -217,7 +221,8 @@ def find_jobs(
         same = abs(edit_rate - float(rate)) <= 1e-4 * float(rate)
         by_count = not same and round(edit_rate) == round(float(rate))
         if not same and not by_count:
-            hint = " (EDLs carry no rate: pass the edit's rate, e.g. --edl-rate 25)" if edit_path.suffix.lower() == ".edl" else ""
+            hint = (f" (EDLs carry no rate: if the edit runs at the media's rate, pass --edl-rate {float(rate):g})"
+                    if edit_path.suffix.lower() == ".edl" else "")
             raise InputError(
                 f"{where} is timed at {edit_rate:g} fps but its media {media} runs at {float(rate):g} fps{hint}"
             )
@@ -267,7 +272,7 @@ def find_jobs(
             source_first_frame=first, source_last_frame=last, overrides=overrides,
             media_timecode=info.timecode, rate=rate, media_frames=int(info.frames), marker=text,
             speed=speed, shown_start=shown_start, media_match=rule, lead_in=lead_in, lead_out=lead_out,
-            edit_rate=edit_rate if by_count else None,
+            edit_rate=edit_rate if by_count else None, warnings=notes.get((t_index, c_index), ()),
         ))
     return out, refused
 

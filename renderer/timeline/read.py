@@ -71,10 +71,18 @@ def read_edit(path: str | Path, *, edl_rate: Fraction | float | None = None) -> 
             timeline = otio.adapters.read_from_file(str(path), adapter_name=ADAPTERS[suffix], **kwargs)
     except InputError:
         raise
+    except otio.exceptions.UnsupportedSchemaError as err:
+        raise InputError(
+            f"cannot read edit {path}: it was written by a newer OpenTimelineIO than the {otio.__version__} "
+            f"this Doppel reads ({err}); export it again from an NLE or tool on OTIO {otio.__version__}, or "
+            f"downgrade it with `otioconvert` there"
+        ) from err
     except (zipfile.BadZipFile, otio.exceptions.OTIOError, ValueError, KeyError, AttributeError,
             IndexError, TypeError, UnicodeDecodeError, OSError) as err:
-        hint = (f" (EDLs carry no frame rate; it was read at {kwargs['rate']:g} fps: pass the edit's rate, "
-                f"e.g. --edl-rate 25)") if suffix == ".edl" else ""
+        given = edl_rate is not None
+        hint = ((f" (EDLs carry no frame rate; it was read at {kwargs['rate']:g} fps, "
+                 + ("as --edl-rate said: is that the edit's rate?)" if given else
+                    "the default: pass the edit's rate, e.g. --edl-rate 25)")) if suffix == ".edl" else "")
         raise InputError(
             f"cannot read edit {path} as {FORMAT_NAMES[suffix]}: {type(err).__name__}: {err}{hint}; "
             f"supported: {', '.join(FORMAT_NAMES)}"
