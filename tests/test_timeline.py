@@ -441,3 +441,35 @@ def test_near_rate_media_map_by_timecode(work):
     (ret,) = back.video_tracks()[1].find_clips()
     assert ret.range_in_parent().duration == otio.opentime.RationalTime(51, rate)
     assert ret.source_range.start_time.value - ret.media_reference.available_range.start_time.value == 3
+
+
+def test_a_clip_at_another_rate_or_on_an_image_sequence_is_refused_alone(work):
+    """Premiere writes clips whose timebase differs from their media (15 over 30 fps), and OTIO
+    edits reference image sequences: each such marked clip is refused with one line naming it,
+    the other clips are still jobs."""
+    folder = work / "rates"
+    folder.mkdir(exist_ok=True)
+    src = make_numbered_clip(folder / "m30.mov", 60, 64, 48, fps=Fraction(30))
+
+    def clip(name: str, fps: int) -> otio.schema.Clip:
+        c = otio.schema.Clip(name=name, media_reference=otio.schema.ExternalReference(target_url=src.resolve().as_uri()),
+                             source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, fps),
+                                                                  otio.opentime.RationalTime(10, fps)))
+        c.markers.append(otio.schema.Marker(name="FACESWAP"))
+        return c
+
+    seq = otio.schema.Clip(name="plate", media_reference=otio.schema.ImageSequenceReference(
+        target_url_base="file:///plates/", name_prefix="plate.", name_suffix=".exr", start_frame=1001,
+        frame_zero_padding=4, rate=24), source_range=otio.opentime.TimeRange(
+        otio.opentime.RationalTime(0, 24), otio.opentime.RationalTime(10, 24)))
+    seq.markers.append(otio.schema.Marker(name="FACESWAP"))
+    tl = otio.schema.Timeline(name="rates")
+    tl.tracks.append(otio.schema.Track(children=[clip("at30", 30), clip("at15", 15), seq]))
+    path = folder / "rates.otio"
+    otio.adapters.write_to_file(tl, str(path))
+    clips, refused = find_jobs(read_edit(path), path)
+    assert [c.clip_name for c in clips] == ["at30"]
+    reasons = {r.clip_name: r.reason for r in refused}
+    assert reasons["at15"].startswith("the clip is timed at 15 fps but its media m30.mov runs at 30 fps")
+    assert reasons["plate"].startswith("image sequences are not supported yet (file:///plates/plate.####.exr")
+    assert all("\n" not in r for r in reasons.values())

@@ -189,6 +189,12 @@ def find_jobs(
                 refused += [RefusedClip(t_index, c_index, item.name, text, str(why)) for _, _, text in jobs]
                 continue
             ref = item.media_reference
+            if isinstance(ref, otio.schema.ImageSequenceReference):
+                seq = (f"{ref.target_url_base}{ref.name_prefix}{'#' * ref.frame_zero_padding}{ref.name_suffix} "
+                       f"from frame {ref.start_frame} at {ref.rate:g} fps")
+                refused += [RefusedClip(t_index, c_index, item.name, text,
+                                        f"image sequences are not supported yet ({seq})") for _, _, text in jobs]
+                continue
             url = getattr(ref, "target_url", None) if ref is not None else None
             found, rule, tried = find_clip_media(item, edit_dir, roots)
             if found is None:
@@ -221,11 +227,18 @@ def find_jobs(
         same = abs(edit_rate - float(rate)) <= 1e-4 * float(rate)
         by_count = not same and round(edit_rate) == round(float(rate))
         if not same and not by_count:
-            hint = (f" (EDLs carry no rate: if the edit runs at the media's rate, pass --edl-rate {float(rate):g})"
-                    if edit_path.suffix.lower() == ".edl" else "")
-            raise InputError(
-                f"{where} is timed at {edit_rate:g} fps but its media {media} runs at {float(rate):g} fps{hint}"
-            )
+            if edit_path.suffix.lower() == ".edl":  # the rate was a guess for the whole edit: say so once
+                raise InputError(
+                    f"{where} is timed at {edit_rate:g} fps but its media {media} runs at {float(rate):g} fps "
+                    f"(EDLs carry no rate: if the edit runs at the media's rate, pass --edl-rate {float(rate):g})"
+                )
+            # One clip timed at another rate than its media (a Premiere clip with timebase 15 over
+            # 30 fps media): refuse that clip, render the others.
+            refused.append(RefusedClip(t_index, c_index, clip.name, text,
+                                       f"the clip is timed at {edit_rate:g} fps but its media {media.name} runs at "
+                                       f"{float(rate):g} fps: clips at another rate than their media are not "
+                                       f"supported yet"))
+            continue
 
         def count(t: RationalTime) -> float:
             return t.value if by_count else t.value_rescaled_to(float(rate))
