@@ -473,3 +473,32 @@ def test_a_clip_at_another_rate_or_on_an_image_sequence_is_refused_alone(work):
     assert reasons["at15"].startswith("the clip is timed at 15 fps but its media m30.mov runs at 30 fps")
     assert reasons["plate"].startswith("image sequences are not supported yet (file:///plates/plate.####.exr")
     assert all("\n" not in r for r in reasons.values())
+
+
+def test_a_still_is_a_held_frame(work):
+    """A still image on a 24 fps timeline (a PNG, which probes as one frame at 25 fps): its one frame
+    is the job, and the return clip holds the rendered frame for the clip's record duration with a
+    FreezeFrame; formats whose writer drops it refuse the return rather than play one frame."""
+    import cv2
+    import numpy as np
+
+    folder = work / "still"
+    folder.mkdir(exist_ok=True)
+    cv2.imwrite(str(folder / "card.png"), np.full((48, 64, 3), 128, np.uint8))
+    c = otio.schema.Clip(name="card", media_reference=otio.schema.ExternalReference(target_url="card.png"),
+                         source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, 24),
+                                                              otio.opentime.RationalTime(48, 24)))
+    c.markers.append(otio.schema.Marker(name="FACESWAP"))
+    tl = otio.schema.Timeline(name="still")
+    tl.tracks.append(otio.schema.Track(children=[c]))
+    path = folder / "still.otio"
+    otio.adapters.write_to_file(tl, str(path))
+    (mc,) = find_marked_clips(read_edit(path), path)
+    assert (mc.source_first_frame, mc.source_last_frame, mc.record_frames, mc.speed.scalar) == (0, 0, 48, 0.0)
+    out = make_numbered_clip(folder / "card.doppel.mov", 1, 64, 48, fps=Fraction(25))
+    back = build_return_timeline(read_edit(path), [RenderedClip(mc, out, 0, 1, "")])
+    (ret,) = back.video_tracks()[1].find_clips()
+    assert isinstance(ret.effects[0], otio.schema.FreezeFrame)
+    assert ret.range_in_parent().duration == otio.opentime.RationalTime(48, 24)
+    with pytest.raises(InputError, match=r"'card' \(a still, held by a FreezeFrame\)"):
+        write_return_edit(read_edit(path), [RenderedClip(mc, out, 0, 1, "")], folder / "still.doppel.xml")

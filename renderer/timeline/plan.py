@@ -13,7 +13,7 @@ from opentimelineio.opentime import RationalTime, TimeRange
 
 from renderer.errors import InputError
 from renderer.timeline.markers import marked_ranges
-from renderer.timeline.read import find_clip_media
+from renderer.timeline.read import STILL_SUFFIXES, find_clip_media
 from renderer.timeline.retime import Speed, Unsupported, clip_speed, media_frame, shown_times
 
 if TYPE_CHECKING:
@@ -221,6 +221,20 @@ def find_jobs(
         info = infos[media]
         rate = Fraction(info.fps)
         edit_rate = span.start_time.rate
+        if info.frames == 1 and media.suffix.lower() in STILL_SUFFIXES:
+            # A still is a held frame: render its one frame (swapped) and hold it on the return clip
+            # with a FreezeFrame, timed at the edit's rate (the image's own "rate" means nothing).
+            rec = clip.range_in_parent()
+            record = TimeRange(rec.start_time + (span.start_time - clip.trimmed_range().start_time), span.duration)
+            rec_start = record.start_time + global_start if global_start is not None else record.start_time
+            out.append(MarkedClip(
+                track_index=t_index, clip_index=c_index, clip_name=clip.name, media_path=media,
+                record_range=record, record_timecode=otio.opentime.to_timecode(rec_start, rec_start.rate),
+                source_first_frame=0, source_last_frame=0, overrides=overrides, media_timecode=None, rate=rate,
+                media_frames=1, marker=text, speed=Speed(0.0, (otio.schema.FreezeFrame(),)), shown_start=0.0,
+                media_match=rule, edit_rate=edit_rate, warnings=notes.get((t_index, c_index), ()),
+            ))
+            continue
         # Same rate (NTSC written as 23.976 or 24000/1001 alike): rescale. A near rate with the same
         # timecode base (a 23.976 edit over 24 fps media, 29.97 over 30) is what NLEs conform by
         # timecode: frame N of the edit's count is frame N of the media's, never N * 24/23.976.

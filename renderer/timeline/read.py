@@ -116,6 +116,7 @@ def read_edit(path: str | Path, *, edl_rate: Fraction | float | None = None) -> 
 
 
 MOVIE_SUFFIXES = (".mov", ".mp4", ".mxf", ".m4v", ".avi", ".mkv")
+STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dpx", ".exr")
 
 
 def _url_to_path(url: str) -> Path:
@@ -190,4 +191,4 @@ def find_clip_media(clip: otio.schema.Clip, edit_dir: Path, roots: Sequence[Path
     return None, "", tried
 
 
-__all__ = ["ADAPTERS", "FORMAT_NAMES", "MOVIE_SUFFIXES", "find_clip_media", "read_edit", "resolve_media"]
+__all__ = ["ADAPTERS", "FORMAT_NAMES", "MOVIE_SUFFIXES", "STILL_SUFFIXES", "find_clip_media", "read_edit", "resolve_media"]

@@ -259,6 +259,8 @@ def write_return_edit(timeline: otio.schema.Timeline, rendered: Sequence[Rendere
     suffix = Path(out_path).suffix.lower()
     if suffix not in TIME_EFFECT_WRITERS:
         retimed = [f"'{c.name}' ({', '.join(names)})" for c in timeline.find_clips() if (names := time_effect_names(c))]
+        retimed += [f"'{r.clip.clip_name}' (a still, held by a FreezeFrame)" for r in rendered
+                    if r.clip.media_frames == 1 and r.clip.speed.retimed]
         if retimed:
             raise InputError(
                 f"cannot write {FORMAT_NAMES[suffix]} {out_path}: the OTIO adapter drops time effects and "
