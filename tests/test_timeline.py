@@ -502,3 +502,19 @@ def test_a_still_is_a_held_frame(work):
     assert ret.range_in_parent().duration == otio.opentime.RationalTime(48, 24)
     with pytest.raises(InputError, match=r"'card' \(a still, held by a FreezeFrame\)"):
         write_return_edit(read_edit(path), [RenderedClip(mc, out, 0, 1, "")], folder / "still.doppel.xml")
+
+
+def test_marked_clips_in_nested_stacks_are_named_not_lost(work):
+    """OTIO's own nested_example.otio: a FACESWAP marker on a clip inside a nested stack is refused
+    by name (one line), not silently ignored."""
+    from tests.sample_edits import sample_edits
+
+    timeline = read_edit(sample_edits() / "opentimelineio" / "nested_example.otio")
+    nested = next(i for t in timeline.video_tracks() for i in t if isinstance(i, (otio.schema.Stack, otio.schema.Track)))
+    inner = next(iter(nested.find_clips()))
+    inner.markers.append(otio.schema.Marker(name="FACESWAP"))
+    path = work / "nested.otio"
+    otio.adapters.write_to_file(timeline, str(path))
+    clips, refused = find_jobs(read_edit(path), path)
+    assert [r.clip_name for r in refused] == [inner.name]
+    assert "inside the nested sequence" in refused[0].reason and "\n" not in refused[0].reason

@@ -171,6 +171,16 @@ def find_jobs(
     missing: list[str] = []
     for t_index, track in enumerate(timeline.video_tracks()):
         for c_index, item in enumerate(track):
+            if isinstance(item, (otio.schema.Stack, otio.schema.Track)):
+                # A nested sequence (OTIO stack, FCP7 nested sequence): its marked clips are named, not lost.
+                for inner in item.find_clips():
+                    inner_jobs = marked_ranges(inner, f"clip '{inner.name}' inside '{item.name}' in {edit_path}",
+                                               warnings=[])
+                    refused += [RefusedClip(t_index, c_index, inner.name, text,
+                                            f"the clip is inside the nested sequence '{item.name}': marked clips in "
+                                            f"nested sequences are not supported yet (mark the nested sequence's "
+                                            f"own clips in its own timeline)") for _, _, text in inner_jobs]
+                continue
             if not isinstance(item, otio.schema.Clip):
                 continue
             where = f"track V{t_index + 1} clip '{item.name}' in {edit_path}"
