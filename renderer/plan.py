@@ -36,7 +36,9 @@ from renderer import __version__
 from renderer.atomic import sha256_file
 from renderer.errors import DoppelError, InputError, ModelError
 from renderer.presets import Preset, load_preset, preset_sha256
-from renderer.timeline import MarkedClip, RefusedClip, clip_presets, find_jobs, read_edit, return_edit_paths
+from renderer.timeline import (
+    MarkedClip, RefusedClip, clip_presets, find_jobs, marked_elsewhere, read_timelines, return_edit_paths,
+)
 from renderer.timeline.read import MOVIE_SUFFIXES
 
 SOFTWARE = f"doppel {__version__}"
@@ -119,6 +121,7 @@ class RenderPlan:
     jobs: tuple[ClipJob, ...]
     return_edits: tuple[Path, ...]
     refused: tuple[RefusedClip, ...] = ()  # marked clips Doppel will not render (the return keeps the original)
+    others: tuple[otio.schema.Timeline, ...] = field(default=(), compare=False)  # the edit's other timelines
 
     @property
     def render_json(self) -> Path:
@@ -217,8 +220,9 @@ def plan_render(
     base = preset if isinstance(preset, Preset) else load_preset(preset)
     if direction is not None:
         base = base.with_overrides({"direction": direction}, "--direction")
-    timeline = read_edit(edit, edl_rate=edl_rate)
+    timeline, *others = read_timelines(edit, edl_rate=edl_rate)
     clips, refused = find_jobs(timeline, edit, media_roots)
+    refused += [r for n, other in enumerate(others, start=2) for r in marked_elsewhere(other, edit, n, len(others) + 1)]
     presets = clip_presets(clips, base, edit)
     if direction is not None:  # the command line beats a marker's direction= too
         presets = [p.with_overrides({"direction": direction}, "--direction") for p in presets]
@@ -290,7 +294,7 @@ def plan_render(
         text = "\n  ".join(dict.fromkeys(str(p) for p in problems))
         raise cls(f"{len(problems)} problem(s) before rendering:\n  {text}" if len(problems) > 1 else text)
     return RenderPlan(edit, timeline, base, out_dir, tuple(jobs), tuple(return_edit_paths(edit, out_dir)),
-                      tuple(refused))
+                      tuple(refused), tuple(others))
 
 
 

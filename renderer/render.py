@@ -242,7 +242,7 @@ def rendered_clip(job: ClipJob) -> RenderedClip:
     return RenderedClip(job.clip, job.output, job.first, job.frames, job.timecode or "")
 
 
-def write_returns(timeline: Any, rendered: Sequence[RenderedClip], paths: Sequence[Path]
+def write_returns(timeline: Any, rendered: Sequence[RenderedClip], paths: Sequence[Path], others: Sequence[Any] = ()
                   ) -> tuple[tuple[Path, ...], dict[str, str]]:
     """Write every return edit that can be written: (paths written, {path: one-line reason} for the others).
 
@@ -254,7 +254,7 @@ def write_returns(timeline: Any, rendered: Sequence[RenderedClip], paths: Sequen
     errors: dict[str, str] = {}
     for path in paths:
         try:
-            write_return_edit(timeline, rendered, path)
+            write_return_edit(timeline, rendered, path, others=others)
             written.append(path)
         except DoppelError as err:
             errors[str(path)] = str(err).strip().splitlines()[0]
@@ -268,7 +268,7 @@ def check_returns(plan: RenderPlan) -> dict[str, str]:
 
     with tempfile.TemporaryDirectory(prefix="doppel-dry-") as tmp:
         trial = [Path(tmp) / p.name for p in plan.return_edits]
-        _, errors = write_returns(plan.timeline, [], trial)
+        _, errors = write_returns(plan.timeline, [], trial, plan.others)
     back = {str(t): str(p) for t, p in zip(trial, plan.return_edits)}
     return {back[k]: v.replace(k, back[k]) for k, v in errors.items()}
 
@@ -360,7 +360,7 @@ def _run_locked(plan: RenderPlan, on_progress: Callable[[RenderProgress], None] 
             on_clip(result)
         write_render_json(plan, entries, "running", started, ())
     rendered = [rendered_clip(r.job) for r in results if r.status != "failed"]
-    written, return_errors = write_returns(plan.timeline, rendered, plan.return_edits)
+    written, return_errors = write_returns(plan.timeline, rendered, plan.return_edits, plan.others)
     report = RenderReport(plan, tuple(results), written, time.time() - started, return_errors)
     write_render_json(plan, entries + report.refused(), report.status, started, written, return_errors)
     return report

@@ -601,3 +601,21 @@ def test_edl_rate_names_ntsc_rates_exactly():
 
     assert _rate("23.976") == _rate("24000/1001") == Fraction(24000, 1001)
     assert _rate("29.97") == Fraction(30000, 1001) and _rate("25") == 25 and _rate("24") == 24
+
+
+def test_every_fcpxml_project_comes_back(work, preset, env, capsys):
+    """Final Cut Pro's library export (fcpx_library.fcpxml: two projects): the return edits, .otio and
+    .fcpxml, hold both projects, the first with its FACESWAP track, the second unchanged."""
+    from renderer.timeline import read_timelines
+    from tests.sample_edits import sample_edits
+
+    edit = sample_edits() / "otio-fcpx-xml-adapter" / "fcpx_library.fcpxml"
+    out = work / "fcpx_library"
+    code, stdout, err = cli([edit, "--preset", preset, "--out", out, "--json"], capsys)
+    assert code == 0, err
+    original = read_timelines(edit)
+    assert len(original) == 2
+    for name in ("fcpx_library.doppel.otio", "fcpx_library.doppel.fcpxml"):
+        back = read_timelines(out / name)
+        assert [t.name for t in back] == [t.name for t in original], name
+        assert [c.name for c in back[1].find_clips()] == [c.name for c in original[1].find_clips()]

@@ -278,7 +278,8 @@ def publish(render_plan: Any, *, progress: Progress | None = None) -> Any:
                     say(f"openjd_status: {name}: FAILED: {err}")
             say(f"openjd_progress: {round(100.0 * (n + 1) / len(render_plan.jobs), 1)}")
         rendered = [rendered_clip(r.job) for r in results if r.status != "failed"]
-        written, return_errors = write_returns(render_plan.timeline, rendered, render_plan.return_edits)
+        written, return_errors = write_returns(render_plan.timeline, rendered, render_plan.return_edits,
+                                               render_plan.others)
         for path, why in return_errors.items():
             say(f"openjd_status: return edit {Path(path).name} NOT written: {why}")
         report = RenderReport(render_plan, tuple(results), written, time.time() - started, return_errors)

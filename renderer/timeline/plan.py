@@ -134,6 +134,22 @@ def to_timecode(frames: int, rate: Fraction, drop_frame: bool | None = None) -> 
     return otio.opentime.to_timecode(RationalTime(frames, float(rate)), float(rate), df)
 
 
+def marked_elsewhere(timeline: otio.schema.Timeline, edit_path: str | Path, number: int, of: int
+                     ) -> list[RefusedClip]:
+    """The marked clips of an edit's timeline other than the first (FCPXML libraries hold several
+    projects): refused by name; the return edit carries that timeline back unchanged."""
+    out: list[RefusedClip] = []
+    for t_index, track in enumerate(timeline.video_tracks()):
+        for c_index, item in enumerate(track):
+            if isinstance(item, otio.schema.Clip):
+                for _, _, text in marked_ranges(item, f"clip '{item.name}' in {edit_path}", warnings=[]):
+                    out.append(RefusedClip(t_index, c_index, item.name, text,
+                                           f"the clip is in '{timeline.name}', timeline {number} of {of} in the "
+                                           f"edit: only the first timeline renders yet (the others go back "
+                                           f"unchanged)"))
+    return out
+
+
 def find_marked_clips(
     timeline: otio.schema.Timeline,
     edit_path: str | Path,
@@ -333,4 +349,5 @@ def clip_presets(clips: Sequence[MarkedClip], preset: "Preset", edit_path: str |
 
 
 __all__ = ["MarkedClip", "MediaInfoLike", "Probe", "RefusedClip", "clip_presets", "find_jobs", "find_marked_clips",
+           "marked_elsewhere",
            "to_timecode"]

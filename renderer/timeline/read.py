@@ -42,7 +42,13 @@ _EDL_EVENT = re.compile(r"^\s*\d+\s+\S+\s+\S+\s+\S+(?:\s+\d+)?\s+\S+\s+\S+\s+(\d
 
 
 def read_edit(path: str | Path, *, edl_rate: Fraction | float | None = None) -> otio.schema.Timeline:
-    """Read an edit through the OTIO adapter its extension names. Raises InputError.
+    """The first timeline of `read_timelines(path)` (the one Doppel renders)."""
+    return read_timelines(path, edl_rate=edl_rate)[0]
+
+
+def read_timelines(path: str | Path, *, edl_rate: Fraction | float | None = None) -> list[otio.schema.Timeline]:
+    """Every timeline of an edit (an FCPXML library or event holds several projects), read
+    through the OTIO adapter its extension names. Raises InputError.
 
     `edl_rate` is the frame rate of a CMX 3600 EDL (EDLs do not record one; default 24).
     An `.otioz` bundle is unpacked into a private temporary folder (`renderer.otioz`) and its
@@ -95,9 +101,17 @@ def read_edit(path: str | Path, *, edl_rate: Fraction | float | None = None) -> 
         timelines = list(timeline.find_children(descended_from_type=otio.schema.Timeline))
         if not timelines:
             raise InputError(f"edit {path} holds no timeline")
-        timeline = timelines[0]
+        for other in timelines[1:]:
+            _fix_up(other, path, suffix, kwargs, extracted)
+        return [_fix_up(timelines[0], path, suffix, kwargs, extracted), *timelines[1:]]
     if not isinstance(timeline, otio.schema.Timeline):
         raise InputError(f"edit {path} holds a {type(timeline).__name__}, not a timeline")
+    return [_fix_up(timeline, path, suffix, kwargs, extracted)]
+
+
+def _fix_up(timeline: otio.schema.Timeline, path: Path, suffix: str, kwargs: dict[str, Any],
+            extracted: Path | None) -> otio.schema.Timeline:
+    """What the adapters leave out: an EDL's record start, an unpacked bundle's media paths."""
     if suffix == ".edl" and timeline.global_start_time is None:
         # The adapter starts the track at 0 and forgets the record timecode of the first
         # event (Avid's are at 01:00:00:00): keep it, so record timecodes match the NLE.
@@ -191,4 +205,5 @@ def find_clip_media(clip: otio.schema.Clip, edit_dir: Path, roots: Sequence[Path
     return None, "", tried
 
 
-__all__ = ["ADAPTERS", "FORMAT_NAMES", "MOVIE_SUFFIXES", "STILL_SUFFIXES", "find_clip_media", "read_edit", "resolve_media"]
+__all__ = ["ADAPTERS", "FORMAT_NAMES", "MOVIE_SUFFIXES", "STILL_SUFFIXES", "find_clip_media", "read_edit",
+           "read_timelines", "resolve_media"]

@@ -250,11 +250,14 @@ def write_edit(timeline: otio.schema.Timeline, out_path: str | Path) -> None:
 TIME_EFFECT_WRITERS = (".otio", ".otioz", ".edl")
 
 
-def write_return_edit(timeline: otio.schema.Timeline, rendered: Sequence[RenderedClip], out_path: str | Path) -> None:
+def write_return_edit(timeline: otio.schema.Timeline, rendered: Sequence[RenderedClip], out_path: str | Path, *,
+                      others: Sequence[otio.schema.Timeline] = ()) -> None:
     """`build_return_timeline` + `write_edit`: the edit an editor re-imports. Raises InputError.
 
     A format whose writer drops time effects (TIME_EFFECT_WRITERS) is not written for an edit
     that has any: every retimed clip, swapped or not, would play other frames than the cut.
+    `others`: the edit's other timelines (an FCPXML library's other projects), written after the
+    return timeline unchanged (not into an EDL, which holds one).
     """
     suffix = Path(out_path).suffix.lower()
     if suffix not in TIME_EFFECT_WRITERS:
@@ -269,7 +272,12 @@ def write_return_edit(timeline: otio.schema.Timeline, rendered: Sequence[Rendere
             )
     # The cmx_3600 reader gives a dissolve's incoming clip the outgoing clip's FROM CLIP file and
     # starts it at the cut (measured on its own output): an EDL return holds the swapped shots as cuts.
-    write_edit(build_return_timeline(timeline, rendered, transitions=suffix != ".edl"), out_path)
+    back = build_return_timeline(timeline, rendered, transitions=suffix != ".edl")
+    if others and suffix != ".edl":  # the edit's other timelines (FCPXML projects) go back unchanged
+        write_edit(otio.schema.SerializableCollection(name=timeline.name, children=[back, *copy.deepcopy(list(others))]),
+                   out_path)
+        return
+    write_edit(back, out_path)
 
 
 def return_edit_paths(edit_path: str | Path, out_dir: str | Path) -> list[Path]:
