@@ -414,6 +414,16 @@ def test_fcp7_clip_markers_count_from_the_media_start_and_one_frame_means_the_cl
         jobs("FACESWAP range=all", 100, 110)
 
 
+def _marked_edit(path: Path, *clips: otio.schema.Clip) -> Path:
+    """An .otio edit at `path`: one track of `clips`, each given a FACESWAP point marker."""
+    for clip in clips:
+        clip.markers.append(otio.schema.Marker(name="FACESWAP"))
+    tl = otio.schema.Timeline(name=path.stem)
+    tl.tracks.append(otio.schema.Track(children=list(clips)))
+    otio.adapters.write_to_file(tl, str(path))
+    return path
+
+
 def test_near_rate_media_map_by_timecode(work):
     """A 23.976 edit over 24 fps media (and its timecode 01:00:00:00): NLEs conform by timecode, so
     the edit's frame 01:00:01:15 is media frame 39, not 126 (39 * 24/23.976 seconds later); the
@@ -429,11 +439,7 @@ def test_near_rate_media_map_by_timecode(work):
                                                 otio.opentime.RationalTime(120, rate))),
         source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(origin + 39, rate),
                                              otio.opentime.RationalTime(51, rate)))
-    clip.markers.append(otio.schema.Marker(name="FACESWAP"))
-    tl = otio.schema.Timeline(name="near")
-    tl.tracks.append(otio.schema.Track(children=[clip]))
-    path = media / "near.otio"
-    otio.adapters.write_to_file(tl, str(path))
+    path = _marked_edit(media / "near.otio", clip)
     (mc,) = find_marked_clips(read_edit(path), path)
     assert (mc.source_first_frame, mc.source_last_frame, mc.edit_rate) == (39, 89, rate)
     rendered = _render_stand_ins([mc], media / "renders", handles=3)
@@ -455,18 +461,13 @@ def test_a_clip_at_another_rate_or_on_an_image_sequence_is_refused_alone(work):
         c = otio.schema.Clip(name=name, media_reference=otio.schema.ExternalReference(target_url=src.resolve().as_uri()),
                              source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, fps),
                                                                   otio.opentime.RationalTime(10, fps)))
-        c.markers.append(otio.schema.Marker(name="FACESWAP"))
         return c
 
     seq = otio.schema.Clip(name="plate", media_reference=otio.schema.ImageSequenceReference(
         target_url_base="file:///plates/", name_prefix="plate.", name_suffix=".exr", start_frame=1001,
         frame_zero_padding=4, rate=24), source_range=otio.opentime.TimeRange(
         otio.opentime.RationalTime(0, 24), otio.opentime.RationalTime(10, 24)))
-    seq.markers.append(otio.schema.Marker(name="FACESWAP"))
-    tl = otio.schema.Timeline(name="rates")
-    tl.tracks.append(otio.schema.Track(children=[clip("at30", 30), clip("at15", 15), seq]))
-    path = folder / "rates.otio"
-    otio.adapters.write_to_file(tl, str(path))
+    path = _marked_edit(folder / "rates.otio", clip("at30", 30), clip("at15", 15), seq)
     clips, refused = find_jobs(read_edit(path), path)
     assert [c.clip_name for c in clips] == ["at30"]
     reasons = {r.clip_name: r.reason for r in refused}
@@ -488,11 +489,7 @@ def test_a_still_is_a_held_frame(work):
     c = otio.schema.Clip(name="card", media_reference=otio.schema.ExternalReference(target_url="card.png"),
                          source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, 24),
                                                               otio.opentime.RationalTime(48, 24)))
-    c.markers.append(otio.schema.Marker(name="FACESWAP"))
-    tl = otio.schema.Timeline(name="still")
-    tl.tracks.append(otio.schema.Track(children=[c]))
-    path = folder / "still.otio"
-    otio.adapters.write_to_file(tl, str(path))
+    path = _marked_edit(folder / "still.otio", c)
     (mc,) = find_marked_clips(read_edit(path), path)
     assert (mc.source_first_frame, mc.source_last_frame, mc.record_frames, mc.speed.scalar) == (0, 0, 48, 0.0)
     out = make_numbered_clip(folder / "card.doppel.mov", 1, 64, 48, fps=Fraction(25))
