@@ -681,19 +681,19 @@ def _first_line(text: str) -> str:
 
 
 def _refusals(summary: dict[str, Any], render_json: Path) -> dict[str, str]:
-    """Clips Doppel refused by name: render.json entries with status 'refused' (or 'skipped' with a reason)."""
+    """Clips Doppel refused by name, with the reason: the --json summary's `refused` {clip: reason}
+    and render.json entries with `"status": "refused"` (the shape agreed in NOTES-15)."""
     out: dict[str, str] = {}
+    given = summary.get("refused")
+    if isinstance(given, dict):
+        out.update({str(k): str(v) for k, v in given.items()})
     try:
         record = json.loads(render_json.read_text("utf-8"))
     except (OSError, ValueError):
         record = {}
-    for entry in record.get("clips", []) + list(summary.get("refused", []) if isinstance(summary.get("refused"), list) else []):
-        if not isinstance(entry, dict):
-            continue
-        status = entry.get("status")
-        reason = entry.get("reason") or entry.get("error") or entry.get("note") or ""
-        if status == "refused" or (status == "skipped" and entry.get("reason")):
-            out[str(entry.get("clip"))] = str(reason)
+    for entry in record.get("clips", []) if isinstance(record, dict) else []:
+        if isinstance(entry, dict) and entry.get("status") == "refused":
+            out.setdefault(str(entry.get("clip")), str(entry.get("reason") or entry.get("error") or ""))
     return out
 
 
@@ -887,9 +887,17 @@ def walk_edit(path: Path, work: Path, model: Path, *, render: bool = True) -> Wa
     returns = [out / f"{marked_path.stem}.doppel.otio"]
     if path.suffix.lower() != ".otio":
         returns.append(out / f"{marked_path.stem}.doppel{path.suffix}")
+    return_errors = result.summary.get("return_errors") or {}
     for ret in returns:
+        said = next((str(v) for k, v in return_errors.items() if Path(k).name == ret.name), None)
+        if said is not None and ret.suffix.lower() != ".otio":
+            # a format writer that cannot express the return edit: allowed, in one line (defect 9)
+            if "\n" in said.strip() or not said.strip():
+                result.problems.append(f"return edit {ret.name} failed without a one-line reason: {said!r}")
+            result.note = f"{ret.name} not written: {said[:200]}"
+            continue
         if not ret.is_file():
-            result.problems.append(f"return edit {ret.name} was not written")
+            result.problems.append(f"return edit {ret.name} was not written" + (f": {said}" if said else ""))
             continue
         try:
             back = read_timelines(ret)
