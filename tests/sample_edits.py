@@ -186,7 +186,8 @@ def media_key(clip: otio.schema.Clip) -> str | None:
     """The generated media file name standing for `clip`'s media, None for generators.
 
     An external reference: its file name. A missing reference (EDL events without a path,
-    OTIO files with media offline): the clip name with `.mov`, as an editor relinks by name.
+    OTIO files with media offline): the clip name (with `.mov` unless it names a movie file),
+    as an editor relinks by name.
     """
     ref = clip.media_reference
     if isinstance(ref, otio.schema.ExternalReference) and ref.target_url:
@@ -194,7 +195,9 @@ def media_key(clip: otio.schema.Clip) -> str | None:
     if isinstance(ref, otio.schema.ImageSequenceReference):
         return f"{ref.name_prefix}#{ref.name_suffix}"
     if ref is None or isinstance(ref, otio.schema.MissingReference):
-        return f"{clip.name}.mov" if clip.name else None
+        if not clip.name:
+            return None
+        return clip.name if Path(clip.name).suffix.lower() in MOVIE_SUFFIXES else f"{clip.name}.mov"
     return None
 
 
@@ -541,27 +544,35 @@ def _mark_aaf(path: Path, dst: Path) -> int:
             f.dictionary.register_def(f.create.DataDef("01030201-1000-0000-060e-2b3404010101",
                                                        "DescriptiveMetadata", "Descriptive Metadata"))
         for mob in f.content.toplevel():
-            picture = [s for s in mob.slots if s.media_kind == "Picture" and hasattr(s.segment, "components")]
             next_id = max((s.slot_id for s in mob.slots), default=0) + 1
-            for slot in picture:
-                track_number = slot["PhysicalTrackNumber"].value if "PhysicalTrackNumber" in slot.keys() else 1
-                events = f.create.EventMobSlot()
-                events.edit_rate = slot.edit_rate
-                events.slot_id = next_id
-                next_id += 1
-                events["PhysicalTrackNumber"].value = track_number
-                seq = f.create.Sequence(media_kind="DescriptiveMetadata")
-                for position, _ in _aaf_clips(slot.segment):
-                    marker = f.create.DescriptiveMarker()
-                    marker["Position"].value = position
-                    marker["Length"].value = 0
-                    marker["Comment"].value = MARK
-                    marker["CommentMarkerColor"].value = {"red": 41471, "green": 12134, "blue": 6564}
-                    marker["DescribedSlots"].value = {slot.slot_id}
-                    seq.components.append(marker)
-                    marked += 1
-                events.segment = seq
-                mob.slots.append(events)
+            for slot in [s for s in mob.slots if s.media_kind == "Picture"]:
+                # Avid's multi-track sequence is one NestedScope slot: its tracks are numbered from 1
+                if type(slot.segment).__name__ == "NestedScope":
+                    tracks = list(enumerate(slot.segment.slots, start=1))
+                else:
+                    number = slot["PhysicalTrackNumber"].value if "PhysicalTrackNumber" in slot.keys() else 1
+                    tracks = [(number, slot.segment)]
+                for number, segment in tracks:
+                    clips = _aaf_clips(segment)
+                    if not clips:
+                        continue
+                    events = f.create.EventMobSlot()
+                    events.edit_rate = slot.edit_rate
+                    events.slot_id = next_id
+                    next_id += 1
+                    events["PhysicalTrackNumber"].value = number
+                    seq = f.create.Sequence(media_kind="DescriptiveMetadata")
+                    for position, _ in clips:
+                        marker = f.create.DescriptiveMarker()
+                        marker["Position"].value = position
+                        marker["Length"].value = 0
+                        marker["Comment"].value = MARK
+                        marker["CommentMarkerColor"].value = {"red": 41471, "green": 12134, "blue": 6564}
+                        marker["DescribedSlots"].value = {slot.slot_id}
+                        seq.components.append(marker)
+                        marked += 1
+                    events.segment = seq
+                    mob.slots.append(events)
     return marked
 
 
@@ -569,7 +580,7 @@ def _aaf_clips(segment: Any) -> list[tuple[int, int]]:
     """(record position, length) of each clip along a top-level picture sequence."""
     out: list[tuple[int, int]] = []
     pos = 0
-    for comp in segment.components:
+    for comp in segment.components if hasattr(segment, "components") else [segment]:
         length = int(comp.length or 0)
         kind = type(comp).__name__
         if kind == "Transition":
