@@ -19,10 +19,8 @@ import opentimelineio as otio
 import pytest
 from opentimelineio.opentime import RationalTime as RT, TimeRange as TR
 
-from tests.sample_edits import (
-    CACHE, Layer, MediaSpec, Resolver, check_return, compose, edit_id, mark_edit, media_specs, read_timelines,
-    sample_edit_files, walk_edit, write_media, decode_painted,
-)
+from tests.edit_picture import MediaSpec, Resolver, check_return, compose, decode_painted, media_specs, write_media
+from tests.sample_edits import CACHE, edit_id, mark_edit, read_timelines, sample_edit_files, walk_edit
 
 # A subset that covers every format and the features issue 15 names, each edit small enough
 # for `make test` on two cores. The rest of the walk is bench/bench_sample_edits.py.
