@@ -421,12 +421,10 @@ def check_return(original: dict[int, Picture], returned: dict[int, Picture], res
         if want_ids != got_ids:
             bad.append((frame, want, got, ""))
             continue
-        for layer, g in zip(want_layers, got):
-            if isinstance(g, str) or g[2]:
-                continue
-            if layer.clip in refused:
-                continue
-            if layer.clip in marked:
-                bad.append((frame, want, got, f"clip '{layer.clip}' is marked but the return shows its original "
-                                              f"frames (not swapped, not refused)"))
+        unswapped = [layer.clip for layer, g in zip(want_layers, got)
+                     if not isinstance(g, str) and not g[2] and layer.clip in marked and layer.clip not in refused]
+        if unswapped:
+            names = " and ".join(f"'{c}'" for c in dict.fromkeys(unswapped))
+            bad.append((frame, want, got, f"clip {names} is marked but the return shows its original frames "
+                                          f"(not swapped, not refused)"))
     return checked, _runs(bad)
