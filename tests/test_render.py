@@ -492,3 +492,34 @@ def test_render_swaps_a_real_face(work, env, capsys):
     assert [read_frame_number(f) for f in out_frames] == list(range(5, 17))
     changed = [float(np.abs(a.astype(int) - b.astype(int)).mean()) for a, b in zip(out_frames, src_frames)]
     assert sum(c > 1.0 for c in changed) >= 10, changed
+
+
+# --------------------------------------------------------------------------- real NLE exports (adapters' sample edits)
+
+
+def test_failing_return_writer_keeps_the_render_and_the_otio(work, preset, env, capsys):
+    """Avid's 29.97 DF sample (media references at 23.976): the AAF writer refuses the return edit
+    (AAFValidationError). The dry run says so, the render keeps the .otio, exits 1 with one line,
+    and render.json and the --json summary are final."""
+    from tests.sample_edits import sample_edits
+
+    edit = sample_edits() / "otio-aaf-adapter" / "2997fps-DFTC.aaf"
+    out = work / "aaf_return_fails"
+    code, stdout, err = cli([edit, "--preset", preset, "--out", out, "--dry-run", "--json"], capsys)
+    assert code == 1 and not out.exists()
+    assert json.loads(stdout)["return_errors"][str(out / "2997fps-DFTC.doppel.aaf")].startswith(
+        "cannot write AAF (Avid)")
+    assert "would NOT be written" in err
+    code, stdout, err = cli([edit, "--preset", preset, "--out", out, "--json"], capsys)
+    assert code == 1
+    summary = json.loads(stdout)
+    assert summary["status"] == "return edit failed" and summary["return_edits"] == [str(out / "2997fps-DFTC.doppel.otio")]
+    reason = summary["return_errors"][str(out / "2997fps-DFTC.doppel.aaf")]
+    assert "AAFValidationError" in reason and "\n" not in reason
+    assert [line for line in err.splitlines() if "NOT written" in line] == [
+        f"doppel render: return edit {out / '2997fps-DFTC.doppel.aaf'} NOT written: {reason}"]
+    assert err.count("AAFValidationError") == 1  # the adapter's own prints are not passed on
+    record = json.loads((out / RENDER_JSON).read_text())
+    assert record["status"] == "return edit failed" and record["return_errors"] == summary["return_errors"]
+    assert len(read_edit(out / "2997fps-DFTC.doppel.otio").video_tracks()) >= 1
+    assert not (out / "2997fps-DFTC.doppel.aaf").exists() and not list(out.glob(".*partial*"))

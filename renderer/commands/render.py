@@ -21,7 +21,8 @@ Output: a progress bar per clip on stderr. --progress adds OpenJD lines on stdou
 a JSON summary on stdout (last; with --progress the OpenJD lines come before it).
 
 Exit status: 0 all clips rendered (or nothing marked), 1 some clips failed (the others are kept
-and in the return edit; render.json says why), 2 bad input, nothing rendered.
+and in the return edit; render.json says why) or a return edit's format writer failed (the renders
+and the .otio return are kept; one line says why), 2 bad input, nothing rendered.
 
 Examples:
   doppel render cut.xml --preset prores_hq --out renders/ --model models/jane
@@ -40,7 +41,9 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from renderer.errors import InputError
-from renderer.render import ClipResult, RenderPlan, RenderProgress, job_summary, plan_render, run_render
+from renderer.render import (
+    ClipResult, RenderPlan, RenderProgress, check_returns, job_summary, plan_render, run_render,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -132,15 +135,20 @@ def _dry_run(plan: RenderPlan, args: argparse.Namespace) -> int:
         entry = job_summary(job)
         entry["would"] = "render" if args.force or job.up_to_date() is None else "skip (up to date)"
         rows.append(entry)
+    return_errors = check_returns(plan)
+    code = 1 if return_errors else 0  # the render would exit 1: a return edit its writer cannot write
+    for path, why in return_errors.items():
+        print(f"doppel render: return edit {path} would NOT be written: {why}", file=sys.stderr)
     if args.json:
         print(json.dumps({"dry_run": True, "status": "nothing marked" if not rows else "ok",
                           "edit": str(plan.edit), "clips": rows,
                           "return_otio": str(plan.return_edits[0]),
-                          "return_edits": [str(p) for p in plan.return_edits]}, indent=2))
-        return 0
+                          "return_edits": [str(p) for p in plan.return_edits],
+                          "return_errors": return_errors}, indent=2))
+        return code
     if not rows:
         print(f"dry run: nothing marked in {plan.edit} (no FACESWAP markers); nothing would render", file=sys.stderr)
-        return 0
+        return code
     print(f"dry run: {len(rows)} clip(s) of {plan.edit}, every input checked:")
     for job, row in zip(plan.jobs, rows):
         rng = row["render_range"]
@@ -148,7 +156,7 @@ def _dry_run(plan: RenderPlan, args: argparse.Namespace) -> int:
               f"{rng['first_frame']}-{rng['last_frame']} ({rng['frames']} frames, handles {rng['handles'][0]}/"
               f"{rng['handles'][1]}) -> {job.output} [model {job.model.path.name} from {job.model.origin}]")
     print("  return edits: " + ", ".join(str(p) for p in plan.return_edits))
-    return 0
+    return code
 
 
 def run(args: argparse.Namespace) -> int:
@@ -165,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         reporter._close()
     summary = report.to_json()
+    for path, why in report.return_errors.items():  # one line each; the render and the .otio are kept
+        print(f"doppel render: return edit {path} NOT written: {why}", file=sys.stderr)
     if args.progress:
         print(f"openjd_status: {summary['status']}: {summary['rendered']} rendered, {summary['skipped']} skipped, "
               f"{summary['failed']} failed", flush=True)

@@ -1,0 +1,197 @@
+"""Plan source frames: each FACESWAP job of an edit becomes media frame indices of a probed file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import opentimelineio as otio
+from opentimelineio.opentime import RationalTime, TimeRange
+
+from renderer.errors import InputError
+from renderer.timeline.markers import marked_ranges
+from renderer.timeline.read import resolve_media
+
+if TYPE_CHECKING:
+    from renderer.presets import Preset
+
+
+class MediaInfoLike(Protocol):
+    """What `find_marked_clips` needs from `renderer.media.probe(path)`."""
+
+    fps: Fraction
+    frames: int
+    timecode: str | None
+
+
+Probe = Callable[[Path], MediaInfoLike]
+
+
+@dataclass(frozen=True)
+class MarkedClip:
+    """One swap job found in an edit.
+
+    `source_first_frame`/`source_last_frame` are 0-based media frame indices,
+    inclusive, already converted from timecode, handles NOT included.
+    `record_range` is where the swapped part sits on its track (track time, edit rate);
+    `record_timecode` is the same start as sequence timecode.
+    """
+
+    track_index: int  # index among the timeline's video tracks, 0 = bottom
+    clip_index: int  # index of the clip among its track's children
+    clip_name: str
+    media_path: Path
+    record_range: TimeRange
+    record_timecode: str
+    source_first_frame: int
+    source_last_frame: int
+    overrides: dict[str, str] = field(hash=False)
+    media_timecode: str | None
+    rate: Fraction  # the media's frame rate
+    media_frames: int
+    marker: str  # the marker text that marked it ("" for clip metadata), for messages
+
+    @property
+    def frames(self) -> int:
+        return self.source_last_frame - self.source_first_frame + 1
+
+    def with_handles(self, handles: int) -> tuple[int, int]:
+        """(first, last) media frames including `handles` each side, clamped to the media."""
+        return max(0, self.source_first_frame - handles), min(self.media_frames - 1, self.source_last_frame + handles)
+
+    def describe(self) -> str:
+        """"track V2 clip 'A003' (marker 'FACESWAP colour=rct')" for messages."""
+        mark = f" (marker '{self.marker}')" if self.marker else " (clip metadata)"
+        return f"track V{self.track_index + 1} clip '{self.clip_name}'{mark}"
+
+
+
+def _frame_at(time: RationalTime, rate: Fraction) -> int:
+    """Timecode count of `time` at the media's `rate` (NTSC rates stay exact)."""
+    return round(time.value_rescaled_to(float(rate)))
+
+
+def _timecode_frames(tc: str, rate: Fraction) -> int:
+    """Frame count of a timecode string at `rate` (drop-frame when it has ';')."""
+    from renderer.media import timecode_to_frame
+
+    return timecode_to_frame(tc, rate)
+
+
+def to_timecode(frames: int, rate: Fraction, drop_frame: bool | None = None) -> str:
+    """Frame count -> 'HH:MM:SS:FF' (or ';FF' drop-frame for 29.97/59.94 when asked)."""
+    df = otio.opentime.IsDropFrameRate.InferFromRate if drop_frame is None else (
+        otio.opentime.IsDropFrameRate.ForceYes if drop_frame else otio.opentime.IsDropFrameRate.ForceNo)
+    return otio.opentime.to_timecode(RationalTime(frames, float(rate)), float(rate), df)
+
+
+def find_marked_clips(
+    timeline: otio.schema.Timeline,
+    edit_path: str | Path,
+    media_roots: Sequence[str | Path] = (),
+    probe: Probe | None = None,
+) -> list[MarkedClip]:
+    """Every FACESWAP job in `timeline`, bottom track first, in record order.
+
+    Media references resolve relative to `edit_path`'s folder, then under each of
+    `media_roots`. Raises InputError listing EVERY missing media file (and every clip
+    with no media path) before anything renders, and for ranges outside the media.
+    `probe` defaults to `renderer.media.probe`.
+    """
+    if probe is None:
+        from renderer.media import probe as media_probe
+
+        probe = media_probe
+    edit_path = Path(edit_path)
+    edit_dir = edit_path.resolve().parent
+    roots = [Path(r) for r in media_roots]
+    pending: list[tuple[int, int, otio.schema.Clip, TimeRange, dict[str, str], str, Path]] = []
+    missing: list[str] = []
+    for t_index, track in enumerate(timeline.video_tracks()):
+        for c_index, item in enumerate(track):
+            if not isinstance(item, otio.schema.Clip):
+                continue
+            where = f"track V{t_index + 1} clip '{item.name}' in {edit_path}"
+            jobs = marked_ranges(item, where)
+            if not jobs:
+                continue
+            ref = item.media_reference
+            url = getattr(ref, "target_url", None) if ref is not None else None
+            if not url:
+                missing.append(f"{where}: no media path in the edit (reel/clip name only)")
+                continue
+            found, tried = resolve_media(url, edit_dir, roots)
+            if found is None:
+                missing.append(f"{url} (for {where}; looked in: {', '.join(str(p) for p in tried)})")
+                continue
+            for span, overrides, text in jobs:
+                pending.append((t_index, c_index, item, span, overrides, text, found))
+    if missing:
+        unique = list(dict.fromkeys(missing))
+        raise InputError(
+            f"{len(unique)} media file(s) of marked clips not found (pass --media-root to search more folders):\n  "
+            + "\n  ".join(unique)
+        )
+    infos: dict[Path, MediaInfoLike] = {}
+    out: list[MarkedClip] = []
+    global_start = timeline.global_start_time
+    for t_index, c_index, clip, span, overrides, text, media in pending:
+        where = f"track V{t_index + 1} clip '{clip.name}' in {edit_path}"
+        if media not in infos:
+            infos[media] = probe(media)
+        info = infos[media]
+        rate = Fraction(info.fps)
+        edit_rate = span.start_time.rate
+        if abs(edit_rate - float(rate)) > 0.01 * float(rate):
+            hint = " (EDLs carry no rate: pass the edit's rate, e.g. --edl-rate 25)" if edit_path.suffix.lower() == ".edl" else ""
+            raise InputError(
+                f"{where} is timed at {edit_rate:g} fps but its media {media} runs at {float(rate):g} fps{hint}"
+            )
+        if info.timecode:
+            origin = _timecode_frames(info.timecode, rate)
+        elif getattr(clip.media_reference, "available_range", None) is not None:
+            origin = _frame_at(clip.media_reference.available_range.start_time, rate)
+        else:
+            origin = 0
+        first = _frame_at(span.start_time, rate) - origin
+        last = _frame_at(span.end_time_exclusive(), rate) - origin - 1
+        if first < 0 or last >= info.frames or last < first:
+            raise InputError(
+                f"{where} uses media frames {first}..{last} of {media}, which has frames 0..{info.frames - 1} "
+                f"(start timecode {info.timecode or 'none'}); the edit and the media disagree"
+            )
+        parent_range = clip.range_in_parent()
+        offset = span.start_time - clip.trimmed_range().start_time
+        record = TimeRange(parent_range.start_time + offset, span.duration)
+        rec_start = record.start_time + global_start if global_start is not None else record.start_time
+        out.append(MarkedClip(
+            track_index=t_index, clip_index=c_index, clip_name=clip.name, media_path=media,
+            record_range=record, record_timecode=otio.opentime.to_timecode(rec_start, rec_start.rate),
+            source_first_frame=first, source_last_frame=last, overrides=overrides,
+            media_timecode=info.timecode, rate=rate, media_frames=int(info.frames), marker=text,
+        ))
+    return out
+
+
+def clip_presets(clips: Sequence[MarkedClip], preset: "Preset", edit_path: str | Path) -> list["Preset"]:
+    """The preset each clip renders with (its marker overrides applied), in order.
+
+    Checks every clip before returning and raises one InputError listing EVERY bad
+    marker (unknown key, bad value), so an editor fixes them all in one pass.
+    """
+    out: list[Preset] = []
+    problems: list[str] = []
+    for mc in clips:
+        try:
+            out.append(preset.with_overrides(mc.overrides, f"{mc.describe()} in {edit_path}"))
+        except InputError as err:
+            problems.append(str(err))
+    if problems:
+        raise InputError(f"{len(problems)} marked clip(s) with bad overrides:\n  " + "\n  ".join(problems))
+    return out
+
+
+__all__ = ["MarkedClip", "MediaInfoLike", "Probe", "clip_presets", "find_marked_clips", "to_timecode"]

@@ -1,0 +1,153 @@
+"""Read an edit through its OTIO adapter, and find the media files its clips name.
+
+Formats go through the official OpenTimelineIO adapters: `.otio`, `.otioz`
+(OTIO), `.xml` (FCP7 XML: Premiere, Resolve), `.fcpxml` (Final Cut Pro), `.edl`
+(CMX 3600: Avid, anything), `.aaf` (Avid).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import urllib.parse
+import urllib.request
+import zipfile
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import opentimelineio as otio
+from opentimelineio.opentime import RationalTime
+
+from renderer.errors import InputError
+
+# extension -> OTIO adapter name. Every one of them reads and writes.
+ADAPTERS: dict[str, str] = {
+    ".otio": "otio_json",
+    ".otioz": "otioz",
+    ".xml": "fcp_xml",
+    ".fcpxml": "fcpx_xml",
+    ".edl": "cmx_3600",
+    ".aaf": "AAF",
+}
+FORMAT_NAMES = {
+    ".otio": "OpenTimelineIO", ".otioz": "OpenTimelineIO zip bundle", ".xml": "FCP7 XML (Premiere, Resolve)",
+    ".fcpxml": "FCPXML (Final Cut Pro)", ".edl": "CMX 3600 EDL", ".aaf": "AAF (Avid)",
+}
+
+
+# An EDL event line: number, reel, track, transition [duration], src in/out, rec in/out.
+_EDL_EVENT = re.compile(r"^\s*\d+\s+\S+\s+\S+\s+\S+(?:\s+\d+)?\s+\S+\s+\S+\s+(\d\d:\d\d:\d\d[:;]\d\d)\s+\S+\s*$",
+                        re.MULTILINE)
+
+
+def read_edit(path: str | Path, *, edl_rate: Fraction | float | None = None) -> otio.schema.Timeline:
+    """Read an edit through the OTIO adapter its extension names. Raises InputError.
+
+    `edl_rate` is the frame rate of a CMX 3600 EDL (EDLs do not record one; default 24).
+    An `.otioz` bundle is unpacked under the temp folder and its media references made
+    absolute, so media resolve as for any other edit.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in ADAPTERS:
+        raise InputError(
+            f"cannot read edit {path}: unsupported extension '{path.suffix}'; supported: "
+            + ", ".join(f"{ext} ({name})" for ext, name in FORMAT_NAMES.items())
+        )
+    if not path.is_file():
+        raise InputError(f"edit {path} does not exist (or is not a file)")
+    kwargs: dict[str, Any] = {}
+    if suffix == ".edl":
+        kwargs["rate"] = float(edl_rate) if edl_rate else 24.0
+    extracted: Path | None = None
+    if suffix == ".otioz":
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        extracted = Path(tempfile.gettempdir()) / f"doppel-otioz-{digest}"
+        if not (extracted / "content.otio").is_file():  # else unpacked by an earlier read of these bytes
+            kwargs["extract_to_directory"] = tempfile.mkdtemp(prefix=".doppel-otioz-")
+    try:
+        if suffix == ".otioz":
+            if kwargs:
+                otio.adapters.read_from_file(str(path), adapter_name="otioz", **kwargs)
+                try:  # publish the unpacked bundle under its content hash in one rename
+                    os.replace(kwargs["extract_to_directory"], extracted)
+                except OSError:
+                    shutil.rmtree(kwargs["extract_to_directory"], ignore_errors=True)
+            timeline = otio.adapters.read_from_file(str(extracted / "content.otio"), adapter_name="otio_json")
+        else:
+            timeline = otio.adapters.read_from_file(str(path), adapter_name=ADAPTERS[suffix], **kwargs)
+    except (zipfile.BadZipFile, otio.exceptions.OTIOError, ValueError, KeyError, AttributeError,
+            IndexError, TypeError, UnicodeDecodeError, OSError) as err:
+        hint = (f" (EDLs carry no frame rate; it was read at {kwargs['rate']:g} fps: pass the edit's rate, "
+                f"e.g. --edl-rate 25)") if suffix == ".edl" else ""
+        raise InputError(
+            f"cannot read edit {path} as {FORMAT_NAMES[suffix]}: {type(err).__name__}: {err}{hint}; "
+            f"supported: {', '.join(FORMAT_NAMES)}"
+        ) from err
+    except Exception as err:  # adapters raise bare Exception or xml ParseError on garbage
+        raise InputError(
+            f"cannot read edit {path} as {FORMAT_NAMES[suffix]}: {type(err).__name__}: {err}"
+        ) from err
+    if isinstance(timeline, otio.schema.SerializableCollection):
+        timelines = list(timeline.find_children(descended_from_type=otio.schema.Timeline))
+        if not timelines:
+            raise InputError(f"edit {path} holds no timeline")
+        timeline = timelines[0]
+    if not isinstance(timeline, otio.schema.Timeline):
+        raise InputError(f"edit {path} holds a {type(timeline).__name__}, not a timeline")
+    if suffix == ".edl" and timeline.global_start_time is None:
+        # The adapter starts the track at 0 and forgets the record timecode of the first
+        # event (Avid's are at 01:00:00:00): keep it, so record timecodes match the NLE.
+        rate = kwargs["rate"]
+        starts = [otio.opentime.from_timecode(m.group(1), rate).value
+                  for m in _EDL_EVENT.finditer(path.read_text(encoding="utf-8", errors="replace"))]
+        if starts:
+            timeline.global_start_time = RationalTime(min(starts), rate)
+    if extracted is not None:
+        for clip in timeline.find_clips():
+            ref = clip.media_reference
+            if isinstance(ref, otio.schema.ExternalReference) and ref.target_url and "://" not in ref.target_url:
+                if not Path(ref.target_url).is_absolute():
+                    ref.target_url = str(extracted / ref.target_url)
+    return timeline
+
+
+def _url_to_path(url: str) -> Path:
+    if url.startswith("file:"):
+        parsed = urllib.parse.urlparse(url)
+        return Path(urllib.request.url2pathname(parsed.path))
+    return Path(urllib.parse.unquote(url)) if "%" in url else Path(url)
+
+
+def resolve_media(url: str, edit_dir: Path, roots: Sequence[Path]) -> tuple[Path | None, list[Path]]:
+    """(found path or None, every place looked). Relative paths: edit folder, then roots."""
+    given = _url_to_path(url)
+    tried: list[Path] = []
+    candidates: list[Path] = []
+    if given.is_absolute():
+        candidates.append(given)
+        rel = Path(given.name)
+    else:
+        candidates.append(edit_dir / given)
+        rel = given
+    for root in roots:
+        candidates.append(Path(root) / rel)
+        if rel.name != str(rel):
+            candidates.append(Path(root) / rel.name)
+    if given.is_absolute():
+        candidates.append(edit_dir / given.name)
+    for cand in candidates:
+        if cand in tried:
+            continue
+        tried.append(cand)
+        if cand.is_file():
+            return cand, tried
+    return None, tried
+
+
+__all__ = ["ADAPTERS", "FORMAT_NAMES", "read_edit", "resolve_media"]
