@@ -400,22 +400,25 @@ class Resolver:
 
 
 def check_return(original: dict[int, Picture], returned: dict[int, Picture], resolve: Resolver,
-                 marked: set[str], refused: dict[str, str], *, only_where_returned: bool = False) -> tuple[int, list[str]]:
+                 marked: set[str], refused: dict[str, str], *, swapped_only: bool = False) -> tuple[int, list[str]]:
     """Compare two composed pictures frame by frame; (frames compared, problem runs).
 
     `marked`: names of the clips the editor marked; their layers must come from a rendered file
-    unless `refused` names them."""
+    unless `refused` names them. `swapped_only`: the return holds only the swapped shots (an EDL
+    return: CMX 3600 has one track), so it is compared with the marked layers of the cut, at the
+    cut's record timecodes, and must cover every frame of them."""
     bad: list[tuple[int, Sequence[Ident], Sequence[Ident], str]] = []
     checked = 0
-    for frame, want_layers in original.items():
+    for frame in sorted(set(original) | set(returned)):
+        want_layers = original.get(frame, ())
         got_layers = returned.get(frame, ())
-        if only_where_returned and not got_layers:
-            continue
+        if swapped_only:
+            want_layers = tuple(layer for layer in want_layers if layer.clip in marked and layer.clip not in refused)
+            if not want_layers and not got_layers:
+                continue
         checked += 1
         want = [resolve(layer) for layer in want_layers]
         got = [resolve(layer) for layer in got_layers]
-        if only_where_returned:  # an EDL return holds only the swapped shots
-            want = want[-len(got):] if len(want) >= len(got) else want
         want_ids = [w if isinstance(w, str) else w[:2] for w in want]
         got_ids = [g if isinstance(g, str) else g[:2] for g in got]
         if want_ids != got_ids:

@@ -518,7 +518,7 @@ def walk_edit(path: Path, work: Path, model: Path, *, render: bool = True) -> Wa
         for n, (orig, tl) in enumerate(zip(pictures, back)):
             returned = compose(tl, ret)
             checked, runs = check_return(orig, returned, resolve, marked, result.refused,
-                                         only_where_returned=edl)
+                                         swapped_only=edl)
             result.frames_checked += checked
             where = f"{ret.name}" + (f" timeline {n + 1}" if len(timelines) > 1 else "")
             result.problems += [f"{where}: {r}" for r in runs[:8]]

@@ -161,6 +161,11 @@ def test_check_return_reports_wrong_frames_missing_swaps_and_lost_dissolves(tmp_
     runs = check_return(compose(dissolve, path), original, resolve, set(), {})[1]
     assert runs == ["record frames 10-11: cut shows a.mov#20..21, b.mov#38..39, return shows a.mov#20..21",
                     "record frames 12-13: cut shows a.mov#22..23, b.mov#40..41, return shows b.mov#40..41"]
+    # an EDL return (swapped shots only) at other record timecodes than the cut's
+    late = {frame + 100: pic for frame, pic in original.items() if pic[0].clip == "b"}
+    runs = check_return(original, late, resolve, {"b"}, {}, swapped_only=True)[1]
+    assert runs == ["record frames 12-23: cut shows b.mov#40..51, return shows nothing",
+                    "record frames 112-123: cut shows nothing, return shows b.mov#40..51"]
 
 
 # --------------------------------------------------------------------------- the walk
