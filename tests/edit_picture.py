@@ -195,6 +195,13 @@ def compose(timeline: otio.schema.Timeline, path: Path) -> dict[int, Picture]:
 # --------------------------------------------------------------------------- media
 
 
+def source_count(time: RT, rate: Fraction) -> int:
+    """Timecode count at `rate` of a source time (see MediaSpec.frame_of)."""
+    if time.rate > 0 and abs(time.rate - float(rate)) <= 0.01 * float(rate):
+        return math.floor(time.value + 1e-6)
+    return math.floor(time.value_rescaled_to(float(rate)) + 1e-6)
+
+
 @dataclass
 class MediaSpec:
     """A generated movie: `frames` frames at `rate`, frame 0 at timecode count `start`."""
@@ -207,8 +214,10 @@ class MediaSpec:
     path: Path | None = None  # None: not generated (a still or image sequence this walk cannot write)
 
     def frame_of(self, time: RT) -> int:
-        """The media frame (0-based) a source time shows, NLE-style: by timecode count, rounded down."""
-        return math.floor(time.value_rescaled_to(float(self.rate)) + 1e-6) - self.start
+        """The media frame (0-based) a source time shows, rounded down. NLEs address media by timecode:
+        at a near rate (23.976 in a 24 edit) the timecode count is the frame; rates apart (23.976 media
+        in 29.97) play in real time."""
+        return source_count(time, self.rate) - self.start
 
 
 def _reference_ranges(timelines: Sequence[otio.schema.Timeline]) -> dict[str, list[tuple[Fraction, TR | None]]]:
@@ -236,7 +245,7 @@ def media_specs(timelines: Sequence[otio.schema.Timeline], pictures: Iterable[di
             for layer in layers:
                 if layer.key in rates:
                     shown.setdefault(layer.key, []).append(
-                        math.floor(layer.time.value_rescaled_to(float(rates[layer.key])) + 1e-6))
+                        source_count(layer.time, rates[layer.key]))
     specs: dict[str, MediaSpec] = {}
     for n, key in enumerate(sorted(refs), start=1):
         rate = rates[key]
@@ -387,7 +396,7 @@ class Resolver:
             dec = self.decoded[rendered]
             if isinstance(dec, str):
                 return dec
-            i = math.floor(layer.time.value_rescaled_to(float(dec.rate)) + 1e-6) - dec.origin
+            i = source_count(layer.time, dec.rate) - dec.origin
             if not 0 <= i < len(dec.frames):
                 return f"frame {i} outside rendered file {rendered.name} (0..{len(dec.frames) - 1})"
             media_id, number = dec.frames[i]
