@@ -420,9 +420,13 @@ def _refusals(summary: dict[str, Any], render_json: Path) -> dict[str, str]:
     return out
 
 
-def walk_edit(path: Path, work: Path, model: Path, *, render: bool = True) -> WalkResult:
+def walk_edit(path: Path, work: Path, model: Path, *, render: bool = True,
+              mark_only: set[str] | None = None) -> WalkResult:
     """The whole walk for one sample edit (see the module docstring). Never raises for Doppel's
-    behaviour: everything that goes against the issue's goal lands in `problems`."""
+    behaviour: everything that goes against the issue's goal lands in `problems`.
+
+    `mark_only`: mark only the clips of these media (OTIO, FCP7 XML, FCPXML; EDL and AAF marks go
+    on every clip), to keep a big edit inside a test budget; every frame is still compared."""
     result = WalkResult(edit_id(path))
     work.mkdir(parents=True, exist_ok=True)
     try:
@@ -441,7 +445,7 @@ def walk_edit(path: Path, work: Path, model: Path, *, render: bool = True) -> Wa
     marked_path = edit_dir / path.name
     marked: set[str] = set()
     if timelines:
-        result.marks = mark_edit(path, marked_path, generated)
+        result.marks = mark_edit(path, marked_path, generated if mark_only is None else generated & mark_only)
         marked = marked_clips(marked_path)
     else:
         edit_dir.mkdir(parents=True, exist_ok=True)
