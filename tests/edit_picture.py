@@ -100,7 +100,16 @@ def _warp(item: otio.core.Item, offset: RT) -> tuple[RT, str | None]:
     return offset, None
 
 
-def _item_at(item: otio.core.Composable, offset: RT) -> Picture | None:
+Spans = dict[int, list[tuple[Any, TR]]]  # id(track) -> [(child, range in the track)], computed once per track
+
+
+def _spans(track: otio.schema.Track, spans: Spans) -> list[tuple[Any, TR]]:
+    if id(track) not in spans:  # range_of_child_at_index walks the track: once, not per frame
+        spans[id(track)] = [(child, track.range_of_child_at_index(i)) for i, child in enumerate(track)]
+    return spans[id(track)]
+
+
+def _item_at(item: otio.core.Composable, offset: RT, spans: Spans) -> Picture | None:
     """The picture `item` shows `offset` after its record start; None when it is transparent."""
     if isinstance(item, otio.schema.Gap) or not getattr(item, "enabled", True):
         return None
@@ -115,39 +124,35 @@ def _item_at(item: otio.core.Composable, offset: RT) -> Picture | None:
         url = getattr(item.media_reference, "target_url", None)
         return (Layer(key, start + local, item.name, url, unsupported),)
     if isinstance(item, otio.schema.Stack):
-        return _stack_at(item, start + local)
+        return _stack_at(item, start + local, spans)
     if isinstance(item, otio.schema.Track):
-        return _track_at(item, start + local)
+        return _track_at(item, start + local, spans)
     return None
 
 
-def _track_at(track: otio.schema.Track, t: RT) -> Picture | None:
-    children = list(track)
-    for i, child in enumerate(children):
+def _track_at(track: otio.schema.Track, t: RT, spans: Spans) -> Picture | None:
+    children = _spans(track, spans)
+    for i, (child, span) in enumerate(children):
         if isinstance(child, otio.schema.Transition):
-            span = track.range_of_child_at_index(i)
             if span.start_time <= t < span.end_time_exclusive() and 0 < i < len(children) - 1:
-                out_item, in_item = children[i - 1], children[i + 1]
-                a = _item_at(out_item, t - track.range_of_child_at_index(i - 1).start_time) or ()
-                b = _item_at(in_item, t - track.range_of_child_at_index(i + 1).start_time) or ()
+                (out_item, out_span), (in_item, in_span) = children[i - 1], children[i + 1]
+                a = _item_at(out_item, t - out_span.start_time, spans) or ()
+                b = _item_at(in_item, t - in_span.start_time, spans) or ()
                 return a + b
-    for i, child in enumerate(children):
-        if isinstance(child, otio.schema.Transition):
-            continue
-        span = track.range_of_child_at_index(i)
-        if span.start_time <= t < span.end_time_exclusive():
-            return _item_at(child, t - span.start_time)
+    for child, span in children:
+        if not isinstance(child, otio.schema.Transition) and span.start_time <= t < span.end_time_exclusive():
+            return _item_at(child, t - span.start_time, spans)
     return None
 
 
-def _stack_at(stack: otio.schema.Stack, t: RT) -> Picture | None:
+def _stack_at(stack: otio.schema.Stack, t: RT, spans: Spans) -> Picture | None:
     for child in reversed(list(stack)):  # the last track is on top
         if not getattr(child, "enabled", True):
             continue
         if isinstance(child, otio.schema.Track) and child.kind != otio.schema.TrackKind.Video:
             continue
-        pic = _item_at(child, t) if not isinstance(child, otio.schema.Track) else _track_at(
-            child, child.trimmed_range().start_time + t)
+        pic = _item_at(child, t, spans) if not isinstance(child, otio.schema.Track) else _track_at(
+            child, child.trimmed_range().start_time + t, spans)
         if pic is not None:
             return pic
     return None
@@ -177,15 +182,14 @@ def compose(timeline: otio.schema.Timeline, path: Path) -> dict[int, Picture]:
     rate = timeline_rate(timeline)
     origin = record_origin(timeline, path)
     frames = round(timeline.duration().value_rescaled_to(float(rate)))
-    stack = timeline.tracks
+    video = [t for t in reversed(list(timeline.tracks)) if t.kind == otio.schema.TrackKind.Video and t.enabled]
+    spans: Spans = {}
     out: dict[int, Picture] = {}
     for r in range(frames):
         t = RT(r, float(rate))
         pic: Picture | None = None
-        for track in reversed(list(stack)):
-            if track.kind != otio.schema.TrackKind.Video or not track.enabled:
-                continue
-            pic = _track_at(track, t)
+        for track in video:
+            pic = _track_at(track, t, spans)
             if pic is not None:
                 break
         out[origin + r] = pic or ()
@@ -371,8 +375,15 @@ class Resolver:
         self.out_dir = out_dir.resolve()
         self.decoded: dict[Path, Decoded | str] = {}
         self.by_id = {s.media_id: s for s in specs.values()}
+        self.paths: dict[tuple[str | None, str], Path | None] = {}
 
     def rendered_path(self, layer: Layer) -> Path | None:
+        """The rendered file a layer shows (under the render's out folder), None for source media."""
+        if (layer.url, layer.key) not in self.paths:
+            self.paths[layer.url, layer.key] = self._rendered_path(layer)
+        return self.paths[layer.url, layer.key]
+
+    def _rendered_path(self, layer: Layer) -> Path | None:
         if layer.url:
             try:
                 path = Path(otio.url_utils.filepath_from_url(layer.url)) if "://" in layer.url else Path(layer.url)
