@@ -30,6 +30,7 @@ from opentimelineio.opentime import RationalTime as RT, TimeRange as TR
 from tests.media_factory import paint_frame, paint_number, read_frame_number
 
 MOVIE_SUFFIXES = {".mov", ".mp4", ".mxf", ".avi", ".mkv", ".m4v", ".mts", ".r3d", ".braw", ".dnx"}
+IMAGE_SUFFIXES = {".exr", ".dpx", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".tga", ".cin"}
 WIDTH, HEIGHT = 96, 54
 ID_ROW = 10  # the media id is painted as a second number strip from this row down
 HANDLE = 24  # media frames generated beyond the frames the cut shows, each side
@@ -86,7 +87,9 @@ def media_key(clip: otio.schema.Clip) -> str | None:
     if ref is None or isinstance(ref, otio.schema.MissingReference):
         if not clip.name:
             return None
-        return clip.name if Path(clip.name).suffix.lower() in MOVIE_SUFFIXES else f"{clip.name}.mov"
+        # a name that is a movie file or a still/sequence frame ('take_2.0101.exr') stays as it is
+        named = Path(clip.name).suffix.lower() in MOVIE_SUFFIXES | IMAGE_SUFFIXES
+        return clip.name if named else f"{clip.name}.mov"
     return None
 
 
