@@ -404,12 +404,17 @@ def _first_line(text: str) -> str:
 
 
 def _refusals(summary: dict[str, Any], render_json: Path) -> dict[str, str]:
-    """Clips Doppel refused by name, with the reason: the --json summary's `refused` {clip: reason}
-    and render.json entries with `"status": "refused"` (the shape agreed in NOTES-15)."""
+    """Clips Doppel refused by name, with the reason: the --json summary's `refused` (a list of
+    {clip, reason} or a {clip: reason} mapping) and render.json entries with `"status": "refused"`
+    (the shape agreed in NOTES-15)."""
     out: dict[str, str] = {}
     given = summary.get("refused")
     if isinstance(given, dict):
         out.update({str(k): str(v) for k, v in given.items()})
+    elif isinstance(given, list):
+        for entry in given:
+            if isinstance(entry, dict) and entry.get("clip") is not None:
+                out[str(entry["clip"])] = str(entry.get("reason") or entry.get("error") or "")
     try:
         record = json.loads(render_json.read_text("utf-8"))
     except (OSError, ValueError):
