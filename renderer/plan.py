@@ -35,7 +35,7 @@ from renderer import __version__
 from renderer.atomic import sha256_file
 from renderer.errors import DoppelError, InputError, ModelError
 from renderer.presets import Preset, load_preset, preset_sha256
-from renderer.timeline import MarkedClip, clip_presets, find_marked_clips, read_edit, return_edit_paths
+from renderer.timeline import MarkedClip, RefusedClip, clip_presets, find_jobs, read_edit, return_edit_paths
 
 SOFTWARE = f"doppel {__version__}"
 RENDER_JSON = "render.json"
@@ -116,6 +116,7 @@ class RenderPlan:
     out_dir: Path
     jobs: tuple[ClipJob, ...]
     return_edits: tuple[Path, ...]
+    refused: tuple[RefusedClip, ...] = ()  # marked clips Doppel will not render (the return keeps the original)
 
     @property
     def render_json(self) -> Path:
@@ -209,7 +210,7 @@ def plan_render(
     if direction is not None:
         base = base.with_overrides({"direction": direction}, "--direction")
     timeline = read_edit(edit, edl_rate=edl_rate)
-    clips = find_marked_clips(timeline, edit, media_roots)
+    clips, refused = find_jobs(timeline, edit, media_roots)
     presets = clip_presets(clips, base, edit)
     if direction is not None:  # the command line beats a marker's direction= too
         presets = [p.with_overrides({"direction": direction}, "--direction") for p in presets]
@@ -278,7 +279,8 @@ def plan_render(
         cls = ModelError if all(isinstance(p, ModelError) for p in problems) else InputError
         text = "\n  ".join(dict.fromkeys(str(p) for p in problems))
         raise cls(f"{len(problems)} problem(s) before rendering:\n  {text}" if len(problems) > 1 else text)
-    return RenderPlan(edit, timeline, base, out_dir, tuple(jobs), tuple(return_edit_paths(edit, out_dir)))
+    return RenderPlan(edit, timeline, base, out_dir, tuple(jobs), tuple(return_edit_paths(edit, out_dir)),
+                      tuple(refused))
 
 
 

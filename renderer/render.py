@@ -107,6 +107,10 @@ class RenderReport:
             return "return edit failed"
         return "nothing marked" if not self.plan.jobs else "ok"
 
+    def refused(self) -> list[dict[str, Any]]:
+        """The marked clips not rendered, each with its one-line reason."""
+        return [r.to_json() for r in self.plan.refused]
+
     def to_json(self) -> dict[str, Any]:
         counts = {s: sum(r.status == s for r in self.results) for s in ("ok", "skipped", "failed")}
         return {
@@ -122,6 +126,7 @@ class RenderReport:
             "outputs": [r.entry["output"]["path"] for r in self.results if r.status != "failed"],
             "errors": {r.job.clip.clip_name: r.error for r in self.failed},
             "return_errors": dict(self.return_errors),
+            "refused": self.refused(),
             "seconds": round(self.seconds, 3),
         }
 
@@ -132,12 +137,13 @@ def job_summary(job: ClipJob) -> dict[str, Any]:
     return {
         "index": job.index,
         "clip": mc.clip_name,
+        **({"speed": mc.speed.describe(), "record_frames": mc.record_frames} if mc.speed.retimed else {}),
         "track": mc.track_index + 1,
         "marker": mc.marker,
         "record_timecode": mc.record_timecode,
         "source": {"path": str(mc.media_path), "first_frame": mc.source_first_frame,
                    "last_frame": mc.source_last_frame, "timecode": mc.media_timecode,
-                   "fps": f"{mc.rate.numerator}/{mc.rate.denominator}"},
+                   "fps": f"{mc.rate.numerator}/{mc.rate.denominator}", "matched_by": mc.media_match},
         "render_range": {"first_frame": job.first, "last_frame": job.last, "frames": job.frames,
                          "handles": list(job.handles), "timecode": job.timecode},
         "swapped_range": [job.first, job.last],
@@ -244,8 +250,8 @@ def write_returns(timeline: Any, rendered: Sequence[RenderedClip], paths: Sequen
     """Write every return edit that can be written: (paths written, {path: one-line reason} for the others).
 
     The .otio comes first and its writer expresses everything, so a format writer that fails
-    (an AAF validation error, a rate the FCPXML writer cannot say) costs only its own file:
-    the render and the .otio return are kept and the job exits 1.
+    (an AAF validation error, a rate the FCPXML writer cannot say, time effects it would drop)
+    costs only its own file: the render and the .otio return are kept and the job exits 1.
     """
     written: list[Path] = []
     errors: dict[str, str] = {}
@@ -359,7 +365,7 @@ def _run_locked(plan: RenderPlan, on_progress: Callable[[RenderProgress], None] 
     rendered = [rendered_clip(r.job) for r in results if r.status != "failed"]
     written, return_errors = write_returns(plan.timeline, rendered, plan.return_edits)
     report = RenderReport(plan, tuple(results), written, time.time() - started, return_errors)
-    write_render_json(plan, entries, report.status, started, written, return_errors)
+    write_render_json(plan, entries + report.refused(), report.status, started, written, return_errors)
     return report
 
 

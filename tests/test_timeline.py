@@ -13,7 +13,8 @@ from renderer.errors import InputError
 from renderer.media import probe, timecode_to_frame
 from renderer.presets import load_preset
 from renderer.timeline import (
-    RenderedClip, clip_presets, find_marked_clips, read_edit, return_edit_paths, write_return_edit,
+    RenderedClip, build_return_timeline, clip_presets, find_jobs, find_marked_clips, read_edit, return_edit_paths,
+    write_return_edit,
 )
 from tests.media_factory import make_numbered_clip, read_frame_number
 from tests.timeline_factory import make_media, standard_edit, write_avid_edl, write_formats
@@ -209,12 +210,15 @@ def test_return_edit_places_rendered_clips_at_record_times(work, fps, drop, ext)
         write_return_edit(timeline, rendered, out)
         back = read_edit(out, edl_rate=fps)
         tracks = back.video_tracks()
-        # FCP7 XML drops track names: the return tracks are the ones above the originals.
-        swap = tracks[len(timeline.video_tracks()):] if out.suffix != ".edl" else tracks
-        if out.suffix == ".otio":
-            assert [t.name for t in swap] == ["FACESWAP", "FACESWAP 2"]  # shot_b2 overlaps shot_c
+        # FCP7 XML drops track names: the return tracks are the ones holding rendered files.
+        def is_render(c) -> bool:
+            return "/renders/" in (getattr(c.media_reference, "target_url", None) or "")
+
+        swap = [t for t in tracks if any(is_render(c) for c in t.find_clips())]
+        if out.suffix == ".otio":  # each source track's swaps directly above it, so the layering stays the cut's
+            assert [t.name for t in tracks] == ["V1", "FACESWAP V1", "V2", "FACESWAP V2"]
         placed = sorted((round(c.range_in_parent().start_time.value_rescaled_to(float(fps))), round(c.duration().value))
-                        for t in swap for c in t if isinstance(c, otio.schema.Clip))
+                        for t in swap for c in t if isinstance(c, otio.schema.Clip) and is_render(c))
         expect = sorted((round(c.record_range.start_time.value), c.frames) for c in clips)
         if out.suffix == ".edl":  # each EDL's track starts at its first event: compare record timecodes
             origin = 0  # the cmx_3600 writer ignores global_start_time: record TC counts from 00:00:00:00
@@ -222,7 +226,7 @@ def test_return_edit_places_rendered_clips_at_record_times(work, fps, drop, ext)
             for f in (out, out.with_name(f"{out.stem}.FACESWAP_2.edl")):
                 edl = read_edit(f, edl_rate=fps)
                 placed += [(round(edl.global_start_time.value + c.range_in_parent().start_time.value) - origin,
-                            round(c.duration().value)) for c in edl.find_clips()]
+                            round(c.duration().value)) for c in edl.find_clips() if is_render(c)]
             placed.sort()
         assert placed == expect, out
         if out.suffix != ".edl":
@@ -230,9 +234,129 @@ def test_return_edit_places_rendered_clips_at_record_times(work, fps, drop, ext)
             # The rendered file's frame at the return clip's source start is the marked clip's first frame.
             for t in swap:
                 for c in t:
-                    if isinstance(c, otio.schema.Clip):
+                    if isinstance(c, otio.schema.Clip) and is_render(c):
                         path = Path(otio.url_utils.filepath_from_url(c.media_reference.target_url))
                         info = probe(path)
                         start = timecode_to_frame(info.timecode, info.fps)
                         assert round(c.source_range.start_time.value) - start in (12, 5)  # handles, clamped for shot_a
     assert not list((base / "return").glob(".*partial*"))
+
+
+# --------------------------------------------------------------------------- real NLE exports (adapters' sample edits)
+
+
+def _shown_frame(layer, origins: dict[str, int], stand_ins: dict[str, tuple[int, int]]) -> tuple[str, int]:
+    """(media name, media frame) a composed layer shows; a stand-in render maps back to its source frame."""
+    import math
+
+    url = layer.url or ""
+    for path, (tc_origin, first) in stand_ins.items():
+        if url.endswith("/" + path):
+            return "render", first + math.floor(layer.time.value + 1e-6) - tc_origin
+    return layer.key, math.floor(layer.time.value + 1e-6) - origins[layer.key]
+
+
+def test_speed_effects_render_the_frames_shown_and_keep_the_effect(work):
+    """Avid's misc_speed_effects.aaf (freeze, 2x, 3x, 0.375x, 14.375x, reverse): each marked clip renders
+    the span of media frames its effect shows, and its return clip, carrying the same effect over the
+    rendered file, shows the same source frame at every record frame (composed by the conformance
+    walker's own compositor, not by this module)."""
+    from tests.sample_edits import compose, sample_edits
+
+    edit = sample_edits() / "otio-aaf-adapter" / "misc_speed_effects.aaf"
+    timeline = read_edit(edit)
+    media = work / "speed_media"
+    media.mkdir(exist_ok=True)
+    for name, tc in (("Frame Debugger 0h.mov", None), ("Frame Debugger 1h.mov", "01:00:00:00")):
+        if not (media / name).exists():
+            make_numbered_clip(media / name, 120, 64, 48, fps=Fraction(24), timecode=tc)
+    for clip in timeline.find_clips():
+        clip.metadata["doppel"] = {"faceswap": True}
+    clips, refused = find_jobs(timeline, edit, media_roots=[media])
+    assert not refused and len(clips) == len(list(timeline.find_clips()))
+    speeds = {c.speed.describe() for c in clips}
+    assert {"freeze frame", "200 % speed", "37.5 % speed", "reverse 100 % speed"} <= speeds, speeds
+    reverse = next(c for c in clips if c.speed.scalar < 0)
+    assert (reverse.source_first_frame, reverse.source_last_frame, reverse.shown_start) == (17, 24, 24.0)
+    freeze = next(c for c in clips if c.speed.scalar == 0)
+    assert (freeze.source_first_frame, freeze.source_last_frame, freeze.record_frames) == (32, 32, 8)
+    rendered = _render_stand_ins(clips, work / "speed_renders", handles=2)
+    back = build_return_timeline(timeline, rendered)
+    original, returned = compose(timeline, edit), compose(back, edit)
+    origins = {"Frame Debugger 0h.mov": 0, "Frame Debugger 1h.mov": 86400}
+    stand_ins = {r.path.name: (timecode_to_frame(r.timecode, r.clip.rate) if r.timecode else 0, r.first_frame)
+                 for r in rendered}
+    checked = 0
+    for frame, layers in original.items():
+        if not layers:
+            continue
+        want = _shown_frame(layers[-1], origins, {})
+        kind, got = _shown_frame(returned[frame][-1], origins, stand_ins)
+        assert kind == "render" and got == want[1], (frame, want, got)
+        checked += 1
+    assert checked == sum(c.record_frames for c in clips)
+    # The effect travels on the return clip, and the AAF return (its writer drops time effects) is refused.
+    back_clips = [c for t in back.video_tracks() if t.name.startswith("FACESWAP") for c in t.find_clips()]
+    assert [type(e).__name__ for c in back_clips for e in c.effects] == [
+        type(e).__name__ for c in timeline.find_clips() for e in c.effects]
+    with pytest.raises(InputError, match=r"cannot write AAF .*drops time effects .*the .otio return has them"):
+        write_return_edit(timeline, rendered, work / "speed.doppel.aaf")
+    assert not (work / "speed.doppel.aaf").exists()
+
+
+@pytest.mark.parametrize("ext", [".otio", ".xml"])
+def test_dissolve_from_a_swapped_clip_is_recreated_on_the_return_track(work, ext):
+    """shot_a (marked) dissolves into shot_b (not marked): shot_a renders the frames the dissolve shows
+    past the cut, and the return track blends its swap into a copy of shot_b, so every record frame,
+    the dissolve included, composes (by the walker's compositor) to the cut's two pictures with only
+    shot_a's replaced by its render."""
+    from tests.sample_edits import compose
+
+    media = make_media(work / "fmt23.976" / "media", NTSC)
+    tl, _ = standard_edit(media, NTSC)
+    src = write_formats(tl, work / f"dissolve{ext}", "cut", (ext,))[ext]
+    timeline = read_edit(src)
+    clips = find_marked_clips(timeline, src)
+    shot_a = next(c for c in clips if c.clip_name == "shot_a")
+    assert shot_a.lead_out == 2 and shot_a.with_handles(0) == (5, 26)  # 2 frames past the cut
+    rendered = _render_stand_ins(clips, work / f"dissolve{ext}" / "renders", handles=0)
+    out = work / f"dissolve{ext}" / f"cut.doppel{ext}"
+    write_return_edit(timeline, rendered, out)
+    back = read_edit(out)
+    original, returned = compose(timeline, src), compose(back, out)
+    origins = {p.name: (timecode_to_frame(tc, NTSC) if tc else 0) for p, tc in media.values()}
+    stand_ins = {r.path.name: (timecode_to_frame(r.timecode, NTSC), r.first_frame) for r in rendered}
+    dissolve = 0
+    for frame, layers in original.items():
+        want = [_shown_frame(layer, origins, {}) for layer in layers]
+        got = [_shown_frame(layer, origins, stand_ins) for layer in returned[frame]]
+        for n, layer in enumerate(layers):
+            swapped = any(c.clip_name == layer.clip and c.source_first_frame - c.lead_in <= want[n][1]
+                          <= c.source_last_frame + c.lead_out for c in clips)
+            if swapped and n < len(got):  # a marked clip's picture comes from its render
+                assert got[n][0] == "render", (frame, want, got)
+                got[n] = (want[n][0], got[n][1])
+        dissolve += len(layers) == 2 and layers[0].clip == "shot_a"
+        assert got == want, frame
+    assert dissolve == 4  # 2 frames before the cut, 2 after: both pictures, shot_a's from the render
+
+
+def test_disabled_clips_and_tracks_are_skipped_with_the_reason(work):
+    """A disabled clip (OTIO enabled=False), a clip on a disabled track, and a clip that FCP7 XML
+    marks <enabled>FALSE</enabled> (kept by the adapter only as metadata) are not rendered: each is
+    reported as skipped with why, and the return edit keeps them disabled."""
+    media = make_media(work / "fmt23.976" / "media", NTSC)
+    tl, _ = standard_edit(media, NTSC)
+    v1, v2 = tl.video_tracks()
+    v1[0].enabled = False  # shot_a
+    v2.enabled = False  # shot_b2
+    v1[-1].metadata["fcp_xml"] = {"enabled": "FALSE"}  # shot_c, as the FCP7 adapter reads Premiere's flag
+    path = write_formats(tl, work / "disabled", "cut", (".otio",))[".otio"]
+    timeline = read_edit(path)
+    clips, skipped = find_jobs(timeline, path)
+    assert clips == []
+    assert [(s.clip_name, s.status) for s in skipped] == [("shot_a", "skipped"), ("shot_c", "skipped"),
+                                                          ("shot_b2", "skipped")]
+    assert "clip is disabled" in skipped[0].reason and "track is disabled" in skipped[2].reason
+    back = build_return_timeline(timeline, [])
+    assert not back.video_tracks()[0][0].enabled and not back.video_tracks()[1].enabled

@@ -136,6 +136,8 @@ def _dry_run(plan: RenderPlan, args: argparse.Namespace) -> int:
         entry["would"] = "render" if args.force or job.up_to_date() is None else "skip (up to date)"
         rows.append(entry)
     return_errors = check_returns(plan)
+    for r in plan.refused:
+        print(f"doppel render: {r.describe()} {r.status}: {r.reason}", file=sys.stderr)
     code = 1 if return_errors else 0  # the render would exit 1: a return edit its writer cannot write
     for path, why in return_errors.items():
         print(f"doppel render: return edit {path} would NOT be written: {why}", file=sys.stderr)
@@ -144,7 +146,8 @@ def _dry_run(plan: RenderPlan, args: argparse.Namespace) -> int:
                           "edit": str(plan.edit), "clips": rows,
                           "return_otio": str(plan.return_edits[0]),
                           "return_edits": [str(p) for p in plan.return_edits],
-                          "return_errors": return_errors}, indent=2))
+                          "return_errors": return_errors,
+                          "refused": [r.to_json() for r in plan.refused]}, indent=2))
         return code
     if not rows:
         print(f"dry run: nothing marked in {plan.edit} (no FACESWAP markers); nothing would render", file=sys.stderr)
@@ -173,6 +176,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         reporter._close()
     summary = report.to_json()
+    for r in plan.refused:
+        print(f"doppel render: {r.describe()} {r.status}: {r.reason}", file=sys.stderr)
     for path, why in report.return_errors.items():  # one line each; the render and the .otio are kept
         print(f"doppel render: return edit {path} NOT written: {why}", file=sys.stderr)
     if args.progress:

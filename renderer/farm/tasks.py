@@ -280,5 +280,6 @@ def publish(render_plan: Any, *, progress: Progress | None = None) -> Any:
         for path, why in return_errors.items():
             say(f"openjd_status: return edit {Path(path).name} NOT written: {why}")
         report = RenderReport(render_plan, tuple(results), written, time.time() - started, return_errors)
-        write_render_json(render_plan, [r.entry for r in results], report.status, started, written, return_errors)
+        write_render_json(render_plan, [r.entry for r in results] + report.refused(), report.status, started, written,
+                          return_errors)
     return report

@@ -24,7 +24,10 @@ only red/green markers; AAF writing drops markers (fine for a return edit).
 """
 
 from renderer.timeline.markers import MARK_WORD, METADATA_KEY, parse_marker_words
-from renderer.timeline.plan import MarkedClip, MediaInfoLike, Probe, clip_presets, find_marked_clips, to_timecode
+from renderer.timeline.plan import (
+    MarkedClip, MediaInfoLike, Probe, RefusedClip, clip_presets, find_jobs, find_marked_clips, to_timecode,
+)
+from renderer.timeline.retime import Speed, Unsupported, clip_speed
 from renderer.timeline.read import ADAPTERS, FORMAT_NAMES, read_edit, resolve_media
 from renderer.timeline.returns import (
     RETURN_TRACK, RenderedClip, build_return_timeline, return_edit_paths, write_edit, write_return_edit,
@@ -32,6 +35,7 @@ from renderer.timeline.returns import (
 
 __all__ = [
     "ADAPTERS", "FORMAT_NAMES", "MARK_WORD", "METADATA_KEY", "MarkedClip", "MediaInfoLike", "Probe", "RETURN_TRACK",
-    "RenderedClip", "build_return_timeline", "clip_presets", "find_marked_clips", "parse_marker_words", "read_edit",
+    "RefusedClip", "RenderedClip", "Speed", "Unsupported", "build_return_timeline", "clip_presets", "clip_speed",
+    "find_jobs", "find_marked_clips", "parse_marker_words", "read_edit",
     "resolve_media", "return_edit_paths", "to_timecode", "write_edit", "write_return_edit",
 ]

@@ -13,7 +13,8 @@ from opentimelineio.opentime import RationalTime, TimeRange
 
 from renderer.errors import InputError
 from renderer.timeline.markers import marked_ranges
-from renderer.timeline.read import resolve_media
+from renderer.timeline.read import find_clip_media
+from renderer.timeline.retime import Speed, Unsupported, clip_speed, media_frame, shown_times
 
 if TYPE_CHECKING:
     from renderer.presets import Preset
@@ -53,20 +54,66 @@ class MarkedClip:
     rate: Fraction  # the media's frame rate
     media_frames: int
     marker: str  # the marker text that marked it ("" for clip metadata), for messages
+    # Its time map (see `renderer.timeline.retime`): the effects the return clip copies, and
+    # the media frame (not rounded, 0-based) its first record frame shows.
+    speed: Speed = field(default=Speed(1.0), hash=False, compare=False)
+    shown_start: float | None = None
+    media_match: str = "path"  # the rule that found the media: path, clip name, reel (see find_clip_media)
+    # Media frames a transition shows before the swapped span's first frame (it is an incoming clip
+    # and the span starts at the cut) and after its last (outgoing, span ends at the cut).
+    lead_in: int = 0
+    lead_out: int = 0
 
     @property
     def frames(self) -> int:
+        """Media frames the swap covers (the record duration too, unless the clip is retimed)."""
         return self.source_last_frame - self.source_first_frame + 1
 
+    @property
+    def record_frames(self) -> int:
+        return round(self.record_range.duration.value)
+
     def with_handles(self, handles: int) -> tuple[int, int]:
-        """(first, last) media frames including `handles` each side, clamped to the media."""
-        return max(0, self.source_first_frame - handles), min(self.media_frames - 1, self.source_last_frame + handles)
+        """(first, last) media frames including `handles` each side (at least the frames a transition
+        at either end shows beyond the cut), clamped to the media."""
+        return (max(0, self.source_first_frame - max(handles, self.lead_in)),
+                min(self.media_frames - 1, self.source_last_frame + max(handles, self.lead_out)))
 
     def describe(self) -> str:
         """"track V2 clip 'A003' (marker 'FACESWAP colour=rct')" for messages."""
         mark = f" (marker '{self.marker}')" if self.marker else " (clip metadata)"
         return f"track V{self.track_index + 1} clip '{self.clip_name}'{mark}"
 
+
+
+@dataclass(frozen=True)
+class RefusedClip:
+    """A marked clip Doppel will not render, and why (one line naming the feature)."""
+
+    track_index: int
+    clip_index: int
+    clip_name: str
+    marker: str
+    reason: str
+    status: str = "refused"  # "refused": Doppel cannot follow it; "skipped": the edit does not show it
+
+    def describe(self) -> str:
+        mark = f" (marker '{self.marker}')" if self.marker else " (clip metadata)"
+        return f"track V{self.track_index + 1} clip '{self.clip_name}'{mark}"
+
+    def to_json(self) -> dict[str, object]:
+        return {"clip": self.clip_name, "track": self.track_index + 1, "marker": self.marker, "status": self.status,
+                "reason": self.reason}
+
+
+def _disabled(item: otio.core.Item, what: str) -> str:
+    """Why `item` does not show in the cut ('' when it does): OTIO `enabled=False`, or FCP7 XML's
+    `<enabled>FALSE</enabled>`, which the FCP7 adapter keeps only as metadata."""
+    fcp = item.metadata.get("fcp_xml") if item.metadata else None
+    fcp_off = fcp is not None and hasattr(fcp, "get") and str(fcp.get("enabled", "")).upper() == "FALSE"
+    if not item.enabled or fcp_off:
+        return f"the {what} is disabled in the edit, so the cut does not show it: not rendered"
+    return ""
 
 
 def _frame_at(time: RationalTime, rate: Fraction) -> int:
@@ -94,7 +141,18 @@ def find_marked_clips(
     media_roots: Sequence[str | Path] = (),
     probe: Probe | None = None,
 ) -> list[MarkedClip]:
-    """Every FACESWAP job in `timeline`, bottom track first, in record order.
+    """`find_jobs` without the refused clips."""
+    return find_jobs(timeline, edit_path, media_roots, probe)[0]
+
+
+def find_jobs(
+    timeline: otio.schema.Timeline,
+    edit_path: str | Path,
+    media_roots: Sequence[str | Path] = (),
+    probe: Probe | None = None,
+) -> tuple[list[MarkedClip], list[RefusedClip]]:
+    """(every FACESWAP job in `timeline`, bottom track first, in record order; the marked clips
+    refused, each with a one-line reason naming what Doppel cannot follow).
 
     Media references resolve relative to `edit_path`'s folder, then under each of
     `media_roots`. Raises InputError listing EVERY missing media file (and every clip
@@ -108,7 +166,8 @@ def find_marked_clips(
     edit_path = Path(edit_path)
     edit_dir = edit_path.resolve().parent
     roots = [Path(r) for r in media_roots]
-    pending: list[tuple[int, int, otio.schema.Clip, TimeRange, dict[str, str], str, Path]] = []
+    pending: list[tuple[int, int, otio.schema.Clip, TimeRange, dict[str, str], str, Path, Speed, str]] = []
+    refused: list[RefusedClip] = []
     missing: list[str] = []
     for t_index, track in enumerate(timeline.video_tracks()):
         for c_index, item in enumerate(track):
@@ -118,17 +177,26 @@ def find_marked_clips(
             jobs = marked_ranges(item, where)
             if not jobs:
                 continue
+            off = _disabled(track, "track") or _disabled(item, "clip")
+            if off:  # the cut does not show it: nothing to swap, and the return keeps it as it was
+                refused += [RefusedClip(t_index, c_index, item.name, text, off, "skipped") for _, _, text in jobs]
+                continue
+            try:
+                speed = clip_speed(item)
+            except Unsupported as why:
+                refused += [RefusedClip(t_index, c_index, item.name, text, str(why)) for _, _, text in jobs]
+                continue
             ref = item.media_reference
             url = getattr(ref, "target_url", None) if ref is not None else None
-            if not url:
-                missing.append(f"{where}: no media path in the edit (reel/clip name only)")
-                continue
-            found, tried = resolve_media(url, edit_dir, roots)
+            found, rule, tried = find_clip_media(item, edit_dir, roots)
             if found is None:
-                missing.append(f"{url} (for {where}; looked in: {', '.join(str(p) for p in tried)})")
+                looked = f"looked in: {', '.join(str(p) for p in tried[:8])}{' ...' if len(tried) > 8 else ''}"
+                missing.append(f"{url} (for {where}; {looked})" if url else
+                               f"{where}: no media path in the edit, and no file named after the clip or reel "
+                               f"({looked})")
                 continue
             for span, overrides, text in jobs:
-                pending.append((t_index, c_index, item, span, overrides, text, found))
+                pending.append((t_index, c_index, item, span, overrides, text, found, speed, rule))
     if missing:
         unique = list(dict.fromkeys(missing))
         raise InputError(
@@ -138,7 +206,7 @@ def find_marked_clips(
     infos: dict[Path, MediaInfoLike] = {}
     out: list[MarkedClip] = []
     global_start = timeline.global_start_time
-    for t_index, c_index, clip, span, overrides, text, media in pending:
+    for t_index, c_index, clip, span, overrides, text, media, speed, rule in pending:
         where = f"track V{t_index + 1} clip '{clip.name}' in {edit_path}"
         if media not in infos:
             infos[media] = probe(media)
@@ -156,15 +224,34 @@ def find_marked_clips(
             origin = _frame_at(clip.media_reference.available_range.start_time, rate)
         else:
             origin = 0
-        first = _frame_at(span.start_time, rate) - origin
-        last = _frame_at(span.end_time_exclusive(), rate) - origin - 1
+        offset = span.start_time - clip.trimmed_range().start_time
+        shown_start = None
+        if speed.retimed:  # the media frames the effect shows, lowest to highest
+            step = round(offset.value_rescaled_to(span.start_time.rate))
+            times = [t * float(rate) / span.start_time.rate - origin
+                     for t in shown_times(clip.trimmed_range().start_time, step, round(span.duration.value), speed)]
+            shown = [media_frame(t) for t in times]
+            first, last, shown_start = min(shown), max(shown), times[0]
+        else:
+            first = _frame_at(span.start_time, rate) - origin
+            last = _frame_at(span.end_time_exclusive(), rate) - origin - 1
         if first < 0 or last >= info.frames or last < first:
             raise InputError(
                 f"{where} uses media frames {first}..{last} of {media}, which has frames 0..{info.frames - 1} "
                 f"(start timecode {info.timecode or 'none'}); the edit and the media disagree"
             )
+        lead_in = lead_out = 0
+        if not speed.retimed:  # a dissolve shows the clip's media beyond the cut: render those frames too
+            track = clip.parent()
+            at = track.index(clip)
+            before = track[at - 1] if at > 0 else None
+            after = track[at + 1] if at + 1 < len(track) else None
+            trimmed = clip.trimmed_range()
+            if isinstance(before, otio.schema.Transition) and span.start_time == trimmed.start_time:
+                lead_in = round(before.in_offset.value_rescaled_to(float(rate)))
+            if isinstance(after, otio.schema.Transition) and span.end_time_exclusive() == trimmed.end_time_exclusive():
+                lead_out = round(after.out_offset.value_rescaled_to(float(rate)))
         parent_range = clip.range_in_parent()
-        offset = span.start_time - clip.trimmed_range().start_time
         record = TimeRange(parent_range.start_time + offset, span.duration)
         rec_start = record.start_time + global_start if global_start is not None else record.start_time
         out.append(MarkedClip(
@@ -172,8 +259,9 @@ def find_marked_clips(
             record_range=record, record_timecode=otio.opentime.to_timecode(rec_start, rec_start.rate),
             source_first_frame=first, source_last_frame=last, overrides=overrides,
             media_timecode=info.timecode, rate=rate, media_frames=int(info.frames), marker=text,
+            speed=speed, shown_start=shown_start, media_match=rule, lead_in=lead_in, lead_out=lead_out,
         ))
-    return out
+    return out, refused
 
 
 def clip_presets(clips: Sequence[MarkedClip], preset: "Preset", edit_path: str | Path) -> list["Preset"]:
@@ -194,4 +282,5 @@ def clip_presets(clips: Sequence[MarkedClip], preset: "Preset", edit_path: str |
     return out
 
 
-__all__ = ["MarkedClip", "MediaInfoLike", "Probe", "clip_presets", "find_marked_clips", "to_timecode"]
+__all__ = ["MarkedClip", "MediaInfoLike", "Probe", "RefusedClip", "clip_presets", "find_jobs", "find_marked_clips",
+           "to_timecode"]

@@ -117,10 +117,15 @@ def read_edit(path: str | Path, *, edl_rate: Fraction | float | None = None) -> 
     return timeline
 
 
+MOVIE_SUFFIXES = (".mov", ".mp4", ".mxf", ".m4v", ".avi", ".mkv")
+
+
 def _url_to_path(url: str) -> Path:
     if url.startswith("file:"):
         parsed = urllib.parse.urlparse(url)
         return Path(urllib.request.url2pathname(parsed.path))
+    if "\\" in url and "/" not in url:  # a Windows path (EDL FROM FILE, Avid): only its file name helps here
+        return Path(re.split(r"[\\]", url)[-1])
     return Path(urllib.parse.unquote(url)) if "%" in url else Path(url)
 
 
@@ -150,4 +155,41 @@ def resolve_media(url: str, edit_dir: Path, roots: Sequence[Path]) -> tuple[Path
     return None, tried
 
 
-__all__ = ["ADAPTERS", "FORMAT_NAMES", "read_edit", "resolve_media"]
+def find_clip_media(clip: otio.schema.Clip, edit_dir: Path, roots: Sequence[Path]
+                    ) -> tuple[Path | None, str, list[Path]]:
+    """(media file, the rule that matched it, every place looked) for one clip.
+
+    Rules, in order: the reference's path (as given, then its file name under the edit's folder
+    and each root: Windows `FROM FILE` paths and moved media), then, for clips that name no file
+    (EDL events, offline media), the clip name, then the EDL reel, each as a file name with or
+    without a movie extension under the edit's folder and each root.
+    """
+    ref = clip.media_reference
+    url = getattr(ref, "target_url", None) if ref is not None else None
+    tried: list[Path] = []
+    if url:
+        found, tried = resolve_media(url, edit_dir, roots)
+        if found is not None:
+            return found, "path", tried
+    names: list[tuple[str, str]] = []
+    if clip.name:
+        names.append(("clip name", clip.name.strip()))
+    reel = (clip.metadata.get("cmx_3600") or {}).get("reel") if clip.metadata else None
+    if reel:
+        names.append(("reel", str(reel).strip()))
+    for rule, name in names:
+        if not name or "/" in name or "\\" in name:
+            continue
+        stems = [name] if Path(name).suffix.lower() in MOVIE_SUFFIXES else [name + ext for ext in MOVIE_SUFFIXES]
+        for folder in [edit_dir, *roots]:
+            for stem in stems:
+                cand = Path(folder) / stem
+                if cand in tried:
+                    continue
+                tried.append(cand)
+                if cand.is_file():
+                    return cand, rule, tried
+    return None, "", tried
+
+
+__all__ = ["ADAPTERS", "FORMAT_NAMES", "MOVIE_SUFFIXES", "find_clip_media", "read_edit", "resolve_media"]

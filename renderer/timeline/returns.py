@@ -18,6 +18,7 @@ from renderer.errors import InputError
 from renderer.timeline.markers import METADATA_KEY
 from renderer.timeline.plan import MarkedClip
 from renderer.timeline.read import ADAPTERS, FORMAT_NAMES
+from renderer.timeline.retime import time_effect_names
 
 RETURN_TRACK = "FACESWAP"
 
@@ -48,59 +49,148 @@ def _place(tracks: list[list[tuple[RationalTime, RationalTime, otio.schema.Clip]
     tracks.append([(start, end, clip)])
 
 
-def build_return_timeline(timeline: otio.schema.Timeline, rendered: Sequence[RenderedClip]) -> otio.schema.Timeline:
-    """A copy of `timeline` with every original track untouched plus a top video track
-    `FACESWAP` (more, `FACESWAP 2`..., only where rendered clips overlap in record time)
-    holding each rendered file at exactly its marked clip's record range, gaps elsewhere.
+def return_clip(item: RenderedClip) -> otio.schema.Clip:
+    """The clip that shows `item`'s rendered file where its marked clip was: same record duration,
+    same time effects (the rendered file has the source's timecode, so the effect maps the same
+    times to the same, now swapped, frames)."""
+    mc = item.clip
+    rate = float(mc.rate)
+    tc_start = otio.opentime.from_timecode(item.timecode, rate) if item.timecode else RationalTime(0, rate)
+    tc_start = RationalTime(tc_start.value, rate)
+    ref = otio.schema.ExternalReference(
+        target_url=Path(item.path).resolve().as_uri(),
+        available_range=TimeRange(tc_start, RationalTime(item.frames, rate)),
+    )
+    if mc.speed.retimed and mc.shown_start is not None:
+        source = TimeRange(RationalTime(tc_start.value + mc.shown_start - item.first_frame, rate),
+                           RationalTime(mc.record_frames, rate))
+    else:
+        source = TimeRange(RationalTime(tc_start.value + mc.source_first_frame - item.first_frame, rate),
+                           RationalTime(mc.frames, rate))
+    clip = otio.schema.Clip(
+        name=f"{mc.clip_name} {RETURN_TRACK}",
+        media_reference=ref,
+        source_range=source,
+        metadata={METADATA_KEY: {
+            "synthetic_media": True,
+            "source_clip": mc.clip_name,
+            "source_track": mc.track_index,
+            "source_clip_index": mc.clip_index,
+            "source_media": str(mc.media_path),
+            "source_first_frame": mc.source_first_frame,
+            "source_last_frame": mc.source_last_frame,
+            "overrides": dict(mc.overrides),
+            **({"speed": mc.speed.describe()} if mc.speed.retimed else {}),
+        }},
+    )
+    for effect in mc.speed.effects:
+        clip.effects.append(effect.clone())
+    return clip
 
-    Each return clip's media reference points at the rendered file (absolute file URL)
-    with `available_range` starting at the file's start timecode.
+
+def _cut_key(time: RationalTime) -> int:
+    """A dict key for a record time (RationalTime is not hashable): tenths of a millisecond."""
+    return round(time.to_seconds() * 10000)
+
+
+def _lane_track(name: str, lane: list[tuple[RationalTime, RationalTime, otio.schema.Clip]],
+                transitions: dict[int, otio.schema.Transition]) -> otio.schema.Track:
+    """A video track holding `lane`'s clips at their record starts, gaps between, and each of
+    `transitions` (keyed by the record time of its cut) between the two clips that meet there."""
+    track = otio.schema.Track(name=name, kind=otio.schema.TrackKind.Video)
+    cursor: RationalTime | None = None
+    for start, end, clip in sorted(lane, key=lambda e: e[0]):
+        rate = start.rate
+        gap_frames = round((start - cursor).value_rescaled_to(rate)) if cursor is not None else round(start.value)
+        if gap_frames > 0:
+            track.append(otio.schema.Gap(source_range=TimeRange(RationalTime(0, rate), RationalTime(gap_frames, rate))))
+        elif cursor is not None and _cut_key(start) in transitions and len(track):
+            track.append(transitions[_cut_key(start)].clone())
+        track.append(clip)
+        cursor = end
+    return track
+
+
+def _piece(clip: otio.schema.Clip, source: TimeRange) -> otio.schema.Clip:
+    """An unswapped copy of part of `clip`, standing beside a swapped neighbour so that their
+    transition can be recreated on the return track (markers and Doppel metadata left off)."""
+    piece = copy.deepcopy(clip)
+    piece.source_range = source
+    piece.markers[:] = []
+    if piece.metadata and METADATA_KEY in piece.metadata:
+        del piece.metadata[METADATA_KEY]
+    return piece
+
+
+def _transitions(track: otio.schema.Track, rendered: Sequence[RenderedClip],
+                 lane: list[list[tuple[RationalTime, RationalTime, otio.schema.Clip]]]
+                 ) -> dict[int, otio.schema.Transition]:
+    """The source track's transitions that touch a swapped clip, keyed by the record time of their cut.
+
+    A dissolve from or to a swapped clip is recreated on its return track: its swapped side is
+    the return clip (rendered with the frames the dissolve shows beyond the cut), its other side an
+    unswapped copy of the original clip over the dissolve's part of it, so the return track blends
+    the same two pictures the cut did, with the face swapped on the marked side.
+    """
+    out: dict[int, otio.schema.Transition] = {}
+    children = list(track)
+    for i, child in enumerate(children):
+        if not isinstance(child, otio.schema.Transition) or not 0 < i < len(children) - 1:
+            continue
+        prev, nxt = children[i - 1], children[i + 1]
+        if not (isinstance(prev, otio.schema.Clip) and isinstance(nxt, otio.schema.Clip)):
+            continue
+        cut = track.range_of_child_at_index(i - 1).end_time_exclusive()
+        out_swapped = any(r.clip.clip_index == i - 1 and r.clip.record_range.end_time_exclusive() == cut
+                          for r in rendered)
+        in_swapped = any(r.clip.clip_index == i + 1 and r.clip.record_range.start_time == cut for r in rendered)
+        if not (out_swapped or in_swapped):
+            continue
+        rate = cut.rate
+        if not out_swapped:
+            frames = RationalTime(max(1, round(child.in_offset.value_rescaled_to(rate))), rate)
+            tail = prev.trimmed_range()
+            _place(lane, cut - frames, cut, _piece(prev, TimeRange(tail.end_time_exclusive() - frames, frames)))
+        if not in_swapped:
+            frames = RationalTime(max(1, round(child.out_offset.value_rescaled_to(rate))), rate)
+            _place(lane, cut, cut + frames, _piece(nxt, TimeRange(nxt.trimmed_range().start_time, frames)))
+        out[_cut_key(cut)] = child
+    return out
+
+
+def build_return_timeline(timeline: otio.schema.Timeline, rendered: Sequence[RenderedClip], *,
+                          transitions: bool = True) -> otio.schema.Timeline:
+    """A copy of `timeline` with every original track untouched, and directly above each source
+    track that had clips rendered a video track `FACESWAP V<n>` (more, `FACESWAP V<n> 2`..., only
+    where its rendered clips overlap in record time) holding each rendered file at exactly its
+    marked clip's record range, gaps elsewhere. Directly above, so that the composed picture is
+    the cut's: a higher track that covered the marked clip still covers its swap.
+
+    Transitions that touch a swapped clip are recreated on its return track (see `_transitions`)
+    unless `transitions` is False. With nothing rendered, one empty `FACESWAP` track goes on top. Each return clip's media
+    reference points at the rendered file (absolute file URL) with `available_range` starting at
+    the file's start timecode.
     """
     result = copy.deepcopy(timeline)
-    lanes: list[list[tuple[RationalTime, RationalTime, otio.schema.Clip]]] = []
-    for item in sorted(rendered, key=lambda r: (r.clip.record_range.start_time, r.clip.track_index)):
-        mc = item.clip
-        rate = float(mc.rate)
-        tc_start = otio.opentime.from_timecode(item.timecode, rate) if item.timecode else RationalTime(0, rate)
-        tc_start = RationalTime(tc_start.value, rate)
-        ref = otio.schema.ExternalReference(
-            target_url=Path(item.path).resolve().as_uri(),
-            available_range=TimeRange(tc_start, RationalTime(item.frames, rate)),
-        )
-        in_file = mc.source_first_frame - item.first_frame
-        rec = mc.record_range
-        clip = otio.schema.Clip(
-            name=f"{mc.clip_name} {RETURN_TRACK}",
-            media_reference=ref,
-            source_range=TimeRange(RationalTime(tc_start.value + in_file, rate), RationalTime(mc.frames, rate)),
-            metadata={METADATA_KEY: {
-                "synthetic_media": True,
-                "source_clip": mc.clip_name,
-                "source_track": mc.track_index,
-                "source_clip_index": mc.clip_index,
-                "source_media": str(mc.media_path),
-                "source_first_frame": mc.source_first_frame,
-                "source_last_frame": mc.source_last_frame,
-                "overrides": dict(mc.overrides),
-            }},
-        )
-        _place(lanes, rec.start_time, rec.end_time_exclusive(), clip)
-    if not lanes:
-        lanes.append([])
-    for n, lane in enumerate(lanes):
-        track = otio.schema.Track(name=RETURN_TRACK if n == 0 else f"{RETURN_TRACK} {n + 1}",
-                                  kind=otio.schema.TrackKind.Video)
-        cursor: RationalTime | None = None
-        for start, end, clip in sorted(lane, key=lambda e: e[0]):
-            rate = start.rate
-            gap_frames = round((start - cursor).value_rescaled_to(rate)) if cursor is not None else round(start.value)
-            if gap_frames > 0:
-                track.append(otio.schema.Gap(source_range=TimeRange(RationalTime(0, rate), RationalTime(gap_frames, rate))))
-            track.append(clip)
-            cursor = end
-        if not lane:  # an empty track is dropped by some writers (AAF): fill it with one gap
-            track.append(otio.schema.Gap(source_range=TimeRange(duration=timeline.duration())))
+    by_track: dict[int, list[list[tuple[RationalTime, RationalTime, otio.schema.Clip]]]] = {}
+    for item in sorted(rendered, key=lambda r: (r.clip.track_index, r.clip.record_range.start_time)):
+        rec = item.clip.record_range
+        _place(by_track.setdefault(item.clip.track_index, []), rec.start_time, rec.end_time_exclusive(),
+               return_clip(item))
+    sources = timeline.video_tracks()
+    cuts = {t: _transitions(sources[t], [r for r in rendered if r.clip.track_index == t], lanes) if transitions
+            else {} for t, lanes in by_track.items()}
+    if not by_track:  # an empty track is dropped by some writers (AAF): fill it with one gap
+        track = otio.schema.Track(name=RETURN_TRACK, kind=otio.schema.TrackKind.Video)
+        track.append(otio.schema.Gap(source_range=TimeRange(duration=timeline.duration())))
         result.tracks.append(track)
+        return result
+    videos = result.video_tracks()
+    for t_index in sorted(by_track, reverse=True):  # top first, so lower insert positions stay valid
+        at = next(i for i, t in enumerate(result.tracks) if t is videos[t_index]) + 1
+        base = f"{RETURN_TRACK} V{t_index + 1}"
+        for n, lane in reversed(list(enumerate(by_track[t_index]))):
+            result.tracks.insert(at, _lane_track(base if n == 0 else f"{base} {n + 1}", lane, cuts[t_index]))
     return result
 
 
@@ -148,9 +238,29 @@ def write_edit(timeline: otio.schema.Timeline, out_path: str | Path) -> None:
             raise InputError(f"cannot write {FORMAT_NAMES[suffix]} {out_path}: {type(err).__name__}: {said}") from err
 
 
+# Measured with the adapters this project pins: the OTIO and CMX 3600 writers keep LinearTimeWarp
+# and FreezeFrame; the FCP7 XML, FCPXML and AAF writers drop them (the clip would play at 1x).
+TIME_EFFECT_WRITERS = (".otio", ".otioz", ".edl")
+
+
 def write_return_edit(timeline: otio.schema.Timeline, rendered: Sequence[RenderedClip], out_path: str | Path) -> None:
-    """`build_return_timeline` + `write_edit`: the edit an editor re-imports."""
-    write_edit(build_return_timeline(timeline, rendered), out_path)
+    """`build_return_timeline` + `write_edit`: the edit an editor re-imports. Raises InputError.
+
+    A format whose writer drops time effects (TIME_EFFECT_WRITERS) is not written for an edit
+    that has any: every retimed clip, swapped or not, would play other frames than the cut.
+    """
+    suffix = Path(out_path).suffix.lower()
+    if suffix not in TIME_EFFECT_WRITERS:
+        retimed = [f"'{c.name}' ({', '.join(names)})" for c in timeline.find_clips() if (names := time_effect_names(c))]
+        if retimed:
+            raise InputError(
+                f"cannot write {FORMAT_NAMES[suffix]} {out_path}: the OTIO adapter drops time effects and "
+                f"{len(retimed)} clip(s) have one ({', '.join(retimed[:3])}{' ...' if len(retimed) > 3 else ''}): "
+                f"it would play other frames than the cut; the .otio return has them"
+            )
+    # The cmx_3600 reader gives a dissolve's incoming clip the outgoing clip's FROM CLIP file and
+    # starts it at the cut (measured on its own output): an EDL return holds the swapped shots as cuts.
+    write_edit(build_return_timeline(timeline, rendered, transitions=suffix != ".edl"), out_path)
 
 
 def return_edit_paths(edit_path: str | Path, out_dir: str | Path) -> list[Path]:
@@ -164,5 +274,5 @@ def return_edit_paths(edit_path: str | Path, out_dir: str | Path) -> list[Path]:
     return paths
 
 
-__all__ = ["RETURN_TRACK", "RenderedClip", "build_return_timeline", "return_edit_paths", "write_edit",
-           "write_return_edit"]
+__all__ = ["RETURN_TRACK", "RenderedClip", "TIME_EFFECT_WRITERS", "build_return_timeline", "return_clip",
+           "return_edit_paths", "write_edit", "write_return_edit"]
