@@ -217,26 +217,49 @@ def _mark_fcpx(path: Path, dst: Path, keys: set[str]) -> int:
     return marked
 
 
-def _mark_edl(path: Path, dst: Path) -> int:
-    """`* LOC: <record in> RED FACESWAP` after each video event that shows a clip."""
+_EDL_SOURCE = re.compile(r"^\*\s*(FROM CLIP NAME|FROM CLIP|FROM FILE)\s*:\s*(.*?)\s*$", re.IGNORECASE)
+
+
+def _edl_event_key(block: list[str]) -> str | None:
+    """The media key (see `media_key`) of one EDL event's comment lines: its source path's file name,
+    else its clip name."""
+    found = {m.group(1).upper(): m.group(2) for m in map(_EDL_SOURCE.match, block) if m}
+    path = found.get("FROM CLIP") or found.get("FROM FILE")
+    if path:
+        return url_name(path)
+    name = found.get("FROM CLIP NAME")
+    if not name:
+        return None
+    clip = otio.schema.Clip(name=name)
+    return media_key(clip)
+
+
+def _mark_edl(path: Path, dst: Path, keys: set[str] | None) -> int:
+    """`* LOC: <record in> RED FACESWAP` after each video event that shows a clip (of media in `keys`,
+    when given)."""
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     out: list[str] = []
     marked = 0
-    pending: str | None = None
+    block: list[str] = []
+    loc: str | None = None
+
+    def close() -> None:
+        nonlocal marked
+        out.extend(block)
+        if loc and (keys is None or _edl_event_key(block) in keys):
+            out.append(loc)
+            marked += 1
+
     for line in lines:
         m = _EDL_LINE.match(line)
         if m and m.group(1).isdigit():
-            if pending:
-                out.append(pending)
-                marked += 1
-            pending = None
+            close()
+            block, loc = [], None
             track, rec_in, rec_out = m.group(3), m.group(8), m.group(9)
             if track.upper().startswith("V") and rec_in != rec_out:
-                pending = f"* LOC: {rec_in} RED     {MARK}"
-        out.append(line)
-    if pending:
-        out.append(pending)
-        marked += 1
+                loc = f"* LOC: {rec_in} RED     {MARK}"
+        block.append(line)
+    close()
     dst.write_text("\n".join(out) + "\n", encoding="utf-8")
     return marked
 
@@ -319,9 +342,10 @@ def marked_clips(path: Path) -> set[str]:
     return names
 
 
-def mark_edit(path: Path, dst: Path, keys: set[str]) -> int:
+def mark_edit(path: Path, dst: Path, keys: set[str], *, edl_all: bool = True) -> int:
     """Copy `path` to `dst` with a FACESWAP mark on every video clip whose media key is in `keys`,
-    in the format's own syntax; returns how many marks were written."""
+    in the format's own syntax; returns how many marks were written. EDL events are all marked
+    unless `edl_all` is False (their keys are guessed from the comment lines); AAF: every clip."""
     suffix = path.suffix.lower()
     dst.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".otio":
@@ -331,7 +355,7 @@ def mark_edit(path: Path, dst: Path, keys: set[str]) -> int:
     if suffix == ".fcpxml":
         return _mark_fcpx(path, dst, keys)
     if suffix == ".edl":
-        return _mark_edl(path, dst)
+        return _mark_edl(path, dst, None if edl_all else keys)
     if suffix == ".aaf":
         return _mark_aaf(path, dst)
     raise ValueError(f"no marking for {suffix}")
@@ -425,13 +449,32 @@ def _refusals(summary: dict[str, Any], render_json: Path) -> dict[str, str]:
     return out
 
 
+def _budget(pictures: Sequence[dict[int, Any]], keys: set[str], frames: int) -> set[str]:
+    """The media to mark so that about `frames` record frames render: smallest users first."""
+    shown: dict[str, int] = {k: 0 for k in keys}
+    for pic in pictures:
+        for layers in pic.values():
+            for layer in layers:
+                if layer.key in shown:
+                    shown[layer.key] += 1
+    chosen: set[str] = set()
+    total = 0
+    for key in sorted(shown, key=lambda k: (shown[k], k)):
+        if chosen and total + shown[key] > frames:
+            break
+        chosen.add(key)
+        total += shown[key]
+    return chosen
+
+
 def walk_edit(path: Path, work: Path, model: Path, *, render: bool = True,
-              mark_only: set[str] | None = None) -> WalkResult:
+              mark_only: set[str] | None = None, frame_budget: int | None = None) -> WalkResult:
     """The whole walk for one sample edit (see the module docstring). Never raises for Doppel's
     behaviour: everything that goes against the issue's goal lands in `problems`.
 
-    `mark_only`: mark only the clips of these media (OTIO, FCP7 XML, FCPXML; EDL and AAF marks go
-    on every clip), to keep a big edit inside a test budget; every frame is still compared."""
+    `mark_only`: mark only the clips of these media (AAF marks go on every clip); `frame_budget`:
+    mark the media whose clips show the fewest frames, up to about that many frames. Both keep a
+    big edit inside a time budget; every record frame is still compared."""
     result = WalkResult(edit_id(path))
     work.mkdir(parents=True, exist_ok=True)
     try:
@@ -450,7 +493,14 @@ def walk_edit(path: Path, work: Path, model: Path, *, render: bool = True,
     marked_path = edit_dir / path.name
     marked: set[str] = set()
     if timelines:
-        result.marks = mark_edit(path, marked_path, generated if mark_only is None else generated & mark_only)
+        keys = set(specs) if mark_only is None else set(specs) & mark_only
+        if frame_budget is not None:
+            chosen = _budget(pictures, keys, frame_budget)
+            if chosen != keys:
+                result.note = f"marked {len(chosen)} of {len(keys)} media (frame budget {frame_budget})"
+            keys = chosen
+        limited = mark_only is not None or frame_budget is not None
+        result.marks = mark_edit(path, marked_path, keys, edl_all=not limited)
         marked = marked_clips(marked_path)
     else:
         edit_dir.mkdir(parents=True, exist_ok=True)
