@@ -227,8 +227,10 @@ class MediaSpec:
         return source_count(time, self.rate) - self.start
 
 
-def _reference_ranges(timelines: Sequence[otio.schema.Timeline]) -> dict[str, list[tuple[Fraction, TR | None]]]:
-    refs: dict[str, list[tuple[Fraction, TR | None]]] = {}
+def _reference_ranges(timelines: Sequence[otio.schema.Timeline]
+                      ) -> dict[str, list[tuple[Fraction, TR | None, TR]]]:
+    """media key -> [(rate, the reference's available_range, the clip's trimmed range)] per clip."""
+    refs: dict[str, list[tuple[Fraction, TR | None, TR]]] = {}
     for tl in timelines:
         for track in tl.video_tracks():
             for clip in track.find_clips():
@@ -237,16 +239,20 @@ def _reference_ranges(timelines: Sequence[otio.schema.Timeline]) -> dict[str, li
                     continue
                 avail = getattr(clip.media_reference, "available_range", None)
                 rate = ntsc(avail.start_time.rate if avail is not None else clip.trimmed_range().start_time.rate)
-                refs.setdefault(key, []).append((rate, avail))
+                refs.setdefault(key, []).append((rate, avail, clip.trimmed_range()))
     return refs
 
 
 def media_specs(timelines: Sequence[otio.schema.Timeline], pictures: Iterable[dict[int, Picture]]) -> dict[str, MediaSpec]:
     """One MediaSpec per media key: the reference's rate, covering its available_range when short
-    enough and every frame the composed cut shows, HANDLE frames more each side."""
+    enough, every clip's source range (a clip hidden under an upper track renders too) and every
+    frame the composed cut shows; HANDLE frames more each side where no available_range says more."""
     refs = _reference_ranges(timelines)
-    shown: dict[str, list[int]] = {}
     rates = {key: entries[0][0] for key, entries in refs.items()}
+    shown: dict[str, list[int]] = {
+        key: [n for _, _, r in entries
+              for n in (source_count(r.start_time, rates[key]), source_count(r.end_time_exclusive(), rates[key]) - 1)]
+        for key, entries in refs.items()}
     for pic in pictures:
         for layers in pic.values():
             for layer in layers:
@@ -257,7 +263,7 @@ def media_specs(timelines: Sequence[otio.schema.Timeline], pictures: Iterable[di
     for n, key in enumerate(sorted(refs), start=1):
         rate = rates[key]
         used = shown.get(key, [])
-        avails = [a for _, a in refs[key] if a is not None]
+        avails = [a for _, a, _ in refs[key] if a is not None]
         a_lo = min((round(a.start_time.value_rescaled_to(float(rate))) for a in avails), default=None)
         a_hi = max((round(a.end_time_exclusive().value_rescaled_to(float(rate))) for a in avails), default=None)
         if a_lo is not None and a_hi is not None and (a_hi - a_lo <= MAX_MEDIA_FRAMES or not used):
@@ -439,8 +445,10 @@ def check_return(original: dict[int, Picture], returned: dict[int, Picture], res
             want_layers = tuple(layer for layer in want_layers if layer.clip in marked and layer.clip not in refused)
             if not want_layers and not got_layers:
                 continue
-        checked += 1
         want = [resolve(layer) for layer in want_layers]
+        if any(not isinstance(w, str) and w[1] < 0 for w in want):
+            continue  # the cut itself asks for media before its first frame (a dissolve without handles)
+        checked += 1
         got = [resolve(layer) for layer in got_layers]
         want_ids = [w if isinstance(w, str) else w[:2] for w in want]
         got_ids = [g if isinstance(g, str) else g[:2] for g in got]
