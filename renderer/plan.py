@@ -15,7 +15,8 @@ Decisions:
   every re-run would cost more than it saves; the source SHA-256 is still computed for
   the provenance claim of every file rendered), the rendered and swapped ranges, the
   model card's SHA-256 and the weights' SHA-256 it records, the per-clip resolved preset
-  hash and the software version.
+  hash, the software version, and whether (and with which certificate) the output is
+  signed, so a re-run after `doppel keys init` signs what went out unsigned.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from renderer.atomic import sha256_file
 from renderer.errors import DoppelError, InputError, ModelError
 from renderer.presets import Preset, load_preset, preset_sha256
 from renderer.timeline import MarkedClip, RefusedClip, clip_presets, find_jobs, read_edit, return_edit_paths
+from renderer.timeline.read import MOVIE_SUFFIXES
 
 SOFTWARE = f"doppel {__version__}"
 RENDER_JSON = "render.json"
@@ -170,8 +172,13 @@ def _signing(preset: Preset, env: Mapping[str, str], base_dir: Path | None) -> A
 
 
 def _source_fingerprint(path: Path) -> dict[str, Any]:
+    from renderer.otioz import member_name
+
     st = path.stat()
-    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    # Media an .otioz carries is unpacked afresh on every run: name it by its place in the bundle.
+    member = member_name(path.resolve())
+    return {"path": f"otioz:{member}" if member else str(path.resolve()), "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns}
 
 
 def _name_times(mc: MarkedClip) -> tuple[str, str]:
@@ -202,6 +209,7 @@ def plan_render(
     no model; ModelError (exit 2) for missing models or models without rights (all listed).
     """
     from renderer.media import check_output, resolve_codec, shift_timecode
+    from renderer.provenance import identity_fingerprint
 
     env = os.environ if env is None else env
     edit = Path(edit)
@@ -249,7 +257,8 @@ def plan_render(
             problems.append(InputError(f"{where}: {err}"))
             continue
         start, end = _name_times(mc)
-        name = out.file_name(clip=mc.clip_name, start=start, end=end, track=mc.track_index + 1, index=index,
+        clip_name = Path(mc.clip_name).stem if Path(mc.clip_name).suffix.lower() in MOVIE_SUFFIXES else mc.clip_name
+        name = out.file_name(clip=clip_name, start=start, end=end, track=mc.track_index + 1, index=index,
                              preset=base.name, source=mc.media_path.stem)
         output = out_dir / MEDIA_DIR / name
         if output in used_names:  # the same clip and range used twice: keep both, apart
@@ -272,6 +281,7 @@ def plan_render(
             "model_card_sha256": ref.card_sha256,
             "weights_sha256": ref.weights_sha256,
             "preset_sha256": p_hash,
+            "signing": identity_fingerprint(identity),  # a first or new key makes the re-run sign
         }
         jobs.append(ClipJob(index, mc, clip_preset, p_hash, ref, first, last, output, tc, inputs, identity,
                             _preset_dir(base)))

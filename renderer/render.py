@@ -17,9 +17,9 @@ Decisions:
 - Handles are swapped too (swap range = the whole rendered range), so an editor who
   extends a cut into the handles sees the swapped face, not a pop back to the original.
 - Resume: a clip is skipped when `ClipJob.up_to_date` (same inputs hash, output intact; see
-  `renderer.plan`). The sidecar is written last, after the output landed
-  under its final name (atomically, by the writer) and was signed, so a kill at any point
-  leaves either a complete, recorded output or one that is rendered again.
+  `renderer.plan`). The sidecar is written last, after the output landed under its final
+  name (signed under its temporary name, then renamed), so a kill at any point leaves
+  either a complete, recorded output or one that is rendered again.
 - A clip that fails is recorded as failed with its error; the other clips go on, the
   return edit covers the ones that rendered, and the job's exit status is 1.
 - No marked clips: nothing renders, the return edit is the input plus an empty FACESWAP
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from renderer.atomic import sha256_file, write_json_atomic
+from renderer.atomic import remove_stale_partials, sha256_file, write_json_atomic
 from renderer.errors import DoppelError, InputError
 from renderer.plan import (
     RENDER_JSON, SOFTWARE, ClipJob, ModelRef, RenderPlan, check_model, plan_render,
@@ -143,7 +143,8 @@ def job_summary(job: ClipJob) -> dict[str, Any]:
         "record_timecode": mc.record_timecode,
         "source": {"path": str(mc.media_path), "first_frame": mc.source_first_frame,
                    "last_frame": mc.source_last_frame, "timecode": mc.media_timecode,
-                   "fps": f"{mc.rate.numerator}/{mc.rate.denominator}", "matched_by": mc.media_match},
+                   "fps": f"{mc.rate.numerator}/{mc.rate.denominator}", "matched_by": mc.media_match,
+                   **({"mapped": f"by timecode: edit at {mc.edit_rate:.3f} fps"} if mc.edit_rate else {})},
         "render_range": {"first_frame": job.first, "last_frame": job.last, "frames": job.frames,
                          "handles": list(job.handles), "timecode": job.timecode},
         "swapped_range": [job.first, job.last],
@@ -152,6 +153,7 @@ def job_summary(job: ClipJob) -> dict[str, Any]:
                   "weights_sha256": job.model.weights_sha256, "identities": list(job.model.identities)},
         "preset_sha256": job.preset_sha256,
         "overrides": dict(mc.overrides),
+        **({"warnings": list(mc.warnings)} if mc.warnings else {}),
         "inputs_sha256": job.inputs_sha256,
     }
 
@@ -167,13 +169,6 @@ def colour_tags(job: ClipJob, info: Any) -> Any:
     src = info.color
     return ColorTags(*(s if v == "source" else v for v, s in zip(values, (src.primaries, src.transfer,
                                                                             src.matrix, src.range))))
-
-
-def remove_stale_partials(output: Path) -> None:
-    """Delete `.x.partial-1234abcd.mov` leftovers of a killed render of `output` (we hold the
-    out-folder lock, so no other render is writing them)."""
-    for leftover in output.parent.glob(f".{output.stem}.partial-*{output.suffix}"):
-        leftover.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -202,11 +197,12 @@ def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int],
                 ) -> tuple[dict[str, Any], list[str]]:
     """Render, label and sign one job; return (render.json entry, warnings). Raises on failure.
 
-    The file lands under its final name only complete (swap writes atomically); it is signed
-    in place, then the `<output>.inputs.json` sidecar is written, which marks it done.
+    The file is encoded and signed under a temporary name and lands under its final name only
+    complete and signed (`provenance.signed_output`); then the `<output>.inputs.json` sidecar
+    is written, which marks it done.
     """
     from renderer.media import probe
-    from renderer.provenance import claim_for_model, label_metadata, sign_media
+    from renderer.provenance import claim_for_model, label_metadata, signed_output
     from renderer.swap import render_range, swap_settings
 
     mc = job.clip
@@ -216,15 +212,16 @@ def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int],
     claim = claim_for_model(mc.media_path, job.model.path, [(0, job.frames)], preset_sha256=job.preset_sha256,
                             source_sha256=source_sha256)
     started = time.monotonic()
-    stats = render_range(
-        mc.media_path, job.output, model_dir=job.model.path, settings=swap_settings(job.preset, base_dir=job.preset_dir),
-        first=job.first, last=job.last, swap_ranges=[(job.first, job.last)], codec=job.preset.output.codec,
-        pix_fmt=job.preset.output.pix_fmt, color=colour_tags(job, info),
-        metadata=label_metadata(claim, signed=job.signing is not None), audio=job.preset.output.audio != "none",
-        progress=progress,
-    )
-    render_s = time.monotonic() - started
-    signed = sign_media(job.output, claim, job.signing, source=mc.media_path)
+    with signed_output(job.output, claim, job.signing, source=mc.media_path) as target:
+        stats = render_range(
+            mc.media_path, target.tmp, model_dir=job.model.path, settings=swap_settings(job.preset, base_dir=job.preset_dir),
+            first=job.first, last=job.last, swap_ranges=[(job.first, job.last)], codec=job.preset.output.codec,
+            pix_fmt=job.preset.output.pix_fmt, color=colour_tags(job, info),
+            metadata=label_metadata(claim, signed=job.signing is not None), audio=job.preset.output.audio != "none",
+            progress=progress,
+        )
+        render_s = time.monotonic() - started
+    signed = target.result
     entry = job_summary(job)
     entry["source"]["sha256"] = source_sha256
     stats_json = stats.to_json()
@@ -238,7 +235,7 @@ def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int],
     entry["status"] = "ok"
     entry["error"] = None
     write_json_atomic(job.sidecar, {"inputs_sha256": job.inputs_sha256, "inputs": job.inputs, "entry": entry})
-    return entry, [signed.warning] if signed.warning else []
+    return entry, info.warnings() + ([signed.warning] if signed.warning else [])
 
 
 def rendered_clip(job: ClipJob) -> RenderedClip:

@@ -96,6 +96,8 @@ def edit_file(work: Path, media: dict, ext: str, name: str = "cut") -> Path:
              ["01:00:00:08 GREEN FACESWAP COLOUR=RCT"]),
             ("B", "02:00:10:03", "02:00:10:18", "01:00:00:20", "01:00:01:11", str(media["B"][0]), []),
         ], NTSC)
+    if ext == ".otioz" and (folder / f"{name}.otioz").is_file():  # the otioz adapter never overwrites
+        return folder / f"{name}.otioz"
     if ext == ".fcpxml":  # the FCPXML writer cannot write 23.976 (its frameDuration): use 25 fps media
         tl, _ = standard_edit(make_media(work / "media25", Fraction(25)), Fraction(25), transition=False)
     else:
@@ -128,6 +130,7 @@ def test_plan_in_every_format(work, media, model, preset, env, ext):
         assert (job.first, job.last) == (max(0, job.clip.source_first_frame - 3),
                                          min(MEDIA_FRAMES - 1, job.clip.source_last_frame + 3))
         assert job.output.parent == work / f"out{ext}" / "media" and job.output.suffix == ".mp4"
+        assert ".mov" not in job.output.name  # EDL clips are named 'A.mov': the name keeps no source extension
         if job.clip.media_timecode:
             assert job.timecode == shift_timecode(job.clip.media_timecode, job.first, job.clip.rate)
             assert "01_00_00" in job.output.name or "02_00_10" in job.output.name
@@ -299,7 +302,7 @@ def check_outputs(out: Path, edit: Path, plan_jobs, original) -> None:
                           for j in plan_jobs}, name
 
 
-@pytest.mark.parametrize("ext", [".otio", ".xml", ".edl"])
+@pytest.mark.parametrize("ext", [".otio", ".otioz", ".xml", ".edl"])
 def test_render_every_clip_frame_exact_and_resume(work, media, model, preset, env, capsys, ext):
     edit = edit_file(work, media, ext)
     out = work / f"render{ext}"
@@ -455,6 +458,69 @@ def test_signed_render_carries_a_valid_manifest(work, media, model, preset, tmp_
     assert [list(r) for r in result.swapped_ranges] == [[0, entry["render_range"]["frames"]]]
 
 
+def test_render_after_keys_init_signs_what_went_out_unsigned(work, media, model, preset, env, tmp_path, capsys):
+    """The inputs hash records signed-or-not and the certificate: `doppel keys init` (as the README
+    advises after an unsigned render) makes the re-run render and sign, not say "up to date"."""
+    from renderer.cli import main
+    from renderer.provenance import verify_media
+
+    edit = edit_file(work, media, ".edl")
+    out = tmp_path / "out"
+    args = [edit, "--edl-rate", "24000/1001", "--preset", preset, "--out", out, "--model", model, "--json"]
+    code, stdout, err = cli(args, capsys)
+    assert code == 0 and "NOT signed" in err
+    assert main(["keys", "init", "--out", str(tmp_path / "no-keys")]) == 0  # the env's DOPPEL_KEYS_DIR
+    capsys.readouterr()
+    code, stdout, err = cli(args, capsys)
+    summary = json.loads(stdout)
+    assert code == 0 and summary["rendered"] == 1 and summary["skipped"] == 0 and "NOT signed" not in err
+    assert verify_media(Path(summary["outputs"][0]), trust_pem=tmp_path / "no-keys" / "ca.pem").exit_code == 0
+    code, stdout, _ = cli(args, capsys)
+    assert code == 0 and json.loads(stdout)["skipped"] == 1  # signed now: up to date
+    assert main(["keys", "init", "--force", "--out", str(tmp_path / "no-keys")]) == 0  # a new certificate
+    capsys.readouterr()
+    code, stdout, _ = cli(args, capsys)
+    assert code == 0 and json.loads(stdout)["rendered"] == 1
+
+
+def test_a_broken_signing_identity_fails_before_any_frame(work, media, model, preset, env, tmp_path, monkeypatch,
+                                                          capsys):
+    """A key that is not the certificate's, configured by the environment: exit 2, nothing written."""
+    from renderer.provenance import init_keys
+
+    one, two = init_keys(tmp_path / "one"), init_keys(tmp_path / "two")
+    monkeypatch.setenv("DOPPEL_SIGN_CERT", str(one.cert_chain))
+    monkeypatch.setenv("DOPPEL_SIGN_KEY", str(two.key))
+    out = tmp_path / "out"
+    code, _, err = cli([edit_file(work, media, ".edl"), "--edl-rate", "24000/1001", "--preset", preset, "--out", out,
+                        "--model", model], capsys)
+    assert code == 2 and "does not belong to the first certificate" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_a_signing_failure_fails_the_clip_and_keeps_no_unsigned_file(work, model, preset, env, tmp_path,
+                                                                      monkeypatch, capsys):
+    """The source is an MPEG-TS stream named .mp4 (FFmpeg decodes it, the C2PA SDK cannot read it as
+    the parent ingredient): the clip fails, and no unsigned file has its final name."""
+    from renderer.provenance import init_keys
+
+    init_keys(tmp_path / "keys")
+    monkeypatch.setenv("DOPPEL_KEYS_DIR", str(tmp_path / "keys"))
+    ts = tmp_path / "camera.mp4"
+    done = subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=24000/1001",
+                           "-frames:v", "30", "-c:v", "libx264", "-f", "mpegts", str(ts)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    edit = write_avid_edl(tmp_path / "ts.edl", [("TS", "00:00:00:02", "00:00:00:20", "01:00:00:00", "01:00:00:18",
+                                                 str(ts), ["01:00:00:03 GREEN FACESWAP"])], NTSC)
+    out = tmp_path / "out"
+    code, stdout, err = cli([edit, "--edl-rate", "24000/1001", "--preset", preset, "--out", out, "--model", model,
+                             "--json"], capsys)
+    summary = json.loads(stdout)
+    assert code == 1 and summary["failed"] == 1, err
+    assert "could not read the source" in next(iter(summary["errors"].values()))
+    assert [p.name for p in (out / "media").iterdir()] == []  # neither the unsigned file nor a temp file
+
+
 def test_render_swaps_a_real_face(work, env, capsys):
     """A real face clip and the trained demo model: faces are swapped over the marked range and its
     handles, frame numbers and timecode stay exact, the source is never written."""
@@ -528,3 +594,10 @@ def test_failing_return_writer_keeps_the_render_and_the_otio(work, preset, env, 
     assert record["status"] == "return edit failed" and record["return_errors"] == summary["return_errors"]
     assert len(read_edit(out / "2997fps-DFTC.doppel.otio").video_tracks()) >= 1
     assert not (out / "2997fps-DFTC.doppel.aaf").exists() and not list(out.glob(".*partial*"))
+
+
+def test_edl_rate_names_ntsc_rates_exactly():
+    from renderer.commands.render import _rate
+
+    assert _rate("23.976") == _rate("24000/1001") == Fraction(24000, 1001)
+    assert _rate("29.97") == Fraction(30000, 1001) and _rate("25") == 25 and _rate("24") == 24

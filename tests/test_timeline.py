@@ -13,8 +13,8 @@ from renderer.errors import InputError
 from renderer.media import probe, timecode_to_frame
 from renderer.presets import load_preset
 from renderer.timeline import (
-    RenderedClip, build_return_timeline, clip_presets, find_jobs, find_marked_clips, read_edit, return_edit_paths,
-    write_return_edit,
+    RenderedClip, build_return_timeline, clip_presets, find_jobs, find_marked_clips, parse_marker_words, read_edit,
+    return_edit_paths, write_return_edit,
 )
 from tests.media_factory import make_numbered_clip, read_frame_number
 from tests.timeline_factory import make_media, standard_edit, write_avid_edl, write_formats
@@ -132,10 +132,13 @@ def test_bad_markers_and_presets(work):
     assert "2 marked clip(s)" in msg
     assert "unknown key 'colour_mode'" in msg and "did you mean 'colour'" in msg and "shot_a" in msg
     assert "unknown key 'blnd'" in msg and "shot_b2" in msg
-    tl.video_tracks()[0][0].markers[0].name = "FACESWAP jane"
+    tl.video_tracks()[0][0].markers[0].name = "FACESWAP jane colour=rct"  # an editor's note in the marker
     path2 = write_formats(tl, work / "bad", "cut2", (".otio",))[".otio"]
-    with pytest.raises(InputError, match=r"word 'jane' .* not key=value"):
-        find_marked_clips(read_edit(path2), path2)
+    clips = find_marked_clips(read_edit(path2), path2)  # warns and goes on: the words that are overrides count
+    assert clips[0].overrides == {"colour": "rct"}
+    assert len(clips[0].warnings) == 1 and "word 'jane'" in clips[0].warnings[0] and "not key=value" in clips[0].warnings[0]
+    with pytest.raises(InputError, match=r"word 'jane' .* not key=value"):  # asked to be strict, it refuses
+        parse_marker_words("FACESWAP jane", "a marker")
 
 
 def test_good_overrides_give_per_clip_presets(work):
@@ -160,6 +163,10 @@ def test_unreadable_and_unsupported_edits(work):
         read_edit(txt)
     with pytest.raises(InputError, match="does not exist"):
         read_edit(work / "nope.otio")
+    newer = work / "newer.otio"  # a schema version this OTIO does not know, as a newer OTIO writes it
+    newer.write_text('{"OTIO_SCHEMA": "Timeline.99", "name": "x", "tracks": null}')
+    with pytest.raises(InputError, match=rf"written by a newer OpenTimelineIO than the {otio.__version__}"):
+        read_edit(newer)
 
 
 def test_aaf_no_marked_clips_and_return_edit(work):
@@ -221,7 +228,7 @@ def test_return_edit_places_rendered_clips_at_record_times(work, fps, drop, ext)
                         for t in swap for c in t if isinstance(c, otio.schema.Clip) and is_render(c))
         expect = sorted((round(c.record_range.start_time.value), c.frames) for c in clips)
         if out.suffix == ".edl":  # each EDL's track starts at its first event: compare record timecodes
-            origin = 0  # the cmx_3600 writer ignores global_start_time: record TC counts from 00:00:00:00
+            origin = round(timeline.global_start_time.value)  # the return EDL keeps the cut's record timecode
             placed = []
             for f in (out, out.with_name(f"{out.stem}.FACESWAP_2.edl")):
                 edl = read_edit(f, edl_rate=fps)
@@ -360,3 +367,77 @@ def test_disabled_clips_and_tracks_are_skipped_with_the_reason(work):
     assert "clip is disabled" in skipped[0].reason and "track is disabled" in skipped[2].reason
     back = build_return_timeline(timeline, [])
     assert not back.video_tracks()[0][0].enabled and not back.video_tracks()[1].enabled
+
+
+def _premiere_with_marker(work: Path, name: str, marker_in: int, marker_out: int) -> Path:
+    """Premiere's premiere_example.xml with its first clip's media at 01:00:00:00 and that clip's own
+    marker (Premiere's, media-relative <in>73</in>) renamed FACESWAP with the given in/out."""
+    from tests.sample_edits import sample_edits
+
+    text = (sample_edits() / "otio-fcp-adapter" / "premiere_example.xml").read_text("utf-8")
+    at = text.index("<in>73</in>")
+    head, tail = text[:at], text[at:]
+    tc_at = head.rindex("<string>00:00:00:00</string>")
+    head = head[:tc_at] + "<string>01:00:00:00</string>" + head[tc_at + len("<string>00:00:00:00</string>"):]
+    frame_at = head.rindex("<frame>0</frame>")
+    head = head[:frame_at] + "<frame>108000</frame>" + head[frame_at + len("<frame>0</frame>"):]
+    name_at = head.rindex("<name></name>")
+    head = head[:name_at] + f"<name>{name}</name>" + head[name_at + len("<name></name>"):]
+    tail = tail.replace("<in>73</in>", f"<in>{marker_in}</in>", 1).replace("<out>-1</out>", f"<out>{marker_out}</out>", 1)
+    out = work / "premiere" / f"marked_{marker_in}_{marker_out}.xml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(head + tail, "utf-8")
+    return out
+
+
+def test_fcp7_clip_markers_count_from_the_media_start_and_one_frame_means_the_clip(work):
+    """Premiere's FCP7 XML: clip-marker in/out are media frames (like clipitem in/out), so a range
+    marker on a clip whose media starts at 01:00:00:00 swaps exactly those media frames; a point or
+    one-frame marker swaps the whole clip unless it says range=marker."""
+    media = work / "premiere" / "media"
+    media.mkdir(parents=True, exist_ok=True)
+    if not (media / "sc01_sh030_anim.mov").exists():
+        make_numbered_clip(media / "sc01_sh030_anim.mov", 400, 64, 48, fps=Fraction(30), timecode="01:00:00:00")
+
+    def jobs(name: str, m_in: int, m_out: int):
+        path = _premiere_with_marker(work, name, m_in, m_out)
+        found_clips, _ = find_jobs(read_edit(path), path, media_roots=[media])
+        return [(c.clip_name, c.source_first_frame, c.source_last_frame) for c in found_clips]
+
+    assert jobs("FACESWAP", 100, 110) == [("sc01_sh030_anim.mov", 100, 109)]
+    whole = [("sc01_sh030_anim.mov", 0, 234)]  # the clip uses media frames 0..234
+    assert jobs("FACESWAP", 100, -1) == whole
+    assert jobs("FACESWAP", 100, 101) == whole
+    assert jobs("FACESWAP range=marker", 100, 101) == [("sc01_sh030_anim.mov", 100, 100)]
+    assert jobs("FACESWAP range=clip", 100, 110) == whole
+    with pytest.raises(InputError, match=r"range=all is not one of clip, marker"):
+        jobs("FACESWAP range=all", 100, 110)
+
+
+def test_near_rate_media_map_by_timecode(work):
+    """A 23.976 edit over 24 fps media (and its timecode 01:00:00:00): NLEs conform by timecode, so
+    the edit's frame 01:00:01:15 is media frame 39, not 126 (39 * 24/23.976 seconds later); the
+    return clip is timed at the edit's rate and lasts exactly the record frames."""
+    media = work / "nearrate"
+    media.mkdir(exist_ok=True)
+    src = make_numbered_clip(media / "n.mov", 120, 64, 48, fps=Fraction(24), timecode="01:00:00:00")
+    rate = float(NTSC)
+    origin = timecode_to_frame("01:00:00:00", Fraction(24))
+    clip = otio.schema.Clip(name="n", media_reference=otio.schema.ExternalReference(
+        target_url=src.resolve().as_uri(),
+        available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(origin, rate),
+                                                otio.opentime.RationalTime(120, rate))),
+        source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(origin + 39, rate),
+                                             otio.opentime.RationalTime(51, rate)))
+    clip.markers.append(otio.schema.Marker(name="FACESWAP"))
+    tl = otio.schema.Timeline(name="near")
+    tl.tracks.append(otio.schema.Track(children=[clip]))
+    path = media / "near.otio"
+    otio.adapters.write_to_file(tl, str(path))
+    (mc,) = find_marked_clips(read_edit(path), path)
+    assert (mc.source_first_frame, mc.source_last_frame, mc.edit_rate) == (39, 89, rate)
+    rendered = _render_stand_ins([mc], media / "renders", handles=3)
+    back = build_return_timeline(read_edit(path), rendered)
+    (ret,) = back.video_tracks()[1].find_clips()
+    assert ret.range_in_parent().duration == otio.opentime.RationalTime(51, rate)
+    assert ret.source_range.start_time.value - ret.media_reference.available_range.start_time.value == 3

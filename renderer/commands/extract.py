@@ -23,6 +23,7 @@ import json
 import sys
 from pathlib import Path
 
+from renderer.atomic import check_writable
 from renderer.extract import extract
 
 
@@ -52,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_writable(args.out, "--out", is_dir=True)
     summary = extract(
         args.sources, args.out, detector=args.detector, size=args.size, every=args.every,
         identity_ref=args.identity, points=args.landmarks, coverage=args.coverage, min_face=args.min_face,

@@ -36,10 +36,12 @@ import argparse
 import json
 import sys
 from fractions import Fraction
+from pathlib import Path
 from typing import Any, TextIO
 
 from tqdm import tqdm
 
+from renderer.atomic import check_writable
 from renderer.errors import InputError
 from renderer.render import (
     ClipResult, RenderPlan, RenderProgress, check_returns, job_summary, plan_render, run_render,
@@ -79,6 +81,9 @@ def _rate(text: str | None) -> Fraction | None:
         raise InputError(f"--edl-rate {text!r} is not a frame rate; give e.g. 25, 29.97 or 30000/1001") from None
     if not 1 <= rate <= 240:
         raise InputError(f"--edl-rate {text!r} is outside 1..240 fps")
+    for base in (24, 30, 48, 60, 120):  # 23.976, 29.97, 59.94... mean the NTSC rates exactly
+        if rate != base and abs(rate - Fraction(base * 1000, 1001)) < Fraction(1, 200):
+            return Fraction(base * 1000, 1001)
     return rate
 
 
@@ -129,6 +134,14 @@ class _Reporter:
             self._bar = None
 
 
+def _plan_notes(plan: RenderPlan) -> None:
+    """One line per clip refused or skipped, and per marker word that was not an override."""
+    for r in plan.refused:
+        print(f"doppel render: {r.describe()} {r.status}: {r.reason}", file=sys.stderr)
+    for line in dict.fromkeys(w for job in plan.jobs for w in job.clip.warnings):
+        print(f"doppel render: warning: {line}", file=sys.stderr)
+
+
 def _dry_run(plan: RenderPlan, args: argparse.Namespace) -> int:
     rows = []
     for job in plan.jobs:
@@ -136,8 +149,7 @@ def _dry_run(plan: RenderPlan, args: argparse.Namespace) -> int:
         entry["would"] = "render" if args.force or job.up_to_date() is None else "skip (up to date)"
         rows.append(entry)
     return_errors = check_returns(plan)
-    for r in plan.refused:
-        print(f"doppel render: {r.describe()} {r.status}: {r.reason}", file=sys.stderr)
+    _plan_notes(plan)
     code = 1 if return_errors else 0  # the render would exit 1: a return edit its writer cannot write
     for path, why in return_errors.items():
         print(f"doppel render: return edit {path} would NOT be written: {why}", file=sys.stderr)
@@ -163,6 +175,7 @@ def _dry_run(plan: RenderPlan, args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_writable(Path(args.out), "--out", is_dir=True)
     plan = plan_render(args.edit, args.preset, args.out, model=args.model, media_roots=args.media_root,
                        direction=args.direction, edl_rate=_rate(args.edl_rate))
     if args.dry_run:
@@ -176,8 +189,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         reporter._close()
     summary = report.to_json()
-    for r in plan.refused:
-        print(f"doppel render: {r.describe()} {r.status}: {r.reason}", file=sys.stderr)
+    _plan_notes(plan)
     for path, why in report.return_errors.items():  # one line each; the render and the .otio are kept
         print(f"doppel render: return edit {path} NOT written: {why}", file=sys.stderr)
     if args.progress:

@@ -72,6 +72,7 @@ def clip_key(job: Any) -> str:
     source = inputs.get("source", {})
     inputs["source"] = {"name": Path(source.get("path", "")).name, "size": source.get("size")}
     inputs["segment_frames"] = SEGMENT_FRAMES
+    inputs.pop("signing", None)  # chunks are never signed (Publish signs): workers need no keys to match
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
 
@@ -197,7 +198,7 @@ def find_chunks(job: Any) -> list[Chunk]:
 def publish_clip(job: Any, source_sha256: str) -> tuple[dict[str, Any], list[str]]:
     """Join a clip's chunks into its final output, label and sign it, record it; (entry, warnings)."""
     from renderer.media import concat, probe
-    from renderer.provenance import claim_for_model, label_metadata, sign_media
+    from renderer.provenance import claim_for_model, label_metadata, signed_output
     from renderer.render import remove_stale_partials, job_summary
 
     chunks = find_chunks(job)
@@ -211,11 +212,12 @@ def publish_clip(job: Any, source_sha256: str) -> tuple[dict[str, Any], list[str
                             source_sha256=source_sha256)
     remove_stale_partials(job.output)
     started = time.monotonic()
-    concat([c.path for c in chunks], job.output, time_base=time_base, offsets=offsets, fps=info.fps,
-           timecode=job.timecode, metadata=label_metadata(claim, signed=job.signing is not None),
-           audio_from=(mc.media_path, job.first, job.last) if job.preset.output.audio != "none" and info.audio
-           else None)
-    signed = sign_media(job.output, claim, job.signing, source=mc.media_path)
+    with signed_output(job.output, claim, job.signing, source=mc.media_path) as target:
+        concat([c.path for c in chunks], target.tmp, time_base=time_base, offsets=offsets, fps=info.fps,
+               timecode=job.timecode, metadata=label_metadata(claim, signed=job.signing is not None),
+               audio_from=(mc.media_path, job.first, job.last) if job.preset.output.audio != "none" and info.audio
+               else None)
+    signed = target.result
     records = [json.loads(c.record.read_text("utf-8")) for c in chunks]
     entry = job_summary(job)
     entry["source"]["sha256"] = source_sha256

@@ -93,9 +93,14 @@ def read_av_frames(path: Path | str, start: int, end: int, info: MediaInfo | Non
                     f"asked {start}-{end}): {err}") from err
             if expected is not None or not seek:
                 break
+    if last_good < start:
+        raise CorruptMediaError(
+            f"{info.path} is damaged: the decoder gave no frame {start} (asked {start}-{end}; the index lists "
+            f"frames 0-{info.frames - 1}" + (f" of {info.declared_frames} declared)" if info.truncated else ")"))
     raise CorruptMediaError(
         f"{info.path} ended early: the last good frame is {last_good} but frames up to {end} were asked "
-        f"({info.frames} frames readable" + (f" of {info.declared_frames} declared)" if info.truncated else ")"))
+        f"(frames {start}-{last_good} decoded; the index lists {info.frames}"
+        + (f" of {info.declared_frames} declared)" if info.truncated else ")"))
 
 
 def read_frames(path: Path | str, start: int, end: int, info: MediaInfo | None = None) -> Iterator[tuple[int, np.ndarray]]:
@@ -111,8 +116,10 @@ def read_frames(path: Path | str, start: int, end: int, info: MediaInfo | None =
 
 def iter_packets(path: Path | str, info: MediaInfo | None = None) -> Iterator[tuple[int | None, av.Packet]]:
     """Yield (frame_index, packet) of the video stream in decode order, for stream copy of
-    untouched GOPs (boundaries: `MediaInfo.keyframes`). frame_index is None for packets
-    without a pts."""
+    untouched GOPs (boundaries: `MediaInfo.keyframes`). frame_index is None for packets that
+    are no frame of the index: without a pts, hidden by the edit list (`packet.is_discard`),
+    or dropped by the decoder at a mid-GOP start. Such packets are still needed to decode
+    their neighbours."""
     info = info or probe(path)
     index_of = {p: i for i, p in enumerate(info.pts)}
     with _open_input(Path(path)) as container:
@@ -120,7 +127,8 @@ def iter_packets(path: Path | str, info: MediaInfo | None = None) -> Iterator[tu
         for packet in container.demux(video):
             if packet.size == 0:
                 continue
-            yield (index_of.get(packet.pts) if packet.pts is not None else None), packet
+            shown = packet.pts is not None and not packet.is_discard
+            yield (index_of.get(packet.pts) if shown else None), packet
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,7 +147,7 @@ def _plane_arrays(frame: av.VideoFrame) -> list[np.ndarray]:
 
 
 def patch_frame(frame: av.VideoFrame, rgb: np.ndarray, changed: np.ndarray, matrix: str, rng: str) -> av.VideoFrame:
-    """A copy of decoded `frame` that takes `rgb`'s values where `changed`, in the frame's own format.
+    """Decoded `frame` with `rgb`'s values where `changed`, in the frame's own format (patched in place).
 
     rgb: uint8 (H, W, 3); changed: bool (H, W). Only the bounding box of `changed` is
     converted from RGB (with the source's matrix/range); every other coded sample is
@@ -153,14 +161,16 @@ def patch_frame(frame: av.VideoFrame, rgb: np.ndarray, changed: np.ndarray, matr
     if ys.size == 0:
         return frame
     planar = len(frame.planes) == 3 and (fmt[3:6].isdigit() if fmt.startswith("yuv4") else fmt.startswith("yuvj4"))
-    out = av.VideoFrame(frame.width, frame.height, fmt)
     if not planar:
         full = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         out = full.reformat(format=fmt, src_colorspace=matrix, dst_colorspace=matrix,
                             src_color_range="JPEG", dst_color_range=rng)
         return _same_timing(out, frame)
-    for dst, src in zip(_plane_arrays(out), _plane_arrays(frame)):
-        dst[...] = src
+    # Patched in the decoded frame itself, so it keeps every property the encoder reads from it
+    # (interlaced and top-field-first flags, side data); make_writable first gives it a private
+    # copy of the pictures when the decoder still references them.
+    out = frame
+    out.make_writable()
     # Box aligned to the chroma grid (2x2 covers every subsampling yuv4xxp uses).
     y0, y1 = int(ys.min()) & ~1, min(frame.height, (int(ys.max()) + 2) & ~1)
     x0, x1 = int(xs.min()) & ~1, min(frame.width, (int(xs.max()) + 2) & ~1)
@@ -173,7 +183,7 @@ def patch_frame(frame: av.VideoFrame, rgb: np.ndarray, changed: np.ndarray, matr
         mask = region if (sy, sx) == (1, 1) else region.reshape(new.shape[0], sy, new.shape[1], sx).any(axis=(1, 3))
         view = dst[y0 // sy: y0 // sy + new.shape[0], x0 // sx: x0 // sx + new.shape[1]]
         view[mask] = new[mask]
-    return _same_timing(out, frame)
+    return out
 
 
 def _same_timing(out: av.VideoFrame, frame: av.VideoFrame) -> av.VideoFrame:

@@ -63,6 +63,10 @@ class MarkedClip:
     # and the span starts at the cut) and after its last (outgoing, span ends at the cut).
     lead_in: int = 0
     lead_out: int = 0
+    # Set when the edit runs at a near rate (23.976 over 24 fps media) and its times map to media
+    # frames by timecode count; the return clip is then timed at this rate too.
+    edit_rate: float | None = None
+    warnings: tuple[str, ...] = ()  # marker words ignored (not key=value), one line each
 
     @property
     def frames(self) -> int:
@@ -116,11 +120,6 @@ def _disabled(item: otio.core.Item, what: str) -> str:
     return ""
 
 
-def _frame_at(time: RationalTime, rate: Fraction) -> int:
-    """Timecode count of `time` at the media's `rate` (NTSC rates stay exact)."""
-    return round(time.value_rescaled_to(float(rate)))
-
-
 def _timecode_frames(tc: str, rate: Fraction) -> int:
     """Frame count of a timecode string at `rate` (drop-frame when it has ';')."""
     from renderer.media import timecode_to_frame
@@ -168,13 +167,16 @@ def find_jobs(
     roots = [Path(r) for r in media_roots]
     pending: list[tuple[int, int, otio.schema.Clip, TimeRange, dict[str, str], str, Path, Speed, str]] = []
     refused: list[RefusedClip] = []
+    notes: dict[tuple[int, int], tuple[str, ...]] = {}  # marker words that were not overrides, per clip
     missing: list[str] = []
     for t_index, track in enumerate(timeline.video_tracks()):
         for c_index, item in enumerate(track):
             if not isinstance(item, otio.schema.Clip):
                 continue
             where = f"track V{t_index + 1} clip '{item.name}' in {edit_path}"
-            jobs = marked_ranges(item, where)
+            said: list[str] = []
+            jobs = marked_ranges(item, where, fcp7=edit_path.suffix.lower() == ".xml", warnings=said)
+            notes[(t_index, c_index)] = tuple(said)
             if not jobs:
                 continue
             off = _disabled(track, "track") or _disabled(item, "clip")
@@ -213,28 +215,38 @@ def find_jobs(
         info = infos[media]
         rate = Fraction(info.fps)
         edit_rate = span.start_time.rate
-        if abs(edit_rate - float(rate)) > 0.01 * float(rate):
-            hint = " (EDLs carry no rate: pass the edit's rate, e.g. --edl-rate 25)" if edit_path.suffix.lower() == ".edl" else ""
+        # Same rate (NTSC written as 23.976 or 24000/1001 alike): rescale. A near rate with the same
+        # timecode base (a 23.976 edit over 24 fps media, 29.97 over 30) is what NLEs conform by
+        # timecode: frame N of the edit's count is frame N of the media's, never N * 24/23.976.
+        same = abs(edit_rate - float(rate)) <= 1e-4 * float(rate)
+        by_count = not same and round(edit_rate) == round(float(rate))
+        if not same and not by_count:
+            hint = (f" (EDLs carry no rate: if the edit runs at the media's rate, pass --edl-rate {float(rate):g})"
+                    if edit_path.suffix.lower() == ".edl" else "")
             raise InputError(
                 f"{where} is timed at {edit_rate:g} fps but its media {media} runs at {float(rate):g} fps{hint}"
             )
+
+        def count(t: RationalTime) -> float:
+            return t.value if by_count else t.value_rescaled_to(float(rate))
+
         if info.timecode:
             origin = _timecode_frames(info.timecode, rate)
         elif getattr(clip.media_reference, "available_range", None) is not None:
-            origin = _frame_at(clip.media_reference.available_range.start_time, rate)
+            origin = round(count(clip.media_reference.available_range.start_time))
         else:
             origin = 0
         offset = span.start_time - clip.trimmed_range().start_time
         shown_start = None
         if speed.retimed:  # the media frames the effect shows, lowest to highest
             step = round(offset.value_rescaled_to(span.start_time.rate))
-            times = [t * float(rate) / span.start_time.rate - origin
+            times = [t * (1.0 if by_count else float(rate) / span.start_time.rate) - origin
                      for t in shown_times(clip.trimmed_range().start_time, step, round(span.duration.value), speed)]
             shown = [media_frame(t) for t in times]
             first, last, shown_start = min(shown), max(shown), times[0]
         else:
-            first = _frame_at(span.start_time, rate) - origin
-            last = _frame_at(span.end_time_exclusive(), rate) - origin - 1
+            first = round(count(span.start_time)) - origin
+            last = round(count(span.end_time_exclusive())) - origin - 1
         if first < 0 or last >= info.frames or last < first:
             raise InputError(
                 f"{where} uses media frames {first}..{last} of {media}, which has frames 0..{info.frames - 1} "
@@ -260,6 +272,7 @@ def find_jobs(
             source_first_frame=first, source_last_frame=last, overrides=overrides,
             media_timecode=info.timecode, rate=rate, media_frames=int(info.frames), marker=text,
             speed=speed, shown_start=shown_start, media_match=rule, lead_in=lead_in, lead_out=lead_out,
+            edit_rate=edit_rate if by_count else None, warnings=notes.get((t_index, c_index), ()),
         ))
     return out, refused
 

@@ -7,11 +7,7 @@ Formats go through the official OpenTimelineIO adapters: `.otio`, `.otioz`
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
-import shutil
-import tempfile
 import urllib.parse
 import urllib.request
 import zipfile
@@ -49,8 +45,8 @@ def read_edit(path: str | Path, *, edl_rate: Fraction | float | None = None) -> 
     """Read an edit through the OTIO adapter its extension names. Raises InputError.
 
     `edl_rate` is the frame rate of a CMX 3600 EDL (EDLs do not record one; default 24).
-    An `.otioz` bundle is unpacked under the temp folder and its media references made
-    absolute, so media resolve as for any other edit.
+    An `.otioz` bundle is unpacked into a private temporary folder (`renderer.otioz`) and its
+    media references made absolute, so media resolve as for any other edit.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -65,26 +61,28 @@ def read_edit(path: str | Path, *, edl_rate: Fraction | float | None = None) -> 
     if suffix == ".edl":
         kwargs["rate"] = float(edl_rate) if edl_rate else 24.0
     extracted: Path | None = None
-    if suffix == ".otioz":
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-        extracted = Path(tempfile.gettempdir()) / f"doppel-otioz-{digest}"
-        if not (extracted / "content.otio").is_file():  # else unpacked by an earlier read of these bytes
-            kwargs["extract_to_directory"] = tempfile.mkdtemp(prefix=".doppel-otioz-")
     try:
         if suffix == ".otioz":
-            if kwargs:
-                otio.adapters.read_from_file(str(path), adapter_name="otioz", **kwargs)
-                try:  # publish the unpacked bundle under its content hash in one rename
-                    os.replace(kwargs["extract_to_directory"], extracted)
-                except OSError:
-                    shutil.rmtree(kwargs["extract_to_directory"], ignore_errors=True)
+            from renderer.otioz import unpack  # a private folder per read, size-capped
+
+            extracted = unpack(path)
             timeline = otio.adapters.read_from_file(str(extracted / "content.otio"), adapter_name="otio_json")
         else:
             timeline = otio.adapters.read_from_file(str(path), adapter_name=ADAPTERS[suffix], **kwargs)
+    except InputError:
+        raise
+    except otio.exceptions.UnsupportedSchemaError as err:
+        raise InputError(
+            f"cannot read edit {path}: it was written by a newer OpenTimelineIO than the {otio.__version__} "
+            f"this Doppel reads ({err}); export it again from an NLE or tool on OTIO {otio.__version__}, or "
+            f"downgrade it with `otioconvert` there"
+        ) from err
     except (zipfile.BadZipFile, otio.exceptions.OTIOError, ValueError, KeyError, AttributeError,
             IndexError, TypeError, UnicodeDecodeError, OSError) as err:
-        hint = (f" (EDLs carry no frame rate; it was read at {kwargs['rate']:g} fps: pass the edit's rate, "
-                f"e.g. --edl-rate 25)") if suffix == ".edl" else ""
+        given = edl_rate is not None
+        hint = ((f" (EDLs carry no frame rate; it was read at {kwargs['rate']:g} fps, "
+                 + ("as --edl-rate said: is that the edit's rate?)" if given else
+                    "the default: pass the edit's rate, e.g. --edl-rate 25)")) if suffix == ".edl" else "")
         raise InputError(
             f"cannot read edit {path} as {FORMAT_NAMES[suffix]}: {type(err).__name__}: {err}{hint}; "
             f"supported: {', '.join(FORMAT_NAMES)}"

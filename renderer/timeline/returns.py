@@ -54,7 +54,7 @@ def return_clip(item: RenderedClip) -> otio.schema.Clip:
     same time effects (the rendered file has the source's timecode, so the effect maps the same
     times to the same, now swapped, frames)."""
     mc = item.clip
-    rate = float(mc.rate)
+    rate = mc.edit_rate or float(mc.rate)  # counts at the edit's rate when it maps media by timecode
     tc_start = otio.opentime.from_timecode(item.timecode, rate) if item.timecode else RationalTime(0, rate)
     tc_start = RationalTime(tc_start.value, rate)
     ref = otio.schema.ExternalReference(
@@ -199,7 +199,7 @@ def write_edit(timeline: otio.schema.Timeline, out_path: str | Path) -> None:
 
     AAF is written with `use_empty_mob_ids=True`. An EDL holds one video track, so an
     `.edl` return edit holds only the FACESWAP track (the shots to cut in); a second
-    FACESWAP track (clips overlapping in record time) goes to `<stem>.FACESWAP_2.edl`.
+    FACESWAP track goes to `<stem>.FACESWAP_2.edl`...; record timecodes are the cut's.
     """
     out_path = Path(out_path)
     suffix = out_path.suffix.lower()
@@ -218,7 +218,14 @@ def write_edit(timeline: otio.schema.Timeline, out_path: str | Path) -> None:
         lanes = [t for t in timeline.video_tracks() if t.name.startswith(RETURN_TRACK)] or [otio.schema.Track()]
         for n, lane in enumerate(lanes):
             single = copy.deepcopy(timeline)
-            single.tracks[:] = [copy.deepcopy(lane)]
+            track = copy.deepcopy(lane)
+            start = timeline.global_start_time
+            if start is not None and start.value > 0:
+                # The cmx_3600 writer counts record timecode from 00:00:00:00 and ignores the
+                # timeline's start: lead the track with that much gap, so the events keep the cut's
+                # record timecodes (01:00:00:00 ...) and land over the shots they replace.
+                track.insert(0, otio.schema.Gap(source_range=TimeRange(RationalTime(0, start.rate), start)))
+            single.tracks[:] = [track]
             first_rate = next((c.source_range.start_time.rate for c in single.find_clips()), None)
             target = out_path if n == 0 else out_path.with_name(f"{out_path.stem}.{RETURN_TRACK}_{n + 1}.edl")
             with atomic_output(target) as tmp:
