@@ -266,7 +266,7 @@ def _mark_edl(path: Path, dst: Path, keys: set[str] | None) -> int:
 
 def _mark_aaf(path: Path, dst: Path) -> int:
     """Avid's own marker: a DescriptiveMarker (Length 0) in an EventMobSlot of the composition,
-    on the picture slot's physical track, at each clip's record position (written with pyaaf2,
+    on the picture slot's physical track, in the middle of each clip (written with pyaaf2,
     the library the AAF adapter reads with). Only top-level picture sequences are marked."""
     import aaf2
 
@@ -297,9 +297,10 @@ def _mark_aaf(path: Path, dst: Path) -> int:
                     next_id += 1
                     events["PhysicalTrackNumber"].value = number
                     seq = f.create.Sequence(media_kind="DescriptiveMetadata")
-                    for position, _ in clips:
+                    for position, length in clips:
                         marker = f.create.DescriptiveMarker()
-                        marker["Position"].value = position
+                        # mid-clip, as an editor drops it: a marker on a cut or a dissolve is the adapter's guess
+                        marker["Position"].value = position + length // 2
                         marker["Length"].value = 0
                         marker["Comment"].value = MARK
                         marker["CommentMarkerColor"].value = {"red": 41471, "green": 12134, "blue": 6564}
