@@ -537,3 +537,30 @@ def test_avid_markers_land_on_the_clip_under_them(work):
                     for c in v1.find_clips() for m in c.markers)
     assert placed == positions and all(len(c.markers) == 1 for c in v1.find_clips())
     assert len(timeline.tracks) == len(raw.tracks) - 1  # the event track is not a picture track
+
+
+@pytest.mark.parametrize("which", ["global_start_time", "source_range", "marked_range", "available_range"])
+def test_a_nan_rate_is_refused_as_the_edit_is_read(work, which, tmp_path):
+    """OTIO reads `"rate": NaN`; frame arithmetic failed later with a traceback. Now: one InputError naming the time."""
+    import json
+
+    tl, _ = standard_edit(make_media(work / "nan-media", Fraction(25)), Fraction(25))
+    path = tmp_path / "nan.otio"
+    otio.adapters.write_to_file(tl, str(path))
+    data = json.loads(path.read_text())
+
+    def poison(node):  # the first RationalTime under a key named `which`
+        if isinstance(node, dict):
+            if which in node and isinstance(node[which], dict):
+                target = node[which] if "rate" in node[which] else node[which]["start_time"]
+                target["rate"] = float("nan")
+                return True
+            return any(poison(v) for v in node.values())
+        return isinstance(node, list) and any(poison(v) for v in node)
+
+    assert poison(data)
+    path.write_text(json.dumps(data))  # Python's json writes NaN, as OTIO's own reader accepts it
+    assert otio.adapters.read_from_file(str(path))  # OTIO itself takes it
+    with pytest.raises(InputError, match=r"nan\.otio: .* is at rate nan .*finite number > 0") as err:
+        read_edit(path)
+    assert "\n" not in str(err.value)

@@ -7,6 +7,7 @@ Formats go through the official OpenTimelineIO adapters: `.otio`, `.otioz`
 
 from __future__ import annotations
 
+import math
 import re
 import urllib.parse
 import urllib.request
@@ -147,10 +148,45 @@ def _attach_aaf(timeline: otio.schema.Timeline) -> None:
         timeline.tracks.remove(event)
 
 
+def check_rates(timeline: otio.schema.Timeline, path: Path) -> None:
+    """InputError naming the first time in the edit whose rate or value is not a finite number (rates also > 0).
+
+    OTIO reads `"rate": NaN` (and 0, or infinity) without complaint; frame arithmetic fails much later
+    (`round(nan)`, timecode of a NaN rate) with a traceback, so the edit is refused here, as it is read.
+    """
+    def bad(t: RationalTime | None) -> bool:
+        return t is not None and not (math.isfinite(t.rate) and t.rate > 0 and math.isfinite(t.value))
+
+    def check(t: RationalTime | None, what: str) -> None:
+        if bad(t):
+            assert t is not None
+            raise InputError(f"edit {path}: {what} is at rate {t.rate!r} (value {t.value!r}); a time needs a "
+                             f"frame rate that is a finite number > 0 and a finite value")
+
+    check(timeline.global_start_time, "the timeline's start time")
+    for item in timeline.find_children():
+        what = f"{type(item).__name__.lower()} '{item.name}'"
+        for field in ("source_range",):
+            span = getattr(item, field, None)
+            if span is not None:
+                check(span.start_time, f"the {field} start of {what}")
+                check(span.duration, f"the {field} duration of {what}")
+        for offset in ("in_offset", "out_offset"):  # transitions
+            check(getattr(item, offset, None), f"the {offset} of {what}")
+        for marker in getattr(item, "markers", None) or ():
+            check(marker.marked_range.start_time, f"marker '{marker.name}' of {what}")
+            check(marker.marked_range.duration, f"marker '{marker.name}' of {what}")
+        available = getattr(getattr(item, "media_reference", None), "available_range", None)
+        if available is not None:
+            check(available.start_time, f"the media's available_range of {what}")
+            check(available.duration, f"the media's available_range of {what}")
+
+
 def _fix_up(timeline: otio.schema.Timeline, path: Path, suffix: str, kwargs: dict[str, Any],
             extracted: Path | None) -> otio.schema.Timeline:
     """What the adapters leave out: an EDL's record start, an unpacked bundle's media paths, and
-    where Avid's markers belong."""
+    where Avid's markers belong; and a check that every time in it is a number."""
+    check_rates(timeline, path)
     if suffix == ".aaf":
         _attach_aaf(timeline)
     if suffix == ".edl" and timeline.global_start_time is None:
