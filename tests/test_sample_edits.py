@@ -38,8 +38,6 @@ FAST: dict[str, tuple[str, set[str] | None]] = {  # edit: (what it covers, media
 # Fast cases still failing on the merged code, each with the defect that fails it (strict:
 # a fix makes the test fail until its line here goes).
 KNOWN: dict[str, str] = {
-    "otio-fcp-adapter/premiere_example.xml": "issue 15 defect 12: a clipitem timed at 15 fps over 30 fps media "
-                                             "refuses the whole edit ('timed at 15 fps but its media runs at 30 fps')",
     "otio-aaf-adapter/misc_speed_effects.aaf": "issue 15 defect 3: Avid markers placed mid-clip are attached to the "
                                                "wrong clip by the AAF adapter, so 4 marked clips get no job",
 }
