@@ -126,7 +126,10 @@ def edit_id(path: Path) -> str:
 
 
 def edl_rate(path: Path) -> Fraction | None:
-    return EDL_RATES.get(path.name, Fraction(24)) if path.suffix.lower() == ".edl" else None
+    """The rate of a sample EDL, or of Doppel's return EDL for it (`<stem>.doppel.edl`)."""
+    if path.suffix.lower() != ".edl":
+        return None
+    return EDL_RATES.get(path.name.replace(".doppel.edl", ".edl"), Fraction(24))
 
 
 def read_timelines(path: Path) -> list[otio.schema.Timeline]:
