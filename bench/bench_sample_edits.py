@@ -43,6 +43,7 @@ def _cell(text: str) -> str:
 def _section(args: argparse.Namespace, words: list[str], edits: list[Path], rows: list[str], bad: int,
              total: float) -> str:
     command = "`.venv/bin/python bench/bench_sample_edits.py" + (f" --only {args.only}" if words else "") + (
+        f" --skip {args.skip}" if args.skip else "") + (
         f" --frame-budget {args.frame_budget}`" if args.frame_budget != 1500 else "`")
     done = len(rows)
     partial = "" if done == len(edits) else f" (partial: {done} of {len(edits)} walked so far)"
@@ -70,16 +71,21 @@ def _section(args: argparse.Namespace, words: list[str], edits: list[Path], rows
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="", help="comma-separated words: walk only edits whose id contains one")
-    parser.add_argument("--out", type=Path, default=RESULT, help="markdown section to write")
+    parser.add_argument("--skip", default="", help="comma-separated words: leave out edits whose id contains one")
+    parser.add_argument("--out", type=Path, help=f"markdown section to write (default {RESULT.relative_to(ROOT)}; "
+                                                  "with --only: print it unless --out is given)")
     parser.add_argument("--frame-budget", type=int, default=1500,
                         help="per edit, mark the media showing the fewest frames up to about this many record "
                              "frames (rendering runs at a few frames/s on a shared 2-core machine); 0 = mark all")
     parser.add_argument("--keep", type=Path, help="keep each edit's work folder (media, marked edit, renders) here")
     args = parser.parse_args(argv)
     words = [w for w in args.only.split(",") if w]
+    out = args.out or (None if words else RESULT)
     os.environ.setdefault("DOPPEL_KEYS_DIR", tempfile.mkdtemp(prefix="doppel-no-keys-"))  # unsigned, hermetic
     model = trained_model()
-    edits = [p for p in sample_edit_files() if not words or any(w in edit_id(p) for w in words)]
+    skip = [w for w in args.skip.split(",") if w]
+    edits = [p for p in sample_edit_files() if (not words or any(w in edit_id(p) for w in words))
+             and not any(w in edit_id(p) for w in skip)]
     rows: list[str] = []
     bad = 0
     started = time.monotonic()
@@ -103,14 +109,14 @@ def main(argv: list[str] | None = None) -> int:
                     f"{_cell(refused)} | {_cell(outcome)} | {seconds:.1f} |")
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-        if not words:  # the table so far, so that an interrupted walk still leaves its figures
-            write_text_atomic(args.out, _section(args, words, edits, rows, bad, time.monotonic() - started))
+        if out is not None:  # the table so far, so that an interrupted walk still leaves its figures
+            write_text_atomic(out, _section(args, words, edits, rows, bad, time.monotonic() - started))
     text = _section(args, words, edits, rows, bad, time.monotonic() - started)
-    if words:
+    if out is None:
         print(text)
     else:
-        write_text_atomic(args.out, text)
-        print(f"wrote {args.out}")
+        write_text_atomic(out, text)
+        print(f"wrote {out}")
     return 1 if bad else 0
 
 

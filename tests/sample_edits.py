@@ -126,7 +126,10 @@ def edit_id(path: Path) -> str:
 
 
 def edl_rate(path: Path) -> Fraction | None:
-    return EDL_RATES.get(path.name, Fraction(24)) if path.suffix.lower() == ".edl" else None
+    """The rate of a sample EDL, or of Doppel's return EDL for it (`<stem>.doppel.edl`)."""
+    if path.suffix.lower() != ".edl":
+        return None
+    return EDL_RATES.get(path.name.replace(".doppel.edl", ".edl"), Fraction(24))
 
 
 def read_timelines(path: Path) -> list[otio.schema.Timeline]:
@@ -495,12 +498,13 @@ def walk_edit(path: Path, work: Path, model: Path, *, render: bool = True,
     marked: set[str] = set()
     if timelines:
         keys = set(specs) if mark_only is None else set(specs) & mark_only
+        limited = mark_only is not None
         if frame_budget is not None:
             chosen = _budget(pictures, keys, frame_budget)
             if chosen != keys:
                 result.note = f"marked {len(chosen)} of {len(keys)} media (frame budget {frame_budget})"
+                limited = True
             keys = chosen
-        limited = mark_only is not None or frame_budget is not None
         result.marks = mark_edit(path, marked_path, keys, edl_all=not limited)
         marked = marked_clips(marked_path)
     else:
