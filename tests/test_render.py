@@ -131,6 +131,7 @@ def test_plan_in_every_format(work, media, model, preset, env, ext):
         assert (job.first, job.last) == (max(0, job.clip.source_first_frame - 3),
                                          min(MEDIA_FRAMES - 1, job.clip.source_last_frame + 3))
         assert job.output.parent == work / f"out{ext}" / "media" and job.output.suffix == ".mp4"
+        assert ".mov" not in job.output.name  # EDL clips are named 'A.mov': the name keeps no source extension
         if job.clip.media_timecode:
             assert job.timecode == shift_timecode(job.clip.media_timecode, job.first, job.clip.rate)
             assert "01_00_00" in job.output.name or "02_00_10" in job.output.name
@@ -311,9 +312,14 @@ def check_outputs(out: Path, edit: Path, plan_jobs, original) -> None:
         back = read_edit(out / name)
         assert len(back.video_tracks()) > len(original.video_tracks())
         placed = {}
-        for track in back.video_tracks()[len(original.video_tracks()):]:
+        outputs = {j.output.resolve() for j in plan_jobs}
+        for track in back.video_tracks():
+            clips = [c for c in track.find_clips() if getattr(c.media_reference, "target_url", None)
+                     and Path(otio.url_utils.filepath_from_url(c.media_reference.target_url)).resolve() in outputs]
+            if not clips:
+                continue
             assert track.name.startswith("FACESWAP") or name.endswith(".xml")  # FCP7 XML drops track names
-            for c in track.find_clips():
+            for c in clips:
                 path = Path(otio.url_utils.filepath_from_url(c.media_reference.target_url))
                 placed[path.resolve()] = (round(c.range_in_parent().start_time.value), round(c.duration().value))
         assert placed == {j.output.resolve(): (round(j.clip.record_range.start_time.value), j.clip.frames)
@@ -581,3 +587,59 @@ def test_render_swaps_a_real_face(work, env, capsys):
     assert [read_frame_number(f) for f in out_frames] == list(range(5, 17))
     changed = [float(np.abs(a.astype(int) - b.astype(int)).mean()) for a, b in zip(out_frames, src_frames)]
     assert sum(c > 1.0 for c in changed) >= 10, changed
+
+
+# --------------------------------------------------------------------------- real NLE exports (adapters' sample edits)
+
+
+def test_failing_return_writer_keeps_the_render_and_the_otio(work, preset, env, capsys):
+    """Avid's 29.97 DF sample (media references at 23.976): the AAF writer refuses the return edit
+    (AAFValidationError). The dry run says so, the render keeps the .otio, exits 1 with one line,
+    and render.json and the --json summary are final."""
+    from tests.sample_edits import sample_edits
+
+    edit = sample_edits() / "otio-aaf-adapter" / "2997fps-DFTC.aaf"
+    out = work / "aaf_return_fails"
+    code, stdout, err = cli([edit, "--preset", preset, "--out", out, "--dry-run", "--json"], capsys)
+    assert code == 1 and not out.exists()
+    assert json.loads(stdout)["return_errors"][str(out / "2997fps-DFTC.doppel.aaf")].startswith(
+        "cannot write AAF (Avid)")
+    assert "would NOT be written" in err
+    code, stdout, err = cli([edit, "--preset", preset, "--out", out, "--json"], capsys)
+    assert code == 1
+    summary = json.loads(stdout)
+    assert summary["status"] == "return edit failed" and summary["return_edits"] == [str(out / "2997fps-DFTC.doppel.otio")]
+    reason = summary["return_errors"][str(out / "2997fps-DFTC.doppel.aaf")]
+    assert "AAFValidationError" in reason and "\n" not in reason
+    assert [line for line in err.splitlines() if "NOT written" in line] == [
+        f"doppel render: return edit {out / '2997fps-DFTC.doppel.aaf'} NOT written: {reason}"]
+    assert err.count("AAFValidationError") == 1  # the adapter's own prints are not passed on
+    record = json.loads((out / RENDER_JSON).read_text())
+    assert record["status"] == "return edit failed" and record["return_errors"] == summary["return_errors"]
+    assert len(read_edit(out / "2997fps-DFTC.doppel.otio").video_tracks()) >= 1
+    assert not (out / "2997fps-DFTC.doppel.aaf").exists() and not list(out.glob(".*partial*"))
+
+
+def test_edl_rate_names_ntsc_rates_exactly():
+    from renderer.commands.render import _rate
+
+    assert _rate("23.976") == _rate("24000/1001") == Fraction(24000, 1001)
+    assert _rate("29.97") == Fraction(30000, 1001) and _rate("25") == 25 and _rate("24") == 24
+
+
+def test_every_fcpxml_project_comes_back(work, preset, env, capsys):
+    """Final Cut Pro's library export (fcpx_library.fcpxml: two projects): the return edits, .otio and
+    .fcpxml, hold both projects, the first with its FACESWAP track, the second unchanged."""
+    from renderer.timeline import read_timelines
+    from tests.sample_edits import sample_edits
+
+    edit = sample_edits() / "otio-fcpx-xml-adapter" / "fcpx_library.fcpxml"
+    out = work / "fcpx_library"
+    code, stdout, err = cli([edit, "--preset", preset, "--out", out, "--json"], capsys)
+    assert code == 0, err
+    original = read_timelines(edit)
+    assert len(original) == 2
+    for name in ("fcpx_library.doppel.otio", "fcpx_library.doppel.fcpxml"):
+        back = read_timelines(out / name)
+        assert [t.name for t in back] == [t.name for t in original], name
+        assert [c.name for c in back[1].find_clips()] == [c.name for c in original[1].find_clips()]

@@ -244,9 +244,8 @@ def publish(render_plan: Any, *, progress: Progress | None = None) -> Any:
     """The Publish step: each clip's final media (or kept when up to date), the return edits and
     render.json, as `renderer.render.run_render` writes them. Returns a `RenderReport`."""
     from renderer.render import (
-        ClipResult, RenderReport, out_dir_lock, rendered_clip, write_render_json, job_summary,
+        ClipResult, RenderReport, out_dir_lock, rendered_clip, write_render_json, write_returns, job_summary,
     )
-    from renderer.timeline import write_return_edit
 
     say = progress or (lambda line: None)
     started = time.time()
@@ -279,8 +278,11 @@ def publish(render_plan: Any, *, progress: Progress | None = None) -> Any:
                     say(f"openjd_status: {name}: FAILED: {err}")
             say(f"openjd_progress: {round(100.0 * (n + 1) / len(render_plan.jobs), 1)}")
         rendered = [rendered_clip(r.job) for r in results if r.status != "failed"]
-        for path in render_plan.return_edits:
-            write_return_edit(render_plan.timeline, rendered, path)
-        report = RenderReport(render_plan, tuple(results), render_plan.return_edits, time.time() - started)
-        write_render_json(render_plan, [r.entry for r in results], report.status, started, render_plan.return_edits)
+        written, return_errors = write_returns(render_plan.timeline, rendered, render_plan.return_edits,
+                                               render_plan.others)
+        for path, why in return_errors.items():
+            say(f"openjd_status: return edit {Path(path).name} NOT written: {why}")
+        report = RenderReport(render_plan, tuple(results), written, time.time() - started, return_errors)
+        write_render_json(render_plan, [r.entry for r in results] + report.refused(), report.status, started, written,
+                          return_errors)
     return report
