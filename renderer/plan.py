@@ -153,18 +153,21 @@ def _model_candidates(clip_preset: Preset, base: Preset, mc: MarkedClip, cli_mod
 
 def check_model(path: Path, origin: str) -> ModelRef:
     """A ModelRef for `path`; ModelError (exit 2) for a missing directory, card, rights or weights."""
+    from renderer.checkpoint import model_files
     from renderer.model import WEIGHTS_NAME
-    from renderer.modelcard import card_sha256, load_model_card
+    from renderer.modelcard import CARD_NAME, read_model_card
 
     if not path.is_dir():
-        raise ModelError(f"model {path} (from {origin}) is not a directory (train one with `doppel train`)")
+        what = "is not a directory" if path.exists() else "does not exist"
+        raise ModelError(f"model {path} (from {origin}) {what} (train one with `doppel train`)")
     try:
-        card = load_model_card(path)
+        files = model_files(path)  # the current checkpoint, resolved once
+        card = read_model_card(files)
     except ModelError as err:
         raise ModelError(f"{err} (model from {origin})") from err
-    if not (path / WEIGHTS_NAME).is_file():
+    if not (files / WEIGHTS_NAME).is_file():
         raise ModelError(f"model {path} (from {origin}): {WEIGHTS_NAME} is missing")
-    return ModelRef(path.resolve(), origin, card_sha256(path), card.weights_sha256, tuple(card.identities))
+    return ModelRef(path.resolve(), origin, sha256_file(files / CARD_NAME), card.weights_sha256, tuple(card.identities))
 
 
 def _signing(preset: Preset, env: Mapping[str, str], base_dir: Path | None) -> Any:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -360,7 +361,7 @@ def _check_value(key: str, value: Any, where: str) -> Any:
         return value
     if f.kind in ("int", "float"):
         ok = isinstance(value, int) if f.kind == "int" else isinstance(value, (int, float))
-        if not ok or isinstance(value, bool):
+        if not ok or isinstance(value, bool) or not math.isfinite(value):  # NaN passes every bound check
             raise bad()
         if (f.minimum is not None and value < f.minimum) or (f.maximum is not None and value > f.maximum):
             raise bad()
@@ -396,6 +397,9 @@ def _build(flat: dict[str, Any], *, name: str, source: str, where: str,
             f"allowed for {codec}: {', '.join(CODEC_PIX_FMTS[codec])}"
         )
     pattern = flat["output.name"]
+    if not pattern.strip():
+        raise InputError(f"empty name pattern {pattern!r} ({at('output.name')}); give a file name pattern, e.g. "
+                         f"'{FIELDS['output.name'].default}' (fields: " + ", ".join("{" + n + "}" for n in NAME_FIELDS) + ")")
     try:
         used = {fld for _, fld, _, _ in string.Formatter().parse(pattern) if fld is not None}
     except ValueError as err:

@@ -18,6 +18,7 @@ from pathlib import Path
 import opentimelineio as otio
 import pytest
 
+from renderer.checkpoint import model_files
 from renderer.errors import InputError, ModelError
 from renderer.media import probe, read_frames, shift_timecode, timecode_to_frame
 from renderer.render import RENDER_JSON, plan_render, run_render
@@ -176,14 +177,17 @@ def test_model_from_marker_relative_to_the_edit_and_from_preset(work, media, pre
 
 def test_bad_models_are_listed_before_rendering(work, media, preset, env):
     edit = edit_file(work, media, ".otio")
-    with pytest.raises(ModelError, match=r"is not a directory"):
+    with pytest.raises(ModelError, match=r"nope \(from --model\) does not exist"):
         plan_render(edit, preset, work / "bad", model=work / "nope")
+    (work / "a-file").write_text("x")
+    with pytest.raises(ModelError, match=r"a-file \(from --model\) is not a directory"):
+        plan_render(edit, preset, work / "bad", model=work / "a-file")
     no_rights = make_model(work / "norights", rights=None)
     with pytest.raises(ModelError, match="rights statement is required"):
         plan_render(edit, preset, work / "bad", model=no_rights)
     no_weights = work / "noweights"
     make_model(no_weights)
-    (no_weights / "model.safetensors").unlink()
+    (model_files(no_weights) / "model.safetensors").unlink()  # in the current checkpoint, not just the link to it
     with pytest.raises(ModelError, match="model.safetensors is missing"):
         plan_render(edit, preset, work / "bad", model=no_weights)
 
@@ -236,6 +240,26 @@ def test_cli_dry_run_lists_and_writes_nothing(work, media, model, preset, env, c
     assert not out.exists()
     code, stdout, _ = cli([edit, "--preset", preset, "--out", out, "--model", model, "--dry-run"], capsys)
     assert code == 0 and "2 clip(s)" in stdout and "shot_c" in stdout and not out.exists()
+
+
+@pytest.mark.parametrize("words, message", [
+    ("erode=nan", r"bad value nan for .*marker .* key 'erode'; allowed: a number >= 0 and <= 0.5"),
+    ("feather=NaN", r"bad value nan for .*key 'feather'"),
+    ("temporal=nan", r"bad value nan for .*key 'temporal'; allowed: a number >= 0 and <= 1"),
+    ("name=", r"empty name pattern ''"),
+])
+def test_dry_run_refuses_nan_and_empty_marker_overrides(work, media, model, preset, env, capsys, words, message):
+    """`presets validate` passed these and the clip failed mid-render; now the plan (and --dry-run) refuse them."""
+    import re
+
+    tl, _ = standard_edit(media, NTSC)
+    tl.find_clips()[0].markers[0].name = f"FACESWAP {words}"
+    edit = work / f"nan-{words.split('=')[0]}.otio"
+    otio.adapters.write_to_file(tl, str(edit))
+    out = work / "nan-out"
+    code, _, err = cli([edit, "--preset", preset, "--out", out, "--model", model, "--dry-run"], capsys)
+    assert code == 2 and re.search(message, err), err  # one line per bad clip, under a heading
+    assert f"clip '{tl.find_clips()[0].name}'" in err and not out.exists()
 
 
 def test_cli_bad_input_exits_2(work, media, model, preset, env, capsys):

@@ -39,8 +39,6 @@ FAST: dict[str, tuple[str, set[str] | None]] = {  # edit: (what it covers, media
 # Fast cases still failing on the merged code, each with the defect that fails it (strict:
 # a fix makes the test fail until its line here goes).
 KNOWN: dict[str, str] = {
-    "otio-aaf-adapter/misc_speed_effects.aaf": "issue 15 defect 3: Avid markers placed mid-clip are attached to the "
-                                               "wrong clip by the AAF adapter, so 4 marked clips get no job",
 }
 
 

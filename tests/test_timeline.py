@@ -515,3 +515,52 @@ def test_marked_clips_in_nested_stacks_are_named_not_lost(work):
     clips, refused = find_jobs(read_edit(path), path)
     assert [r.clip_name for r in refused] == [inner.name]
     assert "inside the nested sequence" in refused[0].reason and "\n" not in refused[0].reason
+
+
+def test_avid_markers_land_on_the_clip_under_them(work):
+    """Avid writes markers on an event track at record positions; the AAF adapter's own attachment
+    put both markers of a marked 30fps.aaf on its second clip. Read here, each lands on the clip
+    under its record position, at the matching source time."""
+    from tests.sample_edits import mark_edit, media_key, sample_edits
+
+    src = sample_edits() / "otio-aaf-adapter" / "30fps.aaf"
+    marked = work / "aafmarks" / "30fps.aaf"
+    marked.parent.mkdir(exist_ok=True)
+    keys = {media_key(c) for c in read_edit(src).find_clips()}
+    assert mark_edit(src, marked, keys) == 2
+    raw = otio.adapters.read_from_file(str(marked), attach_markers=False)
+    (event,) = [t for t in raw.tracks if t.kind not in (otio.schema.TrackKind.Video, otio.schema.TrackKind.Audio)]
+    positions = sorted(m.marked_range.start_time.value for m in event.markers)
+    timeline = read_edit(marked)
+    v1 = timeline.video_tracks()[0]
+    placed = sorted(c.range_in_parent().start_time.value + m.marked_range.start_time.value - c.trimmed_range().start_time.value
+                    for c in v1.find_clips() for m in c.markers)
+    assert placed == positions and all(len(c.markers) == 1 for c in v1.find_clips())
+    assert len(timeline.tracks) == len(raw.tracks) - 1  # the event track is not a picture track
+
+
+@pytest.mark.parametrize("which", ["global_start_time", "source_range", "marked_range", "available_range"])
+def test_a_nan_rate_is_refused_as_the_edit_is_read(work, which, tmp_path):
+    """OTIO reads `"rate": NaN`; frame arithmetic failed later with a traceback. Now: one InputError naming the time."""
+    import json
+
+    tl, _ = standard_edit(make_media(work / "nan-media", Fraction(25)), Fraction(25))
+    path = tmp_path / "nan.otio"
+    otio.adapters.write_to_file(tl, str(path))
+    data = json.loads(path.read_text())
+
+    def poison(node):  # the first RationalTime under a key named `which`
+        if isinstance(node, dict):
+            if which in node and isinstance(node[which], dict):
+                target = node[which] if "rate" in node[which] else node[which]["start_time"]
+                target["rate"] = float("nan")
+                return True
+            return any(poison(v) for v in node.values())
+        return isinstance(node, list) and any(poison(v) for v in node)
+
+    assert poison(data)
+    path.write_text(json.dumps(data))  # Python's json writes NaN, as OTIO's own reader accepts it
+    assert otio.adapters.read_from_file(str(path))  # OTIO itself takes it
+    with pytest.raises(InputError, match=r"nan\.otio: .* is at rate nan .*finite number > 0") as err:
+        read_edit(path)
+    assert "\n" not in str(err.value)

@@ -7,6 +7,7 @@ Formats go through the official OpenTimelineIO adapters: `.otio`, `.otioz`
 
 from __future__ import annotations
 
+import math
 import re
 import urllib.parse
 import urllib.request
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import opentimelineio as otio
-from opentimelineio.opentime import RationalTime
+from opentimelineio.opentime import RationalTime, TimeRange
 
 from renderer.errors import InputError
 
@@ -66,6 +67,8 @@ def read_timelines(path: str | Path, *, edl_rate: Fraction | float | None = None
     kwargs: dict[str, Any] = {}
     if suffix == ".edl":
         kwargs["rate"] = float(edl_rate) if edl_rate else 24.0
+    if suffix == ".aaf":
+        kwargs["attach_markers"] = False  # the adapter attaches Avid's markers to the wrong clip: see _attach_aaf
     extracted: Path | None = None
     try:
         if suffix == ".otioz":
@@ -109,9 +112,83 @@ def read_timelines(path: str | Path, *, edl_rate: Fraction | float | None = None
     return [_fix_up(timeline, path, suffix, kwargs, extracted)]
 
 
+def _attach_aaf(timeline: otio.schema.Timeline) -> None:
+    """Put each Avid marker on the clip it marks.
+
+    Avid writes markers on an event track, at record positions, naming the slot they describe
+    (`AttachedSlotID`). The AAF adapter's own attachment put a marker at record 13 on the clip that
+    starts at record 26 (seen on its 30fps.aaf sample), so it is read with attach_markers=False and
+    each marker goes here to the clip of that slot under its record position, in the clip's source
+    time; the event tracks are then dropped, as the adapter does when it attaches.
+    """
+    tracks = list(timeline.tracks)
+    by_slot = {(t.metadata.get("AAF") or {}).get("SlotID"): t for t in tracks
+               if t.kind == otio.schema.TrackKind.Video and t.metadata}
+    videos = [t for t in tracks if t.kind == otio.schema.TrackKind.Video]
+    events = [t for t in tracks if t.kind not in (otio.schema.TrackKind.Video, otio.schema.TrackKind.Audio)]
+    for event in events:
+        for marker in list(event.markers):
+            aaf = marker.metadata.get("AAF") if marker.metadata else None
+            slot = aaf.get("AttachedSlotID") if aaf is not None and hasattr(aaf, "get") else None
+            track = by_slot.get(slot) or (videos[0] if videos else None)
+            if track is None:
+                continue
+            at = marker.marked_range.start_time
+            for i, child in enumerate(track):
+                if not isinstance(child, otio.schema.Clip):
+                    continue
+                span = track.range_of_child_at_index(i)
+                if span.start_time <= at < span.end_time_exclusive():
+                    moved = marker.clone()
+                    moved.marked_range = TimeRange(child.trimmed_range().start_time + (at - span.start_time),
+                                                   marker.marked_range.duration)
+                    child.markers.append(moved)
+                    break
+    for event in events:
+        timeline.tracks.remove(event)
+
+
+def check_rates(timeline: otio.schema.Timeline, path: Path) -> None:
+    """InputError naming the first time in the edit whose rate or value is not a finite number (rates also > 0).
+
+    OTIO reads `"rate": NaN` (and 0, or infinity) without complaint; frame arithmetic fails much later
+    (`round(nan)`, timecode of a NaN rate) with a traceback, so the edit is refused here, as it is read.
+    """
+    def bad(t: RationalTime | None) -> bool:
+        return t is not None and not (math.isfinite(t.rate) and t.rate > 0 and math.isfinite(t.value))
+
+    def check(t: RationalTime | None, what: str) -> None:
+        if bad(t):
+            assert t is not None
+            raise InputError(f"edit {path}: {what} is at rate {t.rate!r} (value {t.value!r}); a time needs a "
+                             f"frame rate that is a finite number > 0 and a finite value")
+
+    check(timeline.global_start_time, "the timeline's start time")
+    for item in timeline.find_children():
+        what = f"{type(item).__name__.lower()} '{item.name}'"
+        for field in ("source_range",):
+            span = getattr(item, field, None)
+            if span is not None:
+                check(span.start_time, f"the {field} start of {what}")
+                check(span.duration, f"the {field} duration of {what}")
+        for offset in ("in_offset", "out_offset"):  # transitions
+            check(getattr(item, offset, None), f"the {offset} of {what}")
+        for marker in getattr(item, "markers", None) or ():
+            check(marker.marked_range.start_time, f"marker '{marker.name}' of {what}")
+            check(marker.marked_range.duration, f"marker '{marker.name}' of {what}")
+        available = getattr(getattr(item, "media_reference", None), "available_range", None)
+        if available is not None:
+            check(available.start_time, f"the media's available_range of {what}")
+            check(available.duration, f"the media's available_range of {what}")
+
+
 def _fix_up(timeline: otio.schema.Timeline, path: Path, suffix: str, kwargs: dict[str, Any],
             extracted: Path | None) -> otio.schema.Timeline:
-    """What the adapters leave out: an EDL's record start, an unpacked bundle's media paths."""
+    """What the adapters leave out: an EDL's record start, an unpacked bundle's media paths, and
+    where Avid's markers belong; and a check that every time in it is a number."""
+    check_rates(timeline, path)
+    if suffix == ".aaf":
+        _attach_aaf(timeline)
     if suffix == ".edl" and timeline.global_start_time is None:
         # The adapter starts the track at 0 and forgets the record timecode of the first
         # event (Avid's are at 01:00:00:00): keep it, so record timecodes match the NLE.
