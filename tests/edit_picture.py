@@ -274,7 +274,11 @@ def media_specs(timelines: Sequence[otio.schema.Timeline], pictures: Iterable[di
             lo, hi = min(used) - HANDLE, max(used) + 1 + HANDLE
         else:
             continue
+        if hi - lo > MAX_MEDIA_FRAMES + 2 * HANDLE and used:
+            # an available_range far from what the clips use (Hiero's '/' clip: 0..1 vs 326400): the used span
+            lo, hi = min(used) - HANDLE, max(used) + 1 + HANDLE
         lo = max(0, lo)
+        hi = min(hi, lo + MAX_MEDIA_FRAMES + 2 * HANDLE)  # never an hour of media for a test
         specs[key] = MediaSpec(key, n, rate, lo, max(1, hi - lo))
     return specs
 
@@ -285,7 +289,7 @@ def write_media(spec: MediaSpec, folder: Path) -> MediaSpec:
     name = Path(spec.name)
     if name.suffix.lower() not in MOVIE_SUFFIXES and name.suffix:
         return spec  # a still (.exr, .dpx, .png...) or image sequence: left to Doppel to refuse by name
-    target = folder / spec.name
+    target = folder / re.sub(r"[\\/]", "_", spec.name).lstrip(".")  # a clip named '/' stays inside `folder`
     suffix = name.suffix.lower()
     container = {".mov": "mov", ".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska"}.get(suffix, "mov")
     tc = otio.opentime.to_timecode(RT(spec.start, float(spec.rate)), float(spec.rate), drop_frame=False)

@@ -506,6 +506,8 @@ def walk_edit(path: Path, work: Path, model: Path, *, render: bool = True,
                 limited = True
             keys = chosen
         result.marks = mark_edit(path, marked_path, keys, edl_all=not limited)
+        if not result.marks and generated:
+            result.note = (result.note + "; " if result.note else "") + "the walk marked no clip here (frames compared only)"
         marked = marked_clips(marked_path)
     else:
         edit_dir.mkdir(parents=True, exist_ok=True)

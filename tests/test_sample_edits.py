@@ -32,7 +32,8 @@ FAST: dict[str, tuple[str, set[str] | None]] = {  # edit: (what it covers, media
     "otio-cmx3600-adapter/speed_effects_small.edl": ("EDL M2 freeze frames and speeds, clips by name (1, 10)", None),
     "otio-aaf-adapter/misc_speed_effects.aaf": ("Avid AAF: freeze, 2x, reverse; Avid's own markers (1, 3)", None),
     "otio-fcp-adapter/premiere_example.xml": ("Premiere FCP7 XML: nested sequence, dissolves, generator, a clip "
-                                              "timed at 15 fps over 30 fps media (12)", {"sc01_sh010_anim.mov"}),
+                                              "timed at 15 fps over 30 fps media (12)",
+                                              {"sc01_sh010_anim.mov", "sc01_sh020_anim.mov"}),
 }
 
 # Fast cases still failing on the merged code, each with the defect that fails it (strict:
