@@ -227,6 +227,15 @@ class MediaSpec:
         return source_count(time, self.rate) - self.start
 
 
+def _warped_range(clip: otio.schema.Clip) -> TR:
+    """The media range a clip's time warp reads (a 2x clip hidden under an upper track reads twice
+    its duration: Doppel renders it, so its media must hold those frames too)."""
+    trimmed = clip.trimmed_range()
+    ends = [trimmed.start_time + _warp(clip, offset)[0]
+            for offset in (RT(0, trimmed.duration.rate), trimmed.duration)]
+    return TR.range_from_start_end_time(min(ends), max(ends))
+
+
 def _reference_ranges(timelines: Sequence[otio.schema.Timeline]
                       ) -> dict[str, list[tuple[Fraction, TR | None, TR]]]:
     """media key -> [(rate, the reference's available_range, the clip's trimmed range)] per clip."""
@@ -239,7 +248,7 @@ def _reference_ranges(timelines: Sequence[otio.schema.Timeline]
                     continue
                 avail = getattr(clip.media_reference, "available_range", None)
                 rate = ntsc(avail.start_time.rate if avail is not None else clip.trimmed_range().start_time.rate)
-                refs.setdefault(key, []).append((rate, avail, clip.trimmed_range()))
+                refs.setdefault(key, []).append((rate, avail, _warped_range(clip)))
     return refs
 
 

@@ -184,3 +184,22 @@ def test_sample_edit_renders_frame_exact_or_refuses_by_name(name, tmp_path, mode
     """Issue 15's goal on one sample edit: the return edit shows, frame by frame, the cut's source
     frames, with every marked clip swapped or refused in one line naming what is not supported."""
     _walk(name, tmp_path, model)
+
+
+def test_avid_markers_land_on_their_track_inside_a_nested_scope(tmp_path):
+    """Avid's multi-track sequence is one NestedScope slot: a marker names the slot and its track's
+    1-based PhysicalTrackNumber in the scope. Every clip of every track of multitrack.aaf, marked
+    mid-clip as Avid writes it, carries its own mark; none lands on another track's clip."""
+    from renderer.timeline.read import read_edit
+    from tests.sample_edits import _mark_aaf
+
+    marked = tmp_path / "multitrack.aaf"
+    count = _mark_aaf(_edit("otio-aaf-adapter/multitrack.aaf"), marked)
+    per_track = [[sum(m.name == "FACESWAP" for m in c.markers) for c in tr.find_clips()]
+                 for tr in read_edit(marked).video_tracks()]
+    assert per_track == [[1, 1, 1], [1], [1]] and count == 5
+    # Avid's own markers in multiple_markers.aaf: 'MAGENTA: V4: ...' sits on the V4 track (PhysicalTrackNumber 4)
+    own = read_edit(_edit("otio-aaf-adapter/multiple_markers.aaf"))
+    on = {m.name.split(":")[1].strip(): (tr.metadata["AAF"]["PhysicalTrackNumber"], c.name)
+          for tr in own.video_tracks() for c in tr.find_clips() for m in c.markers}
+    assert on["V4"] == (4, "Drop_24.mov") and on["V1"] == (1, "zts02_1010")

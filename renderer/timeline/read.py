@@ -122,15 +122,26 @@ def _attach_aaf(timeline: otio.schema.Timeline) -> None:
     time; the event tracks are then dropped, as the adapter does when it attaches.
     """
     tracks = list(timeline.tracks)
-    by_slot = {(t.metadata.get("AAF") or {}).get("SlotID"): t for t in tracks
-               if t.kind == otio.schema.TrackKind.Video and t.metadata}
     videos = [t for t in tracks if t.kind == otio.schema.TrackKind.Video]
+    # Avid's multi-track sequence is one NestedScope slot: every track the adapter makes of it
+    # carries that slot's SlotID, told apart only by its 1-based PhysicalTrackNumber in the scope
+    by_slot: dict[Any, otio.schema.Track] = {}
+    by_number: dict[tuple[Any, Any], otio.schema.Track] = {}
+    for t in videos:
+        md = (t.metadata.get("AAF") or {}) if t.metadata else {}
+        by_slot.setdefault(md.get("SlotID"), t)
+        by_number.setdefault((md.get("SlotID"), md.get("PhysicalTrackNumber")), t)
     events = [t for t in tracks if t.kind not in (otio.schema.TrackKind.Video, otio.schema.TrackKind.Audio)]
     for event in events:
         for marker in list(event.markers):
             aaf = marker.metadata.get("AAF") if marker.metadata else None
-            slot = aaf.get("AttachedSlotID") if aaf is not None and hasattr(aaf, "get") else None
-            track = by_slot.get(slot) or (videos[0] if videos else None)
+            got = aaf.get if aaf is not None and hasattr(aaf, "get") else (lambda key: None)
+            slot = got("AttachedSlotID")
+            number = got("AttachedPhysicalTrackNumber")
+            if number is None:
+                number = ((event.metadata.get("AAF") or {}) if event.metadata else {}).get("PhysicalTrackNumber")
+            track = (by_number.get((slot, number)) or by_slot.get(slot)
+                     or (videos[0] if videos else None))
             if track is None:
                 continue
             at = marker.marked_range.start_time
