@@ -31,6 +31,8 @@ FAST: dict[str, tuple[str, set[str] | None]] = {  # edit: (what it covers, media
     "opentimelineio/transition.otio": ("a dissolve between marked clips (defect 7)", None),
     "otio-cmx3600-adapter/speed_effects_small.edl": ("EDL M2 freeze frames and speeds, clips by name (1, 10)", None),
     "otio-aaf-adapter/misc_speed_effects.aaf": ("Avid AAF: freeze, 2x, reverse; Avid's own markers (1, 3)", None),
+    "otio-aaf-adapter/nesting_test.aaf": ("Avid nest: a marker over a nested sequence refuses its clips by name (8)",
+                                          None),
     "otio-fcp-adapter/premiere_example.xml": ("Premiere FCP7 XML: nested sequence, dissolves, generator, a clip "
                                               "timed at 15 fps over 30 fps media (12)",
                                               {"sc01_sh010_anim.mov", "sc01_sh020_anim.mov"}),

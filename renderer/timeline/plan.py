@@ -189,9 +189,11 @@ def find_jobs(
         for c_index, item in enumerate(track):
             if isinstance(item, (otio.schema.Stack, otio.schema.Track)):
                 # A nested sequence (OTIO stack, FCP7 nested sequence): its marked clips are named, not lost.
+                # A mark on the nest itself (an Avid marker over a nest) marks every clip in it.
+                nest_marks = marked_ranges(item, f"nested sequence '{item.name}' in {edit_path}", warnings=[])
                 for inner in item.find_clips():
                     inner_jobs = marked_ranges(inner, f"clip '{inner.name}' inside '{item.name}' in {edit_path}",
-                                               warnings=[])
+                                               warnings=[]) or nest_marks
                     refused += [RefusedClip(t_index, c_index, inner.name, text,
                                             f"the clip is inside the nested sequence '{item.name}': marked clips in "
                                             f"nested sequences are not supported yet (mark the nested sequence's "

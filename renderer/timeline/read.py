@@ -144,19 +144,29 @@ def _attach_aaf(timeline: otio.schema.Timeline) -> None:
                      or (videos[0] if videos else None))
             if track is None:
                 continue
-            at = marker.marked_range.start_time
-            for i, child in enumerate(track):
-                if not isinstance(child, otio.schema.Clip):
-                    continue
-                span = track.range_of_child_at_index(i)
-                if span.start_time <= at < span.end_time_exclusive():
-                    moved = marker.clone()
-                    moved.marked_range = TimeRange(child.trimmed_range().start_time + (at - span.start_time),
-                                                   marker.marked_range.duration)
-                    child.markers.append(moved)
-                    break
+            hit = _marked_at(track, marker.marked_range.start_time)
+            if hit is not None:
+                clip, local = hit
+                moved = marker.clone()
+                moved.marked_range = TimeRange(local, marker.marked_range.duration)
+                clip.markers.append(moved)
     for event in events:
         timeline.tracks.remove(event)
+
+
+def _marked_at(track: otio.schema.Track, at: RationalTime
+               ) -> tuple[otio.core.Composable, RationalTime] | None:
+    """The clip or nested sequence `track` shows at record time `at`, and the time there.
+
+    A marker over an Avid nest marks the nest, as the editor sees it (one segment of the
+    sequence): it goes on the nested stack or track, whose marked clips planning refuses by
+    name, instead of being lost."""
+    for i, child in enumerate(track):
+        span = track.range_of_child_at_index(i)
+        if (isinstance(child, (otio.schema.Clip, otio.schema.Stack, otio.schema.Track))
+                and span.start_time <= at < span.end_time_exclusive()):
+            return child, child.trimmed_range().start_time + (at - span.start_time)
+    return None
 
 
 def check_rates(timeline: otio.schema.Timeline, path: Path) -> None:
