@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -88,6 +89,29 @@ class MarkedClip:
         mark = f" (marker '{self.marker}')" if self.marker else " (clip metadata)"
         return f"track V{self.track_index + 1} clip '{self.clip_name}'{mark}"
 
+
+
+EDIT_SUFFIXES = {".aaf": "an AAF composition", ".otio": "an OTIO timeline", ".xml": "an XML edit",
+                 ".fcpxml": "an FCPXML edit", ".edl": "an EDL"}
+_FRAME_NUMBER = re.compile(r"[._](\d{3,})$")  # 'take_2.0101.exr': frame 0101 of a sequence
+
+
+def _not_a_movie(name: str) -> str | None:
+    """Why a clip whose media was not found cannot be a movie, in one line; None when it may be one.
+
+    A frame of an image sequence, a still or another edit as media is not a missing movie: it is
+    refused for that clip alone, and the rest of the edit renders (a still found on disk renders
+    as a held frame)."""
+    base = re.split(r"[\\/]", name.rstrip("/\\"))[-1]
+    suffix = Path(base).suffix.lower()
+    if suffix in STILL_SUFFIXES and _FRAME_NUMBER.search(Path(base).stem):
+        return f"image sequences are not supported yet ({base} is a frame of an image sequence)"
+    if suffix in STILL_SUFFIXES:
+        return (f"its still image {base} was not found (stills render as held frames: put it under "
+                f"--media-root)")
+    if suffix in EDIT_SUFFIXES:
+        return f"its media {base} is {EDIT_SUFFIXES[suffix]}, not a movie: edits as media are not supported yet"
+    return None
 
 
 @dataclass(frozen=True)
@@ -225,6 +249,10 @@ def find_jobs(
                 continue
             url = getattr(ref, "target_url", None) if ref is not None else None
             found, rule, tried = find_clip_media(item, edit_dir, roots)
+            if found is None and (why := _not_a_movie(url or item.name or "")):
+                # media that is no movie (a sequence frame, a still, another edit): that clip alone is refused
+                refused += [RefusedClip(t_index, c_index, item.name, text, why) for _, _, text in jobs]
+                continue
             if found is None:
                 looked = f"looked in: {', '.join(str(p) for p in tried[:8])}{' ...' if len(tried) > 8 else ''}"
                 missing.append(f"{url} (for {where}; {looked})" if url else
