@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from renderer import media
-from renderer.composite import CompositeSettings, TemporalBlend, composite, face_mask, landmarks_to_crop
+from renderer.composite import CompositeSettings, TemporalBlend, face_mask, landmarks_to_crop, paste_face
 from renderer.errors import InputError, ModelError, RenderError
 from renderer.faces import Face
 from renderer.faces.identity import DEFAULT_THRESHOLD, identity_distance, reference_embedding
@@ -226,8 +226,13 @@ class FaceSwapper:
         self._tracker = None
         self._blend.reset()
 
-    def push(self, index: int, frame: Any, swap: bool, emit: bool) -> Iterator[tuple[int, Any, str | None]]:
-        """Take one decoded frame; yield the frames that are now finished, in order."""
+    def push(self, index: int, frame: Any, swap: bool, emit: bool,
+             rgb: np.ndarray | None = None) -> Iterator[tuple[int, Any, str | None]]:
+        """Take one decoded frame; yield the frames that are now finished, in order.
+
+        rgb: the frame already converted (`media.frame_to_rgb` with this swapper's matrix and
+        range, e.g. on the decode thread), this stage's to write into; converted here when None.
+        """
         if swap and index % SEGMENT_FRAMES == 0:
             self.restart()
         if not swap:
@@ -235,7 +240,8 @@ class FaceSwapper:
             yield from self._queue(_Pending(index, frame, None, [], emit, "outside range"))
             return
         t0 = time.perf_counter()
-        rgb = media.frame_to_rgb(frame, self.matrix, self.rng)
+        if rgb is None:
+            rgb = media.frame_to_rgb(frame, self.matrix, self.rng)
         if self._tracker is None:
             self._tracker = self._new_tracker()
         faces = self._tracker.update(index, rgb)
@@ -284,21 +290,25 @@ class FaceSwapper:
         swapped, learned = self.model(crops)
         t1 = time.perf_counter()
         self.stats.seconds["model"] += t1 - t0
-        results: dict[int, np.ndarray] = {}
+        patches: dict[int, list[tuple[int, int, np.ndarray]]] = {}
         for k, (p, tid, face) in enumerate(todo):
-            out = results.get(p.index, p.rgb)
             crop = self._blend.update(tid, p.index, swapped[k])
+            if not p.emit:
+                continue  # pre-roll: only the temporal state matters
             lm_crop = landmarks_to_crop(face.landmarks, face.crop_from_frame)
             mask = face_mask(lm_crop, self.size, self.settings.composite,
                              learned=None if learned is None else learned[k])
             original = crops[k].astype(np.float32) * np.float32(1.0 / 255.0)
-            results[p.index] = composite(out, crop, face.frame_from_crop, mask, self.settings.composite, original)
+            # p.rgb is this stage's own conversion of the frame, done with once tracked and cropped:
+            # faces are pasted into it in place (a second face over the first), box by box.
+            patch = paste_face(p.rgb, crop, face.frame_from_crop, mask, self.settings.composite, original)
+            if patch is not None:
+                patches.setdefault(p.index, []).append((patch.x0, patch.y0, patch.changed))
         pending, self._pending, self._pending_faces = self._pending, [], 0
         for p in pending:
-            if p.emit and p.index in results:
+            if p.emit and p.faces:
                 self.stats.faces += len(p.faces)
-                changed = np.any(results[p.index] != p.rgb, axis=2)
-                p.frame = media.patch_frame(p.frame, results[p.index], changed, self.matrix, self.rng)
+                p.frame = media.patch_regions(p.frame, p.rgb, patches.get(p.index, []), self.matrix, self.rng)
         self.stats.seconds["composite"] += time.perf_counter() - t1
         for p in pending:
             if p.emit:
@@ -410,8 +420,12 @@ def render_range(
         try:
             t = time.perf_counter()
             for i, frame in media.read_av_frames(src, start, last, info):
+                # The RGB conversion for tracking is a full-frame pass: done here, it overlaps
+                # with the face work (swscale runs without the GIL).
+                swap = _in_ranges(i, ranges) is not None
+                rgb = media.frame_to_rgb(frame, matrix, rng) if swap else None
                 stats.seconds["decode"] += time.perf_counter() - t
-                if not put(decoded, (i, frame)):
+                if not put(decoded, (i, frame, swap, rgb)):
                     return
                 t = time.perf_counter()
         except BaseException as err:  # handed to the calling thread, which raises it
@@ -463,10 +477,10 @@ def render_range(
             item = take(decoded)
             if item is _END:
                 break
-            i, frame = item
+            i, frame, swap, rgb = item
             if errors:
                 break
-            emit(swapper.push(i, frame, swap=_in_ranges(i, ranges) is not None, emit=i >= first))
+            emit(swapper.push(i, frame, swap=swap, emit=i >= first, rgb=rgb))
         if not errors:
             emit(swapper.flush())
     except BaseException as err:
