@@ -430,9 +430,20 @@ def paste_face(
     blended = cv2.blendLinear(face, region.astype(np.float32), alpha, 1.0 - alpha)
     result = cv2.convertScaleAbs(blended)  # round to nearest, saturate to uint8
     diff = cv2.split(cv2.absdiff(result, region))
-    changed = cv2.bitwise_and(cv2.max(cv2.max(diff[0], diff[1]), diff[2]), inside) > 0
-    np.copyto(region, result, where=changed[..., None])
-    return Patch(x0, y0, changed)
+    changed = cv2.bitwise_and(cv2.max(cv2.max(diff[0], diff[1]), diff[2]), inside)  # (h, w) uint8, 0 = same
+    masked_copy(region, result, changed)
+    return Patch(x0, y0, changed > 0)
+
+
+def masked_copy(dst: np.ndarray, src: np.ndarray, mask: np.ndarray) -> None:
+    """dst[mask != 0] = src[mask != 0] in place; dst may be a view into a bigger image.
+
+    mask: uint8 (h, w) for (h, w[, C]) arrays. cv2.copyTo writes straight into the view (a
+    broadcast `np.copyto(where=...)` over a face box was sixty times slower); should OpenCV
+    ever hand back a new array instead, numpy does the copy.
+    """
+    if cv2.copyTo(src, mask, dst) is not dst:
+        np.copyto(dst, src, where=(mask != 0)[..., None] if dst.ndim == 3 else mask != 0)
 
 
 def composite(
