@@ -7,7 +7,6 @@ from pathlib import Path
 
 import av
 import av.error
-import cv2
 import numpy as np
 
 from renderer.errors import InputError
@@ -160,6 +159,8 @@ def patch_regions(frame: av.VideoFrame, rgb: np.ndarray, regions: Sequence[tuple
     runs. A chroma sample is replaced when any luma pixel it covers changed. Packed or exotic
     formats fall back to a full conversion of `rgb`.
     """
+    import cv2  # here, not at the top: trim and probe need no OpenCV, which takes half a second to load
+
     fmt = frame.format.name
     boxes = [b for b in (_changed_box(x0, y0, m, frame.width, frame.height) for x0, y0, m in regions) if b]
     if not boxes:
