@@ -4,7 +4,8 @@ re-encode, and smart render's cost.
 1. Cost table. Sources: the real talking head (kphotoalbum's movie.avi, tests/model_fixtures)
    scaled so its face is about 100, 200, 400 and 650 px tall in a 1920x1080 frame (one face),
    200 px with 3 and 6 faces side by side (the same video, each copy 11 frames apart), and a
-   3840x2160 frame with a 650 px face; 24000/1001, H.264 (48-frame GOP) + AAC. The face height
+   3840x2160 frame with a 650 px face; around the video's own window, a slow pan over a real
+   landscape photo (no faces) fills the frame; 24000/1001, H.264 (48-frame GOP) + AAC. The face height
    in the table is measured on frame 0 with Doppel's own HOG + 68 landmarks (brow top to chin).
    `doppel swap` swaps every frame with the `lite` model from tests.model_fixtures.trained_model
    (the shipped demo model when present), H.264 out (libx264 medium crf 18); baseline: Debian's
@@ -47,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from renderer import media  # noqa: E402
+from tests import face_data as F  # noqa: E402
 from tests.media_factory import cached_clip  # noqa: E402
 from tests.model_fixtures import movie_frames, paint_number, trained_model  # noqa: E402
 
@@ -114,7 +116,9 @@ def face_video(path: Path, frames: int, size: tuple[int, int], gop: int, audio: 
                face_px: float | None = None, faces: int = 1) -> Path:
     """The talking head, ping-pong, numbered, cached. face_px None: the whole video scaled to fit
     `size` (centred on grey); else scaled so the face is about face_px tall, `faces` copies in a
-    grid of cells (each 11 frames further on), every cell cropped around its face."""
+    grid of cells (each 11 frames further on), every cell showing the video's window around its
+    face, over a slow pan across a real landscape photo (kphotoalbum's skagen.jpg, no faces), so
+    the encoder has a full picture to code, as in a wide shot, not a flat grey frame."""
     if path.exists():
         return path
     w, h = size
@@ -130,12 +134,21 @@ def face_video(path: Path, frames: int, size: tuple[int, int], gop: int, audio: 
     order = np.concatenate([np.arange(len(src)), np.arange(len(src) - 2, 0, -1)])
     tone = (cached_clip("bench-swap-tone", frames=frames, width=64, height=48, fps=NTSC, codec="h264", audio=True,
                         suffix=".mov"), 0, frames - 1) if audio else None
+    background = None
+    if face_px:
+        photo = cv2.cvtColor(cv2.imread(str(F.kphotoalbum_file("skagen.jpg"))), cv2.COLOR_BGR2RGB)
+        pan = 2 * frames  # 2 px per frame to the right
+        k = max((w + pan) / photo.shape[1], h / photo.shape[0])
+        background = cv2.resize(photo, (int(np.ceil(photo.shape[1] * k)), int(np.ceil(photo.shape[0] * k))),
+                                interpolation=cv2.INTER_CUBIC)
     tmp = path.with_name(f".{path.name}.{os.getpid()}{path.suffix}")
     canvas = np.full((h, w, 3), 96, np.uint8)
     with media.VideoWriter(tmp, width=w, height=h, fps=NTSC, codec="h264", timecode="01:00:00:00", audio_from=tone,
                            options={"preset": "veryfast", "g": str(gop), "keyint_min": str(gop),
                                     "sc_threshold": "0"}) as writer:
         for n in range(frames):
+            if background is not None:
+                canvas[:] = background[:h, 2 * n:2 * n + w]
             for k in range(faces):
                 big = cv2.resize(src[order[(n + 11 * k) % len(order)]], (sw, sh), interpolation=cv2.INTER_CUBIC)
                 x, y = (k % cols) * cw - ox, (k // cols) * ch - oy
