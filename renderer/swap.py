@@ -409,7 +409,7 @@ def render_range(
         timecode=media.shift_timecode(info.timecode, first, info.fps) if info.timecode else None,
         color=tags, metadata=metadata, audio_from=(src, first, last) if audio and info.audio else None,
         pix_fmt=pix_fmt or info.pix_fmt, time_base=info.time_base if info.vfr else None,
-        rotation=info.rotation, options=options,
+        rotation=info.rotation, options=options, field_order=info.field_order,
     )
     decoded: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
     finished: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
