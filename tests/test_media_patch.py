@@ -85,33 +85,3 @@ def test_patch_regions_touches_only_the_changed_samples(tmp_path: Path, pix_fmt:
     assert media.patch_regions(untouched, rgb, [(0, 0, np.zeros((4, 4), bool))], matrix, rng) is untouched
     assert all(np.array_equal(x, y) for x, y in zip(_planes(untouched), before))
 
-
-def test_prefetch_keeps_order_raises_the_producers_error_and_stops_early() -> None:
-    from renderer.media.encode import prefetch
-
-    assert list(prefetch(iter(range(50)), 3)) == list(range(50))
-
-    def broken():
-        yield 1
-        raise media.MediaError("decoding failed after frame 1")
-
-    got = []
-    with pytest.raises(media.MediaError, match="after frame 1"):
-        for x in prefetch(broken(), 2):
-            got.append(x)
-    assert got == [1]
-    closed = []
-
-    def endless():
-        try:
-            n = 0
-            while True:
-                yield n
-                n += 1
-        finally:
-            closed.append(True)
-
-    for x in prefetch(endless(), 2):
-        if x == 5:
-            break
-    assert closed == [True]  # the consumer stopped: the producer's generator was closed, its thread joined

@@ -5,19 +5,18 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import queue
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import av
 import av.error
 import numpy as np
 
 from renderer.atomic import temp_path_for
+from renderer.pipeline import prefetch
 from renderer.errors import InputError, MediaError, closest
 from renderer.media.decode import _check_range, read_av_frames
 from renderer.media.info import (
@@ -35,9 +34,6 @@ from renderer.media.info import (
     shift_timecode,
     timecode_to_frame,
 )
-
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -471,55 +467,5 @@ def trim(src: Path | str, start: int, end: int, out: Path | str, codec: str = "h
 
 
 TRIM_PREFETCH = 4  # decoded frames queued ahead of the encoder (bounded: flat memory)
-_DONE = object()  # prefetch queue: the producer finished
-
-
-def prefetch(items: Iterator[T], depth: int) -> Iterator[T]:
-    """Yield `items`, produced on a background thread at most `depth` ahead of the consumer.
-
-    PyAV releases the GIL inside FFmpeg's decode calls, so a decode generator on this thread
-    overlaps with encoding on the caller's. An exception in the producer is raised here; when the
-    consumer stops early (an error, Ctrl-C) and closes this generator (`contextlib.closing`), the
-    producer stops and its generator is closed.
-    """
-    q: queue.Queue[Any] = queue.Queue(depth)
-    stop = threading.Event()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put((None, item)):
-                    return
-        except BaseException as err:  # handed to the consumer, which raises it
-            put((err, None))
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-            put(_DONE)
-
-    thread = threading.Thread(target=produce, name="doppel-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            got = q.get()
-            if got is _DONE:
-                return
-            err, item = got
-            if err is not None:
-                raise err
-            yield item
-    finally:
-        stop.set()
-        thread.join()
 
 
