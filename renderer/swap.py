@@ -39,6 +39,7 @@ from renderer.errors import InputError, ModelError, RenderError
 from renderer.faces import Face
 from renderer.faces.identity import DEFAULT_THRESHOLD, identity_distance, reference_embedding
 from renderer.faces.track import FaceTracker
+from renderer.pipeline import put_until_stopped
 
 SEGMENT_FRAMES = 48  # processing state restarts at multiples of this absolute frame index
 MODEL_BATCH = 8  # faces per model call; partial batches are zero-padded to this shape
@@ -409,7 +410,7 @@ def render_range(
         timecode=media.shift_timecode(info.timecode, first, info.fps) if info.timecode else None,
         color=tags, metadata=metadata, audio_from=(src, first, last) if audio and info.audio else None,
         pix_fmt=pix_fmt or info.pix_fmt, time_base=info.time_base if info.vfr else None,
-        rotation=info.rotation, options=options,
+        rotation=info.rotation, options=options, field_order=info.field_order,
     )
     decoded: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
     finished: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
@@ -417,13 +418,7 @@ def render_range(
     stop = threading.Event()
 
     def put(q: queue.Queue[Any], item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_until_stopped(q, item, stop)
 
     def take(q: queue.Queue[Any]) -> Any:
         while not stop.is_set():

@@ -349,6 +349,8 @@ def test_truncated_file_decodes_then_names_last_good_frame(h264_clip: Path, tmp_
             got.append(read_frame_number(rgb))
     assert got == list(range(len(got))) and len(got) >= 30
     assert err.value.exit_code == 2
+    # The numbers in the message agree with each other and with what was yielded.
+    assert f"frames 0-{len(got) - 1} decoded" in str(err.value) and "frame is -1" not in str(err.value)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,9 +1,12 @@
 """Print what a media file holds: container, codec, size, pixel format, exact frame count,
 frame rate (as a fraction: 23.976 is 24000/1001), VFR flag, start timecode, colour tags,
-rotation, keyframes and audio streams.
+field order, rotation, keyframes, audio streams and any further video streams.
 
-The frame count and the per-frame pts index come from demuxing every packet (no decode), so
-they are exact even where the container's own header is not.
+The frame count and the per-frame pts index are the frames FFmpeg presents, as
+`ffprobe -count_frames` counts them: packets an MP4/MOV edit list hides (a B-frame delay, the
+pre-roll of a `-c copy` cut, a tail past the edit) are no frames, nor are frames that cannot
+decode because the file starts mid-GOP. Frame 0 is the first frame shown, and its timecode
+is the tmcd track's at that point. Only the first video stream is read; others are named.
 
 Examples:
   doppel probe shot.mov
@@ -47,6 +50,7 @@ def describe(info: MediaInfo) -> str:
         f"time base   {info.time_base.numerator}/{info.time_base.denominator}, first pts {info.start_pts}",
         f"timecode    {info.timecode or 'none'}{end_tc}" + (" (drop-frame)" if info.drop_frame else ""),
         f"colour      primaries={c.primaries or '-'} transfer={c.transfer or '-'} matrix={c.matrix or '-'} range={c.range or '-'}",
+        f"fields      {_fields(info)}",
         f"rotation    {info.rotation}",
         f"keyframes   {len(info.keyframes)} (longest GOP {_longest_gop(info)} frames)",
     ]
@@ -55,7 +59,21 @@ def describe(info: MediaInfo) -> str:
     for a in info.audio:
         dur = f"{a.duration_s:.3f} s" if a.duration_s is not None else "unknown length"
         lines.append(f"audio       #{a.index} {a.codec} {a.sample_rate} Hz, {a.channels} ch, {dur}")
+    for v in info.other_video:
+        lines.append(f"video       #{v.index} {v.codec} {v.width}x{v.height}  NOT CARRIED (only #{info.video_index} is read)")
+    if info.discarded or info.undecodable:
+        lines.append(f"not frames  {info.discarded} packet(s) hidden by the edit list, "
+                     f"{info.undecodable} that do not decode (file starts mid-GOP)")
     return "\n".join(lines)
+
+
+_FIELD_NAMES = {"progressive": "progressive", "tt": "interlaced, top field first",
+                "bb": "interlaced, bottom field first", "tb": "interlaced, top coded first, bottom shown first",
+                "bt": "interlaced, bottom coded first, top shown first"}
+
+
+def _fields(info: MediaInfo) -> str:
+    return _FIELD_NAMES.get(info.field_order or "", "not signalled (progressive assumed)")
 
 
 def _longest_gop(info: MediaInfo) -> int:

@@ -11,7 +11,9 @@ write it (h264, prores, ffv1, dnxhd), else chosen by OUT's extension.
 
 Smart render: when the output codec is the source's, only the GOPs that hold swapped
 frames are decoded and re-encoded; every other GOP is stream-copied (its packets
-bit-exact, audio packets copied as they are). GOPs are cut only where the stream allows
+bit-exact, audio packets copied as they are). GOPs holding packets the source's edit list
+hides (or that do not decode) are always re-encoded, so the output shows exactly the
+source's frames. GOPs are cut only where the stream allows
 it (an IDR with no B-frames reaching back across it; every frame for intra codecs).
 Otherwise (another codec, open GOPs everywhere, MXF out, a span that does not fit) every
 frame is re-encoded, untouched frames straight from the decoder. The summary says which
@@ -164,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
     if args.out.resolve() == args.video.resolve():
         raise InputError(f"--out {args.out} is the source video itself; the source is never written")
     info = media.probe(args.video)
+    for warning in info.warnings():
+        print(f"doppel swap: warning: {warning}", file=sys.stderr)
     first, last = parse_frames(args.frames, info.frames) if args.frames else (0, info.frames - 1)
     preset = load_preset(args.preset) if args.preset else None
     settings = (swap_settings(preset, direction=args.direction, device=args.device) if preset
@@ -209,7 +213,8 @@ def run(args: argparse.Namespace) -> int:
     summary = {"source": str(args.video), "output": str(args.out), "codec": codec, "swap_range": [first, last],
                "path": "reencode" if reason else "smart", "reason": reason,
                "frames_copied": copied, "frames_encoded": stats.frames - copied,
-               "spans": [list(s) for s in spans], "signed": signed.signed, **stats.to_json()}
+               "spans": [list(s) for s in spans], "signed": signed.signed, "warnings": info.warnings(),
+               **stats.to_json()}
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

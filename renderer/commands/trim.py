@@ -1,7 +1,9 @@
 """Frame-accurate re-encode of a frame range: exactly frames START..END (inclusive, 0-based,
 in presentation order), with the matching audio (sample-accurate) and the start timecode
-moved on by START frames. Colour tags, frame timing (also for variable frame rate) and
-rotation are carried over. The output is written under a temporary name beside OUT and
+moved on by START frames. Colour tags, frame timing (also for variable frame rate),
+rotation and field order (interlaced sources stay interlaced) are carried over; only the
+first video stream is (a warning names the others). Frames are counted as `doppel probe`
+counts them: as FFmpeg presents them, after the MP4/MOV edit list. The output is written under a temporary name beside OUT and
 renamed when complete; the source is only read.
 
 Codecs (and the containers each writes):
@@ -58,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
         resolve_codec(args.codec)  # raises with the allowed list
     info = probe(args.media)
+    for warning in info.warnings():
+        print(f"doppel trim: warning: {warning}", file=sys.stderr)
     with tqdm(total=end - start + 1, unit="frame", desc="trim", file=sys.stderr,
               disable=args.quiet or None) as bar:
         out = trim(args.media, start, end, args.out, codec=args.codec, on_frame=lambda _i: bar.update(1), info=info)
@@ -65,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         "source": str(info.path), "frames_range": [start, end], "out": str(out.path), "codec": args.codec,
         "frames": out.frames, "fps": f"{out.fps.numerator}/{out.fps.denominator}", "width": out.width,
         "height": out.height, "pix_fmt": out.pix_fmt, "timecode": out.timecode, "vfr": out.vfr,
+        "field_order": out.field_order, "warnings": info.warnings(),
         "audio": [{"codec": a.codec, "sample_rate": a.sample_rate, "channels": a.channels,
                    "duration_s": a.duration_s} for a in out.audio],
     }

@@ -1,7 +1,9 @@
 """All of Doppel's PyAV code: probe, frame index, exact-range decode, encode, audio, timecode, colour.
 
 Frame identity is an integer frame index (0-based, presentation order) into the pts index
-that `probe` builds by demuxing packets (no decode). Times are pts in a stream's time base,
+that `probe` builds by demuxing packets: the frames FFmpeg presents, after the MP4/MOV edit
+list (packets it marks discard are no frames) and without the head of a file that starts
+mid-GOP (decoded to see what the decoder drops). Times are pts in a stream's time base,
 never float seconds.
 
 Convention for pictures handed in and out: RGB uint8 (H, W, 3), 0..255, converted with the
@@ -14,7 +16,7 @@ about half an encode). `trim` works that way.
 
 The package is split by job, and every name is importable from `renderer.media`:
 
-    info.py     MediaInfo, probe (pts index by demuxing), colour tags, timecode
+    info.py     MediaInfo, probe (pts index by demuxing, edit lists), colour tags, timecode, field order
     decode.py   read_frames / read_av_frames (exact ranges), frame_to_rgb, patch_frame, patch_regions
     encode.py   codec profiles, VideoWriter (atomic; colour, timecode, audio carried), trim
     splice.py   concat (farm chunks) and smart-render splicing of re-encoded GOPs
@@ -41,8 +43,10 @@ from renderer.media.encode import (  # noqa: F401
 from renderer.media.info import (  # noqa: F401
     AudioInfo,
     ColorTags,
+    FIELD_ORDERS,
     CorruptMediaError,
     MediaInfo,
+    VideoStreamInfo,
     effective_color,
     frame_to_timecode,
     probe,

@@ -93,9 +93,14 @@ def read_av_frames(path: Path | str, start: int, end: int, info: MediaInfo | Non
                     f"asked {start}-{end}): {err}") from err
             if expected is not None or not seek:
                 break
+    if last_good < start:
+        raise CorruptMediaError(
+            f"{info.path} is damaged: the decoder gave no frame {start} (asked {start}-{end}; the index lists "
+            f"frames 0-{info.frames - 1}" + (f" of {info.declared_frames} declared)" if info.truncated else ")"))
     raise CorruptMediaError(
         f"{info.path} ended early: the last good frame is {last_good} but frames up to {end} were asked "
-        f"({info.frames} frames readable" + (f" of {info.declared_frames} declared)" if info.truncated else ")"))
+        f"(frames {start}-{last_good} decoded; the index lists {info.frames}"
+        + (f" of {info.declared_frames} declared)" if info.truncated else ")"))
 
 
 def read_frames(path: Path | str, start: int, end: int, info: MediaInfo | None = None) -> Iterator[tuple[int, np.ndarray]]:
@@ -111,8 +116,10 @@ def read_frames(path: Path | str, start: int, end: int, info: MediaInfo | None =
 
 def iter_packets(path: Path | str, info: MediaInfo | None = None) -> Iterator[tuple[int | None, av.Packet]]:
     """Yield (frame_index, packet) of the video stream in decode order, for stream copy of
-    untouched GOPs (boundaries: `MediaInfo.keyframes`). frame_index is None for packets
-    without a pts."""
+    untouched GOPs (boundaries: `MediaInfo.keyframes`). frame_index is None for packets that
+    are no frame of the index: without a pts, hidden by the edit list (`packet.is_discard`),
+    or dropped by the decoder at a mid-GOP start. Such packets are still needed to decode
+    their neighbours."""
     info = info or probe(path)
     index_of = {p: i for i, p in enumerate(info.pts)}
     with _open_input(Path(path)) as container:
@@ -120,7 +127,8 @@ def iter_packets(path: Path | str, info: MediaInfo | None = None) -> Iterator[tu
         for packet in container.demux(video):
             if packet.size == 0:
                 continue
-            yield (index_of.get(packet.pts) if packet.pts is not None else None), packet
+            shown = packet.pts is not None and not packet.is_discard
+            yield (index_of.get(packet.pts) if shown else None), packet
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,7 +147,7 @@ def _plane_arrays(frame: av.VideoFrame) -> list[np.ndarray]:
 
 
 def patch_frame(frame: av.VideoFrame, rgb: np.ndarray, changed: np.ndarray, matrix: str, rng: str) -> av.VideoFrame:
-    """A copy of decoded `frame` that takes `rgb`'s values where `changed`, in the frame's own format.
+    """Decoded `frame` with `rgb`'s values where `changed`, in the frame's own format (patched in place).
 
     rgb: uint8 (H, W, 3); changed: bool (H, W). The same as `patch_regions` with one region
     covering the frame (which then costs a pass over the whole mask).
@@ -149,12 +157,12 @@ def patch_frame(frame: av.VideoFrame, rgb: np.ndarray, changed: np.ndarray, matr
 
 def patch_regions(frame: av.VideoFrame, rgb: np.ndarray, regions: Sequence[tuple[int, int, np.ndarray]],
                   matrix: str, rng: str) -> av.VideoFrame:
-    """A copy of decoded `frame` that takes `rgb`'s values where any region marks a change.
+    """Decoded `frame` with `rgb`'s values where any region marks a change (patched in place).
 
     rgb: uint8 (H, W, 3), the frame as RGB with the changes made. regions: (x0, y0, changed),
     `changed` a bool (h, w) mask of the frame box starting at column x0, row y0 (e.g. one per
     pasted face; they may overlap). Only each region's box is converted from RGB (with the
-    source's matrix/range); every other coded sample is copied as it was decoded, so untouched
+    source's matrix/range); every other coded sample keeps its decoded value, so untouched
     pixels stay bit-identical through a lossless encode and no full-frame colour conversion
     runs. A chroma sample is replaced when any luma pixel it covers changed. Packed or exotic
     formats fall back to a full conversion of `rgb`.
@@ -166,15 +174,16 @@ def patch_regions(frame: av.VideoFrame, rgb: np.ndarray, regions: Sequence[tuple
     if not boxes:
         return frame
     planar = len(frame.planes) == 3 and (fmt[3:6].isdigit() if fmt.startswith("yuv4") else fmt.startswith("yuvj4"))
-    out = av.VideoFrame(frame.width, frame.height, fmt)
     if not planar:
         full = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         out = full.reformat(format=fmt, src_colorspace=matrix, dst_colorspace=matrix,
                             src_color_range="JPEG", dst_color_range=rng)
         return _same_timing(out, frame)
-    planes = _plane_arrays(out)
-    for dst, src in zip(planes, _plane_arrays(frame)):
-        dst[...] = src
+    # Patched in the decoded frame itself, so it keeps every property the encoder reads from it
+    # (interlaced and top-field-first flags, side data); make_writable first gives it a private
+    # copy of the pictures when the decoder still references them.
+    frame.make_writable()
+    planes = _plane_arrays(frame)
     steps = [(round(frame.height / p.shape[0]), round(frame.width / p.shape[1])) for p in planes]
     for x0, y0, x1, y1, region in boxes:
         # Convert a margin beyond the box too, so that chroma at the box edge is filtered from
@@ -193,7 +202,7 @@ def patch_regions(frame: av.VideoFrame, rgb: np.ndarray, regions: Sequence[tuple
             # cv2.copyTo writes into the plane view in place, ~50x faster than np.copyto(where=).
             if cv2.copyTo(new, np.ascontiguousarray(mask).view(np.uint8), view) is not view:
                 np.copyto(view, new, where=mask)
-    return _same_timing(out, frame)
+    return frame
 
 
 _MARGIN = 8  # luma pixels converted around each changed box (even: keeps the chroma grid)

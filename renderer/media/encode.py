@@ -5,19 +5,18 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import queue
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import av
 import av.error
 import numpy as np
 
 from renderer.atomic import temp_path_for
+from renderer.pipeline import prefetch
 from renderer.errors import InputError, MediaError, closest
 from renderer.media.decode import _check_range, read_av_frames
 from renderer.media.info import (
@@ -26,6 +25,7 @@ from renderer.media.info import (
     _RANGE,
     _SWS_MATRIX,
     _TRANSFER,
+    FIELD_ORDERS,
     ColorTags,
     MediaInfo,
     _inv,
@@ -34,9 +34,6 @@ from renderer.media.info import (
     shift_timecode,
     timecode_to_frame,
 )
-
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -123,12 +120,18 @@ class VideoWriter:
     audio_from = (source, first_frame, last_frame) carries that source's first audio stream over
     exactly the time of those video frames, sample-accurate (PCM in mov/mxf/mkv, AAC in mp4;
     padded with silence where the source audio is shorter).
+
+    field_order (`MediaInfo.field_order`: tt, bb, tb, bt) codes the pictures as interlaced
+    (H.264 and ProRes code the fields; DNxHR and FFV1 code whole frames) and writes the field
+    order to the stream and the container (mov `fiel`, mkv FieldOrder). The encoders take which field comes first
+    from each frame's own flags: decoded frames handed to `write_av` keep the source's.
     """
 
     def __init__(self, path: Path | str, *, width: int, height: int, fps: Fraction, codec: str = "h264",
                  timecode: str | None = None, color: ColorTags | None = None, metadata: dict[str, str] | None = None,
                  audio_from: tuple[Path, int, int] | None = None, pix_fmt: str | None = None,
-                 time_base: Fraction | None = None, rotation: int = 0, options: dict[str, str] | None = None) -> None:
+                 time_base: Fraction | None = None, rotation: int = 0, options: dict[str, str] | None = None,
+                 field_order: str | None = None) -> None:
         self.path = Path(path)
         self.profile = resolve_codec(codec)
         check_output(self.path, self.profile)
@@ -145,6 +148,9 @@ class VideoWriter:
         self.audio_from = audio_from
         self.pix_fmt = _choose_pix_fmt(self.profile, self.width, self.height, pix_fmt)
         self.rotation = rotation
+        if field_order is not None and field_order not in _FIELD_ORDER_IDS:
+            raise InputError(f"field order {field_order!r} is not one of {', '.join(_FIELD_ORDER_IDS)}")
+        self.field_order = field_order
         self.options = {**self.profile.options, **(options or {})}
         self.frames_written = 0
         self._tmp: Path | None = None
@@ -195,6 +201,12 @@ class VideoWriter:
         cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = tags
         if self.rotation:
             stream.set_display_rotation(self.rotation)
+        if self.field_order:
+            cc.field_order = _FIELD_ORDER_IDS[self.field_order]
+            # DNxHR profiles have no interlaced coding (FFmpeg refuses it); ffv1 codes frames whole: for
+            # both, the field order still goes to the stream and the container.
+            if self.field_order != "progressive" and self.profile.encoder in ("libx264", "prores_ks"):
+                cc.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
         self._stream = stream
         self._matrix, self._range = effective_color(self.color, self.width, self.height, self.pix_fmt)
         if self.audio_from is not None:
@@ -294,6 +306,8 @@ class _AudioCarry:
             raise InputError(f"audio was asked from {source}, which has no audio stream")
         a = info.audio[0]
         self.rate = 48000 if suffix == ".mxf" else a.sample_rate
+        if suffix == ".mp4" and self.rate not in _AAC_RATES:  # e.g. 11024 Hz in an old AVI: the next AAC rate up
+            self.rate = min((r for r in _AAC_RATES if r >= self.rate), default=48000)
         self.channels = a.channels
         self.start_t = info.frame_time(first)
         self.end_t = info.frame_end_time(last)
@@ -324,7 +338,8 @@ class _AudioCarry:
         src, stream = self._src, self._astream
         stb = Fraction(stream.time_base)
         # Seek half a second early: audio packets are small and decoders need pre-roll.
-        src.seek(max(0, int(math.floor((self.start_t - Fraction(1, 2)) / stb))), stream=stream, backward=True)
+        with contextlib.suppress(av.error.FFmpegError):  # AVI cannot seek its audio: decode from the start
+            src.seek(max(0, int(math.floor((self.start_t - Fraction(1, 2)) / stb))), stream=stream, backward=True)
         skip: int | None = None  # samples still to drop before start_t (negative: silence to add)
 
         def cut(data: np.ndarray) -> Iterator[np.ndarray]:
@@ -384,6 +399,9 @@ class _AudioCarry:
             self._src.close()
 
 
+_FIELD_ORDER_IDS = {name: value for value, name in FIELD_ORDERS.items()}
+_AAC_RATES = (7350, 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
+
 # FFmpeg's default channel layout for each channel count (av_channel_layout_default).
 _DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0(side)", 6: "5.1(side)", 7: "6.1", 8: "7.1"}
 
@@ -418,8 +436,8 @@ def trim(src: Path | str, start: int, end: int, out: Path | str, codec: str = "h
     """Frame-accurate re-encode of frames start..end (inclusive, 0-based) of `src` into `out`.
 
     Decoded frames go to the encoder as they came (no RGB round trip); the source's colour
-    tags, frame timing (VFR pts included), rotation and first audio stream over the same
-    range are carried; the start timecode is shifted by `start` frames. Returns `probe(out)`.
+    tags, frame timing (VFR pts included), rotation, field order and first audio stream over
+    the same range are carried (further video streams are not: `MediaInfo.warnings`); the start timecode is shifted by `start` frames. Returns `probe(out)`.
     `on_frame(index)` is called after each frame is encoded (progress bars).
     """
     profile = resolve_codec(codec)
@@ -437,7 +455,7 @@ def trim(src: Path | str, start: int, end: int, out: Path | str, codec: str = "h
     with VideoWriter(out, width=info.width, height=info.height, fps=info.fps, codec=codec, timecode=timecode,
                      color=color, audio_from=(Path(src), start, end) if info.audio else None,
                      pix_fmt=info.pix_fmt, time_base=info.time_base if info.vfr else None,
-                     rotation=info.rotation) as writer:
+                     rotation=info.rotation, field_order=info.field_order) as writer:
         # Decoding runs on its own thread, a few frames ahead: the FFmpeg CLI (5.1) decodes and
         # encodes in turn on one thread; here the decoder's work overlaps the encoder's calls.
         with contextlib.closing(prefetch(read_av_frames(src, start, end, info), TRIM_PREFETCH)) as frames:
@@ -449,55 +467,5 @@ def trim(src: Path | str, start: int, end: int, out: Path | str, codec: str = "h
 
 
 TRIM_PREFETCH = 4  # decoded frames queued ahead of the encoder (bounded: flat memory)
-_DONE = object()  # prefetch queue: the producer finished
-
-
-def prefetch(items: Iterator[T], depth: int) -> Iterator[T]:
-    """Yield `items`, produced on a background thread at most `depth` ahead of the consumer.
-
-    PyAV releases the GIL inside FFmpeg's decode calls, so a decode generator on this thread
-    overlaps with encoding on the caller's. An exception in the producer is raised here; when the
-    consumer stops early (an error, Ctrl-C) and closes this generator (`contextlib.closing`), the
-    producer stops and its generator is closed.
-    """
-    q: queue.Queue[Any] = queue.Queue(depth)
-    stop = threading.Event()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put((None, item)):
-                    return
-        except BaseException as err:  # handed to the consumer, which raises it
-            put((err, None))
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-            put(_DONE)
-
-    thread = threading.Thread(target=produce, name="doppel-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            got = q.get()
-            if got is _DONE:
-                return
-            err, item = got
-            if err is not None:
-                raise err
-            yield item
-    finally:
-        stop.set()
-        thread.join()
 
 

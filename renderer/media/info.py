@@ -43,11 +43,31 @@ class AudioInfo:
 
 
 @dataclass(frozen=True)
+class VideoStreamInfo:
+    """A video stream other than the one Doppel reads (named by probe; never carried)."""
+
+    index: int
+    codec: str
+    width: int
+    height: int
+
+
+# FFmpeg's AVFieldOrder names: tt = top field first (coded and shown), bb = bottom first,
+# tb / bt = coded one way, shown the other.
+FIELD_ORDERS = {1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}
+
+
+@dataclass(frozen=True)
 class MediaInfo:
-    """What `probe` found. `pts` is the presentation-ordered pts of every frame in `time_base`;
-    `keyframes` are frame indices (into `pts`) of keyframes; `fps` is the nominal rate
-    (for VFR media: the mean rate over the clip). `truncated` is True when the container
-    declares more frames than could be demuxed (a cut-off or damaged file)."""
+    """What `probe` found. `pts` is the presentation-ordered pts of every frame in `time_base`,
+    exactly the frames FFmpeg presents: packets an MP4/MOV edit list hides (`discarded`: the
+    pre-roll of a B-frame delay or of a `-c copy` cut, a tail past the edit's end) and frames
+    the decoder drops because their references are missing (`undecodable`: a file that starts
+    mid-GOP) are not frames. `keyframes` are frame indices (into `pts`) of keyframes; `fps` is
+    the nominal rate (for VFR media: the mean rate over the clip). `truncated` is True when the
+    container declares more frames than could be demuxed (a cut-off or damaged file).
+    `field_order` is FFmpeg's name (progressive, tt, bb, tb, bt) or None when not signalled;
+    `other_video` lists video streams besides the one read (they are not carried)."""
 
     path: Path
     container: str
@@ -70,6 +90,19 @@ class MediaInfo:
     video_index: int = 0
     declared_frames: int | None = None
     truncated: bool = False
+    discarded: int = 0
+    undecodable: int = 0
+    field_order: str | None = None
+    other_video: tuple[VideoStreamInfo, ...] = ()
+
+    @property
+    def interlaced(self) -> bool:
+        return self.field_order in ("tt", "bb", "tb", "bt")
+
+    def warnings(self) -> list[str]:
+        """What a render of this source does not carry over, one sentence each."""
+        return [f"{self.path.name}: video stream #{v.index} ({v.codec} {v.width}x{v.height}) is not carried; "
+                f"only stream #{self.video_index} is read and written" for v in self.other_video]
 
     @property
     def duration_s(self) -> float:
@@ -102,6 +135,8 @@ class MediaInfo:
         out["pts"] = list(self.pts)
         out["keyframes"] = list(self.keyframes)
         out["audio"] = [asdict(a) for a in self.audio]
+        out["other_video"] = [asdict(v) for v in self.other_video]
+        out["interlaced"] = self.interlaced
         out["duration_s"] = self.duration_s
         return out
 
@@ -216,8 +251,13 @@ def _open_input(path: Path) -> av.container.InputContainer:
         raise InputError(f"not a readable media file: {path} ({err}); expected a video such as .mov, .mp4, .mkv, .mxf") from err
 
 
+def _video_streams(container: av.container.InputContainer) -> list[av.video.stream.VideoStream]:
+    """The container's video streams, cover art (attached pictures) left out."""
+    return [s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
+
+
 def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
-    streams = [s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
+    streams = _video_streams(container)
     if not streams:
         kinds = ", ".join(s.type for s in container.streams) or "no streams"
         raise InputError(f"no video stream in {path} (found: {kinds}); expected a video file")
@@ -229,12 +269,36 @@ def _color_tags(cc: Any) -> ColorTags:
                      _MATRIX.get(int(cc.colorspace)), _RANGE.get(int(cc.color_range)))
 
 
-def _find_timecode(container: av.container.InputContainer, video: Any) -> str | None:
-    for meta in [video.metadata] + [s.metadata for s in container.streams if s.type == "data"] + [container.metadata]:
+def _find_timecode(container: av.container.InputContainer, video: Any, first_s: Fraction,
+                   fps: Fraction) -> str | None:
+    """The timecode of the first presented frame.
+
+    A mov/mp4 `tmcd` track has its own edit list: its sample names the timecode at the track's
+    start, so a video track that starts later (an empty edit) or earlier is moved on by the
+    difference, counted in frames. Other containers tag the first frame's timecode directly."""
+    for data in (s for s in container.streams if s.type == "data"):
+        tc = data.metadata.get("timecode")
+        if tc:
+            start = Fraction(data.start_time or 0) * Fraction(data.time_base) if data.time_base else Fraction(0)
+            return _shift_wrapping(str(tc), int(round((first_s - start) * fps)), fps)
+    for meta in (video.metadata, container.metadata):
         for key in ("timecode", "TIMECODE"):
             if meta.get(key):
                 return str(meta[key])
     return None
+
+
+def _shift_wrapping(tc: str, frames: int, fps: Fraction) -> str:
+    """`tc` moved by `frames` (either way), wrapping at 24 hours as a timecode clock does."""
+    if not frames:
+        return tc
+    with contextlib.suppress(InputError):
+        day = _tc_nominal(fps) * 86400
+        if ";" in tc or "." in tc:
+            day -= 86400 // 60 * _drop_count(fps) - 86400 // 600 * _drop_count(fps)
+        n = (timecode_to_frame(tc, fps) + frames) % day
+        return frame_to_timecode(n, fps, ";" in tc or "." in tc)
+    return tc
 
 
 def _nominal_rate(pts: list[int], tb: Fraction, hints: list[Fraction]) -> tuple[Fraction, bool]:
@@ -257,8 +321,13 @@ def _nominal_rate(pts: list[int], tb: Fraction, hints: list[Fraction]) -> tuple[
 
 
 def probe(path: Path | str) -> MediaInfo:
-    """Describe a media file: the first video stream's format, exact frame count, pts index
-    (built by demuxing packets, no decode), VFR flag, timecode, colour, rotation, audio streams.
+    """Describe a media file: the first video stream's format, exact frame count, pts index,
+    VFR flag, timecode, colour, field order, rotation, audio streams, other video streams.
+
+    The index holds the frames FFmpeg presents (what `ffprobe -count_frames` counts and an
+    NLE shows): built by demuxing packets, leaving out those an MP4/MOV edit list marks
+    discard; where the file starts mid-GOP (or with leading pictures whose references are
+    missing), its head is decoded to learn which of those frames the decoder drops.
 
     Raises InputError for a missing file, a non-media file or one without video.
     """
@@ -266,7 +335,7 @@ def probe(path: Path | str) -> MediaInfo:
     with _open_input(path) as container:
         video = _video_stream(container, path)
         tb = Fraction(video.time_base)
-        pts_key: list[tuple[int, bool]] = []
+        packets: list[tuple[int, bool, bool]] = []  # (pts, keyframe, discard) in decode order
         demux_failed = False
         try:
             for packet in container.demux(video):
@@ -275,18 +344,24 @@ def probe(path: Path | str) -> MediaInfo:
                 pts = packet.pts if packet.pts is not None else packet.dts
                 if pts is None:
                     continue
-                pts_key.append((int(pts), bool(packet.is_keyframe)))
+                packets.append((int(pts), bool(packet.is_keyframe), bool(packet.is_discard)))
         except av.error.FFmpegError:
             demux_failed = True
-        if not pts_key:
+        shown = [(pts, key) for pts, key, discard in packets if not discard]
+        if not shown:
             raise InputError(f"no video frames could be read from {path}")
-        order = sorted(range(len(pts_key)), key=lambda i: pts_key[i][0])
-        pts = [pts_key[i][0] for i in order]
-        keyframes = tuple(n for n, i in enumerate(order) if pts_key[i][1])
+        dropped = _undecodable_head(path, video.index, packets)
+        if dropped:
+            shown = [(pts, key) for pts, key in shown if pts not in dropped]
+        if not shown:
+            raise InputError(f"no video frame of {path} decodes (the stream never reaches a keyframe)")
+        shown.sort(key=lambda e: e[0])
+        pts = [e[0] for e in shown]
+        keyframes = tuple(n for n, (_, key) in enumerate(shown) if key)
         cc = video.codec_context
         hints = [Fraction(r) for r in (video.average_rate, video.guessed_rate, video.base_rate) if r]
         fps, vfr = _nominal_rate(pts, tb, hints)
-        timecode = _find_timecode(container, video)
+        timecode = _find_timecode(container, video, pts[0] * tb, fps)
         rotation = 0
         # Rotation lives in the display-matrix side data; the first decoded frame carries it.
         with contextlib.suppress(av.error.FFmpegError, StopIteration):
@@ -304,14 +379,22 @@ def probe(path: Path | str) -> MediaInfo:
             )
             for s in container.streams.audio
         )
-        declared = int(video.frames) if video.frames else None
+        others = tuple(VideoStreamInfo(s.index, s.codec_context.name, int(s.codec_context.width),
+                                       int(s.codec_context.height))
+                       for s in _video_streams(container) if s.index != video.index)
+        discarded = len(packets) - sum(1 for e in packets if not e[2])
+        # mov's sample count includes the samples its edit list hides; several edits can list a
+        # sample twice (more packets than samples), and then the count says nothing about frames.
+        declared = int(video.frames) - discarded if video.frames and len(packets) <= int(video.frames) else None
         if declared is None and container.duration and not vfr:
             # Matroska and others declare a duration in the header, written when the file was finished.
             start_s = Fraction(container.start_time or 0, av.time_base)
             declared_end = start_s + Fraction(container.duration, av.time_base)
             missing = (declared_end - (pts[-1] * tb + 1 / fps)) * fps
             if missing >= Fraction(3, 2):
-                declared = len(pts) + int(round(missing))
+                declared = len(pts) + len(dropped) + int(round(missing))
+        if declared is not None:
+            declared -= len(dropped)
         truncated = demux_failed or (declared is not None and declared > len(pts))
         pix_fmt = cc.format.name if cc.format else (cc.pix_fmt or "unknown")
         return MediaInfo(
@@ -319,8 +402,38 @@ def probe(path: Path | str) -> MediaInfo:
             pix_fmt=pix_fmt, fps=fps, time_base=tb, frames=len(pts), pts=tuple(pts), vfr=vfr,
             timecode=timecode, drop_frame=bool(timecode and (";" in timecode or "." in timecode)),
             color=_color_tags(cc), rotation=rotation, audio=audio, start_pts=pts[0], keyframes=keyframes,
-            video_index=video.index, declared_frames=declared, truncated=truncated,
+            video_index=video.index, declared_frames=declared, truncated=truncated, discarded=discarded,
+            undecodable=len(dropped), field_order=FIELD_ORDERS.get(int(cc.field_order)), other_video=others,
         )
+
+
+def _undecodable_head(path: Path, index: int, packets: list[tuple[int, bool, bool]]) -> set[int]:
+    """pts of shown packets at the head of the stream that FFmpeg's decoder never outputs.
+
+    Only the head can hold such frames: packets before the first keyframe in decode order (a
+    stream cut mid-GOP, a transport stream joined late) and leading pictures whose pts is
+    before that keyframe's (an open GOP cut at its I-frame) reference pictures that are not
+    in the file. Whether the decoder shows them depends on the codec (H.264 conceals some,
+    HEVC skips RASL pictures), so the head is decoded until it has passed them; every other
+    file is answered from the packets alone."""
+    first_key = next((n for n, e in enumerate(packets) if e[1]), None)
+    if first_key is None:
+        return set()  # no keyframe at all: nothing decides; decoding reports the damage
+    key_pts = packets[first_key][0]
+    doubtful = {pts for n, (pts, _, discard) in enumerate(packets)
+                if not discard and (n < first_key or pts < key_pts)}
+    if not doubtful:
+        return set()
+    last = max(doubtful)
+    seen: set[int] = set()
+    with contextlib.suppress(av.error.FFmpegError), av.open(str(path), "r") as container:
+        video = container.streams[index]
+        for frame in container.decode(video):
+            if frame.pts is not None:
+                seen.add(int(frame.pts))
+                if frame.pts > last:
+                    break
+    return doubtful - seen
 
 
 # --------------------------------------------------------------------------------------------

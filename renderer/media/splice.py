@@ -15,7 +15,7 @@ from renderer.atomic import atomic_output
 from renderer.errors import InputError, MediaError
 from renderer.media.decode import iter_packets
 from renderer.media.encode import _AudioCarry
-from renderer.media.info import MediaInfo, _open_input, _video_stream, probe
+from renderer.media.info import MediaInfo, _open_input, _shift_wrapping, _video_stream, probe
 
 # --------------------------------------------------------------------------------------------
 # Concatenation (render-farm chunks)
@@ -121,11 +121,15 @@ class CutPoints:
     0..c-1 and frame c opens a closed GOP (h264: an IDR access unit; intra codecs: every
     frame), plus 0 and `frames`. Packets can be swapped between two cuts without any other
     packet referencing them. `reason` says why smart render is impossible (None: possible).
+    `forced` are the GOPs that hold packets the edit list hides or the decoder drops: a
+    stream copy would carry them without the edit list that hides them, so they are always
+    re-encoded (`gop_spans` adds them).
     """
 
     cuts: tuple[int, ...]
     frames: int
     reason: str | None = None
+    forced: tuple[tuple[int, int], ...] = ()  # GOPs (inclusive) holding packets that are no frame: always re-encoded
 
 
 @dataclass(frozen=True)
@@ -180,44 +184,60 @@ def cut_points(info: MediaInfo) -> CutPoints:
     Open GOPs (leading B-frames that reference the GOP before), non-IDR h264 keyframes and
     Annex B h264 give no cut; a source Doppel cannot encode, or a damaged one, gives a reason.
     """
+    whole = (0, info.frames)
     if info.codec not in SMART_CODECS:
-        return CutPoints((0, info.frames), info.frames,
+        return CutPoints(whole, info.frames,
                          f"source codec {info.codec} is not one Doppel encodes (smart render: {', '.join(SMART_CODECS)})")
     if info.truncated:
-        return CutPoints((0, info.frames), info.frames, "the source is truncated")
-    cuts = [0]
+        return CutPoints(whole, info.frames, "the source is truncated")
     length_size = 4
     with _open_input(info.path) as container:
         video = container.streams[info.video_index]
         if info.codec == "h264":
             avcc = _avcc(video.codec_context.extradata)
             if avcc is None:
-                return CutPoints((0, info.frames), info.frames, "h264 without avcC parameter sets (Annex B stream)")
+                return CutPoints(whole, info.frames, "h264 without avcC parameter sets (Annex B stream)")
             length_size = avcc[0]
+    cuts, hidden_in = [0], set()  # hidden_in: cuts whose GOP holds a packet that is no frame
+    open_at: list[int] = []  # keyframes that open a GOP which is not closed
     seen_max, n = -1, 0
     for index, packet in iter_packets(info.path, info):
+        if packet.pts is None:
+            return CutPoints(whole, info.frames, "a video packet without a timestamp")
         if index is None:
-            return CutPoints((0, info.frames), info.frames, "a video packet without a timestamp")
-        if n > 0 and seen_max == n - 1 and packet.is_keyframe and (
-                info.codec != "h264" or _IDR_NAL in _nal_types(bytes(packet), length_size)):
-            cuts.append(n)
+            hidden_in.add(cuts[-1])
+            continue
+        if n > 0 and packet.is_keyframe:
+            closed = info.codec != "h264" or _IDR_NAL in _nal_types(bytes(packet), length_size)
+            if seen_max == n - 1 and closed and index == n:
+                cuts.append(n)
+            elif seen_max == n - 1:
+                open_at.append(index)  # leading pictures follow it, or a non-IDR I-frame
         seen_max = max(seen_max, index)
         n += 1
     if n != info.frames:
-        return CutPoints((0, info.frames), info.frames, f"demuxed {n} video packets for {info.frames} frames")
+        return CutPoints(whole, info.frames, f"demuxed {n} video packets for {info.frames} frames")
     cuts.append(info.frames)
-    return CutPoints(tuple(sorted(set(cuts))), info.frames)
+    forced = tuple((c, nxt - 1) for c, nxt in zip(cuts, cuts[1:]) if c in hidden_in)
+    reason = None
+    if len(cuts) == 2 and open_at:
+        shown = ", ".join(str(i) for i in open_at[:5]) + (", ..." if len(open_at) > 5 else "")
+        reason = (f"open GOP: the keyframes at frames {shown} are not IDR or have leading B-frames that reference "
+                  f"the GOP before, so no GOP can be cut for stream copy")
+    return CutPoints(tuple(sorted(set(cuts))), info.frames, reason, forced)
 
 
 def gop_spans(cuts: CutPoints, ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Inclusive frame spans to re-encode so that every frame of `ranges` (inclusive) is inside one.
 
     Each range grows to the cut at or before its first frame and to just before the cut
-    after its last frame; overlapping or touching spans merge. Sorted."""
-    spans: list[tuple[int, int]] = []
-    for lo, hi in sorted(ranges):
+    after its last frame; the `forced` GOPs are added; overlapping or touching spans merge.
+    Sorted."""
+    for lo, hi in ranges:
         if not 0 <= lo <= hi < cuts.frames:
             raise InputError(f"swap range {lo}-{hi} is outside the video (allowed: 0-{cuts.frames - 1})")
+    spans: list[tuple[int, int]] = []
+    for lo, hi in sorted(list(ranges) + list(cuts.forced)):
         g0 = max(c for c in cuts.cuts if c <= lo)
         g1 = min(c for c in cuts.cuts if c > hi) - 1
         if spans and g0 <= spans[-1][1] + 1:
@@ -295,16 +315,27 @@ def splice(src: Path | str, out: Path | str, parts: list[tuple[int, int, Path]],
             p_index = {q: i for i, q in enumerate(pinfo.pts)}
             part_orders.append([g0 + p_index[pk.pts] for pk in _video_packets(Path(p))])
         emitted: set[int] = set()
+        hidden_open = False  # a packet that is no frame, not yet known to lie inside a span
+        last_in_span = False
         for packet in container.demux(src_video):
             if packet.size == 0:
                 continue
-            i = index_of[packet.pts]
+            i = None if packet.is_discard else index_of.get(packet.pts)
+            if i is None:
+                hidden_open = hidden_open or not last_in_span
+                continue
             k = span_of.get(i)
+            if hidden_open and k is None:
+                break
+            hidden_open, last_in_span = False, k is not None
             if k is None:
                 order.append(i)
             elif k not in emitted:
                 emitted.add(k)
                 order.extend(part_orders[k])
+    if hidden_open:
+        raise SpliceError(f"{src.name} has packets that its edit list hides or that do not decode outside the "
+                          f"re-encoded spans (copying them would show them); re-encode their GOPs (cut_points.forced)")
     if sorted(order) != list(range(info.frames)):
         raise SpliceError(f"spliced stream of {src.name} would not hold every frame exactly once")
     delay = max(n - i for n, i in enumerate(order))
@@ -324,13 +355,18 @@ def splice(src: Path | str, out: Path | str, parts: list[tuple[int, int, Path]],
             src_video = container.streams[info.video_index]
             for key, value in (metadata or {}).items():
                 dst.metadata[key] = value
-            if info.timecode:
-                dst.metadata["timecode"] = info.timecode
+            timecode = info.timecode
+            if timecode and fmt in ("mov", "mp4"):
+                # The muxer's tmcd track starts at movie time 0, and the copied video at its first pts
+                # (an empty edit when that is later): name the timecode at 0, so frame 0 keeps its own.
+                timecode = _shift_wrapping(timecode, -int(round(info.frame_time(0) * info.fps)), info.fps)
+            if timecode:
+                dst.metadata["timecode"] = timecode
             vout = dst.add_stream_from_template(src_video)
             vout.time_base = info.time_base
             vout.codec_context.framerate = info.fps  # mov writes its timecode track only with a rate
-            if info.timecode:
-                vout.metadata["timecode"] = info.timecode
+            if timecode:
+                vout.metadata["timecode"] = timecode
             if info.rotation:
                 vout.set_display_rotation(info.rotation)
             audio_map = {}
@@ -361,7 +397,9 @@ def splice(src: Path | str, out: Path | str, parts: list[tuple[int, int, Path]],
                     packet.stream = audio_map[packet.stream_index]
                     dst.mux(packet)
                     continue
-                i = index_of[packet.pts]
+                i = None if packet.is_discard else index_of.get(packet.pts)
+                if i is None:
+                    continue  # no frame: it lies in a re-encoded span (checked above)
                 k = span_of.get(i)
                 if k is None:
                     if needs_src_params and src_avcc is not None:
