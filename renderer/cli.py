@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 from renderer import __version__
 from renderer.errors import DoppelError
@@ -60,18 +63,40 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a farm's or the Blender add-on's Cancel): unwound exactly like Ctrl-C, so every
+    writer deletes its temporary file on the way out."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
         return int(args._run(args))
     except DoppelError as err:
         print(f"doppel {args.command}: error: {err}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
-        print(f"doppel {args.command}: interrupted; no partial file kept under a final name", file=sys.stderr)
-        return 130
+    except OSError as err:  # the disk filled, a folder went read-only mid-run: one line, not a traceback
+        from renderer.atomic import final_path_of
+
+        where = f" {final_path_of(Path(err.filename))}" if isinstance(err.filename, str) else ""
+        print(f"doppel {args.command}: error: cannot write or read{where}: {err.strerror or err}; "
+              f"nothing partial kept under a final name", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as err:
+        what = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
+        print(f"doppel {args.command}: {what}; no partial file kept under a final name", file=sys.stderr)
+        return 128 + signal.SIGTERM if isinstance(err, Terminated) else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -258,7 +258,14 @@ class ModelChoice:
 
 
 def model_ready(model_dir: Path) -> bool:
-    return (model_dir / "model.safetensors").is_file() and (model_dir / "model.yaml").is_file()
+    from renderer.checkpoint import model_files
+    from renderer.errors import ModelError
+
+    try:
+        files = model_files(model_dir)  # the last complete checkpoint, or a flat model's folder
+    except ModelError:
+        return False
+    return (files / "model.safetensors").is_file() and (files / "model.yaml").is_file()
 
 
 def default_model_dir() -> Path:

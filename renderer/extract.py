@@ -266,7 +266,7 @@ def extract(
             else:
                 frames_seen = 1
                 consider(0, rgb, find_faces(rgb, detector=detector, points=points, crop_size=size,
-                                            coverage=coverage))
+                                            coverage=coverage, min_size=min_face))
         else:
             fps: list[float] = []
             tracker: FaceTracker | None = None
@@ -275,11 +275,11 @@ def extract(
                     frames_seen += 1
                     if every == 1:
                         tracker = tracker or FaceTracker(detector=detector, points=points, crop_size=size,
-                                                         coverage=coverage, fps=fps[0])
+                                                         coverage=coverage, fps=fps[0], min_size=min_face)
                         faces = tracker.update(i, rgb)
                     else:
                         faces = find_faces(rgb, detector=detector, points=points, crop_size=size,
-                                           coverage=coverage)
+                                           coverage=coverage, min_size=min_face)
                     consider(i, rgb, faces)
             except DoppelError as err:  # corrupt or unsupported video: recorded, the run goes on
                 problem = f"unreadable video: {err}"

@@ -289,29 +289,27 @@ def save_model(
     model: SwapAutoencoder,
     card: "ModelCard",
     extra_files: dict[str, bytes] | None = None,
-) -> None:
-    """Write MODEL_DIR/model.safetensors then MODEL_DIR/model.yaml, each atomically.
+    label: str | None = None,
+) -> Path:
+    """Save weights, card and `extra_files` (name -> bytes: optimizer state, previews) as one
+    checkpoint generation of MODEL_DIR (`renderer.checkpoint.save_files`): all or nothing.
 
-    The card is written last and records the weights' SHA-256, so a crash between the
-    two writes is caught by `load_model` instead of pairing a card with other weights.
-    `extra_files` (name -> bytes) are written atomically before the card (optimizer state).
+    The card records the weights' SHA-256, so a card is never paired with other weights.
+    `label` names the generation (default: the card's iteration). Returns its folder.
     """
     from safetensors.torch import save as st_save
 
-    from renderer.atomic import write_bytes_atomic
-    from renderer.modelcard import save_model_card
+    from renderer.checkpoint import save_files
+    from renderer.modelcard import CARD_NAME, card_text, validate_rights
 
-    model_dir = Path(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
+    validate_rights(card.rights, f"model card for {model_dir}")  # before anything is written
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     blob = st_save(tensors, metadata={"format": "doppel-swap-autoencoder", "arch": model.config.arch})
-    write_bytes_atomic(model_dir / WEIGHTS_NAME, blob)
-    for name, data in (extra_files or {}).items():
-        write_bytes_atomic(model_dir / name, data)
     import hashlib
 
     card = dataclasses.replace(card, weights_sha256=hashlib.sha256(blob).hexdigest(), config=model.config)
-    save_model_card(model_dir, card)
+    files = {WEIGHTS_NAME: blob, **(extra_files or {}), CARD_NAME: card_text(card).encode("utf-8")}
+    return save_files(model_dir, files, label or f"{card.iterations:08d}")
 
 
 def load_model(
@@ -319,20 +317,20 @@ def load_model(
 ) -> tuple[SwapAutoencoder, "ModelCard"]:
     """Load weights and card; eval mode on `device` (default: `pick_device()`).
 
-    ModelError (exit 2) names the problem: missing directory, missing card, a card
+    ModelError (exit 2) names the problem: missing folder, missing card, a card
     without rights, missing or corrupt weights, weights that do not match the card.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load as st_load
 
     from renderer.atomic import sha256_file
-    from renderer.modelcard import load_model_card
+    from renderer.checkpoint import model_files
+    from renderer.modelcard import read_model_card
 
     model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise ModelError(f"model directory {model_dir} does not exist (train one with `doppel train`)")
-    card = load_model_card(model_dir)
-    weights = model_dir / WEIGHTS_NAME
+    files = model_files(model_dir)  # resolved once: card and weights come from the same save
+    card = read_model_card(files)
+    weights = files / WEIGHTS_NAME
     if not weights.is_file():
         raise ModelError(f"model {model_dir}: {WEIGHTS_NAME} is missing (the card is there; was training interrupted?)")
     if card.weights_sha256 and sha256_file(weights) != card.weights_sha256:

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from renderer.atomic import sha256_file, write_text_atomic
+from renderer.checkpoint import model_files
 from renderer.errors import ModelError
 from renderer.model import ModelConfig
 
@@ -132,12 +133,18 @@ def validate_rights(rights: str | None, where: str) -> str:
     return text
 
 
-def save_model_card(model_dir: Path | str, card: ModelCard) -> Path:
-    """Write MODEL_DIR/model.yaml atomically (after validating the rights statement)."""
-    validate_rights(card.rights, f"model card for {model_dir}")
-    path = Path(model_dir) / CARD_NAME
+def card_text(card: ModelCard) -> str:
+    """MODEL_DIR/model.yaml's text for `card`."""
     header = "# Doppel model card. This model makes synthetic media: renders are labelled as such.\n"
-    write_text_atomic(path, header + yaml.safe_dump(card.to_dict(), sort_keys=False, allow_unicode=True))
+    return header + yaml.safe_dump(card.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+def save_model_card(model_dir: Path | str, card: ModelCard) -> Path:
+    """Write model.yaml atomically into MODEL_DIR's current files (after validating the rights statement)."""
+    validate_rights(card.rights, f"model card for {model_dir}")
+    folder = model_files(model_dir) if Path(model_dir).is_dir() else Path(model_dir)
+    path = folder / CARD_NAME
+    write_text_atomic(path, card_text(card))
     return path
 
 
@@ -191,21 +198,39 @@ def _validation(data: Any) -> Validation | None:
                       faces_b=int(data["faces_b"]), ssim_a=ssim(data.get("ssim_a")), ssim_b=ssim(data.get("ssim_b")))
 
 
-def load_model_card(model_dir: Path | str) -> ModelCard:
-    """Read and validate MODEL_DIR/model.yaml; ModelError (exit 2) when missing, malformed or without rights."""
-    path = Path(model_dir) / CARD_NAME
+def yaml_error_line(err: yaml.YAMLError) -> str:
+    """One line for a YAML error: 'line N: what' (PyYAML's own text spans several lines)."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    tag = problem.split("for the tag ", 1)[1].strip("'") if "for the tag " in problem else None
+    if tag:
+        problem = f"tag {tag.replace('tag:yaml.org,2002:', '!!')} is not allowed (plain YAML only; no object is ever built from a tag)"
+    return f"line {mark.line + 1}: {problem}" if mark is not None else problem
+
+
+def read_model_card(folder: Path) -> ModelCard:
+    """Read and validate FOLDER/model.yaml, FOLDER being a model's files (`renderer.checkpoint.model_files`)."""
+    path = folder / CARD_NAME
     if not path.is_file():
-        raise ModelError(f"model {model_dir}: no {CARD_NAME} model card (train one with `doppel train`)")
+        raise ModelError(f"model {folder}: no {CARD_NAME} model card (train one with `doppel train`)")
     try:
         data = yaml.safe_load(path.read_text("utf-8"))
-    except (OSError, yaml.YAMLError) as err:
+    except yaml.YAMLError as err:
+        raise ModelError(f"model card {path} is unreadable: {yaml_error_line(err)}") from err
+    except (OSError, UnicodeDecodeError) as err:
         raise ModelError(f"model card {path} is unreadable: {err}") from err
     return model_card_from_dict(data, str(path))
 
 
+def load_model_card(model_dir: Path | str) -> ModelCard:
+    """Read and validate MODEL_DIR's model card; ModelError (exit 2) when the folder does not exist, or the
+    card is missing, malformed or without rights."""
+    return read_model_card(model_files(model_dir))
+
+
 def card_sha256(model_dir: Path | str) -> str:
-    """Hex SHA-256 of MODEL_DIR/model.yaml (what provenance manifests cite)."""
-    path = Path(model_dir) / CARD_NAME
+    """Hex SHA-256 of MODEL_DIR's model.yaml (what provenance manifests cite)."""
+    path = model_files(model_dir) / CARD_NAME
     if not path.is_file():
         raise ModelError(f"model {model_dir}: no {CARD_NAME} model card")
     return sha256_file(path)

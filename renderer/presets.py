@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +114,7 @@ FIELDS: dict[str, Field] = {
     "smoothing.temporal": Field("float", 0.5, minimum=0.0, maximum=1.0, help="temporal smoothing strength"),
     "handles": Field("int", 0, minimum=0, maximum=10000, help="frames rendered before/after each clip"),
     "detect_every": Field("int", 8, minimum=1, maximum=1000, help="detect every N frames, track between"),
+    "min_face": Field("int", 40, minimum=8, maximum=4096, help="smallest face searched for (px)"),
     "output.codec": Field("enum", "prores_hq", CODECS, help="video codec"),
     "output.container": Field("enum", "mov", CONTAINERS, help="container (checked against the codec)"),
     "output.pix_fmt": Field("str", None, nullable=True, help="pixel format (null: the codec's default)"),
@@ -216,6 +218,7 @@ class Preset:
     smoothing: SmoothingSettings
     handles: int
     detect_every: int
+    min_face: int
     output: OutputSettings
     signing: SigningSettings
 
@@ -360,7 +363,7 @@ def _check_value(key: str, value: Any, where: str) -> Any:
         return value
     if f.kind in ("int", "float"):
         ok = isinstance(value, int) if f.kind == "int" else isinstance(value, (int, float))
-        if not ok or isinstance(value, bool):
+        if not ok or isinstance(value, bool) or not math.isfinite(value):  # NaN passes every bound check
             raise bad()
         if (f.minimum is not None and value < f.minimum) or (f.maximum is not None and value > f.maximum):
             raise bad()
@@ -396,6 +399,9 @@ def _build(flat: dict[str, Any], *, name: str, source: str, where: str,
             f"allowed for {codec}: {', '.join(CODEC_PIX_FMTS[codec])}"
         )
     pattern = flat["output.name"]
+    if not pattern.strip():
+        raise InputError(f"empty name pattern {pattern!r} ({at('output.name')}); give a file name pattern, e.g. "
+                         f"'{FIELDS['output.name'].default}' (fields: " + ", ".join("{" + n + "}" for n in NAME_FIELDS) + ")")
     try:
         used = {fld for _, fld, _, _ in string.Formatter().parse(pattern) if fld is not None}
     except ValueError as err:
@@ -422,7 +428,7 @@ def _build(flat: dict[str, Any], *, name: str, source: str, where: str,
         mask=MaskSettings(flat["mask.kind"], flat["mask.erode"], flat["mask.feather"]),
         colour=flat["colour"], blend=flat["blend"],
         smoothing=SmoothingSettings(flat["smoothing.landmarks"], flat["smoothing.temporal"]),
-        handles=flat["handles"], detect_every=flat["detect_every"],
+        handles=flat["handles"], detect_every=flat["detect_every"], min_face=flat["min_face"],
         output=OutputSettings(
             codec=codec, container=container, pix_fmt=pix_fmt, audio=audio, name=pattern,
             color=ColorTags(flat["output.color.primaries"], flat["output.color.transfer"],

@@ -6,14 +6,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 from torch import Tensor
 
-from renderer.atomic import write_bytes_atomic
 from renderer.errors import ModelError
 from renderer.model import SwapAutoencoder
 
@@ -67,9 +65,10 @@ def loss_curve_image(history: list[tuple[float, float]], size: tuple[int, int] =
     return img
 
 
-def write_png(path: Path, rgb: np.ndarray) -> None:
-    """Write (H, W, 3) uint8 RGB as PNG, atomically."""
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """(H, W, 3) uint8 RGB as PNG bytes."""
     ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
-        raise ModelError(f"could not encode {path}")
-    write_bytes_atomic(path, buf.tobytes())
+        raise ModelError(f"could not encode a {rgb.shape} image as PNG")
+    return buf.tobytes()
+

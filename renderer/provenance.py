@@ -1,14 +1,17 @@
 """Provenance of every output: a synthetic-media label, a signed C2PA manifest, a local signing chain.
 
-The render and swap jobs call this module once per final file, after encoding:
+The render and swap jobs call this module once per output:
 
-    identity = resolve_signing_identity(preset.signing, os.environ, base_dir=preset_dir)
+    identity = resolve_signing_identity(preset.signing, os.environ, base_dir=preset_dir)  # checked: exit 2
     claim = claim_for_model(source, model_dir, swapped_ranges=[(0, 48)], preset_sha256=...)
-    # (or make_claim(source, model_name=..., identities=..., model_card_sha256=..., rights=..., ...))
-    writer = VideoWriter(tmp, ..., metadata=label_metadata(claim, signed=identity is not None))
-    ...                                     # encode, close
-    result = sign_media(final, claim, identity)
-    if result.warning: print(result.warning, file=sys.stderr)
+    with signed_output(final, claim, identity, source=source) as target:
+        writer = VideoWriter(target.tmp, ..., metadata=label_metadata(claim, signed=identity is not None))
+        ...                                 # encode, close
+    if target.result.warning: print(target.result.warning, file=sys.stderr)
+
+The identity is proven (key matches certificate, in date, a trial signature) when it is
+resolved, before any frame is decoded; the output is signed under its temporary name and
+renamed only once signed, so a final-named file is always signed when a key is configured.
 
 MP4/MOV/M4V/AVI get the manifest embedded (signed into a temporary sibling, renamed over the
 file). Containers C2PA cannot embed into (MXF among them) get a sidecar `<stem>.c2pa` beside
@@ -20,6 +23,7 @@ Frame ranges are half-open `(start, end)` output frame indices: `(0, 48)` is fra
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import datetime as dt
 import json
@@ -30,8 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from renderer import __version__
-from renderer.atomic import atomic_output, sha256_file, temp_path_for, write_bytes_atomic
-from renderer.errors import InputError, ProvenanceError, closest
+from renderer.atomic import sha256_file, temp_path_for, write_bytes_atomic
+from renderer.errors import InputError, ProvenanceError
+# The signing identity lives in renderer.signing; its public names are part of this module's API.
+from renderer.signing import (  # noqa: F401
+    CA_CERT_NAME, CHAIN_NAME, ENV_CERT, ENV_KEY, ENV_KEYS_DIR, KEY_NAME, PRESET_SIGNING_KEYS, LocalKeys,
+    SigningIdentity, check_signing_identity, default_keys_dir, identity_fingerprint, init_keys,
+    load_signer_material, one_line, resolve_signing_identity,
+)
 
 DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
 ASSERTION_LABEL = "com.doppel.faceswap"
@@ -43,201 +53,10 @@ EMBEDDED_FORMATS: dict[str, str] = {
     ".mov": "video/quicktime",
     ".avi": "video/x-msvideo",
 }
-# Files `doppel keys init` writes and the default keys folder is searched for.
-CA_CERT_NAME = "ca.pem"
-CHAIN_NAME = "signer-chain.pem"
-KEY_NAME = "signer.key"
-ENV_CERT = "DOPPEL_SIGN_CERT"
-ENV_KEY = "DOPPEL_SIGN_KEY"
-ENV_KEYS_DIR = "DOPPEL_KEYS_DIR"
-PRESET_SIGNING_KEYS = ("cert", "key")
 # A validation failure that says only "we do not know this signer": not tampering.
 _UNTRUSTED_CODES = frozenset({"signingCredential.untrusted"})
-
-
-# --------------------------------------------------------------------------- signing identity
-
-
-@dataclass(frozen=True)
-class SigningIdentity:
-    """A PEM certificate chain (leaf first, then intermediates/CA) and the leaf's PEM private key."""
-
-    cert_chain_pem: Path
-    key_pem: Path
-    origin: str  # where it came from: "preset", "environment" or "keys folder <dir>"
-
-
-def default_keys_dir(env: Mapping[str, str]) -> Path:
-    """`$DOPPEL_KEYS_DIR`, else `$XDG_CONFIG_HOME/doppel/keys`, else `~/.config/doppel/keys`."""
-    if env.get(ENV_KEYS_DIR):
-        return Path(env[ENV_KEYS_DIR]).expanduser()
-    config = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME") or Path.home()) / ".config")
-    return Path(config) / "doppel" / "keys"
-
-
-def resolve_signing_identity(
-    preset_signing: Mapping[str, Any] | None,
-    env: Mapping[str, str],
-    base_dir: Path | None = None,
-) -> SigningIdentity | None:
-    """The identity to sign with: preset `signing: {cert, key}` > env > default keys folder > None.
-
-    Relative preset paths are resolved against `base_dir` (the preset's folder). A source that is
-    configured but broken (one of the pair missing, a file that does not exist) is an InputError,
-    never a silent fall-through to an unsigned render.
-    """
-    if preset_signing is not None:
-        if not isinstance(preset_signing, Mapping):
-            raise InputError(f"preset key 'signing': expected a mapping {{cert: PATH, key: PATH}}, "
-                             f"got {type(preset_signing).__name__} {preset_signing!r}")
-        for key in preset_signing:
-            if key not in PRESET_SIGNING_KEYS:
-                raise InputError(f"preset key 'signing.{key}' is not allowed; allowed: "
-                                 f"{', '.join(PRESET_SIGNING_KEYS)}{closest(str(key), PRESET_SIGNING_KEYS)}")
-        missing = [k for k in PRESET_SIGNING_KEYS if not preset_signing.get(k)]
-        if missing:
-            raise InputError(f"preset key 'signing' needs both cert and key; missing: {', '.join(missing)}")
-        base = Path(base_dir) if base_dir is not None else Path.cwd()
-        cert, key = (base / Path(str(preset_signing[k])).expanduser() for k in PRESET_SIGNING_KEYS)
-        return _checked_identity(cert, key, "preset", "preset key 'signing'")
-    cert_env, key_env = env.get(ENV_CERT), env.get(ENV_KEY)
-    if cert_env or key_env:
-        if not (cert_env and key_env):
-            have, lack = (ENV_CERT, ENV_KEY) if cert_env else (ENV_KEY, ENV_CERT)
-            raise InputError(f"environment sets {have} but not {lack}; set both or neither")
-        return _checked_identity(Path(cert_env).expanduser(), Path(key_env).expanduser(),
-                                 "environment", f"environment {ENV_CERT}/{ENV_KEY}")
-    keys_dir = default_keys_dir(env)
-    if (keys_dir / CHAIN_NAME).is_file() and (keys_dir / KEY_NAME).is_file():
-        return SigningIdentity(keys_dir / CHAIN_NAME, keys_dir / KEY_NAME, f"keys folder {keys_dir}")
-    return None
-
-
-def _checked_identity(cert: Path, key: Path, origin: str, where: str) -> SigningIdentity:
-    for label, path in (("cert", cert), ("key", key)):
-        if not path.is_file():
-            raise InputError(f"{where}: {label} file {str(path)!r} does not exist")
-    return SigningIdentity(cert, key, origin)
-
-
-def _load_signer_material(identity: SigningIdentity) -> tuple[str, str, str]:
-    """(chain PEM, key PEM, c2pa alg name), after checking the key matches the leaf and is in date."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-
-    try:
-        chain_bytes = identity.cert_chain_pem.read_bytes()
-        key_bytes = identity.key_pem.read_bytes()
-        certs = x509.load_pem_x509_certificates(chain_bytes)
-        key = serialization.load_pem_private_key(key_bytes, password=None)
-    except (OSError, ValueError, TypeError) as err:
-        raise InputError(f"signing identity from {identity.origin} ({identity.cert_chain_pem}, "
-                         f"{identity.key_pem}) is not a PEM certificate chain and unencrypted PEM key: {err}") from err
-    leaf = certs[0]
-    pub = serialization.PublicFormat.SubjectPublicKeyInfo
-    if leaf.public_key().public_bytes(serialization.Encoding.DER, pub) != key.public_key().public_bytes(
-            serialization.Encoding.DER, pub):
-        raise InputError(f"signing key {identity.key_pem} does not belong to the first certificate in "
-                         f"{identity.cert_chain_pem} (the chain must list the signing certificate first)")
-    now = dt.datetime.now(dt.timezone.utc)
-    if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
-        raise InputError(f"signing certificate {identity.cert_chain_pem} is valid only from "
-                         f"{leaf.not_valid_before_utc:%Y-%m-%d} to {leaf.not_valid_after_utc:%Y-%m-%d}; "
-                         f"make a new one (doppel keys init --force) or configure another")
-    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in ("secp256r1", "secp384r1", "secp521r1"):
-        alg = {"secp256r1": "es256", "secp384r1": "es384", "secp521r1": "es512"}[key.curve.name]
-    elif isinstance(key, ed25519.Ed25519PrivateKey):
-        alg = "ed25519"
-    elif isinstance(key, rsa.RSAPrivateKey):
-        alg = "ps256"
-    else:
-        raise InputError(f"signing key {identity.key_pem}: {type(key).__name__} is not supported; "
-                         f"allowed: EC P-256/P-384/P-521, Ed25519, RSA (PSS)")
-    return chain_bytes.decode("ascii"), key_bytes.decode("ascii"), alg
-
-
-# --------------------------------------------------------------------------- local keys
-
-
-@dataclass(frozen=True)
-class LocalKeys:
-    """What `init_keys` wrote: the CA certificate (the trust anchor to hand to verifiers),
-    the signing chain (leaf then CA) and the leaf's private key (mode 0600)."""
-
-    ca_cert: Path
-    cert_chain: Path
-    key: Path
-    common_name: str
-    not_after: str  # ISO date the signing certificate expires
-
-
-def init_keys(out_dir: Path, common_name: str = "Doppel local signer", organization: str = "Doppel local",
-              overwrite: bool = False, valid_days: int = 5 * 365) -> LocalKeys:
-    """Make a local ES256 chain: a self-signed CA and a signing certificate it issued.
-
-    The CA's private key is not kept: nothing can be issued under this CA again, so leaking the
-    folder leaks only the one signing key. `valid_days` bounds the signing certificate; without a
-    timestamp authority a signature verifies only while its certificate is in date.
-    """
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    if not common_name.strip():
-        raise InputError("keys init: common name is empty; give the studio or machine name")
-    if valid_days < 1:
-        raise InputError(f"keys init: valid days must be at least 1, got {valid_days}")
-    out_dir = Path(out_dir).expanduser()
-    targets = [out_dir / CA_CERT_NAME, out_dir / CHAIN_NAME, out_dir / KEY_NAME]
-    existing = [str(p) for p in targets if p.exists()]
-    if existing and not overwrite:
-        raise InputError(f"keys init: {', '.join(existing)} already exist; pass --force to replace them "
-                         f"(files signed with the old key then verify only against the old {CA_CERT_NAME})")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(out_dir, 0o700)
-
-    def name(cn: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn),
-                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)])
-
-    def usage(sign: bool) -> x509.KeyUsage:
-        return x509.KeyUsage(digital_signature=sign, content_commitment=False, key_encipherment=False,
-                             data_encipherment=False, key_agreement=False, key_cert_sign=not sign,
-                             crl_sign=not sign, encipher_only=False, decipher_only=False)
-
-    now = dt.datetime.now(dt.timezone.utc)
-    start = now - dt.timedelta(minutes=5)  # tolerate small clock skew between machines
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (x509.CertificateBuilder().subject_name(name(f"{common_name} CA")).issuer_name(name(f"{common_name} CA"))
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(start).not_valid_after(now + dt.timedelta(days=valid_days + 365))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .add_extension(usage(sign=False), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-          .sign(ca_key, hashes.SHA256()))
-    key = ec.generate_private_key(ec.SECP256R1())
-    # The C2PA profile wants an end-entity cert: not a CA, digitalSignature, an allowed EKU.
-    leaf = (x509.CertificateBuilder().subject_name(name(common_name)).issuer_name(ca.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(start).not_valid_after(now + dt.timedelta(days=valid_days))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(usage(sign=True), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    pem = serialization.Encoding.PEM
-    key_bytes = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    with atomic_output(out_dir / KEY_NAME) as tmp:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(key_bytes)
-    write_bytes_atomic(out_dir / CHAIN_NAME, leaf.public_bytes(pem) + ca.public_bytes(pem))
-    write_bytes_atomic(out_dir / CA_CERT_NAME, ca.public_bytes(pem))
-    return LocalKeys(out_dir / CA_CERT_NAME, out_dir / CHAIN_NAME, out_dir / KEY_NAME, common_name,
-                     leaf.not_valid_after_utc.date().isoformat())
+# A signature made with a certificate that is now out of date: nothing was changed.
+_EXPIRED_CODES = frozenset({"signingCredential.expired"})
 
 
 # --------------------------------------------------------------------------- the claim and the label
@@ -368,26 +187,31 @@ def _manifest_definition(claim: SwapClaim, title: str) -> dict[str, Any]:
 
 
 def sign_media(path: Path, claim: SwapClaim, identity: SigningIdentity | None,
-               source: Path | None = None) -> SignResult:
-    """Sign the finished file at `path` once, atomically.
+               source: Path | None = None, final: Path | None = None) -> SignResult:
+    """Sign the finished file at `path` once, atomically; `final` is the name it will be published
+    under (default `path`: sign in place). Callers that write new outputs use `signed_output`,
+    which signs the temporary file and renames only the signed result.
 
     MP4/MOV/M4V/AVI: the manifest is embedded by signing into a temporary sibling that is renamed
-    over `path`. Other containers (MXF): a sidecar `<stem>.c2pa` is written beside `path`.
+    over `path`. Other containers (MXF): a sidecar `<final stem>.c2pa` is written beside `final`.
     `source` (the original media, read only) becomes the `parentOf` ingredient; without it the
     ingredient is described by name only. `identity` None: nothing is signed and the result
-    carries the warning the caller must print.
+    carries the warning the caller must print. ProvenanceError (exit 1) when signing fails
+    (the SDK refuses, or the disk is full); `path` is then as it was and no temp file is left.
     """
     path = Path(path)
+    final = Path(final) if final is not None else path
     if not path.is_file():
         raise InputError(f"sign: media {str(path)!r} does not exist")
     if identity is None:
-        return SignResult(path, False, "none", warning=(
-            f"warning: {path.name} is NOT signed: no signing key configured (preset 'signing', "
+        return SignResult(final, False, "none", warning=(
+            f"warning: {final.name} is NOT signed: no signing key configured (preset 'signing', "
             f"{ENV_CERT}/{ENV_KEY}, or run 'doppel keys init'); it carries only the metadata label"))
     import c2pa
 
-    chain, key, alg = _load_signer_material(identity)
-    definition = _manifest_definition(claim, path.name)
+    chain, key, alg = load_signer_material(identity)
+    definition = _manifest_definition(claim, final.name)
+    step = "build the manifest"
     try:
         signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(alg, chain.encode("ascii"), key.encode("ascii"), None))
         ingredient = {"title": claim.source_name, "relationship": "parentOf"}
@@ -398,25 +222,67 @@ def sign_media(path: Path, claim: SwapClaim, identity: SigningIdentity | None,
             definition["ingredients"] = [{**ingredient, "format": _mime_guess(claim.source_name)}]
         builder = c2pa.Builder(definition)
         if source_mime is not None:
+            step = f"read the source {source} as the parent ingredient ({source_mime})"
             with open(source, "rb") as fh:  # type: ignore[arg-type]
                 builder.add_ingredient(ingredient, source_mime, fh)
         # EDIT intent makes the SDK add the c2pa.opened action pointing at the parent ingredient.
         builder.set_intent(c2pa.C2paBuilderIntent.EDIT)
         mime = EMBEDDED_FORMATS.get(path.suffix.lower())
+        step = f"write the signed {final.name}"
         if mime is not None:
             tmp = temp_path_for(path)
             try:
                 with open(path, "rb") as src, open(tmp, "wb") as dst:
                     builder.sign(signer, mime, src, dst)
+                    dst.flush()
+                    os.fsync(dst.fileno())  # a full disk shows here, not after the rename
                 os.replace(tmp, path)
             finally:
                 tmp.unlink(missing_ok=True)
-            return SignResult(path, True, "embedded", signer=_leaf_name(chain))
+            return SignResult(final, True, "embedded", signer=_leaf_name(chain))
         manifest = _sign_sidecar(builder, signer, path)
-        write_bytes_atomic(sidecar_path(path), manifest)
-        return SignResult(path, True, "sidecar", sidecar=sidecar_path(path), signer=_leaf_name(chain))
+        write_bytes_atomic(sidecar_path(final), manifest)
+        return SignResult(final, True, "sidecar", sidecar=sidecar_path(final), signer=_leaf_name(chain))
     except c2pa.C2paError as err:
-        raise ProvenanceError(f"sign {path}: the C2PA SDK refused: {err}") from err
+        raise ProvenanceError(f"sign {final}: the C2PA SDK could not {step}: {one_line(err)}") from err
+    except OSError as err:
+        raise ProvenanceError(f"sign {final}: could not {step}: {err.strerror or err} "
+                              f"({err.filename or path.parent})") from err
+
+
+class SignedOutput:
+    """The temporary file an output is written to (`tmp`), and after the `with` block the signed
+    result (`result`). See `signed_output`."""
+
+    def __init__(self, final: Path) -> None:
+        self.final = Path(final)
+        self.tmp = temp_path_for(self.final)
+        self.result: SignResult | None = None
+
+
+@contextlib.contextmanager
+def signed_output(final: Path, claim: SwapClaim, identity: SigningIdentity | None,
+                  source: Path | None = None) -> Any:
+    """Write an output under a temporary name, sign it there, and only then rename it to `final`.
+
+        with signed_output(out, claim, identity, source=src) as target:
+            encode(..., target.tmp)          # the writer may itself write atomically to target.tmp
+        print(target.result.warning or "signed")
+
+    A failure while encoding or signing (or an interrupt) deletes the temporary file: no
+    unsigned file ever has the final name when an identity is configured, and a kill at any
+    point leaves at most a `.partial-` file that `atomic.remove_stale_partials` clears.
+    """
+    target = SignedOutput(final)
+    target.final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield target
+        if not target.tmp.is_file():
+            raise ProvenanceError(f"sign {target.final}: nothing was written to {target.tmp.name}")
+        target.result = sign_media(target.tmp, claim, identity, source=source, final=target.final)
+        os.replace(target.tmp, target.final)
+    finally:
+        target.tmp.unlink(missing_ok=True)
 
 
 def _mime_guess(name: str) -> str:
@@ -478,7 +344,9 @@ def _leaf_name(chain_pem: str) -> str:
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """What `verify_media` found. `status`: "valid", "invalid" or "no_manifest".
+    """What `verify_media` found. `status`: "valid", "invalid", "expired" (intact, but the
+    signing certificate is out of date and no timestamp authority vouched for the time) or
+    "no_manifest".
 
     `trusted` is None when no trust list was given, else whether the signer chains to it.
     """
@@ -502,7 +370,7 @@ class VerifyResult:
 
     @property
     def exit_code(self) -> int:
-        """0 valid (and trusted, when a trust list was given), 1 invalid or untrusted, 2 no manifest."""
+        """0 valid (and trusted, when a trust list was given), 1 invalid, expired or untrusted, 2 no manifest."""
         if self.status == "no_manifest":
             return 2
         if self.status != "valid" or self.trusted is False:
@@ -545,10 +413,12 @@ def verify_media(path: Path, trust_pem: Path | None = None, manifest_path: Path 
     import c2pa
 
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"verify: {str(path)!r} is a folder; give a media file (verify one file at a time)")
     if not path.is_file():
         raise InputError(f"verify: media {str(path)!r} does not exist")
     if manifest_path is not None and not Path(manifest_path).is_file():
-        raise InputError(f"verify --manifest {str(manifest_path)!r} does not exist")
+        raise InputError(f"verify --manifest {str(manifest_path)!r} does not exist or is not a file")
     context = _reader_context(trust_pem)
     mime = EMBEDDED_FORMATS.get(path.suffix.lower())
     sidecar = Path(manifest_path) if manifest_path is not None else sidecar_path(path)
@@ -558,9 +428,13 @@ def verify_media(path: Path, trust_pem: Path | None = None, manifest_path: Path 
         return VerifyResult(path, "no_manifest", "none", messages=(
             f"{path.suffix or 'this file type'} cannot hold an embedded C2PA manifest and no sidecar "
             f"{sidecar.name} is beside it",))
+    if not use_sidecar and path.stat().st_size == 0:
+        return VerifyResult(path, "no_manifest", "none", messages=("the file is empty (0 bytes): no C2PA manifest",))
     try:
         with open(path, "rb") as fh:
             data = sidecar.read_bytes() if use_sidecar else None
+            if data is not None and not data:
+                return VerifyResult(path, "invalid", kind, messages=(f"the sidecar {sidecar} is empty (0 bytes)",))
             fmt = mime or "application/octet-stream"
             args = (fmt, fh, data) + ((context,) if context is not None else ())
             reader = c2pa.Reader.try_create(*args)
@@ -570,12 +444,18 @@ def verify_media(path: Path, trust_pem: Path | None = None, manifest_path: Path 
                 store = json.loads(reader.json())
                 state = reader.get_validation_state()
                 active = reader.get_active_manifest() or {}
-    except c2pa.C2paError as err:
-        return VerifyResult(path, "invalid", kind, messages=(f"the C2PA manifest could not be read: {err}",))
+        return _summarise(path, kind, store, state, active, trust_pem is not None)
+    except Exception as err:  # noqa: BLE001 - a corrupt manifest breaks the SDK (and its wrapper) in many ways
+        # c2pa.C2paError for most, but also KeyError (no active manifest in the store), ValueError
+        # (JSON), TypeError/AttributeError (a store of an unexpected shape): each is a manifest
+        # that cannot be trusted, reported in one line, never a traceback.
+        what = "C2PA SDK" if isinstance(err, c2pa.C2paError) else type(err).__name__
+        reason = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+        return VerifyResult(path, "invalid", kind, messages=(
+            f"the C2PA manifest is corrupt or unreadable ({what}: {one_line(reason)})",))
     finally:
         if context is not None:
             context.close()
-    return _summarise(path, kind, store, state, active, trust_pem is not None)
 
 
 def _summarise(path: Path, kind: str, store: Mapping[str, Any], state: str | None,
@@ -584,12 +464,13 @@ def _summarise(path: Path, kind: str, store: Mapping[str, Any], state: str | Non
     failure_entries = list(results.get("failure") or [])
     if not results:  # older result shape: a flat validation_status list
         failure_entries = list(store.get("validation_status") or [])
-    tamper = [f for f in failure_entries if f.get("code") not in _UNTRUSTED_CODES]
+    tamper = [f for f in failure_entries if f.get("code") not in _UNTRUSTED_CODES | _EXPIRED_CODES]
     untrusted = any(f.get("code") in _UNTRUSTED_CODES for f in failure_entries)
+    expired = any(f.get("code") in _EXPIRED_CODES for f in failure_entries)
     # Without a trust list "untrusted" only means "not checked": a note, not a failure.
-    shown = failure_entries if trust_given else tamper
+    shown = failure_entries if trust_given else [f for f in failure_entries if f.get("code") not in _UNTRUSTED_CODES]
     failures = tuple(f"{f.get('code')}: {f.get('explanation', '')}" for f in shown)
-    status = "valid" if state in ("Valid", "Trusted") and not tamper else "invalid"
+    status = "invalid" if tamper else "expired" if expired else "valid" if state in ("Valid", "Trusted") else "invalid"
     trusted = (state == "Trusted" and not untrusted) if trust_given else None
     assertions = {a.get("label"): a.get("data") for a in active.get("assertions", [])}
     doppel = assertions.get(ASSERTION_LABEL) or {}
@@ -604,6 +485,9 @@ def _summarise(path: Path, kind: str, store: Mapping[str, Any], state: str | Non
     messages = []
     if status == "invalid":
         messages.append("the file or its manifest changed after signing, or the signature is broken")
+    elif status == "expired":
+        messages.append("the signing certificate has expired (no timestamp authority vouched for the signing "
+                        "time); the file and its manifest are unchanged")
     if trusted is False:
         messages.append("signer not in the given trust list")
     elif trusted is None and status == "valid":

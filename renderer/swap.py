@@ -14,7 +14,9 @@ temporal blend) restarts at every multiple of `SEGMENT_FRAMES` in absolute frame
 and model batches always have the same shape, so the pixels of frame N depend only on
 frames from the start of N's segment (or of its swap range) to N. A chunk that starts
 mid-segment decodes that pre-roll first and discards it; its frames then come out
-identical to the same frames of an unchunked render.
+identical to the same frames of an unchunked render. The tracker gives a frame out up to
+`detect_every` frames late (a face it missed there is held if found again in time), so a
+chunk that ends mid-segment decodes that post-roll too (`postroll_end`) and discards it.
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ from renderer import media
 from renderer.composite import CompositeSettings, TemporalBlend, face_mask, landmarks_to_crop, paste_face
 from renderer.errors import InputError, ModelError, RenderError
 from renderer.faces import Face
+from renderer.faces.detect import MIN_FACE
 from renderer.faces.identity import DEFAULT_THRESHOLD, identity_distance, reference_embedding
-from renderer.faces.track import FaceTracker
+from renderer.faces.track import FaceTracker, TrackedFrame
 from renderer.pipeline import put_until_stopped
 
 SEGMENT_FRAMES = 48  # processing state restarts at multiples of this absolute frame index
@@ -65,6 +68,7 @@ class SwapSettings:
     smooth_landmarks: bool = True
     temporal: float = 0.0
     detect_every: int = 8
+    min_face: int = MIN_FACE  # smallest face searched for (px)
     full_search_every: int = 2  # every Nth key frame searches the whole frame (new faces), the others near tracks
     device: str | None = None
 
@@ -99,6 +103,7 @@ def swap_settings(preset: Any, *, direction: str | None = None, device: str | No
         smooth_landmarks=preset.smoothing.landmarks,
         temporal=min(float(preset.smoothing.temporal), 0.95),
         detect_every=int(preset.detect_every),
+        min_face=int(preset.min_face),
         device=device,
     )
 
@@ -116,7 +121,13 @@ def _reference(image: Path, detector: str) -> np.ndarray:
 
 @dataclass
 class SwapStats:
-    """What a render did. `passed_through` counts written frames left untouched, by reason."""
+    """What a render did. `passed_through` counts written frames left untouched, by reason.
+
+    held: frames swapped on a face the detector missed there but found again within
+    detect_every frames. lost: the frame, once per face, where a tracked face was missed and
+    not found again in time (or before a segment start), so it is not swapped from that
+    frame until it is found anew.
+    """
 
     frames: int = 0
     swapped: int = 0
@@ -125,6 +136,8 @@ class SwapStats:
     seconds: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(("decode", "track", "model", "composite", "encode", "total"), 0.0))
     preroll: int = 0
+    held: int = 0
+    lost: list[int] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         total = self.seconds["total"] or 1e-9
@@ -134,6 +147,8 @@ class SwapStats:
             "faces": self.faces,
             "passed_through": dict(self.passed_through),
             "preroll_frames": self.preroll,
+            "frames_held": self.held,
+            "faces_lost": list(self.lost),
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "fps": round(self.frames / total, 2),
         }
@@ -215,16 +230,30 @@ class FaceSwapper:
         self._blend = TemporalBlend(settings.temporal)
         self._pending: list[_Pending] = []
         self._pending_faces = 0
+        self._tracking: dict[int, tuple[Any, np.ndarray, bool]] = {}  # frames the tracker holds: frame, rgb, emit
+        self._closing: FaceTracker | None = None  # the last segment's tracker, settling its held frames
+        self._boundary: int | None = None  # the segment start it runs past
+        self._deferred: list[TrackedFrame] = []  # new-segment frames waiting for the old one's
 
     def _new_tracker(self) -> FaceTracker:
         s = self.settings
         return FaceTracker(detector=s.detector, points=s.landmarks, crop_size=self.size,
                            coverage=self.model.config.coverage, detect_every=s.detect_every,
-                           full_search_every=s.full_search_every,
+                           full_search_every=s.full_search_every, min_size=s.min_face,
                            smoothing=s.smooth_landmarks, fps=float(self.fps), embed=s.faces == "identity")
 
-    def restart(self) -> None:
-        """Forget every track and blend state (segment start, start of a swap range)."""
+    def restart(self) -> Iterator[tuple[int, Any, str | None]]:
+        """Forget every track and blend state (end of a swap range); first finish the frames
+        before this point (the tracker's held frames settled without looking past it), so none
+        of them is blended with state that was reset."""
+        t0 = time.perf_counter()
+        if self._closing is not None:
+            yield from self._from_closing(self._closing.flush())
+        settled = self._tracker.flush() if self._tracker is not None else []
+        self.stats.seconds["track"] += time.perf_counter() - t0
+        for tf in settled:
+            yield from self._tracked(tf)
+        yield from self._run_model()
         self._tracker = None
         self._blend.reset()
 
@@ -233,28 +262,65 @@ class FaceSwapper:
         """Take one decoded frame; yield the frames that are now finished, in order.
 
         rgb: the frame already converted (`media.frame_to_rgb` with this swapper's matrix and
-        range, e.g. on the decode thread), this stage's to write into; converted here when None.
+        range, e.g. on the decode thread), this stage's to write into once its faces are
+        settled (the trackers read it only inside `push`); converted here when None.
         """
-        if swap and index % SEGMENT_FRAMES == 0:
-            self.restart()
         if not swap:
-            self.restart()
+            yield from self.restart()
             yield from self._queue(_Pending(index, frame, None, [], emit, "outside range"))
             return
         t0 = time.perf_counter()
         if rgb is None:
             rgb = media.frame_to_rgb(frame, self.matrix, self.rng)
+        self._tracking[index] = (frame, rgb, emit)
+        if index % SEGMENT_FRAMES == 0 and self._tracker is not None:
+            # Segment start: a fresh tracker from here. The old one runs on past it only while
+            # it holds frames before it (a miss not yet made good), at most detect_every frames,
+            # so a miss across the start is settled as in the middle of a segment.
+            self._closing, self._boundary, self._tracker = self._tracker, index, None
+        closing = None
+        if self._closing is not None and any(i < self._boundary for i in self._tracking):  # type: ignore[operator]
+            closing = self._closing.push(index, rgb)
         if self._tracker is None:
             self._tracker = self._new_tracker()
-        faces = self._tracker.update(index, rgb)
-        chosen = self._choose(list(zip(self._tracker.track_ids, faces)))
+        settled = self._tracker.push(index, rgb)
         self.stats.seconds["track"] += time.perf_counter() - t0
-        reason = None if chosen else ("not identity" if faces else "no face")
-        yield from self._queue(_Pending(index, frame, rgb if chosen else None, chosen, emit, reason))
+        if self._closing is not None:
+            yield from self._from_closing(closing or [])
+        for tf in settled:
+            if self._closing is not None:
+                self._deferred.append(tf)  # after the old segment's frames, in order
+            else:
+                yield from self._tracked(tf)
+
+    def _from_closing(self, settled: list[TrackedFrame]) -> Iterator[tuple[int, Any, str | None]]:
+        """Frames the old segment's tracker settled; once none before the segment start is left,
+        it is dropped, the blend restarts and the new segment's frames follow."""
+        assert self._boundary is not None
+        for tf in settled:
+            if tf.index < self._boundary:
+                yield from self._tracked(tf)
+        if not any(i < self._boundary for i in self._tracking):
+            self._closing = None
+            yield from self._run_model()
+            self._blend.reset()
+            deferred, self._deferred = self._deferred, []
+            for tf in deferred:
+                yield from self._tracked(tf)
+
+    def _tracked(self, tf: TrackedFrame) -> Iterator[tuple[int, Any, str | None]]:
+        """A frame whose faces the tracker has settled: choose the faces to swap, queue it for the model."""
+        frame, rgb, emit = self._tracking.pop(tf.index)
+        chosen = self._choose(list(tf.faces))
+        if emit:
+            self.stats.held += any(tid in tf.held for tid, _ in chosen)
+            self.stats.lost.extend([tf.index] * len(tf.lost))
+        reason = None if chosen else ("not identity" if tf.faces else "no face")
+        yield from self._queue(_Pending(tf.index, frame, rgb if chosen else None, chosen, emit, reason))
 
     def flush(self) -> Iterator[tuple[int, Any, str | None]]:
         """Finish every pending frame (end of the range)."""
-        yield from self._run_model()
+        yield from self.restart()
 
     def _choose(self, faces: list[tuple[int, Face]]) -> list[tuple[int, Face]]:
         s = self.settings
@@ -357,6 +423,18 @@ def preroll_start(first: int, swap_ranges: list[tuple[int, int]], origin: int | 
     return max(origin, rng[0], first - first % SEGMENT_FRAMES)
 
 
+def postroll_end(last: int, swap_ranges: list[tuple[int, int]], frames: int, detect_every: int) -> int:
+    """The last frame decoding must reach so that frame `last` comes out as in an unchunked render.
+
+    The tracker settles a frame whose face it missed up to `detect_every` frames later
+    (FaceTracker.push; across a segment start too), never past its swap range.
+    """
+    rng = _in_ranges(last, swap_ranges)
+    if rng is None:
+        return last
+    return min(last + detect_every, rng[1], frames - 1)
+
+
 def render_range(
     src: Path,
     out: Path,
@@ -400,6 +478,7 @@ def render_range(
     matrix, rng = media.effective_color(info, info.width, info.height, info.pix_fmt)
     swapper = FaceSwapper(swap_model, settings, info.fps, matrix, rng, stats)
     start = preroll_start(first, ranges, origin)
+    decode_to = postroll_end(last, ranges, info.frames, settings.detect_every)
     stats.preroll = first - start
     total = last - first + 1
     tags = color or media.output_color(info)
@@ -431,7 +510,7 @@ def render_range(
     def decode() -> None:
         try:
             t = time.perf_counter()
-            for i, frame in media.read_av_frames(src, start, last, info):
+            for i, frame in media.read_av_frames(src, start, decode_to, info):
                 # The RGB conversion for tracking is a full-frame pass: done here, it overlaps
                 # with the face work (swscale runs without the GIL).
                 swap = _in_ranges(i, ranges) is not None
@@ -493,7 +572,7 @@ def render_range(
             i, frame, swap, rgb = item
             if errors:
                 break
-            emit(swapper.push(i, frame, swap=swap, emit=i >= first, rgb=rgb))
+            emit(swapper.push(i, frame, swap=swap, emit=first <= i <= last, rgb=rgb))
         if not errors:
             emit(swapper.flush())
     except BaseException as err:

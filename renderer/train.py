@@ -7,44 +7,49 @@ them (`renderer.augment`), runs A through decoder_a and B through decoder_b (the
 is shared, so it learns a code common to both faces) and takes one Adam step on the sum
 of both losses.
 
-MODEL_DIR after training:
+MODEL_DIR after training (each file a link into the current checkpoint, `renderer.checkpoint`):
     model.safetensors      weights (safetensors, never pickle)
     model.yaml             the model card (`renderer.modelcard`)
     optimizer.safetensors  Adam moments, the training RNG state, the loss history
-    train_state.json       iteration, optimizer hyper-parameters, seconds trained
+    train_state.json       iteration, optimizer hyper-parameters, batch, threads, seconds trained
     preview.png            rows: A, A->A, A->B, B, B->B, B->A
     loss.png               loss curves of both halves
-All written atomically every `save_every` iterations and at the end, so `--resume`
-continues exactly where the last checkpoint left off (same numbers as an
-uninterrupted run).
+Saved every `save_every` iterations, at the end and on Ctrl-C / SIGTERM (after the
+iteration in progress), all of them as one atomic step, so `--resume` continues exactly
+where the last checkpoint left off (same numbers as an uninterrupted run) and a kill at
+any moment leaves the last complete checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import functools
 import json
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 import cv2
 import numpy as np
 import torch
 from torch import Tensor
 
-from renderer.atomic import sha256_file
+from renderer.atomic import check_writable, sha256_file
 from renderer.augment import AugmentConfig, augment_batch, face_masks
 from renderer.errors import InputError, ModelError, TrainingError, closest
 from renderer.faceset import INDEX_NAME, Faceset, load_faceset
-from renderer.model import WEIGHTS_NAME, ModelConfig, SwapAutoencoder, build_model, pick_device
+from renderer.checkpoint import holds_model, model_files
+from renderer.model import ModelConfig, SwapAutoencoder, build_model, pick_device
 from renderer.modelcard import (
-    CARD_NAME, FacesetRef, LossSummary, ModelCard, Validation, load_model_card, now_utc, software_version,
+    FacesetRef, LossSummary, ModelCard, Validation, now_utc, read_model_card, software_version,
     validate_rights,
 )
-from renderer.previews import loss_curve_image, preview_grid, write_png
+from renderer.loss import LossConfig, ssim, ssim_map, swap_loss  # noqa: F401 (ssim_map: public here too)
+from renderer.previews import loss_curve_image, png_bytes, preview_grid
 
 OPTIMIZER_NAME = "optimizer.safetensors"
 STATE_NAME = "train_state.json"
@@ -53,19 +58,6 @@ STATE_NAME = "train_state.json"
 # and at 2e-3 it collapsed to a flat output, so 5e-4 keeps a 4x margin.
 DEFAULT_LR = {"original": 5e-5, "hd": 5e-5, "lite": 5e-4}
 DEFAULT_BATCH = {"original": 16, "hd": 16, "lite": 8}
-
-
-@dataclass(frozen=True)
-class LossConfig:
-    """Loss = weighted L1 + ssim * (1 - weighted SSIM) [+ mask * L1 of the mask channel].
-
-    Per-pixel weight = 1 + face * hull + features * (eyes and mouth), normalised to mean 1.
-    """
-
-    ssim: float = 0.5
-    face: float = 2.0
-    features: float = 3.0
-    mask: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -102,7 +94,7 @@ class TrainConfig:
     preview_faces: int = 6
     holdout: int | None = None  # every Nth face kept out of training to measure quality (None: 0, or the model's own)
     target_ssim: float | None = None  # stop once every held-out SSIM reaches this
-    threads: int | None = None  # CPU threads for this run (None: torch's default); restored afterwards
+    threads: int | None = None  # CPU threads (None: torch's default, or the model's own on --resume); restored afterwards
 
 
 @dataclass(frozen=True)
@@ -161,7 +153,7 @@ def parse_train_section(section: Any, where: str) -> dict[str, Any]:
             for sub, v in value.items():
                 if sub not in names:
                     raise InputError(f"{where}: unknown key train.{key}.{sub} (allowed: {', '.join(names)}){closest(str(sub), names)}")
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                     raise InputError(f"{where}: train.{key}.{sub} must be a number >= 0, got {v!r}")
             out[key] = cls(**{k: float(v) for k, v in value.items()})
         elif key in _PRESET_SCALARS:
@@ -169,6 +161,8 @@ def parse_train_section(section: Any, where: str) -> dict[str, Any]:
             if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
                 names = kind.__name__ if isinstance(kind, type) else "number"
                 raise InputError(f"{where}: train.{key} must be a {names}, got {value!r}")
+            if isinstance(value, float) and not math.isfinite(value):  # NaN passes every < and > test
+                raise InputError(f"{where}: train.{key} must be a finite number, got {value!r}")
             out[key] = value
         else:
             raise InputError(f"{where}: unknown key train.{key} (allowed: {', '.join(allowed)}){closest(str(key), allowed)}")
@@ -181,8 +175,8 @@ def check_train_config(cfg: TrainConfig) -> None:
         raise InputError(f"--model {cfg.model!r} is not known (available: original, lite, hd){closest(cfg.model, list(DEFAULT_LR))}")
     if cfg.iterations is not None and cfg.iterations < 1:
         raise InputError(f"--iterations must be >= 1, got {cfg.iterations}")
-    if cfg.minutes is not None and cfg.minutes <= 0:
-        raise InputError(f"--minutes must be > 0, got {cfg.minutes}")
+    if cfg.minutes is not None and not (math.isfinite(cfg.minutes) and cfg.minutes > 0):
+        raise InputError(f"--minutes must be a number > 0, got {cfg.minutes}")
     if cfg.batch is not None and cfg.batch < 1:
         raise InputError(f"--batch must be >= 1, got {cfg.batch}")
     if cfg.threads is not None and cfg.threads < 1:
@@ -276,58 +270,6 @@ def _held_out_scores(v: Validation | None) -> dict[str, float]:
     return {k: score for k, score in (("a", v.ssim_a), ("b", v.ssim_b)) if score is not None}
 
 
-# ---------------------------------------------------------------- loss
-
-@functools.lru_cache(maxsize=8)
-def _blur_matrix(n: int, window: int, sigma: float = 1.5) -> Tensor:
-    """(n, n) matrix M with M @ v = 1-D Gaussian blur of v (window taps, reflect-padded edges).
-
-    Blurring as two small matrix products (M_h @ img @ M_w^T) instead of a depthwise
-    convolution: the same numbers (float32 rounding), 3.4x less CPU time forward and backward
-    for a lite training step's 16 faces at 64x64 (bench/results/train.md).
-    """
-    x = torch.arange(window, dtype=torch.float64) - window // 2
-    taps = torch.exp(-(x**2) / (2 * sigma**2))
-    taps = taps / taps.sum()
-    rows = torch.arange(n)[:, None].expand(n, window)
-    cols = rows + torch.arange(window)[None, :] - window // 2  # source index per tap
-    cols = cols.abs()  # reflect at 0 ...
-    cols = torch.where(cols > n - 1, 2 * (n - 1) - cols, cols)  # ... and at n - 1
-    m = torch.zeros(n, n, dtype=torch.float64)
-    m.index_put_((rows.reshape(-1), cols.reshape(-1)), taps.repeat(n), accumulate=True)
-    return m.float()
-
-
-def ssim_map(x: Tensor, y: Tensor, window: int = 11) -> Tensor:
-    """(B, C, H, W) in [0, 1] -> (B, C, H, W) local SSIM (Gaussian window, sigma 1.5, reflect edges)."""
-    c, h, w = x.shape[1:]
-    win = min(window, min(h, w) // 2 * 2 - 1)
-    blur_h, blur_w = _blur_matrix(h, win).to(x), _blur_matrix(w, win).to(x)
-    moments = blur_h @ torch.cat([x, y, x * x, y * y, x * y], dim=1) @ blur_w.t()  # (B, 5C, H, W)
-    mx, my, exx, eyy, exy = moments.split(c, dim=1)
-    sxx, syy, sxy = exx - mx * mx, eyy - my * my, exy - mx * my
-    c1, c2 = 0.01**2, 0.03**2
-    return ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-
-
-def ssim(x: Tensor, y: Tensor) -> Tensor:
-    """Mean SSIM per image: (B, C, H, W) in [0, 1] -> (B,)."""
-    return ssim_map(x, y).mean(dim=(1, 2, 3))
-
-
-def swap_loss(pred: Tensor, target: Tensor, masks: Tensor, cfg: LossConfig) -> Tensor:
-    """pred (B, 3|4, S, S), target (B, 3, S, S), masks (B, 2, S, S) [hull, eyes+mouth] -> scalar."""
-    w = 1 + cfg.face * masks[:, :1] + cfg.features * masks[:, 1:2]
-    w = w / w.mean(dim=(2, 3), keepdim=True)  # (B, 1, S, S), mean 1 per image
-    rgb = pred[:, :3].float()
-    loss = (w * (rgb - target).abs()).mean()
-    if cfg.ssim > 0:
-        loss = loss + cfg.ssim * (1 - (w * ssim_map(rgb, target)).mean())
-    if pred.shape[1] == 4 and cfg.mask > 0:
-        loss = loss + cfg.mask * (pred[:, 3:].float() - masks[:, :1]).abs().mean()
-    return loss
-
-
 # ---------------------------------------------------------------- one step's pieces
 
 def make_optimizer(model: SwapAutoencoder, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
@@ -418,13 +360,39 @@ def train(cfg: TrainConfig, progress: bool = True, hooks: Sequence[StepHook] = (
     """
     check_train_config(cfg)
     threads_before = torch.get_num_threads()
-    if cfg.threads:
-        # Small models on a shared CPU lose far more to spinning OpenMP threads than they gain.
-        torch.set_num_threads(cfg.threads)
     try:
         return _train(cfg, progress, tuple(hooks))
     finally:
         torch.set_num_threads(threads_before)
+
+
+@contextlib.contextmanager
+def stop_between_iterations() -> Iterator[list[int]]:
+    """While training, SIGINT and SIGTERM only ask the loop to stop (the list gets the signal number):
+    the iteration in progress finishes and is checkpointed. An exception in the middle of a step would
+    save an RNG already advanced for it, or half-updated weights, and the resumed run would differ.
+    A second Ctrl-C interrupts at once (the last checkpoint stays, whole). Main thread only."""
+    asked: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield asked
+        return
+
+    def ask(signum: int, frame: Any) -> None:
+        if asked and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        asked.append(signum)
+
+    wanted = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not signal.SIG_IGN]
+    previous = {s: signal.signal(s, ask) for s in wanted}
+    try:
+        yield asked
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _out_of_memory(err: RuntimeError) -> bool:
+    return isinstance(err, torch.OutOfMemoryError) or "can't allocate memory" in str(err)
 
 
 def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> TrainResult:
@@ -433,14 +401,18 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
     from tqdm import tqdm
 
     out = Path(cfg.out)
+    check_writable(out, "--out", is_dir=True)  # read-only, or a file in the way: exit 2 before any work
     fa, fb = open_facesets(Path(cfg.faceset_a), Path(cfg.faceset_b))
     device = pick_device(cfg.device)
 
     # ---- what model: new, or the one on disk
     prior: ModelCard | None = None
-    has_model = (out / WEIGHTS_NAME).exists() or (out / CARD_NAME).exists()
     if cfg.resume:
-        prior = load_model_card(out)  # ModelError when there is nothing to resume
+        try:
+            src = model_files(out)  # the last complete checkpoint, resolved once
+        except ModelError as err:
+            raise ModelError(f"cannot resume: {err}") from err
+        prior = read_model_card(src)  # ModelError when there is nothing to resume
         want = _resolve_model_config(dataclasses.replace(cfg, model=cfg.model or prior.config.arch,
                                                          learn_mask=cfg.learn_mask or prior.config.learn_mask), fa)
         if cfg.model is None and cfg.model_config is None:
@@ -452,12 +424,13 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
                              f"the existing model was left untouched")
         mcfg = prior.config
     else:
-        if has_model:
+        if holds_model(out):
             raise InputError(f"--out {out} already holds a model; pass --resume to continue it or choose another --out")
         mcfg = _resolve_model_config(cfg, fa)
     lr = cfg.lr if cfg.lr is not None else DEFAULT_LR[mcfg.arch]
     batch = cfg.batch or DEFAULT_BATCH[mcfg.arch]
     holdout = cfg.holdout or 0
+    threads = cfg.threads
 
     # ---- model, optimizer, RNG
     with torch.random.fork_rng(devices=[]):
@@ -470,9 +443,9 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
     if prior is not None:
         from renderer.model import load_model
 
-        loaded, _ = load_model(out, device="cpu")
+        loaded, _ = load_model(src, device="cpu")
         model.load_state_dict(loaded.state_dict())
-        state_path, opt_path = out / STATE_NAME, out / OPTIMIZER_NAME
+        state_path, opt_path = src / STATE_NAME, src / OPTIMIZER_NAME
         if not state_path.is_file() or not opt_path.is_file():
             raise ModelError(f"cannot resume {out}: {STATE_NAME} or {OPTIMIZER_NAME} is missing "
                              f"(the model can be used for swapping, but not continued exactly)")
@@ -488,6 +461,8 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
         if cfg.lr is None:  # like the batch: a resumed run keeps the model's own unless told otherwise
             lr = float(st["param_groups"][0]["lr"])
         batch = cfg.batch or int(st.get("batch", batch))
+        # the thread count changes float rounding in the kernels: keep the model's own for an identical resume
+        threads = cfg.threads or st.get("threads")
         trained_holdout = int(st.get("holdout", 0))
         if cfg.holdout is not None and cfg.holdout != trained_holdout:
             raise InputError(f"cannot resume {out} with --holdout {cfg.holdout}: it was trained with --holdout "
@@ -502,6 +477,9 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
         history = [tuple(r) for r in tensors["loss.history"].tolist()]  # type: ignore[misc]
         start_iter, seconds_before = int(st["iteration"]), float(st.get("seconds", 0.0))
         holdout = trained_holdout
+    if threads:
+        # Small models on a shared CPU lose far more to spinning OpenMP threads than they gain.
+        torch.set_num_threads(threads)
     model.to(device).train()
 
     cuda = device.type == "cuda"
@@ -509,6 +487,8 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
         model.to(memory_format=torch.channels_last)  # tensor cores want NHWC convolutions
     amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else None
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and amp_dtype == torch.float16)
+    if prior is not None and scaler.is_enabled() and "grad_scaler" in st:
+        scaler.load_state_dict(st["grad_scaler"])
 
     # ---- data, decoded once
     size = mcfg.input_size
@@ -537,6 +517,7 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
             FacesetRef("b", str(fb.root.resolve()), sha256_file(fb.root / INDEX_NAME), len(fb)))
 
     def checkpoint(iteration: int, seconds: float) -> ModelCard:
+        """Save the whole set as one generation of `out` (renderer.checkpoint): all of it, or the last one stays."""
         from renderer.model import save_model
 
         card = ModelCard(
@@ -546,71 +527,93 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
         )
         groups = [{k: v for k, v in g.items() if k != "params"} for g in opt.state_dict()["param_groups"]]
         state = {"iteration": iteration, "seconds": seconds, "param_groups": groups, "seed": cfg.seed,
-                 "batch": batch, "holdout": holdout}
+                 "batch": batch, "holdout": holdout, "threads": threads,
+                 **({"grad_scaler": scaler.state_dict()} if scaler.is_enabled() else {})}
         extra = {
             OPTIMIZER_NAME: st_save(_optimizer_tensors(opt, gen, history)),
             STATE_NAME: (json.dumps(state, indent=2, default=list) + "\n").encode(),
+            "preview.png": png_bytes(preview_grid(model, prev_a, prev_b)),
+            "loss.png": png_bytes(loss_curve_image(history)),
         }
-        save_model(out, model, card, extra_files=extra)
-        write_png(out / "preview.png", preview_grid(model, prev_a, prev_b))
-        write_png(out / "loss.png", loss_curve_image(history))
-        return load_model_card(out)
+        try:
+            folder = save_model(out, model, card, extra_files=extra, label=f"{iteration:08d}")
+        except OSError as err:
+            saved = last_saved()
+            kept = f"the checkpoint of iteration {saved} is kept" if saved else "nothing was saved"
+            raise TrainingError(f"cannot save the checkpoint of iteration {iteration} to {out}: {err.strerror}"
+                                f"{f' ({err.filename})' if err.filename else ''}; {kept}") from err
+        return read_model_card(folder)
+
+    def last_saved() -> int | None:
+        return card.iterations if card else (start_iter if prior else None)
 
     it = start_iter
     t0 = time.monotonic()
     bar = tqdm(total=target, initial=start_iter, disable=not progress, unit="it", dynamic_ncols=True,
                desc=f"train {mcfg.arch}")
     card: ModelCard | None = None
-    try:
-        while (target is None or it < target) and time.monotonic() < deadline:
-            ia = torch.randint(len(faces_a), (batch,), generator=gen).to(device)
-            ib = torch.randint(len(faces_b), (batch,), generator=gen).to(device)
-            warped_a, target_a, tmask_a = augment_batch(faces_a[ia], masks_a[ia], cfg.augment, gen)
-            warped_b, target_b, tmask_b = augment_batch(faces_b[ib], masks_b[ib], cfg.augment, gen)
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                pred_a, pred_b = forward_pair(model, warped_a, warped_b)
-                loss_a = swap_loss(pred_a, target_a, tmask_a, cfg.loss)
-                loss_b = swap_loss(pred_b, target_b, tmask_b, cfg.loss)
-            la, lb = float(loss_a.detach()), float(loss_b.detach())
-            diverged = "" if math.isfinite(la + lb) else f"diverged: loss A {la}, loss B {lb}"
-            if not diverged and (collapsed_output(pred_a, warped_a) or collapsed_output(pred_b, warped_b)):
-                diverged = "collapsed: a decoder gives one and the same picture for every face (saturated output)"
-            if diverged:  # checked before the step, so a broken network is never saved over a good checkpoint
-                saved = card.iterations if card else (start_iter if prior else None)
-                kept = f"{out} keeps the checkpoint of iteration {saved}" if saved else f"nothing was saved to {out}"
-                raise TrainingError(
-                    f"training {diverged}, at iteration {it + 1} (lr {lr:g}, batch {batch}); {kept}. "
-                    f"Lower --lr (and --resume), or check the facesets for broken crops"
-                )
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss_a + loss_b).backward()
-            scaler.step(opt)
-            scaler.update()
-            it += 1
-            history.append((la, lb))
-            bar.update(1)
-            if holdout and (it % VALIDATE_EVERY == 0 or it % cfg.save_every == 0):
-                validation = validate(it)
-            held_ssim = _held_out_scores(validation)
-            bar.set_postfix(loss_a=f"{la:.4f}", loss_b=f"{lb:.4f}", **{f"val_{k}": f"{v:.3f}" for k, v in held_ssim.items()},
-                            refresh=False)
-            reached = (cfg.target_ssim is not None and validation is not None and validation.iteration == it
-                       and all(v >= cfg.target_ssim for v in held_ssim.values()))
-            if it % cfg.save_every == 0:
-                card = checkpoint(it, seconds_before + time.monotonic() - t0)
-            if any([hook(it, model) for hook in hooks]) or reached:  # a list: every hook sees every iteration
-                break
-    except KeyboardInterrupt:
-        if it > start_iter:
-            checkpoint(it, seconds_before + time.monotonic() - t0)
-        raise
-    finally:
-        bar.close()
-    elapsed = time.monotonic() - t0
-    if holdout and (validation is None or validation.iteration != it):
-        validation = validate(it)
-    if card is None or card.iterations != it:
-        card = checkpoint(it, seconds_before + elapsed)
+    with stop_between_iterations() as stop_asked:
+        try:
+            while (target is None or it < target) and time.monotonic() < deadline and not stop_asked:
+                try:
+                    ia = torch.randint(len(faces_a), (batch,), generator=gen).to(device)
+                    ib = torch.randint(len(faces_b), (batch,), generator=gen).to(device)
+                    warped_a, target_a, tmask_a = augment_batch(faces_a[ia], masks_a[ia], cfg.augment, gen)
+                    warped_b, target_b, tmask_b = augment_batch(faces_b[ib], masks_b[ib], cfg.augment, gen)
+                    with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                        pred_a, pred_b = forward_pair(model, warped_a, warped_b)
+                        loss_a = swap_loss(pred_a, target_a, tmask_a, cfg.loss)
+                        loss_b = swap_loss(pred_b, target_b, tmask_b, cfg.loss)
+                    la, lb = float(loss_a.detach()), float(loss_b.detach())
+                except RuntimeError as err:
+                    if not _out_of_memory(err):
+                        raise
+                    saved = last_saved()
+                    kept = f"{out} keeps the checkpoint of iteration {saved}" if saved else f"nothing was saved to {out}"
+                    raise TrainingError(
+                        f"out of memory on {device} at batch {batch} (faces per person per iteration, iteration "
+                        f"{it + 1}): {str(err).splitlines()[0][:160]}; lower --batch (or `batch:` in the preset); {kept}"
+                    ) from err
+                diverged = "" if math.isfinite(la + lb) else f"diverged: loss A {la}, loss B {lb}"
+                if not diverged and (collapsed_output(pred_a, warped_a) or collapsed_output(pred_b, warped_b)):
+                    diverged = "collapsed: a decoder gives one and the same picture for every face (saturated output)"
+                if diverged:  # checked before the step, so a broken network is never saved over a good checkpoint
+                    saved = last_saved()
+                    kept = f"{out} keeps the checkpoint of iteration {saved}" if saved else f"nothing was saved to {out}"
+                    raise TrainingError(
+                        f"training {diverged}, at iteration {it + 1} (lr {lr:g}, batch {batch}); {kept}. "
+                        f"Lower --lr (and --resume), or check the facesets for broken crops"
+                    )
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss_a + loss_b).backward()
+                scaler.step(opt)
+                scaler.update()
+                it += 1
+                history.append((la, lb))
+                bar.update(1)
+                if holdout and (it % VALIDATE_EVERY == 0 or it % cfg.save_every == 0):
+                    validation = validate(it)
+                held_ssim = _held_out_scores(validation)
+                bar.set_postfix(loss_a=f"{la:.4f}", loss_b=f"{lb:.4f}",
+                                **{f"val_{k}": f"{v:.3f}" for k, v in held_ssim.items()}, refresh=False)
+                reached = (cfg.target_ssim is not None and validation is not None and validation.iteration == it
+                           and all(v >= cfg.target_ssim for v in held_ssim.values()))
+                if it % cfg.save_every == 0:
+                    card = checkpoint(it, seconds_before + time.monotonic() - t0)
+                if any([hook(it, model) for hook in hooks]) or reached:  # a list: every hook sees every iteration
+                    break
+        finally:
+            bar.close()
+        elapsed = time.monotonic() - t0
+        if holdout and (validation is None or validation.iteration != it):
+            validation = validate(it)
+        if it > start_iter and (card is None or card.iterations != it):
+            card = checkpoint(it, seconds_before + elapsed)
+    if stop_asked:  # the last whole iteration is checkpointed: --resume continues exactly. Now the signal
+        signal.raise_signal(stop_asked[0])  # does what it would have done (the CLI's Ctrl-C / SIGTERM exit)
+        raise KeyboardInterrupt
+    if card is None:  # stopped before the first iteration (an immediate deadline): the model as it was
+        card = prior or checkpoint(it, seconds_before)
     done = it - start_iter
     tail = history[-min(len(history), 20):] or [(math.nan, math.nan)]
     return TrainResult(

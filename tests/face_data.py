@@ -160,6 +160,57 @@ def moving_photo_frames(
     return frames, truth
 
 
+def small_face_clip(out: Path, frames: int, size: tuple[int, int] = (1280, 720), face_scale: float = 0.9,
+                    blur: tuple[int, int] | None = None) -> Path:
+    """A screen-recording-like clip made by the `ffmpeg` CLI: the kphotoalbum talking head
+    (160x120, face ~60 px) scaled by `face_scale` into the top-right corner of a real
+    landscape photo (skagen.jpg, no faces) at `size`, played forwards then backwards
+    (15 fps, H.264 yuv420p, crf 18). At 0.9 the face is ~55 px wide at 720p.
+    blur: (first, last) frames whose corner is box-blurred hard (a camera shake: the
+    detector misses the face there). Cached by its arguments under CACHE.
+    """
+    import shutil
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:
+        _unavailable("the ffmpeg CLI is not installed")
+    movie, photo = kphotoalbum_file(MOVIE), kphotoalbum_file("skagen.jpg")
+    w, h = size
+    fw, fh = round(160 * face_scale / 2) * 2, round(120 * face_scale / 2) * 2
+    shake = f",boxblur=8:2:enable='between(n,{blur[0]},{blur[1]})'" if blur else ""
+    graph = (f"[0:v]scale={w}:{h},setsar=1[bg];[1:v]split[f][b];[b]reverse[r];[f][r]concat=n=2:v=1:a=0,"
+             f"loop=loop=-1:size=136,scale={fw}:{fh}{shake}[fg];"
+             f"[bg][fg]overlay=x={w - fw - 40}:y=40:shortest=1,format=yuv420p")
+    out = Path(out)
+    if not out.is_file():
+        tmp = out.with_name(f".{out.name}.part{out.suffix}")
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-loop", "1", "-framerate", "15", "-i", str(photo),
+                        "-i", str(movie), "-filter_complex", graph, "-frames:v", str(frames),
+                        "-c:v", "libx264", "-crf", "18", "-r", "15", str(tmp)], check=True)
+        tmp.replace(out)
+    return out
+
+
+def closeup_clip(out: Path, frames: int) -> Path:
+    """A 1080p interview close-up made by the `ffmpeg` CLI: the kphotoalbum talking head scaled up
+    ~11x (bicubic) so its face is ~630 px wide, played forwards then backwards (15 fps, H.264 crf 18).
+    Cached under its name."""
+    import shutil
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:
+        _unavailable("the ffmpeg CLI is not installed")
+    out = Path(out)
+    if not out.is_file():
+        graph = ("[0:v]split[f][b];[b]reverse[r];[f][r]concat=n=2:v=1:a=0,loop=loop=-1:size=136,"
+                 "scale=1734:1300:flags=bicubic,pad=1920:1300:93:0,crop=1920:1080:0:110,format=yuv420p")
+        tmp = out.with_name(f".{out.name}.part{out.suffix}")
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(kphotoalbum_file(MOVIE)), "-filter_complex", graph,
+                        "-frames:v", str(frames), "-c:v", "libx264", "-crf", "18", "-r", "15", str(tmp)], check=True)
+        tmp.replace(out)
+    return out
+
+
 def corrupt_copy(src: Path, dst: Path, keep: int = 2000) -> Path:
     """A truncated copy of `src` (first `keep` bytes): an unreadable image for bad-input tests."""
     dst.write_bytes(src.read_bytes()[:keep])

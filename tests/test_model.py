@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from renderer.errors import InputError, ModelError
+from renderer.checkpoint import model_files
 from renderer.model import ModelConfig, build_model, load_model, pick_device, save_model
 from renderer.modelcard import CARD_NAME, ModelCard
 from tests.train_data import tiny_config
@@ -125,12 +126,16 @@ def test_load_errors_are_clear(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="do not fit the config"):
         load_model(model_dir, device="cpu")
 
-    weights.unlink()
+    files = model_files(model_dir)  # the current checkpoint's folder (model.safetensors above is a link into it)
+    (files / "model.safetensors").unlink()
     with pytest.raises(ModelError, match="model.safetensors is missing"):
         load_model(model_dir, device="cpu")
-    (model_dir / CARD_NAME).unlink()
+    (files / CARD_NAME).unlink()
     with pytest.raises(ModelError, match="no model.yaml"):
         load_model(model_dir, device="cpu")
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(ModelError, match="a-file is a file, not a model folder"):
+        load_model(tmp_path / "a-file", device="cpu")
 
 
 @pytest.mark.parametrize("shape", [(4, 64, 8, 8, 96, 5, 2), (4, 96, 4, 4, 128, 3, 1), (2, 16, 32, 32, 24, 3, 1)])

@@ -77,6 +77,8 @@ def test_rights_are_required(tmp_path: Path) -> None:
 def test_bad_cards(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="no model.yaml"):
         load_model_card(tmp_path)
+    with pytest.raises(ModelError, match=r"model folder .*missing-model does not exist"):
+        load_model_card(tmp_path / "missing-model")  # not "no model.yaml": the folder itself is not there
     (tmp_path / CARD_NAME).write_text("kind: [unclosed\n")
     with pytest.raises(ModelError, match="unreadable"):
         load_model_card(tmp_path)
@@ -98,3 +100,17 @@ def test_card_sha256_tracks_content(tmp_path: Path) -> None:
     assert len(first) == 64 and first == card_sha256(tmp_path)
     save_model_card(tmp_path, dataclasses.replace(_card(), iterations=21))
     assert card_sha256(tmp_path) != first
+
+
+def test_a_python_tag_in_the_card_is_one_line_and_never_run(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    save_model_card(tmp_path, _card())
+    text = (tmp_path / CARD_NAME).read_text()
+    (tmp_path / CARD_NAME).write_text(text + f"extra: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(ModelError) as err:
+        load_model_card(tmp_path)
+    msg = str(err.value)
+    assert "\n" not in msg, msg  # PyYAML's own text is four lines
+    line = len(text.splitlines()) + 1
+    assert f"line {line}: tag !!python/object/apply:os.system is not allowed" in msg and CARD_NAME in msg
+    assert not marker.exists()

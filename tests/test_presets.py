@@ -113,3 +113,40 @@ def test_cli_list_show_validate(tmp_path, capsys):
     assert main(["presets", "validate", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "unknown key 'output.containr'" in err and "line 3" in err and "did you mean 'container'" in err
+
+
+@pytest.mark.parametrize("text, key, line", [
+    ("mask:\n  kind: hull\n  erode: .nan\n", "mask.erode", 3),
+    ("mask:\n  feather: .NaN\n", "mask.feather", 2),
+    ("smoothing:\n  temporal: .nan\n", "smoothing.temporal", 2),
+    ("handles: 2\nmask:\n  erode: -.inf\n", "mask.erode", 3),
+])
+def test_nan_values_are_refused_with_file_and_line(tmp_path, capsys, text, key, line):
+    """NaN passes every `<` and `>` bound check, so a bound alone let `.nan` through to the clip."""
+    path = write(tmp_path, text)
+    with pytest.raises(InputError, match=rf"bad value -?(nan|inf) for key '{key}' in {path} line {line}; allowed: a number"):
+        load_preset(path)
+    assert main(["presets", "validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"line {line}" in err
+
+
+def test_an_empty_output_name_is_refused_with_file_and_line(tmp_path, capsys):
+    path = write(tmp_path, "description: x\noutput:\n  codec: h264\n  container: mov\n  name: \"\"\n")
+    with pytest.raises(InputError, match=rf"empty name pattern '' \({path} line 5\); give a file name pattern"):
+        load_preset(path)
+    with pytest.raises(InputError, match=r"empty name pattern"):
+        load_preset(write(tmp_path, "output:\n  name: '   '\n", "blank.yaml"))
+    assert main(["presets", "validate", str(path)]) == 2 and "line 5" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("override, key", [("nan", "erode"), ("NaN", "feather"), ("nan", "temporal"),
+                                           ("inf", "temporal")])
+def test_nan_marker_overrides_are_refused(override, key):
+    with pytest.raises(InputError, match=rf"bad value (nan|inf) for marker M key '{key}'; allowed: a number"):
+        load_preset("prores_hq").with_overrides({key: override}, "marker M")
+
+
+def test_an_empty_name_override_is_refused():
+    with pytest.raises(InputError, match=r"empty name pattern '' \(marker M\)"):
+        load_preset("prores_hq").with_overrides({"name": ""}, "marker M")

@@ -18,6 +18,7 @@ from pathlib import Path
 import opentimelineio as otio
 import pytest
 
+from renderer.checkpoint import model_files
 from renderer.errors import InputError, ModelError
 from renderer.media import probe, read_frames, shift_timecode, timecode_to_frame
 from renderer.render import RENDER_JSON, plan_render, run_render
@@ -96,6 +97,8 @@ def edit_file(work: Path, media: dict, ext: str, name: str = "cut") -> Path:
              ["01:00:00:08 GREEN FACESWAP COLOUR=RCT"]),
             ("B", "02:00:10:03", "02:00:10:18", "01:00:00:20", "01:00:01:11", str(media["B"][0]), []),
         ], NTSC)
+    if ext == ".otioz" and (folder / f"{name}.otioz").is_file():  # the otioz adapter never overwrites
+        return folder / f"{name}.otioz"
     if ext == ".fcpxml":  # the FCPXML writer cannot write 23.976 (its frameDuration): use 25 fps media
         tl, _ = standard_edit(make_media(work / "media25", Fraction(25)), Fraction(25), transition=False)
     else:
@@ -128,6 +131,7 @@ def test_plan_in_every_format(work, media, model, preset, env, ext):
         assert (job.first, job.last) == (max(0, job.clip.source_first_frame - 3),
                                          min(MEDIA_FRAMES - 1, job.clip.source_last_frame + 3))
         assert job.output.parent == work / f"out{ext}" / "media" and job.output.suffix == ".mp4"
+        assert ".mov" not in job.output.name  # EDL clips are named 'A.mov': the name keeps no source extension
         if job.clip.media_timecode:
             assert job.timecode == shift_timecode(job.clip.media_timecode, job.first, job.clip.rate)
             assert "01_00_00" in job.output.name or "02_00_10" in job.output.name
@@ -173,14 +177,17 @@ def test_model_from_marker_relative_to_the_edit_and_from_preset(work, media, pre
 
 def test_bad_models_are_listed_before_rendering(work, media, preset, env):
     edit = edit_file(work, media, ".otio")
-    with pytest.raises(ModelError, match=r"is not a directory"):
+    with pytest.raises(ModelError, match=r"nope \(from --model\) does not exist"):
         plan_render(edit, preset, work / "bad", model=work / "nope")
+    (work / "a-file").write_text("x")
+    with pytest.raises(ModelError, match=r"a-file \(from --model\) is not a directory"):
+        plan_render(edit, preset, work / "bad", model=work / "a-file")
     no_rights = make_model(work / "norights", rights=None)
     with pytest.raises(ModelError, match="rights statement is required"):
         plan_render(edit, preset, work / "bad", model=no_rights)
     no_weights = work / "noweights"
     make_model(no_weights)
-    (no_weights / "model.safetensors").unlink()
+    (model_files(no_weights) / "model.safetensors").unlink()  # in the current checkpoint, not just the link to it
     with pytest.raises(ModelError, match="model.safetensors is missing"):
         plan_render(edit, preset, work / "bad", model=no_weights)
 
@@ -235,6 +242,26 @@ def test_cli_dry_run_lists_and_writes_nothing(work, media, model, preset, env, c
     assert code == 0 and "2 clip(s)" in stdout and "shot_c" in stdout and not out.exists()
 
 
+@pytest.mark.parametrize("words, message", [
+    ("erode=nan", r"bad value nan for .*marker .* key 'erode'; allowed: a number >= 0 and <= 0.5"),
+    ("feather=NaN", r"bad value nan for .*key 'feather'"),
+    ("temporal=nan", r"bad value nan for .*key 'temporal'; allowed: a number >= 0 and <= 1"),
+    ("name=", r"empty name pattern ''"),
+])
+def test_dry_run_refuses_nan_and_empty_marker_overrides(work, media, model, preset, env, capsys, words, message):
+    """`presets validate` passed these and the clip failed mid-render; now the plan (and --dry-run) refuse them."""
+    import re
+
+    tl, _ = standard_edit(media, NTSC)
+    tl.find_clips()[0].markers[0].name = f"FACESWAP {words}"
+    edit = work / f"nan-{words.split('=')[0]}.otio"
+    otio.adapters.write_to_file(tl, str(edit))
+    out = work / "nan-out"
+    code, _, err = cli([edit, "--preset", preset, "--out", out, "--model", model, "--dry-run"], capsys)
+    assert code == 2 and re.search(message, err), err  # one line per bad clip, under a heading
+    assert f"clip '{tl.find_clips()[0].name}'" in err and not out.exists()
+
+
 def test_cli_bad_input_exits_2(work, media, model, preset, env, capsys):
     edit = edit_file(work, media, ".otio")
     for args, message in [
@@ -285,16 +312,21 @@ def check_outputs(out: Path, edit: Path, plan_jobs, original) -> None:
         back = read_edit(out / name)
         assert len(back.video_tracks()) > len(original.video_tracks())
         placed = {}
-        for track in back.video_tracks()[len(original.video_tracks()):]:
+        outputs = {j.output.resolve() for j in plan_jobs}
+        for track in back.video_tracks():
+            clips = [c for c in track.find_clips() if getattr(c.media_reference, "target_url", None)
+                     and Path(otio.url_utils.filepath_from_url(c.media_reference.target_url)).resolve() in outputs]
+            if not clips:
+                continue
             assert track.name.startswith("FACESWAP") or name.endswith(".xml")  # FCP7 XML drops track names
-            for c in track.find_clips():
+            for c in clips:
                 path = Path(otio.url_utils.filepath_from_url(c.media_reference.target_url))
                 placed[path.resolve()] = (round(c.range_in_parent().start_time.value), round(c.duration().value))
         assert placed == {j.output.resolve(): (round(j.clip.record_range.start_time.value), j.clip.frames)
                           for j in plan_jobs}, name
 
 
-@pytest.mark.parametrize("ext", [".otio", ".xml", ".edl"])
+@pytest.mark.parametrize("ext", [".otio", ".otioz", ".xml", ".edl"])
 def test_render_every_clip_frame_exact_and_resume(work, media, model, preset, env, capsys, ext):
     edit = edit_file(work, media, ext)
     out = work / f"render{ext}"
@@ -450,6 +482,69 @@ def test_signed_render_carries_a_valid_manifest(work, media, model, preset, tmp_
     assert [list(r) for r in result.swapped_ranges] == [[0, entry["render_range"]["frames"]]]
 
 
+def test_render_after_keys_init_signs_what_went_out_unsigned(work, media, model, preset, env, tmp_path, capsys):
+    """The inputs hash records signed-or-not and the certificate: `doppel keys init` (as the README
+    advises after an unsigned render) makes the re-run render and sign, not say "up to date"."""
+    from renderer.cli import main
+    from renderer.provenance import verify_media
+
+    edit = edit_file(work, media, ".edl")
+    out = tmp_path / "out"
+    args = [edit, "--edl-rate", "24000/1001", "--preset", preset, "--out", out, "--model", model, "--json"]
+    code, stdout, err = cli(args, capsys)
+    assert code == 0 and "NOT signed" in err
+    assert main(["keys", "init", "--out", str(tmp_path / "no-keys")]) == 0  # the env's DOPPEL_KEYS_DIR
+    capsys.readouterr()
+    code, stdout, err = cli(args, capsys)
+    summary = json.loads(stdout)
+    assert code == 0 and summary["rendered"] == 1 and summary["skipped"] == 0 and "NOT signed" not in err
+    assert verify_media(Path(summary["outputs"][0]), trust_pem=tmp_path / "no-keys" / "ca.pem").exit_code == 0
+    code, stdout, _ = cli(args, capsys)
+    assert code == 0 and json.loads(stdout)["skipped"] == 1  # signed now: up to date
+    assert main(["keys", "init", "--force", "--out", str(tmp_path / "no-keys")]) == 0  # a new certificate
+    capsys.readouterr()
+    code, stdout, _ = cli(args, capsys)
+    assert code == 0 and json.loads(stdout)["rendered"] == 1
+
+
+def test_a_broken_signing_identity_fails_before_any_frame(work, media, model, preset, env, tmp_path, monkeypatch,
+                                                          capsys):
+    """A key that is not the certificate's, configured by the environment: exit 2, nothing written."""
+    from renderer.provenance import init_keys
+
+    one, two = init_keys(tmp_path / "one"), init_keys(tmp_path / "two")
+    monkeypatch.setenv("DOPPEL_SIGN_CERT", str(one.cert_chain))
+    monkeypatch.setenv("DOPPEL_SIGN_KEY", str(two.key))
+    out = tmp_path / "out"
+    code, _, err = cli([edit_file(work, media, ".edl"), "--edl-rate", "24000/1001", "--preset", preset, "--out", out,
+                        "--model", model], capsys)
+    assert code == 2 and "does not belong to the first certificate" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_a_signing_failure_fails_the_clip_and_keeps_no_unsigned_file(work, model, preset, env, tmp_path,
+                                                                      monkeypatch, capsys):
+    """The source is an MPEG-TS stream named .mp4 (FFmpeg decodes it, the C2PA SDK cannot read it as
+    the parent ingredient): the clip fails, and no unsigned file has its final name."""
+    from renderer.provenance import init_keys
+
+    init_keys(tmp_path / "keys")
+    monkeypatch.setenv("DOPPEL_KEYS_DIR", str(tmp_path / "keys"))
+    ts = tmp_path / "camera.mp4"
+    done = subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=24000/1001",
+                           "-frames:v", "30", "-c:v", "libx264", "-f", "mpegts", str(ts)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    edit = write_avid_edl(tmp_path / "ts.edl", [("TS", "00:00:00:02", "00:00:00:20", "01:00:00:00", "01:00:00:18",
+                                                 str(ts), ["01:00:00:03 GREEN FACESWAP"])], NTSC)
+    out = tmp_path / "out"
+    code, stdout, err = cli([edit, "--edl-rate", "24000/1001", "--preset", preset, "--out", out, "--model", model,
+                             "--json"], capsys)
+    summary = json.loads(stdout)
+    assert code == 1 and summary["failed"] == 1, err
+    assert "could not read the source" in next(iter(summary["errors"].values()))
+    assert [p.name for p in (out / "media").iterdir()] == []  # neither the unsigned file nor a temp file
+
+
 def test_render_swaps_a_real_face(work, env, capsys):
     """A real face clip and the trained demo model: faces are swapped over the marked range and its
     handles, frame numbers and timecode stay exact, the source is never written."""
@@ -492,3 +587,59 @@ def test_render_swaps_a_real_face(work, env, capsys):
     assert [read_frame_number(f) for f in out_frames] == list(range(5, 17))
     changed = [float(np.abs(a.astype(int) - b.astype(int)).mean()) for a, b in zip(out_frames, src_frames)]
     assert sum(c > 1.0 for c in changed) >= 10, changed
+
+
+# --------------------------------------------------------------------------- real NLE exports (adapters' sample edits)
+
+
+def test_failing_return_writer_keeps_the_render_and_the_otio(work, preset, env, capsys):
+    """Avid's 29.97 DF sample (media references at 23.976): the AAF writer refuses the return edit
+    (AAFValidationError). The dry run says so, the render keeps the .otio, exits 1 with one line,
+    and render.json and the --json summary are final."""
+    from tests.sample_edits import sample_edits
+
+    edit = sample_edits() / "otio-aaf-adapter" / "2997fps-DFTC.aaf"
+    out = work / "aaf_return_fails"
+    code, stdout, err = cli([edit, "--preset", preset, "--out", out, "--dry-run", "--json"], capsys)
+    assert code == 1 and not out.exists()
+    assert json.loads(stdout)["return_errors"][str(out / "2997fps-DFTC.doppel.aaf")].startswith(
+        "cannot write AAF (Avid)")
+    assert "would NOT be written" in err
+    code, stdout, err = cli([edit, "--preset", preset, "--out", out, "--json"], capsys)
+    assert code == 1
+    summary = json.loads(stdout)
+    assert summary["status"] == "return edit failed" and summary["return_edits"] == [str(out / "2997fps-DFTC.doppel.otio")]
+    reason = summary["return_errors"][str(out / "2997fps-DFTC.doppel.aaf")]
+    assert "AAFValidationError" in reason and "\n" not in reason
+    assert [line for line in err.splitlines() if "NOT written" in line] == [
+        f"doppel render: return edit {out / '2997fps-DFTC.doppel.aaf'} NOT written: {reason}"]
+    assert err.count("AAFValidationError") == 1  # the adapter's own prints are not passed on
+    record = json.loads((out / RENDER_JSON).read_text())
+    assert record["status"] == "return edit failed" and record["return_errors"] == summary["return_errors"]
+    assert len(read_edit(out / "2997fps-DFTC.doppel.otio").video_tracks()) >= 1
+    assert not (out / "2997fps-DFTC.doppel.aaf").exists() and not list(out.glob(".*partial*"))
+
+
+def test_edl_rate_names_ntsc_rates_exactly():
+    from renderer.commands.render import _rate
+
+    assert _rate("23.976") == _rate("24000/1001") == Fraction(24000, 1001)
+    assert _rate("29.97") == Fraction(30000, 1001) and _rate("25") == 25 and _rate("24") == 24
+
+
+def test_every_fcpxml_project_comes_back(work, preset, env, capsys):
+    """Final Cut Pro's library export (fcpx_library.fcpxml: two projects): the return edits, .otio and
+    .fcpxml, hold both projects, the first with its FACESWAP track, the second unchanged."""
+    from renderer.timeline import read_timelines
+    from tests.sample_edits import sample_edits
+
+    edit = sample_edits() / "otio-fcpx-xml-adapter" / "fcpx_library.fcpxml"
+    out = work / "fcpx_library"
+    code, stdout, err = cli([edit, "--preset", preset, "--out", out, "--json"], capsys)
+    assert code == 0, err
+    original = read_timelines(edit)
+    assert len(original) == 2
+    for name in ("fcpx_library.doppel.otio", "fcpx_library.doppel.fcpxml"):
+        back = read_timelines(out / name)
+        assert [t.name for t in back] == [t.name for t in original], name
+        assert [c.name for c in back[1].find_clips()] == [c.name for c in original[1].find_clips()]

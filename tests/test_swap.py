@@ -135,3 +135,39 @@ def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
 def test_identity_mode_needs_a_reference() -> None:
     with pytest.raises(InputError, match="reference"):
         SwapSettings(faces="identity")
+
+
+def test_small_face_in_a_720p_frame_is_swapped_on_every_frame(model: SwapModel, tmp_path: Path) -> None:
+    """The ~55 px face of a 720p screen-recording-like clip (ffmpeg CLI, real footage), with a
+    3-frame camera shake just before a segment start: default settings swap it on every frame (the
+    shaken frames held across the segment start), no frame flips back, and a chunk that ends inside
+    the shake comes out as the one-piece render."""
+    import cv2
+    import dlib
+
+    from tests import face_data as F
+
+    n = 56
+    src = F.small_face_clip(F.CACHE / "small_face_720p_shake46.mp4", n, blur=(45, 47))
+    out = tmp_path / "out.mkv"
+    stats = render_range(src, out, model_dir=Path(), model=model, settings=SwapSettings(), first=0, last=n - 1,
+                         swap_ranges=[(0, n - 1)], codec="ffv1")
+    assert stats.swapped == n and stats.lost == [] and stats.held >= 1, stats.to_json()
+    reference = dlib.get_frontal_face_detector()  # the reference: HOG upsampled 2x
+    corner = (slice(0, 200), slice(1000, 1280))  # the face's corner; the rest is a photo without faces
+    region = (slice(40, 148), slice(1096, 1240))  # the overlaid 144x108 video holding the face
+    seen, swapped = [], []
+    for (_, a), (_, b) in zip(media.read_frames(src, 0, n - 1), media.read_frames(out, 0, n - 1)):
+        rects = reference(cv2.cvtColor(a[corner], cv2.COLOR_RGB2GRAY), 2)
+        seen.append(bool(rects))
+        swapped.append(bool(np.any(a[region] != b[region])))
+        if rects:
+            assert 45 <= rects[0].width() <= 65  # the face really is about 55 px
+    assert sum(seen) >= n - 4 and all(swapped), (seen, swapped)
+    whole = frames_of(out)
+    for lo, hi in ((0, 46), (47, n - 1)):
+        part = tmp_path / f"part{lo}.mkv"
+        render_range(src, part, model_dir=Path(), model=model, settings=SwapSettings(), first=lo, last=hi,
+                     swap_ranges=[(0, n - 1)], codec="ffv1", origin=0)
+        got = frames_of(part)
+        assert all(np.array_equal(got[i - lo], whole[i]) for i in range(lo, hi + 1)), f"chunk {lo}-{hi} differs"

@@ -201,7 +201,7 @@ def test_bad_input_is_refused_and_the_model_left_untouched(facesets: tuple[Path,
         train(_cfg(facesets, out, iterations=2, resume=True, model_config=None), progress=False)
     assert _snapshot(out) == before
 
-    with pytest.raises(ModelError, match="no model.yaml"):
+    with pytest.raises(ModelError, match=r"cannot resume: model folder .*fresh does not exist"):
         train(_cfg(facesets, tmp_path / "fresh", iterations=2, resume=True), progress=False)
 
     empty = copy_faceset(facesets[1], tmp_path / "empty")
@@ -360,3 +360,65 @@ def test_cli_holdout_reports_held_out_ssim(facesets: tuple[Path, Path], tmp_path
     assert v["holdout"] == 4 and v["iteration"] == 3
     assert v["faces_a"] == len(load_faceset(facesets[0])) // 4 and v["faces_b"] == 1  # B's 4 faces: the 4th
     assert 0 < v["ssim_a"] < 1 and 0 < v["ssim_b"] < 1
+
+
+# ---------------------------------------------------------------- faults, produced for real
+
+def _cli(facesets: tuple[Path, Path], out: Path, *extra: str) -> list[str]:
+    return ["train", "--a", str(facesets[0]), "--b", str(facesets[1]), "--out", str(out), "--rights", RIGHTS,
+            "--iterations", "2", "--threads", "1", "--no-progress", *extra]
+
+
+def test_a_read_only_out_is_one_line_exit_2_and_nothing_is_written(
+        facesets: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.faults import tmpfs
+
+    with tmpfs(tmp_path / "ro", read_only=True) as ro:  # root writes through chmod 0555; a read-only mount stops it
+        assert main(_cli(facesets, ro / "models" / "m")) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"--out {ro}/models/m: cannot write into {ro}: Read-only file system" in err
+        assert list(ro.iterdir()) == []
+    (tmp_path / "a-file").write_text("x")
+    assert main(_cli(facesets, tmp_path / "a-file" / "m")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "a-file is a file, not a folder" in err
+
+
+def test_a_disk_that_fills_while_checkpointing_keeps_the_last_checkpoint(facesets: tuple[Path, Path],
+                                                                          tmp_path: Path) -> None:
+    from tests.faults import tmpfs
+
+    # a tiny model's checkpoint is about 2.9 MB: the first fits in 4 MB, the second cannot be written beside it
+    with tmpfs(tmp_path / "small", size="4m") as small:
+        out = small / "m"
+        with pytest.raises(TrainingError) as err:
+            train(_cfg(facesets, out, iterations=6, save_every=2), progress=False)
+        msg = str(err.value)
+        assert "\n" not in msg and f"cannot save the checkpoint of iteration 4 to {out}: No space left on device" in msg
+        assert "the checkpoint of iteration 2 is kept" in msg
+        model, card = load_model(out, device="cpu")
+        assert card.iterations == 2 and len(list((out / "checkpoints").iterdir())) == 1  # the half one is removed
+        assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_a_batch_too_big_for_memory_says_out_of_memory_and_names_the_batch(
+        facesets: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    preset = tmp_path / "huge.yaml"
+    preset.write_text("train:\n  batch: 100000000\n")
+    out = tmp_path / "m"
+    assert main(_cli(facesets, out, "--preset", str(preset))) == 1  # failed while working
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "out of memory on cpu at batch 100000000" in err and "lower --batch" in err
+    assert "nothing was saved" in err and not out.exists()
+
+
+@pytest.mark.parametrize("bad", ["minutes: .nan", "lr: .nan", "augment:\n    warp: .nan", "loss:\n    ssim: .inf",
+                                 "target_ssim: .nan", "beta1: .nan"])
+def test_nan_and_infinite_train_preset_values_are_refused(bad: str, facesets: tuple[Path, Path], tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    preset = tmp_path / "p.yaml"
+    preset.write_text(f"train:\n  {bad}\n")
+    assert main(_cli(facesets, tmp_path / "m", "--preset", str(preset))) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(preset) in err and ("nan" in err or "inf" in err), err
+    assert not (tmp_path / "m").exists()

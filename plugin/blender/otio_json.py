@@ -302,21 +302,30 @@ def video_tracks(timeline: dict[str, Any]) -> list[dict[str, Any]]:
 
 def placements(timeline: dict[str, Any], fps: Fraction, track_name: str = FACESWAP,
                base_dir: str | os.PathLike[str] = ".") -> list[Placement]:
-    """The clips of the video track named `track_name`, as host-frame placements.
+    """The clips of the video tracks named `track_name` (or `track_name V2`...: Doppel puts each source
+    track's swaps on its own track directly above it), bottom track first, as host-frame placements.
 
     media_start = source_range.start - available_range.start: NLE edits carry timecode (a clip at
     01:00:00:00 has source times near 86400 s) while media frames count from 0.
     Raises OtioJsonError naming the tracks found when there is no such track.
     """
     base = Path(base_dir)
-    found = [t for t in video_tracks(timeline) if t.get("name") == track_name]
+    found = [t for t in video_tracks(timeline)
+             if t.get("name") == track_name or str(t.get("name") or "").startswith(track_name + " ")]
     if not found:
         names = [t.get("name") for t in video_tracks(timeline)]
         raise OtioJsonError(f"return edit {timeline.get('name')!r} has no video track named {track_name!r}; "
                             f"video tracks: {names}")
     out: list[Placement] = []
+    for track in found:
+        out += _track_placements(track, fps, track_name, base)
+    return out
+
+
+def _track_placements(track: dict[str, Any], fps: Fraction, track_name: str, base: Path) -> list[Placement]:
+    out: list[Placement] = []
     cursor = 0
-    for item in found[-1].get("children") or []:
+    for item in track.get("children") or []:
         kind = _schema(item)
         if kind == "Transition":
             continue  # transitions overlap their neighbours and take no track time

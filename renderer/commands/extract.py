@@ -23,6 +23,7 @@ import json
 import sys
 from pathlib import Path
 
+from renderer.atomic import check_writable
 from renderer.extract import extract
 
 
@@ -42,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="68 (iBUG 300-W markup; non-commercial training data) or 5 (commercially usable)")
     parser.add_argument("--coverage", type=float, default=0.375,
                         help="margin around the mean face as a fraction of the crop (default 0.375, the deepfakes crop)")
-    parser.add_argument("--min-face", type=int, default=40, metavar="PX", help="reject faces narrower than this (default 40)")
+    parser.add_argument("--min-face", type=int, default=40, metavar="PX", help="smallest face searched for and kept, px (default 40)")
     parser.add_argument("--blur-threshold", type=float, default=20.0,
                         help="reject crops whose Laplacian variance (at 64 px) is below this (default 20)")
     parser.add_argument("--dedupe-bits", type=int, default=4,
@@ -52,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_writable(args.out, "--out", is_dir=True)
     summary = extract(
         args.sources, args.out, detector=args.detector, size=args.size, every=args.every,
         identity_ref=args.identity, points=args.landmarks, coverage=args.coverage, min_face=args.min_face,

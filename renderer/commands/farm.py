@@ -37,6 +37,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from renderer.atomic import check_writable
 from renderer.errors import InputError
 
 
@@ -105,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     from renderer import farm
 
     if args.farm_command == "export":
+        check_writable(Path(args.out), "--out", is_dir=True)
         bundle = farm.export_bundle(args.edit, args.preset, args.out, model=args.model, chunk_frames=args.chunk_frames,
                                     media_roots=args.media_root, direction=args.direction, edl_rate=args.edl_rate,
                                     out_dir=args.output_dir)

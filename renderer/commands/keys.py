@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from renderer import provenance
+from renderer.atomic import check_writable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.keys_action == "init":
         out = args.out if args.out is not None else provenance.default_keys_dir(os.environ)
+        check_writable(out, "keys init --out" if args.out is not None else "keys folder", is_dir=True)
         keys = provenance.init_keys(out, common_name=args.common_name, organization=args.organization,
                                     overwrite=args.force, valid_days=args.days)
         info = {"ca_cert": str(keys.ca_cert), "cert_chain": str(keys.cert_chain), "key": str(keys.key),

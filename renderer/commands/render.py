@@ -21,7 +21,8 @@ Output: a progress bar per clip on stderr. --progress adds OpenJD lines on stdou
 a JSON summary on stdout (last; with --progress the OpenJD lines come before it).
 
 Exit status: 0 all clips rendered (or nothing marked), 1 some clips failed (the others are kept
-and in the return edit; render.json says why), 2 bad input, nothing rendered.
+and in the return edit; render.json says why) or a return edit's format writer failed (the renders
+and the .otio return are kept; one line says why), 2 bad input, nothing rendered.
 
 Examples:
   doppel render cut.xml --preset prores_hq --out renders/ --model models/jane
@@ -35,12 +36,16 @@ import argparse
 import json
 import sys
 from fractions import Fraction
+from pathlib import Path
 from typing import Any, TextIO
 
 from tqdm import tqdm
 
+from renderer.atomic import check_writable
 from renderer.errors import InputError
-from renderer.render import ClipResult, RenderPlan, RenderProgress, job_summary, plan_render, run_render
+from renderer.render import (
+    ClipResult, RenderPlan, RenderProgress, check_returns, job_summary, plan_render, run_render,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,6 +81,9 @@ def _rate(text: str | None) -> Fraction | None:
         raise InputError(f"--edl-rate {text!r} is not a frame rate; give e.g. 25, 29.97 or 30000/1001") from None
     if not 1 <= rate <= 240:
         raise InputError(f"--edl-rate {text!r} is outside 1..240 fps")
+    for base in (24, 30, 48, 60, 120):  # 23.976, 29.97, 59.94... mean the NTSC rates exactly
+        if rate != base and abs(rate - Fraction(base * 1000, 1001)) < Fraction(1, 200):
+            return Fraction(base * 1000, 1001)
     return rate
 
 
@@ -126,21 +134,36 @@ class _Reporter:
             self._bar = None
 
 
+def _plan_notes(plan: RenderPlan) -> None:
+    """One line per clip refused or skipped, and per marker word that was not an override."""
+    for r in plan.refused:
+        print(f"doppel render: {r.describe()} {r.status}: {r.reason}", file=sys.stderr)
+    for line in dict.fromkeys(w for job in plan.jobs for w in job.clip.warnings):
+        print(f"doppel render: warning: {line}", file=sys.stderr)
+
+
 def _dry_run(plan: RenderPlan, args: argparse.Namespace) -> int:
     rows = []
     for job in plan.jobs:
         entry = job_summary(job)
         entry["would"] = "render" if args.force or job.up_to_date() is None else "skip (up to date)"
         rows.append(entry)
+    return_errors = check_returns(plan)
+    _plan_notes(plan)
+    code = 1 if return_errors else 0  # the render would exit 1: a return edit its writer cannot write
+    for path, why in return_errors.items():
+        print(f"doppel render: return edit {path} would NOT be written: {why}", file=sys.stderr)
     if args.json:
         print(json.dumps({"dry_run": True, "status": "nothing marked" if not rows else "ok",
                           "edit": str(plan.edit), "clips": rows,
                           "return_otio": str(plan.return_edits[0]),
-                          "return_edits": [str(p) for p in plan.return_edits]}, indent=2))
-        return 0
+                          "return_edits": [str(p) for p in plan.return_edits],
+                          "return_errors": return_errors,
+                          "refused": [r.to_json() for r in plan.refused]}, indent=2))
+        return code
     if not rows:
         print(f"dry run: nothing marked in {plan.edit} (no FACESWAP markers); nothing would render", file=sys.stderr)
-        return 0
+        return code
     print(f"dry run: {len(rows)} clip(s) of {plan.edit}, every input checked:")
     for job, row in zip(plan.jobs, rows):
         rng = row["render_range"]
@@ -148,10 +171,11 @@ def _dry_run(plan: RenderPlan, args: argparse.Namespace) -> int:
               f"{rng['first_frame']}-{rng['last_frame']} ({rng['frames']} frames, handles {rng['handles'][0]}/"
               f"{rng['handles'][1]}) -> {job.output} [model {job.model.path.name} from {job.model.origin}]")
     print("  return edits: " + ", ".join(str(p) for p in plan.return_edits))
-    return 0
+    return code
 
 
 def run(args: argparse.Namespace) -> int:
+    check_writable(Path(args.out), "--out", is_dir=True)
     plan = plan_render(args.edit, args.preset, args.out, model=args.model, media_roots=args.media_root,
                        direction=args.direction, edl_rate=_rate(args.edl_rate))
     if args.dry_run:
@@ -165,6 +189,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         reporter._close()
     summary = report.to_json()
+    _plan_notes(plan)
+    for path, why in report.return_errors.items():  # one line each; the render and the .otio are kept
+        print(f"doppel render: return edit {path} NOT written: {why}", file=sys.stderr)
     if args.progress:
         print(f"openjd_status: {summary['status']}: {summary['rendered']} rendered, {summary['skipped']} skipped, "
               f"{summary['failed']} failed", flush=True)

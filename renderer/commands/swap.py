@@ -33,12 +33,12 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from tqdm import tqdm
 
 from renderer import media
+from renderer.atomic import check_new_output, temp_dir_for
 from renderer.errors import InputError
 from renderer.swap import SwapModel, SwapSettings, SwapStats, render_range, swap_settings
 
@@ -58,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--direction", choices=("a2b", "b2a"), help="a2b: A's face becomes B (default: preset's)")
     parser.add_argument("--codec", choices=tuple(media.CODECS), help="output codec (default: see above)")
     parser.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:N or mps (default: best available)")
+    parser.add_argument("--force", action="store_true", help="replace OUT if it exists (default: refuse)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -116,18 +117,20 @@ def _add_stats(total: SwapStats, part: SwapStats) -> None:
 
 def render_smart(video: Path, out: Path, *, spans: list[tuple[int, int]], swap_range: tuple[int, int],
                  info: media.MediaInfo, model_dir: Path, model: SwapModel, settings: SwapSettings, codec: str,
-                 metadata: dict[str, str], progress: bool) -> tuple[SwapStats, media.SpliceResult]:
+                 metadata: dict[str, str], progress: bool, name: str | None = None
+                 ) -> tuple[SwapStats, media.SpliceResult]:
     """Re-encode each span (swapping faces on `swap_range`) into a temp file, then splice them
     into a stream copy of the source. Raises media.MediaError (SpliceError included) when the
-    spans cannot be joined; nothing is left under `out` then."""
+    spans cannot be joined; nothing is left under `out` then. `name`: what the progress bar says."""
     import time
 
     stats = SwapStats()
     t0 = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.spans-", dir=out.parent))
+    name = name or out.name
+    work = temp_dir_for(out)  # named after OUT, so a later run clears it if this one is killed
     try:
         parts = []
-        bar = tqdm(total=sum(g1 - g0 + 1 for g0, g1 in spans), unit="frame", desc=f"{out.name} (re-encode)",
+        bar = tqdm(total=sum(g1 - g0 + 1 for g0, g1 in spans), unit="frame", desc=f"{name} (re-encode)",
                    disable=not progress, file=sys.stderr)
         try:
             for g0, g1 in spans:
@@ -140,7 +143,7 @@ def render_smart(video: Path, out: Path, *, spans: list[tuple[int, int]], swap_r
                 parts.append((g0, g1, part))
         finally:
             bar.close()
-        bar = tqdm(total=info.frames, unit="frame", desc=f"{out.name} (splice)", disable=not progress,
+        bar = tqdm(total=info.frames, unit="frame", desc=f"{name} (splice)", disable=not progress,
                    file=sys.stderr)
         t_encode = time.perf_counter()
         try:
@@ -159,12 +162,13 @@ def render_smart(video: Path, out: Path, *, spans: list[tuple[int, int]], swap_r
 
 def run(args: argparse.Namespace) -> int:
     from renderer.presets import load_preset, preset_sha256
-    from renderer.provenance import claim_for_model, label_metadata, resolve_signing_identity, sign_media
+    from renderer.provenance import claim_for_model, label_metadata, resolve_signing_identity, signed_output
 
     if not args.video.is_file():
         raise InputError(f"video {args.video} does not exist")
     if args.out.resolve() == args.video.resolve():
         raise InputError(f"--out {args.out} is the source video itself; the source is never written")
+    check_new_output(args.out, "--out", force=args.force)
     info = media.probe(args.video)
     for warning in info.warnings():
         print(f"doppel swap: warning: {warning}", file=sys.stderr)
@@ -178,36 +182,39 @@ def run(args: argparse.Namespace) -> int:
     pix_fmt = preset.output.pix_fmt if preset else None
     signing = ({"cert": preset.signing.cert, "key": preset.signing.key}
                if preset and preset.signing.cert and preset.signing.key else None)
-    identity = resolve_signing_identity(signing, os.environ)
+    identity = resolve_signing_identity(signing, os.environ)  # a broken key fails here, before any frame
     claim = claim_for_model(args.video, args.model, [(first, last + 1)],
                             preset_sha256=preset_sha256(preset) if preset else None)
     metadata = label_metadata(claim, signed=identity is not None)
     model = SwapModel(args.model, settings.direction, settings.device)  # a bad model fails before any work
-    args.out.parent.mkdir(parents=True, exist_ok=True)
 
     spans, reason = smart_plan(info, codec, args.out, pix_fmt, (first, last))
     copied = 0
     stats: SwapStats | None = None
-    if not reason:
-        try:
-            stats, spliced = render_smart(args.video, args.out, spans=spans, swap_range=(first, last), info=info,
-                                          model_dir=args.model, model=model, settings=settings, codec=codec, metadata=metadata,
-                                          progress=not args.no_progress)
-            copied = spliced.copied
-        except media.MediaError as err:  # SpliceError, or a muxer refusing a copied stream
-            reason, stats = f"smart render failed, re-encoded everything instead: {err}", None
-    if stats is None:
-        spans = []
-        bar = tqdm(total=info.frames, unit="frame", desc=args.out.name, disable=args.no_progress, file=sys.stderr)
-        try:
-            stats = render_range(
-                args.video, args.out, model_dir=args.model, settings=settings, first=0, last=info.frames - 1,
-                swap_ranges=[(first, last)], codec=codec, pix_fmt=pix_fmt, metadata=metadata, model=model,
-                progress=lambda done, total: bar.update(done - bar.n),
-            )
-        finally:
-            bar.close()
-    signed = sign_media(args.out, claim, identity, source=args.video)
+    with signed_output(args.out, claim, identity, source=args.video) as target:
+        if not reason:
+            try:
+                stats, spliced = render_smart(args.video, target.tmp, spans=spans, swap_range=(first, last),
+                                              info=info, model_dir=args.model, model=model, settings=settings,
+                                              codec=codec, metadata=metadata, progress=not args.no_progress,
+                                              name=args.out.name)
+                copied = spliced.copied
+            except media.MediaError as err:  # SpliceError, or a muxer refusing a copied stream
+                reason, stats = f"smart render failed, re-encoded everything instead: {err}", None
+        if stats is None:
+            spans = []
+            bar = tqdm(total=info.frames, unit="frame", desc=args.out.name, disable=args.no_progress,
+                       file=sys.stderr)
+            try:
+                stats = render_range(
+                    args.video, target.tmp, model_dir=args.model, settings=settings, first=0,
+                    last=info.frames - 1, swap_ranges=[(first, last)], codec=codec, pix_fmt=pix_fmt,
+                    metadata=metadata, model=model, progress=lambda done, total: bar.update(done - bar.n),
+                )
+            finally:
+                bar.close()
+    signed = target.result
+    assert signed is not None
     if signed.warning:
         print(f"doppel swap: {signed.warning}", file=sys.stderr)
     summary = {"source": str(args.video), "output": str(args.out), "codec": codec, "swap_range": [first, last],

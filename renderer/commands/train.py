@@ -7,8 +7,11 @@ swap` then decodes A's faces with decoder B.
 MODEL_DIR holds model.safetensors (weights), model.yaml (the model card: config,
 identities, the --rights statement, facesets with SHA-256, iterations, loss summary),
 optimizer.safetensors + train_state.json (for --resume), preview.png (rows A, A->A,
-A->B, B, B->B, B->A) and loss.png. All are rewritten atomically every --save-every
-iterations and at the end; Ctrl-C saves the last completed iteration.
+A->B, B, B->B, B->A) and loss.png. Every --save-every iterations and at the end the whole
+set is saved as one atomic step (a new checkpoints/ folder, then the `current` link is
+switched): a kill at any moment leaves the last complete checkpoint. Ctrl-C or SIGTERM
+finishes the iteration in progress and saves it, so --resume continues bit-identically
+(it also keeps the model's batch, lr and --threads unless given).
 
 --rights is required: who the faces belong to and on what basis they may be used.
 

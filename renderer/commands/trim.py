@@ -24,9 +24,11 @@ import argparse
 import json
 import re
 import sys
+from pathlib import Path
 
 from tqdm import tqdm
 
+from renderer.atomic import check_new_output
 from renderer.errors import InputError
 from renderer.media import CODECS, probe, trim
 
@@ -38,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="OUT", help="output file; its suffix picks the container")
     parser.add_argument("--codec", default="h264", metavar="CODEC",
                         help=f"output codec: {', '.join(CODECS)} (default: h264)")
+    parser.add_argument("--force", action="store_true", help="replace OUT if it exists (default: refuse)")
     parser.add_argument("--json", action="store_true", help="print a JSON summary of the output on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -60,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
 
         resolve_codec(args.codec)  # raises with the allowed list
     info = probe(args.media)
+    if Path(args.out).resolve() == info.path.resolve():
+        raise InputError(f"--out {args.out} is the source itself; the source is never written")
+    check_new_output(Path(args.out), "--out", force=args.force)
     for warning in info.warnings():
         print(f"doppel trim: warning: {warning}", file=sys.stderr)
     with tqdm(total=end - start + 1, unit="frame", desc="trim", file=sys.stderr,

@@ -4,8 +4,9 @@ Prints who signed, when, the source media, the model (identities, card hash, rig
 swapped frame ranges. MP4/MOV carry the manifest inside; MXF carries it in a sidecar
 `<stem>.c2pa` beside the file (or name one with --manifest).
 
-Exit status: 0 valid (and, with --trust, signed under that CA); 1 invalid or tampered, or
---trust given and the signer is not under it; 2 no manifest (or bad arguments). Without
+Exit status: 0 valid (and, with --trust, signed under that CA); 1 invalid, tampered or
+unreadable, signed with a certificate that has since expired, or --trust given and the signer
+is not under it; 2 no manifest (an empty file has none) or bad arguments (a folder, a missing file). Without
 --trust a valid signature from an unknown signer exits 0 with a "not checked" note.
 """
 
@@ -32,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
         return result.exit_code
-    headline = {"valid": "VALID", "invalid": "INVALID", "no_manifest": "NO MANIFEST"}[result.status]
+    headline = {"valid": "VALID", "invalid": "INVALID", "expired": "EXPIRED SIGNER",
+                "no_manifest": "NO MANIFEST"}[result.status]
     if result.status == "valid":
         headline += {True: ", signer trusted", False: ", signer NOT trusted", None: ", signer not checked"}[
             result.trusted]

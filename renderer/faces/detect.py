@@ -16,6 +16,16 @@ so `landmarks()` can run on any detector's output.
 around where a face is expected (the tracker's key frames), at the scale where
 that face is `REGION_FACE_PX` px: a 1080p frame's full search costs ~20x one
 region's (bench/results/faces.md).
+
+Small faces in big frames: HOG over the whole frame at the scale a 40 px face
+needs (a 1080p frame upsampled 2x) costs ~10x the search at `coarse_min_size`
+(1/8 of the short side). So `detect` with "hog" and a `min_size` below that
+runs HOG at the coarse scale for the big faces, then MTCNN (whose cost barely
+grows with the smallest face) over the whole frame for the faces under it,
+and keeps each MTCNN face only where HOG, run at that face's own scale on the
+square around it, finds it too: the boxes keep HOG's geometry and MTCNN's
+false positives on texture are dropped (bench/results/faces.md: recall against
+dlib HOG upsampled 2x on every frame, and the cost of each pass).
 """
 
 from __future__ import annotations
@@ -57,9 +67,18 @@ class Detection:
         return min(self.box[2] - self.box[0], self.box[3] - self.box[1])
 
 
+MIN_FACE = 40  # the smallest face extract and swap look for by default (--min-face, preset min_face)
+# MTCNN faces kept by the small-face pass: those under this many times the coarse HOG
+# minimum (HOG's coarse search finds the bigger ones; the band overlaps it a little).
+_SMALL_BAND = 1.25
+
+
 def default_min_size(frame_shape: tuple[int, ...]) -> int:
     """Smallest face (px) searched for when the caller gives none: 1/8 of the short side, at least 40."""
-    return max(40, int(min(frame_shape[0], frame_shape[1]) // 8))
+    return max(MIN_FACE, int(min(frame_shape[0], frame_shape[1]) // 8))
+
+
+coarse_min_size = default_min_size  # the scale the whole-frame HOG pass runs at (see the module doc)
 
 
 def _check_frame(frame_rgb: np.ndarray) -> None:
@@ -79,13 +98,14 @@ def detect_hog(frame_rgb: np.ndarray, min_size: int, threshold: float = 0.0) -> 
     face_recognition test images; at two `min_size`s) and every frame of the
     kphotoalbum video; the grey
     conversion comes first so the resize moves one channel, not three.
+    frame_rgb: (H, W, 3) uint8 RGB, or (H, W) uint8 grey as it is.
     """
     scale = HOG_WINDOW / float(min_size)
     h, w = frame_rgb.shape[:2]
-    grey = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY)  # (H, W) uint8, a new contiguous array
+    # (H, W) uint8, a new contiguous array; detect_near hands in its region already grey
+    grey = frame_rgb if frame_rgb.ndim == 2 else cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2GRAY)
     if abs(scale - 1.0) > 0.02:
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        work = cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=interp)
+        work = _resized(grey, (max(1, round(w * scale)), max(1, round(h * scale))))
         sx, sy = work.shape[1] / w, work.shape[0] / h
     else:
         work, sx, sy = grey, 1.0, 1.0
@@ -97,6 +117,21 @@ def detect_hog(frame_rgb: np.ndarray, min_size: int, threshold: float = 0.0) -> 
     return out
 
 
+def _resized(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`img` resized to `size` (w, h): area-averaged when shrinking, bilinear when enlarging.
+
+    A big shrink first averages k x k blocks (k integer: OpenCV's fast path), then the rest:
+    a close-up's 1300x1080 search region to 250 px took 7.4 ms in one INTER_AREA pass, 2.5 in two.
+    """
+    h, w = img.shape[:2]
+    if size[0] > w or size[1] > h:
+        return cv2.resize(img, size, interpolation=cv2.INTER_LINEAR)
+    k = min(w // size[0], h // size[1])
+    if k >= 2:
+        img = cv2.resize(img, (w // k, h // k), interpolation=cv2.INTER_AREA)
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+
+
 # MTCNN boxes are taller than dlib's (they include the forehead). The landmark
 # predictors expect dlib geometry, so the box is rebuilt from the 5 points:
 # dlib-box centre and side in units of (eye-centre to mouth-centre distance),
@@ -105,9 +140,10 @@ _MTCNN_BOX_CENTRE_BELOW_EYES = 0.46  # box centre, as a fraction of eye->mouth d
 _MTCNN_BOX_SIDE = 2.25  # box side in eye->mouth distances
 
 
-def detect_mtcnn(frame_rgb: np.ndarray, min_size: int, threshold: float = 0.9) -> list[Detection]:
-    """MTCNN detector; box rebuilt from the 5 points into dlib geometry."""
-    found = models.mtcnn_detector(max(12, int(min_size))).detect_faces(np.ascontiguousarray(frame_rgb))
+def detect_mtcnn(frame_rgb: np.ndarray, min_size: int, threshold: float = 0.9,
+                 max_size: int | None = None) -> list[Detection]:
+    """MTCNN detector; box rebuilt from the 5 points into dlib geometry. max_size: search no bigger faces (px)."""
+    found = models.mtcnn_detector(max(12, int(min_size)), max_size).detect_faces(np.ascontiguousarray(frame_rgb))
     out = []
     for f in found:
         score = float(f["confidence"])
@@ -150,12 +186,49 @@ def detect(frame_rgb: np.ndarray, detector: str = "hog", min_size: int | None = 
     """Faces in one frame, largest first.
 
     frame_rgb: (H, W, 3) uint8 RGB. min_size: smallest face side (px) to find;
-    None picks `default_min_size` (1/8 of the short side, >= 40 px).
+    None picks `default_min_size` (1/8 of the short side, >= 40 px). With "hog"
+    and a `min_size` under `coarse_min_size`, the small faces come from the
+    MTCNN pass confirmed by HOG (module doc).
     """
     min_size = _checked_min_size(frame_rgb, detector, min_size)
-    found = DETECTORS[detector](frame_rgb, min_size)
+    coarse = coarse_min_size(frame_rgb.shape)
+    if detector != "hog" or min_size >= coarse:
+        found = DETECTORS[detector](frame_rgb, min_size)
+    else:
+        found = _small_faces(frame_rgb, min_size, coarse, detect_hog(frame_rgb, coarse))
     found = [d for d in found if d.size >= 0.8 * min_size]
     return sorted(found, key=lambda d: -d.size)
+
+
+def _small_faces(frame_rgb: np.ndarray, min_size: int, coarse: int, big: list[Detection]) -> list[Detection]:
+    """`big` (the coarse HOG pass) plus the HOG-confirmed faces from min_size up to about `coarse` px
+    (MTCNN proposes, HOG at the face's scale confirms); a face both passes found is kept once."""
+    out = list(big)
+    search = frame_rgb
+    if big:
+        # The big faces blanked out: on a close-up, MTCNN's small-face levels fire on parts of
+        # the big face, and every candidate costs R-net and O-net time (MTCNN 244 -> ~150 ms on a 1080p close-up).
+        search = frame_rgb.copy()
+        for d in big:
+            x0, y0, x1, y1 = search_region(d.box, frame_rgb.shape, pad=0.1)
+            search[y0:y1, x0:x1] = 127
+    for m in detect_mtcnn(search, min_size, max_size=round(_SMALL_BAND * coarse)):
+        if m.size >= _SMALL_BAND * coarse:
+            continue  # the coarse HOG pass sees faces this big
+        near = [d for d in detect_near(frame_rgb, m.box, "hog", min_size) if iou(d.box, m.box) > 0.3]
+        for d in near:
+            if all(iou(d.box, k.box) <= 0.5 for k in out):
+                out.append(d)
+    return out
+
+
+def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
 
 
 def search_region(box: tuple[float, float, float, float], frame_shape: tuple[int, ...],
@@ -198,8 +271,10 @@ def detect_near(
     levels = max(0, math.floor(math.log(full_scale * side / REGION_FACE_PX) / math.log(_PYRAMID_STEP)))
     scale = full_scale / _PYRAMID_STEP**levels
     crop = frame_rgb[ry0:ry1, rx0:rx1]
+    if detector == "hog":  # HOG reads grey: shrink one channel, not three
+        crop = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
     size = (max(1, round((rx1 - rx0) * scale)), max(1, round((ry1 - ry0) * scale)))
-    work = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    work = _resized(crop, size)
     sx, sy = size[0] / (rx1 - rx0), size[1] / (ry1 - ry0)
     found = []
     for d in DETECTORS[detector](work, HOG_WINDOW):

@@ -35,7 +35,7 @@ from renderer.faces.align import (
     make_face,
     unit_from_frame,
 )
-from renderer.faces.detect import DETECTORS, Detection, detect, detect_near
+from renderer.faces.detect import DETECTORS, Detection, coarse_min_size, detect, detect_near, iou
 from renderer.faces.identity import embed as embed_face
 from renderer.faces.landmarks import LandmarkModel
 
@@ -116,11 +116,43 @@ class _Track:
     last_frame: int
     score: float
     filt: OneEuroFilter | None = field(default=None)
+    found_box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # the detector's box when last found
+    ncc: float = 1.0  # this frame's match of the tracked crop against `template`
+    missed_since: int | None = None  # first frame of a detector miss not yet made good (None: found)
+    anchor: tuple[int, Face] | None = None  # the last frame (and face) given out before the miss
 
     def move(self, raw: np.ndarray, unit: np.ndarray) -> None:
         """This frame's landmarks (and their similarity): the expected box follows them."""
         self.raw, self.unit = raw, unit
         self.box = _predicted_box(unit, self.box_in_unit)
+
+
+@dataclass(frozen=True, eq=False)
+class TrackedFrame:
+    """One frame's faces once the tracker has settled them (`FaceTracker.push`).
+
+    faces: (track id, Face) in track order. held: ids of the faces in `faces`
+    that the detector missed on this frame but found again within
+    `detect_every` frames (landmarks tracked, or interpolated where the
+    tracked crop stopped looking like the face). lost: ids of tracks that
+    vanish from this frame on: missed here and not found again in time.
+    """
+
+    index: int
+    faces: tuple[tuple[int, Face], ...]
+    held: tuple[int, ...] = ()
+    lost: tuple[int, ...] = ()
+
+
+@dataclass
+class _Held:
+    """A frame waiting for the tracks the detector missed on it to be found again (or given up)."""
+
+    index: int
+    faces: list[tuple[int, Face]]
+    pending: dict[int, tuple[Face, bool]]  # track id -> (tracked face, crop still matched the template)
+    held: list[int] = field(default_factory=list)
+    lost: list[int] = field(default_factory=list)
 
 
 _TEMPLATE = 32
@@ -150,16 +182,8 @@ def _predicted_box(unit: np.ndarray, box_in_unit: np.ndarray) -> tuple[float, fl
     return (centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half)
 
 
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 class FaceTracker:
-    """Faces through one video: call `update` with consecutive frames (gaps force a detection).
+    """Faces through one video: feed consecutive frames to `push` (or `update`); gaps force a detection.
 
     detect_every: run the detector at least every N frames. Between key
     frames a face's box comes from its previous landmarks; a track whose crop
@@ -169,6 +193,18 @@ class FaceTracker:
     the key frames between search only around the live tracks, so a face
     entering the shot is picked up within N key frames (N * detect_every
     frames). 1 searches the whole frame on every key frame.
+    min_size: smallest face searched for (px); None: `detect`'s default. While
+    faces are tracked, faces under `coarse_min_size` are searched for on every
+    other whole-frame search (their pass costs about as much as the rest).
+
+    Short misses: a track the detector does not find is kept, its landmarks
+    tracked, and searched for again (near its box only) on each following
+    frame. Found within `detect_every` frames, the frames of the miss get the
+    face (tracked landmarks, or landmarks interpolated between the frames
+    around where the tracked crop stopped matching); not found, the track is
+    lost from the first missed frame on. `push` gives frames out only once
+    that is settled, so it runs up to `detect_every` frames behind its input;
+    `update` answers at once and leaves a missed face out.
     """
 
     def __init__(
@@ -205,6 +241,7 @@ class FaceTracker:
         self._last_key: int | None = None
         self._last_frame: int | None = None
         self._region_keys = 0  # key frames since the last whole-frame search
+        self._held: list[_Held] = []  # frames given in but not yet out (push)
         self.detections_run = 0  # how many frames ran the detector (for benchmarks and tests)
         self.full_searches = 0  # how many of those searched the whole frame
 
@@ -221,93 +258,213 @@ class FaceTracker:
             last_frame=frame_index,
             score=det.score,
             filt=OneEuroFilter(self.fps, self.min_cutoff, self.beta) if self.smoothing else None,
+            found_box=det.box,
         )
         self._next_id += 1
         return t
 
-    def _search_near_tracks(self, frame_rgb: np.ndarray, boxes: list[tuple[float, float, float, float]]) -> list[Detection] | None:
-        """Detections around the tracks' expected boxes, largest first; None when a track is not found near its box."""
+    def _search_near_tracks(self, frame_rgb: np.ndarray, tracks: list[_Track]) -> tuple[list[Detection], list[_Track]]:
+        """(detections around the tracks' expected boxes, largest first; the tracks not found near theirs).
+
+        A track whose tracked crop stopped matching is searched for where it was last found."""
         found: list[Detection] = []
-        for box in boxes:
-            near = detect_near(frame_rgb, box, self.detector, self.min_size)
-            if not any(_iou(d.box, box) > 0.3 for d in near):
-                return None
+        missing = []
+        for t in tracks:
+            near = detect_near(frame_rgb, t.box if t.ncc >= _MIN_NCC else t.found_box, self.detector, self.min_size)
+            if not any(_matches(d.box, t) for d in near):
+                missing.append(t)
             found.extend(near)
         # Regions of nearby tracks overlap: a face found from two of them is kept once
         # (the larger box, then the first found: a fixed order, so deterministic).
         kept: list[Detection] = []
         for d in sorted(found, key=lambda d: -d.size):
-            if all(_iou(d.box, k.box) <= 0.5 for k in kept):
+            if all(iou(d.box, k.box) <= 0.5 for k in kept):
                 kept.append(d)
-        return kept
+        return kept, missing
+
+    def _refind(self, t: _Track, frame_rgb: np.ndarray, det: Detection) -> None:
+        """Put track `t` on a detection of it: fresh landmarks, box geometry and template."""
+        lm = self._model(frame_rgb, det.box)
+        unit = unit_from_frame(lm)
+        t.score, t.found_box, t.ncc = det.score, det.box, 1.0
+        t.box_in_unit = apply_affine(unit[:2], _box_corners(det.box))
+        t.move(lm, unit)
+        t.template = _grey_template(frame_rgb, unit)
 
     def _detect(self, frame_rgb: np.ndarray, frame_index: int) -> None:
+        """A key frame: search (near the tracks, or the whole frame), match detections to tracks."""
         self.detections_run += 1
         self._last_key = frame_index
-        old = {t.track_id: (t, t.box) for t in self._tracks}
-        dets = None
-        if old and self._region_keys + 1 < self.full_search_every:
-            dets = self._search_near_tracks(frame_rgb, [box for _, box in old.values()])
+        dets: list[Detection] | None = None
+        if self._tracks and self._region_keys + 1 < self.full_search_every:
+            dets, missing = self._search_near_tracks(frame_rgb, self._tracks)
+            # A track not found near where it was may have moved fast: look everywhere,
+            # unless it was missed before (then only its region is searched again).
+            if any(t.missed_since is None for t in missing):
+                dets = None
         if dets is None:
-            dets = detect(frame_rgb, self.detector, self.min_size)
+            # Faces under the coarse HOG scale cost an MTCNN pass over the frame (detect.py):
+            # while faces are tracked, only every other whole-frame search looks for new small
+            # ones (a face entering that small is found within 2 * full_search_every key frames).
+            coarse = coarse_min_size(frame_rgb.shape)
+            small = not self._tracks or self.full_searches % 2 == 0
+            dets = detect(frame_rgb, self.detector,
+                          self.min_size if small or self.min_size is None else max(self.min_size, coarse))
             self.full_searches += 1
             self._region_keys = 0
         else:
             self._region_keys += 1
-        tracks = []
+        self._match(frame_rgb, frame_index, dets)
+
+    def _retry(self, frame_rgb: np.ndarray, frame_index: int) -> None:
+        """A frame after a miss: search near each missed track only (cheap), the others stay tracked."""
+        self.detections_run += 1
+        missed = [t for t in self._tracks if t.missed_since is not None]
+        dets, _ = self._search_near_tracks(frame_rgb, missed)
+        self._match(frame_rgb, frame_index, dets, only=missed)
+
+    def _match(self, frame_rgb: np.ndarray, frame_index: int, dets: list[Detection],
+               only: list[_Track] | None = None) -> None:
+        """Tracks found in `dets` are re-anchored, new faces start tracks (unless `only`), the rest are missed."""
+        candidates = list(self._tracks if only is None else only)
         for det in dets:
-            lm = self._model(frame_rgb, det.box)
-            best = max(old.values(), key=lambda tb: _iou(tb[1], det.box), default=None)
-            if best is not None and _iou(best[1], det.box) > 0.3:
-                t = best[0]
-                del old[t.track_id]
-                unit = unit_from_frame(lm)
-                t.score = det.score
-                t.box_in_unit = apply_affine(unit[:2], _box_corners(det.box))
-                t.move(lm, unit)
-                t.template = _grey_template(frame_rgb, unit)
-            else:
-                t = self._new_track(frame_rgb, det, lm, frame_index)
-            tracks.append(t)
-        self._tracks = tracks
+            best = max(candidates, key=lambda t: _match_score(det.box, t), default=None)
+            if best is not None and _matches(det.box, best):
+                candidates.remove(best)
+                self._refind(best, frame_rgb, det)
+                best.missed_since = None  # made good: `_settle` gives the held frames their face
+            elif only is None and all(iou(det.box, t.box) <= 0.3 for t in self._tracks):
+                lm = self._model(frame_rgb, det.box)
+                self._tracks.append(self._new_track(frame_rgb, det, lm, frame_index))
+        for t in candidates:
+            if t.missed_since is None:
+                t.missed_since = frame_index
 
     def update(self, frame_index: int, frame_rgb: np.ndarray) -> list[Face]:
-        """Faces in this frame (one per live track, in track order); landmarks smoothed when enabled."""
+        """Faces found or tracked in this frame, one per track in track order; a missed face is left out."""
+        held = self._step(frame_index, frame_rgb)
+        faces = [face for tid, face in held.faces if tid not in held.pending]
+        self._settle(final=False)  # nobody reads these frames again: keep only the ones still open
+        return faces
+
+    def push(self, frame_index: int, frame_rgb: np.ndarray) -> list[TrackedFrame]:
+        """Take the next frame; return the frames now settled, in order (this one, or none, or several)."""
+        if self._last_frame is not None and frame_index != self._last_frame + 1:
+            out = self.flush()  # a jump: misses cannot be made good across it
+        else:
+            out = []
+        self._step(frame_index, frame_rgb)
+        return out + self._settle(final=False)
+
+    def flush(self) -> list[TrackedFrame]:
+        """Every frame still held, settled: misses not yet made good count as lost."""
+        for t in [t for t in self._tracks if t.missed_since is not None]:
+            self._give_up(t)
+        return self._settle(final=True)
+
+    def _step(self, frame_index: int, frame_rgb: np.ndarray) -> _Held:
         consecutive = self._last_frame is not None and frame_index == self._last_frame + 1
         if not consecutive:
+            for t in [t for t in self._tracks if t.missed_since is not None]:
+                self._give_up(t)
             self._tracks = []  # a jump in time: old positions and filter state mean nothing here
-        due = self._last_key is None or frame_index - self._last_key >= self.detect_every
-        if not self._tracks or due:
-            self._detect(frame_rgb, frame_index)
-        else:
-            lost = False
-            for t in self._tracks:
-                lm = self._model(frame_rgb, t.box)
-                t.move(lm, unit_from_frame(lm))
-                ncc = float((_grey_template(frame_rgb, t.unit) * t.template).sum())
-                lost = lost or ncc < _MIN_NCC
-            if lost:
-                self._detect(frame_rgb, frame_index)
-        faces = []
         for t in self._tracks:
-            elapsed = frame_index - t.last_frame
-            t.last_frame = frame_index
-            lm = t.raw
-            if t.filt is not None:
-                # Smooth the *shape* in the mean-face square, not frame positions: head
-                # motion is carried by this frame's similarity (fitted to all points, so
-                # already steady), and only per-point predictor noise is filtered. A
-                # moving face gets no lag; a still one stops jittering.
-                shape = t.filt(apply_affine(t.unit[:2], t.raw), 1.0, elapsed)
-                lm = apply_affine(np.linalg.inv(t.unit)[:2], shape)
-            face = make_face(lm, t.box, t.score, self.crop_size, self.coverage)
-            if self.embed:
-                face = _with_embedding(face, embed_face(frame_rgb, lm))
-            faces.append(face)
+            lm = self._model(frame_rgb, t.box)
+            t.move(lm, unit_from_frame(lm))
+            t.ncc = float((_grey_template(frame_rgb, t.unit) * t.template).sum())
+        due = self._last_key is None or frame_index - self._last_key >= self.detect_every
+        if not self._tracks or due or any(t.ncc < _MIN_NCC and t.missed_since is None for t in self._tracks):
+            self._detect(frame_rgb, frame_index)
+        elif any(t.missed_since is not None for t in self._tracks):
+            self._retry(frame_rgb, frame_index)
+        for t in [t for t in self._tracks if t.missed_since is not None]:
+            if frame_index - t.missed_since >= self.detect_every:
+                self._give_up(t)
+        held = _Held(frame_index, [], {})
+        for t in self._tracks:
+            face = self._face(t, frame_rgb, frame_index)
+            held.faces.append((t.track_id, face))
+            if t.missed_since is not None:
+                held.pending[t.track_id] = (face, t.ncc >= _MIN_NCC)
+            else:
+                self._make_good(t, frame_index, face)
+        self._held.append(held)
         self._last_frame = frame_index
-        return faces
+        return held
+
+    def _face(self, t: _Track, frame_rgb: np.ndarray, frame_index: int) -> Face:
+        elapsed = frame_index - t.last_frame
+        t.last_frame = frame_index
+        lm = t.raw
+        if t.filt is not None:
+            # Smooth the *shape* in the mean-face square, not frame positions: head
+            # motion is carried by this frame's similarity (fitted to all points, so
+            # already steady), and only per-point predictor noise is filtered. A
+            # moving face gets no lag; a still one stops jittering.
+            shape = t.filt(apply_affine(t.unit[:2], t.raw), 1.0, elapsed)
+            lm = apply_affine(np.linalg.inv(t.unit)[:2], shape)
+        face = make_face(lm, t.box, t.score, self.crop_size, self.coverage)
+        if self.embed:
+            face = _with_embedding(face, embed_face(frame_rgb, lm))
+        return face
+
+    def _make_good(self, t: _Track, frame_index: int, face: Face) -> None:
+        """Track `t` is found (or tracked) on `frame_index`: its held frames get their faces."""
+        frames = [h for h in self._held if t.track_id in h.pending]
+        if frames:
+            good = [(t.anchor[0], t.anchor[1])] if t.anchor is not None else []
+            good += [(h.index, h.pending[t.track_id][0]) for h in frames if h.pending[t.track_id][1]]
+            good.append((frame_index, face))
+            for h in frames:
+                tracked, matched = h.pending.pop(t.track_id)
+                h.held.append(t.track_id)
+                if not matched:
+                    h.faces = [(tid, _between(good, h.index, self.crop_size, self.coverage) if tid == t.track_id else f)
+                               for tid, f in h.faces]
+        t.anchor = (frame_index, face)
+
+    def _give_up(self, t: _Track) -> None:
+        """Track `t` was not found again in time: it is lost from its first missed frame on."""
+        for h in self._held:
+            if t.track_id in h.pending:
+                h.pending.pop(t.track_id)
+                h.faces = [(tid, f) for tid, f in h.faces if tid != t.track_id]
+                if h.index == t.missed_since:
+                    h.lost.append(t.track_id)
+        self._tracks = [u for u in self._tracks if u is not t]
+        t.missed_since = None
+
+    def _settle(self, final: bool) -> list[TrackedFrame]:
+        out = []
+        while self._held and (final or not self._held[0].pending):
+            h = self._held.pop(0)
+            out.append(TrackedFrame(h.index, tuple(h.faces), tuple(h.held), tuple(h.lost)))
+        return out
 
     @property
     def track_ids(self) -> list[int]:
         """Stable ids of the live tracks, in the order `update` returns faces."""
         return [t.track_id for t in self._tracks]
+
+
+def _match_score(box: tuple[float, float, float, float], t: _Track) -> float:
+    """How well a detection fits a track: overlap with where it is expected, or where it was last found."""
+    return max(iou(box, t.box), iou(box, t.found_box) if t.missed_since is not None else 0.0)
+
+
+def _matches(box: tuple[float, float, float, float], t: _Track) -> bool:
+    return _match_score(box, t) > 0.3
+
+
+def _between(good: list[tuple[int, Face]], index: int, crop_size: int, coverage: float) -> Face:
+    """The face at `index` interpolated (landmarks and box, linearly) between the good frames around it."""
+    before = max((g for g in good if g[0] < index), key=lambda g: g[0], default=None)
+    after = min((g for g in good if g[0] > index), key=lambda g: g[0])
+    if before is None:
+        return after[1]
+    w = (index - before[0]) / (after[0] - before[0])
+    a, b = before[1], after[1]
+    lm = (1 - w) * a.landmarks + w * b.landmarks
+    box = tuple((1 - w) * p + w * q for p, q in zip(a.box, b.box))
+    face = make_face(lm, box, min(a.score, b.score), crop_size, coverage)  # type: ignore[arg-type]
+    return face if b.embedding is None else _with_embedding(face, b.embedding)

@@ -202,6 +202,10 @@ def export_bundle(
     models = sorted({j.model.path for j in render_plan.jobs})
     one_model = Path(model).resolve() if model else (models[0] if len(models) == 1 else None)
     media = sorted({j.clip.media_path.resolve() for j in render_plan.jobs})
+    if edit_path.suffix.lower() == ".otioz":  # the bundle carries its media; each worker unpacks its own copy
+        from renderer.otioz import unpacked_copy
+
+        media = [m for m in media if not unpacked_copy(m)]
     # Workers find media through media roots (path-mapped), not through the edit's own URLs.
     media_dirs = list(dict.fromkeys([*roots, *(m.parent for m in media)]))
     if not render_plan.jobs:

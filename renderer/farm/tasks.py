@@ -72,6 +72,7 @@ def clip_key(job: Any) -> str:
     source = inputs.get("source", {})
     inputs["source"] = {"name": Path(source.get("path", "")).name, "size": source.get("size")}
     inputs["segment_frames"] = SEGMENT_FRAMES
+    inputs.pop("signing", None)  # chunks are never signed (Publish signs): workers need no keys to match
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
 
@@ -197,7 +198,7 @@ def find_chunks(job: Any) -> list[Chunk]:
 def publish_clip(job: Any, source_sha256: str) -> tuple[dict[str, Any], list[str]]:
     """Join a clip's chunks into its final output, label and sign it, record it; (entry, warnings)."""
     from renderer.media import concat, probe
-    from renderer.provenance import claim_for_model, label_metadata, sign_media
+    from renderer.provenance import claim_for_model, label_metadata, signed_output
     from renderer.render import remove_stale_partials, job_summary
 
     chunks = find_chunks(job)
@@ -211,11 +212,12 @@ def publish_clip(job: Any, source_sha256: str) -> tuple[dict[str, Any], list[str
                             source_sha256=source_sha256)
     remove_stale_partials(job.output)
     started = time.monotonic()
-    concat([c.path for c in chunks], job.output, time_base=time_base, offsets=offsets, fps=info.fps,
-           timecode=job.timecode, metadata=label_metadata(claim, signed=job.signing is not None),
-           audio_from=(mc.media_path, job.first, job.last) if job.preset.output.audio != "none" and info.audio
-           else None)
-    signed = sign_media(job.output, claim, job.signing, source=mc.media_path)
+    with signed_output(job.output, claim, job.signing, source=mc.media_path) as target:
+        concat([c.path for c in chunks], target.tmp, time_base=time_base, offsets=offsets, fps=info.fps,
+               timecode=job.timecode, metadata=label_metadata(claim, signed=job.signing is not None),
+               audio_from=(mc.media_path, job.first, job.last) if job.preset.output.audio != "none" and info.audio
+               else None)
+    signed = target.result
     records = [json.loads(c.record.read_text("utf-8")) for c in chunks]
     entry = job_summary(job)
     entry["source"]["sha256"] = source_sha256
@@ -242,9 +244,8 @@ def publish(render_plan: Any, *, progress: Progress | None = None) -> Any:
     """The Publish step: each clip's final media (or kept when up to date), the return edits and
     render.json, as `renderer.render.run_render` writes them. Returns a `RenderReport`."""
     from renderer.render import (
-        ClipResult, RenderReport, out_dir_lock, rendered_clip, write_render_json, job_summary,
+        ClipResult, RenderReport, out_dir_lock, rendered_clip, write_render_json, write_returns, job_summary,
     )
-    from renderer.timeline import write_return_edit
 
     say = progress or (lambda line: None)
     started = time.time()
@@ -277,8 +278,11 @@ def publish(render_plan: Any, *, progress: Progress | None = None) -> Any:
                     say(f"openjd_status: {name}: FAILED: {err}")
             say(f"openjd_progress: {round(100.0 * (n + 1) / len(render_plan.jobs), 1)}")
         rendered = [rendered_clip(r.job) for r in results if r.status != "failed"]
-        for path in render_plan.return_edits:
-            write_return_edit(render_plan.timeline, rendered, path)
-        report = RenderReport(render_plan, tuple(results), render_plan.return_edits, time.time() - started)
-        write_render_json(render_plan, [r.entry for r in results], report.status, started, render_plan.return_edits)
+        written, return_errors = write_returns(render_plan.timeline, rendered, render_plan.return_edits,
+                                               render_plan.others)
+        for path, why in return_errors.items():
+            say(f"openjd_status: return edit {Path(path).name} NOT written: {why}")
+        report = RenderReport(render_plan, tuple(results), written, time.time() - started, return_errors)
+        write_render_json(render_plan, [r.entry for r in results] + report.refused(), report.status, started, written,
+                          return_errors)
     return report

@@ -11,9 +11,9 @@ from renderer.faces.detect import (
     Detection,
     detect,
     detect_near,
+    iou,
     search_region,
 )
-from renderer.faces.track import _iou
 from renderer.media import probe, read_frames
 from tests import face_data as F
 
@@ -92,8 +92,8 @@ def test_detect_near_finds_each_face_of_the_couple_and_only_near_the_box(detecto
     for d in full:
         near = detect_near(rgb, d.box, detector, min_size=60)
         assert near, f"{detector}: nothing near {d.box}"
-        best = max(near, key=lambda n: _iou(n.box, d.box))
-        assert _iou(best.box, d.box) > 0.5  # boxes come back in frame pixels
+        best = max(near, key=lambda n: iou(n.box, d.box))
+        assert iou(best.box, d.box) > 0.5  # boxes come back in frame pixels
         x0, y0, x1, y1 = search_region(d.box, rgb.shape)
         for n in near:  # found inside the searched square only (a box may stick out of it)
             assert x0 <= (n.box[0] + n.box[2]) / 2 <= x1 and y0 <= (n.box[1] + n.box[3]) / 2 <= y1

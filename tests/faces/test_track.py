@@ -7,7 +7,8 @@ import pytest
 
 from renderer.errors import InputError
 from renderer.faces.detect import detect
-from renderer.faces.track import FaceTracker, OneEuroFilter, _iou
+from renderer.faces.detect import iou
+from renderer.faces.track import FaceTracker, OneEuroFilter
 from renderer.media import probe, read_frames
 from tests import face_data as F
 
@@ -153,9 +154,9 @@ def test_region_search_finds_the_same_faces_as_full_detection_on_the_real_video(
         (r,) = region.update(i, rgb)
         (f,) = full.update(i, rgb)
         (d,) = detect(rgb)  # the detector on the whole frame, no tracking
-        same.append(_iou(r.box, f.box))
-        vs_det.append(_iou(r.box, d.box))
-        full_vs_det.append(_iou(f.box, d.box))
+        same.append(iou(r.box, f.box))
+        vs_det.append(iou(r.box, d.box))
+        full_vs_det.append(iou(f.box, d.box))
         side = f.box[2] - f.box[0]
         devs.append(float(np.sqrt(((r.landmarks - f.landmarks) ** 2).sum(-1).mean())) / side)
     assert region.detections_run == full.detections_run == 14  # keys 0, 5, ..., 65
@@ -175,3 +176,48 @@ def test_region_search_finds_the_same_faces_as_full_detection_on_the_real_video(
 def test_full_search_every_checked() -> None:
     with pytest.raises(InputError, match="full_search_every must be >= 1; got 0"):
         FaceTracker(full_search_every=0)
+
+
+def _movie_with_shake(first: int, last: int, blur: int = 15) -> list[np.ndarray]:
+    """The real talking-head video with frames first..last blurred hard (the detector misses the face there)."""
+    import cv2
+
+    movie = F.kphotoalbum_file(F.MOVIE)
+    info = probe(movie)
+    frames = [rgb for _, rgb in read_frames(movie, 0, info.frames - 1, info)]
+    return [cv2.blur(f, (blur, blur)) if first <= i <= last else f for i, f in enumerate(frames)]
+
+
+def _pushed(tracker: FaceTracker, frames: list[np.ndarray]):
+    out = [tf for i, f in enumerate(frames) for tf in tracker.push(i, f)] + tracker.flush()
+    assert [tf.index for tf in out] == list(range(len(frames)))  # every frame once, in order
+    return out
+
+
+def test_short_miss_is_held_on_every_frame() -> None:
+    frames = _movie_with_shake(19, 21)  # key frame 20 (every 4th) falls in the shake
+    assert detect(frames[20], min_size=40) == []  # the shaken frames really are missed
+    tracker = FaceTracker(detect_every=4, fps=15, crop_size=64, min_size=40)
+    out = _pushed(tracker, frames)
+    assert all(len(tf.faces) == 1 for tf in out), [tf.index for tf in out if len(tf.faces) != 1]
+    assert len({tid for tf in out for tid, _ in tf.faces}) == 1  # one track throughout: never dropped
+    held = [tf.index for tf in out if tf.held]
+    assert held and set(held) <= {19, 20, 21}, held
+    assert not any(tf.lost for tf in out)
+    for tf in out:  # held faces stay where the face is (interpolated or tracked, not drifting off)
+        x0, y0, x1, y1 = tf.faces[0][1].box
+        assert 20 < (x0 + x1) / 2 < 140 and 10 < (y0 + y1) / 2 < 110
+    # update() answers at once: the held frames come back without the face
+    now = FaceTracker(detect_every=4, fps=15, crop_size=64, min_size=40)
+    counts = [len(now.update(i, f)) for i, f in enumerate(frames)]
+    assert [i for i, c in enumerate(counts) if c == 0] == held
+
+
+def test_long_miss_is_lost_from_its_first_frame() -> None:
+    frames = _movie_with_shake(19, 35, blur=31)
+    tracker = FaceTracker(detect_every=4, fps=15, crop_size=64, min_size=40)
+    out = _pushed(tracker, frames)
+    lost = [tf.index for tf in out if tf.lost]
+    assert len(lost) == 1 and 19 <= lost[0] <= 24, lost
+    assert all(not tf.faces for tf in out[lost[0]:36])  # given up: not swapped on a guess
+    assert all(len(tf.faces) == 1 for tf in out[:lost[0]]) and all(len(tf.faces) == 1 for tf in out[38:])

@@ -1,0 +1,295 @@
+"""Build and write the return edit: the original edit plus FACESWAP tracks holding the rendered files."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import opentimelineio as otio
+from opentimelineio.opentime import RationalTime, TimeRange
+
+from renderer.atomic import atomic_output
+from renderer.errors import InputError
+from renderer.timeline.markers import METADATA_KEY
+from renderer.timeline.plan import MarkedClip
+from renderer.timeline.read import ADAPTERS, FORMAT_NAMES
+from renderer.timeline.retime import time_effect_names
+
+RETURN_TRACK = "FACESWAP"
+
+
+@dataclass(frozen=True)
+class RenderedClip:
+    """A rendered file for one MarkedClip, as `write_return_edit` places it.
+
+    `first_frame` is the media frame of the source that the file's frame 0 shows
+    (the clip's first frame minus the handles actually rendered); `timecode` is the
+    file's start timecode (usually the source timecode of `first_frame`).
+    """
+
+    clip: MarkedClip
+    path: Path
+    first_frame: int
+    frames: int
+    timecode: str
+
+
+def _place(tracks: list[list[tuple[RationalTime, RationalTime, otio.schema.Clip]]],
+           start: RationalTime, end: RationalTime, clip: otio.schema.Clip) -> None:
+    """Put `clip` on the first return track where it overlaps nothing (new track if none)."""
+    for lane in tracks:
+        if all(end <= s or start >= e for s, e, _ in lane):
+            lane.append((start, end, clip))
+            return
+    tracks.append([(start, end, clip)])
+
+
+def return_clip(item: RenderedClip) -> otio.schema.Clip:
+    """The clip that shows `item`'s rendered file where its marked clip was: same record duration,
+    same time effects (the rendered file has the source's timecode, so the effect maps the same
+    times to the same, now swapped, frames)."""
+    mc = item.clip
+    rate = mc.edit_rate or float(mc.rate)  # counts at the edit's rate when it maps media by timecode
+    tc_start = otio.opentime.from_timecode(item.timecode, rate) if item.timecode else RationalTime(0, rate)
+    tc_start = RationalTime(tc_start.value, rate)
+    ref = otio.schema.ExternalReference(
+        target_url=Path(item.path).resolve().as_uri(),
+        available_range=TimeRange(tc_start, RationalTime(item.frames, rate)),
+    )
+    if mc.speed.retimed and mc.shown_start is not None:
+        source = TimeRange(RationalTime(tc_start.value + mc.shown_start - item.first_frame, rate),
+                           RationalTime(mc.record_frames, rate))
+    else:
+        source = TimeRange(RationalTime(tc_start.value + mc.source_first_frame - item.first_frame, rate),
+                           RationalTime(mc.frames, rate))
+    clip = otio.schema.Clip(
+        name=f"{mc.clip_name} {RETURN_TRACK}",
+        media_reference=ref,
+        source_range=source,
+        metadata={METADATA_KEY: {
+            "synthetic_media": True,
+            "source_clip": mc.clip_name,
+            "source_track": mc.track_index,
+            "source_clip_index": mc.clip_index,
+            "source_media": str(mc.media_path),
+            "source_first_frame": mc.source_first_frame,
+            "source_last_frame": mc.source_last_frame,
+            "overrides": dict(mc.overrides),
+            **({"speed": mc.speed.describe()} if mc.speed.retimed else {}),
+        }},
+    )
+    for effect in mc.speed.effects:
+        clip.effects.append(effect.clone())
+    return clip
+
+
+def _cut_key(time: RationalTime) -> int:
+    """A dict key for a record time (RationalTime is not hashable): tenths of a millisecond."""
+    return round(time.to_seconds() * 10000)
+
+
+def _lane_track(name: str, lane: list[tuple[RationalTime, RationalTime, otio.schema.Clip]],
+                transitions: dict[int, otio.schema.Transition]) -> otio.schema.Track:
+    """A video track holding `lane`'s clips at their record starts, gaps between, and each of
+    `transitions` (keyed by the record time of its cut) between the two clips that meet there."""
+    track = otio.schema.Track(name=name, kind=otio.schema.TrackKind.Video)
+    cursor: RationalTime | None = None
+    for start, end, clip in sorted(lane, key=lambda e: e[0]):
+        rate = start.rate
+        gap_frames = round((start - cursor).value_rescaled_to(rate)) if cursor is not None else round(start.value)
+        if gap_frames > 0:
+            track.append(otio.schema.Gap(source_range=TimeRange(RationalTime(0, rate), RationalTime(gap_frames, rate))))
+        elif cursor is not None and _cut_key(start) in transitions and len(track):
+            track.append(transitions[_cut_key(start)].clone())
+        track.append(clip)
+        cursor = end
+    return track
+
+
+def _piece(clip: otio.schema.Clip, source: TimeRange) -> otio.schema.Clip:
+    """An unswapped copy of part of `clip`, standing beside a swapped neighbour so that their
+    transition can be recreated on the return track (markers and Doppel metadata left off)."""
+    piece = copy.deepcopy(clip)
+    piece.source_range = source
+    piece.markers[:] = []
+    if piece.metadata and METADATA_KEY in piece.metadata:
+        del piece.metadata[METADATA_KEY]
+    return piece
+
+
+def _transitions(track: otio.schema.Track, rendered: Sequence[RenderedClip],
+                 lane: list[list[tuple[RationalTime, RationalTime, otio.schema.Clip]]]
+                 ) -> dict[int, otio.schema.Transition]:
+    """The source track's transitions that touch a swapped clip, keyed by the record time of their cut.
+
+    A dissolve from or to a swapped clip is recreated on its return track: its swapped side is
+    the return clip (rendered with the frames the dissolve shows beyond the cut), its other side an
+    unswapped copy of the original clip over the dissolve's part of it, so the return track blends
+    the same two pictures the cut did, with the face swapped on the marked side.
+    """
+    out: dict[int, otio.schema.Transition] = {}
+    children = list(track)
+    for i, child in enumerate(children):
+        if not isinstance(child, otio.schema.Transition) or not 0 < i < len(children) - 1:
+            continue
+        prev, nxt = children[i - 1], children[i + 1]
+        if not (isinstance(prev, otio.schema.Clip) and isinstance(nxt, otio.schema.Clip)):
+            continue
+        cut = track.range_of_child_at_index(i - 1).end_time_exclusive()
+        out_swapped = any(r.clip.clip_index == i - 1 and r.clip.record_range.end_time_exclusive() == cut
+                          for r in rendered)
+        in_swapped = any(r.clip.clip_index == i + 1 and r.clip.record_range.start_time == cut for r in rendered)
+        if not (out_swapped or in_swapped):
+            continue
+        rate = cut.rate
+        if not out_swapped:
+            frames = RationalTime(max(1, round(child.in_offset.value_rescaled_to(rate))), rate)
+            tail = prev.trimmed_range()
+            _place(lane, cut - frames, cut, _piece(prev, TimeRange(tail.end_time_exclusive() - frames, frames)))
+        if not in_swapped:
+            frames = RationalTime(max(1, round(child.out_offset.value_rescaled_to(rate))), rate)
+            _place(lane, cut, cut + frames, _piece(nxt, TimeRange(nxt.trimmed_range().start_time, frames)))
+        out[_cut_key(cut)] = child
+    return out
+
+
+def build_return_timeline(timeline: otio.schema.Timeline, rendered: Sequence[RenderedClip], *,
+                          transitions: bool = True) -> otio.schema.Timeline:
+    """A copy of `timeline` with every original track untouched, and directly above each source
+    track that had clips rendered a video track `FACESWAP V<n>` (more, `FACESWAP V<n> 2`..., only
+    where its rendered clips overlap in record time) holding each rendered file at exactly its
+    marked clip's record range, gaps elsewhere. Directly above, so that the composed picture is
+    the cut's: a higher track that covered the marked clip still covers its swap.
+
+    Transitions that touch a swapped clip are recreated on its return track (see `_transitions`)
+    unless `transitions` is False. With nothing rendered, one empty `FACESWAP` track goes on top. Each return clip's media
+    reference points at the rendered file (absolute file URL) with `available_range` starting at
+    the file's start timecode.
+    """
+    result = copy.deepcopy(timeline)
+    by_track: dict[int, list[list[tuple[RationalTime, RationalTime, otio.schema.Clip]]]] = {}
+    for item in sorted(rendered, key=lambda r: (r.clip.track_index, r.clip.record_range.start_time)):
+        rec = item.clip.record_range
+        _place(by_track.setdefault(item.clip.track_index, []), rec.start_time, rec.end_time_exclusive(),
+               return_clip(item))
+    sources = timeline.video_tracks()
+    cuts = {t: _transitions(sources[t], [r for r in rendered if r.clip.track_index == t], lanes) if transitions
+            else {} for t, lanes in by_track.items()}
+    if not by_track:  # an empty track is dropped by some writers (AAF): fill it with one gap
+        track = otio.schema.Track(name=RETURN_TRACK, kind=otio.schema.TrackKind.Video)
+        track.append(otio.schema.Gap(source_range=TimeRange(duration=timeline.duration())))
+        result.tracks.append(track)
+        return result
+    videos = result.video_tracks()
+    for t_index in sorted(by_track, reverse=True):  # top first, so lower insert positions stay valid
+        at = next(i for i, t in enumerate(result.tracks) if t is videos[t_index]) + 1
+        base = f"{RETURN_TRACK} V{t_index + 1}"
+        for n, lane in reversed(list(enumerate(by_track[t_index]))):
+            result.tracks.insert(at, _lane_track(base if n == 0 else f"{base} {n + 1}", lane, cuts[t_index]))
+    return result
+
+
+def write_edit(timeline: otio.schema.Timeline, out_path: str | Path) -> None:
+    """Write `timeline` atomically with the adapter its extension names. Raises InputError.
+
+    AAF is written with `use_empty_mob_ids=True`. An EDL holds one video track, so an
+    `.edl` return edit holds only the FACESWAP track (the shots to cut in); a second
+    FACESWAP track goes to `<stem>.FACESWAP_2.edl`...; record timecodes are the cut's.
+    """
+    out_path = Path(out_path)
+    suffix = out_path.suffix.lower()
+    if suffix not in ADAPTERS:
+        raise InputError(
+            f"cannot write edit {out_path}: unsupported extension '{out_path.suffix}'; supported: "
+            + ", ".join(ADAPTERS)
+        )
+    kwargs: dict[str, Any] = {}
+    to_write = timeline
+    if suffix == ".aaf":
+        kwargs["use_empty_mob_ids"] = True
+    if suffix == ".edl":
+        # CMX 3600 holds one video track: the first FACESWAP track goes to `out_path`,
+        # further ones (clips overlapping in record time) to `<stem>.FACESWAP_2.edl`...
+        lanes = [t for t in timeline.video_tracks() if t.name.startswith(RETURN_TRACK)] or [otio.schema.Track()]
+        for n, lane in enumerate(lanes):
+            single = copy.deepcopy(timeline)
+            track = copy.deepcopy(lane)
+            start = timeline.global_start_time
+            if start is not None and start.value > 0:
+                # The cmx_3600 writer counts record timecode from 00:00:00:00 and ignores the
+                # timeline's start: lead the track with that much gap, so the events keep the cut's
+                # record timecodes (01:00:00:00 ...) and land over the shots they replace.
+                track.insert(0, otio.schema.Gap(source_range=TimeRange(RationalTime(0, start.rate), start)))
+            single.tracks[:] = [track]
+            first_rate = next((c.source_range.start_time.rate for c in single.find_clips()), None)
+            target = out_path if n == 0 else out_path.with_name(f"{out_path.stem}.{RETURN_TRACK}_{n + 1}.edl")
+            with atomic_output(target) as tmp:
+                try:
+                    otio.adapters.write_to_file(single, str(tmp), adapter_name="cmx_3600",
+                                                **({"rate": first_rate} if first_rate else {}))
+                except Exception as err:
+                    raise InputError(f"cannot write CMX 3600 EDL {target}: {type(err).__name__}: {err}") from err
+        return
+    chatter = io.StringIO()
+    with atomic_output(out_path) as tmp:
+        try:  # some writers (AAF) print each validation problem: keep them out of the job's output
+            with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+                otio.adapters.write_to_file(to_write, str(tmp), adapter_name=ADAPTERS[suffix], **kwargs)
+        except Exception as err:
+            said = (str(err).strip() or chatter.getvalue().strip() or "no message").splitlines()[0]
+            raise InputError(f"cannot write {FORMAT_NAMES[suffix]} {out_path}: {type(err).__name__}: {said}") from err
+
+
+# Measured with the adapters this project pins: the OTIO and CMX 3600 writers keep LinearTimeWarp
+# and FreezeFrame; the FCP7 XML, FCPXML and AAF writers drop them (the clip would play at 1x).
+TIME_EFFECT_WRITERS = (".otio", ".otioz", ".edl")
+
+
+def write_return_edit(timeline: otio.schema.Timeline, rendered: Sequence[RenderedClip], out_path: str | Path, *,
+                      others: Sequence[otio.schema.Timeline] = ()) -> None:
+    """`build_return_timeline` + `write_edit`: the edit an editor re-imports. Raises InputError.
+
+    A format whose writer drops time effects (TIME_EFFECT_WRITERS) is not written for an edit
+    that has any: every retimed clip, swapped or not, would play other frames than the cut.
+    `others`: the edit's other timelines (an FCPXML library's other projects), written after the
+    return timeline unchanged (not into an EDL, which holds one).
+    """
+    suffix = Path(out_path).suffix.lower()
+    if suffix not in TIME_EFFECT_WRITERS:
+        retimed = [f"'{c.name}' ({', '.join(names)})" for c in timeline.find_clips() if (names := time_effect_names(c))]
+        retimed += [f"'{r.clip.clip_name}' (a still, held by a FreezeFrame)" for r in rendered
+                    if r.clip.media_frames == 1 and r.clip.speed.retimed]
+        if retimed:
+            raise InputError(
+                f"cannot write {FORMAT_NAMES[suffix]} {out_path}: the OTIO adapter drops time effects and "
+                f"{len(retimed)} clip(s) have one ({', '.join(retimed[:3])}{' ...' if len(retimed) > 3 else ''}): "
+                f"it would play other frames than the cut; the .otio return has them"
+            )
+    # The cmx_3600 reader gives a dissolve's incoming clip the outgoing clip's FROM CLIP file and
+    # starts it at the cut (measured on its own output): an EDL return holds the swapped shots as cuts.
+    back = build_return_timeline(timeline, rendered, transitions=suffix != ".edl")
+    if others and suffix != ".edl":  # the edit's other timelines (FCPXML projects) go back unchanged
+        write_edit(otio.schema.SerializableCollection(name=timeline.name, children=[back, *copy.deepcopy(list(others))]),
+                   out_path)
+        return
+    write_edit(back, out_path)
+
+
+def return_edit_paths(edit_path: str | Path, out_dir: str | Path) -> list[Path]:
+    """Where the return edits go: `<stem>.doppel.otio` always, plus `<stem>.doppel<ext>`
+    in the input's own format when it is not OTIO (all input formats are writable)."""
+    edit_path, out_dir = Path(edit_path), Path(out_dir)
+    paths = [out_dir / f"{edit_path.stem}.doppel.otio"]
+    suffix = edit_path.suffix.lower()
+    if suffix in ADAPTERS and suffix != ".otio":
+        paths.append(out_dir / f"{edit_path.stem}.doppel{suffix}")
+    return paths
+
+
+__all__ = ["RETURN_TRACK", "RenderedClip", "TIME_EFFECT_WRITERS", "build_return_timeline", "return_clip",
+           "return_edit_paths", "write_edit", "write_return_edit"]
