@@ -44,7 +44,7 @@ def timed(cmd: list[str]) -> tuple[float, float, float]:
 
 def doppel_trim(src: Path, frames: int, out: Path, codec: str) -> list[str]:
     return [PY, "-m", "renderer.cli", "trim", str(src), "--frames", f"0-{frames - 1}", "--out", str(out),
-            "--codec", codec, "--quiet"]
+            "--codec", codec, "--quiet", "--force"]
 
 
 def ffmpeg_trim(src: Path, frames: int, out: Path, codec: str) -> list[str]:

@@ -179,7 +179,7 @@ def ffmpeg_reencode(src: Path, out: Path) -> list[str]:
 
 def doppel_swap(src: Path, model: Path, out: Path, frames: str | None = None) -> list[str]:
     cmd = [PY, "-m", "renderer.cli", "swap", str(src), "--model", str(model), "--out", str(out),
-           "--codec", "h264", "--json", "--no-progress"]
+           "--codec", "h264", "--json", "--no-progress", "--force"]
     return cmd + (["--frames", frames] if frames else [])
 
 

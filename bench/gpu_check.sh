@@ -181,7 +181,7 @@ def swap() -> None:
         for device in ("cuda", "cpu"):
             wall, stdout = run([PY, "-m", "renderer.cli", "swap", str(src), "--model", str(model), "--out",
                                 str(OUT / f"swap-{device}.mp4"), "--codec", "h264", "--device", device, "--json",
-                                "--no-progress"])
+                                "--no-progress", "--force"])
             s = json.loads(stdout)
             if s["swapped"] != args.frames:
                 raise RuntimeError(f"{name} on {device}: swapped {s['swapped']} of {args.frames} frames")
