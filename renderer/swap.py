@@ -21,6 +21,7 @@ chunk that ends mid-segment decodes that post-roll too (`postroll_end`) and disc
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -35,12 +36,13 @@ import numpy as np
 import torch
 
 from renderer import media
-from renderer.composite import CompositeSettings, TemporalBlend, composite, face_mask, landmarks_to_crop
+from renderer.composite import CompositeSettings, TemporalBlend, face_mask, landmarks_to_crop, paste_face
 from renderer.errors import InputError, ModelError, RenderError
 from renderer.faces import Face
 from renderer.faces.detect import MIN_FACE
 from renderer.faces.identity import DEFAULT_THRESHOLD, identity_distance, reference_embedding
 from renderer.faces.track import FaceTracker, TrackedFrame
+from renderer.pipeline import put_until_stopped
 
 SEGMENT_FRAMES = 48  # processing state restarts at multiples of this absolute frame index
 MODEL_BATCH = 8  # faces per model call; partial batches are zero-padded to this shape
@@ -255,14 +257,21 @@ class FaceSwapper:
         self._tracker = None
         self._blend.reset()
 
-    def push(self, index: int, frame: Any, swap: bool, emit: bool) -> Iterator[tuple[int, Any, str | None]]:
-        """Take one decoded frame; yield the frames that are now finished, in order."""
+    def push(self, index: int, frame: Any, swap: bool, emit: bool,
+             rgb: np.ndarray | None = None) -> Iterator[tuple[int, Any, str | None]]:
+        """Take one decoded frame; yield the frames that are now finished, in order.
+
+        rgb: the frame already converted (`media.frame_to_rgb` with this swapper's matrix and
+        range, e.g. on the decode thread), this stage's to write into once its faces are
+        settled (the trackers read it only inside `push`); converted here when None.
+        """
         if not swap:
             yield from self.restart()
             yield from self._queue(_Pending(index, frame, None, [], emit, "outside range"))
             return
         t0 = time.perf_counter()
-        rgb = media.frame_to_rgb(frame, self.matrix, self.rng)
+        if rgb is None:
+            rgb = media.frame_to_rgb(frame, self.matrix, self.rng)
         self._tracking[index] = (frame, rgb, emit)
         if index % SEGMENT_FRAMES == 0 and self._tracker is not None:
             # Segment start: a fresh tracker from here. The old one runs on past it only while
@@ -349,21 +358,25 @@ class FaceSwapper:
         swapped, learned = self.model(crops)
         t1 = time.perf_counter()
         self.stats.seconds["model"] += t1 - t0
-        results: dict[int, np.ndarray] = {}
+        patches: dict[int, list[tuple[int, int, np.ndarray]]] = {}
         for k, (p, tid, face) in enumerate(todo):
-            out = results.get(p.index, p.rgb)
             crop = self._blend.update(tid, p.index, swapped[k])
+            if not p.emit:
+                continue  # pre-roll: only the temporal state matters
             lm_crop = landmarks_to_crop(face.landmarks, face.crop_from_frame)
             mask = face_mask(lm_crop, self.size, self.settings.composite,
                              learned=None if learned is None else learned[k])
             original = crops[k].astype(np.float32) * np.float32(1.0 / 255.0)
-            results[p.index] = composite(out, crop, face.frame_from_crop, mask, self.settings.composite, original)
+            # p.rgb is this stage's own conversion of the frame, done with once tracked and cropped:
+            # faces are pasted into it in place (a second face over the first), box by box.
+            patch = paste_face(p.rgb, crop, face.frame_from_crop, mask, self.settings.composite, original)
+            if patch is not None:
+                patches.setdefault(p.index, []).append((patch.x0, patch.y0, patch.changed))
         pending, self._pending, self._pending_faces = self._pending, [], 0
         for p in pending:
-            if p.emit and p.index in results:
+            if p.emit and p.faces:
                 self.stats.faces += len(p.faces)
-                changed = np.any(results[p.index] != p.rgb, axis=2)
-                p.frame = media.patch_frame(p.frame, results[p.index], changed, self.matrix, self.rng)
+                p.frame = media.patch_regions(p.frame, p.rgb, patches.get(p.index, []), self.matrix, self.rng)
         self.stats.seconds["composite"] += time.perf_counter() - t1
         for p in pending:
             if p.emit:
@@ -373,6 +386,22 @@ class FaceSwapper:
 # ----------------------------------------------------------------------------- the pipeline
 
 _END = object()  # queue sentinel: the producer is done
+
+# Threads for torch and OpenCV while a render runs: the encoder (x264 or ProRes, threaded by
+# FFmpeg) is meant to be the critical path and wants the cores; a 64 px model and a face box are
+# small work. On 2 shared cores, 2 torch threads made the model stage 6x slower in wall time
+# (27 s vs 4.6 s busy over 96 frames: each batch waits for the descheduled thread) and 2 OpenCV
+# threads cost more CPU than they saved (1080p close-up: 35.7 vs 30.8 CPU s for 96 frames).
+FACE_THREADS = max(1, (os.cpu_count() or 1) // 4)
+
+
+def _limit_pools(torch_threads: int, cv_threads: int | None = None) -> tuple[int, int]:
+    """Set torch's and OpenCV's thread counts (cv_threads defaults to torch_threads); returns the
+    previous (torch, OpenCV) counts so a render can put them back."""
+    before = (torch.get_num_threads(), cv2.getNumThreads())
+    torch.set_num_threads(torch_threads)
+    cv2.setNumThreads(torch_threads if cv_threads is None else cv_threads)
+    return before
 
 
 def _in_ranges(index: int, ranges: list[tuple[int, int]]) -> tuple[int, int] | None:
@@ -468,13 +497,7 @@ def render_range(
     stop = threading.Event()
 
     def put(q: queue.Queue[Any], item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_until_stopped(q, item, stop)
 
     def take(q: queue.Queue[Any]) -> Any:
         while not stop.is_set():
@@ -488,8 +511,12 @@ def render_range(
         try:
             t = time.perf_counter()
             for i, frame in media.read_av_frames(src, start, decode_to, info):
+                # The RGB conversion for tracking is a full-frame pass: done here, it overlaps
+                # with the face work (swscale runs without the GIL).
+                swap = _in_ranges(i, ranges) is not None
+                rgb = media.frame_to_rgb(frame, matrix, rng) if swap else None
                 stats.seconds["decode"] += time.perf_counter() - t
-                if not put(decoded, (i, frame)):
+                if not put(decoded, (i, frame, swap, rgb)):
                     return
                 t = time.perf_counter()
         except BaseException as err:  # handed to the calling thread, which raises it
@@ -521,6 +548,7 @@ def render_range(
             stop.set()
 
     t_start = time.perf_counter()
+    pools = _limit_pools(FACE_THREADS)
     threads = [threading.Thread(target=decode, name="doppel-decode", daemon=True),
                threading.Thread(target=encode, name="doppel-encode", daemon=True)]
     for th in threads:
@@ -541,10 +569,10 @@ def render_range(
             item = take(decoded)
             if item is _END:
                 break
-            i, frame = item
+            i, frame, swap, rgb = item
             if errors:
                 break
-            emit(swapper.push(i, frame, swap=_in_ranges(i, ranges) is not None, emit=first <= i <= last))
+            emit(swapper.push(i, frame, swap=swap, emit=first <= i <= last, rgb=rgb))
         if not errors:
             emit(swapper.flush())
     except BaseException as err:
@@ -557,6 +585,7 @@ def render_range(
             put(finished, _END)
         for th in threads:
             th.join()
+        _limit_pools(*pools)
     stats.seconds["total"] = time.perf_counter() - t_start
     if errors:
         err = errors[0]

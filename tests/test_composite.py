@@ -319,3 +319,100 @@ def test_bad_inputs_raise_clear_errors(face):
     for call, pattern in cases:
         with pytest.raises(InputError, match=pattern):
             call()
+
+
+# ---------------------------------------------------------------- equivalence with the float64-era blend
+
+def _reference_composite(frame, swapped_crop, frame_from_crop, crop_mask, settings, original_crop):
+    """The blend as it was before the box-level rewrite (numpy over the whole box, rounded half up),
+    kept here, and only here, as the reference the fast path must stay within one code value of."""
+    from renderer.composite import _box_from_crop, _poisson, _warp_box
+
+    out = frame.copy()
+    box = _warp_box(crop_mask, frame_from_crop, frame.shape[:2])
+    if box is None:
+        return out
+    if settings.colour != "none":
+        swapped_crop = transfer_colour(swapped_crop, original_crop, crop_mask, settings.colour)
+    x0, y0, x1, y1 = box
+    box_from_crop = _box_from_crop(frame_from_crop, box)
+    dsize = (x1 - x0, y1 - y0)
+    alpha = cv2.warpAffine(crop_mask, box_from_crop, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    face = cv2.warpAffine(swapped_crop, box_from_crop, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    face *= np.float32(255.0)
+    region = frame[y0:y1, x0:x1].copy()
+    if settings.blend == "poisson" and np.any(alpha > 0):
+        face_u8 = np.clip(np.floor(face + 0.5), 0, 255).astype(np.uint8)
+        face = _poisson(region, face_u8, alpha).astype(np.float32)
+    base = region.astype(np.float32)
+    a = alpha[..., None]
+    result = np.clip(np.floor(base + a * (face - base) + np.float32(0.5)), 0, 255).astype(np.uint8)
+    out[y0:y1, x0:x1] = np.where(a > 0, result, region)
+    return out
+
+
+def _real_face_frames() -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, frame, 68 landmarks) of real faces: the astronaut as shot (about 200 px), the same
+    upscaled into a 1920x1080 close-up (about 650 px), and a frame of the kphotoalbum talking head."""
+    img = _astronaut()
+    pts = _landmarks(img, 68)
+    s = 650 / (pts[:, 1].max() - pts[:, 1].min())
+    big = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
+    close = np.full((1080, 1920, 3), 80, np.uint8)
+    y_off = int(540 - pts[:, 1].mean() * s)
+    x_off = int(960 - pts[:, 0].mean() * s)
+    ys, xs = max(0, -y_off), max(0, -x_off)
+    h, w = min(big.shape[0] - ys, 1080 - max(0, y_off)), min(big.shape[1] - xs, 1920 - max(0, x_off))
+    close[max(0, y_off):max(0, y_off) + h, max(0, x_off):max(0, x_off) + w] = big[ys:ys + h, xs:xs + w]
+    movie = face_data.kphotoalbum_file(face_data.MOVIE)
+    from renderer import media
+
+    _, head = next(media.read_frames(movie, 30, 30))
+    head = cv2.resize(head, (480, 360), interpolation=cv2.INTER_CUBIC)
+    return [("astronaut", img, pts), ("close-up", close, _landmarks(close, 68)), ("talking head", head, _landmarks(head, 68))]
+
+
+@pytest.mark.parametrize("size", [64, 128])
+def test_fast_paste_matches_the_reference_blend(size):
+    rng = np.random.default_rng(3)
+    for name, frame, pts in _real_face_frames():
+        crop_from_frame = align_matrices(pts, size)[0]
+        frame_from_crop = cv2.invertAffineTransform(crop_from_frame)
+        original = crop_of_frame(frame, frame_from_crop, size)
+        # A "model output": the real crop mirrored, tinted and noisy, so colour transfer and blend both work.
+        swapped = np.clip(original[:, ::-1] * np.float32(0.8) + np.float32(0.1)
+                          + rng.normal(0, 0.02, original.shape).astype(np.float32), 0, 1).astype(np.float32)
+        blends = ["alpha", "poisson"] if name == "talking head" else ["alpha"]  # seamlessClone is slow on big boxes
+        for colour in ("rct", "none"):
+            for blend in blends:
+                settings = CompositeSettings(colour=colour, blend=blend)
+                mask = face_mask(landmarks_to_crop(pts, crop_from_frame), size, settings)
+                want = _reference_composite(frame, swapped, frame_from_crop, mask, settings, original)
+                got = composite(frame, swapped, frame_from_crop, mask, settings, original)
+                diff = np.abs(got.astype(int) - want)
+                assert diff.max() <= 1, (name, colour, blend, diff.max())
+                assert (diff > 0).mean() < 0.01, (name, colour, blend, (diff > 0).mean())
+                outside = warp_mask_to_frame(mask, frame_from_crop, frame.shape[:2]) == 0
+                assert np.array_equal(got[outside], frame[outside])
+                assert np.abs(got.astype(int) - frame).max() > 30  # the face really changed
+
+
+def test_paste_face_reports_exactly_what_changed(face):
+    from renderer.composite import paste_face
+
+    settings = CompositeSettings()
+    frame = face["frame"]
+    _, frame_from_crop, mask = _swap_inputs(face, 64, settings)
+    swapped = np.ascontiguousarray(crop_of_frame(frame, frame_from_crop, 64)[:, ::-1])
+    work = frame.copy()
+    patch = paste_face(work, swapped, frame_from_crop, mask, settings)
+    assert patch is not None
+    x0, y0, x1, y1 = patch.box
+    changed = np.zeros(frame.shape[:2], bool)
+    changed[y0:y1, x0:x1] = patch.changed
+    assert np.array_equal(changed, np.any(work != frame, axis=2))
+    assert changed.sum() > 2000 and (x1 - x0) * (y1 - y0) < frame.shape[0] * frame.shape[1] / 2
+    assert np.array_equal(work, composite(frame, swapped, frame_from_crop, mask, settings))
+    gone = frame_from_crop.copy()
+    gone[:, 2] += 5000.0
+    assert paste_face(work, swapped, gone, mask, settings) is None

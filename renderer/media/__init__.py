@@ -17,7 +17,7 @@ about half an encode). `trim` works that way.
 The package is split by job, and every name is importable from `renderer.media`:
 
     info.py     MediaInfo, probe (pts index by demuxing, edit lists), colour tags, timecode, field order
-    decode.py   read_frames / read_av_frames (exact ranges), frame_to_rgb, patch_frame
+    decode.py   read_frames / read_av_frames (exact ranges), frame_to_rgb, patch_frame, patch_regions
     encode.py   codec profiles, VideoWriter (atomic; colour, timecode, audio carried), trim
     splice.py   concat (farm chunks) and smart-render splicing of re-encoded GOPs
 """
@@ -27,6 +27,7 @@ from renderer.media.decode import (  # noqa: F401
     frame_to_rgb,
     iter_packets,
     patch_frame,
+    patch_regions,
     read_av_frames,
     read_frames,
 )

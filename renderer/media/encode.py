@@ -16,6 +16,7 @@ import av.error
 import numpy as np
 
 from renderer.atomic import temp_path_for
+from renderer.pipeline import prefetch
 from renderer.errors import InputError, MediaError, closest
 from renderer.media.decode import _check_range, read_av_frames
 from renderer.media.info import (
@@ -455,10 +456,16 @@ def trim(src: Path | str, start: int, end: int, out: Path | str, codec: str = "h
                      color=color, audio_from=(Path(src), start, end) if info.audio else None,
                      pix_fmt=info.pix_fmt, time_base=info.time_base if info.vfr else None,
                      rotation=info.rotation, field_order=info.field_order) as writer:
-        for i, frame in read_av_frames(src, start, end, info):
-            writer.write_av(frame, pts=(info.pts[i] - base) if info.vfr else None, source_color=info.color)
-            if on_frame is not None:
-                on_frame(i)
+        # Decoding runs on its own thread, a few frames ahead: the FFmpeg CLI (5.1) decodes and
+        # encodes in turn on one thread; here the decoder's work overlaps the encoder's calls.
+        with contextlib.closing(prefetch(read_av_frames(src, start, end, info), TRIM_PREFETCH)) as frames:
+            for i, frame in frames:
+                writer.write_av(frame, pts=(info.pts[i] - base) if info.vfr else None, source_color=info.color)
+                if on_frame is not None:
+                    on_frame(i)
     return probe(out)
+
+
+TRIM_PREFETCH = 4  # decoded frames queued ahead of the encoder (bounded: flat memory)
 
 

@@ -1,0 +1,67 @@
+"""Bounded hand-offs between the threads of a media pipeline (decode -> work -> encode).
+
+PyAV releases the GIL inside FFmpeg's decode and encode calls, and torch, dlib and OpenCV in
+their kernels, so stages on their own threads overlap. Queues are small and bounded: memory
+stays flat whatever the clip length. Every wait polls a stop event, so one failing stage stops
+the others instead of leaving them blocked.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+_DONE = object()  # prefetch queue: the producer finished
+
+
+def put_until_stopped(q: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
+    """Put `item` on `q`, waiting while it is full; False (not put) once `stop` is set."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def prefetch(items: Iterator[T], depth: int) -> Iterator[T]:
+    """Yield `items`, produced on a background thread at most `depth` ahead of the consumer.
+
+    A decode generator on that thread overlaps with encoding on the caller's. An exception in
+    the producer is raised here; when the consumer stops early (an error, Ctrl-C) and closes
+    this generator (`contextlib.closing`), the producer stops and its generator is closed.
+    """
+    q: queue.Queue[Any] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put_until_stopped(q, (None, item), stop):
+                    return
+        except BaseException as err:  # handed to the consumer, which raises it
+            put_until_stopped(q, (err, None), stop)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+            put_until_stopped(q, _DONE, stop)
+
+    thread = threading.Thread(target=produce, name="doppel-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            got = q.get()
+            if got is _DONE:
+                return
+            err, item = got
+            if err is not None:
+                raise err
+            yield item
+    finally:
+        stop.set()
+        thread.join()
