@@ -191,8 +191,10 @@ def patch_regions(frame: av.VideoFrame, rgb: np.ndarray, regions: Sequence[tuple
         cx0, cy0 = max(0, x0 - _MARGIN), max(0, y0 - _MARGIN)
         cx1, cy1 = min(frame.width, x1 + _MARGIN), min(frame.height, y1 + _MARGIN)
         box = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[cy0:cy1, cx0:cx1]), format="rgb24")
+        # threads=1: FFmpeg 8's sliced swscale gave rows that differ from run to run for 10-bit
+        # 4:2:2 output (rgb24 -> yuv422p10le, 98x66); a face box gains nothing from slicing anyway.
         box = box.reformat(format=fmt, src_colorspace=matrix, dst_colorspace=matrix,
-                           src_color_range="JPEG", dst_color_range=rng)
+                           src_color_range="JPEG", dst_color_range=rng, threads=1)
         for dst, new, (sy, sx) in zip(planes, _plane_arrays(box), steps):
             mask = _subsample_any(region, sy, sx)
             oy, ox = (y0 - cy0) // sy, (x0 - cx0) // sx
