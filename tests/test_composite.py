@@ -326,7 +326,7 @@ def test_bad_inputs_raise_clear_errors(face):
 def _reference_composite(frame, swapped_crop, frame_from_crop, crop_mask, settings, original_crop):
     """The blend as it was before the box-level rewrite (numpy over the whole box, rounded half up),
     kept here, and only here, as the reference the fast path must stay within one code value of."""
-    from renderer.composite import _box_from_crop, _poisson, _warp_box
+    from renderer.composite.paste import _box_from_crop, _poisson, _warp_box
 
     out = frame.copy()
     box = _warp_box(crop_mask, frame_from_crop, frame.shape[:2])

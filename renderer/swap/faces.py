@@ -1,0 +1,210 @@
+"""The per-frame work between decode and encode: track, batch faces through the model, paste back."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import cv2
+import numpy as np
+
+from renderer import media
+from renderer.composite import TemporalBlend, face_mask, landmarks_to_crop, paste_face
+from renderer.errors import InputError
+from renderer.faces import Face
+from renderer.faces.identity import identity_distance
+from renderer.faces.track import FaceTracker, TrackedFrame
+from renderer.swap.model import SwapModel
+from renderer.swap.settings import MODEL_BATCH, SEGMENT_FRAMES, SwapSettings, SwapStats
+
+
+@dataclass
+class _Pending:
+    """A frame waiting for its faces to come back from the model; `frame` is patched in place."""
+
+    index: int
+    frame: Any  # av.VideoFrame as decoded
+    rgb: np.ndarray | None
+    faces: list[tuple[int, Face]]  # (track id, face)
+    emit: bool
+    reason: str | None  # why it passes through, when it does
+
+
+class FaceSwapper:
+    """The stateful per-clip stage between decode and encode.
+
+    Feed decoded frames in order with `push`; it yields frames ready for the encoder in
+    the same order: (index, av.VideoFrame, reason or None); a swapped frame is the decoded
+    frame with only its changed pixels replaced (`media.patch_frame`). State
+    (tracks, smoothing, temporal blend) restarts at segment starts; see the module doc.
+    """
+
+    def __init__(self, model: SwapModel, settings: SwapSettings, fps: Fraction, matrix: str, rng: str,
+                 stats: SwapStats) -> None:
+        self.model, self.settings, self.fps = model, settings, fps
+        self.matrix, self.rng = matrix, rng
+        self.stats = stats
+        self.size = model.size
+        if "learned" in settings.composite.mask and not model.learns_mask:
+            raise InputError(f"mask={settings.composite.mask!r} needs a model trained with a learned mask; "
+                             f"this model has none (allowed here: hull, ellipse)")
+        self._tracker: FaceTracker | None = None
+        self._blend = TemporalBlend(settings.temporal)
+        self._pending: list[_Pending] = []
+        self._pending_faces = 0
+        self._tracking: dict[int, tuple[Any, np.ndarray, bool]] = {}  # frames the tracker holds: frame, rgb, emit
+        self._closing: FaceTracker | None = None  # the last segment's tracker, settling its held frames
+        self._boundary: int | None = None  # the segment start it runs past
+        self._deferred: list[TrackedFrame] = []  # new-segment frames waiting for the old one's
+
+    def _new_tracker(self) -> FaceTracker:
+        s = self.settings
+        return FaceTracker(detector=s.detector, points=s.landmarks, crop_size=self.size,
+                           coverage=self.model.config.coverage, detect_every=s.detect_every,
+                           full_search_every=s.full_search_every, min_size=s.min_face,
+                           smoothing=s.smooth_landmarks, fps=float(self.fps), embed=s.faces == "identity")
+
+    def restart(self) -> Iterator[tuple[int, Any, str | None]]:
+        """Forget every track and blend state (end of a swap range); first finish the frames
+        before this point (the tracker's held frames settled without looking past it), so none
+        of them is blended with state that was reset."""
+        t0 = time.perf_counter()
+        if self._closing is not None:
+            yield from self._from_closing(self._closing.flush())
+        settled = self._tracker.flush() if self._tracker is not None else []
+        self.stats.seconds["track"] += time.perf_counter() - t0
+        for tf in settled:
+            yield from self._tracked(tf)
+        yield from self._run_model()
+        self._tracker = None
+        self._blend.reset()
+
+    def push(self, index: int, frame: Any, swap: bool, emit: bool,
+             rgb: np.ndarray | None = None) -> Iterator[tuple[int, Any, str | None]]:
+        """Take one decoded frame; yield the frames that are now finished, in order.
+
+        rgb: the frame already converted (`media.frame_to_rgb` with this swapper's matrix and
+        range, e.g. on the decode thread), this stage's to write into once its faces are
+        settled (the trackers read it only inside `push`); converted here when None.
+        """
+        if not swap:
+            yield from self.restart()
+            yield from self._queue(_Pending(index, frame, None, [], emit, "outside range"))
+            return
+        t0 = time.perf_counter()
+        if rgb is None:
+            rgb = media.frame_to_rgb(frame, self.matrix, self.rng)
+        self._tracking[index] = (frame, rgb, emit)
+        if index % SEGMENT_FRAMES == 0 and self._tracker is not None:
+            # Segment start: a fresh tracker from here. The old one runs on past it only while
+            # it holds frames before it (a miss not yet made good), at most detect_every frames,
+            # so a miss across the start is settled as in the middle of a segment.
+            self._closing, self._boundary, self._tracker = self._tracker, index, None
+        closing = None
+        if self._closing is not None and any(i < self._boundary for i in self._tracking):  # type: ignore[operator]
+            closing = self._closing.push(index, rgb)
+        if self._tracker is None:
+            self._tracker = self._new_tracker()
+        settled = self._tracker.push(index, rgb)
+        self.stats.seconds["track"] += time.perf_counter() - t0
+        if self._closing is not None:
+            yield from self._from_closing(closing or [])
+        for tf in settled:
+            if self._closing is not None:
+                self._deferred.append(tf)  # after the old segment's frames, in order
+            else:
+                yield from self._tracked(tf)
+
+    def _from_closing(self, settled: list[TrackedFrame]) -> Iterator[tuple[int, Any, str | None]]:
+        """Frames the old segment's tracker settled; once none before the segment start is left,
+        it is dropped, the blend restarts and the new segment's frames follow."""
+        assert self._boundary is not None
+        for tf in settled:
+            if tf.index < self._boundary:
+                yield from self._tracked(tf)
+        if not any(i < self._boundary for i in self._tracking):
+            self._closing = None
+            yield from self._run_model()
+            self._blend.reset()
+            deferred, self._deferred = self._deferred, []
+            for tf in deferred:
+                yield from self._tracked(tf)
+
+    def _tracked(self, tf: TrackedFrame) -> Iterator[tuple[int, Any, str | None]]:
+        """A frame whose faces the tracker has settled: choose the faces to swap, queue it for the model."""
+        frame, rgb, emit = self._tracking.pop(tf.index)
+        chosen = self._choose(list(tf.faces))
+        if emit:
+            self.stats.held += any(tid in tf.held for tid, _ in chosen)
+            self.stats.lost.extend([tf.index] * len(tf.lost))
+        reason = None if chosen else ("not identity" if tf.faces else "no face")
+        yield from self._queue(_Pending(tf.index, frame, rgb if chosen else None, chosen, emit, reason))
+
+    def flush(self) -> Iterator[tuple[int, Any, str | None]]:
+        """Finish every pending frame (end of the range)."""
+        yield from self.restart()
+
+    def _choose(self, faces: list[tuple[int, Face]]) -> list[tuple[int, Face]]:
+        s = self.settings
+        if not faces or s.faces == "all":
+            return faces
+        if s.faces == "largest":
+            return [max(faces, key=lambda tf: tf[1].area)]
+        assert s.identity is not None
+        return [(t, f) for t, f in faces
+                if f.embedding is not None and identity_distance(f.embedding, s.identity) < s.identity_threshold]
+
+    def _queue(self, item: _Pending) -> Iterator[tuple[int, Any, str | None]]:
+        self._pending.append(item)
+        self._pending_faces += len(item.faces)
+        if self._pending_faces >= MODEL_BATCH:
+            yield from self._run_model()
+        elif self._pending_faces == 0:
+            yield from self._drain()
+
+    def _drain(self) -> Iterator[tuple[int, Any, str | None]]:
+        pending, self._pending, self._pending_faces = self._pending, [], 0
+        for p in pending:
+            if p.emit:
+                yield p.index, p.frame, p.reason
+
+    def _run_model(self) -> Iterator[tuple[int, Any, str | None]]:
+        todo = [(p, tid, face) for p in self._pending for tid, face in p.faces]
+        if not todo:
+            yield from self._drain()
+            return
+        t0 = time.perf_counter()
+        crops = np.stack([cv2.warpAffine(p.rgb, face.crop_from_frame, (self.size, self.size),
+                                         flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                          for p, _, face in todo])  # (N, S, S, 3) uint8
+        swapped, learned = self.model(crops)
+        t1 = time.perf_counter()
+        self.stats.seconds["model"] += t1 - t0
+        patches: dict[int, list[tuple[int, int, np.ndarray]]] = {}
+        for k, (p, tid, face) in enumerate(todo):
+            crop = self._blend.update(tid, p.index, swapped[k])
+            if not p.emit:
+                continue  # pre-roll: only the temporal state matters
+            lm_crop = landmarks_to_crop(face.landmarks, face.crop_from_frame)
+            mask = face_mask(lm_crop, self.size, self.settings.composite,
+                             learned=None if learned is None else learned[k])
+            original = crops[k].astype(np.float32) * np.float32(1.0 / 255.0)
+            # p.rgb is this stage's own conversion of the frame, done with once tracked and cropped:
+            # faces are pasted into it in place (a second face over the first), box by box.
+            patch = paste_face(p.rgb, crop, face.frame_from_crop, mask, self.settings.composite, original)
+            if patch is not None:
+                patches.setdefault(p.index, []).append((patch.x0, patch.y0, patch.changed))
+        pending, self._pending, self._pending_faces = self._pending, [], 0
+        for p in pending:
+            if p.emit and p.faces:
+                self.stats.faces += len(p.faces)
+                p.frame = media.patch_regions(p.frame, p.rgb, patches.get(p.index, []), self.matrix, self.rng)
+        self.stats.seconds["composite"] += time.perf_counter() - t1
+        for p in pending:
+            if p.emit:
+                yield p.index, p.frame, p.reason
+
+

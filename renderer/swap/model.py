@@ -1,0 +1,48 @@
+"""The model side of a swap: a loaded model and the decoder it renders through."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from renderer.swap.settings import MODEL_BATCH
+
+
+class SwapModel:
+    """A loaded swap model and the decoder it renders through.
+
+    `__call__` takes (N, S, S, 3) uint8 aligned crops and returns ((N, S, S, 3) float32
+    RGB in [0, 1], (N, S, S) float32 learned masks or None). Batches are always run at
+    `MODEL_BATCH` rows (zero-padded), so a face's output never depends on how many other
+    faces shared its batch.
+    """
+
+    def __init__(self, model_dir: Path, direction: str, device: str | None = None) -> None:
+        from renderer.model import load_model, pick_device
+
+        self.device = pick_device(device)
+        self.model, self.card = load_model(model_dir, self.device)
+        self.config = self.card.config
+        self.size = int(self.config.input_size)
+        self.decoder = "b" if direction == "a2b" else "a"
+        self.learns_mask = bool(self.config.learn_mask)
+
+    def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        n = len(crops)
+        rgb_out = np.empty((n, self.size, self.size, 3), np.float32)
+        mask_out = np.empty((n, self.size, self.size), np.float32) if self.learns_mask else None
+        with torch.inference_mode():
+            for lo in range(0, n, MODEL_BATCH):
+                part = crops[lo:lo + MODEL_BATCH]
+                batch = np.zeros((MODEL_BATCH, self.size, self.size, 3), np.uint8)
+                batch[: len(part)] = part
+                x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)  # (B, 3, S, S)
+                y = self.model(x, self.decoder).float().cpu()  # (B, 3|4, S, S) in [0, 1]
+                rgb_out[lo:lo + len(part)] = y[: len(part), :3].permute(0, 2, 3, 1).numpy()
+                if mask_out is not None:
+                    mask_out[lo:lo + len(part)] = y[: len(part), 3].numpy()
+        return rgb_out, mask_out
+
+

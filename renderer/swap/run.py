@@ -1,0 +1,233 @@
+"""`render_range`: decode thread -> face work -> encode thread over one frame range, chunk-invariant."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import torch
+
+from renderer import media
+from renderer.errors import InputError, ModelError, RenderError
+from renderer.pipeline import put_until_stopped
+from renderer.swap.faces import FaceSwapper
+from renderer.swap.model import SwapModel
+from renderer.swap.settings import QUEUE_FRAMES, SEGMENT_FRAMES, SwapSettings, SwapStats
+
+
+_END = object()  # queue sentinel: the producer is done
+
+# Threads for torch and OpenCV while a render runs: the encoder (x264 or ProRes, threaded by
+# FFmpeg) is meant to be the critical path and wants the cores; a 64 px model and a face box are
+# small work. On 2 shared cores, 2 torch threads made the model stage 6x slower in wall time
+# (27 s vs 4.6 s busy over 96 frames: each batch waits for the descheduled thread) and 2 OpenCV
+# threads cost more CPU than they saved (1080p close-up: 35.7 vs 30.8 CPU s for 96 frames).
+FACE_THREADS = max(1, (os.cpu_count() or 1) // 4)
+
+
+def _limit_pools(torch_threads: int, cv_threads: int | None = None) -> tuple[int, int]:
+    """Set torch's and OpenCV's thread counts (cv_threads defaults to torch_threads); returns the
+    previous (torch, OpenCV) counts so a render can put them back."""
+    before = (torch.get_num_threads(), cv2.getNumThreads())
+    torch.set_num_threads(torch_threads)
+    cv2.setNumThreads(torch_threads if cv_threads is None else cv_threads)
+    return before
+
+
+def _in_ranges(index: int, ranges: list[tuple[int, int]]) -> tuple[int, int] | None:
+    for lo, hi in ranges:
+        if lo <= index <= hi:
+            return lo, hi
+    return None
+
+
+def preroll_start(first: int, swap_ranges: list[tuple[int, int]], origin: int | None = None) -> int:
+    """The frame decoding must start at so that frame `first` comes out as in an unchunked render.
+
+    origin: the first frame of the unchunked render this range is a chunk of (default `first`).
+    """
+    origin = first if origin is None else origin
+    rng = _in_ranges(first, swap_ranges)
+    if rng is None:
+        return first
+    return max(origin, rng[0], first - first % SEGMENT_FRAMES)
+
+
+def postroll_end(last: int, swap_ranges: list[tuple[int, int]], frames: int, detect_every: int) -> int:
+    """The last frame decoding must reach so that frame `last` comes out as in an unchunked render.
+
+    The tracker settles a frame whose face it missed up to `detect_every` frames later
+    (FaceTracker.push; across a segment start too), never past its swap range.
+    """
+    rng = _in_ranges(last, swap_ranges)
+    if rng is None:
+        return last
+    return min(last + detect_every, rng[1], frames - 1)
+
+
+def render_range(
+    src: Path,
+    out: Path,
+    *,
+    model_dir: Path,
+    settings: SwapSettings,
+    first: int,
+    last: int,
+    swap_ranges: list[tuple[int, int]],
+    codec: str,
+    pix_fmt: str | None = None,
+    color: media.ColorTags | None = None,
+    metadata: dict[str, str] | None = None,
+    audio: bool = True,
+    origin: int | None = None,
+    gop: int | None = None,
+    options: dict[str, str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    model: SwapModel | None = None,
+) -> SwapStats:
+    """Render source frames first..last (inclusive) of `src` into `out`, swapping faces on `swap_ranges`.
+
+    Output frame k is source frame first + k, at the source's frame rate and timing, with
+    its start timecode shifted by `first`, its colour tags (or `color`) and its audio over
+    the same range. `swap_ranges` are inclusive source frame ranges; other frames pass
+    through untouched. `origin` is the first frame of the unchunked render when this call
+    renders a chunk (farm tasks); `gop` forces a keyframe interval (closed GOPs that start
+    on the first frame, so chunks concatenate); `options` are extra encoder options (e.g. a
+    lower crf for spans spliced between stream-copied GOPs). The file appears under `out` only when
+    complete. Raises InputError (bad range, codec, model), MediaError, RenderError.
+    """
+    src, out = Path(src), Path(out)
+    info = media.probe(src)
+    if not (0 <= first <= last < info.frames):
+        raise InputError(f"frame range {first}-{last} is outside {src} (allowed: 0-{info.frames - 1}, inclusive)")
+    if out.resolve() == src.resolve():
+        raise InputError(f"output {out} is the source itself; the source is never written")
+    ranges = sorted((max(lo, 0), min(hi, info.frames - 1)) for lo, hi in swap_ranges if hi >= lo)
+    swap_model = model or SwapModel(model_dir, settings.direction, settings.device)
+    stats = SwapStats()
+    matrix, rng = media.effective_color(info, info.width, info.height, info.pix_fmt)
+    swapper = FaceSwapper(swap_model, settings, info.fps, matrix, rng, stats)
+    start = preroll_start(first, ranges, origin)
+    decode_to = postroll_end(last, ranges, info.frames, settings.detect_every)
+    stats.preroll = first - start
+    total = last - first + 1
+    tags = color or media.output_color(info)
+    options = {**({"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"} if gop and codec == "h264" else {}),
+               **(options or {})} or None
+    writer = media.VideoWriter(
+        out, width=info.width, height=info.height, fps=info.fps, codec=codec,
+        timecode=media.shift_timecode(info.timecode, first, info.fps) if info.timecode else None,
+        color=tags, metadata=metadata, audio_from=(src, first, last) if audio and info.audio else None,
+        pix_fmt=pix_fmt or info.pix_fmt, time_base=info.time_base if info.vfr else None,
+        rotation=info.rotation, options=options, field_order=info.field_order,
+    )
+    decoded: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
+    finished: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def put(q: queue.Queue[Any], item: Any) -> bool:
+        return put_until_stopped(q, item, stop)
+
+    def take(q: queue.Queue[Any]) -> Any:
+        while not stop.is_set():
+            try:
+                return q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        return _END
+
+    def decode() -> None:
+        try:
+            t = time.perf_counter()
+            for i, frame in media.read_av_frames(src, start, decode_to, info):
+                # The RGB conversion for tracking is a full-frame pass: done here, it overlaps
+                # with the face work (swscale runs without the GIL).
+                swap = _in_ranges(i, ranges) is not None
+                rgb = media.frame_to_rgb(frame, matrix, rng) if swap else None
+                stats.seconds["decode"] += time.perf_counter() - t
+                if not put(decoded, (i, frame, swap, rgb)):
+                    return
+                t = time.perf_counter()
+        except BaseException as err:  # handed to the calling thread, which raises it
+            errors.append(err)
+        finally:
+            put(decoded, _END)
+
+    def encode() -> None:
+        try:
+            with writer:
+                done = 0
+                while True:
+                    item = take(finished)
+                    if item is _END:
+                        if errors or stop.is_set():
+                            raise RenderError("render stopped before the last frame; output discarded")
+                        break
+                    i, frame = item
+                    t = time.perf_counter()
+                    base = info.pts[first]
+                    pts = (info.pts[i] - base) if info.vfr else None
+                    writer.write_av(frame, pts=pts, source_color=info.color)
+                    stats.seconds["encode"] += time.perf_counter() - t
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
+        except BaseException as err:
+            errors.append(err)
+            stop.set()
+
+    t_start = time.perf_counter()
+    pools = _limit_pools(FACE_THREADS)
+    threads = [threading.Thread(target=decode, name="doppel-decode", daemon=True),
+               threading.Thread(target=encode, name="doppel-encode", daemon=True)]
+    for th in threads:
+        th.start()
+
+    def emit(ready: Iterator[tuple[int, Any, str | None]]) -> None:
+        for i, frame, reason in ready:
+            stats.frames += 1
+            if reason is None:
+                stats.swapped += 1
+            else:
+                stats.passed_through[reason] += 1
+            if not put(finished, (i, frame)):
+                raise RenderError(f"rendering {out.name} stopped at frame {i}")
+
+    try:
+        while True:
+            item = take(decoded)
+            if item is _END:
+                break
+            i, frame, swap, rgb = item
+            if errors:
+                break
+            emit(swapper.push(i, frame, swap=swap, emit=first <= i <= last, rgb=rgb))
+        if not errors:
+            emit(swapper.flush())
+    except BaseException as err:
+        errors.append(err)
+        stop.set()
+    finally:
+        if errors:
+            stop.set()  # every stage polls `stop`; the writer then discards its temp file
+        else:
+            put(finished, _END)
+        for th in threads:
+            th.join()
+        _limit_pools(*pools)
+    stats.seconds["total"] = time.perf_counter() - t_start
+    if errors:
+        err = errors[0]
+        if isinstance(err, (InputError, ModelError, RenderError, media.MediaError, KeyboardInterrupt)):
+            raise err  # Ctrl-C (or an interrupt raised by a progress callback) stays an interrupt
+        raise RenderError(f"rendering {src.name} frames {first}-{last} failed: {err}") from err
+    if stats.frames != total:
+        raise RenderError(f"rendering {src.name}: wrote {stats.frames} frames, expected {total}")
+    return stats
