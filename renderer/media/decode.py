@@ -177,7 +177,7 @@ def patch_regions(frame: av.VideoFrame, rgb: np.ndarray, regions: Sequence[tuple
     if not planar:
         full = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         out = full.reformat(format=fmt, src_colorspace=matrix, dst_colorspace=matrix,
-                            src_color_range="JPEG", dst_color_range=rng)
+                            src_color_range="JPEG", dst_color_range=rng, threads=1)  # see encode.SWS_THREADS
         return _same_timing(out, frame)
     # Patched in the decoded frame itself, so it keeps every property the encoder reads from it
     # (interlaced and top-field-first flags, side data); make_writable first gives it a private

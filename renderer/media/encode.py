@@ -36,6 +36,13 @@ from renderer.media.info import (
 )
 
 
+# Whole-frame swscale conversions run unsliced. FFmpeg 8's sliced swscale gives rows that differ
+# from the unsliced result, and from run to run, when the width is no multiple of its SIMD step:
+# rgb24 -> yuv422p10le and -> yuv420p at 720x486, 1000x1080, 1998x1080, 202x100 all differed
+# (1920, 1280, 1440, 2048 and 3840 wide did not). One render must give one output.
+SWS_THREADS = 1
+
+
 @dataclass(frozen=True)
 class CodecProfile:
     """An output codec: encoder, pixel formats it takes (first = default), containers, options."""
@@ -226,10 +233,10 @@ class VideoWriter:
             raise InputError(f"frame for {self.path.name} must be uint8 ({self.height}, {self.width}, 3); got {got}")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         if self.pix_fmt.startswith(("gbr", "bgr", "rgb")):
-            frame = frame.reformat(format=self.pix_fmt)
+            frame = frame.reformat(format=self.pix_fmt, threads=SWS_THREADS)
         else:
             frame = frame.reformat(format=self.pix_fmt, src_colorspace=self._matrix, dst_colorspace=self._matrix,
-                                   src_color_range="JPEG", dst_color_range=self._range)
+                                   src_color_range="JPEG", dst_color_range=self._range, threads=SWS_THREADS)
         self._encode(frame, pts)
 
     def write_av(self, frame: av.VideoFrame, pts: int | None = None, source_color: ColorTags | None = None) -> None:
@@ -240,7 +247,7 @@ class VideoWriter:
             src_matrix, src_range = effective_color(source_color or self.color, frame.width, frame.height,
                                                     frame.format.name)
             frame = frame.reformat(format=self.pix_fmt, src_colorspace=src_matrix, dst_colorspace=self._matrix,
-                                   src_color_range=src_range, dst_color_range=self._range)
+                                   src_color_range=src_range, dst_color_range=self._range, threads=SWS_THREADS)
         self._encode(frame, pts)
 
     def _encode(self, frame: av.VideoFrame, pts: int | None) -> None:
