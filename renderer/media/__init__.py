@@ -24,6 +24,7 @@ The package is split by job, and every name is importable from `renderer.media`:
 
 from renderer.errors import InputError, MediaError  # noqa: F401  (re-exported for callers)
 from renderer.media.decode import (  # noqa: F401
+    RegionRGB,
     frame_to_rgb,
     iter_packets,
     patch_frame,

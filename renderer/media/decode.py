@@ -29,6 +29,106 @@ def frame_to_rgb(frame: av.VideoFrame, matrix: str, rng: str) -> np.ndarray:
                             src_color_range=rng, dst_color_range="JPEG")
 
 
+class RegionRGB:
+    """A decoded frame as RGB (as `frame_to_rgb` converts it), converted a region at a time.
+
+    `region(x0, y0, x1, y1)` converts the part of the box not yet converted and returns the
+    frame-sized array; `whole()` converts the rest. Each pixel holds exactly what `frame_to_rgb`
+    gives it (the tests compare, per pixel format), so stages that read only around a face
+    (tracking, cropping, pasting) never pay for a full-frame conversion (PITFALLS: about half
+    an encode at 1080p). A renderer.faces `Picture`. Pixels never asked for read 0; converting a
+    region never overwrites pixels converted (or written) before.
+
+    Regions are whole tiles of `TILE` px, converted from the planes cropped with a margin
+    (so chroma filtered across a tile edge comes from the real neighbours) and multiples of
+    `_ALIGN` px from the frame origin (chroma grid, dither phase). Formats other than planar
+    YUV are converted whole on the first call.
+    """
+
+    TILE = 32
+
+    def __init__(self, frame: av.VideoFrame, matrix: str, rng: str) -> None:
+        self.frame, self.matrix, self.rng = frame, matrix, rng
+        h, w = frame.height, frame.width
+        self.shape = (h, w, 3)
+        self.array = np.zeros(self.shape, np.uint8)  # calloc: pages never converted cost nothing
+        self._done = np.zeros((-(-h // self.TILE), -(-w // self.TILE)), bool)
+        fmt = frame.format.name
+        self._regional = len(frame.planes) == 3 and fmt.startswith(("yuv4", "yuvj4")) and fmt[-6:-3] != "p16"
+        self.converted_px = 0  # pixels converted so far (benchmarks and tests)
+
+    def whole(self) -> np.ndarray:
+        if not self._done.all():
+            h, w, _ = self.shape
+            if not self._done.any():
+                self.array = frame_to_rgb(self.frame, self.matrix, self.rng)
+            else:
+                self._fill(frame_to_rgb(self.frame, self.matrix, self.rng), 0, 0, self._missing(0, 0, self._done.shape[1], self._done.shape[0]))
+            self._done[:] = True
+            self.converted_px += h * w
+        return self.array
+
+    def region(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+        if not self._regional:
+            return self.whole()
+        h, w, _ = self.shape
+        t = self.TILE
+        tx0, ty0 = max(0, x0) // t, max(0, y0) // t
+        tx1, ty1 = min(self._done.shape[1], -(-min(w, x1) // t)), min(self._done.shape[0], -(-min(h, y1) // t))
+        if tx1 <= tx0 or ty1 <= ty0:
+            return self.array
+        missing = self._missing(tx0, ty0, tx1, ty1)
+        if missing is None:
+            return self.array
+        rows, cols = np.flatnonzero(missing.any(axis=1)), np.flatnonzero(missing.any(axis=0))
+        ty0, ty1, tx0, tx1 = ty0 + rows[0], ty0 + rows[-1] + 1, tx0 + cols[0], tx0 + cols[-1] + 1
+        missing = missing[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+        bx0, by0, bx1, by1 = tx0 * t, ty0 * t, min(w, tx1 * t), min(h, ty1 * t)
+        cx0, cy0 = max(0, bx0 - _REGION_MARGIN), max(0, by0 - _REGION_MARGIN)
+        cx1, cy1 = min(w, bx1 + _REGION_MARGIN), min(h, by1 + _REGION_MARGIN)
+        rgb = _crop(self.frame, cx0, cy0, cx1, cy1).to_ndarray(
+            format="rgb24", src_colorspace=self.matrix, dst_colorspace=self.matrix, src_color_range=self.rng,
+            dst_color_range="JPEG", threads=1)  # a box gains nothing from slicing (and see encode.SWS_THREADS)
+        self._fill(rgb[by0 - cy0: by1 - cy0, bx0 - cx0: bx1 - cx0], bx0, by0, missing)
+        self._done[ty0:ty1, tx0:tx1] = True
+        self.converted_px += (bx1 - bx0) * (by1 - by0)
+        return self.array
+
+    def _missing(self, tx0: int, ty0: int, tx1: int, ty1: int) -> np.ndarray | None:
+        """(ty1 - ty0, tx1 - tx0) bool: the tiles of that range not yet converted, or None when none is."""
+        missing = ~self._done[ty0:ty1, tx0:tx1]
+        return missing if missing.any() else None
+
+    def _fill(self, rgb: np.ndarray, x0: int, y0: int, missing: np.ndarray | None) -> None:
+        """Copy `rgb` (a box of the frame at x0, y0) into the array on the missing tiles only."""
+        import cv2  # as in patch_regions: trim and probe need no OpenCV
+
+        h, w = rgb.shape[:2]
+        view = self.array[y0: y0 + h, x0: x0 + w]
+        if missing is None or missing.all():
+            view[...] = rgb
+            return
+        t = self.TILE
+        mask = np.repeat(np.repeat(missing, t, axis=0), t, axis=1)[:h, :w].view(np.uint8)
+        if cv2.copyTo(rgb, mask, view) is not view:
+            np.copyto(view, rgb, where=mask.astype(bool)[..., None])
+
+
+# Luma pixels converted around a region (then dropped): chroma at the region's edge is
+# interpolated from real neighbours. Even, and a multiple of 16 so that the crop keeps swscale's
+# dither phase (it repeats every 8 rows) and the tiles' grid.
+_REGION_MARGIN = 16
+
+
+def _crop(frame: av.VideoFrame, x0: int, y0: int, x1: int, y1: int) -> av.VideoFrame:
+    """A new planar YUV frame holding the box (x0, y0 even) of `frame`'s planes."""
+    sub = av.VideoFrame(x1 - x0, y1 - y0, frame.format.name)
+    for src, dst in zip(_plane_arrays(frame), _plane_arrays(sub)):
+        sy, sx = round(frame.height / src.shape[0]), round(frame.width / src.shape[1])
+        dst[...] = src[y0 // sy: y0 // sy + dst.shape[0], x0 // sx: x0 // sx + dst.shape[1]]
+    return sub
+
+
 # --------------------------------------------------------------------------------------------
 # Exact-range decode
 
