@@ -35,9 +35,10 @@ from renderer.faces.align import (
     make_face,
     unit_from_frame,
 )
-from renderer.faces.detect import DETECTORS, Detection, coarse_min_size, detect, detect_near, iou
+from renderer.faces.detect import DETECTORS, Detection, coarse_min_size, detect, detect_near, iou, search_region
 from renderer.faces.identity import embed as embed_face
 from renderer.faces.landmarks import LandmarkModel
+from renderer.faces.picture import Picture, as_picture, warp_footprint
 
 
 def find_faces(
@@ -157,12 +158,23 @@ class _Held:
 
 _TEMPLATE = 32
 _MIN_NCC = 0.55  # below this the tracked crop no longer looks like the key-frame face
+# Landmarks read a window this many box sides around the box: dlib's predictors read within 0.2
+# (on the bench's 200 and 650 px faces, boxes moved by up to 15 px, a window of 0.2 gave the
+# whole frame's points every time, 0.15 did not); twice that, for faces unlike those.
+LANDMARK_PAD = 0.4
 
 
-def _grey_template(frame_rgb: np.ndarray, unit: np.ndarray) -> np.ndarray:
+def _landmarks(model: LandmarkModel, pic: Picture, box: tuple[float, float, float, float]) -> np.ndarray:
+    """(K, 2) landmarks of the face in `box`, read from a window around it (converted on demand)."""
+    window = search_region(box, pic.shape, LANDMARK_PAD)
+    return model(pic.region(*window), box, window)
+
+
+def _grey_template(pic: Picture, unit: np.ndarray) -> np.ndarray:
     """(32, 32) float32 zero-mean unit-norm grey crop of the face whose landmarks give `unit` (unit_from_frame)."""
     crop_from_unit = np.array([[_TEMPLATE * 0.8, 0, _TEMPLATE * 0.1], [0, _TEMPLATE * 0.8, _TEMPLATE * 0.1], [0, 0, 1]])
     m = (crop_from_unit @ unit)[:2]
+    frame_rgb = pic.region(*warp_footprint(m, (_TEMPLATE, _TEMPLATE), pic.shape))
     grey = cv2.cvtColor(cv2.warpAffine(frame_rgb, m, (_TEMPLATE, _TEMPLATE), borderMode=cv2.BORDER_REPLICATE), cv2.COLOR_RGB2GRAY)
     g = grey.astype(np.float32)
     g -= g.mean()
@@ -245,7 +257,7 @@ class FaceTracker:
         self.detections_run = 0  # how many frames ran the detector (for benchmarks and tests)
         self.full_searches = 0  # how many of those searched the whole frame
 
-    def _new_track(self, frame_rgb: np.ndarray, det: Detection, lm: np.ndarray, frame_index: int) -> _Track:
+    def _new_track(self, frame_rgb: Picture, det: Detection, lm: np.ndarray, frame_index: int) -> _Track:
         unit = unit_from_frame(lm)
         box_in_unit = apply_affine(unit[:2], _box_corners(det.box))
         t = _Track(
@@ -263,14 +275,15 @@ class FaceTracker:
         self._next_id += 1
         return t
 
-    def _search_near_tracks(self, frame_rgb: np.ndarray, tracks: list[_Track]) -> tuple[list[Detection], list[_Track]]:
+    def _search_near_tracks(self, frame_rgb: Picture, tracks: list[_Track]) -> tuple[list[Detection], list[_Track]]:
         """(detections around the tracks' expected boxes, largest first; the tracks not found near theirs).
 
         A track whose tracked crop stopped matching is searched for where it was last found."""
         found: list[Detection] = []
         missing = []
         for t in tracks:
-            near = detect_near(frame_rgb, t.box if t.ncc >= _MIN_NCC else t.found_box, self.detector, self.min_size)
+            box = t.box if t.ncc >= _MIN_NCC else t.found_box
+            near = detect_near(frame_rgb.region(*search_region(box, frame_rgb.shape)), box, self.detector, self.min_size)
             if not any(_matches(d.box, t) for d in near):
                 missing.append(t)
             found.extend(near)
@@ -282,16 +295,16 @@ class FaceTracker:
                 kept.append(d)
         return kept, missing
 
-    def _refind(self, t: _Track, frame_rgb: np.ndarray, det: Detection) -> None:
+    def _refind(self, t: _Track, frame_rgb: Picture, det: Detection) -> None:
         """Put track `t` on a detection of it: fresh landmarks, box geometry and template."""
-        lm = self._model(frame_rgb, det.box)
+        lm = _landmarks(self._model, frame_rgb, det.box)
         unit = unit_from_frame(lm)
         t.score, t.found_box, t.ncc = det.score, det.box, 1.0
         t.box_in_unit = apply_affine(unit[:2], _box_corners(det.box))
         t.move(lm, unit)
         t.template = _grey_template(frame_rgb, unit)
 
-    def _detect(self, frame_rgb: np.ndarray, frame_index: int) -> None:
+    def _detect(self, frame_rgb: Picture, frame_index: int) -> None:
         """A key frame: search (near the tracks, or the whole frame), match detections to tracks."""
         self.detections_run += 1
         self._last_key = frame_index
@@ -308,7 +321,7 @@ class FaceTracker:
             # ones (a face entering that small is found within 2 * full_search_every key frames).
             coarse = coarse_min_size(frame_rgb.shape)
             small = not self._tracks or self.full_searches % 2 == 0
-            dets = detect(frame_rgb, self.detector,
+            dets = detect(frame_rgb.whole(), self.detector,
                           self.min_size if small or self.min_size is None else max(self.min_size, coarse))
             self.full_searches += 1
             self._region_keys = 0
@@ -316,14 +329,14 @@ class FaceTracker:
             self._region_keys += 1
         self._match(frame_rgb, frame_index, dets)
 
-    def _retry(self, frame_rgb: np.ndarray, frame_index: int) -> None:
+    def _retry(self, frame_rgb: Picture, frame_index: int) -> None:
         """A frame after a miss: search near each missed track only (cheap), the others stay tracked."""
         self.detections_run += 1
         missed = [t for t in self._tracks if t.missed_since is not None]
         dets, _ = self._search_near_tracks(frame_rgb, missed)
         self._match(frame_rgb, frame_index, dets, only=missed)
 
-    def _match(self, frame_rgb: np.ndarray, frame_index: int, dets: list[Detection],
+    def _match(self, frame_rgb: Picture, frame_index: int, dets: list[Detection],
                only: list[_Track] | None = None) -> None:
         """Tracks found in `dets` are re-anchored, new faces start tracks (unless `only`), the rest are missed."""
         candidates = list(self._tracks if only is None else only)
@@ -334,26 +347,28 @@ class FaceTracker:
                 self._refind(best, frame_rgb, det)
                 best.missed_since = None  # made good: `_settle` gives the held frames their face
             elif only is None and all(iou(det.box, t.box) <= 0.3 for t in self._tracks):
-                lm = self._model(frame_rgb, det.box)
+                lm = _landmarks(self._model, frame_rgb, det.box)
                 self._tracks.append(self._new_track(frame_rgb, det, lm, frame_index))
         for t in candidates:
             if t.missed_since is None:
                 t.missed_since = frame_index
 
-    def update(self, frame_index: int, frame_rgb: np.ndarray) -> list[Face]:
-        """Faces found or tracked in this frame, one per track in track order; a missed face is left out."""
-        held = self._step(frame_index, frame_rgb)
+    def update(self, frame_index: int, frame_rgb: np.ndarray | Picture) -> list[Face]:
+        """Faces found or tracked in this frame, one per track in track order; a missed face is left out.
+
+        frame_rgb: (H, W, 3) uint8 RGB, or a `Picture` (read only where the tracker looks)."""
+        held = self._step(frame_index, as_picture(frame_rgb))
         faces = [face for tid, face in held.faces if tid not in held.pending]
         self._settle(final=False)  # nobody reads these frames again: keep only the ones still open
         return faces
 
-    def push(self, frame_index: int, frame_rgb: np.ndarray) -> list[TrackedFrame]:
-        """Take the next frame; return the frames now settled, in order (this one, or none, or several)."""
+    def push(self, frame_index: int, frame_rgb: np.ndarray | Picture) -> list[TrackedFrame]:
+        """Take the next frame (as for `update`); return the frames now settled, in order (this one, or none, or several)."""
         if self._last_frame is not None and frame_index != self._last_frame + 1:
             out = self.flush()  # a jump: misses cannot be made good across it
         else:
             out = []
-        self._step(frame_index, frame_rgb)
+        self._step(frame_index, as_picture(frame_rgb))
         return out + self._settle(final=False)
 
     def flush(self) -> list[TrackedFrame]:
@@ -362,14 +377,14 @@ class FaceTracker:
             self._give_up(t)
         return self._settle(final=True)
 
-    def _step(self, frame_index: int, frame_rgb: np.ndarray) -> _Held:
+    def _step(self, frame_index: int, frame_rgb: Picture) -> _Held:
         consecutive = self._last_frame is not None and frame_index == self._last_frame + 1
         if not consecutive:
             for t in [t for t in self._tracks if t.missed_since is not None]:
                 self._give_up(t)
             self._tracks = []  # a jump in time: old positions and filter state mean nothing here
         for t in self._tracks:
-            lm = self._model(frame_rgb, t.box)
+            lm = _landmarks(self._model, frame_rgb, t.box)
             t.move(lm, unit_from_frame(lm))
             t.ncc = float((_grey_template(frame_rgb, t.unit) * t.template).sum())
         due = self._last_key is None or frame_index - self._last_key >= self.detect_every
@@ -392,7 +407,7 @@ class FaceTracker:
         self._last_frame = frame_index
         return held
 
-    def _face(self, t: _Track, frame_rgb: np.ndarray, frame_index: int) -> Face:
+    def _face(self, t: _Track, frame_rgb: Picture, frame_index: int) -> Face:
         elapsed = frame_index - t.last_frame
         t.last_frame = frame_index
         lm = t.raw
@@ -405,7 +420,7 @@ class FaceTracker:
             lm = apply_affine(np.linalg.inv(t.unit)[:2], shape)
         face = make_face(lm, t.box, t.score, self.crop_size, self.coverage)
         if self.embed:
-            face = _with_embedding(face, embed_face(frame_rgb, lm))
+            face = _with_embedding(face, embed_face(frame_rgb.whole(), lm))
         return face
 
     def _make_good(self, t: _Track, frame_index: int, face: Face) -> None:

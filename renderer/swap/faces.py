@@ -16,6 +16,7 @@ from renderer.composite import TemporalBlend, face_mask, landmarks_to_crop, past
 from renderer.errors import InputError
 from renderer.faces import Face
 from renderer.faces.identity import identity_distance
+from renderer.faces.picture import Picture, warp_footprint
 from renderer.faces.track import FaceTracker, TrackedFrame
 from renderer.swap.model import SwapModel
 from renderer.swap.settings import MODEL_BATCH, SEGMENT_FRAMES, SwapSettings, SwapStats
@@ -27,7 +28,7 @@ class _Pending:
 
     index: int
     frame: Any  # av.VideoFrame as decoded
-    rgb: np.ndarray | None
+    rgb: Picture | None
     faces: list[tuple[int, Face]]  # (track id, face)
     emit: bool
     reason: str | None  # why it passes through, when it does
@@ -55,7 +56,7 @@ class FaceSwapper:
         self._blend = TemporalBlend(settings.temporal)
         self._pending: list[_Pending] = []
         self._pending_faces = 0
-        self._tracking: dict[int, tuple[Any, np.ndarray, bool]] = {}  # frames the tracker holds: frame, rgb, emit
+        self._tracking: dict[int, tuple[Any, Picture, bool]] = {}  # frames the tracker holds: frame, rgb, emit
         self._closing: FaceTracker | None = None  # the last segment's tracker, settling its held frames
         self._boundary: int | None = None  # the segment start it runs past
         self._deferred: list[TrackedFrame] = []  # new-segment frames waiting for the old one's
@@ -83,12 +84,13 @@ class FaceSwapper:
         self._blend.reset()
 
     def push(self, index: int, frame: Any, swap: bool, emit: bool,
-             rgb: np.ndarray | None = None) -> Iterator[tuple[int, Any, str | None]]:
+             rgb: Picture | None = None) -> Iterator[tuple[int, Any, str | None]]:
         """Take one decoded frame; yield the frames that are now finished, in order.
 
-        rgb: the frame already converted (`media.frame_to_rgb` with this swapper's matrix and
-        range, e.g. on the decode thread), this stage's to write into once its faces are
-        settled (the trackers read it only inside `push`); converted here when None.
+        rgb: the frame as RGB (with this swapper's matrix and range), this stage's to write into
+        once its faces are settled (the trackers read it only inside `push`). None: a
+        `media.RegionRGB` of the frame, so that only the regions around faces are converted
+        (and the whole frame only where a tracker searches it).
         """
         if not swap:
             yield from self.restart()
@@ -96,7 +98,7 @@ class FaceSwapper:
             return
         t0 = time.perf_counter()
         if rgb is None:
-            rgb = media.frame_to_rgb(frame, self.matrix, self.rng)
+            rgb = media.RegionRGB(frame, self.matrix, self.rng)
         self._tracking[index] = (frame, rgb, emit)
         if index % SEGMENT_FRAMES == 0 and self._tracker is not None:
             # Segment start: a fresh tracker from here. The old one runs on past it only while
@@ -171,20 +173,32 @@ class FaceSwapper:
             if p.emit:
                 yield p.index, p.frame, p.reason
 
+    def _face_box(self, pic: Picture, face: Face) -> tuple[int, int, int, int]:
+        """The frame box that cropping, pasting and patching this face read: the crop square grown by
+        2 crop pixels (paste_face's box reaches 1 beyond it), then by 12 frame pixels (patch_regions
+        converts 8 around what changed, and the boxes round outward by up to 3)."""
+        s = self.size
+        grown = np.array([[1, 0, 2], [0, 1, 2]], np.float64)  # crop -> a crop 4 px bigger, same centre
+        return warp_footprint(grown @ np.vstack([face.crop_from_frame, (0, 0, 1)]), (s + 4, s + 4), pic.shape,
+                              margin=12)
+
     def _run_model(self) -> Iterator[tuple[int, Any, str | None]]:
         todo = [(p, tid, face) for p in self._pending for tid, face in p.faces]
         if not todo:
             yield from self._drain()
             return
         t0 = time.perf_counter()
-        crops = np.stack([cv2.warpAffine(p.rgb, face.crop_from_frame, (self.size, self.size),
+        # Every face's box converted before any is pasted: the crops read it, paste_face reads
+        # and writes inside it, patch_regions reads 8 px around what changed.
+        boxes = [self._face_box(p.rgb, face) for p, _, face in todo]
+        crops = np.stack([cv2.warpAffine(p.rgb.region(*box), face.crop_from_frame, (self.size, self.size),
                                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                          for p, _, face in todo])  # (N, S, S, 3) uint8
+                          for (p, _, face), box in zip(todo, boxes)])  # (N, S, S, 3) uint8
         swapped, learned = self.model(crops)
         t1 = time.perf_counter()
         self.stats.seconds["model"] += t1 - t0
         patches: dict[int, list[tuple[int, int, np.ndarray]]] = {}
-        for k, (p, tid, face) in enumerate(todo):
+        for k, ((p, tid, face), box) in enumerate(zip(todo, boxes)):
             crop = self._blend.update(tid, p.index, swapped[k])
             if not p.emit:
                 continue  # pre-roll: only the temporal state matters
@@ -194,14 +208,15 @@ class FaceSwapper:
             original = crops[k].astype(np.float32) * np.float32(1.0 / 255.0)
             # p.rgb is this stage's own conversion of the frame, done with once tracked and cropped:
             # faces are pasted into it in place (a second face over the first), box by box.
-            patch = paste_face(p.rgb, crop, face.frame_from_crop, mask, self.settings.composite, original)
+            patch = paste_face(p.rgb.region(*box), crop, face.frame_from_crop, mask, self.settings.composite, original)
             if patch is not None:
                 patches.setdefault(p.index, []).append((patch.x0, patch.y0, patch.changed))
         pending, self._pending, self._pending_faces = self._pending, [], 0
         for p in pending:
             if p.emit and p.faces:
                 self.stats.faces += len(p.faces)
-                p.frame = media.patch_regions(p.frame, p.rgb, patches.get(p.index, []), self.matrix, self.rng)
+                rgb = p.rgb.region(0, 0, 0, 0)  # the array the faces were pasted into (nothing more converted)
+                p.frame = media.patch_regions(p.frame, rgb, patches.get(p.index, []), self.matrix, self.rng)
         self.stats.seconds["composite"] += time.perf_counter() - t1
         for p in pending:
             if p.emit:

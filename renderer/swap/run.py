@@ -147,12 +147,11 @@ def render_range(
         try:
             t = time.perf_counter()
             for i, frame in media.read_av_frames(src, start, decode_to, info):
-                # The RGB conversion for tracking is a full-frame pass: done here, it overlaps
-                # with the face work (swscale runs without the GIL).
+                # No RGB conversion here: the face stage converts only the regions around the
+                # faces (media.RegionRGB), and the whole frame only where it searches all of it.
                 swap = _in_ranges(i, ranges) is not None
-                rgb = media.frame_to_rgb(frame, matrix, rng) if swap else None
                 stats.seconds["decode"] += time.perf_counter() - t
-                if not put(decoded, (i, frame, swap, rgb)):
+                if not put(decoded, (i, frame, swap)):
                     return
                 t = time.perf_counter()
         except BaseException as err:  # handed to the calling thread, which raises it
@@ -205,10 +204,10 @@ def render_range(
             item = take(decoded)
             if item is _END:
                 break
-            i, frame, swap, rgb = item
+            i, frame, swap = item
             if errors:
                 break
-            emit(swapper.push(i, frame, swap=swap, emit=first <= i <= last, rgb=rgb))
+            emit(swapper.push(i, frame, swap=swap, emit=first <= i <= last))
         if not errors:
             emit(swapper.flush())
     except BaseException as err:
