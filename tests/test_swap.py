@@ -171,3 +171,36 @@ def test_small_face_in_a_720p_frame_is_swapped_on_every_frame(model: SwapModel, 
                      swap_ranges=[(0, n - 1)], codec="ffv1", origin=0)
         got = frames_of(part)
         assert all(np.array_equal(got[i - lo], whole[i]) for i in range(lo, hi + 1)), f"chunk {lo}-{hi} differs"
+
+
+def test_region_conversion_swaps_the_same_pixels_as_whole_frames(clip: Path, model: SwapModel) -> None:
+    """FaceSwapper reading frames through media.RegionRGB (its default: only the regions around
+    faces converted) gives the very samples it gives from whole-frame RGB, for less conversion."""
+    from renderer.faces.picture import DensePicture
+    from renderer.media.decode import _plane_arrays
+    from renderer.swap import FaceSwapper
+    from renderer.swap.settings import SwapStats
+
+    info = media.probe(clip)
+    matrix, rng = media.effective_color(info, info.width, info.height, info.pix_fmt)
+
+    def render(dense: bool) -> tuple[dict[int, list[bytes]], list[float]]:
+        swapper = FaceSwapper(model, SwapSettings(), info.fps, matrix, rng, SwapStats())
+        out: dict[int, list[bytes]] = {}
+        pictures = []
+        for i, frame in media.read_av_frames(clip, 0, FRAMES - 1, info):
+            pic = (DensePicture(media.frame_to_rgb(frame, matrix, rng)) if dense
+                   else media.RegionRGB(frame, matrix, rng))
+            pictures.append(pic)
+            out.update((j, [p.tobytes() for p in _plane_arrays(f)]) for j, f, _ in
+                       swapper.push(i, frame, swap=True, emit=True, rgb=pic))
+        out.update((j, [p.tobytes() for p in _plane_arrays(f)]) for j, f, _ in swapper.flush())
+        share = [getattr(p, "converted_px", 0) / (info.width * info.height) for p in pictures]
+        return out, share
+
+    whole, _ = render(dense=True)
+    regional, share = render(dense=False)
+    assert sorted(whole) == sorted(regional) == list(range(FRAMES))
+    assert all(whole[i] == regional[i] for i in range(FRAMES)), "region conversion changed the swap"
+    assert max(share) == 1.0  # key frames that search the whole frame convert all of it
+    assert sorted(share)[FRAMES // 2] < 0.75, share  # the others only around the face (here 150 px in 480x360)

@@ -55,7 +55,6 @@ class RegionRGB:
         self._done = np.zeros((-(-h // self.TILE), -(-w // self.TILE)), bool)
         fmt = frame.format.name
         self._regional = len(frame.planes) == 3 and fmt.startswith(("yuv4", "yuvj4")) and fmt[-6:-3] != "p16"
-        self.converted_px = 0  # pixels converted so far (benchmarks and tests)
 
     def whole(self) -> np.ndarray:
         if not self._done.all():
@@ -65,7 +64,6 @@ class RegionRGB:
             else:
                 self._fill(frame_to_rgb(self.frame, self.matrix, self.rng), 0, 0, self._missing(0, 0, self._done.shape[1], self._done.shape[0]))
             self._done[:] = True
-            self.converted_px += h * w
         return self.array
 
     def region(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
@@ -91,8 +89,18 @@ class RegionRGB:
             dst_color_range="JPEG", threads=1)  # a box gains nothing from slicing (and see encode.SWS_THREADS)
         self._fill(rgb[by0 - cy0: by1 - cy0, bx0 - cx0: bx1 - cx0], bx0, by0, missing)
         self._done[ty0:ty1, tx0:tx1] = True
-        self.converted_px += (bx1 - bx0) * (by1 - by0)
         return self.array
+
+    @property
+    def converted_px(self) -> int:
+        """How many of the frame's pixels were converted so far (benchmarks and tests)."""
+        h, w, _ = self.shape
+        t = self.TILE
+        done = int(self._done.sum()) * t * t
+        # the last row and column of tiles stick out past the frame edge
+        done -= int(self._done[-1].sum()) * t * (-h % t) + int(self._done[:, -1].sum()) * t * (-w % t)
+        done += int(self._done[-1, -1]) * (-h % t) * (-w % t)
+        return done
 
     def _missing(self, tx0: int, ty0: int, tx1: int, ty1: int) -> np.ndarray | None:
         """(ty1 - ty0, tx1 - tx0) bool: the tiles of that range not yet converted, or None when none is."""
