@@ -40,7 +40,8 @@ def test_rgb_frames_convert_the_same_every_time(tmp_path: Path, pix_fmt: str) ->
 
 
 def test_decoded_frames_reformatted_the_same_every_time(tmp_path: Path) -> None:
-    """write_av of a 10-bit 4:2:2 frame into an 8-bit 4:2:0 stream: one conversion, every time."""
+    """write_av of a 10-bit 4:2:2 frame into an 8-bit 4:2:0 stream: one conversion, every time, the unsliced
+    one (sliced, yuv422p10le -> yuv420p at 720x486 differed from it on 12 of 12 tries)."""
     h, w = 486, 720
     rgb = np.random.default_rng(8).integers(0, 256, (h, w, 3), dtype=np.uint8)
     src = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv422p10le", threads=1)
