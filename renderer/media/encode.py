@@ -241,14 +241,20 @@ class VideoWriter:
 
     def write_av(self, frame: av.VideoFrame, pts: int | None = None, source_color: ColorTags | None = None) -> None:
         """Encode a decoded frame as it came (reformatted only if its pixel format differs)."""
+        self._encode(self.convert_av(frame, source_color), pts)
+
+    def convert_av(self, frame: av.VideoFrame, source_color: ColorTags | None = None) -> av.VideoFrame:
+        """`frame` in this writer's pixel format, as `write_av` converts it (the frame itself when it
+        already is). Touches no writer state, so another thread (a decoder's) may call it once the
+        writer is open."""
         if frame.width != self.width or frame.height != self.height:
             raise InputError(f"frame is {frame.width}x{frame.height}; {self.path.name} is {self.width}x{self.height}")
-        if frame.format.name != self.pix_fmt:
-            src_matrix, src_range = effective_color(source_color or self.color, frame.width, frame.height,
-                                                    frame.format.name)
-            frame = frame.reformat(format=self.pix_fmt, src_colorspace=src_matrix, dst_colorspace=self._matrix,
-                                   src_color_range=src_range, dst_color_range=self._range, threads=SWS_THREADS)
-        self._encode(frame, pts)
+        if frame.format.name == self.pix_fmt:
+            return frame
+        src_matrix, src_range = effective_color(source_color or self.color, frame.width, frame.height,
+                                                frame.format.name)
+        return frame.reformat(format=self.pix_fmt, src_colorspace=src_matrix, dst_colorspace=self._matrix,
+                              src_color_range=src_range, dst_color_range=self._range, threads=SWS_THREADS)
 
     def _encode(self, frame: av.VideoFrame, pts: int | None) -> None:
         if pts is None:
@@ -464,8 +470,11 @@ def trim(src: Path | str, start: int, end: int, out: Path | str, codec: str = "h
                      pix_fmt=info.pix_fmt, time_base=info.time_base if info.vfr else None,
                      rotation=info.rotation, field_order=info.field_order) as writer:
         # Decoding runs on its own thread, a few frames ahead: the FFmpeg CLI (5.1) decodes and
-        # encodes in turn on one thread; here the decoder's work overlaps the encoder's calls.
-        with contextlib.closing(prefetch(read_av_frames(src, start, end, info), TRIM_PREFETCH)) as frames:
+        # encodes in turn on one thread; here the decoder's work overlaps the encoder's calls. The
+        # pixel format conversion (e.g. 4:2:0 8-bit to ProRes' 4:2:2 10-bit; unsliced, SWS_THREADS)
+        # runs on that thread too.
+        converted = ((i, writer.convert_av(f, info.color)) for i, f in read_av_frames(src, start, end, info))
+        with contextlib.closing(prefetch(converted, TRIM_PREFETCH)) as frames:
             for i, frame in frames:
                 writer.write_av(frame, pts=(info.pts[i] - base) if info.vfr else None, source_color=info.color)
                 if on_frame is not None:
