@@ -1,0 +1,192 @@
+"""The matte pass: the blend mask a render used (and the unblended face plate) as ProRes 4444 clips.
+
+Why ProRes 4444 with alpha in .mov (not FFV1 grey in .mkv): it is the matte format Nuke, DaVinci
+Resolve / Fusion, After Effects and Premiere all read natively, with the alpha channel picked up
+as such; its alpha is coded losslessly (here 10 bits: `prores_ks` takes yuva444p10le, FFmpeg's
+decoder hands it back as 12 bits by bit replication, so `code >> 2` is exactly what was written);
+a .mov carries a `tmcd` timecode track the way the rendered media does; and C2PA embeds into MOV,
+so the matte is signed like the output. FFV1 is lossless too, but Nuke does not open .mkv.
+
+Both clips have the rendered output's frame count, frame timing (VFR pts included), start timecode
+and display rotation, and no audio:
+
+    matte  alpha = round(mask * 1023), the mask `paste_face` blended with (faces over each other
+           combined as `over` does: 1 - (1 - a1)(1 - a2)); luma = the same mask, white on black
+           (limited range), for tools that key on luma; chroma neutral. Zero on frames where
+           nothing was swapped (stream-copied GOPs included).
+    plate  RGB = the swapped face as blended (warped, colour-matched), straight (not premultiplied)
+           alpha = the matte's alpha; black and transparent elsewhere. Colour tags: the output's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from renderer.errors import InputError, MediaError
+from renderer.media.encode import VideoWriter
+from renderer.media.info import ColorTags, MediaInfo, effective_color, shift_timecode
+
+MATTE_CODEC = "prores_4444"
+MATTE_PIX_FMT = "yuva444p10le"
+MATTE_SUFFIX = ".matte.mov"
+PLATE_SUFFIX = ".plate.mov"
+ALPHA_MAX = 1023  # 10-bit alpha
+_MATTE_COLOR = ColorTags("bt709", "bt709", "bt709", "tv")
+
+# One swapped face on one frame: the box's top-left corner (x0, y0), its alpha (h, w) float32 in
+# [0, 1] and the unblended face (h, w, 3) float32 RGB in 0..255 (None when no plate is written).
+Region = tuple[int, int, np.ndarray, np.ndarray | None]
+
+
+def matte_paths(output: Path) -> tuple[Path, Path]:
+    """(matte, plate) beside `output`: `shot.doppel.mov` -> `shot.doppel.matte.mov`, `shot.doppel.plate.mov`."""
+    output = Path(output)
+    return output.with_name(output.stem + MATTE_SUFFIX), output.with_name(output.stem + PLATE_SUFFIX)
+
+
+def decode_matte(path: Path, first: int = 0, last: int | None = None) -> list[np.ndarray]:
+    """The matte's alpha as written, frames first..last (inclusive): a list of (H, W) uint16 in 0..1023."""
+    out: list[np.ndarray] = []
+    with av.open(str(path)) as container:
+        for n, frame in enumerate(container.decode(video=0)):
+            if n < first:
+                continue
+            if last is not None and n > last:
+                break
+            if not frame.format.name.startswith("yuva444p"):
+                raise MediaError(f"{path} frame {n} is {frame.format.name}, not a matte with alpha (yuva444p*)")
+            depth = int(frame.format.name[len("yuva444p"):].rstrip("le") or 8)
+            plane = frame.planes[3]
+            alpha = np.frombuffer(plane, np.uint16).reshape(plane.height, plane.line_size // 2)[:, :plane.width]
+            out.append((alpha >> (depth - 10)).astype(np.uint16) if depth > 10 else alpha.astype(np.uint16))
+    return out
+
+
+def _planes(frame: av.VideoFrame) -> list[np.ndarray]:
+    """Writable (H, W) uint16 views of a yuva444p10le frame's Y, U, V, A planes."""
+    return [np.frombuffer(p, np.uint16).reshape(p.height, p.line_size // 2)[:, :p.width] for p in frame.planes]
+
+
+class MatteWriter:
+    """Write the matte (and optionally the plate) of one rendered output, frame by frame, in order.
+
+        with MatteWriter(info, first, last, matte=path, plate=None, metadata=label) as mw:
+            mw.write(i, regions)          # source frame i, its swapped faces (none: a black matte)
+            mw.fill_to(j)                 # frames up to j (exclusive) with nothing swapped
+
+    Output frame k is source frame first + k, as for the rendered output; `write` refuses a frame
+    out of order, and the clips land under their names (atomically, via VideoWriter) only if all
+    frames first..last were written. `timecode` is the output's start timecode (default: the
+    source's shifted by `first`); `color` the output's colour tags (the plate's RGB is converted
+    with them). `metadata`: container tags of the matte (and of the plate unless `plate_metadata`).
+    """
+
+    def __init__(self, info: MediaInfo, first: int, last: int, *, matte: Path | None, plate: Path | None = None,
+                 metadata: dict[str, str] | None = None, plate_metadata: dict[str, str] | None = None,
+                 color: ColorTags | None = None, timecode: str | None = None) -> None:
+        if matte is None and plate is None:
+            raise InputError("MatteWriter: neither a matte nor a plate path was given")
+        if not 0 <= first <= last < info.frames:
+            raise InputError(f"matte range {first}-{last} is outside the source (allowed: 0-{info.frames - 1})")
+        self.info, self.first, self.last = info, first, last
+        self.next = first
+        self.width, self.height = info.width, info.height
+        self.color = color or _MATTE_COLOR
+        tc = timecode if timecode is not None else (
+            shift_timecode(info.timecode, first, info.fps) if info.timecode else None)
+        common: dict[str, Any] = dict(width=info.width, height=info.height, fps=info.fps, codec=MATTE_CODEC,
+                                      timecode=tc, pix_fmt=MATTE_PIX_FMT, rotation=info.rotation,
+                                      time_base=info.time_base if info.vfr else None)
+        self._matte = VideoWriter(matte, color=_MATTE_COLOR, metadata=metadata, **common) if matte else None
+        self._plate = (VideoWriter(plate, color=self.color, metadata=plate_metadata or metadata, **common)
+                       if plate else None)
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> MatteWriter:
+        with contextlib.ExitStack() as stack:
+            for w in (self._matte, self._plate):
+                if w is not None:
+                    stack.enter_context(w)
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None and self.next != self.last + 1:
+            err = MediaError(f"matte stopped at source frame {self.next} of {self.first}-{self.last}; discarded")
+            self._stack.__exit__(MediaError, err, None)
+            raise err
+        self._stack.__exit__(exc_type, exc, tb)
+
+    @property
+    def frames_written(self) -> int:
+        return self.next - self.first
+
+    def _pts(self, index: int) -> int | None:
+        return self.info.pts[index] - self.info.pts[self.first] if self.info.vfr else None
+
+    def fill_to(self, end: int) -> None:
+        """Write empty (black, transparent) frames for source frames self.next..end-1."""
+        while self.next < end:
+            self.write(self.next, ())
+
+    def write(self, index: int, regions: Sequence[Region]) -> None:
+        """Source frame `index`'s matte (and plate) from its swapped faces, in paste order."""
+        if index != self.next or index > self.last:
+            raise MediaError(f"matte frame {index} out of order: expected source frame {self.next} "
+                             f"(range {self.first}-{self.last})")
+        h, w = self.height, self.width
+        alpha = np.zeros((h, w), np.float32) if regions else None
+        colour = np.zeros((h, w, 3), np.float32) if regions and self._plate is not None else None
+        for x0, y0, a, face in regions:
+            bh, bw = a.shape
+            box = (slice(y0, y0 + bh), slice(x0, x0 + bw))
+            assert alpha is not None
+            if colour is not None:
+                if face is None:
+                    raise InputError(f"matte frame {index}: a plate needs each region's face, got None")
+                # Premultiplied `over`, in paste order: the later face covers the earlier one.
+                colour[box] = face * a[..., None] + colour[box] * (1.0 - a[..., None])
+            alpha[box] = a + alpha[box] * (1.0 - a)
+        pts = self._pts(index)
+        if self._matte is not None:
+            self._matte.write_av(self._matte_frame(alpha), pts=pts)
+        if self._plate is not None:
+            self._plate.write_av(self._plate_frame(alpha, colour), pts=pts)
+        self.next += 1
+
+    def _matte_frame(self, alpha: np.ndarray | None) -> av.VideoFrame:
+        frame = av.VideoFrame(self.width, self.height, MATTE_PIX_FMT)
+        y, u, v, a = _planes(frame)
+        u[...] = 512
+        v[...] = 512
+        if alpha is None:
+            y[...] = 64
+            a[...] = 0
+        else:
+            a[...] = np.rint(alpha * ALPHA_MAX)
+            y[...] = 64 + np.rint(alpha * 876.0)  # limited-range luma: 64 black .. 940 white
+        return frame
+
+    def _plate_frame(self, alpha: np.ndarray | None, colour: np.ndarray | None) -> av.VideoFrame:
+        if alpha is None or colour is None:
+            rgb = np.zeros((self.height, self.width, 3), np.uint16)
+        else:
+            straight = np.divide(colour, alpha[..., None], out=np.zeros_like(colour), where=alpha[..., None] > 0)
+            rgb = (np.clip(np.rint(straight), 0, 255).astype(np.uint16) * 257)  # 8-bit face, 16-bit container
+        matrix, rng = effective_color(self.color, self.width, self.height, MATTE_PIX_FMT)
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb48le").reformat(
+            format=MATTE_PIX_FMT, src_colorspace=matrix, dst_colorspace=matrix, src_color_range="JPEG",
+            dst_color_range=rng)
+        _planes(frame)[3][...] = 0 if alpha is None else np.rint(alpha * ALPHA_MAX)
+        return frame
+
+
+__all__ = ["ALPHA_MAX", "MATTE_CODEC", "MATTE_PIX_FMT", "MATTE_SUFFIX", "MatteWriter", "PLATE_SUFFIX", "Region",
+           "decode_matte", "matte_paths"]
+
