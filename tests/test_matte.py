@@ -128,3 +128,86 @@ def test_swap_writes_the_mask_it_blended_with(model_dir: Path, tmp_path: Path, m
     full = alphas[i] == ALPHA_MAX
     err = np.abs(face[full].astype(int) - dst[i][full].astype(int)).mean()
     assert err < 3.0, f"plate frame {i} differs from the blended output by {err:.2f} where alpha is 1"
+
+
+MATTE_PRESET = """\
+description: matte pass test preset
+handles: 2
+detect_every: 1
+output:
+  codec: ffv1
+  container: mkv
+  audio: none
+  matte: true
+  plate: true
+"""
+
+
+def test_render_lists_the_matte_and_the_return_edit_references_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import opentimelineio as otio
+    from fractions import Fraction
+
+    from plugin.blender.otio_json import read_return
+    from renderer.render import RENDER_JSON
+    from renderer.timeline import read_edit
+    from tests.model_fixtures import face_clip
+
+    monkeypatch.setenv("DOPPEL_KEYS_DIR", str(tmp_path / "no-keys"))
+    monkeypatch.delenv("DOPPEL_SIGN_CERT", raising=False)
+    monkeypatch.delenv("DOPPEL_SIGN_KEY", raising=False)
+    fps = Fraction(25)
+    src = face_clip(tmp_path / "face.mov", frames=16, fps=fps, timecode="01:00:00:00")
+    origin, rate = 90000, 25.0
+    RT, TR = otio.opentime.RationalTime, otio.opentime.TimeRange
+    clip = otio.schema.Clip(name="face", media_reference=otio.schema.ExternalReference(
+        target_url=src.resolve().as_uri(), available_range=TR(RT(origin, rate), RT(16, rate))),
+        source_range=TR(RT(origin + 2, rate), RT(12, rate)))
+    clip.markers.append(otio.schema.Marker(name="FACESWAP", marked_range=TR(RT(origin + 5, rate), RT(5, rate))))
+    tl = otio.schema.Timeline(name="face")
+    tl.tracks.append(otio.schema.Track(name="V1", children=[clip]))
+    edit = tmp_path / "face.otio"
+    otio.adapters.write_to_file(tl, str(edit))
+    preset = tmp_path / "matte.yaml"
+    preset.write_text(MATTE_PRESET)
+    out = tmp_path / "out"
+    args = ["render", str(edit), "--preset", str(preset), "--out", str(out), "--model", str(trained_model()), "--json"]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    entry = json.loads((out / RENDER_JSON).read_text())["clips"][0]
+    output = Path(entry["output"]["path"])
+    matte, plate = Path(entry["output"]["matte"]["path"]), Path(entry["output"]["plate"]["path"])
+    assert summary["mattes"] == [str(matte)] and summary["plates"] == [str(plate)]
+    assert matte == output.with_name(output.stem + ".matte.mov") and matte.is_file() and plate.is_file()
+    from renderer.atomic import sha256_file
+    assert entry["output"]["matte"]["sha256"] == sha256_file(matte)
+    ref, got = ffprobe(output), ffprobe(matte)
+    assert int(got["nb_read_frames"]) == int(ref["nb_read_frames"]) == entry["render_range"]["frames"] == 9
+    assert got["tags"]["timecode"] == ref["tags"]["timecode"] == entry["render_range"]["timecode"] == "01:00:00:03"
+    assert got["r_frame_rate"] == ref["r_frame_rate"] == "25/1"
+    alphas = decode_matte(matte)
+    assert sum(bool(a.any()) for a in alphas) == entry["frames"]["swapped"] >= 7
+
+    # The return edit: a disabled FACESWAP MATTE V1 track above FACESWAP V1 (plate above it), the
+    # same record range over the matte file; the return clip's metadata names both files.
+    back = read_edit(out / "face.doppel.otio")
+    names = [t.name for t in back.video_tracks()]
+    assert names == ["V1", "FACESWAP V1", "FACESWAP MATTE V1", "FACESWAP PLATE V1"]
+    swap_track, matte_track = back.video_tracks()[1], back.video_tracks()[2]
+    assert swap_track.enabled and not matte_track.enabled
+    (swap_clip,), (matte_clip,) = list(swap_track.find_clips()), list(matte_track.find_clips())
+    assert Path(otio.url_utils.filepath_from_url(matte_clip.media_reference.target_url)) == matte.resolve()
+    assert matte_clip.source_range == swap_clip.source_range
+    assert swap_track.range_of_child(swap_clip) == matte_track.range_of_child(matte_clip)
+    assert matte_clip.media_reference.available_range == swap_clip.media_reference.available_range
+    assert swap_clip.metadata["doppel"]["matte"] == matte.resolve().as_uri()
+    # Hosts cut in the swapped picture only, never the matte.
+    assert [Path(p.filepath) for p in read_return(out / "face.doppel.otio", fps)] == [output.resolve()]
+
+    # Resume: up to date while the matte is intact; a deleted matte renders the clip again.
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["skipped"] == 1
+    matte.unlink()
+    assert main(args) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["rendered"] == 1 and matte.is_file()
