@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -143,21 +144,16 @@ output:
 """
 
 
-def test_render_lists_the_matte_and_the_return_edit_references_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def face_edit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """(edit, preset): one real face clip at 01:00:00:00, 12 frames cut, 5 marked; matte and plate on."""
     import opentimelineio as otio
-    from fractions import Fraction
 
-    from plugin.blender.otio_json import read_return
-    from renderer.render import RENDER_JSON
-    from renderer.timeline import read_edit
     from tests.model_fixtures import face_clip
 
     monkeypatch.setenv("DOPPEL_KEYS_DIR", str(tmp_path / "no-keys"))
     monkeypatch.delenv("DOPPEL_SIGN_CERT", raising=False)
     monkeypatch.delenv("DOPPEL_SIGN_KEY", raising=False)
-    fps = Fraction(25)
-    src = face_clip(tmp_path / "face.mov", frames=16, fps=fps, timecode="01:00:00:00")
+    src = face_clip(tmp_path / "face.mov", frames=16, fps=Fraction(25), timecode="01:00:00:00")
     origin, rate = 90000, 25.0
     RT, TR = otio.opentime.RationalTime, otio.opentime.TimeRange
     clip = otio.schema.Clip(name="face", media_reference=otio.schema.ExternalReference(
@@ -170,6 +166,20 @@ def test_render_lists_the_matte_and_the_return_edit_references_it(tmp_path: Path
     otio.adapters.write_to_file(tl, str(edit))
     preset = tmp_path / "matte.yaml"
     preset.write_text(MATTE_PRESET)
+    return edit, preset
+
+
+def test_render_lists_the_matte_and_the_return_edit_references_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import opentimelineio as otio
+
+    from plugin.blender.otio_json import read_return
+    from renderer.atomic import sha256_file
+    from renderer.render import RENDER_JSON
+    from renderer.timeline import read_edit
+
+    edit, preset = face_edit(tmp_path, monkeypatch)
+    fps = Fraction(25)
     out = tmp_path / "out"
     args = ["render", str(edit), "--preset", str(preset), "--out", str(out), "--model", str(trained_model()), "--json"]
     assert main(args) == 0
@@ -179,7 +189,6 @@ def test_render_lists_the_matte_and_the_return_edit_references_it(tmp_path: Path
     matte, plate = Path(entry["output"]["matte"]["path"]), Path(entry["output"]["plate"]["path"])
     assert summary["mattes"] == [str(matte)] and summary["plates"] == [str(plate)]
     assert matte == output.with_name(output.stem + ".matte.mov") and matte.is_file() and plate.is_file()
-    from renderer.atomic import sha256_file
     assert entry["output"]["matte"]["sha256"] == sha256_file(matte)
     ref, got = ffprobe(output), ffprobe(matte)
     assert int(got["nb_read_frames"]) == int(ref["nb_read_frames"]) == entry["render_range"]["frames"] == 9
@@ -211,3 +220,24 @@ def test_render_lists_the_matte_and_the_return_edit_references_it(tmp_path: Path
     assert main(args) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["rendered"] == 1 and matte.is_file()
+
+
+def test_interrupted_render_leaves_no_matte_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from renderer.render import plan_render, run_render
+
+    edit, preset = face_edit(tmp_path, monkeypatch)
+    out = tmp_path / "out"
+    plan = plan_render(edit, preset, out, model=trained_model())
+    (job,) = plan.jobs
+
+    def stop(p: object) -> None:
+        if getattr(p, "frame") >= 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_render(plan, on_progress=stop)
+    assert not job.output.exists() and not any(p.exists() for p in job.passes.values())
+    assert not list(out.rglob(".*partial*")), list(out.rglob(".*partial*"))
+    report = run_render(plan)
+    assert [r.status for r in report.results] == ["ok"]
+    assert all(len(decode_matte(p)) == job.frames for p in job.passes.values())
