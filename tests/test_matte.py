@@ -241,3 +241,22 @@ def test_interrupted_render_leaves_no_matte_and_resumes(tmp_path: Path, monkeypa
     report = run_render(plan)
     assert [r.status for r in report.results] == ["ok"]
     assert all(len(decode_matte(p)) == job.frames for p in job.passes.values())
+
+
+def test_signed_swap_signs_the_matte(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from renderer.provenance import init_keys, verify_media
+
+    keys = init_keys(tmp_path / "keys")
+    monkeypatch.setenv("DOPPEL_KEYS_DIR", str(tmp_path / "keys"))
+    monkeypatch.delenv("DOPPEL_SIGN_CERT", raising=False)
+    monkeypatch.delenv("DOPPEL_SIGN_KEY", raising=False)
+    clip = face_clip_gop(tmp_path / "face.mov", 6, "prores_hq")
+    out = tmp_path / "swapped.mov"
+    assert main(["swap", str(clip), "--model", str(model_dir), "--out", str(out), "--frames", "2-3", "--matte",
+                 "--json", "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    result = verify_media(Path(summary["matte"]), trust_pem=keys.ca_cert)
+    assert result.status == "valid" and result.trusted is True
+    with av.open(summary["matte"]) as c:
+        assert "Content Credentials (C2PA) signed" in c.metadata.get("comment", "")
