@@ -2,7 +2,7 @@
 
 A preset says how a marked clip is swapped and encoded: which model, detector and
 landmarks, which faces, mask/colour/blend settings, temporal smoothing, handles,
-and the output (codec, container, pixel format, file-name pattern, colour tags).
+and the output (codec, container, pixel format, file-name pattern, colour tags, matte pass).
 
 Every key is described once in `FIELDS` (dotted path -> type, allowed values,
 default). A file may give any subset; the rest take the defaults. Errors name the
