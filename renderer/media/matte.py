@@ -61,10 +61,12 @@ def decode_matte(path: Path, first: int = 0, last: int | None = None) -> list[np
                 break
             if not frame.format.name.startswith("yuva444p"):
                 raise MediaError(f"{path} frame {n} is {frame.format.name}, not a matte with alpha (yuva444p*)")
-            depth = int(frame.format.name[len("yuva444p"):].rstrip("le") or 8)
+            depth = int(frame.format.name[len("yuva444p"):].removesuffix("le") or 8)
+            if depth != 10:  # FFmpeg's ProRes decoder gives 12 bits (10 replicated): rescale to 10
+                frame = frame.reformat(format="yuva444p16le")
             plane = frame.planes[3]
             alpha = np.frombuffer(plane, np.uint16).reshape(plane.height, plane.line_size // 2)[:, :plane.width]
-            out.append((alpha >> (depth - 10)).astype(np.uint16) if depth > 10 else alpha.astype(np.uint16))
+            out.append((alpha >> 6 if depth != 10 else alpha).astype(np.uint16))
     return out
 
 
