@@ -260,3 +260,15 @@ def test_signed_swap_signs_the_matte(model_dir: Path, tmp_path: Path, monkeypatc
     assert result.status == "valid" and result.trusted is True
     with av.open(summary["matte"]) as c:
         assert "Content Credentials (C2PA) signed" in c.metadata.get("comment", "")
+
+
+def test_an_existing_matte_is_not_overwritten_without_force(model_dir: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    clip = face_clip_gop(tmp_path / "face.mkv", 4, "ffv1")
+    out = tmp_path / "swapped.mkv"
+    matte = out.with_name("swapped.matte.mov")
+    matte.write_bytes(b"an artist's refined matte")
+    code = main(["swap", str(clip), "--model", str(model_dir), "--out", str(out), "--matte", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "matte" in err and str(matte) in err, err
+    assert matte.read_bytes() == b"an artist's refined matte" and not out.exists()
