@@ -2,8 +2,9 @@
 
 Why ProRes 4444 with alpha in .mov (not FFV1 grey in .mkv): it is the matte format Nuke, DaVinci
 Resolve / Fusion, After Effects and Premiere all read natively, with the alpha channel picked up
-as such; its alpha is coded losslessly (here 10 bits: `prores_ks` takes yuva444p10le, FFmpeg's
-decoder hands it back as 12 bits by bit replication, so `code >> 2` is exactly what was written);
+as such; its alpha is coded losslessly (here 10 bits: FFmpeg's ProRes encoders take yuva444p10le, its
+decoder hands it back as 12 bits by bit replication, so `code >> 2` is exactly what was written;
+encoded with `prores_aw`, FFmpeg's faster ProRes encoder: see MATTE_CODEC);
 a .mov carries a `tmcd` timecode track the way the rendered media does; and C2PA embeds into MOV,
 so the matte is signed like the output. FFV1 is lossless too, but Nuke does not open .mkv.
 
@@ -29,11 +30,15 @@ import av
 import numpy as np
 
 from renderer.errors import InputError, MediaError
-from renderer.media.encode import VideoWriter
+from renderer.media.encode import CodecProfile, VideoWriter
 from renderer.media.info import ColorTags, MediaInfo, effective_color, shift_timecode
 
-MATTE_CODEC = "prores_4444"
 MATTE_PIX_FMT = "yuva444p10le"
+# FFmpeg's other ProRes encoder (prores_aw): the same ProRes 4444 bitstream with lossless alpha,
+# at about a quarter of prores_ks's CPU time on these mostly-flat pictures (measured here on
+# 1080p matte frames: 0.27 vs 1.03 CPU s for 6 frames, alpha bit-exact in both).
+MATTE_CODEC = CodecProfile("prores_4444_matte", "prores_aw", (MATTE_PIX_FMT,), (".mov",),
+                           {"profile": "4", "vendor": "apl0"}, "ProRes 4444 with alpha (prores_aw), mov")
 MATTE_SUFFIX = ".matte.mov"
 PLATE_SUFFIX = ".plate.mov"
 ALPHA_MAX = 1023  # 10-bit alpha
