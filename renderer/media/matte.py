@@ -147,52 +147,60 @@ class MatteWriter:
         if index != self.next or index > self.last:
             raise MediaError(f"matte frame {index} out of order: expected source frame {self.next} "
                              f"(range {self.first}-{self.last})")
-        h, w = self.height, self.width
-        alpha = np.zeros((h, w), np.float32) if regions else None
-        colour = np.zeros((h, w, 3), np.float32) if regions and self._plate is not None else None
-        for x0, y0, a, face in regions:
-            bh, bw = a.shape
-            box = (slice(y0, y0 + bh), slice(x0, x0 + bw))
-            assert alpha is not None
-            if colour is not None:
-                if face is None:
-                    raise InputError(f"matte frame {index}: a plate needs each region's face, got None")
-                # Premultiplied `over`, in paste order: the later face covers the earlier one.
-                colour[box] = face * a[..., None] + colour[box] * (1.0 - a[..., None])
-            alpha[box] = a + alpha[box] * (1.0 - a)
+        # Work over the union of the faces' boxes only: the rest of the frame is a constant.
+        union = None
+        if regions:
+            union = (min(r[0] for r in regions), min(r[1] for r in regions),
+                     max(r[0] + r[2].shape[1] for r in regions), max(r[1] + r[2].shape[0] for r in regions))
+        alpha = colour = None
+        if union is not None:
+            ux0, uy0, ux1, uy1 = union
+            alpha = np.zeros((uy1 - uy0, ux1 - ux0), np.float32)
+            colour = np.zeros((*alpha.shape, 3), np.float32) if self._plate is not None else None
+            for x0, y0, a, face in regions:
+                box = (slice(y0 - uy0, y0 - uy0 + a.shape[0]), slice(x0 - ux0, x0 - ux0 + a.shape[1]))
+                if colour is not None:
+                    if face is None:
+                        raise InputError(f"matte frame {index}: a plate needs each region's face, got None")
+                    # Premultiplied `over`, in paste order: the later face covers the earlier one.
+                    colour[box] = face * a[..., None] + colour[box] * (1.0 - a[..., None])
+                alpha[box] = a + alpha[box] * (1.0 - a)
         pts = self._pts(index)
         if self._matte is not None:
-            self._matte.write_av(self._matte_frame(alpha), pts=pts)
+            self._matte.write_av(self._matte_frame(alpha, union), pts=pts)
         if self._plate is not None:
-            self._plate.write_av(self._plate_frame(alpha, colour), pts=pts)
+            self._plate.write_av(self._plate_frame(alpha, colour, union), pts=pts)
         self.next += 1
 
-    def _matte_frame(self, alpha: np.ndarray | None) -> av.VideoFrame:
+    def _matte_frame(self, alpha: np.ndarray | None, union: tuple[int, int, int, int] | None) -> av.VideoFrame:
         frame = av.VideoFrame(self.width, self.height, MATTE_PIX_FMT)
         y, u, v, a = _planes(frame)
         u[...] = 512
         v[...] = 512
-        if alpha is None:
-            y[...] = 64
-            a[...] = 0
-        else:
-            a[...] = np.rint(alpha * ALPHA_MAX)
-            y[...] = 64 + np.rint(alpha * 876.0)  # limited-range luma: 64 black .. 940 white
+        y[...] = 64  # limited-range luma: 64 black .. 940 white
+        a[...] = 0
+        if alpha is not None and union is not None:
+            box = (slice(union[1], union[3]), slice(union[0], union[2]))
+            a[box] = np.rint(alpha * ALPHA_MAX)
+            y[box] = 64 + np.rint(alpha * 876.0)
         return frame
 
-    def _plate_frame(self, alpha: np.ndarray | None, colour: np.ndarray | None) -> av.VideoFrame:
-        if alpha is None or colour is None:
-            rgb = np.zeros((self.height, self.width, 3), np.uint16)
-        else:
+    def _plate_frame(self, alpha: np.ndarray | None, colour: np.ndarray | None,
+                     union: tuple[int, int, int, int] | None) -> av.VideoFrame:
+        rgb = np.zeros((self.height, self.width, 3), np.uint16)
+        box = (slice(union[1], union[3]), slice(union[0], union[2])) if union is not None else None
+        if alpha is not None and colour is not None and box is not None:
             straight = np.divide(colour, alpha[..., None], out=np.zeros_like(colour), where=alpha[..., None] > 0)
-            rgb = (np.clip(np.rint(straight), 0, 255).astype(np.uint16) * 257)  # 8-bit face, 16-bit container
+            rgb[box] = np.clip(np.rint(straight), 0, 255).astype(np.uint16) * 257  # 8-bit face, 16-bit container
         matrix, rng = effective_color(self.color, self.width, self.height, MATTE_PIX_FMT)
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb48le").reformat(
             format=MATTE_PIX_FMT, src_colorspace=matrix, dst_colorspace=matrix, src_color_range="JPEG",
             dst_color_range=rng)
-        _planes(frame)[3][...] = 0 if alpha is None else np.rint(alpha * ALPHA_MAX)
+        planes = _planes(frame)
+        planes[3][...] = 0
+        if alpha is not None and box is not None:
+            planes[3][box] = np.rint(alpha * ALPHA_MAX)
         return frame
-
 
 __all__ = ["ALPHA_MAX", "MATTE_CODEC", "MATTE_PIX_FMT", "MATTE_SUFFIX", "MatteWriter", "PLATE_SUFFIX", "Region",
            "decode_matte", "matte_paths"]
