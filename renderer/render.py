@@ -20,6 +20,10 @@ Decisions:
   `renderer.plan`). The sidecar is written last, after the output landed under its final
   name (signed under its temporary name, then renamed), so a kill at any point leaves
   either a complete, recorded output or one that is rendered again.
+- Matte pass (`output.matte` / `output.plate`): the clip's `<output stem>.matte.mov` / `.plate.mov`
+  come from the same render pass (`media.MatteWriter`), land and are signed like the output, are
+  recorded under the entry's `output.matte` / `output.plate`, and a missing or changed one makes
+  the clip render again.
 - A clip that fails is recorded as failed with its error; the other clips go on, the
   return edit covers the ones that rendered, and the job's exit status is 1.
 - No marked clips: nothing renders, the return edit is the input plus an empty FACESWAP
