@@ -44,6 +44,7 @@ LOGS = BENCH / "out" / "logs"
 QUICK_ARGS: dict[str, list[str]] = {
     "composite": ["--repeats", "10"],
     "faces": ["--frames", "20"],
+    "matte": ["--frames", "24", "--repeats", "1"],
     "media": ["--frames", "48"],
     "provenance": ["--frames", "60"],
     "swap": ["--frames", "24", "--long", "240"],
