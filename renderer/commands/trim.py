@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if Path(args.out).resolve() == info.path.resolve():
         raise InputError(f"--out {args.out} is the source itself; the source is never written")
     check_new_output(Path(args.out), "--out", force=args.force)
-    for warning in info.warnings():
+    for warning in info.warnings(args.codec):
         print(f"doppel trim: warning: {warning}", file=sys.stderr)
     with tqdm(total=end - start + 1, unit="frame", desc="trim", file=sys.stderr,
               disable=args.quiet or None) as bar:
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         "source": str(info.path), "frames_range": [start, end], "out": str(out.path), "codec": args.codec,
         "frames": out.frames, "fps": f"{out.fps.numerator}/{out.fps.denominator}", "width": out.width,
         "height": out.height, "pix_fmt": out.pix_fmt, "timecode": out.timecode, "vfr": out.vfr,
-        "field_order": out.field_order, "warnings": info.warnings(),
+        "field_order": out.field_order, "warnings": info.warnings(args.codec),
         "audio": [{"codec": a.codec, "sample_rate": a.sample_rate, "channels": a.channels,
                    "duration_s": a.duration_s} for a in out.audio],
     }

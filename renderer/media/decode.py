@@ -19,14 +19,19 @@ from renderer.media.info import (
 )
 
 
+def pix_fmt_depth(pix_fmt: str) -> int:
+    """Bits a sample of `pix_fmt` (8 for yuv420p, 10 for yuv422p10le, 32 for gbrpf32le); 8 if unknown."""
+    try:
+        return max(c.bits for c in av.VideoFormat(pix_fmt).components)
+    except (ValueError, av.error.FFmpegError):
+        return 8
+
+
 def is_deep(pix_fmt: str) -> bool:
     """True for pixel formats with more than 8 bits a sample (10/12/16-bit YUV or RGB, half or float).
 
     Their face boxes are composited at depth (`read_box`, float32 RGB) instead of through rgb24."""
-    try:
-        return max(c.bits for c in av.VideoFormat(pix_fmt).components) > 8
-    except (ValueError, av.error.FFmpegError):
-        return False
+    return pix_fmt_depth(pix_fmt) > 8
 
 
 DEEP_RGB = "gbrpf32le"  # the deep box's format: float32 RGB, what a float32 composite (and OCIO) works in
