@@ -166,6 +166,7 @@ def test_grey_gradient_keeps_more_than_256_levels_where_8_bits_keep_256(tmp_path
 
     n8, changed8, _ = levels(False)
     n_deep, changed_deep, after = levels(True)
+    print(f"grey ramp: 8-bit path {n8} luma codes, deep path {n_deep}")
     assert n8 <= 256 < n_deep, (n8, n_deep)
     assert changed_deep.sum() > 40000
     assert np.all(after[1][changed_deep] == 512) and np.all(after[2][changed_deep] == 512)  # grey stays grey
@@ -221,3 +222,35 @@ def test_output_pixel_format_keeps_the_source_depth() -> None:
     for codec, fmts in CODEC_PIX_FMTS.items():
         encoder = av.codec.Codec(media.CODECS[codec].encoder, "w")
         assert set(fmts) <= set(media.CODECS[codec].pix_fmts) <= {f.name for f in encoder.video_formats}, codec
+
+
+@pytest.mark.parametrize("blend", ["alpha", "poisson"])
+def test_float_exr_frame_is_pasted_in_float_and_untouched_samples_keep_their_bits(tmp_path: Path, blend: str) -> None:
+    """A float frame (an OpenEXR image the CLI wrote, decoded as gbrpf32le): read_box is the frame
+    itself, the paste is float, and the float samples outside the mask keep their exact bits."""
+    src = tmp_path / "frame.exr"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=160x120", "-frames:v", "1",
+                    "-pix_fmt", "gbrpf32le", "-c:v", "exr", "-compression", "0", str(src)], check=True)
+    info = media.probe(src)
+    assert info.pix_fmt == "gbrpf32le" and media.is_deep(info.pix_fmt)
+    matrix, rng = media.effective_color(info, info.width, info.height, info.pix_fmt)
+    frame = next(media.read_av_frames(src, 0, 0, info))[1]
+    before = _planes(frame)
+    box = media.read_box(frame, (20, 10, 140, 110), matrix, rng)
+    assert box.dtype == np.float32 and np.array_equal(box[..., 1], before[0][10:110, 20:140])  # G plane, as decoded
+    size = 64
+    yy, xx = np.mgrid[:size, :size]
+    face = np.stack([xx / 63.0, yy / 63.0, np.full((size, size), 0.3)], axis=2).astype(np.float32)
+    mask = np.clip(1.3 - np.hypot((xx - 31.5) / 28, (yy - 31.5) / 28), 0, 1).astype(np.float32)
+    box_from_crop = np.array([[1.5, 0.0, 12.0], [0.0, 1.4, 5.0]])
+    patch = paste_face(box, face, box_from_crop, mask, CompositeSettings(colour="rct", blend=blend))
+    assert patch is not None and patch.changed.sum() > 3000
+    out = media.patch_regions(frame, box, [(20 + patch.x0, 10 + patch.y0, patch.changed)], matrix, rng, origin=(20, 10))
+    after = _planes(out)
+    changed = np.zeros((info.height, info.width), bool)
+    changed[10 + patch.y0: 10 + patch.y0 + patch.changed.shape[0], 20 + patch.x0: 20 + patch.x0 + patch.changed.shape[1]] = patch.changed
+    for a, b in zip(before, after):
+        assert np.array_equal(a[~changed].view(np.uint32), b[~changed].view(np.uint32))
+    got = np.stack([after[2], after[0], after[1]], axis=2)[changed]  # gbrp planes -> RGB
+    assert np.allclose(got, box[changed[10:110, 20:140]], atol=1e-6)
+    assert len(np.unique(got[:, 0])) > 1000  # float, never rounded to 256 steps

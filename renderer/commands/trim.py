@@ -7,11 +7,17 @@ counts them: as FFmpeg presents them, after the MP4/MOV edit list. The output is
 renamed when complete; the source is only read.
 
 Codecs (and the containers each writes):
-  h264         libx264 crf 18, .mp4/.mov/.mkv (AAC audio in mp4, PCM otherwise)
+  h264         libx264 crf 18, 8/10-bit, .mp4/.mov/.mkv (AAC audio in mp4, PCM otherwise)
+  h265         libx265 crf 16, 8/10/12-bit, HDR10 metadata kept, .mp4/.mov/.mkv (AAC in mp4, PCM otherwise)
   prores_hq    ProRes 422 HQ, .mov (PCM audio)
   prores_4444  ProRes 4444, .mov (PCM audio)
-  dnxhr_hq     DNxHR HQ, .mxf/.mov (PCM audio)
-  ffv1         FFV1 lossless, .mkv (PCM audio)
+  prores_xq    ProRes 4444 XQ, .mov (PCM audio)
+  dnxhr_hq     DNxHR HQ 8-bit, .mxf/.mov (PCM audio)
+  dnxhr_hqx    DNxHR HQX 10-bit 4:2:2, .mxf/.mov (PCM audio)
+  dnxhr_444    DNxHR 444 10-bit, .mxf/.mov (PCM audio)
+  ffv1         FFV1 lossless, 8-16-bit YUV or RGB, .mkv (PCM audio)
+
+The output keeps the source's chroma layout and at least its bit depth where the codec has one.
 
 Examples:
   doppel trim shot.mov --frames 100-219 --out cut.mov --codec prores_hq
