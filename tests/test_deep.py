@@ -254,3 +254,15 @@ def test_float_exr_frame_is_pasted_in_float_and_untouched_samples_keep_their_bit
     got = np.stack([after[2], after[0], after[1]], axis=2)[changed]  # gbrp planes -> RGB
     assert np.allclose(got, box[changed[10:110, 20:140]], atol=1e-6)
     assert len(np.unique(got[:, 0])) > 1000  # float, never rounded to 256 steps
+
+
+def test_swap_keeps_a_deep_intra_source_in_its_own_layout_by_default(sources: dict[str, Path], tmp_path: Path) -> None:
+    """`doppel swap` without --codec: a 12-bit ProRes 4444 source stays ProRes 4444 (not 4:2:2 HQ), a
+    10-bit 4:2:2 one stays ProRes HQ (and keeps smart render), and .mkv means lossless FFV1 at depth."""
+    from renderer.commands.swap import choose_codec
+
+    p4444, p422 = media.probe(sources["prores4444_12bit"]), media.probe(sources["prores422_10bit"])
+    assert choose_codec(None, p4444, tmp_path / "o.mov") == "prores_4444"
+    assert choose_codec(None, p422, tmp_path / "o.mov") == "prores_hq"
+    assert choose_codec(None, p4444, tmp_path / "o.mkv") == "ffv1"
+    assert choose_codec("prores_xq", p4444, tmp_path / "o.mov") == "prores_xq"
