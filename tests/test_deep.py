@@ -266,3 +266,19 @@ def test_swap_keeps_a_deep_intra_source_in_its_own_layout_by_default(sources: di
     assert choose_codec(None, p422, tmp_path / "o.mov") == "prores_hq"
     assert choose_codec(None, p4444, tmp_path / "o.mkv") == "ffv1"
     assert choose_codec("prores_xq", p4444, tmp_path / "o.mov") == "prores_xq"
+
+
+def test_lossless_preset_writes_at_the_source_depth(sources: dict[str, Path], model: SwapModel, tmp_path: Path) -> None:
+    """The shipped `lossless` preset says `pix_fmt: source`: a 16-bit RGB source comes back 16-bit RGB
+    and a 12-bit 4:4:4 one 12-bit 4:4:4 (a fixed yuv444p10le would drop bits from both)."""
+    from renderer.presets import load_preset
+
+    preset = load_preset("lossless")
+    assert preset.output.pix_fmt == "source" and preset.output.writer_pix_fmt is None
+    for name in ("ffv1_rgb16", "prores4444_12bit"):
+        out = tmp_path / f"{name}.mkv"
+        render_range(sources[name], out, model_dir=Path(), model=model, settings=SwapSettings(), first=0, last=0,
+                     swap_ranges=[], codec=preset.output.codec, pix_fmt=preset.output.writer_pix_fmt, audio=False)
+        assert media.probe(out).pix_fmt == SOURCES[name][2]
+    with pytest.raises(Exception, match="allowed for ffv1: source, "):
+        preset.with_overrides({"pix_fmt": "yuv411p"}, source="marker")
