@@ -282,3 +282,31 @@ def test_lossless_preset_writes_at_the_source_depth(sources: dict[str, Path], mo
         assert media.probe(out).pix_fmt == SOURCES[name][2]
     with pytest.raises(Exception, match="allowed for ffv1: source, "):
         preset.with_overrides({"pix_fmt": "yuv411p"}, source="marker")
+
+
+def test_two_faces_apart_each_get_their_own_deep_box(model: SwapModel, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two faces side by side (the talking head twice, hstack by the CLI, 10-bit 4:2:2): both are
+    swapped at depth, each in its own box, and nothing between or around them changes."""
+    movie = F.kphotoalbum_file(F.MOVIE)
+    src = tmp_path / "two.mov"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(movie), "-filter_complex",
+                    "[0:v]scale=480:360:flags=bicubic,split[a][b];[b]hflip[c];[a][c]hstack", "-frames:v", "2", "-an",
+                    "-pix_fmt", "yuv422p10le", "-c:v", "prores_ks", "-profile:v", "3", str(src)], check=True)
+    out = tmp_path / "two.mkv"
+    read = media.read_box
+    boxes: list[tuple[int, int, int, int]] = []
+    monkeypatch.setattr(media, "read_box", lambda frame, box, *a: boxes.append(box) or read(frame, box, *a))
+    stats = render_range(src, out, model_dir=Path(), model=model, settings=SwapSettings(faces="all"), first=0,
+                         last=1, swap_ranges=[(0, 1)], codec="ffv1", audio=False)
+    assert stats.swapped == 2 and stats.faces == 4, stats.to_json()
+    assert len(boxes) == 4 and all(x1 - x0 < 480 for x0, _, x1, _ in boxes), boxes  # one box per face, not the union
+    before = [_planes(f) for _, f in media.read_av_frames(src, 0, 1)]
+    after = [_planes(f) for _, f in media.read_av_frames(out, 0, 1)]
+    for b, a in zip(before, after):
+        changed = b[0] != a[0]
+        left, right = changed[:, :480], changed[:, 480:]
+        assert left.sum() > 2000 and right.sum() > 2000
+        assert not changed[:, 440:520].any()  # the seam between the two faces is untouched
+        for side in (left, right):
+            assert len(np.unique((a[0][:, :480] if side is left else a[0][:, 480:])[side])) > 256

@@ -297,6 +297,7 @@ def _from_rgb_args(fmt: str, matrix: str, rng: str) -> dict[str, object]:
 
 
 _MARGIN = 8  # luma pixels converted around each changed box (even: keeps the chroma grid)
+PATCH_MARGIN = _MARGIN  # (public: how far a patch reads beyond its changed pixels)
 
 
 def _changed_box(x0: int, y0: int, changed: np.ndarray, width: int,
