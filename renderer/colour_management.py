@@ -125,11 +125,6 @@ class ColourManagement:
             processor.applyRGB(out)  # in place, on the contiguous copy
         return out
 
-    def to_working_u8(self, rgb_u8: np.ndarray) -> np.ndarray:
-        """uint8 (..., 3) source-space RGB -> uint8 working-space RGB (rounded, clipped): the model's input."""
-        work = self.to_working(rgb_u8.astype(np.float32) * np.float32(1.0 / 255.0))
-        return np.clip(np.rint(work * np.float32(255.0)), 0, 255).astype(np.uint8)
-
 
 __all__ = ["BUILTIN_CONFIG", "DEFAULT_WORKING_SPACE", "ColourManagement", "ColourSpaces", "check_space",
            "colour_spaces", "load_config"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -11,6 +12,9 @@ from renderer.colour import transfer_colour
 from renderer.composite.masks import face_mask, landmarks_to_crop
 from renderer.composite.settings import CompositeSettings, _check_affine, _check_crop, _check_frame, _check_mask, _describe
 from renderer.errors import InputError
+
+if TYPE_CHECKING:
+    from renderer.colour_management import ColourManagement
 
 # ---------------------------------------------------------------- paste-back
 
@@ -103,11 +107,16 @@ def paste_face(
     crop_mask: np.ndarray,
     settings: CompositeSettings,
     original_crop: np.ndarray | None = None,
+    colour: ColourManagement | None = None,
 ) -> Patch | None:
     """Blend one swapped face into `frame` in place; the working part of `composite`.
 
     frame: (H, W, 3) uint8 RGB, written inside the face's box only.
     swapped_crop, frame_from_crop, crop_mask, original_crop: as for `composite`.
+    colour: managed colour (`renderer.colour_management`): `frame` is in its source space,
+        `swapped_crop` and `original_crop` in its working space; the face's box is converted
+        to the working space, colour-matched and blended there, and converted back. Pixels
+        where the warped mask is 0 are never written, so no conversion reaches them.
     Returns the Patch of pixels that changed (None when the warped mask misses the frame).
 
     Cost does not grow with the frame, and at frame pixels only with the face's box: the mask,
@@ -126,9 +135,11 @@ def paste_face(
     if box is None:
         return None
     if settings.colour != "none":
-        target = (
-            _check_crop("original_crop", original_crop) if original_crop is not None else crop_of_frame(frame, m, size)
-        )
+        if original_crop is not None:
+            target = _check_crop("original_crop", original_crop)
+        else:
+            target = crop_of_frame(frame, m, size)
+            target = colour.to_working(target) if colour is not None else target
         if target.shape != swapped_crop.shape:
             raise InputError(f"composite: original_crop shape {target.shape} differs from swapped_crop shape {swapped_crop.shape}")
         swapped_crop = transfer_colour(swapped_crop, target, crop_mask, settings.colour)
@@ -142,12 +153,17 @@ def paste_face(
                           borderMode=cv2.BORDER_REPLICATE)
     region = frame[y0:y1, x0:x1]  # a view: written below, only where the face changed it
     inside = cv2.compare(alpha, 0.0, cv2.CMP_GT)  # (h, w) uint8 0/255
+    base = region.astype(np.float32)
+    if colour is not None:  # the box into the working space, 0..255 like the face
+        base = colour.to_working(base * np.float32(1.0 / 255.0)) * np.float32(255.0)
     if settings.blend == "poisson" and cv2.countNonZero(inside):
         face_u8 = cv2.convertScaleAbs(face)
-        face = _poisson(region.copy(), face_u8, alpha).astype(np.float32)
+        face = _poisson(cv2.convertScaleAbs(base), face_u8, alpha).astype(np.float32)
     # dst = (face * a + base * (1 - a)) / (1 + 1e-5): one multithreaded pass; the 1e-5 moves a
     # value by at most 0.003 of a code value.
-    blended = cv2.blendLinear(face, region.astype(np.float32), alpha, 1.0 - alpha)
+    blended = cv2.blendLinear(face, base, alpha, 1.0 - alpha)
+    if colour is not None:  # back to the source space; only pixels inside the mask are kept below
+        blended = colour.to_source(blended * np.float32(1.0 / 255.0)) * np.float32(255.0)
     result = cv2.convertScaleAbs(blended)  # round to nearest, saturate to uint8
     diff = cv2.split(cv2.absdiff(result, region))
     changed = cv2.bitwise_and(cv2.max(cv2.max(diff[0], diff[1]), diff[2]), inside)  # (h, w) uint8, 0 = same

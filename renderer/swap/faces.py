@@ -51,6 +51,10 @@ class FaceSwapper:
         if "learned" in settings.composite.mask and not model.learns_mask:
             raise InputError(f"mask={settings.composite.mask!r} needs a model trained with a learned mask; "
                              f"this model has none (allowed here: hull, ellipse)")
+        learned_in = getattr(model.card, "working_space", None)
+        if settings.colour is not None and learned_in is not None and learned_in != settings.colour.spaces.working_space:
+            raise InputError(f"colour_management.working_space is {settings.colour.spaces.working_space!r}, but the model "
+                             f"learned in {learned_in!r} (its model card); set working_space: {learned_in}")
         self._tracker: FaceTracker | None = None
         self._blend = TemporalBlend(settings.temporal)
         self._pending: list[_Pending] = []
@@ -179,7 +183,13 @@ class FaceSwapper:
         t0 = time.perf_counter()
         crops = np.stack([cv2.warpAffine(p.rgb, face.crop_from_frame, (self.size, self.size),
                                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                          for p, _, face in todo])  # (N, S, S, 3) uint8
+                          for p, _, face in todo])  # (N, S, S, 3) uint8, the frame's own space
+        cm = self.settings.colour
+        # Managed colour: the model sees (and colour transfer targets) the crop in the working space
+        # it learned in; only the S x S crops are converted here, the frame boxes in paste_face.
+        work = cm.to_working(crops.astype(np.float32) * np.float32(1.0 / 255.0)) if cm is not None else None
+        if work is not None:
+            crops = np.clip(np.rint(work * np.float32(255.0)), 0, 255).astype(np.uint8)
         swapped, learned = self.model(crops)
         t1 = time.perf_counter()
         self.stats.seconds["model"] += t1 - t0
@@ -191,10 +201,10 @@ class FaceSwapper:
             lm_crop = landmarks_to_crop(face.landmarks, face.crop_from_frame)
             mask = face_mask(lm_crop, self.size, self.settings.composite,
                              learned=None if learned is None else learned[k])
-            original = crops[k].astype(np.float32) * np.float32(1.0 / 255.0)
+            original = crops[k].astype(np.float32) * np.float32(1.0 / 255.0) if work is None else work[k]
             # p.rgb is this stage's own conversion of the frame, done with once tracked and cropped:
             # faces are pasted into it in place (a second face over the first), box by box.
-            patch = paste_face(p.rgb, crop, face.frame_from_crop, mask, self.settings.composite, original)
+            patch = paste_face(p.rgb, crop, face.frame_from_crop, mask, self.settings.composite, original, cm)
             if patch is not None:
                 patches.setdefault(p.index, []).append((patch.x0, patch.y0, patch.changed))
         pending, self._pending, self._pending_faces = self._pending, [], 0
