@@ -86,9 +86,10 @@ class ColourManagement:
     is). OCIO's CPU processors are safe to apply from several threads.
     """
 
-    def __init__(self, spaces: ColourSpaces, forward: ocio.CPUProcessor, inverse: ocio.CPUProcessor) -> None:
+    def __init__(self, spaces: ColourSpaces, forward: ocio.CPUProcessor, inverse: ocio.CPUProcessor,
+                 forward_u8: ocio.CPUProcessor) -> None:
         self.spaces = spaces
-        self._forward, self._inverse = forward, inverse
+        self._forward, self._inverse, self._forward_u8 = forward, inverse, forward_u8
 
     @classmethod
     def open(cls, spaces: ColourSpaces) -> ColourManagement:
@@ -99,9 +100,11 @@ class ColourManagement:
         try:
             forward = config.getProcessor(src, work).getOptimizedCPUProcessor(ocio.OPTIMIZATION_DEFAULT)
             inverse = config.getProcessor(work, src).getOptimizedCPUProcessor(ocio.OPTIMIZATION_DEFAULT)
+            forward_u8 = config.getProcessor(src, work).getOptimizedCPUProcessor(
+                ocio.BIT_DEPTH_UINT8, ocio.BIT_DEPTH_UINT8, ocio.OPTIMIZATION_DEFAULT)
         except ocio.Exception as err:
             raise InputError(f"OCIO cannot convert between {src!r} and {work!r} in {spaces.config!r}: {err}") from err
-        return cls(ColourSpaces(spaces.config, src, work), forward, inverse)
+        return cls(ColourSpaces(spaces.config, src, work), forward, inverse, forward_u8)
 
     @property
     def identity(self) -> bool:
@@ -115,6 +118,17 @@ class ColourManagement:
     def to_source(self, rgb: np.ndarray) -> np.ndarray:
         """Working-space float32 (H, W, 3) -> a new source-space float32 (H, W, 3)."""
         return self._apply(self._inverse, rgb)
+
+    def to_working_u8(self, rgb: np.ndarray) -> np.ndarray:
+        """uint8 (H, W, 3) source-space RGB -> a new uint8 working-space copy (within one code value
+        of the float conversion rounded): the view faces are detected and landmarked on."""
+        if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim < 2 or rgb.shape[-1] != 3:
+            got = f"{getattr(rgb, 'dtype', type(rgb).__name__)} {getattr(rgb, 'shape', '')}"
+            raise InputError(f"colour conversion needs uint8 (..., 3) RGB here; got {got}")
+        out = np.array(rgb, dtype=np.uint8, order="C", copy=True)
+        if out.size and not self.identity:
+            self._forward_u8.applyRGB(out)
+        return out
 
     def _apply(self, processor: ocio.CPUProcessor, rgb: np.ndarray) -> np.ndarray:
         if not isinstance(rgb, np.ndarray) or rgb.dtype != np.float32 or rgb.ndim < 2 or rgb.shape[-1] != 3:

@@ -181,8 +181,9 @@ def extract(
 
     colour: the OCIO space the sources are in (`source_space`) and the one to store the crops in
     (`working_space`; the same name stores them as they are). The faceset records the crops'
-    space, so `train` can refuse facesets cut in different spaces. Faces are found on the
-    pixels as decoded; only the kept crops are converted. None: undeclared (display RGB).
+    space, so `train` can refuse facesets cut in different spaces. Each frame is converted to
+    the working space before faces are found (detectors and landmarks expect display
+    contrast) and cut. None: undeclared (display RGB).
     """
     out_dir = Path(out_dir)
     ref_sha = sha256_file(Path(identity_ref)) if identity_ref is not None and Path(identity_ref).is_file() else None
@@ -262,9 +263,6 @@ def extract(
                     source_rejects.append({"source": str(path), "frame": frame_index, "reason": reason})
                     continue
                 hashes.append(h)
-                if cm is not None and not cm.identity:  # the crop as the model will see it: in the working space
-                    work = cm.to_working(c.astype(np.float32) * np.float32(1.0 / 255.0))
-                    c = np.clip(np.rint(work * np.float32(255.0)), 0, 255).astype(np.uint8)
                 name = f"faces/{sha[:12]}_{frame_index:06d}_{k:02d}.png"
                 with atomic_output(out_dir / name) as tmp:
                     if not cv2.imwrite(str(tmp), cv2.cvtColor(c, cv2.COLOR_RGB2BGR)):
@@ -279,6 +277,7 @@ def extract(
         problem = None
         if kind == "image":
             rgb = _read_image(path)
+            rgb = cm.to_working_u8(rgb) if cm is not None and rgb is not None else rgb
             if rgb is None:
                 problem = "unreadable image (corrupt or not an image)"
             else:
@@ -291,6 +290,7 @@ def extract(
             try:
                 for i, rgb in _frames(path, settings, fps):
                     frames_seen += 1
+                    rgb = cm.to_working_u8(rgb) if cm is not None else rgb
                     if every == 1:
                         tracker = tracker or FaceTracker(detector=detector, points=points, crop_size=size,
                                                          coverage=coverage, fps=fps[0], min_size=min_face)

@@ -139,7 +139,7 @@ def paste_face(
             target = _check_crop("original_crop", original_crop)
         else:
             target = crop_of_frame(frame, m, size)
-            target = colour.to_working(target) if colour is not None else target
+            target = np.clip(colour.to_working(target), 0.0, 1.0) if colour is not None else target
         if target.shape != swapped_crop.shape:
             raise InputError(f"composite: original_crop shape {target.shape} differs from swapped_crop shape {swapped_crop.shape}")
         swapped_crop = transfer_colour(swapped_crop, target, crop_mask, settings.colour)

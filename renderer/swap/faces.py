@@ -102,6 +102,11 @@ class FaceSwapper:
         if rgb is None:
             rgb = media.frame_to_rgb(frame, self.matrix, self.rng)
         self._tracking[index] = (frame, rgb, emit)
+        # Faces are found and landmarked on the picture the detectors were made for: with managed
+        # colour a read-only working-space view (a log frame's low contrast moved 68-point landmarks
+        # by ~3 px on a 175 px face); crops and paste still read and write the source pixels.
+        cm = self.settings.colour
+        track = rgb if cm is None else cm.to_working_u8(rgb)
         if index % SEGMENT_FRAMES == 0 and self._tracker is not None:
             # Segment start: a fresh tracker from here. The old one runs on past it only while
             # it holds frames before it (a miss not yet made good), at most detect_every frames,
@@ -109,10 +114,10 @@ class FaceSwapper:
             self._closing, self._boundary, self._tracker = self._tracker, index, None
         closing = None
         if self._closing is not None and any(i < self._boundary for i in self._tracking):  # type: ignore[operator]
-            closing = self._closing.push(index, rgb)
+            closing = self._closing.push(index, track)
         if self._tracker is None:
             self._tracker = self._new_tracker()
-        settled = self._tracker.push(index, rgb)
+        settled = self._tracker.push(index, track)
         self.stats.seconds["track"] += time.perf_counter() - t0
         if self._closing is not None:
             yield from self._from_closing(closing or [])
@@ -187,8 +192,9 @@ class FaceSwapper:
         cm = self.settings.colour
         # Managed colour: the model sees (and colour transfer targets) the crop in the working space
         # it learned in; only the S x S crops are converted here, the frame boxes in paste_face.
-        work = cm.to_working(crops.astype(np.float32) * np.float32(1.0 / 255.0)) if cm is not None else None
-        if work is not None:
+        work = None
+        if cm is not None:  # clipped to the display range the model learned (a log code can land just outside it)
+            work = np.clip(cm.to_working(crops.astype(np.float32) * np.float32(1.0 / 255.0)), 0.0, 1.0)
             crops = np.clip(np.rint(work * np.float32(255.0)), 0, 255).astype(np.uint8)
         swapped, learned = self.model(crops)
         t1 = time.perf_counter()

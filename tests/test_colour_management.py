@@ -1,0 +1,165 @@
+"""renderer.colour_management: an ARRI LogC shot swaps like the Rec.709 footage it was made from.
+
+The LogC clip is made from the real talking-head footage with the reference tools, not with
+Doppel: PyOpenColorIO converts the Rec.709 frames (as the Rec.709 swap decodes them) into
+ARRI LogC3 with the ACES studio config built into the package, and the ffmpeg CLI writes
+them losslessly at 16 bits (FFV1, yuv444p16le). It is read back with PyAV straight from the
+coded samples.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import av
+import numpy as np
+import PyOpenColorIO as ocio
+import pytest
+
+from renderer import media
+from renderer.cli import main
+from renderer.colour_management import BUILTIN_CONFIG, ColourManagement, ColourSpaces, check_space, load_config
+from renderer.errors import InputError
+from renderer.faces.track import find_faces
+from renderer.swap import SwapModel, SwapSettings, render_range
+from tests.model_fixtures import face_clip, trained_model
+
+FRAMES = 10
+LOGC = "ARRI LogC3 (EI800)"
+DISPLAY = "Rec.1886 Rec.709 - Display"
+SWAP = (2, 8)  # frames swapped; the others pass through
+
+
+@pytest.fixture(scope="module")
+def model() -> SwapModel:
+    return SwapModel(trained_model(), "a2b", "cpu")
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The Rec.709 clip (8-bit FFV1) and the same frames in LogC3 (16-bit FFV1, written by ffmpeg)."""
+    d = tmp_path_factory.mktemp("ocio")
+    rec709 = face_clip(d / "rec709.mkv", frames=FRAMES, codec="ffv1")
+    info = media.probe(rec709)
+    frames = np.stack([rgb for _, rgb in media.read_frames(rec709, 0, FRAMES - 1, info)])  # (N, H, W, 3) uint8
+    to_log = ocio.Config.CreateFromFile(BUILTIN_CONFIG).getProcessor(DISPLAY, LOGC).getDefaultCPUProcessor()
+    log = frames.astype(np.float32) / 255.0
+    to_log.applyRGB(log)
+    raw = np.rint(np.clip(log, 0.0, 1.0) * 65535.0).astype("<u2").tobytes()
+    logc = d / "logc.mkv"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb48le", "-s", f"{info.width}x{info.height}",
+         "-r", "25", "-i", "-", "-vf", "scale=out_color_matrix=bt709:out_range=tv", "-c:v", "ffv1", "-level", "3",
+         "-pix_fmt", "yuv444p16le", "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
+         "-color_range", "tv", str(logc)],
+        input=raw, check=True)
+    return {"rec709": rec709, "logc": logc}
+
+
+def decoded(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per frame: (coded samples (3, H, W), RGB float32 (H, W, 3) in [0, 1] at the file's depth), by PyAV."""
+    out = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            planes = np.moveaxis(frame.to_ndarray(), -1, 0).copy()  # yuv444: (3, H, W) Y, U, V samples
+            rgb = frame.to_ndarray(format="gbrpf32le", src_colorspace="ITU709", dst_colorspace="ITU709",
+                                   src_color_range="MPEG", dst_color_range="JPEG")
+            out.append((planes, np.asarray(rgb, np.float32)))
+    return out
+
+
+def face_regions(rgb_u8: np.ndarray) -> tuple[tuple[slice, slice], np.ndarray]:
+    """(inner face slice, bool mask of pixels far from the face) of a Rec.709 frame."""
+    face = find_faces(rgb_u8)[0]
+    x0, y0, x1, y1 = face.box
+    w, h = x1 - x0, y1 - y0
+    far = np.ones(rgb_u8.shape[:2], bool)
+    far[max(0, int(y0 - h)): int(y1 + h), max(0, int(x0 - w)): int(x1 + w)] = False
+    inner = (slice(int(y0 + 0.3 * h), int(y1 - 0.1 * h)), slice(int(x0 + 0.2 * w), int(x1 - 0.2 * w)))
+    return inner, far
+
+
+def test_logc_clip_swaps_like_the_rec709_footage(clips: dict[str, Path], model: SwapModel, tmp_path: Path) -> None:
+    out709, outlog = tmp_path / "rec709.swap.mkv", tmp_path / "logc.swap.mkv"
+    render_range(clips["rec709"], out709, model_dir=Path(), model=model, settings=SwapSettings(), first=0,
+                 last=FRAMES - 1, swap_ranges=[SWAP], codec="ffv1")
+    cm = ColourManagement.open(ColourSpaces(BUILTIN_CONFIG, "arri_logc3_ei800", DISPLAY))  # an alias is fine
+    stats = render_range(clips["logc"], outlog, model_dir=Path(), model=model, settings=SwapSettings(colour=cm),
+                         first=0, last=FRAMES - 1, swap_ranges=[SWAP], codec="ffv1", pix_fmt="yuv444p16le")
+    assert stats.swapped == SWAP[1] - SWAP[0] + 1 and stats.faces == stats.swapped
+    assert media.probe(outlog).pix_fmt == "yuv444p16le"
+    to_display = ocio.Config.CreateFromFile(BUILTIN_CONFIG).getProcessor(LOGC, DISPLAY).getDefaultCPUProcessor()
+    src709, swap709 = decoded(clips["rec709"]), decoded(out709)
+    srclog, swaplog = decoded(clips["logc"]), decoded(outlog)
+    errors, changes = [], []
+    for i in range(FRAMES):
+        if not SWAP[0] <= i <= SWAP[1]:
+            assert np.array_equal(srclog[i][0], swaplog[i][0]), f"frame {i} outside the swap range changed"
+            continue
+        ref = np.rint(swap709[i][1] * 255.0)  # the Rec.709 swap, display code values
+        inner, far = face_regions(np.rint(src709[i][1] * 255.0).astype(np.uint8))
+        # Every coded 16-bit sample far from the face is the source's own: nothing there was converted.
+        assert np.array_equal(srclog[i][0][:, far], swaplog[i][0][:, far]), f"frame {i}: pixels away from the face changed"
+        display = swaplog[i][1].copy()
+        to_display.applyRGB(display)
+        display = np.clip(display, 0.0, 1.0) * 255.0
+        errors.append(float(np.abs(display[inner] - ref[inner]).mean()))
+        changes.append(float(np.abs(ref[inner] - np.rint(src709[i][1] * 255.0)[inner]).mean()))
+    mean_error, mean_change = float(np.mean(errors)), float(np.mean(changes))
+    print(f"\nLogC swap vs Rec.709 swap, face (display code values): mean abs error {mean_error:.2f} "
+          f"(per frame {', '.join(f'{e:.2f}' for e in errors)}); the swap itself changed the face by {mean_change:.2f}")
+    assert mean_change > 3.0, "the Rec.709 swap barely changed the face: the comparison would prove nothing"
+    assert mean_error < 3.0, f"the LogC swap's face differs from the Rec.709 swap's by {mean_error:.2f} code values"
+
+
+def test_unmanaged_logc_swap_is_visibly_wrong(clips: dict[str, Path], model: SwapModel, tmp_path: Path) -> None:
+    """The control: without colour management the LogC face is not what the Rec.709 swap gives."""
+    out709, outlog = tmp_path / "rec709.swap.mkv", tmp_path / "logc.raw.mkv"
+    frame = (SWAP[0] + SWAP[1]) // 2
+    render_range(clips["rec709"], out709, model_dir=Path(), model=model, settings=SwapSettings(), first=frame,
+                 last=frame, swap_ranges=[SWAP], codec="ffv1")
+    render_range(clips["logc"], outlog, model_dir=Path(), model=model, settings=SwapSettings(), first=frame,
+                 last=frame, swap_ranges=[SWAP], codec="ffv1", pix_fmt="yuv444p16le")
+    to_display = ocio.Config.CreateFromFile(BUILTIN_CONFIG).getProcessor(LOGC, DISPLAY).getDefaultCPUProcessor()
+    ref = np.rint(decoded(out709)[0][1] * 255.0)
+    display = decoded(outlog)[0][1].copy()
+    to_display.applyRGB(display)
+    inner, _ = face_regions(np.rint(decoded(clips["rec709"])[frame][1] * 255.0).astype(np.uint8))
+    error = float(np.abs(np.clip(display, 0, 1)[inner] * 255.0 - ref[inner]).mean())
+    assert error > 6.0, f"unmanaged LogC swap is only {error:.2f} code values from the Rec.709 swap"
+
+
+def test_round_trip_and_shapes() -> None:
+    cm = ColourManagement.open(ColourSpaces(BUILTIN_CONFIG, "ACEScct", DISPLAY))
+    rng = np.random.default_rng(0)
+    display = rng.uniform(0.02, 0.98, (7, 5, 3)).astype(np.float32)
+    log = cm.to_source(display)
+    assert log.dtype == np.float32 and log.shape == display.shape and not np.shares_memory(log, display)
+    assert np.abs(log - display).max() > 0.05, "ACEScct should not equal display RGB"
+    assert np.abs(cm.to_working(log) - display).max() < 1e-3
+    batch = rng.uniform(0, 1, (2, 4, 4, 3)).astype(np.float32)  # (N, S, S, 3) crops convert as one array
+    assert np.allclose(cm.to_working(batch)[1], cm.to_working(batch[1]))
+    with pytest.raises(InputError, match="float32"):
+        cm.to_working(np.zeros((4, 4, 3), np.uint8))
+
+
+def test_unknown_space_names_the_closest_and_the_config_list() -> None:
+    config = load_config(BUILTIN_CONFIG)
+    with pytest.raises(InputError) as err:
+        check_space(config, "ARRI LogC3", "colour_management.source_space", BUILTIN_CONFIG)
+    text = str(err.value)
+    assert "unknown colour space 'ARRI LogC3'" in text and "did you mean 'ARRI LogC" in text
+    assert "ACEScct" in text and "S-Log3 S-Gamut3" in text and "\n" not in text
+    assert check_space(config, "acescct", "x") == "ACEScct"
+
+
+def test_bad_config_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "studio.ocio"
+    broken.write_text("ocio_profile_version: 2\nroles: [not, a, mapping\n")
+    for config in (tmp_path / "missing.ocio", broken, "ocio://no-such-config"):
+        preset = tmp_path / "p.yaml"
+        preset.write_text(f"colour_management:\n  config: {config}\n  source_space: ACEScct\n")
+        assert main(["presets", "validate", str(preset)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "OCIO config" in err and "p.yaml line 2" in err, err
