@@ -64,6 +64,9 @@ def check_space(config: ocio.Config, name: str, where: str, config_ref: str = ""
     by_word = {alias.lower(): cs.getName() for cs in config.getColorSpaces() for alias in cs.getAliases()}
     by_word.update({n.lower(): n for n in names})
     match = difflib.get_close_matches(str(name).lower(), list(by_word), n=1, cutoff=0.6)
+    if not match:  # 'S-Log 3' -> 'S-Log3 S-Gamut3': the letters and digits given, at the start of a name
+        key = "".join(ch for ch in str(name).lower() if ch.isalnum())
+        match = [w for w in by_word if key and "".join(ch for ch in w if ch.isalnum()).startswith(key)][:1]
     hint = f"; did you mean '{by_word[match[0]]}'?" if match else ""
     label = f" in config {config_ref!r}" if config_ref else ""
     raise InputError(f"unknown colour space {name!r} ({where}){label}{hint}; allowed: {', '.join(names)}")

@@ -163,3 +163,108 @@ def test_bad_config_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixt
         assert main(["presets", "validate", str(preset)]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "OCIO config" in err and "p.yaml line 2" in err, err
+
+
+# ---------------------------------------------------------------- presets, faceset, train, model card
+
+
+def studio_config(folder: Path) -> Path:
+    """A studio's own config file: the built-in studio config written out by PyOpenColorIO."""
+    path = folder / "studio.ocio"
+    path.write_text(ocio.Config.CreateFromFile(BUILTIN_CONFIG).serialize())
+    return path
+
+
+def test_preset_keys_resolve_aliases_and_a_studio_config_beside_the_preset(tmp_path: Path) -> None:
+    from renderer.presets import load_preset, parse_preset, preset_sha256
+    from renderer.swap import swap_settings
+
+    studio_config(tmp_path)
+    path = tmp_path / "logc.yaml"
+    path.write_text("colour_management:\n  config: studio.ocio\n  source_space: arri_logc3_ei800\n")
+    preset = load_preset(path)
+    cm = preset.colour_management
+    assert cm.enabled and cm.config == str(tmp_path / "studio.ocio")
+    assert (cm.source_space, cm.working_space) == (LOGC, DISPLAY)
+    settings = swap_settings(preset)
+    assert settings.colour is not None and settings.colour.spaces.source_space == LOGC
+    plain = parse_preset("", name="plain", path="plain.yaml")
+    assert not plain.colour_management.enabled and swap_settings(plain).colour is None
+    assert preset_sha256(preset) != preset_sha256(plain)
+    marked = plain.with_overrides({"source_space": "acescct"}, "edit.otio clip 'A003' marker")
+    assert marked.colour_management.source_space == "ACEScct"
+    with pytest.raises(InputError, match=r"unknown colour space 'S-Log 3'.*marker.*did you mean 'S-Log3 S-Gamut3"):
+        plain.with_overrides({"source_space": "S-Log 3"}, "edit.otio clip 'A003' marker")
+    with pytest.raises(InputError, match=r"working_space' in w.yaml line 2.*allowed: sRGB - Display"):
+        parse_preset("colour_management:\n  working_space: Rec709\n", name="w", path="w.yaml")
+
+
+def test_presets_keys_lists_the_spaces_of_the_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["presets", "keys"]) == 0
+    out = capsys.readouterr().out
+    assert "colour_management.source_space" in out and "colour spaces of ocio://studio-config-latest" in out
+    assert f"  {LOGC}\n" in out and "  ACEScct\n" in out
+    assert main(["presets", "keys", "--json", "--config", str(studio_config(tmp_path))]) == 0
+    import json
+
+    rows = {r["key"]: r for r in json.loads(capsys.readouterr().out)}
+    assert LOGC in rows["colour_management.source_space"]["spaces"]
+
+
+def test_faceset_records_its_space_and_train_refuses_a_mix(tmp_path: Path) -> None:
+    from renderer.extract import extract
+    from renderer.faceset import load_faceset
+    from renderer.train import open_facesets
+    from tests import face_data as F
+
+    photo = F.kphotoalbum_file(F.JESPER[0])
+    managed, plain = tmp_path / "managed", tmp_path / "plain"
+    extract([photo], managed, size=64, progress=False,
+            colour=ColourSpaces(BUILTIN_CONFIG, "sRGB Encoded Rec.709 (sRGB)", DISPLAY))
+    extract([photo], plain, size=64, progress=False)
+    fs = load_faceset(managed)
+    assert (fs.colour_space, fs.colour_config) == (DISPLAY, BUILTIN_CONFIG) and len(fs) == 1
+    assert load_faceset(plain).colour_space is None
+    # The crop was cut from the frame converted to the working space: its levels are PyOpenColorIO's
+    # own conversion of the unmanaged crop (faces found on the converted frame land a little apart,
+    # so compare the means), and far from the unmanaged crop's.
+    ref = load_faceset(plain).load_images()[0].astype(np.float32) / 255.0
+    ocio.Config.CreateFromFile(BUILTIN_CONFIG).getProcessor("sRGB Encoded Rec.709 (sRGB)", DISPLAY) \
+        .getDefaultCPUProcessor().applyRGB(ref)
+    got = fs.load_images()[0].astype(np.float32)
+    assert abs(got.mean() - np.rint(ref * 255.0).mean()) < 1.0
+    assert np.abs(got - load_faceset(plain).load_images()[0]).mean() > 3.0
+    assert open_facesets(managed, managed)[0].colour_space == DISPLAY
+    with pytest.raises(InputError) as err:
+        open_facesets(managed, plain)
+    text = str(err.value)
+    assert "different colour spaces" in text and repr(DISPLAY) in text and "undeclared" in text
+    assert "--working-space" in text
+
+
+def test_model_card_states_its_working_space_and_the_swap_checks_it(tmp_path: Path) -> None:
+    import yaml
+
+    from renderer.modelcard import card_text, load_model_card, model_card_from_dict
+    from renderer.swap.faces import FaceSwapper
+    from renderer.swap.settings import SwapStats
+
+    shipped = trained_model()
+    card = load_model_card(shipped)
+    data = yaml.safe_load(card_text(card))
+    assert data["colour"]["working_space"] is None and "undeclared" in data["colour"]["note"]
+    data["colour"] = {"working_space": DISPLAY, "config": BUILTIN_CONFIG}
+    again = model_card_from_dict(yaml.safe_load(card_text(model_card_from_dict(data, "card"))), "card")
+    assert (again.working_space, again.colour_config) == (DISPLAY, BUILTIN_CONFIG)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "model.safetensors").symlink_to((shipped / "model.safetensors").resolve())
+    (model_dir / "model.yaml").write_text(card_text(again))
+    model = SwapModel(model_dir, "a2b", "cpu")
+    from fractions import Fraction
+
+    other = ColourManagement.open(ColourSpaces(BUILTIN_CONFIG, LOGC, "sRGB - Display"))
+    with pytest.raises(InputError, match=r"working_space is 'sRGB - Display', but the model learned in 'Rec.1886"):
+        FaceSwapper(model, SwapSettings(colour=other), Fraction(25), "ITU709", "MPEG", SwapStats())
+    right = ColourManagement.open(ColourSpaces(BUILTIN_CONFIG, LOGC, DISPLAY))
+    FaceSwapper(model, SwapSettings(colour=right), Fraction(25), "ITU709", "MPEG", SwapStats())
