@@ -268,3 +268,25 @@ def test_model_card_states_its_working_space_and_the_swap_checks_it(tmp_path: Pa
         FaceSwapper(model, SwapSettings(colour=other), Fraction(25), "ITU709", "MPEG", SwapStats())
     right = ColourManagement.open(ColourSpaces(BUILTIN_CONFIG, LOGC, DISPLAY))
     FaceSwapper(model, SwapSettings(colour=right), Fraction(25), "ITU709", "MPEG", SwapStats())
+
+
+def test_cli_swap_with_the_shipped_logc3_preset(clips: dict[str, Path], tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's worked example: `doppel swap` a LogC3 clip with `--preset logc3` (ProRes 4444 out)."""
+    import json
+
+    out = tmp_path / "logc.swap.mov"
+    code = main(["swap", str(clips["logc"]), "--model", str(trained_model()), "--out", str(out),
+                 "--preset", "logc3", "--frames", "3-4", "--json", "--no-progress"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["swapped"] == 2 and summary["codec"] == "prores_4444" and summary["frames"] == FRAMES
+    info = media.probe(out)
+    assert info.pix_fmt in ("yuv444p10le", "yuv444p12le") and info.frames == FRAMES  # FFmpeg decodes 4444 as 12-bit
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("colour_management:\n  source_space: LogC3\n")
+    assert main(["swap", str(clips["logc"]), "--model", str(trained_model()), "--out", str(tmp_path / "x.mov"),
+                 "--preset", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown colour space 'LogC3'" in err and "ARRI LogC3 (EI800)" in err
+    assert not (tmp_path / "x.mov").exists()
