@@ -36,25 +36,30 @@ def model() -> SwapModel:
     return SwapModel(trained_model(), "a2b", "cpu")
 
 
+def log_clip(rec709: Path, out: Path, space: str = LOGC) -> Path:
+    """`rec709`'s frames as decoded, converted by PyOpenColorIO from Rec.709 display into `space` and
+    written by the ffmpeg CLI as 16-bit FFV1 (yuv444p16le, BT.709 matrix, limited range)."""
+    info = media.probe(rec709)
+    frames = np.stack([rgb for _, rgb in media.read_frames(rec709, 0, info.frames - 1, info)])  # (N, H, W, 3) uint8
+    to_log = ocio.Config.CreateFromFile(BUILTIN_CONFIG).getProcessor(DISPLAY, space).getDefaultCPUProcessor()
+    log = frames.astype(np.float32) / 255.0
+    to_log.applyRGB(log)
+    raw = np.rint(np.clip(log, 0.0, 1.0) * 65535.0).astype("<u2").tobytes()
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb48le", "-s", f"{info.width}x{info.height}",
+         "-r", str(info.fps), "-i", "-", "-vf", "scale=out_color_matrix=bt709:out_range=tv", "-c:v", "ffv1",
+         "-level", "3", "-pix_fmt", "yuv444p16le", "-colorspace", "bt709", "-color_primaries", "bt709",
+         "-color_trc", "bt709", "-color_range", "tv", str(out)],
+        input=raw, check=True)
+    return out
+
+
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The Rec.709 clip (8-bit FFV1) and the same frames in LogC3 (16-bit FFV1, written by ffmpeg)."""
     d = tmp_path_factory.mktemp("ocio")
     rec709 = face_clip(d / "rec709.mkv", frames=FRAMES, codec="ffv1")
-    info = media.probe(rec709)
-    frames = np.stack([rgb for _, rgb in media.read_frames(rec709, 0, FRAMES - 1, info)])  # (N, H, W, 3) uint8
-    to_log = ocio.Config.CreateFromFile(BUILTIN_CONFIG).getProcessor(DISPLAY, LOGC).getDefaultCPUProcessor()
-    log = frames.astype(np.float32) / 255.0
-    to_log.applyRGB(log)
-    raw = np.rint(np.clip(log, 0.0, 1.0) * 65535.0).astype("<u2").tobytes()
-    logc = d / "logc.mkv"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb48le", "-s", f"{info.width}x{info.height}",
-         "-r", "25", "-i", "-", "-vf", "scale=out_color_matrix=bt709:out_range=tv", "-c:v", "ffv1", "-level", "3",
-         "-pix_fmt", "yuv444p16le", "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
-         "-color_range", "tv", str(logc)],
-        input=raw, check=True)
-    return {"rec709": rec709, "logc": logc}
+    return {"rec709": rec709, "logc": log_clip(rec709, d / "logc.mkv")}
 
 
 def decoded(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -67,6 +72,30 @@ def decoded(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
                                    src_color_range="MPEG", dst_color_range="JPEG")
             out.append((planes, np.asarray(rgb, np.float32)))
     return out
+
+
+def display_errors(rec709: Path, swap709: Path, log: Path, swaplog: Path, space: str,
+                   swapped: tuple[int, int]) -> tuple[list[float], list[float]]:
+    """Per swapped frame: mean |log swap in display - Rec.709 swap| over the inner face, in display
+    code values, and how much the Rec.709 swap changed that face. Asserts that frames outside
+    `swapped` and coded samples far from the face are the log source's own, bit for bit."""
+    to_display = ocio.Config.CreateFromFile(BUILTIN_CONFIG).getProcessor(space, DISPLAY).getDefaultCPUProcessor()
+    src709, out709, srclog, outlog = decoded(rec709), decoded(swap709), decoded(log), decoded(swaplog)
+    errors, changes = [], []
+    for i in range(len(srclog)):
+        if not swapped[0] <= i <= swapped[1]:
+            assert np.array_equal(srclog[i][0], outlog[i][0]), f"frame {i} outside the swap range changed"
+            continue
+        ref = np.rint(out709[i][1] * 255.0)  # the Rec.709 swap, display code values
+        inner, far = face_regions(np.rint(src709[i][1] * 255.0).astype(np.uint8))
+        # Every coded 16-bit sample far from the face is the source's own: nothing there was converted.
+        assert np.array_equal(srclog[i][0][:, far], outlog[i][0][:, far]), f"frame {i}: pixels away from the face changed"
+        display = outlog[i][1].copy()
+        to_display.applyRGB(display)
+        display = np.clip(display, 0.0, 1.0) * 255.0
+        errors.append(float(np.abs(display[inner] - ref[inner]).mean()))
+        changes.append(float(np.abs(ref[inner] - np.rint(src709[i][1] * 255.0)[inner]).mean()))
+    return errors, changes
 
 
 def face_regions(rgb_u8: np.ndarray) -> tuple[tuple[slice, slice], np.ndarray]:
@@ -89,23 +118,7 @@ def test_logc_clip_swaps_like_the_rec709_footage(clips: dict[str, Path], model: 
                          first=0, last=FRAMES - 1, swap_ranges=[SWAP], codec="ffv1", pix_fmt="yuv444p16le")
     assert stats.swapped == SWAP[1] - SWAP[0] + 1 and stats.faces == stats.swapped
     assert media.probe(outlog).pix_fmt == "yuv444p16le"
-    to_display = ocio.Config.CreateFromFile(BUILTIN_CONFIG).getProcessor(LOGC, DISPLAY).getDefaultCPUProcessor()
-    src709, swap709 = decoded(clips["rec709"]), decoded(out709)
-    srclog, swaplog = decoded(clips["logc"]), decoded(outlog)
-    errors, changes = [], []
-    for i in range(FRAMES):
-        if not SWAP[0] <= i <= SWAP[1]:
-            assert np.array_equal(srclog[i][0], swaplog[i][0]), f"frame {i} outside the swap range changed"
-            continue
-        ref = np.rint(swap709[i][1] * 255.0)  # the Rec.709 swap, display code values
-        inner, far = face_regions(np.rint(src709[i][1] * 255.0).astype(np.uint8))
-        # Every coded 16-bit sample far from the face is the source's own: nothing there was converted.
-        assert np.array_equal(srclog[i][0][:, far], swaplog[i][0][:, far]), f"frame {i}: pixels away from the face changed"
-        display = swaplog[i][1].copy()
-        to_display.applyRGB(display)
-        display = np.clip(display, 0.0, 1.0) * 255.0
-        errors.append(float(np.abs(display[inner] - ref[inner]).mean()))
-        changes.append(float(np.abs(ref[inner] - np.rint(src709[i][1] * 255.0)[inner]).mean()))
+    errors, changes = display_errors(clips["rec709"], out709, clips["logc"], outlog, LOGC, SWAP)
     mean_error, mean_change = float(np.mean(errors)), float(np.mean(changes))
     print(f"\nLogC swap vs Rec.709 swap, face (display code values): mean abs error {mean_error:.2f} "
           f"(per frame {', '.join(f'{e:.2f}' for e in errors)}); the swap itself changed the face by {mean_change:.2f}")
