@@ -19,14 +19,19 @@ from renderer.media.info import (
 )
 
 
+def pix_fmt_depth(pix_fmt: str) -> int:
+    """Bits a sample of `pix_fmt` (8 for yuv420p, 10 for yuv422p10le, 32 for gbrpf32le); 8 if unknown."""
+    try:
+        return max(c.bits for c in av.VideoFormat(pix_fmt).components)
+    except (ValueError, av.error.FFmpegError):
+        return 8
+
+
 def is_deep(pix_fmt: str) -> bool:
     """True for pixel formats with more than 8 bits a sample (10/12/16-bit YUV or RGB, half or float).
 
     Their face boxes are composited at depth (`read_box`, float32 RGB) instead of through rgb24."""
-    try:
-        return max(c.bits for c in av.VideoFormat(pix_fmt).components) > 8
-    except (ValueError, av.error.FFmpegError):
-        return False
+    return pix_fmt_depth(pix_fmt) > 8
 
 
 DEEP_RGB = "gbrpf32le"  # the deep box's format: float32 RGB, what a float32 composite (and OCIO) works in
@@ -43,7 +48,7 @@ def read_box(frame: av.VideoFrame, box: tuple[int, int, int, int], matrix: str, 
     """
     x0, y0, x1, y1 = box
     if not _patchable(frame.format.name):
-        full = frame.reformat(format=DEEP_RGB, **_to_rgb_args(frame.format.name, matrix, rng))
+        full = frame.reformat(format=DEEP_RGB, threads=1, **_to_rgb_args(frame.format.name, matrix, rng))
         return full.to_ndarray()[y0:y1, x0:x1]
     cx0, cy0 = max(0, (x0 - _MARGIN) & ~1), max(0, (y0 - _MARGIN) & ~1)
     cx1, cy1 = min(frame.width, (x1 + _MARGIN + 1) & ~1), min(frame.height, (y1 + _MARGIN + 1) & ~1)
@@ -236,12 +241,12 @@ def patch_regions(frame: av.VideoFrame, rgb: np.ndarray, regions: Sequence[tuple
     src_fmt = DEEP_RGB if deep else "rgb24"
     if not _patchable(fmt):
         if deep:  # the rare packed deep format (rgb48le, p010le): whole-frame float RGB, box pasted in
-            full = frame.reformat(format=DEEP_RGB, **_to_rgb_args(fmt, matrix, rng)).to_ndarray()
+            full = frame.reformat(format=DEEP_RGB, threads=1, **_to_rgb_args(fmt, matrix, rng)).to_ndarray()
             ox, oy = origin
             full[oy: oy + rgb.shape[0], ox: ox + rgb.shape[1]] = rgb
             rgb = full
         full_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=src_fmt)
-        out = full_frame.reformat(format=fmt, **_from_rgb_args(fmt, matrix, rng))
+        out = full_frame.reformat(format=fmt, threads=1, **_from_rgb_args(fmt, matrix, rng))
         return _same_timing(out, frame)
     # Patched in the decoded frame itself, so it keeps every property the encoder reads from it
     # (interlaced and top-field-first flags, side data); make_writable first gives it a private
