@@ -253,6 +253,15 @@ def test_faceset_records_its_space_and_train_refuses_a_mix(tmp_path: Path) -> No
     text = str(err.value)
     assert "different colour spaces" in text and repr(DISPLAY) in text and "undeclared" in text
     assert "--working-space" in text
+    from renderer.modelcard import load_model_card
+    from renderer.train import TrainConfig, train
+    from tests.train_data import tiny_config
+
+    model_dir = tmp_path / "model"  # one iteration of a 32 px network: the card is what is tested
+    train(TrainConfig(faceset_a=managed, faceset_b=managed, out=model_dir, rights="Jesper, KPhotoAlbum demo data",
+                      model_config=tiny_config(), iterations=1, batch=2, save_every=1, device="cpu", threads=1,
+                      preview_faces=1), progress=False)
+    assert (load_model_card(model_dir).working_space, load_model_card(model_dir).colour_config) == (DISPLAY, BUILTIN_CONFIG)
 
 
 def test_model_card_states_its_working_space_and_the_swap_checks_it(tmp_path: Path) -> None:
