@@ -137,11 +137,17 @@ FIELDS: dict[str, Field] = {
     "output.color.transfer": Field("enum", "source", ("source", "bt709", "smpte2084", "arib-std-b67", "smpte170m")),
     "output.color.matrix": Field("enum", "source", ("source", "bt709", "bt2020nc", "smpte170m", "bt470bg")),
     "output.color.range": Field("enum", "source", ("source", "tv", "pc")),
+    "colour_management.config": Field("str", "ocio://studio-config-latest",
+                                      help="OpenColorIO config: an ocio:// built-in or a config.ocio path"),
+    "colour_management.source_space": Field("str", None, nullable=True,
+                                            help="the shot's colour space, e.g. ARRI LogC3 (EI800) (null: unmanaged)"),
+    "colour_management.working_space": Field("str", "Rec.1886 Rec.709 - Display",
+                                             help="the display-referred space the model learned in"),
     "signing.cert": Field("path", None, nullable=True, help="C2PA certificate chain (PEM)"),
     "signing.key": Field("path", None, nullable=True, help="C2PA private key (PEM)"),
 }
 # Mappings that exist only to group keys; `output.color: source` is a shorthand.
-GROUPS = ("mask", "smoothing", "output", "output.color", "signing")
+GROUPS = ("mask", "smoothing", "output", "output.color", "colour_management", "signing")
 
 # Short names accepted in marker overrides (`FACESWAP codec=ffv1 mask=ellipse`).
 ALIASES: dict[str, str] = {
@@ -156,6 +162,9 @@ ALIASES: dict[str, str] = {
     "pix_fmt": "output.pix_fmt",
     "audio": "output.audio",
     "name": "output.name",
+    "source_space": "colour_management.source_space",
+    "working_space": "colour_management.working_space",
+    "ocio_config": "colour_management.config",
 }
 
 
@@ -213,6 +222,22 @@ class OutputSettings:
 
 
 @dataclass(frozen=True)
+class ColourManagementSettings:
+    """OpenColorIO spaces of a managed swap; names are the config's own (aliases resolved).
+
+    source_space None: unmanaged (the model sees the decoded RGB as it is).
+    """
+
+    config: str
+    source_space: str | None
+    working_space: str
+
+    @property
+    def enabled(self) -> bool:
+        return self.source_space is not None
+
+
+@dataclass(frozen=True)
 class SigningSettings:
     cert: str | None
     key: str | None
@@ -239,6 +264,7 @@ class Preset:
     detect_every: int
     min_face: int
     output: OutputSettings
+    colour_management: ColourManagementSettings
     signing: SigningSettings
 
     def values(self) -> dict[str, Any]:
@@ -327,7 +353,7 @@ def _flatten(node: yaml.Node, loader: _Loader, prefix: str, path: str,
             continue
         if dotted not in FIELDS:
             siblings = [k.split(".")[-1] for k in list(FIELDS) + list(GROUPS)
-                        if k.rsplit(".", 1)[0] == prefix or (not prefix and "." not in k)]
+                        if ("." in k and k.rsplit(".", 1)[0] == prefix) or (not prefix and "." not in k)]
             allowed = sorted(set(siblings))
             raise InputError(
                 f"unknown key '{dotted}' in {path} line {line}{closest(key, allowed)} "
@@ -441,6 +467,7 @@ def _build(flat: dict[str, Any], *, name: str, source: str, where: str,
         )
     if (flat["signing.cert"] is None) != (flat["signing.key"] is None):
         raise InputError(f"signing needs both 'cert' and 'key', or neither ({at('signing.cert')})")
+    colour = _colour_management(flat, at)
     return Preset(
         name=name, source=source, description=flat["description"], model=flat["model"],
         detector=flat["detector"], landmarks=flat["landmarks"], faces=flat["faces"],
@@ -454,8 +481,24 @@ def _build(flat: dict[str, Any], *, name: str, source: str, where: str,
             color=ColorTags(flat["output.color.primaries"], flat["output.color.transfer"],
                             flat["output.color.matrix"], flat["output.color.range"]),
         ),
+        colour_management=colour,
         signing=SigningSettings(flat["signing.cert"], flat["signing.key"]),
     )
+
+
+def _colour_management(flat: dict[str, Any], at: Any) -> ColourManagementSettings:
+    """Check the OCIO config and spaces (loading the config only when a key differs from the defaults)."""
+    config, src, work = (flat[f"colour_management.{k}"] for k in ("config", "source_space", "working_space"))
+    keys = ("config", "source_space", "working_space")
+    if all(flat[f"colour_management.{k}"] == FIELDS[f"colour_management.{k}"].default for k in keys):
+        return ColourManagementSettings(config, None, work)
+    from renderer.colour_management import check_space, load_config
+
+    cfg = load_config(config, at("colour_management.config"))
+    work = check_space(cfg, work, f"key 'colour_management.working_space' in {at('colour_management.working_space')}", config)
+    if src is not None:
+        src = check_space(cfg, src, f"key 'colour_management.source_space' in {at('colour_management.source_space')}", config)
+    return ColourManagementSettings(config, src, work)
 
 
 def parse_preset(text: str, *, name: str, path: str) -> Preset:
@@ -478,6 +521,9 @@ def parse_preset(text: str, *, name: str, path: str) -> Preset:
     for key, (value, line) in found.items():
         flat[key] = _check_value(key, value, f"key '{key}' in {path} line {line}")
         lines[key] = line
+    config = flat["colour_management.config"]
+    if "colour_management.config" in found and not config.startswith("ocio://") and not Path(config).is_absolute():
+        flat["colour_management.config"] = str((Path(path).parent / config).resolve())  # beside the preset
     return _build(flat, name=name, source=path, where=path, lines=lines)
 
 
@@ -512,6 +558,8 @@ def preset_sha256(preset: Preset) -> str:
     Two presets that render the same way hash the same, whatever their file layout.
     """
     values = {k: v for k, v in preset.values().items() if k != "description"}
+    if not preset.colour_management.enabled:  # unmanaged presets hash as they did before these keys existed
+        values = {k: v for k, v in values.items() if not k.startswith("colour_management.")}
     values["output.pix_fmt"] = preset.output.pix_fmt
     blob = json.dumps(values, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
@@ -530,7 +578,7 @@ def preset_to_yaml(preset: Preset) -> str:
 
 
 __all__ = [
-    "ALIASES", "CODECS", "CODEC_CONTAINERS", "CONTAINERS", "ColorTags", "FIELDS", "MaskSettings",
+    "ALIASES", "CODECS", "CODEC_CONTAINERS", "CONTAINERS", "ColorTags", "ColourManagementSettings", "FIELDS", "MaskSettings",
     "OutputSettings", "PRESETS_DIR", "Preset", "SigningSettings", "SmoothingSettings",
     "load_preset", "parse_preset", "preset_sha256", "preset_to_yaml", "shipped_presets",
 ]
