@@ -192,9 +192,9 @@ def test_region_conversion_swaps_the_same_pixels_as_whole_frames(clip: Path, mod
             pic = (DensePicture(media.frame_to_rgb(frame, matrix, rng)) if dense
                    else media.RegionRGB(frame, matrix, rng))
             pictures.append(pic)
-            out.update((j, [p.tobytes() for p in _plane_arrays(f)]) for j, f, _ in
+            out.update((j, [p.tobytes() for p in _plane_arrays(f)]) for j, f, *_ in
                        swapper.push(i, frame, swap=True, emit=True, rgb=pic))
-        out.update((j, [p.tobytes() for p in _plane_arrays(f)]) for j, f, _ in swapper.flush())
+        out.update((j, [p.tobytes() for p in _plane_arrays(f)]) for j, f, *_ in swapper.flush())
         share = [getattr(p, "converted_px", 0) / (info.width * info.height) for p in pictures]
         return out, share
 
