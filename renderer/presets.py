@@ -110,6 +110,8 @@ FIELDS: dict[str, Field] = {
     "mask.feather": Field("float", 0.05, minimum=0.0, maximum=0.5, help="mask feather, fraction of face size"),
     "colour": Field("enum", "rct", ("none", "mean", "rct", "histogram"), help="colour transfer to the target"),
     "blend": Field("enum", "alpha", ("alpha", "poisson"), help="paste-back blending"),
+    "grain": Field("enum", "off", ("off", "match"), help="match: add the source's grain (measured around the face) inside it"),
+    "detail": Field("float", 0.0, minimum=0.0, maximum=2.0, help="unsharp-mask strength on the swapped face (0: off)"),
     "smoothing.landmarks": Field("bool", True, help="smooth landmarks over time"),
     "smoothing.temporal": Field("float", 0.5, minimum=0.0, maximum=1.0, help="temporal smoothing strength"),
     "handles": Field("int", 0, minimum=0, maximum=10000, help="frames rendered before/after each clip"),
@@ -215,6 +217,8 @@ class Preset:
     mask: MaskSettings
     colour: str
     blend: str
+    grain: str
+    detail: float
     smoothing: SmoothingSettings
     handles: int
     detect_every: int
@@ -426,7 +430,7 @@ def _build(flat: dict[str, Any], *, name: str, source: str, where: str,
         detector=flat["detector"], landmarks=flat["landmarks"], faces=flat["faces"],
         identity=flat["identity"], direction=flat["direction"],
         mask=MaskSettings(flat["mask.kind"], flat["mask.erode"], flat["mask.feather"]),
-        colour=flat["colour"], blend=flat["blend"],
+        colour=flat["colour"], blend=flat["blend"], grain=flat["grain"], detail=flat["detail"],
         smoothing=SmoothingSettings(flat["smoothing.landmarks"], flat["smoothing.temporal"]),
         handles=flat["handles"], detect_every=flat["detect_every"], min_face=flat["min_face"],
         output=OutputSettings(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from renderer.colour import transfer_colour
+from renderer.composite.grain import RING, add_detail, grain_levels, match_grain, ring_region
 from renderer.composite.masks import face_mask, landmarks_to_crop
 from renderer.composite.settings import CompositeSettings, _check_affine, _check_crop, _check_frame, _check_mask, _describe
 from renderer.errors import InputError
@@ -103,11 +105,14 @@ def paste_face(
     crop_mask: np.ndarray,
     settings: CompositeSettings,
     original_crop: np.ndarray | None = None,
+    seed: Sequence[int] | int = 0,
 ) -> Patch | None:
     """Blend one swapped face into `frame` in place; the working part of `composite`.
 
     frame: (H, W, 3) uint8 RGB, written inside the face's box only.
     swapped_crop, frame_from_crop, crop_mask, original_crop: as for `composite`.
+    seed: the grain's seed when settings.grain == "match" (the swap stage passes the absolute
+        frame index and track, so chunked renders give the same pixels).
     Returns the Patch of pixels that changed (None when the warped mask misses the frame).
 
     Cost does not grow with the frame, and at frame pixels only with the face's box: the mask,
@@ -132,6 +137,7 @@ def paste_face(
         if target.shape != swapped_crop.shape:
             raise InputError(f"composite: original_crop shape {target.shape} differs from swapped_crop shape {swapped_crop.shape}")
         swapped_crop = transfer_colour(swapped_crop, target, crop_mask, settings.colour)
+    swapped_crop = add_detail(swapped_crop, settings.detail)
 
     x0, y0, x1, y1 = box
     box_from_crop = _box_from_crop(m, box)
@@ -145,6 +151,10 @@ def paste_face(
     if settings.blend == "poisson" and cv2.countNonZero(inside):
         face_u8 = cv2.convertScaleAbs(face)
         face = _poisson(region.copy(), face_u8, alpha).astype(np.float32)
+    if settings.grain == "match":
+        levels = _ring_levels(frame, crop_mask, m, box)
+        if levels is not None:
+            face = match_grain(face, alpha, levels, seed)
     # dst = (face * a + base * (1 - a)) / (1 + 1e-5): one multithreaded pass; the 1e-5 moves a
     # value by at most 0.003 of a code value.
     blended = cv2.blendLinear(face, region.astype(np.float32), alpha, 1.0 - alpha)
@@ -153,6 +163,19 @@ def paste_face(
     changed = cv2.bitwise_and(cv2.max(cv2.max(diff[0], diff[1]), diff[2]), inside)  # (h, w) uint8, 0 = same
     masked_copy(region, result, changed)
     return Patch(x0, y0, changed > 0)
+
+
+def _ring_levels(frame: np.ndarray, crop_mask: np.ndarray, frame_from_crop: np.ndarray,
+                 box: tuple[int, int, int, int]) -> tuple[np.ndarray, float] | None:
+    """The source's grain levels (`grain.grain_levels`) in a ring just outside the warped mask,
+    RING x the box's larger side wide; None when the ring is too small to measure."""
+    x0, y0, x1, y1 = box
+    h, w = frame.shape[:2]
+    margin = max(2, int(round(RING * max(x1 - x0, y1 - y0))))
+    big = (max(0, x0 - margin), max(0, y0 - margin), min(w, x1 + margin), min(h, y1 + margin))
+    alpha_big = cv2.warpAffine(crop_mask, _box_from_crop(frame_from_crop, big), (big[2] - big[0], big[3] - big[1]),
+                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return grain_levels(frame[big[1]:big[3], big[0]:big[2]], ring_region(alpha_big, margin))
 
 
 def masked_copy(dst: np.ndarray, src: np.ndarray, mask: np.ndarray) -> None:

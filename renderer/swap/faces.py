@@ -194,7 +194,9 @@ class FaceSwapper:
             original = crops[k].astype(np.float32) * np.float32(1.0 / 255.0)
             # p.rgb is this stage's own conversion of the frame, done with once tracked and cropped:
             # faces are pasted into it in place (a second face over the first), box by box.
-            patch = paste_face(p.rgb, crop, face.frame_from_crop, mask, self.settings.composite, original)
+            # Grain seeded by absolute frame index and track: chunked renders draw the same grain.
+            patch = paste_face(p.rgb, crop, face.frame_from_crop, mask, self.settings.composite, original,
+                               seed=(p.index, tid))
             if patch is not None:
                 patches.setdefault(p.index, []).append((patch.x0, patch.y0, patch.changed))
         pending, self._pending, self._pending_faces = self._pending, [], 0

@@ -1,0 +1,131 @@
+"""Detail and grain match: make the pasted face as sharp and as noisy as the frame around it.
+
+The model's face is a 64 px (or 128 px) decoder output spread over a face box of a few hundred
+frame pixels: smooth, and without the sensor grain or compression noise every real frame has.
+Two steps close the gap, both only where the blend mask is above zero:
+
+    detail   unsharp mask of the swapped crop at crop resolution, before the warp:
+             crop + strength * (crop - blur(crop, 1 crop px)); boosts what the decoder did
+             resolve, which the warp then spreads (cheap: S x S, not the box).
+    grain    the noise level of the source measured in a ring of frame pixels just outside
+             the mask, the face's own level measured inside it, and Gaussian grain of the
+             difference (in quadrature) added inside, in frame pixels.
+
+Convention: box images are (h, w, 3) float32 in 0..255 (paste-back's working values), alpha
+is (h, w) float32 in [0, 1]. Noise levels are standard deviations in 8-bit levels.
+
+Noise level (`noise_sigma`): Donoho's estimator on the finest Haar diagonal band,
+median(|HH|) / 0.6745 over the 2x2 blocks lying wholly inside the region. For white Gaussian
+noise of std s the (a - b - c + d) / 2 band has std s exactly, and the median ignores the
+minority of blocks that straddle an edge, so it measures grain, not detail.
+
+Grain colour: each channel's level and the level of their mean (grey) are both measured; the
+added grain is one field shared by the three channels (luma grain, as 4:2:0 video has) plus one
+field per channel (chroma grain), mixed so that every channel's and the grey level match.
+
+Determinism: the grain field comes from `numpy.random.default_rng(seed)` with the seed built
+by the caller from the absolute frame index and the track, so frame N gets the same grain in a
+chunked render as in an unchunked one (see `renderer.swap`'s chunk-invariance note).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+GRAIN_MODES = ("off", "match")
+DETAIL_MAX = 2.0
+_MAD = 0.6745  # median(|N(0, 1)|)
+_MIN_BLOCKS = 32  # fewer 2x2 blocks than this: no usable estimate
+RING = 0.15  # measuring ring around the mask, as a fraction of the face box's larger side
+
+
+def noise_sigma(img: np.ndarray, region: np.ndarray) -> np.ndarray | None:
+    """Per-channel noise level of `img` inside `region`, (C,) float64 8-bit levels, or None.
+
+    img: (h, w) or (h, w, C) float32/uint8; region: (h, w) bool. Only 2x2 blocks wholly inside
+    `region` count; None when fewer than 32 such blocks exist.
+    """
+    h, w = region.shape
+    h2, w2 = h - h % 2, w - w % 2
+    if h2 < 2 or w2 < 2:
+        return None
+    x = np.asarray(img, np.float32)[:h2, :w2]
+    if x.ndim == 2:
+        x = x[..., None]
+    r = region[:h2, :w2]
+    keep = r[0::2, 0::2] & r[0::2, 1::2] & r[1::2, 0::2] & r[1::2, 1::2]
+    if int(keep.sum()) < _MIN_BLOCKS:
+        return None
+    hh = (x[0::2, 0::2] - x[0::2, 1::2] - x[1::2, 0::2] + x[1::2, 1::2]) * np.float32(0.5)
+    return np.median(np.abs(hh[keep]), axis=0).astype(np.float64) / _MAD
+
+
+def grain_levels(img: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """(per-channel levels (3,), grey level) of an (h, w, 3) image inside `region`, or None."""
+    per = noise_sigma(img, region)
+    if per is None:
+        return None
+    grey = noise_sigma(np.asarray(img, np.float32).mean(axis=2), region)
+    assert grey is not None
+    return per, float(grey[0])
+
+
+def grain_mix(need: np.ndarray, need_grey: float) -> tuple[float, np.ndarray]:
+    """(shared std a, per-channel stds b (3,)) so a shared field plus independent fields give
+    channel variances `need**2` and grey variance `need_grey**2`.
+
+    grey = mean of the channels: var = a^2 + sum(b^2) / 9 with b_c^2 = need_c^2 - a^2, so
+    a^2 = 1.5 * (need_grey^2 - sum(need^2) / 9), clipped to [0, min(need^2)].
+    """
+    v = np.maximum(np.asarray(need, np.float64), 0.0) ** 2
+    a2 = float(np.clip(1.5 * (max(need_grey, 0.0) ** 2 - v.sum() / 9.0), 0.0, float(v.min())))
+    return float(np.sqrt(a2)), np.sqrt(np.maximum(v - a2, 0.0))
+
+
+def add_detail(crop: np.ndarray, strength: float) -> np.ndarray:
+    """Unsharp mask of an (S, S, 3) float32 [0, 1] crop: crop + strength * (crop - blur_1px(crop)), clipped."""
+    if strength <= 0.0:
+        return crop
+    blur = cv2.GaussianBlur(crop, (0, 0), 1.0, borderType=cv2.BORDER_REFLECT)
+    return np.clip(crop + np.float32(strength) * (crop - blur), 0.0, 1.0)
+
+
+def ring_region(alpha_big: np.ndarray, margin: int) -> np.ndarray:
+    """(h, w) bool: pixels where the mask is 0 but within `margin` pixels of where it is not."""
+    inside = (alpha_big > 0).astype(np.uint8)
+    k = 2 * margin + 1
+    near = cv2.dilate(inside, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    return (near > 0) & (inside == 0)
+
+
+def match_grain(face: np.ndarray, alpha: np.ndarray, source_levels: tuple[np.ndarray, float],
+                seed: Sequence[int] | int) -> np.ndarray:
+    """Add grain to `face` (h, w, 3) float32 0..255 so that inside `alpha` (> 0.5) its noise level
+    reaches `source_levels` (from `grain_levels` of the frame's ring). Returns a new array.
+
+    The face's own level is measured first and only the difference (in quadrature) is added; a
+    face already as noisy as its surroundings gets nothing. Grain is drawn for the whole box
+    (deterministic in `seed`); the caller's blend keeps it inside the mask.
+    """
+    inner = alpha > 0.5
+    own = grain_levels(face, inner)
+    per, grey = source_levels
+    if own is None:
+        own = (np.zeros(3), 0.0)
+    need = np.sqrt(np.maximum(per ** 2 - own[0] ** 2, 0.0))
+    need_grey = float(np.sqrt(max(grey ** 2 - own[1] ** 2, 0.0)))
+    shared, indep = grain_mix(need, need_grey)
+    if shared <= 0.0 and not np.any(indep > 0.0):
+        return face
+    rng = np.random.default_rng(seed)
+    h, w = alpha.shape
+    noise = rng.standard_normal((h, w, 4), dtype=np.float32)
+    grain = noise[..., :1] * np.float32(shared) + noise[..., 1:] * indep.astype(np.float32)
+    return face + grain
+
+
+__all__ = ["DETAIL_MAX", "GRAIN_MODES", "RING", "add_detail", "grain_levels", "grain_mix", "match_grain",
+           "noise_sigma", "ring_region"]
