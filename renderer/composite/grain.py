@@ -14,10 +14,12 @@ Two steps close the gap, both only where the blend mask is above zero:
 Convention: box images are (h, w, 3) float32 in 0..255 (paste-back's working values), alpha
 is (h, w) float32 in [0, 1]. Noise levels are standard deviations in 8-bit levels.
 
-Noise level (`noise_sigma`): Donoho's estimator on the finest Haar diagonal band,
-median(|HH|) / 0.6745 over the 2x2 blocks lying wholly inside the region. For white Gaussian
-noise of std s the (a - b - c + d) / 2 band has std s exactly, and the median ignores the
-minority of blocks that straddle an edge, so it measures grain, not detail.
+Noise level (`noise_sigma`): the finest Haar diagonal band HH = (a - b - c + d) / 2 over the
+2x2 blocks lying wholly inside the region; for white Gaussian noise of std s it has std s exactly.
+Like Donoho's median(|HH|) / 0.6745 the estimate ignores the blocks that straddle an edge, but
+as a trimmed RMS (the 90 % of blocks with the smallest |HH|, rescaled by the truncated normal's
+variance, 0.623): on 8-bit video with grain of one or two levels the median of |HH| can only take
+a few values (0, 0.5, 1, ...), and the trimmed RMS averages over them.
 
 Grain colour: each channel's level and the level of their mean (grey) are both measured; the
 added grain is one field shared by the three channels (luma grain, as 4:2:0 video has) plus one
@@ -37,8 +39,10 @@ import numpy as np
 
 GRAIN_MODES = ("off", "match")
 DETAIL_MAX = 2.0
-_MAD = 0.6745  # median(|N(0, 1)|)
+_TRIM = 0.9  # share of the smallest |HH| kept
+_TRIM_VAR = 0.6223  # E[x^2 | |x| < z_0.95] for x ~ N(0, 1): 1 - 2 * 1.645 * phi(1.645) / 0.9
 _MIN_BLOCKS = 32  # fewer 2x2 blocks than this: no usable estimate
+_ROUNDING = 12 ** -0.5  # std of rounding to whole 8-bit levels
 RING = 0.15  # measuring ring around the mask, as a fraction of the face box's larger side
 
 
@@ -59,8 +63,9 @@ def noise_sigma(img: np.ndarray, region: np.ndarray) -> np.ndarray | None:
     keep = r[0::2, 0::2] & r[0::2, 1::2] & r[1::2, 0::2] & r[1::2, 1::2]
     if int(keep.sum()) < _MIN_BLOCKS:
         return None
-    hh = (x[0::2, 0::2] - x[0::2, 1::2] - x[1::2, 0::2] + x[1::2, 1::2]) * np.float32(0.5)
-    return np.median(np.abs(hh[keep]), axis=0).astype(np.float64) / _MAD
+    hh = np.abs((x[0::2, 0::2] - x[0::2, 1::2] - x[1::2, 0::2] + x[1::2, 1::2]) * np.float32(0.5))[keep]
+    hh = np.sort(hh.astype(np.float64), axis=0)[: max(1, int(_TRIM * hh.shape[0]))]  # (N', C), per channel
+    return np.sqrt(np.mean(hh ** 2, axis=0) / _TRIM_VAR)
 
 
 def grain_levels(img: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, float] | None:
@@ -115,8 +120,10 @@ def match_grain(face: np.ndarray, alpha: np.ndarray, source_levels: tuple[np.nda
     per, grey = source_levels
     if own is None:
         own = (np.zeros(3), 0.0)
-    need = np.sqrt(np.maximum(per ** 2 - own[0] ** 2, 0.0))
-    need_grey = float(np.sqrt(max(grey ** 2 - own[1] ** 2, 0.0)))
+    # The blend rounds to 8 bits, which adds its own noise (uniform: 1/sqrt(12) a channel, a third of
+    # that variance in the grey mean); the source's measured level already holds it once.
+    need = np.sqrt(np.maximum(per ** 2 - own[0] ** 2 - _ROUNDING ** 2, 0.0))
+    need_grey = float(np.sqrt(max(grey ** 2 - own[1] ** 2 - _ROUNDING ** 2 / 3.0, 0.0)))
     shared, indep = grain_mix(need, need_grey)
     if shared <= 0.0 and not np.any(indep > 0.0):
         return face

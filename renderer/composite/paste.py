@@ -168,14 +168,20 @@ def paste_face(
 def _ring_levels(frame: np.ndarray, crop_mask: np.ndarray, frame_from_crop: np.ndarray,
                  box: tuple[int, int, int, int]) -> tuple[np.ndarray, float] | None:
     """The source's grain levels (`grain.grain_levels`) in a ring just outside the warped mask,
-    RING x the box's larger side wide; None when the ring is too small to measure."""
+    RING x the box's larger side wide, capped by the levels of the face being replaced (a ring over
+    textured background reads edges as grain); None when the ring is too small to measure."""
     x0, y0, x1, y1 = box
     h, w = frame.shape[:2]
     margin = max(2, int(round(RING * max(x1 - x0, y1 - y0))))
     big = (max(0, x0 - margin), max(0, y0 - margin), min(w, x1 + margin), min(h, y1 + margin))
     alpha_big = cv2.warpAffine(crop_mask, _box_from_crop(frame_from_crop, big), (big[2] - big[0], big[3] - big[1]),
                                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return grain_levels(frame[big[1]:big[3], big[0]:big[2]], ring_region(alpha_big, margin))
+    source = frame[big[1]:big[3], big[0]:big[2]]
+    ring = grain_levels(source, ring_region(alpha_big, margin))
+    face = grain_levels(source, alpha_big > 0.5)
+    if ring is None or face is None:
+        return ring
+    return np.minimum(ring[0], face[0]), min(ring[1], face[1])
 
 
 def masked_copy(dst: np.ndarray, src: np.ndarray, mask: np.ndarray) -> None:
