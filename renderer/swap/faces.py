@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import cv2
 import numpy as np
 
 from renderer import media
+from renderer.colour import rct_apply, rct_statistics
 from renderer.composite import TemporalBlend, face_mask, landmarks_to_crop, paste_face
 from renderer.errors import InputError
 from renderer.faces import Face
@@ -53,6 +55,11 @@ class FaceSwapper:
                              f"this model has none (allowed here: hull, ellipse)")
         self._tracker: FaceTracker | None = None
         self._blend = TemporalBlend(settings.temporal)
+        self._colour_blend = TemporalBlend(settings.colour_smoothing)  # per-track rct statistics
+        # With colour smoothing the stage does the rct transfer itself, so paste-back does none.
+        self._smooth_colour = settings.colour_smoothing > 0.0 and settings.composite.colour == "rct"
+        self._paste_settings = (dataclasses.replace(settings.composite, colour="none") if self._smooth_colour
+                                else settings.composite)
         self._pending: list[_Pending] = []
         self._pending_faces = 0
         self._tracking: dict[int, tuple[Any, np.ndarray, bool]] = {}  # frames the tracker holds: frame, rgb, emit
@@ -81,6 +88,7 @@ class FaceSwapper:
         yield from self._run_model()
         self._tracker = None
         self._blend.reset()
+        self._colour_blend.reset()
 
     def push(self, index: int, frame: Any, swap: bool, emit: bool,
              rgb: np.ndarray | None = None) -> Iterator[tuple[int, Any, str | None]]:
@@ -129,6 +137,7 @@ class FaceSwapper:
             self._closing = None
             yield from self._run_model()
             self._blend.reset()
+            self._colour_blend.reset()
             deferred, self._deferred = self._deferred, []
             for tf in deferred:
                 yield from self._tracked(tf)
@@ -186,16 +195,21 @@ class FaceSwapper:
         patches: dict[int, list[tuple[int, int, np.ndarray]]] = {}
         for k, (p, tid, face) in enumerate(todo):
             crop = self._blend.update(tid, p.index, swapped[k])
-            if not p.emit:
+            if not p.emit and not self._smooth_colour:
                 continue  # pre-roll: only the temporal state matters
             lm_crop = landmarks_to_crop(face.landmarks, face.crop_from_frame)
             mask = face_mask(lm_crop, self.size, self.settings.composite,
                              learned=None if learned is None else learned[k])
             original = crops[k].astype(np.float32) * np.float32(1.0 / 255.0)
+            if self._smooth_colour and float(mask.sum()) >= 16.0:  # as transfer_colour's minimum
+                stats = self._colour_blend.update(tid, p.index, rct_statistics(crop, original, mask))
+                crop = rct_apply(crop, stats)
+            if not p.emit:
+                continue  # pre-roll: only the temporal state matters
             # p.rgb is this stage's own conversion of the frame, done with once tracked and cropped:
             # faces are pasted into it in place (a second face over the first), box by box.
             # Grain seeded by absolute frame index and track: chunked renders draw the same grain.
-            patch = paste_face(p.rgb, crop, face.frame_from_crop, mask, self.settings.composite, original,
+            patch = paste_face(p.rgb, crop, face.frame_from_crop, mask, self._paste_settings, original,
                                seed=(p.index, tid))
             if patch is not None:
                 patches.setdefault(p.index, []).append((patch.x0, patch.y0, patch.changed))
