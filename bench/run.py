@@ -46,6 +46,7 @@ QUICK_ARGS: dict[str, list[str]] = {
     "faces": ["--frames", "20"],
     "media": ["--frames", "48"],
     "provenance": ["--frames", "60"],
+    "quality": ["--frames", "24", "--every", "4"],
     "swap": ["--frames", "24", "--long", "240"],
     "train": ["--steps", "4", "--warmup", "1"],
 }
@@ -168,6 +169,15 @@ def _farm(text: str) -> list[Figure]:
     return [Figure("farm", "2 workers / 1 worker wall time", m.group(2) if m else "?", "-", "no goal")]
 
 
+def _quality(text: str) -> list[Figure]:
+    """bench_quality.py's goal lines marked [summary]: `- Goal (clip) label goal: met|NOT met (value...) [summary]`."""
+    rows = []
+    for m in re.finditer(r"^- Goal \(([^)]+)\) (.+?) ((?:>=|<=) [\d.]+(?: %| dB)?|[\d.]+-[\d.]+): (NOT met|met) "
+                         r"\(([^;)]+)[^\n]*\[summary\]$", text, re.MULTILINE):
+        rows.append(Figure("quality", f"{m.group(2)}, {m.group(1)}", m.group(5), m.group(3), m.group(4)))
+    return rows or [Figure("quality", "swap quality on real footage", "?", "see issue 17", "not measured")]
+
+
 def _generic(topic: str) -> Extractor:
     """Rows for a topic without its own extractor: every line that states a goal and whether it was met."""
 
@@ -185,6 +195,7 @@ def _generic(topic: str) -> Extractor:
 
 EXTRACTORS: dict[str, Extractor] = {
     "faces": _faces, "sample_edits": _sample_edits, "media": _media, "swap": _swap, "train": _train, "render": _render, "farm": _farm,
+    "quality": _quality,
 }
 
 
