@@ -406,12 +406,17 @@ NOTES = '''### Reading, and what the unmet goals would take
   On the held-out man it adds some: the model's output for an unseen face is unstable, not the compositing.
   Smoothing the rct colour statistics per track (`smoothing.colour`) measured no gain on either clip, so it stays
   off by default; the temporal blend of the model output (`smoothing.temporal`, 0.5 in the presets) lowers it
-  (compare the temporal=0 and temporal=0.75 rows). `detail` raises flicker (it sharpens the model's jitter too),
-  so it stays 0 by default: a per-shot choice for close-ups.
+  (compare the temporal=0 and temporal=0.75 rows; in the run recorded here 0.75 lowered it a little more on
+  carphone but cost identity frames on the presenter, so 0.5 stays). `detail` raises flicker (it sharpens the
+  model's jitter too), so it stays 0 by default: a per-shot choice for close-ups. Matched grain raises the
+  swap's frame-to-frame change towards the source's own, which includes its grain.
 - **Mask spill.** The render's mask reaches beyond a fresh detection's mask on talking frames (the spill column):
   between detections (`detect_every: 8`) the tracked box and landmarks are not a fresh detection's; the
-  `detect_every=1` row shows what detecting on every frame changes. Pixels outside the render's own mask are
-  bit-exact in every variant.
+  `detect_every=1` row shows what detecting on every frame changes (in the run recorded here: the mean spill a
+  little, the maximum hardly, and flicker up, as fresh landmarks jitter more than tracked ones). What closes it is
+  not measured here; candidates are a mask that follows the face itself (the learned or occlusion-aware masks
+  of issue 17 item 1) rather than the tracked landmarks' hull. Pixels outside
+  the render's own mask are bit-exact in every variant.
 '''
 
 GOAL_ROWS = (  # key, label, unit, ">=" / "<=" / "in", goal
