@@ -25,13 +25,15 @@ Grain colour: each channel's level and the level of their mean (grey) are both m
 added grain is one field shared by the three channels (luma grain, as 4:2:0 video has) plus one
 field per channel (chroma grain), mixed so that every channel's and the grey level match.
 
-Determinism: the grain field comes from `numpy.random.default_rng(seed)` with the seed built
-by the caller from the absolute frame index and the track, so frame N gets the same grain in a
-chunked render as in an unchunked one (see `renderer.swap`'s chunk-invariance note).
+Determinism: the grain is a window of a fixed 512 px table of Gaussian noise, at an offset drawn
+by `numpy.random.default_rng(seed)` with the seed built by the caller from the absolute frame index
+and the track, so frame N gets the same grain in a chunked render as in an unchunked one (see
+`renderer.swap`'s chunk-invariance note), and successive frames get different grain.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import cv2
@@ -44,30 +46,36 @@ _TRIM_VAR = 0.6223  # E[x^2 | |x| < z_0.95] for x ~ N(0, 1): 1 - 2 * 1.645 * phi
 _MIN_BLOCKS = 32  # fewer 2x2 blocks than this: no usable estimate
 MAX_BLOCKS = 20_000  # blocks sampled for one estimate
 _ROUNDING = 12 ** -0.5  # std of rounding to whole 8-bit levels
+NOISE_TILE = 512  # side of the grain table; a face box larger than this sees it repeat, far apart
 RING = 0.15  # measuring ring around the mask, as a fraction of the face box's larger side
 
 
-def _hh(img: np.ndarray, region: np.ndarray) -> np.ndarray | None:
-    """(N, C) float32 |HH| of the 2x2 blocks wholly inside `region`, at most MAX_BLOCKS of them
-    (an even spread: the estimate needs thousands, a 1080p face box has a hundred thousand)."""
-    h, w = region.shape
-    h2, w2 = h - h % 2, w - w % 2
-    if h2 < 2 or w2 < 2:
-        return None
-    x = np.asarray(img, np.float32)[:h2, :w2]
+def haar_hh(img: np.ndarray) -> np.ndarray:
+    """(h // 2, w // 2, C) float32 finest Haar diagonal band (a - b - c + d) / 2 of every 2x2 block."""
+    x = np.asarray(img)
     if x.ndim == 2:
         x = x[..., None]
-    r = region[:h2, :w2]
-    keep = r[0::2, 0::2] & r[0::2, 1::2] & r[1::2, 0::2] & r[1::2, 1::2]
-    n = int(np.count_nonzero(keep))
-    if n < _MIN_BLOCKS:
-        return None
-    step = max(1, int(np.ceil(np.sqrt(n / MAX_BLOCKS))))  # every step-th block row and column
-    rows, cols = np.nonzero(keep[::step, ::step])
-    rows, cols = rows * step, cols * step
-    a, b = x[2 * rows, 2 * cols], x[2 * rows, 2 * cols + 1]
-    c, d = x[2 * rows + 1, 2 * cols], x[2 * rows + 1, 2 * cols + 1]
+    h2, w2 = x.shape[0] - x.shape[0] % 2, x.shape[1] - x.shape[1] % 2
+    a, b = x[0:h2:2, 0:w2:2].astype(np.float32), x[0:h2:2, 1:w2:2].astype(np.float32)
+    c, d = x[1:h2:2, 0:w2:2].astype(np.float32), x[1:h2:2, 1:w2:2].astype(np.float32)
     return (a - b - c + d) * np.float32(0.5)
+
+
+def _hh_in(hh: np.ndarray, region: np.ndarray) -> np.ndarray | None:
+    """(N, C) HH values of the blocks wholly inside `region` (h, w bool), at most about MAX_BLOCKS of
+    them (an even spread: the estimate needs thousands, a 1080p face box has a hundred thousand)."""
+    bh, bw = hh.shape[:2]
+    r = region[:2 * bh, :2 * bw]
+    keep = r[0::2, 0::2] & r[0::2, 1::2] & r[1::2, 0::2] & r[1::2, 1::2]
+    idx = np.flatnonzero(keep)
+    if idx.size < _MIN_BLOCKS:
+        return None
+    step = max(1, idx.size // MAX_BLOCKS)
+    return hh.reshape(-1, hh.shape[2])[idx[::step]]
+
+
+def _hh(img: np.ndarray, region: np.ndarray) -> np.ndarray | None:
+    return _hh_in(haar_hh(img), region) if min(region.shape) >= 2 else None
 
 
 def _trimmed_sigma(hh: np.ndarray) -> np.ndarray:
@@ -87,13 +95,14 @@ def noise_sigma(img: np.ndarray, region: np.ndarray) -> np.ndarray | None:
     return None if hh is None else _trimmed_sigma(hh)
 
 
-def grain_levels(img: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, float] | None:
+def grain_levels(img: np.ndarray, region: np.ndarray, hh: np.ndarray | None = None) -> tuple[np.ndarray, float] | None:
     """(per-channel levels (3,), grey level) of an (h, w, 3) image inside `region`, or None.
-    Grey is the mean of the channels; HH is linear, so its band is the mean of theirs."""
-    hh = _hh(img, region)
-    if hh is None:
+    Grey is the mean of the channels; HH is linear, so its band is the mean of theirs.
+    hh: `haar_hh(img)` when the caller measures several regions of one image."""
+    sel = _hh_in(haar_hh(img) if hh is None else hh, region) if min(region.shape) >= 2 else None
+    if sel is None:
         return None
-    return _trimmed_sigma(hh), float(_trimmed_sigma(hh.mean(axis=1, keepdims=True))[0])
+    return _trimmed_sigma(sel), float(_trimmed_sigma(sel.mean(axis=1, keepdims=True))[0])
 
 
 def grain_mix(need: np.ndarray, need_grey: float) -> tuple[float, np.ndarray]:
@@ -144,11 +153,38 @@ def match_grain(face: np.ndarray, alpha: np.ndarray, source_levels: tuple[np.nda
     shared, indep = grain_mix(need, need_grey)
     if shared <= 0.0 and not np.any(indep > 0.0):
         return face
-    rng = np.random.default_rng(seed)
-    h, w = alpha.shape
-    noise = rng.standard_normal((h, w, 4), dtype=np.float32)
-    grain = noise[..., :1] * np.float32(shared) + noise[..., 1:] * indep.astype(np.float32)
-    return face + grain
+    oy, ox = np.random.default_rng(seed).integers(0, NOISE_TILE, 2)
+    noise = _window(_noise_tile(), int(oy), int(ox), *alpha.shape)  # (h, w, 4): shared, R, G, B fields
+    mix = np.zeros((3, 4), np.float32)
+    mix[:, 0] = shared
+    mix[[0, 1, 2], [1, 2, 3]] = indep
+    return cv2.add(face, cv2.transform(noise, mix))
+
+
+@functools.lru_cache(maxsize=1)
+def _noise_tile() -> np.ndarray:
+    """(NOISE_TILE, NOISE_TILE, 4) float32 standard normal, from a fixed seed: a constant table, the
+    same in every process. Each face's grain is a window of it at an offset drawn from its seed (a
+    wrap-around window; drawing fresh normals for a large face box cost several times the blend)."""
+    return np.random.default_rng(0x6A41).standard_normal((NOISE_TILE, NOISE_TILE, 4), dtype=np.float32)
+
+
+def _window(tile: np.ndarray, oy: int, ox: int, h: int, w: int) -> np.ndarray:
+    """(h, w, C) window of the periodic extension of `tile`, starting at (oy, ox)."""
+    size = tile.shape[0]
+    out = np.empty((h, w, tile.shape[2]), tile.dtype)
+    y = 0
+    while y < h:
+        ty = (oy + y) % size
+        dy = min(size - ty, h - y)
+        x = 0
+        while x < w:
+            tx = (ox + x) % size
+            dx = min(size - tx, w - x)
+            out[y:y + dy, x:x + dx] = tile[ty:ty + dy, tx:tx + dx]
+            x += dx
+        y += dy
+    return out
 
 
 __all__ = ["DETAIL_MAX", "GRAIN_MODES", "RING", "add_detail", "grain_levels", "grain_mix", "match_grain",

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from renderer.colour import transfer_colour
-from renderer.composite.grain import RING, add_detail, grain_levels, match_grain, ring_region
+from renderer.composite.grain import RING, add_detail, grain_levels, haar_hh, match_grain, ring_region
 from renderer.composite.masks import face_mask, landmarks_to_crop
 from renderer.composite.settings import CompositeSettings, _check_affine, _check_crop, _check_frame, _check_mask, _describe
 from renderer.errors import InputError
@@ -177,8 +177,9 @@ def _ring_levels(frame: np.ndarray, crop_mask: np.ndarray, frame_from_crop: np.n
     alpha_big = cv2.warpAffine(crop_mask, _box_from_crop(frame_from_crop, big), (big[2] - big[0], big[3] - big[1]),
                                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     source = frame[big[1]:big[3], big[0]:big[2]]
-    ring = grain_levels(source, ring_region(alpha_big, margin))
-    face = grain_levels(source, alpha_big > 0.5)
+    hh = haar_hh(source)
+    ring = grain_levels(source, ring_region(alpha_big, margin), hh)
+    face = grain_levels(source, alpha_big > 0.5, hh)
     if ring is None or face is None:
         return ring
     return np.minimum(ring[0], face[0]), min(ring[1], face[1])

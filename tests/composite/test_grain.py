@@ -89,3 +89,13 @@ def test_detail_sharpens_the_face_and_zero_is_a_no_op(scene):
 def test_bad_grain_and_detail_settings_are_refused(kw, word):
     with pytest.raises(InputError, match=word):
         CompositeSettings(**kw)
+
+
+def test_grain_window_wraps_the_table_for_boxes_larger_than_it():
+    from renderer.composite.grain import NOISE_TILE, _noise_tile, _window
+
+    tile = _noise_tile()
+    big = _window(tile, 500, 7, NOISE_TILE + 40, 30)
+    assert big.shape == (NOISE_TILE + 40, 30, 4)
+    assert np.array_equal(big[0], tile[500, 7:37]) and np.array_equal(big[12], tile[0, 7:37])
+    assert np.array_equal(big[NOISE_TILE], big[0])  # periodic
