@@ -395,8 +395,8 @@ NOTES = '''### Reading, and what the unmet goals would take
   a model trained on the target's own footage: `doppel extract` on the first part of a shot, `doppel train`,
   swap the rest. For lite that is tens of CPU minutes (the demo model took 80) or a few GPU minutes; a shared
   2-core bench run cannot hold it, so this table does not have it yet.
-- **Sharpness.** A 64 px decoder output spread over a 150-180 px face keeps a quarter to a third of the source's
-  high-frequency energy. `grain: match` puts back the noise part and `detail: 0.5` some edge contrast (and the
+- **Sharpness.** A 64 px decoder output spread over a 150-180 px face keeps a tenth to a third of the source's
+  high-frequency energy (grain=off rows; the less, the grainier the source). `grain: match` puts back the noise part and `detail: 0.5` some edge contrast (and the
   grainier the source, the more of the energy is grain), but 0.8 needs real resolution: the 128 px (hd) model
   or the per-identity upscaler trained on B's 256 px crops (issue 17 item 2), neither trainable here in the time.
 - **Grain.** Matched where the source has grain at the pixel scale (presenter+grain: from about 0.2 to about 1).
