@@ -44,6 +44,7 @@ LOGS = BENCH / "out" / "logs"
 QUICK_ARGS: dict[str, list[str]] = {
     "composite": ["--repeats", "10"],
     "faces": ["--frames", "20"],
+    "matte": ["--frames", "24", "--repeats", "1"],
     "media": ["--frames", "48"],
     "provenance": ["--frames", "60"],
     "quality": ["--frames", "24", "--every", "4"],
@@ -178,6 +179,12 @@ def _quality(text: str) -> list[Figure]:
     return rows or [Figure("quality", "swap quality on real footage", "?", "see issue 17", "not measured")]
 
 
+def _matte(text: str) -> list[Figure]:
+    m = _search(r"^\| matte \| [^|]* \| [^|]* \| [^|]* \| \*\*([\d.]+)\*\* \| ([\d.]+) \|", text)
+    return [Figure("matte", "`doppel swap --matte` / plain swap, CPU time (wall)",
+                   f"{m.group(2)}x ({m.group(1)}x)" if m else "?", "-", "no goal")]
+
+
 def _generic(topic: str) -> Extractor:
     """Rows for a topic without its own extractor: every line that states a goal and whether it was met."""
 
@@ -195,7 +202,7 @@ def _generic(topic: str) -> Extractor:
 
 EXTRACTORS: dict[str, Extractor] = {
     "faces": _faces, "sample_edits": _sample_edits, "media": _media, "swap": _swap, "train": _train, "render": _render, "farm": _farm,
-    "quality": _quality,
+    "quality": _quality, "matte": _matte,
 }
 
 
