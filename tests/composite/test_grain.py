@@ -99,3 +99,15 @@ def test_grain_window_wraps_the_table_for_boxes_larger_than_it():
     assert big.shape == (NOISE_TILE + 40, 30, 4)
     assert np.array_equal(big[0], tile[500, 7:37]) and np.array_equal(big[12], tile[0, 7:37])
     assert np.array_equal(big[NOISE_TILE], big[0])  # periodic
+
+
+def test_grain_matches_on_a_deep_float_frame_too(scene):
+    noisy = scene["noisy"].astype(np.float32) / np.float32(255.0)  # a deep source's box: float32 0..1
+    out = noisy.copy()
+    paste_face(out, scene["swapped"], scene["frame_from_crop"], scene["mask"],
+               CompositeSettings(colour="none", grain="match"), seed=(3, 0))
+    outside = scene["frame_mask"] == 0
+    assert np.array_equal(out[outside], noisy[outside])
+    inner = scene["frame_mask"] > 0.9
+    ratio = grain_levels(out * 255.0, inner)[1] / grain_levels(scene["noisy"], inner)[1]
+    assert 0.8 <= ratio <= 1.25, ratio
