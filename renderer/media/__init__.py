@@ -20,6 +20,7 @@ The package is split by job, and every name is importable from `renderer.media`:
     decode.py   read_frames / read_av_frames (exact ranges), frame_to_rgb, patch_frame, patch_regions
     encode.py   codec profiles, VideoWriter (atomic; colour, timecode, audio carried), trim
     splice.py   concat (farm chunks) and smart-render splicing of re-encoded GOPs
+    sequence.py image sequences (EXR, DPX, TIFF, PNG): patterns, probe, per-file decode, atomic SequenceWriter
 """
 
 from renderer.errors import InputError, MediaError  # noqa: F401  (re-exported for callers)
@@ -36,6 +37,7 @@ from renderer.media.encode import (  # noqa: F401
     CodecProfile,
     VideoWriter,
     check_output,
+    open_writer,
     output_color,
     resolve_codec,
     trim,
@@ -52,6 +54,19 @@ from renderer.media.info import (  # noqa: F401
     probe,
     shift_timecode,
     timecode_to_frame,
+)
+from renderer.media.sequence import (  # noqa: F401
+    SEQUENCE_KINDS,
+    SequenceInfo,
+    SequencePattern,
+    SequenceWriter,
+    frame_list,
+    is_sequence_path,
+    parse_sequence,
+    probe_sequence,
+    replace_sequence_folder,
+    sequence_fingerprint,
+    sequence_sha256,
 )
 from renderer.media.splice import (  # noqa: F401
     SMART_CODECS,

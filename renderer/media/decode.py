@@ -57,6 +57,11 @@ def read_av_frames(path: Path | str, start: int, end: int, info: MediaInfo | Non
     """
     info = info or probe(path)
     _check_range(info, start, end)
+    if info.sequence is not None:  # an image sequence: one file per frame
+        from renderer.media.sequence import read_sequence_frames
+
+        yield from read_sequence_frames(info, start, end)
+        return
     if start >= info.frames:  # only reachable for a truncated file
         raise CorruptMediaError(
             f"{info.path} ended early: it declares {info.declared_frames} frames but the last good frame is "
@@ -138,9 +143,10 @@ def iter_packets(path: Path | str, info: MediaInfo | None = None) -> Iterator[tu
 def _plane_arrays(frame: av.VideoFrame) -> list[np.ndarray]:
     """Writable views (height, width) of each plane of a planar frame (8- or 16-bit samples)."""
     out = []
+    name = frame.format.name
     for plane in frame.planes:
-        itemsize = 2 if frame.format.name.endswith(("le", "be")) else 1
-        dtype = np.uint16 if itemsize == 2 else np.uint8
+        dtype = np.float32 if "f32" in name else np.uint16 if name.endswith(("le", "be")) else np.uint8
+        itemsize = np.dtype(dtype).itemsize
         arr = np.frombuffer(plane, dtype=dtype).reshape(plane.height, plane.line_size // itemsize)
         out.append(arr[:, : plane.width])
     return out
@@ -174,6 +180,10 @@ def patch_regions(frame: av.VideoFrame, rgb: np.ndarray, regions: Sequence[tuple
     if not boxes:
         return frame
     planar = len(frame.planes) == 3 and (fmt[3:6].isdigit() if fmt.startswith("yuv4") else fmt.startswith("yuvj4"))
+    # Planar RGB (DPX 10-bit gbrp10le, EXR gbrpf32le, with or without alpha): patched like YUV, the
+    # alpha plane left as decoded (the box conversion from rgb24 would make it opaque).
+    rgb_planar = fmt.startswith(("gbrp", "gbrap")) and len(frame.planes) in (3, 4)
+    planar = planar or rgb_planar
     if not planar:
         full = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         out = full.reformat(format=fmt, src_colorspace=matrix, dst_colorspace=matrix,
@@ -195,7 +205,7 @@ def patch_regions(frame: av.VideoFrame, rgb: np.ndarray, regions: Sequence[tuple
         # 4:2:2 output (rgb24 -> yuv422p10le, 98x66); a face box gains nothing from slicing anyway.
         box = box.reformat(format=fmt, src_colorspace=matrix, dst_colorspace=matrix,
                            src_color_range="JPEG", dst_color_range=rng, threads=1)
-        for dst, new, (sy, sx) in zip(planes, _plane_arrays(box), steps):
+        for dst, new, (sy, sx) in list(zip(planes, _plane_arrays(box), steps))[:3]:
             mask = _subsample_any(region, sy, sx)
             oy, ox = (y0 - cy0) // sy, (x0 - cx0) // sx
             new = new[oy: oy + mask.shape[0], ox: ox + mask.shape[1]]

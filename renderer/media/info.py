@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -94,6 +95,7 @@ class MediaInfo:
     undecodable: int = 0
     field_order: str | None = None
     other_video: tuple[VideoStreamInfo, ...] = ()
+    sequence: Any = None  # a SequenceInfo (renderer.media.sequence) when the media is an image sequence
 
     @property
     def interlaced(self) -> bool:
@@ -128,7 +130,8 @@ class MediaInfo:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict: fractions as "num/den" strings, path as str."""
-        out = asdict(self)
+        out = asdict(dataclasses.replace(self, sequence=None))
+        out["sequence"] = self.sequence.to_json() if self.sequence is not None else None
         out["path"] = str(self.path)
         out["fps"] = _frac_str(self.fps)
         out["time_base"] = _frac_str(self.time_base)
@@ -320,7 +323,7 @@ def _nominal_rate(pts: list[int], tb: Fraction, hints: list[Fraction]) -> tuple[
     return mean.limit_denominator(1001), True
 
 
-def probe(path: Path | str) -> MediaInfo:
+def probe(path: Path | str, rate: Fraction | float | None = None) -> MediaInfo:
     """Describe a media file: the first video stream's format, exact frame count, pts index,
     VFR flag, timecode, colour, field order, rotation, audio streams, other video streams.
 
@@ -329,9 +332,16 @@ def probe(path: Path | str) -> MediaInfo:
     discard; where the file starts mid-GOP (or with leading pictures whose references are
     missing), its head is decoded to learn which of those frames the decoder drops.
 
+    An image sequence (a pattern such as shot.%04d.exr, or its folder) is described by
+    `renderer.media.sequence.probe_sequence` at `rate` (files carry none; ignored for movies).
+
     Raises InputError for a missing file, a non-media file or one without video.
     """
     path = Path(path)
+    from renderer.media.sequence import is_sequence_path, probe_sequence
+
+    if is_sequence_path(path):
+        return probe_sequence(path, rate)
     with _open_input(path) as container:
         video = _video_stream(container, path)
         tb = Fraction(video.time_base)

@@ -90,6 +90,7 @@ def render_range(
     options: dict[str, str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     model: SwapModel | None = None,
+    rate: Any = None,
 ) -> SwapStats:
     """Render source frames first..last (inclusive) of `src` into `out`, swapping faces on `swap_ranges`.
 
@@ -101,9 +102,11 @@ def render_range(
     on the first frame, so chunks concatenate); `options` are extra encoder options (e.g. a
     lower crf for spans spliced between stream-copied GOPs). The file appears under `out` only when
     complete. Raises InputError (bad range, codec, model), MediaError, RenderError.
+    `src` and `out` may be image sequences (`media.sequence`; `rate` is the source sequence's
+    rate): an output sequence keeps the source frames' numbers, and `codec` is not used for it.
     """
     src, out = Path(src), Path(out)
-    info = media.probe(src)
+    info = media.probe(src, rate=rate)
     if not (0 <= first <= last < info.frames):
         raise InputError(f"frame range {first}-{last} is outside {src} (allowed: 0-{info.frames - 1}, inclusive)")
     if out.resolve() == src.resolve():
@@ -120,8 +123,8 @@ def render_range(
     tags = color or media.output_color(info)
     options = {**({"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"} if gop and codec == "h264" else {}),
                **(options or {})} or None
-    writer = media.VideoWriter(
-        out, width=info.width, height=info.height, fps=info.fps, codec=codec,
+    writer = media.open_writer(
+        out, source=info, first=first, width=info.width, height=info.height, fps=info.fps, codec=codec,
         timecode=media.shift_timecode(info.timecode, first, info.fps) if info.timecode else None,
         color=tags, metadata=metadata, audio_from=(src, first, last) if audio and info.audio else None,
         pix_fmt=pix_fmt or info.pix_fmt, time_base=info.time_base if info.vfr else None,

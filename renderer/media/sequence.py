@@ -1,0 +1,549 @@
+"""Image sequences as media: EXR, DPX, TIFF and PNG frames numbered in their file names.
+
+A sequence is named by a pattern (`plates/shot.%04d.exr`, `plates/shot.####.exr`) or by the
+folder that holds it (one sequence per folder). Frame identity stays what it is for movies:
+an integer index 0..frames-1 into the frames on disk in number order; `SequenceInfo.numbers`
+maps each index to its file's frame number (the sequence's own start frame and step), and
+every output keeps those numbers.
+
+Image files carry no frame rate (EXR may: `framesPerSecond`): the rate comes from the edit
+(OTIO `ImageSequenceReference.rate`), a preset or a `--rate` flag, else the EXR attribute,
+else DEFAULT_RATE, and `SequenceInfo.rate_source` says which.
+
+Decoding is PyAV's (FFmpeg's exr/dpx/tiff/png decoders), one file per frame. Half-float EXR
+decodes as gbrpf16le, which swscale cannot write back into: frames are handed on as
+gbr(a)pf32le (exact: every half is a float). Writing: DPX, TIFF and PNG through PyAV's encoders
+in the source's pixel format; EXR through the `openexr` package, which writes half or float,
+RGB or RGBA, any compression and header attributes (FFmpeg's exr encoder has no PIZ/DWA and
+no attributes).
+
+A sequence is written as its own folder, atomically: the frames go into a hidden temporary
+folder beside it (`atomic.temp_dir_for`), renamed to the final name when the last frame is
+written. A kill leaves no half sequence under the final name; `atomic.remove_stale_partials`
+clears the leftover folder on the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import av.error
+import numpy as np
+
+from renderer.atomic import temp_dir_for
+from renderer.errors import InputError, MediaError
+
+# suffix -> FFmpeg codec name (decoder and encoder)
+SEQUENCE_KINDS: dict[str, str] = {".exr": "exr", ".dpx": "dpx", ".tif": "tiff", ".tiff": "tiff", ".png": "png"}
+DEFAULT_RATE = Fraction(24)
+# Pixel formats each encoder writes (first: the fallback when a frame's own format is not among them).
+_WRITE_FORMATS: dict[str, tuple[str, ...]] = {
+    "dpx": ("gbrp10le", "rgb24", "rgba", "rgb48le", "rgba64le", "gbrp12le"),
+    "tiff": ("rgb24", "rgb48le", "rgba", "rgba64le"),
+    "png": ("rgb24", "rgba", "rgb48be", "rgba64be"),
+}
+_PRINTF = re.compile(r"%(0?(\d+))?d")
+_HASHES = re.compile(r"#+")
+_NUMBERED = re.compile(r"^(?P<prefix>.*?)(?P<digits>\d+)(?P<suffix>\.[A-Za-z]+)$")
+
+
+# --------------------------------------------------------------------------------------------
+# Naming
+
+
+@dataclass(frozen=True)
+class SequencePattern:
+    """Where a sequence's frames are: folder / prefix + number (zero-padded to `padding`) + suffix."""
+
+    folder: Path
+    prefix: str
+    suffix: str
+    padding: int  # 0: not padded (%d)
+
+    @property
+    def kind(self) -> str:
+        """FFmpeg's codec name for the frames: exr, dpx, tiff or png."""
+        return SEQUENCE_KINDS[self.suffix.lower()]
+
+    def name(self, number: int) -> str:
+        return f"{self.prefix}{number:0{self.padding}d}{self.suffix}"
+
+    def file(self, number: int) -> Path:
+        return self.folder / self.name(number)
+
+    @property
+    def printf(self) -> Path:
+        """The pattern as FFmpeg's image2 takes it: folder/shot.%04d.exr."""
+        return self.folder / f"{self.prefix}%{f'0{self.padding}' if self.padding else ''}d{self.suffix}"
+
+    @property
+    def hashes(self) -> str:
+        """The file name with the number as #### (what compositors show)."""
+        return f"{self.prefix}{'#' * max(self.padding, 1)}{self.suffix}"
+
+    @property
+    def sidecar(self) -> Path:
+        """The C2PA sidecar of the sequence, inside its folder: shot.c2pa for shot.####.exr."""
+        return self.folder / f"{self.prefix.rstrip('._-') or 'sequence'}.c2pa"
+
+    def with_folder(self, folder: Path) -> SequencePattern:
+        return SequencePattern(Path(folder), self.prefix, self.suffix, self.padding)
+
+    def scan(self) -> dict[int, Path]:
+        """{frame number: file} of the files in the folder that this pattern names (other files ignored)."""
+        found: dict[int, Path] = {}
+        if not self.folder.is_dir():
+            return found
+        rx = re.compile(re.escape(self.prefix) + r"(\d+)" + re.escape(self.suffix) + "$")
+        for entry in os.scandir(self.folder):
+            m = rx.match(entry.name)
+            if m and not entry.name.startswith(".") and self.name(int(m.group(1))) == entry.name:
+                found[int(m.group(1))] = Path(entry.path)
+        return dict(sorted(found.items()))
+
+
+def is_sequence_path(path: Path | str) -> bool:
+    """True for a sequence pattern (`%04d`, `####` before an image suffix) or a folder of numbered images."""
+    path = Path(path)
+    if path.suffix.lower() in SEQUENCE_KINDS and (_PRINTF.search(path.name) or "#" in path.name):
+        return True
+    return path.is_dir() and _folder_sequences(path) != []
+
+
+def _folder_sequences(folder: Path) -> list[SequencePattern]:
+    groups: dict[tuple[str, str], list[str]] = {}
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            m = _NUMBERED.match(entry.name)
+            if m and not entry.name.startswith(".") and m.group("suffix").lower() in SEQUENCE_KINDS:
+                groups.setdefault((m.group("prefix"), m.group("suffix")), []).append(m.group("digits"))
+    out = []
+    for (prefix, suffix), digits in sorted(groups.items()):
+        lengths = {len(d) for d in digits}
+        # padded when every number has the same width, or the narrow ones start with a zero
+        pad = min(lengths) if (len(lengths) == 1 or any(d.startswith("0") for d in digits)) else 0
+        out.append(SequencePattern(folder, prefix, suffix, pad))
+    return out
+
+
+def parse_sequence(path: Path | str) -> SequencePattern:
+    """The pattern a path names: `shot.%04d.exr`, `shot.%d.exr`, `shot.####.exr`, or a folder holding one
+    sequence. InputError for anything else, saying what is accepted."""
+    path = Path(path)
+    suffix = path.suffix
+    if path.is_dir() and not (_PRINTF.search(path.name) or "#" in path.name):
+        found = _folder_sequences(path)
+        if not found:
+            raise InputError(f"no image sequence in the folder {path} (expected numbered frames such as "
+                             f"shot.1001.exr; kinds: {', '.join(SEQUENCE_KINDS)})")
+        if len(found) > 1:
+            raise InputError(f"the folder {path} holds {len(found)} image sequences ("
+                             f"{', '.join(p.hashes for p in found)}); name one as a pattern, e.g. "
+                             f"{found[0].printf}")
+        return found[0]
+    if suffix.lower() not in SEQUENCE_KINDS:
+        raise InputError(f"{path} is not an image sequence pattern (expected e.g. shot.%04d.exr or shot.####.exr; "
+                         f"suffixes: {', '.join(SEQUENCE_KINDS)})")
+    stem = path.name[: -len(suffix)]
+    m = _PRINTF.search(stem)
+    if m:
+        prefix, rest, padding = stem[: m.start()], stem[m.end():], int(m.group(2) or 0)
+    else:
+        h = _HASHES.search(stem)
+        if not h:
+            raise InputError(f"{path} names no frame number (expected %04d or #### in the file name, "
+                             f"e.g. shot.%04d.exr)")
+        prefix, rest, padding = stem[: h.start()], stem[h.end():], len(h.group(0))
+        padding = 0 if padding == 1 else padding
+    if rest or "%" in prefix or "#" in prefix:
+        raise InputError(f"{path}: the frame number must come right before the suffix {suffix} "
+                         f"and only once (e.g. shot.%04d{suffix})")
+    return SequencePattern(path.parent, prefix, suffix, padding)
+
+
+# --------------------------------------------------------------------------------------------
+# Facts
+
+
+@dataclass(frozen=True)
+class ExrLayout:
+    """What an EXR sequence's first frame holds, so that it is written back alike."""
+
+    pixel_type: str  # "half" | "float" | "uint"
+    compression: str  # OpenEXR's name, e.g. ZIP_COMPRESSION
+    channels: tuple[str, ...]
+    attributes: Mapping[str, Any] = field(default_factory=dict)  # carried header attributes
+
+
+@dataclass(frozen=True)
+class SequenceInfo:
+    """An image sequence on disk: its pattern, the frame number of each frame index, its step."""
+
+    pattern: SequencePattern
+    numbers: tuple[int, ...]
+    step: int
+    rate_source: str  # "given", "exr framesPerSecond" or "default"
+    source_pix_fmt: str  # as the decoder gives it (gbrpf16le for half EXR)
+    exr: ExrLayout | None = None
+
+    @property
+    def first_number(self) -> int:
+        return self.numbers[0]
+
+    def number(self, index: int) -> int:
+        return self.numbers[index]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pattern": str(self.pattern.printf), "folder": str(self.pattern.folder),
+                "name": self.pattern.hashes, "kind": self.pattern.kind, "start_frame": self.first_number,
+                "end_frame": self.numbers[-1], "frame_step": self.step, "padding": self.pattern.padding,
+                "rate_source": self.rate_source, "source_pix_fmt": self.source_pix_fmt,
+                "exr": None if self.exr is None else {
+                    "pixel_type": self.exr.pixel_type, "compression": self.exr.compression,
+                    "channels": list(self.exr.channels),
+                    "attributes": {k: str(v) for k, v in self.exr.attributes.items()}}}
+
+
+def _exr_layout(path: Path) -> ExrLayout | None:
+    try:
+        import OpenEXR
+    except ImportError:  # pragma: no cover - a dependency; without it EXR is read, written as float
+        return None
+    try:
+        header = OpenEXR.File(str(path), header_only=True).header()
+    except Exception as err:  # noqa: BLE001 - the library raises plain RuntimeError for damaged files
+        raise InputError(f"{path} is not a readable EXR file: {err}") from err
+    kinds = _exr_channel_types(path)  # the binding gives channel types only with the pixels read
+    names = tuple(kinds)
+    pixel_type = kinds.get("R") or next(iter(kinds.values()), "half")
+    compression = str(header.get("compression", "ZIP_COMPRESSION")).rsplit(".", 1)[-1]
+    structural = {"channels", "compression", "dataWindow", "displayWindow", "lineOrder", "type", "chunkCount",
+                  "tiles", "writer", "timeCode"}
+    attributes = {k: v for k, v in header.items() if k not in structural}
+    return ExrLayout(pixel_type, compression, names, attributes)
+
+
+def _exr_channel_types(path: Path) -> dict[str, str]:
+    """{channel name: "uint" | "half" | "float"} from an EXR file's `channels` header attribute
+    (OpenEXR file layout: magic, version, then name\\0 type\\0 int32 size value ... \\0)."""
+    import struct
+
+    with open(path, "rb") as fh:
+        data = fh.read(1 << 16)
+    if data[:4] != b"\x76\x2f\x31\x01":
+        raise InputError(f"{path} is not an EXR file (no OpenEXR magic number)")
+    pos = 8
+    while pos < len(data) and data[pos] != 0:
+        name_end = data.index(b"\0", pos)
+        type_end = data.index(b"\0", name_end + 1)
+        (size,) = struct.unpack_from("<i", data, type_end + 1)
+        value = data[type_end + 5: type_end + 5 + size]
+        if data[pos:name_end] == b"channels":
+            out: dict[str, str] = {}
+            at = 0
+            while at < len(value) and value[at] != 0:
+                end = value.index(b"\0", at)
+                (kind,) = struct.unpack_from("<i", value, end + 1)
+                out[value[at:end].decode("latin-1")] = {0: "uint", 1: "half", 2: "float"}.get(kind, "half")
+                at = end + 1 + 16
+            return out
+        pos = type_end + 5 + size
+    return {}
+
+
+def _exr_rate(layout: ExrLayout | None) -> Fraction | None:
+    fps = layout.attributes.get("framesPerSecond") if layout else None
+    if isinstance(fps, Fraction):
+        return fps if fps > 0 else None
+    try:
+        num, den = (int(x) for x in np.asarray(fps).ravel()[:2])
+        return Fraction(num, den) if num > 0 and den > 0 else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _decode_file(path: Path) -> av.VideoFrame:
+    """The one picture of an image file, half floats widened to float32 (exact)."""
+    try:
+        with av.open(str(path), "r") as container:
+            frame = next(container.decode(video=0))
+    except (av.error.FFmpegError, StopIteration, ValueError, IndexError) as err:
+        raise _corrupt(f"{path} does not decode as an image ({err})") from err
+    if frame.format.name in ("gbrpf16le", "gbrapf16le", "gbrpf16be", "gbrapf16be"):
+        frame = frame.reformat(format="gbrapf32le" if "a" in frame.format.name[3:5] else "gbrpf32le")
+    return frame
+
+
+def _corrupt(message: str) -> Exception:
+    from renderer.media.info import CorruptMediaError
+
+    return CorruptMediaError(message)
+
+
+def probe_sequence(path: Path | str, rate: Fraction | float | None = None) -> Any:
+    """`MediaInfo` of an image sequence (pattern or folder): frame count, size and pixel format
+    (of its first frame), rate (`rate`, else EXR framesPerSecond, else DEFAULT_RATE), and
+    `sequence` (frame numbers, step, pattern, EXR layout). Frames are intra: every one a keyframe,
+    pts = frame index in 1/rate.
+
+    InputError for no frames; CorruptMediaError for frames missing inside the run of numbers
+    (named), or a first frame that does not decode.
+    """
+    from renderer.media.info import ColorTags, CorruptMediaError, MediaInfo
+
+    pattern = parse_sequence(path)
+    files = pattern.scan()
+    if not files:
+        raise InputError(f"no frames of {pattern.printf} found in {pattern.folder}"
+                         + ("" if pattern.folder.is_dir() else " (the folder does not exist)"))
+    numbers = tuple(files)
+    diffs = [b - a for a, b in zip(numbers, numbers[1:])]
+    step = int(np.gcd.reduce(diffs)) if diffs else 1
+    missing = [n for n in range(numbers[0], numbers[-1] + 1, step) if n not in files]
+    if missing:
+        shown = ", ".join(str(n) for n in missing[:10]) + (" ..." if len(missing) > 10 else "")
+        raise CorruptMediaError(
+            f"image sequence {pattern.printf} is missing {len(missing)} frame(s) between {numbers[0]} and "
+            f"{numbers[-1]} (step {step}): {shown}; a sequence must be complete to be read frame-exact")
+    first = _decode_file(files[numbers[0]])
+    exr = _exr_layout(files[numbers[0]]) if pattern.kind == "exr" else None
+    if rate is not None:
+        fps, source = Fraction(rate).limit_denominator(1001), "given"
+    elif (from_exr := _exr_rate(exr)) is not None:
+        fps, source = from_exr, "exr framesPerSecond"
+    else:
+        fps, source = DEFAULT_RATE, "default"
+    if fps <= 0:
+        raise InputError(f"frame rate {rate} for {pattern.printf} is not positive")
+    with av.open(str(files[numbers[0]]), "r") as container:
+        source_pix_fmt = container.streams.video[0].codec_context.format.name
+    n = len(numbers)
+    return MediaInfo(
+        path=pattern.printf, container="image2", codec=pattern.kind, width=first.width, height=first.height,
+        pix_fmt=first.format.name, fps=fps, time_base=1 / fps, frames=n, pts=tuple(range(n)), vfr=False,
+        timecode=None, drop_frame=False, color=ColorTags(None, None, None, "pc"), rotation=0, audio=(),
+        start_pts=0, keyframes=tuple(range(n)), sequence=SequenceInfo(pattern, numbers, step, source,
+                                                                      source_pix_fmt, exr),
+    )
+
+
+def read_sequence_frames(info: Any, start: int, end: int) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Yield (index, frame) for frames start..end of a probed sequence, each decoded from its file.
+
+    CorruptMediaError names the frame (index and number) of a file that is gone, does not decode
+    or has another size than the first."""
+    seq: SequenceInfo = info.sequence
+    for i in range(start, end + 1):
+        number = seq.numbers[i]
+        path = seq.pattern.file(number)
+        if not path.is_file():
+            raise _corrupt(f"frame {number} of {seq.pattern.printf} (index {i}) is gone: {path} "
+                           f"(last good frame {seq.numbers[i - 1] if i > start else 'none'})")
+        frame = _decode_file(path)
+        if (frame.width, frame.height) != (info.width, info.height):
+            raise _corrupt(f"frame {number} of {seq.pattern.printf} is {frame.width}x{frame.height}; the sequence "
+                           f"is {info.width}x{info.height} (its first frame)")
+        frame.pts = i
+        yield i, frame
+
+
+# --------------------------------------------------------------------------------------------
+# Hashing (provenance, resume)
+
+
+def frame_list(pattern: SequencePattern) -> bytes:
+    """The sequence as one byte string: `<number> <file name> <sha256>` per frame, in number order.
+
+    What a sequence's C2PA sidecar is bound to (a data hash over these bytes): a changed frame
+    changes its line, a missing or extra frame removes or adds one."""
+    lines = []
+    for number, path in pattern.scan().items():
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+        lines.append(f"{number} {path.name} {digest.hexdigest()}\n")
+    return "".join(lines).encode("utf-8")
+
+
+def sequence_sha256(pattern: SequencePattern) -> str:
+    """SHA-256 of `frame_list`: one hash over every frame's bytes, in order."""
+    return hashlib.sha256(frame_list(pattern)).hexdigest()
+
+
+def sequence_fingerprint(pattern: SequencePattern) -> dict[str, Any]:
+    """Cheap identity of a sequence for resume checks: frames, total size, newest mtime."""
+    stats = [p.stat() for p in pattern.scan().values()]
+    return {"path": str(pattern.printf.resolve()), "frames": len(stats), "size": sum(s.st_size for s in stats),
+            "mtime_ns": max((s.st_mtime_ns for s in stats), default=0)}
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+
+
+class SequenceWriter:
+    """Write frames as an image sequence into its own folder, atomically; a context manager with
+    `VideoWriter`'s frame interface (`write(rgb)`, `write_av(frame)`, `frames_written`).
+
+    path: the output pattern (`out/shot/shot.%04d.exr`); its suffix picks the kind. Frame k gets
+    number `first_number + k * step`. `like` (a source's SequenceInfo) keeps the source's EXR pixel
+    type, compression and attributes; `pix_fmt` the pixel format for DPX/TIFF/PNG (default: each
+    frame's own when the encoder takes it). EXR frames are labelled with `metadata` (header
+    attributes) and `framesPerSecond`.
+
+    The folder must not exist or be empty (the caller replaces an old one: `replace_sequence_folder`);
+    frames go into a hidden folder beside it, renamed to it on a clean close; on an exception the
+    hidden folder is deleted.
+    """
+
+    def __init__(self, path: Path | str, *, width: int, height: int, fps: Fraction, first_number: int = 0,
+                 step: int = 1, like: SequenceInfo | None = None, pix_fmt: str | None = None,
+                 metadata: Mapping[str, str] | None = None) -> None:
+        self.pattern = parse_sequence(path)
+        self.path = self.pattern.printf
+        if width <= 0 or height <= 0:
+            raise InputError(f"frame size {width}x{height} is not positive")
+        if first_number < 0 or step < 1:
+            raise InputError(f"sequence numbering from {first_number} step {step}: numbers must be >= 0, step >= 1")
+        self.width, self.height, self.fps = int(width), int(height), Fraction(fps)
+        self.first_number, self.step = int(first_number), int(step)
+        self.exr = like.exr if like is not None and self.pattern.kind == "exr" else None
+        self.pix_fmt = pix_fmt
+        self.metadata = dict(metadata or {})
+        self.frames_written = 0
+        self._work: Path | None = None
+
+    def __enter__(self) -> SequenceWriter:
+        folder = self.pattern.folder
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            raise InputError(f"output folder {folder} already exists and is not empty; a sequence is written "
+                             f"as its own new folder (pass --force to replace an old sequence)")
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        self._work = temp_dir_for(folder)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        work, self._work = self._work, None
+        if work is None:
+            return
+        if exc_type is None and self.frames_written == 0:
+            shutil.rmtree(work, ignore_errors=True)
+            raise MediaError(f"no frames were written to {self.path}")
+        if exc_type is not None:
+            shutil.rmtree(work, ignore_errors=True)
+            return
+        try:
+            _fsync_dir(work)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(work, 0o777 & ~umask)  # mkdtemp made it private; the sequence is not
+            folder = self.pattern.folder
+            if folder.is_dir():
+                folder.rmdir()  # empty (checked on entry): a rename cannot replace a folder
+            os.replace(work, folder)
+            _fsync_dir(folder.parent)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+
+    def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
+        """Write one RGB uint8 (H, W, 3) frame (converted to the output's pixel format)."""
+        if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.shape != (self.height, self.width, 3):
+            got = f"{getattr(rgb, 'dtype', type(rgb).__name__)} {getattr(rgb, 'shape', '')}"
+            raise InputError(f"frame for {self.path.name} must be uint8 ({self.height}, {self.width}, 3); got {got}")
+        self.write_av(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24"))
+
+    def write_av(self, frame: av.VideoFrame, pts: int | None = None, source_color: Any = None) -> None:
+        """Write a decoded frame as the next file of the sequence (`pts` and `source_color` are
+        accepted for `VideoWriter`'s interface; numbering follows the frame count)."""
+        if self._work is None:
+            raise MediaError(f"{self.path}: write outside the writer's `with` block")
+        if frame.width != self.width or frame.height != self.height:
+            raise InputError(f"frame is {frame.width}x{frame.height}; {self.path.name} is {self.width}x{self.height}")
+        number = self.first_number + self.frames_written * self.step
+        target = self._work / self.pattern.name(number)
+        try:
+            if self.pattern.kind == "exr":
+                self._write_exr(frame, target)
+            else:
+                target.write_bytes(self._encode(frame))
+        except (av.error.FFmpegError, OSError, RuntimeError, ValueError) as err:
+            raise MediaError(f"writing frame {number} of {self.path} failed: {err}") from err
+        self.frames_written += 1
+
+    def _encode(self, frame: av.VideoFrame) -> bytes:
+        kind = self.pattern.kind
+        formats = _WRITE_FORMATS[kind]
+        fmt = self.pix_fmt if self.pix_fmt in formats else frame.format.name if frame.format.name in formats else None
+        if fmt is None:  # e.g. float into DPX: keep as much depth as the encoder takes
+            deep = any(d in frame.format.name for d in ("10", "12", "16", "f32", "48", "64"))
+            alpha = "a" in frame.format.name.replace("gbr", "")[:2] or frame.format.name.startswith("rgba")
+            wants = [f for f in formats if (("48" in f or "64" in f or "10" in f) == deep) and (("a" in f) == alpha)]
+            fmt = wants[0] if wants else formats[0]
+        if frame.format.name != fmt:
+            frame = frame.reformat(format=fmt)
+        cc = av.CodecContext.create(kind, "w")
+        cc.width, cc.height, cc.pix_fmt = self.width, self.height, fmt
+        cc.time_base = 1 / self.fps
+        frame.pts = None
+        packets = list(cc.encode(frame)) + list(cc.encode(None))
+        return b"".join(bytes(p) for p in packets)
+
+    def _write_exr(self, frame: av.VideoFrame, target: Path) -> None:
+        import OpenEXR
+
+        alpha = frame.format.name.startswith(("gbrap", "rgba", "ya"))
+        fmt = "gbrapf32le" if alpha else "gbrpf32le"
+        pixels = (frame if frame.format.name == fmt else frame.reformat(format=fmt)).to_ndarray()  # (H, W, 3|4) RGB(A)
+        layout = self.exr
+        pixels = pixels.astype(np.float16 if layout is None or layout.pixel_type == "half" else np.float32)
+        compression = getattr(OpenEXR, layout.compression, OpenEXR.ZIP_COMPRESSION) if layout else OpenEXR.ZIP_COMPRESSION
+        header: dict[str, Any] = dict(layout.attributes) if layout else {}
+        header.update({"compression": compression, "type": OpenEXR.scanlineimage,
+                       "framesPerSecond": (self.fps.numerator, self.fps.denominator)})
+        for key, value in self.metadata.items():
+            header[key] = str(value)
+        OpenEXR.File(header, {"RGBA" if alpha else "RGB": np.ascontiguousarray(pixels)}).write(str(target))
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def sequence_folder_only(folder: Path) -> bool:
+    """True when `folder` holds nothing but one image sequence (and its .c2pa sidecar): safe to replace."""
+    if not folder.is_dir():
+        return False
+    found = _folder_sequences(folder)
+    if len(found) != 1:
+        return False
+    frames = {p.name for p in found[0].scan().values()} | {found[0].sidecar.name}
+    return all(e.name in frames for e in folder.iterdir())
+
+
+def replace_sequence_folder(folder: Path) -> None:
+    """Remove an old output sequence folder before it is written again (`--force`); InputError when
+    the folder holds anything else, which is never deleted."""
+    folder = Path(folder)
+    if not folder.exists():
+        return
+    if not sequence_folder_only(folder):
+        raise InputError(f"{folder} holds other files than one image sequence; it is not replaced (give a new "
+                         f"folder for the output sequence)")
+    shutil.rmtree(folder)
