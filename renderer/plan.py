@@ -39,6 +39,7 @@ from renderer.presets import Preset, load_preset, preset_sha256
 from renderer.timeline import (
     MarkedClip, RefusedClip, clip_presets, find_jobs, marked_elsewhere, read_timelines, return_edit_paths,
 )
+from renderer.media.sequence import SEQUENCE_KINDS, SequencePattern, parse_sequence
 from renderer.timeline.read import MOVIE_SUFFIXES
 
 SOFTWARE = f"doppel {__version__}"
@@ -92,11 +93,19 @@ class ClipJob:
 
     @property
     def sidecar(self) -> Path:
+        if self.is_sequence:  # beside the sequence's folder, which holds nothing but its frames
+            return self.output.parent.with_name(self.output.parent.name + INPUTS_SUFFIX)
         return self.output.with_name(self.output.name + INPUTS_SUFFIX)
+
+    @property
+    def is_sequence(self) -> bool:
+        """True when the output is an image sequence (a pattern in its own folder)."""
+        return self.clip.media_path.suffix.lower() in SEQUENCE_KINDS and "%" in self.output.name
 
     def up_to_date(self) -> dict[str, Any] | None:
         """The recorded clip entry when the output exists and was rendered from the same inputs, else None."""
-        if not (self.output.is_file() and self.sidecar.is_file()):
+        exists = self.output.parent.is_dir() if self.is_sequence else self.output.is_file()
+        if not (exists and self.sidecar.is_file()):
             return None
         try:
             record = json.loads(self.sidecar.read_text("utf-8"))
@@ -105,7 +114,7 @@ class ClipJob:
         if not isinstance(record, dict) or record.get("inputs_sha256") != self.inputs_sha256:
             return None
         entry = record.get("entry")
-        if not isinstance(entry, dict) or entry.get("output", {}).get("sha256") != sha256_file(self.output):
+        if not isinstance(entry, dict) or entry.get("output", {}).get("sha256") != media_sha256(self.output):
             return None
         return entry
 
@@ -177,8 +186,21 @@ def _signing(preset: Preset, env: Mapping[str, str], base_dir: Path | None) -> A
     return resolve_signing_identity(mapping, env, base_dir=base_dir)
 
 
+def media_sha256(path: Path) -> str:
+    """SHA-256 of a media file; of an image sequence, one hash over all its frames in order."""
+    from renderer.media.sequence import is_sequence_path, parse_sequence, sequence_sha256
+
+    if is_sequence_path(path):
+        return sequence_sha256(parse_sequence(path))
+    return sha256_file(path)
+
+
 def _source_fingerprint(path: Path) -> dict[str, Any]:
+    from renderer.media.sequence import is_sequence_path, parse_sequence, sequence_fingerprint
     from renderer.otioz import member_name
+
+    if is_sequence_path(path):
+        return sequence_fingerprint(parse_sequence(path))
 
     st = path.stat()
     # Media an .otioz carries is unpacked afresh on every run: name it by its place in the bundle.
@@ -272,11 +294,18 @@ def plan_render(
             used_names[output] += 1
             output = output.with_name(f"{Path(name).stem}-{used_names[output]}{output.suffix}")
         used_names.setdefault(output, 1)
-        try:
-            check_output(output, check_codec)
-        except InputError as err:
-            problems.append(InputError(f"{where}: preset output {out.codec} in {out.container}: {err}"))
-            continue
+        if mc.media_path.suffix.lower() in SEQUENCE_KINDS and "%" in mc.media_path.name:
+            # An image sequence comes back as the same kind of sequence, with the source's frame
+            # numbers and padding, in its own folder named like a movie output would be.
+            src = parse_sequence(mc.media_path)
+            stem = output.stem
+            output = output.parent / stem / SequencePattern(Path(), f"{stem}.", src.suffix, src.padding).printf.name
+        else:
+            try:
+                check_output(output, check_codec)
+            except InputError as err:
+                problems.append(InputError(f"{where}: preset output {out.codec} in {out.container}: {err}"))
+                continue
         first, last = mc.with_handles(clip_preset.handles)
         tc = shift_timecode(mc.media_timecode, first, mc.rate) if mc.media_timecode else None
         p_hash = preset_sha256(clip_preset)

@@ -117,10 +117,10 @@ def is_sequence_path(path: Path | str) -> bool:
     path = Path(path)
     if path.suffix.lower() in SEQUENCE_KINDS and (_PRINTF.search(path.name) or "#" in path.name):
         return True
-    return path.is_dir() and _folder_sequences(path) != []
+    return path.is_dir() and folder_sequences(path) != []
 
 
-def _folder_sequences(folder: Path) -> list[SequencePattern]:
+def folder_sequences(folder: Path) -> list[SequencePattern]:
     groups: dict[tuple[str, str], list[str]] = {}
     with contextlib.suppress(OSError):
         for entry in os.scandir(folder):
@@ -142,7 +142,7 @@ def parse_sequence(path: Path | str) -> SequencePattern:
     path = Path(path)
     suffix = path.suffix
     if path.is_dir() and not (_PRINTF.search(path.name) or "#" in path.name):
-        found = _folder_sequences(path)
+        found = folder_sequences(path)
         if not found:
             raise InputError(f"no image sequence in the folder {path} (expected numbered frames such as "
                              f"shot.1001.exr; kinds: {', '.join(SEQUENCE_KINDS)})")
@@ -530,7 +530,7 @@ def sequence_folder_only(folder: Path) -> bool:
     """True when `folder` holds nothing but one image sequence (and its .c2pa sidecar): safe to replace."""
     if not folder.is_dir():
         return False
-    found = _folder_sequences(folder)
+    found = folder_sequences(folder)
     if len(found) != 1:
         return False
     frames = {p.name for p in found[0].scan().values()} | {found[0].sidecar.name}

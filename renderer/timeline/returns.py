@@ -49,6 +49,27 @@ def _place(tracks: list[list[tuple[RationalTime, RationalTime, otio.schema.Clip]
     tracks.append([(start, end, clip)])
 
 
+def _sequence_reference(item: RenderedClip, rate: float, start: RationalTime
+                        ) -> otio.schema.ImageSequenceReference | None:
+    """An ImageSequenceReference to a rendered image sequence (None for a movie): its folder, naming
+    and padding, the frame number of its first file and its step, over the same available range
+    a movie would have."""
+    if "%" not in Path(item.path).name:
+        return None
+    from renderer.media.sequence import is_sequence_path, parse_sequence
+
+    if not is_sequence_path(item.path):
+        return None
+    pattern = parse_sequence(item.path)
+    numbers = list(pattern.scan())
+    step = numbers[1] - numbers[0] if len(numbers) > 1 else 1
+    return otio.schema.ImageSequenceReference(
+        target_url_base=pattern.folder.resolve().as_uri() + "/", name_prefix=pattern.prefix,
+        name_suffix=pattern.suffix, start_frame=numbers[0] if numbers else 0, frame_step=step, rate=rate,
+        frame_zero_padding=pattern.padding,
+        available_range=TimeRange(start, RationalTime(item.frames, rate)))
+
+
 def return_clip(item: RenderedClip) -> otio.schema.Clip:
     """The clip that shows `item`'s rendered file where its marked clip was: same record duration,
     same time effects (the rendered file has the source's timecode, so the effect maps the same
@@ -57,7 +78,7 @@ def return_clip(item: RenderedClip) -> otio.schema.Clip:
     rate = mc.edit_rate or float(mc.rate)  # counts at the edit's rate when it maps media by timecode
     tc_start = otio.opentime.from_timecode(item.timecode, rate) if item.timecode else RationalTime(0, rate)
     tc_start = RationalTime(tc_start.value, rate)
-    ref = otio.schema.ExternalReference(
+    ref = _sequence_reference(item, rate, tc_start) or otio.schema.ExternalReference(
         target_url=Path(item.path).resolve().as_uri(),
         available_range=TimeRange(tc_start, RationalTime(item.frames, rate)),
     )
