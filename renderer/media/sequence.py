@@ -279,9 +279,18 @@ def _decode_file(path: Path) -> av.VideoFrame:
             frame = next(container.decode(video=0))
     except (av.error.FFmpegError, StopIteration, ValueError, IndexError) as err:
         raise _corrupt(f"{path} does not decode as an image ({err})") from err
-    if frame.format.name in ("gbrpf16le", "gbrapf16le", "gbrpf16be", "gbrapf16be"):
-        frame = frame.reformat(format="gbrapf32le" if "a" in frame.format.name[3:5] else "gbrpf32le")
+    if frame.format.name in ("gbrpf16le", "gbrapf16le"):
+        frame = _widen_half(frame)
     return frame
+
+
+def _widen_half(frame: av.VideoFrame) -> av.VideoFrame:
+    """gbr(a)pf16le -> gbr(a)pf32le, exactly: numpy widens each half (swscale's conversion rounds)."""
+    g, b, r, *a = [np.frombuffer(p, np.float16).reshape(p.height, p.line_size // 2)[:, : p.width] for p in frame.planes]
+    rgb = np.stack([r, g, b, *a], axis=-1).astype(np.float32)  # (H, W, 3|4) in RGB(A) order
+    out = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="gbrapf32le" if a else "gbrpf32le")
+    out.color_trc, out.color_primaries = frame.color_trc, frame.color_primaries
+    return out
 
 
 def _corrupt(message: str) -> Exception:
