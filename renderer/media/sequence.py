@@ -522,8 +522,24 @@ class SequenceWriter:
         header.update({"compression": compression, "type": OpenEXR.scanlineimage,
                        "framesPerSecond": (self.fps.numerator, self.fps.denominator)})
         for key, value in self.metadata.items():
-            header[key] = str(value)
+            header.update(_short_attributes(key, str(value)))
         OpenEXR.File(header, {"RGBA" if alpha else "RGB": np.ascontiguousarray(pixels)}).write(str(target))
+
+
+EXR_STRING_LIMIT = 255  # bytes: FFmpeg 5.1's EXR reader fails on a longer string attribute (measured)
+
+
+def _short_attributes(key: str, text: str) -> dict[str, str]:
+    """{key: text} split into `key`, `key.2`, ... of at most EXR_STRING_LIMIT bytes each, so that
+    every EXR reader here (Debian's FFmpeg 5.1 among them) still opens the frame."""
+    data, out, n = text.encode("utf-8"), {}, 1
+    while data or n == 1:
+        cut = min(len(data), EXR_STRING_LIMIT)
+        while cut < len(data) and (data[cut] & 0xC0) == 0x80:  # never split a UTF-8 character
+            cut -= 1
+        out[key if n == 1 else f"{key}.{n}"] = data[:cut].decode("utf-8")
+        data, n = data[cut:], n + 1
+    return out
 
 
 def _fsync_dir(folder: Path) -> None:

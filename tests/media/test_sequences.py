@@ -74,8 +74,13 @@ def digest(folder: Path) -> dict[str, str]:
 
 
 def planes(frame: av.VideoFrame) -> list[np.ndarray]:
-    """The frame's samples, plane by plane, exactly as decoded."""
-    return [np.asarray(p).copy() for p in frame.planes]
+    """The frame's samples, plane by plane as bytes (height, row bytes), exactly as decoded (row padding
+    left out); a packed format (rgb24, rgb48le) is one plane of all its components."""
+    name = frame.format.name
+    size = 4 if "f32" in name else 2 if name.endswith(("le", "be")) or "f16" in name else 1
+    per_pixel = size * (len(frame.format.components) if len(frame.planes) == 1 else 1)
+    return [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width * per_pixel].copy()
+            for p in frame.planes]
 
 
 def decoded(path: Path) -> av.VideoFrame:
