@@ -449,10 +449,11 @@ def test_near_rate_media_map_by_timecode(work):
     assert ret.source_range.start_time.value - ret.media_reference.available_range.start_time.value == 3
 
 
-def test_a_clip_at_another_rate_or_on_an_image_sequence_is_refused_alone(work):
-    """Premiere writes clips whose timebase differs from their media (15 over 30 fps), and OTIO
-    edits reference image sequences: each such marked clip is refused with one line naming it,
-    the other clips are still jobs."""
+def test_a_clip_at_another_rate_is_refused_alone_and_a_missing_sequence_is_listed(work):
+    """Premiere writes clips whose timebase differs from their media (15 over 30 fps): each such
+    marked clip is refused with one line naming it, the other clips are still jobs. An image
+    sequence (OTIO ImageSequenceReference) is media like a movie: missing, it is listed before
+    anything renders (sequences that are there: tests/test_render_sequences.py)."""
     folder = work / "rates"
     folder.mkdir(exist_ok=True)
     src = make_numbered_clip(folder / "m30.mov", 60, 64, 48, fps=Fraction(30))
@@ -467,13 +468,15 @@ def test_a_clip_at_another_rate_or_on_an_image_sequence_is_refused_alone(work):
         target_url_base="file:///plates/", name_prefix="plate.", name_suffix=".exr", start_frame=1001,
         frame_zero_padding=4, rate=24), source_range=otio.opentime.TimeRange(
         otio.opentime.RationalTime(0, 24), otio.opentime.RationalTime(10, 24)))
-    path = _marked_edit(folder / "rates.otio", clip("at30", 30), clip("at15", 15), seq)
+    path = _marked_edit(folder / "rates.otio", clip("at30", 30), clip("at15", 15))
     clips, refused = find_jobs(read_edit(path), path)
     assert [c.clip_name for c in clips] == ["at30"]
     reasons = {r.clip_name: r.reason for r in refused}
     assert reasons["at15"].startswith("the clip is timed at 15 fps but its media m30.mov runs at 30 fps")
-    assert reasons["plate"].startswith("image sequences are not supported yet (file:///plates/plate.####.exr")
     assert all("\n" not in r for r in reasons.values())
+    path = _marked_edit(folder / "plate.otio", clip("at30", 30), seq)
+    with pytest.raises(InputError, match=r"file:///plates/plate.####.exr \(image sequence for track V1 clip 'plate'"):
+        find_jobs(read_edit(path), path)
 
 
 def test_a_still_is_a_held_frame(work):
