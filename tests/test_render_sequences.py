@@ -74,7 +74,19 @@ def _edit(work: Path, dpx_folder: Path) -> Path:
     return path
 
 
-def test_otio_edit_renders_exr_and_dpx_sequences_frame_exact(work, env, capsys):
+@pytest.fixture()
+def keys(tmp_path, monkeypatch):
+    """A real local signing chain, the render node's default keys folder."""
+    from renderer import provenance as prov
+
+    made = prov.init_keys(tmp_path / "keys", common_name="Sequence Render Node")
+    monkeypatch.setenv("DOPPEL_KEYS_DIR", str(tmp_path / "keys"))
+    monkeypatch.delenv("DOPPEL_SIGN_CERT", raising=False)
+    monkeypatch.delenv("DOPPEL_SIGN_KEY", raising=False)
+    return made
+
+
+def test_otio_edit_renders_exr_and_dpx_sequences_frame_exact(work, keys, capsys):
     exr, dpx = _plates(work)
     edit = _edit(work, dpx.parent)
     before = {p: p.read_bytes() for folder in (exr.parent, dpx.parent) for p in folder.iterdir()}
@@ -108,8 +120,11 @@ def test_otio_edit_renders_exr_and_dpx_sequences_frame_exact(work, env, capsys):
             a = decoded(src_info.sequence.pattern.file(n))
             b = decoded(info.sequence.pattern.file(n))
             assert all(np.array_equal(x, y) for x, y in zip(planes(a), planes(b)))
-        assert sorted(p.name for p in pattern.parent.iterdir()) == [info.sequence.pattern.name(n) for n in
-                                                                    info.sequence.numbers]
+        assert sorted(p.name for p in pattern.parent.iterdir()) == sorted(
+            [info.sequence.pattern.name(n) for n in info.sequence.numbers] + [info.sequence.pattern.sidecar.name])
+        assert entry["output"]["signed"] and entry["output"]["manifest"] == "sidecar"
+        assert cli_main(["verify", str(pattern.parent), "--trust", str(keys.ca_cert)]) == 0
+        assert "VALID, signer trusted (sidecar manifest)" in capsys.readouterr().out
     back = otio.adapters.read_from_file(str(out / "plates.doppel.otio"))
     returned = {c.metadata["doppel"]["source_clip"]: c for c in back.video_tracks()[1].find_clips()}
     for name, (src, first_number, frames, _, marked) in expect.items():
@@ -164,6 +179,12 @@ def test_swap_replaces_a_real_face_in_an_exr_sequence(work, env, capsys):
     assert summary["swapped"] >= 3 and summary["frames"] == 4
     info = media.probe(out)
     assert info.sequence.numbers == (1001, 1002, 1003, 1004) and info.sequence.exr.pixel_type == "float"
+    faces = work / "faces_from_exr"
+    assert cli_main(["extract", str(plates), "--out", str(faces), "--json", "--no-progress"]) == 0
+    extracted = json.loads(capsys.readouterr().out)
+    assert extracted["files"] == 1 and extracted["faces_kept"] >= 1  # the sequence is one source, read as frames
+    index = json.loads((faces / "faceset.json").read_text())
+    assert {r["source"] for r in index["faces"]} == {str(plates / "face.%04d.exr")}
     changed_frames = 0
     for n in info.sequence.numbers:
         a = np.stack([x.view(np.float32) for x in planes(decoded(plates / f"face.{n}.exr"))])  # (3, H, W)

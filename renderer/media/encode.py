@@ -477,7 +477,7 @@ def trim(src: Path | str, start: int, end: int, out: Path | str, codec: str = "h
     if to_sequence:  # same numbers as the source's frames, the source's kind of file unless OUT names another
         with open_writer(out, source=info, first=start, width=info.width, height=info.height, fps=info.fps) as writer:
             for i, frame in read_av_frames(src, start, end, info):
-                writer.write_av(frame)
+                writer.write_av(frame, source_color=info.color)
                 if on_frame is not None:
                     on_frame(i)
         return probe(out, rate=info.fps)

@@ -474,12 +474,21 @@ class SequenceWriter:
         self.write_av(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24"))
 
     def write_av(self, frame: av.VideoFrame, pts: int | None = None, source_color: Any = None) -> None:
-        """Write a decoded frame as the next file of the sequence (`pts` and `source_color` are
-        accepted for `VideoWriter`'s interface; numbering follows the frame count)."""
+        """Write a decoded frame as the next file of the sequence (`pts` is accepted for
+        `VideoWriter`'s interface: numbering follows the frame count). A YUV frame (from a movie)
+        is converted to RGB with `source_color`'s matrix and range."""
         if self._work is None:
             raise MediaError(f"{self.path}: write outside the writer's `with` block")
         if frame.width != self.width or frame.height != self.height:
             raise InputError(f"frame is {frame.width}x{frame.height}; {self.path.name} is {self.width}x{self.height}")
+        if frame.format.name.startswith(("yuv", "nv")):  # a movie's frame: to RGB with its own matrix
+            from renderer.media.info import ColorTags, effective_color
+
+            tags = source_color or ColorTags(None, None, None, None)
+            matrix, rng = effective_color(tags, frame.width, frame.height, frame.format.name)
+            deep = any(d in frame.format.name for d in ("10", "12", "16"))
+            frame = frame.reformat(format="rgb48le" if deep else "rgb24", src_colorspace=matrix,
+                                   dst_colorspace=matrix, src_color_range=rng, dst_color_range="JPEG")
         number = self.first_number + self.frames_written * self.step
         target = self._work / self.pattern.name(number)
         try:

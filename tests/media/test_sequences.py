@@ -28,7 +28,7 @@ from renderer.cli import main as cli_main
 from renderer.errors import InputError
 from renderer.media import CorruptMediaError
 from tests.media.conformance import ffprobe_json
-from tests.media_factory import make_numbered_clip, read_frame_number
+from tests.media_factory import PATCH_RGB, make_numbered_clip, patch_box, read_frame_number
 
 ROOT = Path(__file__).resolve().parents[2]
 FRAMES = 6
@@ -146,6 +146,30 @@ def test_trim_keeps_kind_pixel_format_numbers_and_pixels(plates, work, name):
         channels = OpenEXR.File(str(out.parent / f"cut.1003{pattern.suffix}")).channels()
         assert channels["RGBA"].pixels.dtype == np.float16  # half stays half, alpha stays
         assert info.sequence.exr.compression == "ZIP_COMPRESSION"
+
+
+def test_probe_cli_describes_a_sequence(plates, capsys):
+    assert cli_main(["probe", str(plates["exr_half_rgba"]), "--rate", "24000/1001", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["frames"], data["fps"], data["container"], data["codec"]) == (FRAMES, "24000/1001", "image2", "exr")
+    seq = data["sequence"]
+    assert (seq["start_frame"], seq["end_frame"], seq["frame_step"], seq["rate_source"]) == (1001, 1006, 1, "given")
+    assert (seq["exr"]["pixel_type"], seq["source_pix_fmt"]) == ("half", "gbrapf16le")
+    assert cli_main(["probe", str(plates["dpx_10bit"].parent)]) == 0
+    assert "shot.####.dpx in" in capsys.readouterr().out
+    assert cli_main(["probe", str(plates["png"]), "--rate", "fast"]) == 2
+    assert "--rate 'fast' is not a frame rate" in capsys.readouterr().err
+
+
+def test_a_movie_trims_into_a_sequence_numbered_by_its_frames(work):
+    """A movie's frames become files numbered by frame index, converted with the movie's own matrix."""
+    clip = make_numbered_clip(work / "movie.mov", 8, 96, 64, codec="prores")
+    out = media.trim(clip, 3, 5, work / "from_movie" / "m.%04d.tif")
+    assert out.sequence.numbers == (3, 4, 5) and out.pix_fmt == "rgb48le"  # 10-bit ProRes: 16-bit TIFF
+    assert [read_frame_number(rgb) for _, rgb in media.read_frames(out.path, 0, 2, out)] == [3, 4, 5]
+    rows, cols = patch_box(96, 64)  # the clip's constant patch: BT.709 decoding gives it back (BT.601: 186, 46, 31)
+    for _, rgb in media.read_frames(out.path, 0, 2, out):
+        assert np.abs(rgb[rows, cols].reshape(-1, 3).mean(axis=0) - PATCH_RGB).max() <= 2.0
 
 
 def test_trim_cli_a_sequence_into_a_movie_and_back(plates, work, capsys):
