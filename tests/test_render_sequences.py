@@ -86,9 +86,14 @@ def keys(tmp_path, monkeypatch):
     return made
 
 
-def test_otio_edit_renders_exr_and_dpx_sequences_frame_exact(work, keys, capsys):
+@pytest.fixture(scope="module")
+def plates_edit(work: Path) -> tuple[Path, Path, Path]:
     exr, dpx = _plates(work)
-    edit = _edit(work, dpx.parent)
+    return exr, dpx, _edit(work, dpx.parent)
+
+
+def test_otio_edit_renders_exr_and_dpx_sequences_frame_exact(work, plates_edit, keys, capsys):
+    exr, dpx, edit = plates_edit
     before = {p: p.read_bytes() for folder in (exr.parent, dpx.parent) for p in folder.iterdir()}
     preset = work / "p.yaml"
     preset.write_text(PRESET)  # handles: 3
@@ -140,6 +145,17 @@ def test_otio_edit_renders_exr_and_dpx_sequences_frame_exact(work, keys, capsys)
     assert cli_main(args) == 0
     again = json.loads(capsys.readouterr().out)
     assert (again["rendered"], again["skipped"]) == (0, 2)
+
+
+def test_farm_export_refuses_sequences_by_name(work, plates_edit, env):
+    from renderer.errors import InputError
+    from renderer.farm.job import export_bundle
+
+    preset = work / "p3.yaml"
+    preset.write_text(PRESET)
+    with pytest.raises(InputError, match=r"2 marked clip\(s\) are image sequences \(A001, B002\): farm jobs do not"):
+        export_bundle(plates_edit[2], preset, work / "bundle", model=make_model(work / "m"))
+    assert not (work / "bundle").exists()
 
 
 def test_missing_sequence_is_listed_before_rendering(work, env, capsys):
