@@ -165,7 +165,8 @@ def check_new_output(out: Path, what: str, *, force: bool) -> None:
 
     An image sequence pattern (out/shot/shot.%04d.exr) is written as its own folder: that folder
     must be new or empty; `force` replaces it only when it holds nothing but one sequence."""
-    from renderer.media.sequence import is_sequence_path, parse_sequence, replace_sequence_folder
+    from renderer.media.sequence import is_sequence_path, parse_sequence
+    from renderer.media.sequence_write import replace_sequence_folder
 
     if is_sequence_path(out) and not Path(out).is_dir():
         folder = parse_sequence(out).folder

@@ -208,7 +208,7 @@ def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int],
 
     mc = job.clip
     if job.is_sequence:  # a sequence is its own folder: replaced whole (a re-render), never half
-        from renderer.media.sequence import replace_sequence_folder
+        from renderer.media.sequence_write import replace_sequence_folder
 
         replace_sequence_folder(job.output.parent)
         remove_stale_partials(job.output.parent)

@@ -20,7 +20,8 @@ The package is split by job, and every name is importable from `renderer.media`:
     decode.py   read_frames / read_av_frames (exact ranges), frame_to_rgb, patch_frame, patch_regions
     encode.py   codec profiles, VideoWriter (atomic; colour, timecode, audio carried), trim
     splice.py   concat (farm chunks) and smart-render splicing of re-encoded GOPs
-    sequence.py image sequences (EXR, DPX, TIFF, PNG): patterns, probe, per-file decode, atomic SequenceWriter
+    sequence.py image sequences (EXR, DPX, TIFF, PNG): patterns, probe, per-file decode, frame-list hashes
+    sequence_write.py  SequenceWriter (atomic, one folder per sequence; EXR through openexr)
 """
 
 from renderer.errors import InputError, MediaError  # noqa: F401  (re-exported for callers)
@@ -59,15 +60,14 @@ from renderer.media.sequence import (  # noqa: F401
     SEQUENCE_KINDS,
     SequenceInfo,
     SequencePattern,
-    SequenceWriter,
     frame_list,
     is_sequence_path,
     parse_sequence,
     probe_sequence,
-    replace_sequence_folder,
     sequence_fingerprint,
     sequence_sha256,
 )
+from renderer.media.sequence_write import SequenceWriter, replace_sequence_folder  # noqa: F401
 from renderer.media.splice import (  # noqa: F401
     SMART_CODECS,
     CutPoints,

@@ -440,7 +440,8 @@ def open_writer(out: Path | str, *, source: MediaInfo, first: int = 0, **kwargs:
     sequence's EXR pixel type, compression and attributes. `kwargs` that only movies have (codec,
     timecode, colour tags, audio, rotation, field order, encoder options) are not used for it.
     """
-    from renderer.media.sequence import SequenceWriter, is_sequence_path
+    from renderer.media.sequence import is_sequence_path
+    from renderer.media.sequence_write import SequenceWriter
 
     if not is_sequence_path(out):
         return VideoWriter(out, **kwargs)
