@@ -70,23 +70,33 @@ class Field:
         return text + (" or null" if self.nullable else "")
 
 
-CODECS = ("h264", "prores_hq", "prores_4444", "dnxhr_hq", "ffv1")
+CODECS = ("h264", "h265", "prores_hq", "prores_4444", "prores_xq", "dnxhr_hq", "dnxhr_hqx", "dnxhr_444", "ffv1")
 CONTAINERS = ("mp4", "mov", "mxf", "mkv")
 # codec -> containers it may go in (checked; MXF only takes the broadcast codecs).
 CODEC_CONTAINERS: dict[str, tuple[str, ...]] = {
     "h264": ("mp4", "mov", "mkv"),
+    "h265": ("mp4", "mov", "mkv"),
     "prores_hq": ("mov", "mkv"),
     "prores_4444": ("mov", "mkv"),
+    "prores_xq": ("mov", "mkv"),
     "dnxhr_hq": ("mxf", "mov", "mkv"),
+    "dnxhr_hqx": ("mxf", "mov", "mkv"),
+    "dnxhr_444": ("mxf", "mov", "mkv"),
     "ffv1": ("mkv",),
 }
-# codec -> pixel formats its encoder takes (the first is the default).
+# codec -> pixel formats its encoder takes (the first is the default); renderer.media.CODECS
+# holds the encoder's whole list (a test checks these are among them).
 CODEC_PIX_FMTS: dict[str, tuple[str, ...]] = {
     "h264": ("yuv420p", "yuv422p", "yuv444p", "yuv420p10le"),
+    "h265": ("yuv420p10le", "yuv420p", "yuv422p10le", "yuv444p10le", "yuv420p12le", "yuv422p12le", "yuv444p12le"),
     "prores_hq": ("yuv422p10le",),
     "prores_4444": ("yuva444p10le", "yuv444p10le"),
+    "prores_xq": ("yuv444p10le", "yuva444p10le"),
     "dnxhr_hq": ("yuv422p",),
-    "ffv1": ("yuv420p", "yuv422p10le", "yuv444p10le", "yuv444p", "gbrp10le"),
+    "dnxhr_hqx": ("yuv422p10le",),
+    "dnxhr_444": ("yuv444p10le", "gbrp10le"),
+    "ffv1": ("yuv420p", "yuv422p10le", "yuv444p10le", "yuv444p", "gbrp10le", "yuv422p12le", "yuv444p12le",
+             "yuv444p16le", "gbrp12le", "gbrp16le"),
 }
 # container -> audio it can carry (MXF + AAC is refused by the muxer: PCM only).
 CONTAINER_AUDIO: dict[str, tuple[str, ...]] = {

@@ -244,7 +244,7 @@ def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int],
     entry["status"] = "ok"
     entry["error"] = None
     write_json_atomic(job.sidecar, {"inputs_sha256": job.inputs_sha256, "inputs": job.inputs, "entry": entry})
-    return entry, info.warnings() + ([signed.warning] if signed.warning else [])
+    return entry, info.warnings(job.preset.output.codec) + ([signed.warning] if signed.warning else [])
 
 
 def rendered_clip(job: ClipJob) -> RenderedClip:

@@ -177,8 +177,8 @@ def test_missing_sequence_is_listed_before_rendering(work, env, capsys):
 
 def test_swap_replaces_a_real_face_in_an_exr_sequence(work, env, capsys):
     """A real talking head as a float EXR sequence (ffmpeg CLI) through `doppel swap` with the demo model:
-    faces change, frame numbers stay, and every pixel outside the pasted region is the source's own
-    float value (untouched planes are never converted)."""
+    faces change, frame numbers stay, the face is composited in float (no 8-bit step: the deep box
+    path), and every pixel outside the pasted region is the source's own float value."""
     from tests.model_fixtures import face_clip, trained_model
 
     clip = face_clip(work / "face.mkv", frames=4, codec="ffv1")
@@ -212,4 +212,6 @@ def test_swap_replaces_a_real_face_in_an_exr_sequence(work, env, capsys):
             box[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1] = True
             assert box.mean() < 0.5  # the face region, not the frame
             assert np.array_equal(a[:, ~box], b[:, ~box])  # outside it: the source's float samples
+            new = b[:, diff]  # inside: composited in float32 (the 8-bit path would put every value on k/255)
+            assert np.isclose(new * 255, np.round(new * 255), atol=1e-3).mean() < 0.5
     assert changed_frames >= 3

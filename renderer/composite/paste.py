@@ -32,6 +32,12 @@ def _warp_box(crop_mask: np.ndarray, frame_from_crop: np.ndarray, frame_hw: tupl
     return x0, y0, x1, y1
 
 
+def paste_box(crop_mask: np.ndarray, frame_from_crop: np.ndarray, frame_hw: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """The frame box (x0, y0, x1, y1), exclusive end, that `paste_face` may write for this mask and
+    matrix (None when the warped mask misses the frame): what a deep source reads at depth."""
+    return _warp_box(crop_mask, _check_affine("frame_from_crop", frame_from_crop), frame_hw)
+
+
 def _box_from_crop(frame_from_crop: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     m = frame_from_crop.copy()
     m[:, 2] -= (box[0], box[1])
@@ -75,9 +81,11 @@ def _poisson(region: np.ndarray, face_u8: np.ndarray, alpha: np.ndarray) -> np.n
 
 
 def crop_of_frame(frame: np.ndarray, frame_from_crop: np.ndarray, size: int) -> np.ndarray:
-    """The frame's own pixels under the crop, (size, size, 3) float32 in [0, 1]."""
+    """The frame's own pixels under the crop, (size, size, 3) float32 in [0, 1] (uint8 or float32 frame)."""
     crop_from_frame = cv2.invertAffineTransform(frame_from_crop)
     crop = cv2.warpAffine(frame, crop_from_frame, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if frame.dtype == np.float32:
+        return np.clip(crop, 0.0, 1.0)
     return crop.astype(np.float32) * np.float32(1.0 / 255.0)
 
 
@@ -106,7 +114,9 @@ def paste_face(
 ) -> Patch | None:
     """Blend one swapped face into `frame` in place; the working part of `composite`.
 
-    frame: (H, W, 3) uint8 RGB, written inside the face's box only.
+    frame: (H, W, 3) uint8 RGB, written inside the face's box only; or float32 RGB (0..1 = black
+        ..white, e.g. a deep source's face box from `media.read_box`, frame_from_crop then mapping
+        into that box), blended and kept in float32: no 8-bit step anywhere inside the mask.
     swapped_crop, frame_from_crop, crop_mask, original_crop: as for `composite`.
     Returns the Patch of pixels that changed (None when the warped mask misses the frame).
 
@@ -117,7 +127,7 @@ def paste_face(
     so a pixel can differ by at most one code value from a float64 `base + a * (face - base)`
     rounded half up; where the warped mask is 0 the frame is never written.
     """
-    frame = _check_frame(frame)
+    frame = _check_frame(frame, deep=True)
     swapped_crop = _check_crop("swapped_crop", swapped_crop)
     size = swapped_crop.shape[0]
     crop_mask = _check_mask("crop_mask", crop_mask, size)
@@ -137,6 +147,8 @@ def paste_face(
     box_from_crop = _box_from_crop(m, box)
     dsize = (x1 - x0, y1 - y0)
     alpha = cv2.warpAffine(crop_mask, box_from_crop, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if frame.dtype == np.float32:
+        return _paste_deep(frame[y0:y1, x0:x1], swapped_crop, box_from_crop, alpha, settings, x0, y0)
     # Scale to 0..255 at crop resolution (S x S), not over the box: warping is linear.
     face = cv2.warpAffine(swapped_crop * np.float32(255.0), box_from_crop, dsize, flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
@@ -153,6 +165,32 @@ def paste_face(
     changed = cv2.bitwise_and(cv2.max(cv2.max(diff[0], diff[1]), diff[2]), inside)  # (h, w) uint8, 0 = same
     masked_copy(region, result, changed)
     return Patch(x0, y0, changed > 0)
+
+
+def _paste_deep(region: np.ndarray, swapped_crop: np.ndarray, box_from_crop: np.ndarray, alpha: np.ndarray,
+                settings: CompositeSettings, x0: int, y0: int) -> Patch:
+    """`paste_face` on a float32 box (a view, written where the face changed it): the same warp and
+    blend as the 8-bit path, with no rounding to code values.
+
+    Poisson blending: OpenCV's seamlessClone works in uint8 only, so it runs on the 8-bit face and
+    box, and only what it adds (the smooth membrane that matches the face to its surroundings) is
+    taken from it, blurred a little to remove its 8-bit steps, and added to the float face: the
+    face's own detail keeps its depth.
+    """
+    dsize = (region.shape[1], region.shape[0])
+    face = cv2.warpAffine(swapped_crop, box_from_crop, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    inside = cv2.compare(alpha, 0.0, cv2.CMP_GT)  # (h, w) uint8 0/255
+    if settings.blend == "poisson" and cv2.countNonZero(inside):
+        face_u8 = cv2.convertScaleAbs(face, alpha=255.0)
+        region_u8 = cv2.convertScaleAbs(np.clip(region, 0.0, 1.0), alpha=255.0)
+        cloned = _poisson(region_u8, face_u8, alpha)
+        offset = cv2.GaussianBlur(cloned.astype(np.float32) - face_u8.astype(np.float32), (0, 0), 2.0)
+        face = face + offset * np.float32(1.0 / 255.0)
+    blended = region + alpha[..., None] * (face - region)  # (h, w, 3) float32
+    diff = cv2.absdiff(blended, region).max(axis=2)
+    changed = (diff > 0) & (inside > 0)  # (h, w) bool
+    masked_copy(region, blended, changed.view(np.uint8))
+    return Patch(x0, y0, changed)
 
 
 def masked_copy(dst: np.ndarray, src: np.ndarray, mask: np.ndarray) -> None:

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from renderer import media
-from renderer.composite import TemporalBlend, face_mask, landmarks_to_crop, paste_face
+from renderer.composite import TemporalBlend, face_mask, landmarks_to_crop, paste_box, paste_face
 from renderer.errors import InputError
 from renderer.faces import Face
 from renderer.faces.identity import identity_distance
@@ -43,9 +43,12 @@ class FaceSwapper:
     """
 
     def __init__(self, model: SwapModel, settings: SwapSettings, fps: Fraction, matrix: str, rng: str,
-                 stats: SwapStats) -> None:
+                 stats: SwapStats, deep: bool = False) -> None:
         self.model, self.settings, self.fps = model, settings, fps
         self.matrix, self.rng = matrix, rng
+        # deep (`media.is_deep` of the source): faces are pasted into a float32 box read at the
+        # source's depth and written back at it; tracking and the model's input stay 8-bit.
+        self.deep = deep
         self.stats = stats
         self.size = model.size
         if "learned" in settings.composite.mask and not model.learns_mask:
@@ -183,7 +186,7 @@ class FaceSwapper:
         swapped, learned = self.model(crops)
         t1 = time.perf_counter()
         self.stats.seconds["model"] += t1 - t0
-        patches: dict[int, list[tuple[int, int, np.ndarray]]] = {}
+        work: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = {}
         for k, (p, tid, face) in enumerate(todo):
             crop = self._blend.update(tid, p.index, swapped[k])
             if not p.emit:
@@ -192,19 +195,46 @@ class FaceSwapper:
             mask = face_mask(lm_crop, self.size, self.settings.composite,
                              learned=None if learned is None else learned[k])
             original = crops[k].astype(np.float32) * np.float32(1.0 / 255.0)
-            # p.rgb is this stage's own conversion of the frame, done with once tracked and cropped:
-            # faces are pasted into it in place (a second face over the first), box by box.
-            patch = paste_face(p.rgb, crop, face.frame_from_crop, mask, self.settings.composite, original)
-            if patch is not None:
-                patches.setdefault(p.index, []).append((patch.x0, patch.y0, patch.changed))
+            work.setdefault(p.index, []).append((crop, face.frame_from_crop, mask, original))
         pending, self._pending, self._pending_faces = self._pending, [], 0
         for p in pending:
             if p.emit and p.faces:
                 self.stats.faces += len(p.faces)
-                p.frame = media.patch_regions(p.frame, p.rgb, patches.get(p.index, []), self.matrix, self.rng)
+                paste = self._paste_deep if self.deep else self._paste_8bit
+                p.frame = paste(p, work.get(p.index, []))
         self.stats.seconds["composite"] += time.perf_counter() - t1
         for p in pending:
             if p.emit:
                 yield p.index, p.frame, p.reason
 
+    def _paste_8bit(self, p: _Pending, faces: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> Any:
+        """Paste the faces into p.rgb (this stage's own 8-bit conversion of the frame, done with once
+        tracked and cropped; a second face over the first), then patch their boxes into the frame."""
+        patches = []
+        for crop, frame_from_crop, mask, original in faces:
+            patch = paste_face(p.rgb, crop, frame_from_crop, mask, self.settings.composite, original)
+            if patch is not None:
+                patches.append((patch.x0, patch.y0, patch.changed))
+        return media.patch_regions(p.frame, p.rgb, patches, self.matrix, self.rng)
 
+    def _paste_deep(self, p: _Pending, faces: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> Any:
+        """Paste the faces into one float32 box read from the decoded frame at its depth (the union of
+        their boxes, so a second face blends over the first), then write the box back at that depth."""
+        assert p.rgb is not None
+        hw = p.rgb.shape[:2]
+        boxes = [b for b in (paste_box(mask, m, hw) for _, m, mask, _ in faces) if b is not None]
+        if not boxes:
+            return p.frame
+        x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+        x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+        # Two pixels beyond the union: patch_regions aligns changed boxes to the 2x2 chroma grid.
+        x0, y0, x1, y1 = max(0, x0 - 2), max(0, y0 - 2), min(hw[1], x1 + 2), min(hw[0], y1 + 2)
+        box = media.read_box(p.frame, (x0, y0, x1, y1), self.matrix, self.rng)  # (h, w, 3) float32
+        patches = []
+        for crop, frame_from_crop, mask, original in faces:
+            box_from_crop = frame_from_crop.copy()
+            box_from_crop[:, 2] -= (x0, y0)
+            patch = paste_face(box, crop, box_from_crop, mask, self.settings.composite, original)
+            if patch is not None:
+                patches.append((x0 + patch.x0, y0 + patch.y0, patch.changed))
+        return media.patch_regions(p.frame, box, patches, self.matrix, self.rng, origin=(x0, y0))
