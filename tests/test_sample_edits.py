@@ -33,8 +33,8 @@ FAST: dict[str, tuple[str, set[str] | None]] = {  # edit: (what it covers, media
     "otio-aaf-adapter/misc_speed_effects.aaf": ("Avid AAF: freeze, 2x, reverse; Avid's own markers (1, 3)", None),
     "otio-aaf-adapter/nesting_test.aaf": ("Avid nest: a marker over a nested sequence refuses its clips by name (8)",
                                           None),
-    "otio-cmx3600-adapter/avid_example.edl": ("EDL over .exr sequence frames: that clip refused, 'image sequences "
-                                              "are not supported yet' (11)", None),
+    "otio-cmx3600-adapter/avid_example.edl": ("EDL over .exr sequence frames named as single files: that clip "
+                                              "refused by name (11)", None),
     "otio-aaf-adapter/no_metadata.otio": ("an AAF composition as a clip's media: that clip refused by name", None),
     "opentimelineio/effects.otio": ("missing .png stills refused per clip, the movies render (11)", None),
     "otio-fcp-adapter/premiere_example.xml": ("Premiere FCP7 XML: nested sequence, dissolves, generator, a clip "

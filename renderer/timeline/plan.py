@@ -130,7 +130,8 @@ def _not_a_movie(name: str) -> str | None:
     base = re.split(r"[\\/]", name.rstrip("/\\"))[-1]
     suffix = Path(base).suffix.lower()
     if suffix in STILL_SUFFIXES and _FRAME_NUMBER.search(Path(base).stem):
-        return f"image sequences are not supported yet ({base} is a frame of an image sequence)"
+        return (f"its media {base} is one frame of an image sequence, referenced as a single file: give the clip "
+                f"an ImageSequenceReference (OTIO) to render the sequence")
     if suffix in STILL_SUFFIXES:
         return (f"its still image {base} was not found (stills render as held frames: put it under "
                 f"--media-root)")
