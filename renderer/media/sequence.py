@@ -202,8 +202,14 @@ class SequenceInfo:
                 "rate_source": self.rate_source, "source_pix_fmt": self.source_pix_fmt,
                 "exr": None if self.exr is None else {
                     "pixel_type": self.exr.pixel_type, "compression": self.exr.compression,
-                    "channels": list(self.exr.channels),
-                    "attributes": {k: str(v) for k, v in self.exr.attributes.items()}}}
+                    "channels": list(self.exr.channels), "timecode": self.timecode,
+                    "attributes": {k: str(v) for k, v in self.exr.attributes.items() if k != "timeCode"}}}
+
+    @property
+    def timecode(self) -> str | None:
+        """The first frame's EXR timeCode attribute as HH:MM:SS:FF, None without one."""
+        value = self.exr.attributes.get("timeCode") if self.exr is not None else None
+        return _timecode_text(value) if value is not None else None
 
 
 def _exr_layout(path: Path) -> ExrLayout | None:
@@ -219,10 +225,37 @@ def _exr_layout(path: Path) -> ExrLayout | None:
     names = tuple(kinds)
     pixel_type = kinds.get("R") or next(iter(kinds.values()), "half")
     compression = str(header.get("compression", "ZIP_COMPRESSION")).rsplit(".", 1)[-1]
-    structural = {"channels", "compression", "dataWindow", "displayWindow", "lineOrder", "type", "chunkCount",
-                  "tiles", "writer", "timeCode"}
-    attributes = {k: v for k, v in header.items() if k not in structural}
-    return ExrLayout(pixel_type, compression, names, attributes)
+    return ExrLayout(pixel_type, compression, names, exr_attributes(header))
+
+
+# Header attributes that describe the file's layout (written anew), not the picture (carried).
+_EXR_STRUCTURAL = frozenset({"channels", "compression", "dataWindow", "displayWindow", "lineOrder", "type",
+                             "chunkCount", "tiles", "writer"})
+
+
+def exr_attributes(header: Mapping[str, Any]) -> dict[str, Any]:
+    """The attributes of an EXR header that a copy of the picture carries (timeCode, framesPerSecond,
+    chromaticities, owner, the writer's own: everything but the layout)."""
+    return {k: v for k, v in header.items() if k not in _EXR_STRUCTURAL}
+
+
+def exr_frame_attributes(path: Path) -> dict[str, Any]:
+    """`exr_attributes` of one EXR file's header ({} when it cannot be read)."""
+    import OpenEXR
+
+    try:
+        return exr_attributes(OpenEXR.File(str(path), header_only=True).header())
+    except Exception:  # noqa: BLE001 - a damaged frame was refused when it was decoded
+        return {}
+
+
+def _timecode_text(value: Any) -> str | None:
+    """An EXR timeCode attribute as HH:MM:SS:FF (';' before the frames when drop-frame)."""
+    try:
+        sep = ";" if getattr(value, "dropFrame", False) else ":"
+        return f"{int(value.hours):02d}:{int(value.minutes):02d}:{int(value.seconds):02d}{sep}{int(value.frame):02d}"
+    except (AttributeError, TypeError, ValueError):
+        return None
 
 
 def _exr_channel_types(path: Path) -> dict[str, str]:

@@ -21,7 +21,7 @@ import numpy as np
 
 from renderer.atomic import temp_dir_for
 from renderer.errors import InputError, MediaError
-from renderer.media.sequence import SequenceInfo, folder_sequences, parse_sequence
+from renderer.media.sequence import SequenceInfo, exr_frame_attributes, folder_sequences, parse_sequence
 
 # Pixel formats each encoder writes (first: the fallback when a frame's own format is not among them).
 _WRITE_FORMATS: dict[str, tuple[str, ...]] = {
@@ -59,6 +59,7 @@ class SequenceWriter:
         self.width, self.height, self.fps = int(width), int(height), Fraction(fps)
         self.first_number, self.step = int(first_number), int(step)
         self.exr = like.exr if like is not None and self.pattern.kind == "exr" else None
+        self.like = like if self.exr is not None and like.pattern.kind == "exr" else None
         self.pix_fmt = pix_fmt
         self.metadata = dict(metadata or {})
         self.frames_written = 0
@@ -124,7 +125,7 @@ class SequenceWriter:
         target = self._work / self.pattern.name(number)
         try:
             if self.pattern.kind == "exr":
-                self._write_exr(frame, target)
+                self._write_exr(frame, target, number)
             else:
                 target.write_bytes(self._encode(frame))
         except (av.error.FFmpegError, OSError, RuntimeError, ValueError) as err:
@@ -149,7 +150,7 @@ class SequenceWriter:
         packets = list(cc.encode(frame)) + list(cc.encode(None))
         return b"".join(bytes(p) for p in packets)
 
-    def _write_exr(self, frame: av.VideoFrame, target: Path) -> None:
+    def _write_exr(self, frame: av.VideoFrame, target: Path, number: int) -> None:
         import OpenEXR
 
         alpha = frame.format.name.startswith(("gbrap", "rgba", "ya"))
@@ -158,7 +159,11 @@ class SequenceWriter:
         layout = self.exr
         pixels = pixels.astype(np.float16 if layout is None or layout.pixel_type == "half" else np.float32)
         compression = getattr(OpenEXR, layout.compression, OpenEXR.ZIP_COMPRESSION) if layout else OpenEXR.ZIP_COMPRESSION
-        header: dict[str, Any] = dict(layout.attributes) if layout else {}
+        # Each frame carries its own source frame's attributes (same number: its timeCode, a renderer's
+        # per-frame notes), the first frame's where the source has no such number.
+        source = self.like.pattern.file(number) if self.like is not None else None
+        header: dict[str, Any] = (exr_frame_attributes(source) if source is not None and source.is_file()
+                                  else dict(layout.attributes) if layout else {})
         header.update({"compression": compression, "type": OpenEXR.scanlineimage,
                        "framesPerSecond": (self.fps.numerator, self.fps.denominator)})
         for key, value in self.metadata.items():

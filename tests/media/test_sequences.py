@@ -246,6 +246,31 @@ def test_blender_half_rgba_piz_exr_sequence(work):
     assert b.dtype == np.float16 and np.array_equal(a, b)
 
 
+def test_exr_rate_timecode_and_attributes_are_read_and_carried_per_frame(work):
+    """EXR frames written by the OpenEXR library itself with framesPerSecond, a timeCode per frame and an
+    owner: the rate and first timecode are read, and each trimmed frame keeps its own frame's attributes."""
+    import OpenEXR
+
+    folder = work / "timecoded"
+    folder.mkdir()
+    for k in range(4):
+        tc = OpenEXR.TimeCode()
+        tc.hours, tc.minutes, tc.seconds, tc.frame = 1, 0, 0, k
+        rgb = np.full((16, 24, 3), 0.1 * k, np.float16)
+        header = {"compression": OpenEXR.PIZ_COMPRESSION, "type": OpenEXR.scanlineimage,
+                  "framesPerSecond": (25, 1), "timeCode": tc, "owner": "Plate Co."}
+        OpenEXR.File(header, {"RGB": rgb}).write(str(folder / f"tc_{101 + k}.exr"))
+    info = media.probe(folder)
+    assert (info.fps, info.sequence.rate_source, info.sequence.numbers) == (25, "exr framesPerSecond", (101, 102, 103, 104))
+    assert info.sequence.to_json()["exr"]["timecode"] == "01:00:00:00" and info.sequence.pattern.padding == 3
+    cut = media.trim(folder, 1, 2, work / "timecoded_cut" / "tc_%03d.exr")
+    assert cut.sequence.numbers == (102, 103)
+    for n, frame in ((102, 1), (103, 2)):
+        header = OpenEXR.File(str(work / "timecoded_cut" / f"tc_{n}.exr"), header_only=True).header()
+        assert (header["timeCode"].hours, header["timeCode"].frame, header["owner"]) == (1, frame, "Plate Co.")
+        assert str(header["compression"]).endswith("PIZ_COMPRESSION")
+
+
 # ------------------------------------------------------------------ bad input
 
 
