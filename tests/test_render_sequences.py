@@ -157,6 +157,41 @@ def test_farm_export_refuses_sequences_by_name(work, plates_edit, env):
     assert not (work / "bundle").exists()
 
 
+def test_a_stepped_sequence_is_refused_alone_in_an_edit_and_trims_by_number(work, plates_edit, env):
+    """Every other frame on disk (1001, 1003, ...) with frame_step 2 in the edit: that clip is refused
+    by name, the other clip is a job; trim keeps the stepped numbers."""
+    import shutil
+
+    from renderer.timeline import find_jobs, read_edit
+
+    exr, _, _ = plates_edit
+    stepped = work / "stepped"
+    stepped.mkdir()
+    for k, n in enumerate(range(1001, 1013, 2)):
+        shutil.copy(exr.parent / f"A001.{n}.exr", stepped / f"S.{1001 + 2 * k}.exr")
+    info = media.probe(stepped)
+    assert (info.frames, info.sequence.step) == (6, 2)
+    cut = media.trim(stepped, 1, 3, work / "stepped_cut" / "S.%04d.exr")
+    assert cut.sequence.numbers == (1003, 1005, 1007) and cut.sequence.step == 2
+    ref = otio.schema.ImageSequenceReference(target_url_base=stepped.resolve().as_uri() + "/", name_prefix="S.",
+                                             name_suffix=".exr", start_frame=1001, frame_step=2, rate=RATE,
+                                             frame_zero_padding=4)
+    a = otio.schema.Clip(name="stepped", media_reference=ref, source_range=TR(RT(0, RATE), RT(4, RATE)))
+    b = otio.schema.Clip(name="plain", media_reference=otio.schema.ImageSequenceReference(
+        target_url_base=exr.parent.resolve().as_uri() + "/", name_prefix="A001.", name_suffix=".exr",
+        start_frame=1001, rate=RATE, frame_zero_padding=4), source_range=TR(RT(2, RATE), RT(4, RATE)))
+    for clip in (a, b):
+        clip.markers.append(otio.schema.Marker(name="FACESWAP", marked_range=clip.source_range))
+    timeline = otio.schema.Timeline(name="stepped")
+    timeline.tracks.append(otio.schema.Track(children=[a, b]))
+    path = work / "stepped.otio"
+    otio.adapters.write_to_file(timeline, str(path))
+    jobs, refused = find_jobs(read_edit(path), path)
+    assert [(j.clip_name, j.source_first_frame, j.source_last_frame) for j in jobs] == [("plain", 2, 5)]
+    assert [r.clip_name for r in refused] == ["stepped"]
+    assert "steps by 2 in the edit and by 2 on disk" in refused[0].reason
+
+
 def test_missing_sequence_is_listed_before_rendering(work, env, capsys):
     ref = otio.schema.ImageSequenceReference(target_url_base="file:///nowhere/plates/", name_prefix="C003.",
                                              name_suffix=".exr", start_frame=1001, rate=RATE, frame_zero_padding=4)

@@ -311,10 +311,14 @@ def find_jobs(
         info = infos[media]
         rate = Fraction(info.fps)
         edit_rate = span.start_time.rate
-        if seq_ref is not None and info.frames > 1 and seq_ref.frame_step != info.sequence.step:
+        steps = (seq_ref.frame_step, info.sequence.step if info.frames > 1 else 1) if seq_ref is not None else (1, 1)
+        if steps != (1, 1):
+            # OTIO shows every frame number of a stepped sequence (frame_for_time counts 1001, 1002, ...;
+            # images only at 1001, 1003, ...): the held images would need a retime of their own.
             refused.append(RefusedClip(t_index, c_index, clip.name, text,
-                                       f"the edit steps its image sequence by {seq_ref.frame_step} frames but the "
-                                       f"files of {media.name} are numbered in steps of {info.sequence.step}"))
+                                       f"its image sequence {media.name} steps by {steps[0]} in the edit and by "
+                                       f"{steps[1]} on disk: sequences in edits with a frame step other than 1 are "
+                                       f"not supported yet (doppel probe, trim and swap read them)"))
             continue
         if info.frames == 1 and media.suffix.lower() in STILL_SUFFIXES and seq_ref is None:
             # A still is a held frame: render its one frame (swapped) and hold it on the return clip
