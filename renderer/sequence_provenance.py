@@ -48,7 +48,9 @@ def sign_sequence(path: Path, claim: Any, identity: Any, final: Path | None = No
     if identity is None:
         return P.SignResult(final, False, "none", warning=(
             f"warning: {final_pattern.hashes} is NOT signed: no signing key configured (preset 'signing', "
-            f"{P.ENV_CERT}/{P.ENV_KEY}, or run 'doppel keys init'); its EXR frames carry only the label"))
+            f"{P.ENV_CERT}/{P.ENV_KEY}, or run 'doppel keys init'); "
+            + ("its EXR frames carry only the label in their headers" if final_pattern.kind == "exr" else
+               f"{final_pattern.kind.upper()} frames carry no label: deliver it only signed")))
     chain, key, alg = P.load_signer_material(identity)
     listing = frame_list(pattern)
     definition = P._manifest_definition(claim, final_pattern.hashes)
