@@ -164,6 +164,11 @@ class MediaInfo:
         """What a render of this source (to output `codec`, when given) does not carry over, one sentence each."""
         out = [f"{self.path.name}: video stream #{v.index} ({v.codec} {v.width}x{v.height}) is not carried; "
                f"only stream #{self.video_index} is read and written" for v in self.other_video]
+        if self.sequence is not None and self.sequence.exr is not None:
+            extra = [c for c in self.sequence.exr.channels if c not in ("R", "G", "B", "A")]
+            if extra:
+                out.append(f"{self.path.name}: EXR channels {', '.join(extra[:6])}{' ...' if len(extra) > 6 else ''} "
+                           f"are not carried; only R, G, B (and A) are read and written")
         if self.hdr is not None and codec is not None and codec not in HDR_CODECS:
             out.append(f"{self.path.name}: its HDR10 mastering display / content light metadata is not carried by "
                        f"{codec} output (only {', '.join(HDR_CODECS)} writes it); the colour tags are")

@@ -259,8 +259,9 @@ def test_exr_rate_timecode_and_attributes_are_read_and_carried_per_frame(work):
         rgb = np.full((16, 24, 3), 0.1 * k, np.float16)
         header = {"compression": OpenEXR.PIZ_COMPRESSION, "type": OpenEXR.scanlineimage,
                   "framesPerSecond": (25, 1), "timeCode": tc, "owner": "Plate Co."}
-        OpenEXR.File(header, {"RGB": rgb}).write(str(folder / f"tc_{101 + k}.exr"))
+        OpenEXR.File(header, {"RGB": rgb, "Z": np.ones((16, 24), np.float32)}).write(str(folder / f"tc_{101 + k}.exr"))
     info = media.probe(folder)
+    assert info.warnings() == ["tc_%03d.exr: EXR channels Z are not carried; only R, G, B (and A) are read and written"]
     assert (info.fps, info.sequence.rate_source, info.sequence.numbers) == (25, "exr framesPerSecond", (101, 102, 103, 104))
     assert info.sequence.to_json()["exr"]["timecode"] == "01:00:00:00" and info.sequence.pattern.padding == 3
     cut = media.trim(folder, 1, 2, work / "timecoded_cut" / "tc_%03d.exr")
