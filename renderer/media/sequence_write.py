@@ -86,9 +86,7 @@ class SequenceWriter:
             return
         try:
             _fsync_dir(work)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(work, 0o777 & ~umask)  # mkdtemp made it private; the sequence is not
+            os.chmod(work, 0o777 & ~_umask())  # mkdtemp made it private; the sequence is not
             folder = self.pattern.folder
             if folder.is_dir():
                 folder.rmdir()  # empty (checked on entry): a rename cannot replace a folder
@@ -185,6 +183,15 @@ def _short_attributes(key: str, text: str) -> dict[str, str]:
         out[key if n == 1 else f"{key}.{n}"] = data[:cut].decode("utf-8")
         data, n = data[cut:], n + 1
     return out
+
+
+def _umask() -> int:
+    """The process umask, read without setting it (os.umask would change it for every thread)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    return 0o022
 
 
 def _fsync_dir(folder: Path) -> None:
