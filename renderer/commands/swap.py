@@ -205,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         media.check_output(args.out, media.resolve_codec(codec))
     for warning in info.warnings(None if to_sequence else codec):
         print(f"doppel swap: warning: {warning}", file=sys.stderr)
-    pix_fmt = preset.output.pix_fmt if preset else None
+    pix_fmt = preset.output.writer_pix_fmt if preset else None
     signing = ({"cert": preset.signing.cert, "key": preset.signing.key}
                if preset and preset.signing.cert and preset.signing.key else None)
     identity = resolve_signing_identity(signing, os.environ)  # a broken key fails here, before any frame

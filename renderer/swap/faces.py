@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from renderer import media
+from renderer.colour_management import ColourManagement
 from renderer.composite import TemporalBlend, face_mask, landmarks_to_crop, paste_box, paste_face
 from renderer.errors import InputError
 from renderer.faces import Face
@@ -31,6 +32,7 @@ class _Pending:
     faces: list[tuple[int, Face]]  # (track id, face)
     emit: bool
     reason: str | None  # why it passes through, when it does
+    view: np.ndarray | None = None  # managed colour: the (H, W, 3) uint8 working-space picture faces were found on
 
 
 class FaceSwapper:
@@ -54,11 +56,15 @@ class FaceSwapper:
         if "learned" in settings.composite.mask and not model.learns_mask:
             raise InputError(f"mask={settings.composite.mask!r} needs a model trained with a learned mask; "
                              f"this model has none (allowed here: hull, ellipse)")
+        learned_in = model.card.working_space
+        if settings.colour is not None and learned_in is not None and learned_in != settings.colour.spaces.working_space:
+            raise InputError(f"colour_management.working_space is {settings.colour.spaces.working_space!r}, but the model "
+                             f"learned in {learned_in!r} (its model card); set working_space: {learned_in}")
         self._tracker: FaceTracker | None = None
         self._blend = TemporalBlend(settings.temporal)
         self._pending: list[_Pending] = []
         self._pending_faces = 0
-        self._tracking: dict[int, tuple[Any, np.ndarray, bool]] = {}  # frames the tracker holds: frame, rgb, emit
+        self._tracking: dict[int, tuple[Any, np.ndarray, bool, np.ndarray]] = {}  # held frames: frame, rgb, emit, view
         self._closing: FaceTracker | None = None  # the last segment's tracker, settling its held frames
         self._boundary: int | None = None  # the segment start it runs past
         self._deferred: list[TrackedFrame] = []  # new-segment frames waiting for the old one's
@@ -100,7 +106,13 @@ class FaceSwapper:
         t0 = time.perf_counter()
         if rgb is None:
             rgb = media.frame_to_rgb(frame, self.matrix, self.rng)
-        self._tracking[index] = (frame, rgb, emit)
+        # Faces are found and landmarked on the picture the detectors were made for: with managed
+        # colour a read-only working-space view (a log frame's low contrast moved 68-point landmarks
+        # by ~3 px on a 175 px face), which is also where the model's crops are cut; the paste
+        # still reads and writes the source pixels.
+        cm = self.settings.colour
+        track = rgb if cm is None else self._working_view(frame, rgb, cm)
+        self._tracking[index] = (frame, rgb, emit, track)
         if index % SEGMENT_FRAMES == 0 and self._tracker is not None:
             # Segment start: a fresh tracker from here. The old one runs on past it only while
             # it holds frames before it (a miss not yet made good), at most detect_every frames,
@@ -108,10 +120,10 @@ class FaceSwapper:
             self._closing, self._boundary, self._tracker = self._tracker, index, None
         closing = None
         if self._closing is not None and any(i < self._boundary for i in self._tracking):  # type: ignore[operator]
-            closing = self._closing.push(index, rgb)
+            closing = self._closing.push(index, track)
         if self._tracker is None:
             self._tracker = self._new_tracker()
-        settled = self._tracker.push(index, rgb)
+        settled = self._tracker.push(index, track)
         self.stats.seconds["track"] += time.perf_counter() - t0
         if self._closing is not None:
             yield from self._from_closing(closing or [])
@@ -120,6 +132,15 @@ class FaceSwapper:
                 self._deferred.append(tf)  # after the old segment's frames, in order
             else:
                 yield from self._tracked(tf)
+
+    def _working_view(self, frame: Any, rgb: np.ndarray, cm: ColourManagement) -> np.ndarray:
+        """(H, W, 3) uint8 working-space picture of a frame, for finding faces. A deep source is
+        converted from its own depth: an 8-bit step before a log-to-display conversion leaves
+        steps of several display code values in the highlights, enough to move a detection."""
+        if not self.deep:
+            return cm.to_working_u8(rgb)
+        full = media.read_box(frame, (0, 0, frame.width, frame.height), self.matrix, self.rng)  # (H, W, 3) float32
+        return np.clip(np.rint(cm.to_working(full) * np.float32(255.0)), 0, 255).astype(np.uint8)
 
     def _from_closing(self, settled: list[TrackedFrame]) -> Iterator[tuple[int, Any, str | None]]:
         """Frames the old segment's tracker settled; once none before the segment start is left,
@@ -138,13 +159,14 @@ class FaceSwapper:
 
     def _tracked(self, tf: TrackedFrame) -> Iterator[tuple[int, Any, str | None]]:
         """A frame whose faces the tracker has settled: choose the faces to swap, queue it for the model."""
-        frame, rgb, emit = self._tracking.pop(tf.index)
+        frame, rgb, emit, view = self._tracking.pop(tf.index)
         chosen = self._choose(list(tf.faces))
         if emit:
             self.stats.held += any(tid in tf.held for tid, _ in chosen)
             self.stats.lost.extend([tf.index] * len(tf.lost))
         reason = None if chosen else ("not identity" if tf.faces else "no face")
-        yield from self._queue(_Pending(tf.index, frame, rgb if chosen else None, chosen, emit, reason))
+        yield from self._queue(_Pending(tf.index, frame, rgb if chosen else None, chosen, emit, reason,
+                                        view if chosen and self.settings.colour is not None else None))
 
     def flush(self) -> Iterator[tuple[int, Any, str | None]]:
         """Finish every pending frame (end of the range)."""
@@ -180,8 +202,11 @@ class FaceSwapper:
             yield from self._drain()
             return
         t0 = time.perf_counter()
-        crops = np.stack([cv2.warpAffine(p.rgb, face.crop_from_frame, (self.size, self.size),
-                                         flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        # Managed colour: crops are cut from the working-space view (the space the model learned in,
+        # also the colour transfer's target); the frame boxes are converted in paste_face.
+        crops = np.stack([cv2.warpAffine(p.rgb if p.view is None else p.view, face.crop_from_frame,
+                                         (self.size, self.size), flags=cv2.INTER_LINEAR,
+                                         borderMode=cv2.BORDER_REPLICATE)
                           for p, _, face in todo])  # (N, S, S, 3) uint8
         swapped, learned = self.model(crops)
         t1 = time.perf_counter()
@@ -212,29 +237,51 @@ class FaceSwapper:
         tracked and cropped; a second face over the first), then patch their boxes into the frame."""
         patches = []
         for crop, frame_from_crop, mask, original in faces:
-            patch = paste_face(p.rgb, crop, frame_from_crop, mask, self.settings.composite, original)
+            patch = paste_face(p.rgb, crop, frame_from_crop, mask, self.settings.composite, original,
+                               self.settings.colour)
             if patch is not None:
                 patches.append((patch.x0, patch.y0, patch.changed))
         return media.patch_regions(p.frame, p.rgb, patches, self.matrix, self.rng)
 
     def _paste_deep(self, p: _Pending, faces: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> Any:
-        """Paste the faces into one float32 box read from the decoded frame at its depth (the union of
-        their boxes, so a second face blends over the first), then write the box back at that depth."""
+        """Paste the faces into float32 boxes read from the decoded frame at its depth, then write each
+        box back at that depth. Faces whose boxes come near each other share one box (their union, so
+        a second face blends over the first); faces apart get their own, so two faces at opposite
+        corners do not convert the frame between them."""
         assert p.rgb is not None
         hw = p.rgb.shape[:2]
-        boxes = [b for b in (paste_box(mask, m, hw) for _, m, mask, _ in faces) if b is not None]
-        if not boxes:
-            return p.frame
-        x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
-        x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
-        # Two pixels beyond the union: patch_regions aligns changed boxes to the 2x2 chroma grid.
-        x0, y0, x1, y1 = max(0, x0 - 2), max(0, y0 - 2), min(hw[1], x1 + 2), min(hw[0], y1 + 2)
-        box = media.read_box(p.frame, (x0, y0, x1, y1), self.matrix, self.rng)  # (h, w, 3) float32
-        patches = []
-        for crop, frame_from_crop, mask, original in faces:
-            box_from_crop = frame_from_crop.copy()
-            box_from_crop[:, 2] -= (x0, y0)
-            patch = paste_face(box, crop, box_from_crop, mask, self.settings.composite, original)
-            if patch is not None:
-                patches.append((x0 + patch.x0, y0 + patch.y0, patch.changed))
-        return media.patch_regions(p.frame, box, patches, self.matrix, self.rng, origin=(x0, y0))
+        # Two pixels beyond each face: patch_regions aligns changed boxes to the 2x2 chroma grid.
+        groups: list[tuple[list[int], list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]]] = []
+        for face in faces:
+            b = paste_box(face[2], face[1], hw)
+            if b is None:
+                continue
+            box = [max(0, b[0] - 2), max(0, b[1] - 2), min(hw[1], b[2] + 2), min(hw[0], b[3] + 2)]
+            members = [face]
+            # Merge with every group it comes within the chroma margins of (both sides): a patch then never
+            # filters chroma from pixels another group changes.
+            near = 2 * media.PATCH_MARGIN
+            merged = True
+            while merged:  # a grown box may reach a group it missed before
+                merged = False
+                for g in groups:
+                    gb = g[0]
+                    if box[0] < gb[2] + near and gb[0] < box[2] + near and box[1] < gb[3] + near and gb[1] < box[3] + near:
+                        groups.remove(g)
+                        box = [min(box[0], gb[0]), min(box[1], gb[1]), max(box[2], gb[2]), max(box[3], gb[3])]
+                        members = g[1] + members  # earlier faces first: a later face blends over them
+                        merged = True
+                        break
+            groups.append((box, members))
+        for (x0, y0, x1, y1), members in groups:
+            deep = media.read_box(p.frame, (x0, y0, x1, y1), self.matrix, self.rng)  # (h, w, 3) float32
+            patches = []
+            for crop, frame_from_crop, mask, original in members:
+                box_from_crop = frame_from_crop.copy()
+                box_from_crop[:, 2] -= (x0, y0)
+                patch = paste_face(deep, crop, box_from_crop, mask, self.settings.composite, original,
+                                   self.settings.colour)
+                if patch is not None:
+                    patches.append((x0 + patch.x0, y0 + patch.y0, patch.changed))
+            p.frame = media.patch_regions(p.frame, deep, patches, self.matrix, self.rng, origin=(x0, y0))
+        return p.frame
