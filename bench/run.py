@@ -44,6 +44,7 @@ LOGS = BENCH / "out" / "logs"
 QUICK_ARGS: dict[str, list[str]] = {
     "composite": ["--repeats", "10"],
     "faces": ["--frames", "20"],
+    "matte": ["--frames", "24", "--repeats", "1"],
     "media": ["--frames", "48"],
     "provenance": ["--frames", "60"],
     "swap": ["--frames", "24", "--long", "240"],
@@ -172,6 +173,10 @@ def _deep(text: str) -> list[Figure]:
     m = _search(r"^\| 10-bit source \(\w+\), deep path \| [\d.]+ \| ([\d.]+) \|", text)
     return [Figure("deep", "deep paste per face (10-bit 4:2:2, 1080p) / the 8-bit paste on the same frame",
                    f"{m.group(1)}x" if m else "?", "-", "no goal" if m else "not measured")]
+def _matte(text: str) -> list[Figure]:
+    m = _search(r"^\| matte \| [^|]* \| [^|]* \| [^|]* \| \*\*([\d.]+)\*\* \| ([\d.]+) \|", text)
+    return [Figure("matte", "`doppel swap --matte` / plain swap, CPU time (wall)",
+                   f"{m.group(2)}x ({m.group(1)}x)" if m else "?", "-", "no goal")]
 
 
 def _generic(topic: str) -> Extractor:
@@ -192,6 +197,7 @@ def _generic(topic: str) -> Extractor:
 EXTRACTORS: dict[str, Extractor] = {
     "faces": _faces, "sample_edits": _sample_edits, "media": _media, "swap": _swap, "train": _train, "render": _render, "farm": _farm,
     "deep": _deep,
+    "matte": _matte,
 }
 
 

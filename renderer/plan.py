@@ -102,6 +102,18 @@ class ClipJob:
         """True when the output is an image sequence (a pattern in its own folder)."""
         return self.clip.media_path.suffix.lower() in SEQUENCE_KINDS and "%" in self.output.name
 
+    @property
+    def passes(self) -> dict[str, Path]:
+        """The matte pass clips the preset asks for beside the output: {"matte": path, "plate": path}.
+        None for an image sequence (`plan_render` refuses a matte pass for one)."""
+        from renderer.media.matte import matte_paths
+
+        if self.is_sequence:
+            return {}
+        matte, plate = matte_paths(self.output)
+        out = self.preset.output
+        return {k: p for k, p, wanted in (("matte", matte, out.matte), ("plate", plate, out.plate)) if wanted}
+
     def up_to_date(self) -> dict[str, Any] | None:
         """The recorded clip entry when the output exists and was rendered from the same inputs, else None."""
         exists = self.output.parent.is_dir() if self.is_sequence else self.output.is_file()
@@ -116,6 +128,10 @@ class ClipJob:
         entry = record.get("entry")
         if not isinstance(entry, dict) or entry.get("output", {}).get("sha256") != media_sha256(self.output):
             return None
+        for kind, path in self.passes.items():  # a matte deleted or changed since: render again
+            recorded = entry["output"].get(kind)
+            if not (isinstance(recorded, dict) and path.is_file() and recorded.get("sha256") == sha256_file(path)):
+                return None
         return entry
 
 
@@ -300,6 +316,11 @@ def plan_render(
             src = parse_sequence(mc.media_path)
             stem = output.stem
             output = output.parent / stem / SequencePattern(Path(), f"{stem}.", src.suffix, src.padding).printf.name
+            if out.matte or out.plate:
+                problems.append(InputError(f"{where}: preset output.matte/plate: a matte pass for an image sequence "
+                                           f"is not supported yet (its media is {mc.media_path.name}); turn it off "
+                                           f"for this clip"))
+                continue
         else:
             try:
                 check_output(output, check_codec)

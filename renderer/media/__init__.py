@@ -23,6 +23,7 @@ The package is split by job, and every name is importable from `renderer.media`:
     splice.py   concat (farm chunks) and smart-render splicing of re-encoded GOPs
     sequence.py image sequences (EXR, DPX, TIFF, PNG): patterns, probe, per-file decode, frame-list hashes
     sequence_write.py  SequenceWriter (atomic, one folder per sequence; EXR through openexr)
+    matte.py    MatteWriter: the matte pass (blend mask, face plate) as ProRes 4444 clips with alpha
 """
 
 from renderer.errors import InputError, MediaError  # noqa: F401  (re-exported for callers)
@@ -62,6 +63,13 @@ from renderer.media.info import (  # noqa: F401
     probe,
     shift_timecode,
     timecode_to_frame,
+)
+from renderer.media.matte import (  # noqa: F401
+    MATTE_SUFFIX,
+    PLATE_SUFFIX,
+    MatteWriter,
+    decode_matte,
+    matte_paths,
 )
 from renderer.media.sequence import (  # noqa: F401
     SEQUENCE_KINDS,
