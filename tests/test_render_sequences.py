@@ -250,3 +250,12 @@ def test_swap_replaces_a_real_face_in_an_exr_sequence(work, env, capsys):
             new = b[:, diff]  # inside: composited in float32 (the 8-bit path would put every value on k/255)
             assert np.isclose(new * 255, np.round(new * 255), atol=1e-3).mean() < 0.5
     assert changed_frames >= 3
+
+
+def test_a_matte_pass_for_a_sequence_is_refused(work, plates_edit, env, capsys):
+    exr, _, _ = plates_edit
+    code = cli_main(["swap", str(exr), "--model", str(make_model(work / "m")), "--out",
+                     str(work / "matte_refused" / "A001.%04d.exr"), "--matte", "--no-progress"])
+    assert code == 2
+    assert "a matte pass for an image sequence is not supported yet" in capsys.readouterr().err
+    assert not (work / "matte_refused").exists()
