@@ -166,11 +166,11 @@ ALIASES: dict[str, str] = {
     "pix_fmt": "output.pix_fmt",
     "audio": "output.audio",
     "name": "output.name",
+    "matte": "output.matte",
+    "plate": "output.plate",
     "source_space": "colour_management.source_space",
     "working_space": "colour_management.working_space",
     "ocio_config": "colour_management.config",
-    "matte": "output.matte",
-    "plate": "output.plate",
 }
 
 

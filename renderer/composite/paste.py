@@ -219,7 +219,7 @@ def _paste_deep(region: np.ndarray, swapped_crop: np.ndarray, box_from_crop: np.
     diff = cv2.reduce(cv2.absdiff(blended, region).reshape(-1, 3), 1, cv2.REDUCE_MAX).reshape(alpha.shape)
     changed = (diff > 0) & (inside > 0)  # (h, w) bool
     masked_copy(region, blended, changed.view(np.uint8))
-    return Patch(x0, y0, changed, alpha, face * np.float32(255.0))  # the plate in 0..255, as the 8-bit path's
+    return Patch(x0, y0, changed, alpha, face * np.float32(255.0))  # face in 0..255, as the 8-bit path's
 
 
 def masked_copy(dst: np.ndarray, src: np.ndarray, mask: np.ndarray) -> None:

@@ -50,7 +50,7 @@ class FaceSwapper:
     """
 
     def __init__(self, model: SwapModel, settings: SwapSettings, fps: Fraction, matrix: str, rng: str,
-                 stats: SwapStats, deep: bool = False, keep_patches: bool = False) -> None:
+                 stats: SwapStats, keep_patches: bool = False, deep: bool = False) -> None:
         self.model, self.settings, self.fps = model, settings, fps
         self.keep_patches = keep_patches
         self.matrix, self.rng = matrix, rng
@@ -243,7 +243,7 @@ class FaceSwapper:
                     ) -> tuple[Any, list[Patch]]:
         """Paste the faces into p.rgb (this stage's own 8-bit conversion of the frame, done with once
         tracked and cropped; a second face over the first), then patch their boxes into the frame.
-        Returns (the frame, the Patch of each face in frame coordinates, for the matte pass)."""
+        Returns the patched frame and the faces' patches, in frame pixels."""
         patches = []
         for crop, frame_from_crop, mask, original in faces:
             patch = paste_face(p.rgb, crop, frame_from_crop, mask, self.settings.composite, original,
@@ -284,7 +284,7 @@ class FaceSwapper:
                         merged = True
                         break
             groups.append((box, members))
-        every: list[Patch] = []
+        pasted: list[Patch] = []
         for (x0, y0, x1, y1), members in groups:
             deep = media.read_box(p.frame, (x0, y0, x1, y1), self.matrix, self.rng)  # (h, w, 3) float32
             patches = []
@@ -293,9 +293,8 @@ class FaceSwapper:
                 box_from_crop[:, 2] -= (x0, y0)
                 patch = paste_face(deep, crop, box_from_crop, mask, self.settings.composite, original,
                                    self.settings.colour)
-                if patch is not None:  # moved from the box's coordinates to the frame's
-                    patches.append(Patch(x0 + patch.x0, y0 + patch.y0, patch.changed, patch.alpha, patch.face))
-            p.frame = media.patch_regions(p.frame, deep, [(pt.x0, pt.y0, pt.changed) for pt in patches],
-                                          self.matrix, self.rng, origin=(x0, y0))
-            every += patches
-        return p.frame, every
+                if patch is not None:
+                    pasted.append(Patch(x0 + patch.x0, y0 + patch.y0, patch.changed, patch.alpha, patch.face))
+                    patches.append((x0 + patch.x0, y0 + patch.y0, patch.changed))
+            p.frame = media.patch_regions(p.frame, deep, patches, self.matrix, self.rng, origin=(x0, y0))
+        return p.frame, pasted
