@@ -168,6 +168,12 @@ def _farm(text: str) -> list[Figure]:
     return [Figure("farm", "2 workers / 1 worker wall time", m.group(2) if m else "?", "-", "no goal")]
 
 
+def _deep(text: str) -> list[Figure]:
+    m = _search(r"^\| 10-bit source \(\w+\), deep path \| [\d.]+ \| ([\d.]+) \|", text)
+    return [Figure("deep", "deep paste per face (10-bit 4:2:2, 1080p) / the 8-bit paste on the same frame",
+                   f"{m.group(1)}x" if m else "?", "-", "no goal" if m else "not measured")]
+
+
 def _generic(topic: str) -> Extractor:
     """Rows for a topic without its own extractor: every line that states a goal and whether it was met."""
 
@@ -185,6 +191,7 @@ def _generic(topic: str) -> Extractor:
 
 EXTRACTORS: dict[str, Extractor] = {
     "faces": _faces, "sample_edits": _sample_edits, "media": _media, "swap": _swap, "train": _train, "render": _render, "farm": _farm,
+    "deep": _deep,
 }
 
 

@@ -98,6 +98,7 @@ CODEC_PIX_FMTS: dict[str, tuple[str, ...]] = {
     "ffv1": ("yuv420p", "yuv422p10le", "yuv444p10le", "yuv444p", "gbrp10le", "yuv422p12le", "yuv444p12le",
              "yuv444p16le", "gbrp12le", "gbrp16le"),
 }
+PIX_FMT_SOURCE = "source"  # output.pix_fmt: the source's own layout and depth (nearest the codec takes)
 # container -> audio it can carry (MXF + AAC is refused by the muxer: PCM only).
 CONTAINER_AUDIO: dict[str, tuple[str, ...]] = {
     "mp4": ("aac", "none"),
@@ -127,7 +128,9 @@ FIELDS: dict[str, Field] = {
     "min_face": Field("int", 40, minimum=8, maximum=4096, help="smallest face searched for (px)"),
     "output.codec": Field("enum", "prores_hq", CODECS, help="video codec"),
     "output.container": Field("enum", "mov", CONTAINERS, help="container (checked against the codec)"),
-    "output.pix_fmt": Field("str", None, nullable=True, help="pixel format (null: the codec's default)"),
+    "output.pix_fmt": Field("str", None, nullable=True,
+                            help="pixel format (null: the codec's default; source: the source's layout and depth, "
+                                 "or the nearest deeper one the codec takes)"),
     "output.audio": Field("enum", "pcm", ("pcm", "aac", "none"), help="audio of the rendered clip"),
     "output.name": Field("str", "{clip}_{start}-{end}.doppel", help="file name pattern, extension added"),
     "output.color.primaries": Field("enum", "source", ("source", "bt709", "bt2020", "smpte170m", "bt470bg")),
@@ -195,10 +198,16 @@ class ColorTags:
 class OutputSettings:
     codec: str
     container: str
-    pix_fmt: str  # resolved: the codec's default when the file gave null
+    pix_fmt: str  # resolved: the codec's default when the file gave null; or "source"
     audio: str
     name: str
     color: ColorTags
+
+    @property
+    def writer_pix_fmt(self) -> str | None:
+        """What the writer is asked for: None for "source" (it then keeps the source's layout and
+        at least its depth where the codec has one: `media.VideoWriter`), else the format itself."""
+        return None if self.pix_fmt == PIX_FMT_SOURCE else self.pix_fmt
 
     def file_name(self, *, clip: str, start: str, end: str, track: int = 0, index: int = 0,
                   preset: str = "", source: str = "") -> str:
@@ -295,7 +304,8 @@ class Preset:
         codec = flat["output.codec"]
         if "output.container" not in given and flat["output.container"] not in CODEC_CONTAINERS[codec]:
             flat["output.container"] = CODEC_CONTAINERS[codec][0]
-        if "output.pix_fmt" not in given and flat["output.pix_fmt"] not in CODEC_PIX_FMTS[codec]:
+        if ("output.pix_fmt" not in given and flat["output.pix_fmt"] not in CODEC_PIX_FMTS[codec]
+                and flat["output.pix_fmt"] != PIX_FMT_SOURCE):
             flat["output.pix_fmt"] = None
         if "output.audio" not in given and flat["output.audio"] not in CONTAINER_AUDIO[flat["output.container"]]:
             flat["output.audio"] = CONTAINER_AUDIO[flat["output.container"]][0]
@@ -429,10 +439,10 @@ def _build(flat: dict[str, Any], *, name: str, source: str, where: str,
             f"allowed audio for {container}: {', '.join(CONTAINER_AUDIO[container])}"
         )
     pix_fmt = flat["output.pix_fmt"] or _default_pix_fmt(codec)
-    if pix_fmt not in CODEC_PIX_FMTS[codec]:
+    if pix_fmt not in CODEC_PIX_FMTS[codec] and pix_fmt != PIX_FMT_SOURCE:
         raise InputError(
             f"pixel format '{pix_fmt}' does not suit codec '{codec}' ({at('output.pix_fmt')}); "
-            f"allowed for {codec}: {', '.join(CODEC_PIX_FMTS[codec])}"
+            f"allowed for {codec}: {PIX_FMT_SOURCE}, {', '.join(CODEC_PIX_FMTS[codec])}"
         )
     pattern = flat["output.name"]
     if not pattern.strip():

@@ -216,7 +216,7 @@ def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int],
         stats = render_range(
             mc.media_path, target.tmp, model_dir=job.model.path, settings=swap_settings(job.preset, base_dir=job.preset_dir),
             first=job.first, last=job.last, swap_ranges=[(job.first, job.last)], codec=job.preset.output.codec,
-            pix_fmt=job.preset.output.pix_fmt, color=colour_tags(job, info),
+            pix_fmt=job.preset.output.writer_pix_fmt, color=colour_tags(job, info),
             metadata=label_metadata(claim, signed=job.signing is not None), audio=job.preset.output.audio != "none",
             progress=progress,
         )

@@ -254,3 +254,59 @@ def test_float_exr_frame_is_pasted_in_float_and_untouched_samples_keep_their_bit
     got = np.stack([after[2], after[0], after[1]], axis=2)[changed]  # gbrp planes -> RGB
     assert np.allclose(got, box[changed[10:110, 20:140]], atol=1e-6)
     assert len(np.unique(got[:, 0])) > 1000  # float, never rounded to 256 steps
+
+
+def test_swap_keeps_a_deep_intra_source_in_its_own_layout_by_default(sources: dict[str, Path], tmp_path: Path) -> None:
+    """`doppel swap` without --codec: a 12-bit ProRes 4444 source stays ProRes 4444 (not 4:2:2 HQ), a
+    10-bit 4:2:2 one stays ProRes HQ (and keeps smart render), and .mkv means lossless FFV1 at depth."""
+    from renderer.commands.swap import choose_codec
+
+    p4444, p422 = media.probe(sources["prores4444_12bit"]), media.probe(sources["prores422_10bit"])
+    assert choose_codec(None, p4444, tmp_path / "o.mov") == "prores_4444"
+    assert choose_codec(None, p422, tmp_path / "o.mov") == "prores_hq"
+    assert choose_codec(None, p4444, tmp_path / "o.mkv") == "ffv1"
+    assert choose_codec("prores_xq", p4444, tmp_path / "o.mov") == "prores_xq"
+
+
+def test_lossless_preset_writes_at_the_source_depth(sources: dict[str, Path], model: SwapModel, tmp_path: Path) -> None:
+    """The shipped `lossless` preset says `pix_fmt: source`: a 16-bit RGB source comes back 16-bit RGB
+    and a 12-bit 4:4:4 one 12-bit 4:4:4 (a fixed yuv444p10le would drop bits from both)."""
+    from renderer.presets import load_preset
+
+    preset = load_preset("lossless")
+    assert preset.output.pix_fmt == "source" and preset.output.writer_pix_fmt is None
+    for name in ("ffv1_rgb16", "prores4444_12bit"):
+        out = tmp_path / f"{name}.mkv"
+        render_range(sources[name], out, model_dir=Path(), model=model, settings=SwapSettings(), first=0, last=0,
+                     swap_ranges=[], codec=preset.output.codec, pix_fmt=preset.output.writer_pix_fmt, audio=False)
+        assert media.probe(out).pix_fmt == SOURCES[name][2]
+    with pytest.raises(Exception, match="allowed for ffv1: source, "):
+        preset.with_overrides({"pix_fmt": "yuv411p"}, source="marker")
+
+
+def test_two_faces_apart_each_get_their_own_deep_box(model: SwapModel, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two faces side by side (the talking head twice, hstack by the CLI, 10-bit 4:2:2): both are
+    swapped at depth, each in its own box, and nothing between or around them changes."""
+    movie = F.kphotoalbum_file(F.MOVIE)
+    src = tmp_path / "two.mov"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(movie), "-filter_complex",
+                    "[0:v]scale=480:360:flags=bicubic,split[a][b];[b]hflip[c];[a][c]hstack", "-frames:v", "2", "-an",
+                    "-pix_fmt", "yuv422p10le", "-c:v", "prores_ks", "-profile:v", "3", str(src)], check=True)
+    out = tmp_path / "two.mkv"
+    read = media.read_box
+    boxes: list[tuple[int, int, int, int]] = []
+    monkeypatch.setattr(media, "read_box", lambda frame, box, *a: boxes.append(box) or read(frame, box, *a))
+    stats = render_range(src, out, model_dir=Path(), model=model, settings=SwapSettings(faces="all"), first=0,
+                         last=1, swap_ranges=[(0, 1)], codec="ffv1", audio=False)
+    assert stats.swapped == 2 and stats.faces == 4, stats.to_json()
+    assert len(boxes) == 4 and all(x1 - x0 < 480 for x0, _, x1, _ in boxes), boxes  # one box per face, not the union
+    before = [_planes(f) for _, f in media.read_av_frames(src, 0, 1)]
+    after = [_planes(f) for _, f in media.read_av_frames(out, 0, 1)]
+    for b, a in zip(before, after):
+        changed = b[0] != a[0]
+        left, right = changed[:, :480], changed[:, 480:]
+        assert left.sum() > 2000 and right.sum() > 2000
+        assert not changed[:, 440:520].any()  # the seam between the two faces is untouched
+        for side in (left, right):
+            assert len(np.unique((a[0][:, :480] if side is left else a[0][:, 480:])[side])) > 256

@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
     for warning in info.warnings(codec):
         print(f"doppel swap: warning: {warning}", file=sys.stderr)
     media.check_output(args.out, media.resolve_codec(codec))
-    pix_fmt = preset.output.pix_fmt if preset else None
+    pix_fmt = preset.output.writer_pix_fmt if preset else None
     signing = ({"cert": preset.signing.cert, "key": preset.signing.key}
                if preset and preset.signing.cert and preset.signing.key else None)
     identity = resolve_signing_identity(signing, os.environ)  # a broken key fails here, before any frame

@@ -26,6 +26,7 @@ The package is split by job, and every name is importable from `renderer.media`:
 from renderer.errors import InputError, MediaError  # noqa: F401  (re-exported for callers)
 from renderer.media.decode import (  # noqa: F401
     DEEP_RGB,
+    PATCH_MARGIN,
     frame_to_rgb,
     is_deep,
     iter_packets,

@@ -46,6 +46,8 @@ def read_box(frame: av.VideoFrame, box: tuple[int, int, int, int], matrix: str, 
     formats are cut to the box before swscale runs. The inverse is `patch_regions` with the box
     as `rgb` and (x0, y0) as `origin`.
     """
+    import cv2  # here, not at the top: trim and probe need no OpenCV, which takes half a second to load
+
     x0, y0, x1, y1 = box
     if not _patchable(frame.format.name):
         full = frame.reformat(format=DEEP_RGB, threads=1, **_to_rgb_args(frame.format.name, matrix, rng))
@@ -56,8 +58,9 @@ def read_box(frame: av.VideoFrame, box: tuple[int, int, int, int], matrix: str, 
     steps = _steps(frame)
     for dst, src, (sy, sx) in zip(_plane_arrays(part), _plane_arrays(frame), steps):
         dst[...] = src[cy0 // sy: cy0 // sy + dst.shape[0], cx0 // sx: cx0 // sx + dst.shape[1]]
-    rgb = part.reformat(format=DEEP_RGB, threads=1, **_to_rgb_args(frame.format.name, matrix, rng)).to_ndarray()
-    return rgb[y0 - cy0: y1 - cy0, x0 - cx0: x1 - cx0]
+    g, b, r = _plane_arrays(part.reformat(format=DEEP_RGB, threads=1, **_to_rgb_args(frame.format.name, matrix, rng)))
+    sl = (slice(y0 - cy0, y1 - cy0), slice(x0 - cx0, x1 - cx0))
+    return cv2.merge([r[sl], g[sl], b[sl]])  # (h, w, 3) float32 RGB, a new array (to_ndarray interleaves slower)
 
 
 def _to_rgb_args(fmt: str, matrix: str, rng: str) -> dict[str, object]:
@@ -261,7 +264,8 @@ def patch_regions(frame: av.VideoFrame, rgb: np.ndarray, regions: Sequence[tuple
         # (A deep box from `read_box` holds that margin unless the frame edge cuts it.)
         cx0, cy0 = max(0, x0 - _MARGIN, ox), max(0, y0 - _MARGIN, oy)
         cx1, cy1 = min(frame.width, x1 + _MARGIN, ox + rgb.shape[1]), min(frame.height, y1 + _MARGIN, oy + rgb.shape[0])
-        box = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[cy0 - oy:cy1 - oy, cx0 - ox:cx1 - ox]), format=src_fmt)
+        part = rgb[cy0 - oy:cy1 - oy, cx0 - ox:cx1 - ox]
+        box = _float_frame(part) if deep else av.VideoFrame.from_ndarray(np.ascontiguousarray(part), format="rgb24")
         # threads=1: FFmpeg 8's sliced swscale gave rows that differ from run to run for 10-bit
         # 4:2:2 output (rgb24 -> yuv422p10le, 98x66); a face box gains nothing from slicing anyway.
         box = box.reformat(format=fmt, threads=1, **_from_rgb_args(fmt, matrix, rng))
@@ -277,6 +281,15 @@ def patch_regions(frame: av.VideoFrame, rgb: np.ndarray, regions: Sequence[tuple
     return frame
 
 
+def _float_frame(rgb: np.ndarray) -> av.VideoFrame:
+    """A gbrpf32le frame of float32 RGB (h, w, 3), its planes filled in place (PyAV's from_ndarray
+    copies channel by channel, ~5x slower on a face box)."""
+    frame = av.VideoFrame(rgb.shape[1], rgb.shape[0], DEEP_RGB)
+    for plane, channel in zip(_plane_arrays(frame), (1, 2, 0)):  # planes G, B, R
+        plane[...] = rgb[..., channel]
+    return frame
+
+
 def _from_rgb_args(fmt: str, matrix: str, rng: str) -> dict[str, object]:
     if fmt.startswith(("gbr", "bgr", "rgb")):
         return {}
@@ -284,6 +297,7 @@ def _from_rgb_args(fmt: str, matrix: str, rng: str) -> dict[str, object]:
 
 
 _MARGIN = 8  # luma pixels converted around each changed box (even: keeps the chroma grid)
+PATCH_MARGIN = _MARGIN  # (public: how far a patch reads beyond its changed pixels)
 
 
 def _changed_box(x0: int, y0: int, changed: np.ndarray, width: int,

@@ -244,24 +244,44 @@ class FaceSwapper:
         return media.patch_regions(p.frame, p.rgb, patches, self.matrix, self.rng)
 
     def _paste_deep(self, p: _Pending, faces: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> Any:
-        """Paste the faces into one float32 box read from the decoded frame at its depth (the union of
-        their boxes, so a second face blends over the first), then write the box back at that depth."""
+        """Paste the faces into float32 boxes read from the decoded frame at its depth, then write each
+        box back at that depth. Faces whose boxes come near each other share one box (their union, so
+        a second face blends over the first); faces apart get their own, so two faces at opposite
+        corners do not convert the frame between them."""
         assert p.rgb is not None
         hw = p.rgb.shape[:2]
-        boxes = [b for b in (paste_box(mask, m, hw) for _, m, mask, _ in faces) if b is not None]
-        if not boxes:
-            return p.frame
-        x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
-        x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
-        # Two pixels beyond the union: patch_regions aligns changed boxes to the 2x2 chroma grid.
-        x0, y0, x1, y1 = max(0, x0 - 2), max(0, y0 - 2), min(hw[1], x1 + 2), min(hw[0], y1 + 2)
-        box = media.read_box(p.frame, (x0, y0, x1, y1), self.matrix, self.rng)  # (h, w, 3) float32
-        patches = []
-        for crop, frame_from_crop, mask, original in faces:
-            box_from_crop = frame_from_crop.copy()
-            box_from_crop[:, 2] -= (x0, y0)
-            patch = paste_face(box, crop, box_from_crop, mask, self.settings.composite, original,
-                               self.settings.colour)
-            if patch is not None:
-                patches.append((x0 + patch.x0, y0 + patch.y0, patch.changed))
-        return media.patch_regions(p.frame, box, patches, self.matrix, self.rng, origin=(x0, y0))
+        # Two pixels beyond each face: patch_regions aligns changed boxes to the 2x2 chroma grid.
+        groups: list[tuple[list[int], list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]]] = []
+        for face in faces:
+            b = paste_box(face[2], face[1], hw)
+            if b is None:
+                continue
+            box = [max(0, b[0] - 2), max(0, b[1] - 2), min(hw[1], b[2] + 2), min(hw[0], b[3] + 2)]
+            members = [face]
+            # Merge with every group it comes within the chroma margins of (both sides): a patch then never
+            # filters chroma from pixels another group changes.
+            near = 2 * media.PATCH_MARGIN
+            merged = True
+            while merged:  # a grown box may reach a group it missed before
+                merged = False
+                for g in groups:
+                    gb = g[0]
+                    if box[0] < gb[2] + near and gb[0] < box[2] + near and box[1] < gb[3] + near and gb[1] < box[3] + near:
+                        groups.remove(g)
+                        box = [min(box[0], gb[0]), min(box[1], gb[1]), max(box[2], gb[2]), max(box[3], gb[3])]
+                        members = g[1] + members  # earlier faces first: a later face blends over them
+                        merged = True
+                        break
+            groups.append((box, members))
+        for (x0, y0, x1, y1), members in groups:
+            deep = media.read_box(p.frame, (x0, y0, x1, y1), self.matrix, self.rng)  # (h, w, 3) float32
+            patches = []
+            for crop, frame_from_crop, mask, original in members:
+                box_from_crop = frame_from_crop.copy()
+                box_from_crop[:, 2] -= (x0, y0)
+                patch = paste_face(deep, crop, box_from_crop, mask, self.settings.composite, original,
+                                   self.settings.colour)
+                if patch is not None:
+                    patches.append((x0 + patch.x0, y0 + patch.y0, patch.changed))
+            p.frame = media.patch_regions(p.frame, deep, patches, self.matrix, self.rng, origin=(x0, y0))
+        return p.frame
