@@ -10,6 +10,7 @@ coded samples.
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -312,3 +313,15 @@ def test_cli_swap_with_the_shipped_logc3_preset(clips: dict[str, Path], tmp_path
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "unknown colour space 'LogC3'" in err and "ARRI LogC3 (EI800)" in err
     assert not (tmp_path / "x.mov").exists()
+
+
+def test_colour_managed_swap_example_runs(clips: dict[str, Path], tmp_path: Path) -> None:
+    from tests.model_fixtures import ROOT
+
+    out = tmp_path / "out.mkv"
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "colour_managed_swap.py"), str(clips["logc"]),
+                           "arri_logc3_ei800", str(trained_model()), str(out)], capture_output=True, text=True,
+                          timeout=300, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert f"{FRAMES}/{FRAMES} frames swapped in '{DISPLAY}' from '{LOGC}'" in proc.stdout
+    assert media.probe(out).pix_fmt == "yuv444p16le"
