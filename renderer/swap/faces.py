@@ -13,13 +13,17 @@ import numpy as np
 
 from renderer import media
 from renderer.colour_management import ColourManagement
-from renderer.composite import TemporalBlend, face_mask, landmarks_to_crop, paste_box, paste_face
+from renderer.composite import Patch, TemporalBlend, face_mask, landmarks_to_crop, paste_box, paste_face
 from renderer.errors import InputError
 from renderer.faces import Face
 from renderer.faces.identity import identity_distance
 from renderer.faces.track import FaceTracker, TrackedFrame
 from renderer.swap.model import SwapModel
 from renderer.swap.settings import MODEL_BATCH, SEGMENT_FRAMES, SwapSettings, SwapStats
+
+# What FaceSwapper yields for each finished frame: (index, av.VideoFrame, pass-through reason or
+# None, its Patches in paste order when the swapper keeps them, else ()).
+Ready = tuple[int, Any, str | None, tuple[Patch, ...]]
 
 
 @dataclass
@@ -39,14 +43,16 @@ class FaceSwapper:
     """The stateful per-clip stage between decode and encode.
 
     Feed decoded frames in order with `push`; it yields frames ready for the encoder in
-    the same order: (index, av.VideoFrame, reason or None); a swapped frame is the decoded
-    frame with only its changed pixels replaced (`media.patch_frame`). State
+    the same order: (index, av.VideoFrame, reason or None, patches); a swapped frame is the decoded
+    frame with only its changed pixels replaced (`media.patch_frame`). `patches` are the frame's
+    `Patch`es in paste order (alpha and face kept: the matte pass) when `keep_patches`, else (). State
     (tracks, smoothing, temporal blend) restarts at segment starts; see the module doc.
     """
 
     def __init__(self, model: SwapModel, settings: SwapSettings, fps: Fraction, matrix: str, rng: str,
-                 stats: SwapStats, deep: bool = False) -> None:
+                 stats: SwapStats, deep: bool = False, keep_patches: bool = False) -> None:
         self.model, self.settings, self.fps = model, settings, fps
+        self.keep_patches = keep_patches
         self.matrix, self.rng = matrix, rng
         # deep (`media.is_deep` of the source): faces are pasted into a float32 box read at the
         # source's depth and written back at it; tracking and the model's input stay 8-bit.
@@ -76,7 +82,7 @@ class FaceSwapper:
                            full_search_every=s.full_search_every, min_size=s.min_face,
                            smoothing=s.smooth_landmarks, fps=float(self.fps), embed=s.faces == "identity")
 
-    def restart(self) -> Iterator[tuple[int, Any, str | None]]:
+    def restart(self) -> Iterator[Ready]:
         """Forget every track and blend state (end of a swap range); first finish the frames
         before this point (the tracker's held frames settled without looking past it), so none
         of them is blended with state that was reset."""
@@ -92,7 +98,7 @@ class FaceSwapper:
         self._blend.reset()
 
     def push(self, index: int, frame: Any, swap: bool, emit: bool,
-             rgb: np.ndarray | None = None) -> Iterator[tuple[int, Any, str | None]]:
+             rgb: np.ndarray | None = None) -> Iterator[Ready]:
         """Take one decoded frame; yield the frames that are now finished, in order.
 
         rgb: the frame already converted (`media.frame_to_rgb` with this swapper's matrix and
@@ -142,7 +148,7 @@ class FaceSwapper:
         full = media.read_box(frame, (0, 0, frame.width, frame.height), self.matrix, self.rng)  # (H, W, 3) float32
         return np.clip(np.rint(cm.to_working(full) * np.float32(255.0)), 0, 255).astype(np.uint8)
 
-    def _from_closing(self, settled: list[TrackedFrame]) -> Iterator[tuple[int, Any, str | None]]:
+    def _from_closing(self, settled: list[TrackedFrame]) -> Iterator[Ready]:
         """Frames the old segment's tracker settled; once none before the segment start is left,
         it is dropped, the blend restarts and the new segment's frames follow."""
         assert self._boundary is not None
@@ -157,7 +163,7 @@ class FaceSwapper:
             for tf in deferred:
                 yield from self._tracked(tf)
 
-    def _tracked(self, tf: TrackedFrame) -> Iterator[tuple[int, Any, str | None]]:
+    def _tracked(self, tf: TrackedFrame) -> Iterator[Ready]:
         """A frame whose faces the tracker has settled: choose the faces to swap, queue it for the model."""
         frame, rgb, emit, view = self._tracking.pop(tf.index)
         chosen = self._choose(list(tf.faces))
@@ -168,7 +174,7 @@ class FaceSwapper:
         yield from self._queue(_Pending(tf.index, frame, rgb if chosen else None, chosen, emit, reason,
                                         view if chosen and self.settings.colour is not None else None))
 
-    def flush(self) -> Iterator[tuple[int, Any, str | None]]:
+    def flush(self) -> Iterator[Ready]:
         """Finish every pending frame (end of the range)."""
         yield from self.restart()
 
@@ -182,7 +188,7 @@ class FaceSwapper:
         return [(t, f) for t, f in faces
                 if f.embedding is not None and identity_distance(f.embedding, s.identity) < s.identity_threshold]
 
-    def _queue(self, item: _Pending) -> Iterator[tuple[int, Any, str | None]]:
+    def _queue(self, item: _Pending) -> Iterator[Ready]:
         self._pending.append(item)
         self._pending_faces += len(item.faces)
         if self._pending_faces >= MODEL_BATCH:
@@ -190,13 +196,13 @@ class FaceSwapper:
         elif self._pending_faces == 0:
             yield from self._drain()
 
-    def _drain(self) -> Iterator[tuple[int, Any, str | None]]:
+    def _drain(self) -> Iterator[Ready]:
         pending, self._pending, self._pending_faces = self._pending, [], 0
         for p in pending:
             if p.emit:
-                yield p.index, p.frame, p.reason
+                yield p.index, p.frame, p.reason, ()
 
-    def _run_model(self) -> Iterator[tuple[int, Any, str | None]]:
+    def _run_model(self) -> Iterator[Ready]:
         todo = [(p, tid, face) for p in self._pending for tid, face in p.faces]
         if not todo:
             yield from self._drain()
@@ -222,17 +228,19 @@ class FaceSwapper:
             original = crops[k].astype(np.float32) * np.float32(1.0 / 255.0)
             work.setdefault(p.index, []).append((crop, face.frame_from_crop, mask, original))
         pending, self._pending, self._pending_faces = self._pending, [], 0
+        patches: dict[int, list[Patch]] = {}
         for p in pending:
             if p.emit and p.faces:
                 self.stats.faces += len(p.faces)
                 paste = self._paste_deep if self.deep else self._paste_8bit
-                p.frame = paste(p, work.get(p.index, []))
+                p.frame, patches[p.index] = paste(p, work.get(p.index, []))
         self.stats.seconds["composite"] += time.perf_counter() - t1
         for p in pending:
             if p.emit:
-                yield p.index, p.frame, p.reason
+                yield p.index, p.frame, p.reason, tuple(patches.get(p.index, ())) if self.keep_patches else ()
 
-    def _paste_8bit(self, p: _Pending, faces: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> Any:
+    def _paste_8bit(self, p: _Pending,
+                    faces: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> tuple[Any, list[Patch]]:
         """Paste the faces into p.rgb (this stage's own 8-bit conversion of the frame, done with once
         tracked and cropped; a second face over the first), then patch their boxes into the frame."""
         patches = []
@@ -240,10 +248,12 @@ class FaceSwapper:
             patch = paste_face(p.rgb, crop, frame_from_crop, mask, self.settings.composite, original,
                                self.settings.colour)
             if patch is not None:
-                patches.append((patch.x0, patch.y0, patch.changed))
-        return media.patch_regions(p.frame, p.rgb, patches, self.matrix, self.rng)
+                patches.append(patch)
+        regions = [(pt.x0, pt.y0, pt.changed) for pt in patches]
+        return media.patch_regions(p.frame, p.rgb, regions, self.matrix, self.rng), patches
 
-    def _paste_deep(self, p: _Pending, faces: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> Any:
+    def _paste_deep(self, p: _Pending,
+                    faces: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> tuple[Any, list[Patch]]:
         """Paste the faces into float32 boxes read from the decoded frame at its depth, then write each
         box back at that depth. Faces whose boxes come near each other share one box (their union, so
         a second face blends over the first); faces apart get their own, so two faces at opposite
@@ -273,6 +283,7 @@ class FaceSwapper:
                         merged = True
                         break
             groups.append((box, members))
+        kept: list[Patch] = []
         for (x0, y0, x1, y1), members in groups:
             deep = media.read_box(p.frame, (x0, y0, x1, y1), self.matrix, self.rng)  # (h, w, 3) float32
             patches = []
@@ -281,7 +292,9 @@ class FaceSwapper:
                 box_from_crop[:, 2] -= (x0, y0)
                 patch = paste_face(deep, crop, box_from_crop, mask, self.settings.composite, original,
                                    self.settings.colour)
-                if patch is not None:
-                    patches.append((x0 + patch.x0, y0 + patch.y0, patch.changed))
-            p.frame = media.patch_regions(p.frame, deep, patches, self.matrix, self.rng, origin=(x0, y0))
-        return p.frame
+                if patch is not None:  # in frame pixels, as the 8-bit path's
+                    patches.append(Patch(x0 + patch.x0, y0 + patch.y0, patch.changed, patch.alpha, patch.face))
+            regions = [(pt.x0, pt.y0, pt.changed) for pt in patches]
+            p.frame = media.patch_regions(p.frame, deep, regions, self.matrix, self.rng, origin=(x0, y0))
+            kept.extend(patches)
+        return p.frame, kept
