@@ -64,11 +64,13 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def decoded(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per frame: (coded samples (3, H, W), RGB float32 (H, W, 3) in [0, 1] at the file's depth), by PyAV."""
+    """Per frame: (coded samples (3, H, W) or None, RGB float32 (H, W, 3) in [0, 1] at the file's depth), by PyAV."""
     out = []
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
-            planes = np.moveaxis(frame.to_ndarray(), -1, 0).copy()  # yuv444: (3, H, W) Y, U, V samples
+            # yuv444p / yuv444p16le: (3, H, W) Y, U, V samples (other formats: only the RGB is compared)
+            planes = (np.moveaxis(frame.to_ndarray(), -1, 0).copy()
+                      if frame.format.name in ("yuv444p", "yuv444p16le") else None)
             rgb = frame.to_ndarray(format="gbrpf32le", src_colorspace="ITU709", dst_colorspace="ITU709",
                                    src_color_range="MPEG", dst_color_range="JPEG")
             out.append((planes, np.asarray(rgb, np.float32)))
@@ -300,12 +302,20 @@ def test_cli_swap_with_the_shipped_logc3_preset(clips: dict[str, Path], tmp_path
 
     out = tmp_path / "logc.swap.mov"
     code = main(["swap", str(clips["logc"]), "--model", str(trained_model()), "--out", str(out),
-                 "--preset", "logc3", "--frames", "3-4", "--json", "--no-progress"])
+                 "--preset", "logc3", "--frames", "3-4", "--plate", "--json", "--no-progress"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["swapped"] == 2 and summary["codec"] == "prores_4444" and summary["frames"] == FRAMES
     info = media.probe(out)
     assert info.pix_fmt in ("yuv444p10le", "yuv444p12le") and info.frames == FRAMES  # FFmpeg decodes 4444 as 12-bit
+    # The plate (the unblended face) is laid over the source, so it is in the source's space: LogC3,
+    # like the output where the face replaced the picture, not Rec.709.
+    plate = Path(summary["plate"])
+    assert media.probe(plate).frames == FRAMES
+    inner, _ = face_regions(np.rint(decoded(clips["rec709"])[3][1] * 255.0).astype(np.uint8))
+    face_out, face_plate = decoded(out)[3][1][inner], decoded(plate)[3][1][inner]
+    assert abs(float(face_plate.mean()) - float(face_out.mean())) < 0.02
+    assert abs(float(decoded(clips["rec709"])[3][1][inner].mean()) - float(face_plate.mean())) > 0.05
     bad = tmp_path / "bad.yaml"
     bad.write_text("colour_management:\n  source_space: LogC3\n")
     assert main(["swap", str(clips["logc"]), "--model", str(trained_model()), "--out", str(tmp_path / "x.mov"),
