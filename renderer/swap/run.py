@@ -115,8 +115,8 @@ def render_range(
     swap_model = model or SwapModel(model_dir, settings.direction, settings.device)
     stats = SwapStats()
     matrix, rng = media.effective_color(info, info.width, info.height, info.pix_fmt)
-    swapper = FaceSwapper(swap_model, settings, info.fps, matrix, rng, stats, deep=media.is_deep(info.pix_fmt),
-                          keep_patches=matte is not None)
+    swapper = FaceSwapper(swap_model, settings, info.fps, matrix, rng, stats, keep_patches=matte is not None,
+                          deep=media.is_deep(info.pix_fmt))
     start = preroll_start(first, ranges, origin)
     decode_to = postroll_end(last, ranges, info.frames, settings.detect_every)
     stats.preroll = first - start
