@@ -335,3 +335,24 @@ def test_colour_managed_swap_example_runs(clips: dict[str, Path], tmp_path: Path
     assert proc.returncode == 0, proc.stderr
     assert f"{FRAMES}/{FRAMES} frames swapped in '{DISPLAY}' from '{LOGC}'" in proc.stdout
     assert media.probe(out).pix_fmt == "yuv444p16le"
+
+
+def test_grain_is_measured_in_the_working_space(clips: dict[str, Path]) -> None:
+    """grain: match adds grain to the working-space face, so the source's grain is measured there too."""
+    from renderer.composite import CompositeSettings, face_mask, landmarks_to_crop
+    from renderer.composite.paste import _ring_levels, paste_box
+
+    rgb709 = np.rint(decoded(clips["rec709"])[4][1] * 255.0).astype(np.uint8)
+    log = np.rint(decoded(clips["logc"])[4][1] * 255.0).astype(np.uint8)  # 8-bit log picture of the same frame
+    face = find_faces(rgb709, crop_size=64)[0]
+    mask = face_mask(landmarks_to_crop(face.landmarks, face.crop_from_frame), 64, CompositeSettings())
+    frame_from_crop = face.frame_from_crop
+    box = paste_box(mask, frame_from_crop, rgb709.shape[:2])
+    cm = ColourManagement.open(ColourSpaces(BUILTIN_CONFIG, LOGC, DISPLAY))
+    want = _ring_levels(rgb709, mask, frame_from_crop, box)
+    managed = _ring_levels(log, mask, frame_from_crop, box, cm)
+    raw = _ring_levels(log, mask, frame_from_crop, box)
+    assert want is not None and managed is not None and raw is not None
+    print(f"\ngrain grey level: Rec.709 {want[1]:.3f}, LogC measured in Rec.709 {managed[1]:.3f}, LogC as coded {raw[1]:.3f}")
+    assert abs(managed[1] - want[1]) < 0.25 * want[1], (managed[1], want[1])
+    assert raw[1] < 0.75 * want[1], (raw[1], want[1])
