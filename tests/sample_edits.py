@@ -316,17 +316,26 @@ def _mark_aaf(path: Path, dst: Path) -> int:
 
 
 def _aaf_clips(segment: Any) -> list[tuple[int, int]]:
-    """(record position, length) of each clip along a top-level picture sequence."""
+    """(record position, length) of the part of each clip the cut shows, along a top-level picture
+    sequence. An AAF segment next to a transition spans the transition too (the transition overlaps
+    both neighbours): the cut shows the outgoing one up to the transition's CutPoint and the incoming
+    one from there, so a marker dropped mid-clip sits in the middle of that part, not on the cut."""
+    comps = list(segment.components) if hasattr(segment, "components") else [segment]
+    kinds = [type(c).__name__ for c in comps]
     out: list[tuple[int, int]] = []
     pos = 0
-    for comp in segment.components if hasattr(segment, "components") else [segment]:
+    for i, comp in enumerate(comps):
         length = int(comp.length or 0)
-        kind = type(comp).__name__
-        if kind == "Transition":
+        if kinds[i] == "Transition":
             pos -= length
             continue
-        if kind in ("SourceClip", "OperationGroup", "Selector", "EssenceGroup"):
-            out.append((pos, length))
+        if kinds[i] in ("SourceClip", "OperationGroup", "Selector", "EssenceGroup"):
+            start, end = pos, pos + length
+            if i > 0 and kinds[i - 1] == "Transition":
+                start += int(comps[i - 1]["CutPoint"].value)
+            if i + 1 < len(comps) and kinds[i + 1] == "Transition":
+                end -= int(comps[i + 1].length or 0) - int(comps[i + 1]["CutPoint"].value)
+            out.append((start, max(0, end - start)))
         pos += length
     return out
 

@@ -125,12 +125,20 @@ def _attach_aaf(timeline: otio.schema.Timeline) -> None:
     videos = [t for t in tracks if t.kind == otio.schema.TrackKind.Video]
     # Avid's multi-track sequence is one NestedScope slot: every track the adapter makes of it
     # carries that slot's SlotID, told apart only by its 1-based PhysicalTrackNumber in the scope
+    # (the adapter leaves the scope's later tracks without metadata at times, composite.aaf's V2: such a
+    # track is the next one of the scope before it, or its marker would land on V1's clip)
     by_slot: dict[Any, otio.schema.Track] = {}
     by_number: dict[tuple[Any, Any], otio.schema.Track] = {}
+    last: tuple[Any, Any] = (None, None)
     for t in videos:
         md = (t.metadata.get("AAF") or {}) if t.metadata else {}
-        by_slot.setdefault(md.get("SlotID"), t)
-        by_number.setdefault((md.get("SlotID"), md.get("PhysicalTrackNumber")), t)
+        if md.get("SlotID") is None and isinstance(last[1], int):
+            key = (last[0], last[1] + 1)
+        else:
+            key = (md.get("SlotID"), md.get("PhysicalTrackNumber"))
+        last = key
+        by_slot.setdefault(key[0], t)
+        by_number.setdefault(key, t)
     events = [t for t in tracks if t.kind not in (otio.schema.TrackKind.Video, otio.schema.TrackKind.Audio)]
     for event in events:
         for marker in list(event.markers):

@@ -93,21 +93,47 @@ def _cut_key(time: RationalTime) -> int:
     return round(time.to_seconds() * 10000)
 
 
+# A recreated transition and the kind of cut it sits on: between two clips, or from a clip into a gap
+# (a fade out) or from a gap into a clip (a fade in).
+CLIPS, TO_GAP, FROM_GAP = "clips", "to gap", "from gap"
+Cuts = dict[int, tuple[otio.schema.Transition, str]]
+
+
 def _lane_track(name: str, lane: list[tuple[RationalTime, RationalTime, otio.schema.Clip]],
-                transitions: dict[int, otio.schema.Transition]) -> otio.schema.Track:
+                transitions: Cuts) -> otio.schema.Track:
     """A video track holding `lane`'s clips at their record starts, gaps between, and each of
-    `transitions` (keyed by the record time of its cut) between the two clips that meet there."""
+    `transitions` (keyed by the record time of its cut) where it was in the cut: between the two
+    clips that meet there, or between a clip and the gap it fades from or into."""
     track = otio.schema.Track(name=name, kind=otio.schema.TrackKind.Video)
+
+    def kind_at(time: RationalTime | None, kind: str) -> otio.schema.Transition | None:
+        found = transitions.get(_cut_key(time)) if time is not None else None
+        return found[0] if found is not None and found[1] == kind else None
+
+    def gap(frames: int, rate: float) -> otio.schema.Gap:
+        return otio.schema.Gap(source_range=TimeRange(RationalTime(0, rate), RationalTime(frames, rate)))
+
     cursor: RationalTime | None = None
     for start, end, clip in sorted(lane, key=lambda e: e[0]):
         rate = start.rate
         gap_frames = round((start - cursor).value_rescaled_to(rate)) if cursor is not None else round(start.value)
-        if gap_frames > 0:
-            track.append(otio.schema.Gap(source_range=TimeRange(RationalTime(0, rate), RationalTime(gap_frames, rate))))
-        elif cursor is not None and _cut_key(start) in transitions and len(track):
-            track.append(transitions[_cut_key(start)].clone())
+        if cursor is not None and gap_frames <= 0:
+            if (between := kind_at(start, CLIPS)) is not None:
+                track.append(between.clone())
+        else:
+            if (fade_out := kind_at(cursor, TO_GAP)) is not None:
+                track.append(fade_out.clone())
+            fade_in = kind_at(start, FROM_GAP)
+            if gap_frames > 0 or fade_in is not None:
+                track.append(gap(max(0, gap_frames), rate))
+            if fade_in is not None:
+                track.append(fade_in.clone())
         track.append(clip)
         cursor = end
+    if (fade_out := kind_at(cursor, TO_GAP)) is not None:  # the last clip fades into the gap after it
+        assert cursor is not None
+        track.append(fade_out.clone())
+        track.append(gap(max(0, round(fade_out.out_offset.value_rescaled_to(cursor.rate))), cursor.rate))
     return track
 
 
@@ -123,30 +149,34 @@ def _piece(clip: otio.schema.Clip, source: TimeRange) -> otio.schema.Clip:
 
 
 def _transitions(track: otio.schema.Track, rendered: Sequence[RenderedClip],
-                 lane: list[list[tuple[RationalTime, RationalTime, otio.schema.Clip]]]
-                 ) -> dict[int, otio.schema.Transition]:
+                 lane: list[list[tuple[RationalTime, RationalTime, otio.schema.Clip]]]) -> Cuts:
     """The source track's transitions that touch a swapped clip, keyed by the record time of their cut.
 
     A dissolve from or to a swapped clip is recreated on its return track: its swapped side is
     the return clip (rendered with the frames the dissolve shows beyond the cut), its other side an
     unswapped copy of the original clip over the dissolve's part of it, so the return track blends
-    the same two pictures the cut did, with the face swapped on the marked side.
+    the same two pictures the cut did, with the face swapped on the marked side. A dissolve between
+    a swapped clip and a gap (a fade to or from black) goes beside a gap on the return track.
     """
-    out: dict[int, otio.schema.Transition] = {}
+    out: Cuts = {}
     children = list(track)
     for i, child in enumerate(children):
         if not isinstance(child, otio.schema.Transition) or not 0 < i < len(children) - 1:
             continue
         prev, nxt = children[i - 1], children[i + 1]
-        if not (isinstance(prev, otio.schema.Clip) and isinstance(nxt, otio.schema.Clip)):
-            continue
+        if not all(isinstance(x, (otio.schema.Clip, otio.schema.Gap)) for x in (prev, nxt)):
+            continue  # a nested sequence on one side: not recreated (its clips are refused by name)
         cut = track.range_of_child_at_index(i - 1).end_time_exclusive()
-        out_swapped = any(r.clip.clip_index == i - 1 and r.clip.record_range.end_time_exclusive() == cut
-                          for r in rendered)
-        in_swapped = any(r.clip.clip_index == i + 1 and r.clip.record_range.start_time == cut for r in rendered)
+        out_swapped = isinstance(prev, otio.schema.Clip) and any(
+            r.clip.clip_index == i - 1 and r.clip.record_range.end_time_exclusive() == cut for r in rendered)
+        in_swapped = isinstance(nxt, otio.schema.Clip) and any(
+            r.clip.clip_index == i + 1 and r.clip.record_range.start_time == cut for r in rendered)
         if not (out_swapped or in_swapped):
             continue
         rate = cut.rate
+        if isinstance(prev, otio.schema.Gap) or isinstance(nxt, otio.schema.Gap):
+            out[_cut_key(cut)] = (child, TO_GAP if out_swapped else FROM_GAP)
+            continue
         if not out_swapped:
             frames = RationalTime(max(1, round(child.in_offset.value_rescaled_to(rate))), rate)
             tail = prev.trimmed_range()
@@ -154,7 +184,7 @@ def _transitions(track: otio.schema.Track, rendered: Sequence[RenderedClip],
         if not in_swapped:
             frames = RationalTime(max(1, round(child.out_offset.value_rescaled_to(rate))), rate)
             _place(lane, cut, cut + frames, _piece(nxt, TimeRange(nxt.trimmed_range().start_time, frames)))
-        out[_cut_key(cut)] = child
+        out[_cut_key(cut)] = (child, CLIPS)
     return out
 
 
