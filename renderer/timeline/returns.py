@@ -15,6 +15,7 @@ from opentimelineio.opentime import RationalTime, TimeRange
 
 from renderer.atomic import atomic_output
 from renderer.errors import InputError
+from renderer.timeline import aaf_return
 from renderer.timeline.markers import METADATA_KEY
 from renderer.timeline.plan import MarkedClip
 from renderer.timeline.read import ADAPTERS, FORMAT_NAMES
@@ -240,8 +241,10 @@ def write_edit(timeline: otio.schema.Timeline, out_path: str | Path) -> None:
         )
     kwargs: dict[str, Any] = {}
     to_write = timeline
-    if suffix == ".aaf":
+    if suffix == ".aaf":  # what the AAF writer cannot say by itself: see renderer.timeline.aaf_return
         kwargs["use_empty_mob_ids"] = True
+        aaf_return.check_writable(timeline, out_path)
+        to_write = aaf_return.prepare(timeline)
     if suffix == ".edl":
         # CMX 3600 holds one video track: the first FACESWAP track goes to `out_path`,
         # further ones (clips overlapping in record time) to `<stem>.FACESWAP_2.edl`...
@@ -270,6 +273,10 @@ def write_edit(timeline: otio.schema.Timeline, out_path: str | Path) -> None:
         try:  # some writers (AAF) print each validation problem: keep them out of the job's output
             with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
                 otio.adapters.write_to_file(to_write, str(tmp), adapter_name=ADAPTERS[suffix], **kwargs)
+                if suffix == ".aaf":
+                    aaf_return.mend_written(tmp, to_write)
+        except InputError:
+            raise
         except Exception as err:
             said = (str(err).strip() or chatter.getvalue().strip() or "no message").splitlines()[0]
             raise InputError(f"cannot write {FORMAT_NAMES[suffix]} {out_path}: {type(err).__name__}: {said}") from err
