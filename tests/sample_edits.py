@@ -138,9 +138,23 @@ def read_timelines(path: Path) -> list[otio.schema.Timeline]:
     if path.suffix.lower() == ".edl":
         kwargs["rate"] = float(edl_rate(path))
     result = otio.adapters.read_from_file(str(path), adapter_name=ADAPTERS[path.suffix.lower()], **kwargs)
-    if isinstance(result, otio.schema.Timeline):
-        return [result]
-    return list(result.find_children(descended_from_type=otio.schema.Timeline))
+    timelines = [result] if isinstance(result, otio.schema.Timeline) else list(
+        result.find_children(descended_from_type=otio.schema.Timeline))
+    if path.suffix.lower() == ".edl":
+        for tl in timelines:
+            _to_clip(tl)
+    return timelines
+
+
+def _to_clip(timeline: otio.schema.Timeline) -> None:
+    """The one known misreading of the cmx_3600 reader, undone: a dissolve event names its incoming
+    media on a `* TO CLIP:` line, which the reader keeps as a comment while giving the incoming clip the
+    outgoing clip's `* FROM CLIP:` file. An NLE shows the TO CLIP media there, so the walk does too."""
+    for clip in timeline.find_clips():
+        comments = (clip.metadata.get("cmx_3600") or {}).get("comments") or []
+        to = next((str(c).split(":", 1)[1].strip() for c in comments if str(c).startswith("TO CLIP:")), None)
+        if to:
+            clip.media_reference = otio.schema.ExternalReference(target_url=to)
 
 
 # --------------------------------------------------------------------------- marking

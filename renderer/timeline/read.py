@@ -162,6 +162,29 @@ def _attach_aaf(timeline: otio.schema.Timeline) -> None:
         timeline.tracks.remove(event)
 
 
+_TO_CLIP = re.compile(r"^TO CLIP\s*:\s*(.+?)\s*$")
+
+
+def _relink_incoming(timeline: otio.schema.Timeline) -> None:
+    """Give a dissolve's incoming EDL event the media its `* TO CLIP:` line names.
+
+    A CMX 3600 dissolve is one event naming both sides: `* FROM CLIP:` the outgoing media, `* TO CLIP:`
+    the incoming. The cmx_3600 reader makes the incoming clip of that event with the FROM CLIP file and
+    keeps the TO CLIP line only as a comment (measured on the adapter's own output): that clip would
+    render, and come back, with the outgoing clip's frames.
+    """
+    for clip in timeline.find_clips():
+        cmx = clip.metadata.get("cmx_3600") if clip.metadata else None
+        comments = cmx.get("comments") if cmx is not None and hasattr(cmx, "get") else None
+        for comment in comments or ():
+            m = _TO_CLIP.match(str(comment))
+            if m:
+                ref = clip.media_reference
+                avail = getattr(ref, "available_range", None)
+                clip.media_reference = otio.schema.ExternalReference(target_url=m.group(1), available_range=avail)
+                break
+
+
 def _marked_at(track: otio.schema.Track, at: RationalTime
                ) -> tuple[otio.core.Composable, RationalTime] | None:
     """The clip or nested sequence `track` shows at record time `at`, and the time there.
@@ -218,6 +241,8 @@ def _fix_up(timeline: otio.schema.Timeline, path: Path, suffix: str, kwargs: dic
     check_rates(timeline, path)
     if suffix == ".aaf":
         _attach_aaf(timeline)
+    if suffix == ".edl":
+        _relink_incoming(timeline)
     if suffix == ".edl" and timeline.global_start_time is None:
         # The adapter starts the track at 0 and forgets the record timecode of the first
         # event (Avid's are at 01:00:00:00): keep it, so record timecodes match the NLE.

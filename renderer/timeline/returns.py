@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -267,6 +268,7 @@ def write_edit(timeline: otio.schema.Timeline, out_path: str | Path) -> None:
                                                 **({"rate": first_rate} if first_rate else {}))
                 except Exception as err:
                     raise InputError(f"cannot write CMX 3600 EDL {target}: {type(err).__name__}: {err}") from err
+                _edl_wipes(Path(tmp), track)
         return
     chatter = io.StringIO()
     with atomic_output(out_path) as tmp:
@@ -280,6 +282,30 @@ def write_edit(timeline: otio.schema.Timeline, out_path: str | Path) -> None:
         except Exception as err:
             said = (str(err).strip() or chatter.getvalue().strip() or "no message").splitlines()[0]
             raise InputError(f"cannot write {FORMAT_NAMES[suffix]} {out_path}: {type(err).__name__}: {said}") from err
+
+
+_EDL_DISSOLVE = re.compile(r"^(\d{3,}\s+\S+\s+\S+\s+)D(\s+\d{3})")
+
+
+def _edl_wipes(path: Path, track: otio.schema.Track) -> None:
+    """Put back the wipe codes the cmx_3600 writer turns into dissolves.
+
+    The writer writes every transition as `D` (a wipe `W001` read from the cut came back a dissolve);
+    its transition events come in track order, so the n-th `D` event is the n-th transition, whose
+    metadata keeps the code the reader saw."""
+    codes = [str(((t.metadata.get("cmx_3600") or {}) if t.metadata else {}).get("transition") or "D")
+             for t in track if isinstance(t, otio.schema.Transition)]
+    if all(code == "D" for code in codes):
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    events = [i for i, line in enumerate(lines) if _EDL_DISSOLVE.match(line)]
+    if len(events) != len(codes):
+        raise InputError(f"cannot write CMX 3600 EDL {path.name}: it holds {len(codes)} transitions and the "
+                         f"writer wrote {len(events)} transition events: the wipes cannot be told apart")
+    for i, code in zip(events, codes):
+        if code != "D":
+            lines[i] = _EDL_DISSOLVE.sub(lambda m: f"{m.group(1)}{code}{m.group(2)}", lines[i], count=1)
+    path.write_text("".join(lines), encoding="utf-8")
 
 
 # Measured with the adapters this project pins: the OTIO and CMX 3600 writers keep LinearTimeWarp
@@ -307,9 +333,9 @@ def write_return_edit(timeline: otio.schema.Timeline, rendered: Sequence[Rendere
                 f"{len(retimed)} clip(s) have one ({', '.join(retimed[:3])}{' ...' if len(retimed) > 3 else ''}): "
                 f"it would play other frames than the cut; the .otio return has them"
             )
-    # The cmx_3600 reader gives a dissolve's incoming clip the outgoing clip's FROM CLIP file and
-    # starts it at the cut (measured on its own output): an EDL return holds the swapped shots as cuts.
-    back = build_return_timeline(timeline, rendered, transitions=suffix != ".edl")
+    # An EDL return keeps its dissolves too: the cmx_3600 writer names both sides of a dissolve event
+    # (`* FROM CLIP:` and `* TO CLIP:`); its reader needs `read._relink_incoming` to read the second.
+    back = build_return_timeline(timeline, rendered)
     if others and suffix != ".edl":  # the edit's other timelines (FCPXML projects) go back unchanged
         write_edit(otio.schema.SerializableCollection(name=timeline.name, children=[back, *copy.deepcopy(list(others))]),
                    out_path)
