@@ -13,6 +13,7 @@ import opentimelineio as otio
 from opentimelineio.opentime import RationalTime, TimeRange
 
 from renderer.errors import InputError
+from renderer.timeline import fcpx
 from renderer.timeline.markers import marked_ranges
 from renderer.timeline.read import STILL_SUFFIXES, find_clip_media
 from renderer.timeline.retime import Speed, Unsupported, clip_speed, media_frame, shown_times
@@ -272,6 +273,14 @@ def find_jobs(
     global_start = timeline.global_start_time
     for t_index, c_index, clip, span, overrides, text, media, speed, rule in pending:
         where = f"track V{t_index + 1} clip '{clip.name}' in {edit_path}"
+        rec_start = clip.range_in_parent().start_time + (span.start_time - clip.trimmed_range().start_time)
+        blend = fcpx.touching(timeline, rec_start.to_seconds(), (rec_start + span.duration).to_seconds())
+        if blend is not None:  # FCPXML: a transition the adapter did not read blends this clip's frames
+            refused.append(RefusedClip(t_index, c_index, clip.name, text,
+                                       f"FCPXML transition '{blend[2]}' at {blend[0]:.2f}-{blend[1]:.2f} s touches "
+                                       f"the clip: the FCPXML adapter does not read transitions, so the frames it "
+                                       f"blends cannot be rendered yet"))
+            continue
         if media not in infos:
             infos[media] = probe(media)
         info = infos[media]

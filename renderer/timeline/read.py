@@ -104,12 +104,17 @@ def read_timelines(path: str | Path, *, edl_rate: Fraction | float | None = None
         timelines = list(timeline.find_children(descended_from_type=otio.schema.Timeline))
         if not timelines:
             raise InputError(f"edit {path} holds no timeline")
-        for other in timelines[1:]:
-            _fix_up(other, path, suffix, kwargs, extracted)
-        return [_fix_up(timelines[0], path, suffix, kwargs, extracted), *timelines[1:]]
-    if not isinstance(timeline, otio.schema.Timeline):
+    elif isinstance(timeline, otio.schema.Timeline):
+        timelines = [timeline]
+    else:
         raise InputError(f"edit {path} holds a {type(timeline).__name__}, not a timeline")
-    return [_fix_up(timeline, path, suffix, kwargs, extracted)]
+    for each in timelines:
+        _fix_up(each, path, suffix, kwargs, extracted)
+    if suffix == ".fcpxml":  # the transitions the adapter does not read (renderer.timeline.fcpx)
+        from renderer.timeline.fcpx import note_transitions
+
+        note_transitions(timelines, path)
+    return timelines
 
 
 def _attach_aaf(timeline: otio.schema.Timeline) -> None:

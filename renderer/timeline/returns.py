@@ -16,7 +16,7 @@ from opentimelineio.opentime import RationalTime, TimeRange
 
 from renderer.atomic import atomic_output
 from renderer.errors import InputError
-from renderer.timeline import aaf_return
+from renderer.timeline import aaf_return, fcpx
 from renderer.timeline.markers import METADATA_KEY
 from renderer.timeline.plan import MarkedClip
 from renderer.timeline.read import ADAPTERS, FORMAT_NAMES
@@ -333,14 +333,25 @@ def write_return_edit(timeline: otio.schema.Timeline, rendered: Sequence[Rendere
                 f"{len(retimed)} clip(s) have one ({', '.join(retimed[:3])}{' ...' if len(retimed) > 3 else ''}): "
                 f"it would play other frames than the cut; the .otio return has them"
             )
+    if suffix == ".fcpxml":
+        blends = [b for t in (timeline, *others) for b in fcpx.transitions_of(t)]
+        if blends:
+            raise InputError(
+                f"cannot write {FORMAT_NAMES[suffix]} {out_path}: the edit has {len(blends)} transition(s) "
+                f"('{blends[0][2]}' at {blends[0][0]:.2f} s ...) and the FCPXML adapter neither reads nor writes "
+                f"transitions: the return would play them as cuts; the .otio return holds the swaps")
     # An EDL return keeps its dissolves too: the cmx_3600 writer names both sides of a dissolve event
     # (`* FROM CLIP:` and `* TO CLIP:`); its reader needs `read._relink_incoming` to read the second.
     back = build_return_timeline(timeline, rendered)
     if others and suffix != ".edl":  # the edit's other timelines (FCPXML projects) go back unchanged
         write_edit(otio.schema.SerializableCollection(name=timeline.name, children=[back, *copy.deepcopy(list(others))]),
                    out_path)
-        return
-    write_edit(back, out_path)
+    else:
+        write_edit(back, out_path)
+    if suffix == ".fcpxml":  # the writer says hasAudio="0" for every file on a video track
+        from renderer.media import probe
+
+        fcpx.mark_audio(Path(out_path), [r.path for r in rendered if Path(r.path).is_file() and probe(r.path).audio])
 
 
 def return_edit_paths(edit_path: str | Path, out_dir: str | Path) -> list[Path]:
