@@ -143,6 +143,12 @@ def read_timelines(path: Path) -> list[otio.schema.Timeline]:
     if path.suffix.lower() == ".edl":
         for tl in timelines:
             _to_clip(tl)
+    if path.suffix.lower() == ".xml":
+        # The fcp_xml reader reads a nested sequence as an empty stack (Premiere shows its clips there);
+        # it reads the same sequence right as a document of its own, which is what fill_nests gives it.
+        from renderer.timeline.fcp7 import fill_nests
+
+        fill_nests(timelines, path)
     return timelines
 
 

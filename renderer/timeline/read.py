@@ -110,6 +110,10 @@ def read_timelines(path: str | Path, *, edl_rate: Fraction | float | None = None
         raise InputError(f"edit {path} holds a {type(timeline).__name__}, not a timeline")
     for each in timelines:
         _fix_up(each, path, suffix, kwargs, extracted)
+    if suffix == ".xml":  # the nested sequences the adapter reads empty (renderer.timeline.fcp7)
+        from renderer.timeline.fcp7 import fill_nests
+
+        fill_nests(timelines, path)
     if suffix == ".fcpxml":  # the transitions the adapter does not read (renderer.timeline.fcpx)
         from renderer.timeline.fcpx import note_transitions
 
