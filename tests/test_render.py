@@ -629,15 +629,27 @@ def test_edl_rate_names_ntsc_rates_exactly():
 
 def test_every_fcpxml_project_comes_back(work, preset, env, capsys):
     """Final Cut Pro's library export (fcpx_library.fcpxml: two projects): the return edits, .otio and
-    .fcpxml, hold both projects, the first with its FACESWAP track, the second unchanged."""
+    .fcpxml, hold both projects, the first with its FACESWAP track, the second unchanged. The library
+    has cross dissolves, which the FCPXML adapter neither reads nor writes: its .fcpxml return is refused
+    in one line (exit 1, the .otio written); the same library without them comes back in both formats."""
+    import re
+
     from renderer.timeline import read_timelines
     from tests.sample_edits import sample_edits
 
     edit = sample_edits() / "otio-fcpx-xml-adapter" / "fcpx_library.fcpxml"
     out = work / "fcpx_library"
     code, stdout, err = cli([edit, "--preset", preset, "--out", out, "--json"], capsys)
+    assert code == 1 and not (out / "fcpx_library.doppel.fcpxml").exists()
+    said = [line for line in err.splitlines() if "fcpx_library.doppel.fcpxml" in line]
+    assert len(said) == 1 and "neither reads nor writes transitions" in said[0], err
+    plain = work / "no_dissolves" / "fcpx_library.fcpxml"
+    plain.parent.mkdir(parents=True, exist_ok=True)
+    plain.write_text(re.sub(r"<transition\b.*?</transition>", "", edit.read_text("utf-8"), flags=re.S), "utf-8")
+    out = work / "fcpx_library_plain"
+    code, stdout, err = cli([plain, "--preset", preset, "--out", out, "--json"], capsys)
     assert code == 0, err
-    original = read_timelines(edit)
+    original = read_timelines(plain)
     assert len(original) == 2
     for name in ("fcpx_library.doppel.otio", "fcpx_library.doppel.fcpxml"):
         back = read_timelines(out / name)
