@@ -196,7 +196,8 @@ def find_jobs(
 
     Media references resolve relative to `edit_path`'s folder, then under each of
     `media_roots`. Raises InputError listing EVERY missing media file (and every clip
-    with no media path) before anything renders, and for ranges outside the media.
+    with no media path) before anything renders; a clip whose range lies outside its
+    media is refused by name.
     `probe` defaults to `renderer.media.probe`.
     """
     if probe is None:
@@ -340,10 +341,14 @@ def find_jobs(
             first = round(count(span.start_time)) - origin
             last = round(count(span.end_time_exclusive())) - origin - 1
         if first < 0 or last >= info.frames or last < first:
-            raise InputError(
-                f"{where} uses media frames {first}..{last} of {media}, which has frames 0..{info.frames - 1} "
-                f"(start timecode {info.timecode or 'none'}); the edit and the media disagree"
-            )
+            # that clip alone: the others of the edit may well be right (an edit naming one file for clips
+            # of several, as empty_name_tags.xml does, or media relinked to a shorter copy)
+            refused.append(RefusedClip(
+                t_index, c_index, clip.name, text,
+                f"the clip uses media frames {first}..{last} of {media.name}, which has frames "
+                f"0..{info.frames - 1} (start timecode {info.timecode or 'none'}): the edit and the media "
+                f"disagree (is it the right file?)"))
+            continue
         lead_in = lead_out = 0
         if not speed.retimed:  # a dissolve shows the clip's media beyond the cut: render those frames too
             track = clip.parent()
