@@ -7,6 +7,8 @@ Formats go through the official OpenTimelineIO adapters: `.otio`, `.otioz`
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import re
 import urllib.parse
@@ -77,7 +79,10 @@ def read_timelines(path: str | Path, *, edl_rate: Fraction | float | None = None
             extracted = unpack(path)
             timeline = otio.adapters.read_from_file(str(extracted / "content.otio"), adapter_name="otio_json")
         else:
-            timeline = otio.adapters.read_from_file(str(path), adapter_name=ADAPTERS[suffix], **kwargs)
+            # the AAF reader prints ("Unable find slot_id: 0 in mob None creating Gap"): keep it off stdout,
+            # where --json puts the summary a farm parses
+            with contextlib.redirect_stdout(io.StringIO()):
+                timeline = otio.adapters.read_from_file(str(path), adapter_name=ADAPTERS[suffix], **kwargs)
     except InputError:
         raise
     except otio.exceptions.UnsupportedSchemaError as err:
