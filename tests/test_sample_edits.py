@@ -206,7 +206,7 @@ def test_avid_markers_land_on_their_track_inside_a_nested_scope(tmp_path):
     1-based PhysicalTrackNumber in the scope. Every clip of every track of multitrack.aaf, marked
     mid-clip as Avid writes it, carries its own mark; none lands on another track's clip."""
     from renderer.timeline.read import read_edit
-    from tests.sample_edits import _mark_aaf
+    from tests.edit_marks import _mark_aaf
 
     marked = tmp_path / "multitrack.aaf"
     count = _mark_aaf(_edit("otio-aaf-adapter/multitrack.aaf"), marked)
