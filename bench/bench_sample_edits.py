@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         outcome = "OK" if not result.problems else "; ".join(p[:220] for p in result.problems[:3]) + (
             f" (+{len(result.problems) - 3} more)" if len(result.problems) > 3 else "")
         if result.note:
-            outcome = f"{outcome} ({result.note[:160]})"
+            outcome = f"{outcome} ({result.note[:300]})"
         refused = ", ".join(f"{k}: {v[:80]}" for k, v in result.refused.items()) or "-"
         rows.append(f"| {edit_id(path)} | {result.marks} | {result.media} | {result.frames_checked} | "
                     f"{_cell(refused)} | {_cell(outcome)} | {seconds:.1f} |")

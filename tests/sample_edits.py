@@ -380,7 +380,7 @@ def walk_edit(path: Path, work: Path, model: Path, *, render: bool = True,
             # a format writer that cannot express the return edit: allowed, in one line (defect 9)
             if "\n" in said.strip() or not said.strip():
                 result.problems.append(f"return edit {ret.name} failed without a one-line reason: {said!r}")
-            result.note = f"{ret.name} not written: {said[:200]}"
+            result.note = f"{ret.name} not written: {said.replace(str(ret), ret.name)[:300]}"
             continue
         if not ret.is_file():
             result.problems.append(f"return edit {ret.name} was not written" + (f": {said}" if said else ""))
