@@ -20,6 +20,7 @@ The package is split by job, and every name is importable from `renderer.media`:
     decode.py   read_frames / read_av_frames (exact ranges), frame_to_rgb, patch_frame, patch_regions
     encode.py   codec profiles, VideoWriter (atomic; colour, timecode, audio carried), trim
     splice.py   concat (farm chunks) and smart-render splicing of re-encoded GOPs
+    matte.py    MatteWriter: the matte pass (blend mask, face plate) as ProRes 4444 clips with alpha
 """
 
 from renderer.errors import InputError, MediaError  # noqa: F401  (re-exported for callers)
@@ -52,6 +53,13 @@ from renderer.media.info import (  # noqa: F401
     probe,
     shift_timecode,
     timecode_to_frame,
+)
+from renderer.media.matte import (  # noqa: F401
+    MATTE_SUFFIX,
+    PLATE_SUFFIX,
+    MatteWriter,
+    decode_matte,
+    matte_paths,
 )
 from renderer.media.splice import (  # noqa: F401
     SMART_CODECS,

@@ -16,7 +16,7 @@ import torch
 from renderer import media
 from renderer.errors import InputError, ModelError, RenderError
 from renderer.pipeline import put_until_stopped
-from renderer.swap.faces import FaceSwapper
+from renderer.swap.faces import FaceSwapper, Ready
 from renderer.swap.model import SwapModel
 from renderer.swap.settings import QUEUE_FRAMES, SEGMENT_FRAMES, SwapSettings, SwapStats
 
@@ -90,6 +90,7 @@ def render_range(
     options: dict[str, str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     model: SwapModel | None = None,
+    matte: media.MatteWriter | None = None,
 ) -> SwapStats:
     """Render source frames first..last (inclusive) of `src` into `out`, swapping faces on `swap_ranges`.
 
@@ -100,7 +101,8 @@ def render_range(
     renders a chunk (farm tasks); `gop` forces a keyframe interval (closed GOPs that start
     on the first frame, so chunks concatenate); `options` are extra encoder options (e.g. a
     lower crf for spans spliced between stream-copied GOPs). The file appears under `out` only when
-    complete. Raises InputError (bad range, codec, model), MediaError, RenderError.
+    complete. `matte`: an open MatteWriter whose next frame is `first`; it gets every written frame's
+    blend mask (and face plate), in order, from the same pass (the caller closes it). Raises InputError (bad range, codec, model), MediaError, RenderError.
     """
     src, out = Path(src), Path(out)
     info = media.probe(src)
@@ -112,7 +114,7 @@ def render_range(
     swap_model = model or SwapModel(model_dir, settings.direction, settings.device)
     stats = SwapStats()
     matrix, rng = media.effective_color(info, info.width, info.height, info.pix_fmt)
-    swapper = FaceSwapper(swap_model, settings, info.fps, matrix, rng, stats)
+    swapper = FaceSwapper(swap_model, settings, info.fps, matrix, rng, stats, keep_patches=matte is not None)
     start = preroll_start(first, ranges, origin)
     decode_to = postroll_end(last, ranges, info.frames, settings.detect_every)
     stats.preroll = first - start
@@ -170,11 +172,13 @@ def render_range(
                         if errors or stop.is_set():
                             raise RenderError("render stopped before the last frame; output discarded")
                         break
-                    i, frame = item
+                    i, frame, patches = item
                     t = time.perf_counter()
                     base = info.pts[first]
                     pts = (info.pts[i] - base) if info.vfr else None
                     writer.write_av(frame, pts=pts, source_color=info.color)
+                    if matte is not None:
+                        matte.write(i, [(p.x0, p.y0, p.alpha, p.face) for p in patches])
                     stats.seconds["encode"] += time.perf_counter() - t
                     done += 1
                     if progress is not None:
@@ -190,14 +194,14 @@ def render_range(
     for th in threads:
         th.start()
 
-    def emit(ready: Iterator[tuple[int, Any, str | None]]) -> None:
-        for i, frame, reason in ready:
+    def emit(ready: Iterator[Ready]) -> None:
+        for i, frame, reason, patches in ready:
             stats.frames += 1
             if reason is None:
                 stats.swapped += 1
             else:
                 stats.passed_through[reason] += 1
-            if not put(finished, (i, frame)):
+            if not put(finished, (i, frame, patches)):
                 raise RenderError(f"rendering {out.name} stopped at frame {i}")
 
     try:
