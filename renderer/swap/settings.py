@@ -9,6 +9,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from renderer.colour_management import ColourManagement, ColourSpaces
 from renderer.composite import CompositeSettings
 from renderer.errors import InputError
 from renderer.faces.detect import MIN_FACE
@@ -26,6 +27,8 @@ class SwapSettings:
     """How faces are found, chosen and laid back. Built from a preset by `swap_settings`.
 
     identity: (128,) float32 reference embedding when faces == "identity".
+    colour: managed colour (the clip's source space -> the model's working space), or None:
+        the model sees the decoded RGB as it is.
     """
 
     detector: str = "hog"
@@ -41,6 +44,7 @@ class SwapSettings:
     min_face: int = MIN_FACE  # smallest face searched for (px)
     full_search_every: int = 2  # every Nth key frame searches the whole frame (new faces), the others near tracks
     device: str | None = None
+    colour: ColourManagement | None = None
 
     def __post_init__(self) -> None:
         if self.faces not in ("all", "largest", "identity"):
@@ -62,6 +66,9 @@ def swap_settings(preset: Any, *, direction: str | None = None, device: str | No
         if not ref.is_absolute() and base_dir is not None:
             ref = base_dir / ref
         identity = _reference(ref, preset.detector)
+    cm = preset.colour_management
+    colour = (ColourManagement.open(ColourSpaces(cm.config, cm.source_space, cm.working_space))
+              if cm.enabled else None)
     return SwapSettings(
         detector=preset.detector,
         landmarks=int(preset.landmarks),
@@ -75,6 +82,7 @@ def swap_settings(preset: Any, *, direction: str | None = None, device: str | No
         detect_every=int(preset.detect_every),
         min_face=int(preset.min_face),
         device=device,
+        colour=colour,
     )
 
 
