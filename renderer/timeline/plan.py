@@ -13,6 +13,7 @@ import opentimelineio as otio
 from opentimelineio.opentime import RationalTime, TimeRange
 
 from renderer.errors import InputError
+from renderer.timeline import fcpx
 from renderer.timeline.markers import marked_ranges
 from renderer.timeline.read import STILL_SUFFIXES, find_clip_media
 from renderer.timeline.retime import Speed, Unsupported, clip_speed, media_frame, shown_times
@@ -221,7 +222,8 @@ def find_jobs(
 
     Media references resolve relative to `edit_path`'s folder, then under each of
     `media_roots`. Raises InputError listing EVERY missing media file (and every clip
-    with no media path) before anything renders, and for ranges outside the media.
+    with no media path) before anything renders; a clip whose range lies outside its
+    media is refused by name.
     `probe` defaults to `renderer.media.probe`.
     """
     if probe is None:
@@ -306,6 +308,14 @@ def find_jobs(
     for t_index, c_index, clip, span, overrides, text, media, speed, rule in pending:
         where = f"track V{t_index + 1} clip '{clip.name}' in {edit_path}"
         seq_ref = sequences.get((t_index, c_index))
+        rec_start = clip.range_in_parent().start_time + (span.start_time - clip.trimmed_range().start_time)
+        blend = fcpx.touching(timeline, rec_start.to_seconds(), (rec_start + span.duration).to_seconds())
+        if blend is not None:  # FCPXML: a transition the adapter did not read blends this clip's frames
+            refused.append(RefusedClip(t_index, c_index, clip.name, text,
+                                       f"FCPXML transition '{blend[2]}' at {blend[0]:.2f}-{blend[1]:.2f} s touches "
+                                       f"the clip: the FCPXML adapter does not read transitions, so the frames it "
+                                       f"blends cannot be rendered yet"))
+            continue
         if media not in infos:
             infos[media] = probe(media, rate=Fraction(seq_ref.rate).limit_denominator(1001)) if seq_ref else probe(media)
         info = infos[media]
@@ -382,10 +392,14 @@ def find_jobs(
             first = round(count(span.start_time)) - origin
             last = round(count(span.end_time_exclusive())) - origin - 1
         if first < 0 or last >= info.frames or last < first:
-            raise InputError(
-                f"{where} uses media frames {first}..{last} of {media}, which has frames 0..{info.frames - 1} "
-                f"(start timecode {info.timecode or 'none'}); the edit and the media disagree"
-            )
+            # that clip alone: the others of the edit may well be right (an edit naming one file for clips
+            # of several, as empty_name_tags.xml does, or media relinked to a shorter copy)
+            refused.append(RefusedClip(
+                t_index, c_index, clip.name, text,
+                f"the clip uses media frames {first}..{last} of {media.name}, which has frames "
+                f"0..{info.frames - 1} (start timecode {info.timecode or 'none'}): the edit and the media "
+                f"disagree (is it the right file?)"))
+            continue
         lead_in = lead_out = 0
         if not speed.retimed:  # a dissolve shows the clip's media beyond the cut: render those frames too
             track = clip.parent()
