@@ -9,6 +9,7 @@ import numpy as np
 
 from renderer.colour import transfer_colour
 from renderer.composite.masks import face_mask, landmarks_to_crop
+from renderer.composite.occlusion import apply_holdout
 from renderer.composite.settings import CompositeSettings, _check_affine, _check_crop, _check_frame, _check_mask, _describe
 from renderer.errors import InputError
 
@@ -103,11 +104,14 @@ def paste_face(
     crop_mask: np.ndarray,
     settings: CompositeSettings,
     original_crop: np.ndarray | None = None,
+    holdout: np.ndarray | None = None,
 ) -> Patch | None:
     """Blend one swapped face into `frame` in place; the working part of `composite`.
 
     frame: (H, W, 3) uint8 RGB, written inside the face's box only.
     swapped_crop, frame_from_crop, crop_mask, original_crop: as for `composite`.
+    holdout: (H, W) float32 [0, 1] hold-out matte in frame pixels (what stands in front of the
+        face): blend alpha *= (1 - holdout), so a pixel it covers fully is left as it was.
     Returns the Patch of pixels that changed (None when the warped mask misses the frame).
 
     Cost does not grow with the frame, and at frame pixels only with the face's box: the mask,
@@ -137,6 +141,8 @@ def paste_face(
     box_from_crop = _box_from_crop(m, box)
     dsize = (x1 - x0, y1 - y0)
     alpha = cv2.warpAffine(crop_mask, box_from_crop, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if holdout is not None:
+        alpha = apply_holdout(alpha, _check_holdout(holdout, frame.shape[:2])[y0:y1, x0:x1])
     # Scale to 0..255 at crop resolution (S x S), not over the box: warping is linear.
     face = cv2.warpAffine(swapped_crop * np.float32(255.0), box_from_crop, dsize, flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
@@ -153,6 +159,13 @@ def paste_face(
     changed = cv2.bitwise_and(cv2.max(cv2.max(diff[0], diff[1]), diff[2]), inside)  # (h, w) uint8, 0 = same
     masked_copy(region, result, changed)
     return Patch(x0, y0, changed > 0)
+
+
+def _check_holdout(holdout: object, frame_hw: tuple[int, int]) -> np.ndarray:
+    if not isinstance(holdout, np.ndarray) or holdout.shape != frame_hw or holdout.dtype != np.float32:
+        raise InputError(f"composite: holdout must be a {frame_hw} float32 matte in [0, 1] (the frame's size); "
+                         f"got {_describe(holdout)}")
+    return holdout
 
 
 def masked_copy(dst: np.ndarray, src: np.ndarray, mask: np.ndarray) -> None:

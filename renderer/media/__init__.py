@@ -20,6 +20,7 @@ The package is split by job, and every name is importable from `renderer.media`:
     decode.py   read_frames / read_av_frames (exact ranges), frame_to_rgb, patch_frame, patch_regions
     encode.py   codec profiles, VideoWriter (atomic; colour, timecode, audio carried), trim
     splice.py   concat (farm chunks) and smart-render splicing of re-encoded GOPs
+    matte.py    hold-out mattes (alpha or grey clips per shot): checked against the shot, decoded beside it
 """
 
 from renderer.errors import InputError, MediaError  # noqa: F401  (re-exported for callers)
@@ -63,3 +64,4 @@ from renderer.media.splice import (  # noqa: F401
     gop_spans,
     splice,
 )
+from renderer.media.matte import check_matte, matte_to_array, read_matte  # noqa: F401

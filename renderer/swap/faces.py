@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from renderer import media
-from renderer.composite import TemporalBlend, face_mask, landmarks_to_crop, paste_face
+from renderer.composite import TemporalBlend, face_mask, landmarks_to_crop, occlusion_keep, paste_face
 from renderer.errors import InputError
 from renderer.faces import Face
 from renderer.faces.identity import identity_distance
@@ -31,6 +31,7 @@ class _Pending:
     faces: list[tuple[int, Face]]  # (track id, face)
     emit: bool
     reason: str | None  # why it passes through, when it does
+    holdout: np.ndarray | None = None  # (H, W) float32 hold-out matte of this frame
 
 
 class FaceSwapper:
@@ -51,11 +52,16 @@ class FaceSwapper:
         if "learned" in settings.composite.mask and not model.learns_mask:
             raise InputError(f"mask={settings.composite.mask!r} needs a model trained with a learned mask; "
                              f"this model has none (allowed here: hull, ellipse)")
+        if settings.occlusion.mode == "learned" and not model.learns_mask:
+            raise InputError("occlusion=learned needs a model trained with a learned mask (train with learn_mask: "
+                             "true and augment.occluders); this model has none (allowed here: reconstruction, "
+                             "matte, off)")
         self._tracker: FaceTracker | None = None
         self._blend = TemporalBlend(settings.temporal)
         self._pending: list[_Pending] = []
         self._pending_faces = 0
-        self._tracking: dict[int, tuple[Any, np.ndarray, bool]] = {}  # frames the tracker holds: frame, rgb, emit
+        # frames the tracker holds: frame, rgb, emit, hold-out matte
+        self._tracking: dict[int, tuple[Any, np.ndarray, bool, np.ndarray | None]] = {}
         self._closing: FaceTracker | None = None  # the last segment's tracker, settling its held frames
         self._boundary: int | None = None  # the segment start it runs past
         self._deferred: list[TrackedFrame] = []  # new-segment frames waiting for the old one's
@@ -82,13 +88,14 @@ class FaceSwapper:
         self._tracker = None
         self._blend.reset()
 
-    def push(self, index: int, frame: Any, swap: bool, emit: bool,
-             rgb: np.ndarray | None = None) -> Iterator[tuple[int, Any, str | None]]:
+    def push(self, index: int, frame: Any, swap: bool, emit: bool, rgb: np.ndarray | None = None,
+             holdout: np.ndarray | None = None) -> Iterator[tuple[int, Any, str | None]]:
         """Take one decoded frame; yield the frames that are now finished, in order.
 
         rgb: the frame already converted (`media.frame_to_rgb` with this swapper's matrix and
         range, e.g. on the decode thread), this stage's to write into once its faces are
         settled (the trackers read it only inside `push`); converted here when None.
+        holdout: this frame's (H, W) float32 hold-out matte (`media.matte_to_array`), if the shot has one.
         """
         if not swap:
             yield from self.restart()
@@ -97,7 +104,7 @@ class FaceSwapper:
         t0 = time.perf_counter()
         if rgb is None:
             rgb = media.frame_to_rgb(frame, self.matrix, self.rng)
-        self._tracking[index] = (frame, rgb, emit)
+        self._tracking[index] = (frame, rgb, emit, holdout)
         if index % SEGMENT_FRAMES == 0 and self._tracker is not None:
             # Segment start: a fresh tracker from here. The old one runs on past it only while
             # it holds frames before it (a miss not yet made good), at most detect_every frames,
@@ -135,13 +142,13 @@ class FaceSwapper:
 
     def _tracked(self, tf: TrackedFrame) -> Iterator[tuple[int, Any, str | None]]:
         """A frame whose faces the tracker has settled: choose the faces to swap, queue it for the model."""
-        frame, rgb, emit = self._tracking.pop(tf.index)
+        frame, rgb, emit, holdout = self._tracking.pop(tf.index)
         chosen = self._choose(list(tf.faces))
         if emit:
             self.stats.held += any(tid in tf.held for tid, _ in chosen)
             self.stats.lost.extend([tf.index] * len(tf.lost))
         reason = None if chosen else ("not identity" if tf.faces else "no face")
-        yield from self._queue(_Pending(tf.index, frame, rgb if chosen else None, chosen, emit, reason))
+        yield from self._queue(_Pending(tf.index, frame, rgb if chosen else None, chosen, emit, reason, holdout))
 
     def flush(self) -> Iterator[tuple[int, Any, str | None]]:
         """Finish every pending frame (end of the range)."""
@@ -180,7 +187,12 @@ class FaceSwapper:
         crops = np.stack([cv2.warpAffine(p.rgb, face.crop_from_frame, (self.size, self.size),
                                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
                           for p, _, face in todo])  # (N, S, S, 3) uint8
-        swapped, learned = self.model(crops)
+        occlusion = self.settings.occlusion
+        rebuilt = rebuilt_mask = None
+        if occlusion.needs_source_pass:
+            swapped, learned, rebuilt, rebuilt_mask = self.model.swap_and_rebuild(crops)
+        else:
+            swapped, learned = self.model(crops)
         t1 = time.perf_counter()
         self.stats.seconds["model"] += t1 - t0
         patches: dict[int, list[tuple[int, int, np.ndarray]]] = {}
@@ -192,9 +204,13 @@ class FaceSwapper:
             mask = face_mask(lm_crop, self.size, self.settings.composite,
                              learned=None if learned is None else learned[k])
             original = crops[k].astype(np.float32) * np.float32(1.0 / 255.0)
+            if occlusion.needs_source_pass:
+                mask = mask * occlusion_keep(occlusion, mask, original, None if rebuilt is None else rebuilt[k],
+                                             None if rebuilt_mask is None else rebuilt_mask[k])
             # p.rgb is this stage's own conversion of the frame, done with once tracked and cropped:
             # faces are pasted into it in place (a second face over the first), box by box.
-            patch = paste_face(p.rgb, crop, face.frame_from_crop, mask, self.settings.composite, original)
+            patch = paste_face(p.rgb, crop, face.frame_from_crop, mask, self.settings.composite, original,
+                               holdout=p.holdout)
             if patch is not None:
                 patches.setdefault(p.index, []).append((patch.x0, patch.y0, patch.changed))
         pending, self._pending, self._pending_faces = self._pending, [], 0
