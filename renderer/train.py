@@ -138,7 +138,10 @@ def load_train_preset(path: Path | str) -> dict[str, Any]:
         raise InputError(f"--preset {path}: not readable YAML ({err})") from err
     if not isinstance(data, dict) or "train" not in data:
         raise InputError(f"--preset {path}: has no `train:` section (top-level keys: {list(data or {})})")
-    return parse_train_section(data["train"], str(path))
+    values = parse_train_section(data["train"], str(path))
+    if "occluder_photos" in values:  # relative to the preset's folder, like the preset's other paths
+        values["occluder_photos"] = tuple(str(path.parent / Path(p).expanduser()) for p in values["occluder_photos"])
+    return values
 
 
 def parse_train_section(section: Any, where: str) -> dict[str, Any]:
