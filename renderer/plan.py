@@ -21,6 +21,7 @@ Decisions:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -177,6 +178,20 @@ def _signing(preset: Preset, env: Mapping[str, str], base_dir: Path | None) -> A
     return resolve_signing_identity(mapping, env, base_dir=base_dir)
 
 
+def _matte_path(clip_preset: Preset, base: Preset, mc: MarkedClip, edit_dir: Path) -> Path | None:
+    """The clip's hold-out matte, absolute: a marker's `matte=` relative to the edit's folder (like its
+    media), a preset's `occlusion_matte` relative to the preset's folder (else the working directory)."""
+    if not clip_preset.occlusion_matte:
+        return None
+    given = Path(clip_preset.occlusion_matte).expanduser()
+    if given.is_absolute():
+        return given
+    if {"matte", "occlusion_matte"} & set(mc.overrides):
+        return edit_dir / given
+    folder = _preset_dir(base)
+    return (folder / given) if folder and (folder / given).exists() else Path.cwd() / given
+
+
 def _source_fingerprint(path: Path) -> dict[str, Any]:
     from renderer.otioz import member_name
 
@@ -257,6 +272,13 @@ def plan_render(
                 problems.append(ref)
             continue
         try:
+            matte = _matte_path(clip_preset, base, mc, edit_dir)
+            if matte is not None:  # refused here, with the other problems, before any clip renders
+                from renderer.media import check_matte, probe
+
+                info = probe(mc.media_path)
+                check_matte(matte, frames=info.frames, width=info.width, height=info.height, shot=mc.media_path)
+                clip_preset = dataclasses.replace(clip_preset, occlusion_matte=str(matte))
             identity = _signing(clip_preset, env, _preset_dir(base))
             out = clip_preset.output
             check_codec = resolve_codec(out.codec)
@@ -289,6 +311,7 @@ def plan_render(
             "weights_sha256": ref.weights_sha256,
             "preset_sha256": p_hash,
             "signing": identity_fingerprint(identity),  # a first or new key makes the re-run sign
+            **({"occlusion_matte": _source_fingerprint(matte)} if matte is not None else {}),  # a new roto re-renders
         }
         jobs.append(ClipJob(index, mc, clip_preset, p_hash, ref, first, last, output, tc, inputs, identity,
                             _preset_dir(base)))

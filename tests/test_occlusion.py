@@ -165,3 +165,41 @@ def test_learned_occlusion_needs_a_model_with_a_learned_mask(model: SwapModel, t
         render_range(occluded[0], tmp_path / "o.mkv", model_dir=Path(), model=model,
                      settings=SwapSettings(occlusion=OcclusionSettings("learned")), first=0, last=1,
                      swap_ranges=[(0, 1)], codec="ffv1")
+
+
+def test_a_marker_matte_is_found_beside_the_edit_and_checked_when_planning(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import opentimelineio as otio
+    from opentimelineio.opentime import RationalTime as RT, TimeRange as TR
+
+    from renderer.render import plan_render
+    from tests.media_factory import make_numbered_clip
+
+    monkeypatch.setenv("DOPPEL_KEYS_DIR", str(tmp_path / "no-keys"))
+    monkeypatch.delenv("DOPPEL_SIGN_CERT", raising=False)
+    monkeypatch.delenv("DOPPEL_SIGN_KEY", raising=False)
+    shot = make_numbered_clip(tmp_path / "shot.mov", 12, 160, 96)
+    matte = _ffmpeg_matte(tmp_path / "roto.mkv", (160, 96), 12, (16, 16, 32, 32), False)
+    short = _ffmpeg_matte(tmp_path / "short.mkv", (160, 96), 11, (16, 16, 32, 32), False)
+    preset = tmp_path / "p.yaml"
+    preset.write_text("output:\n  codec: ffv1\n  container: mkv\n  audio: none\n")
+
+    def edit(marker: str) -> Path:
+        clip = otio.schema.Clip(name="shot", media_reference=otio.schema.ExternalReference(
+            target_url=str(shot), available_range=TR(RT(0, 25), RT(12, 25))), source_range=TR(RT(0, 25), RT(12, 25)))
+        clip.markers.append(otio.schema.Marker(name=marker, marked_range=TR(RT(0, 25), RT(1, 25))))
+        track = otio.schema.Track()
+        track.append(clip)
+        tl = otio.schema.Timeline(name="cut")
+        tl.tracks.append(track)
+        path = tmp_path / "cut.otio"
+        otio.adapters.write_to_file(tl, str(path))
+        return path
+
+    plan = plan_render(edit("FACESWAP matte=roto.mkv occlusion=matte"), preset, tmp_path / "out", model=trained_model())
+    job = plan.jobs[0]
+    assert job.preset.occlusion == "matte" and job.preset.occlusion_matte == str(matte)
+    assert job.inputs["occlusion_matte"]["path"] == str(matte.resolve())  # a new roto means a new render
+    assert swap_settings(job.preset, base_dir=job.preset_dir).matte == matte
+    with pytest.raises(InputError, match="short.mkv does not fit shot shot.mov: it has 11 frames, the shot has 12"):
+        plan_render(edit("FACESWAP matte=short.mkv"), preset, tmp_path / "out", model=trained_model())
