@@ -53,7 +53,7 @@ class OcclusionSettings:
     """
 
     mode: str = "off"
-    threshold: float = 3.0
+    threshold: float = 2.0
     floor: float = 0.08
     clean: float = 0.03
     grow: float = 0.02
