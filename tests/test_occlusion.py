@@ -203,3 +203,18 @@ def test_a_marker_matte_is_found_beside_the_edit_and_checked_when_planning(tmp_p
     assert swap_settings(job.preset, base_dir=job.preset_dir).matte == matte
     with pytest.raises(InputError, match="short.mkv does not fit shot shot.mov: it has 11 frames, the shot has 12"):
         plan_render(edit("FACESWAP matte=short.mkv"), preset, tmp_path / "out", model=trained_model())
+
+
+def test_swap_and_rebuild_gives_the_same_swap_and_the_source_persons_rebuild(model: SwapModel) -> None:
+    import cv2
+
+    frames = movie_frames(3)[20:23]
+    crops = np.stack([cv2.warpAffine(img, find_faces(img, crop_size=model.size, coverage=model.config.coverage)[0]
+                                     .crop_from_frame, (model.size, model.size)) for img in frames])
+    swapped, learned = model(crops)
+    same, learned2, rebuilt, rebuilt_mask = model.swap_and_rebuild(crops)
+    assert np.array_equal(swapped, same) and learned is None and learned2 is None and rebuilt_mask is None
+    assert rebuilt.shape == swapped.shape and rebuilt.dtype == np.float32
+    target = crops.astype(np.float32) / 255
+    # decoder A rebuilds A's own face far better than decoder B's swap resembles it
+    assert np.abs(rebuilt - target).mean() < 0.6 * np.abs(swapped - target).mean()
