@@ -224,7 +224,8 @@ def main() -> int:
         f"Command: `.venv/bin/python bench/bench_occlusion.py --minutes {args.minutes:g} --eval-first {args.eval_first}"
         + (f" --models {args.models}" if args.models != "demo,plain,occ" else "") + "`",
         f"Machine: {os.cpu_count()}-core CPU, no GPU, shared with other jobs: load average {load_start[0]:.1f} at the "
-        f"start, {load_end[0]:.1f} at the end; {time.time() - t_start:.0f} s in all (training included).",
+        f"start, {load_end[0]:.1f} at the end; {time.time() - t_start:.0f} s in all (training included; a model "
+        f"already in .cache/bench/occlusion with that much training is reused, not retrained).",
         f"Footage: kphotoalbum's talking head (movie.avi), 3x (480x360); frames {args.eval_first}-67 judged "
         f"({n} frames), one synthetic occluder per frame in turn: grey bar over the mouth, microphone, "
         "hand-like blob (sunset.jpg texture), snow.jpg patch over an eye. FFV1 4:4:4 in and out.",

@@ -65,8 +65,9 @@ def test_reconstruction_keeps_a_pasted_occluder_where_off_paints_over_it(
         occluded: tuple[Path, list[tuple[slice, slice]]], model: SwapModel, tmp_path: Path) -> None:
     clip, boxes = occluded
     src = dict(media.read_frames(clip, 0, FRAMES - 1))
-    off = _render(clip, tmp_path / "off.mkv", model, SwapSettings())
-    rec = _render(clip, tmp_path / "rec.mkv", model, SwapSettings(occlusion=OcclusionSettings("reconstruction")))
+    off = _render(clip, tmp_path / "off.mkv", model, SwapSettings(occlusion=OcclusionSettings("off")))
+    rec = _render(clip, tmp_path / "rec.mkv", model, SwapSettings())
+    assert SwapSettings().occlusion.mode == "reconstruction" and load_preset("lossless").occlusion == "reconstruction"
     kept_off, kept_rec = _untouched_share(src, off, boxes), _untouched_share(src, rec, boxes)
     print(f"bar untouched: off {kept_off:.3f}, reconstruction {kept_rec:.3f}")
     assert kept_off < 0.5, f"off: {kept_off:.2f} of the bar untouched; the test's bar is not over the swapped face"
@@ -104,8 +105,9 @@ def test_a_holdout_matte_keeps_the_covered_pixels_bit_identical(
     matte = _ffmpeg_matte(tmp_path / ("matte.mov" if alpha else "matte.mkv"), (info.width, info.height), info.frames,
                           box, alpha)
     src = dict(media.read_frames(clip, 0, FRAMES - 1))
-    out = _render(clip, tmp_path / "held.mkv", model, SwapSettings(matte=matte))
-    off = _render(clip, tmp_path / "off.mkv", model, SwapSettings())
+    off_mode = OcclusionSettings("off")  # the matte alone keeps the pixels it covers
+    out = _render(clip, tmp_path / "held.mkv", model, SwapSettings(occlusion=off_mode, matte=matte))
+    off = _render(clip, tmp_path / "off.mkv", model, SwapSettings(occlusion=off_mode))
     covered = (slice(box[1], box[1] + box[3]), slice(box[0], box[0] + box[2]))
     for i in range(FRAMES):
         assert np.array_equal(src[i][covered], out[i][covered]), f"frame {i}: a pixel under the matte changed"

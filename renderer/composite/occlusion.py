@@ -6,7 +6,7 @@ be pasted and 0 over an occluder; the compositor multiplies its blend mask by it
 
 Modes (preset key `occlusion`):
   off             the blend mask is the face mask alone.
-  reconstruction  at convert time the crop also goes through the decoder of the person in the
+  reconstruction  (the default) at convert time the crop also goes through the decoder of the person in the
                   frame (A->A for an a2b swap; one more decoder pass, the encoder pass is shared).
                   That decoder only ever learned to draw that face, so where its rebuild disagrees
                   with the crop far beyond the face's typical error (median over the face mask),
@@ -52,7 +52,7 @@ class OcclusionSettings:
         occluder, so the occluder's own pixels keep weight 0.
     """
 
-    mode: str = "off"
+    mode: str = "reconstruction"  # the default: measured in bench/results/occlusion.md
     threshold: float = 2.0
     floor: float = 0.08
     clean: float = 0.03
