@@ -112,7 +112,7 @@ def train_model(out: Path, faceset_a: Path, faceset_b: Path, minutes: float, occ
 
 
 def render(src: Path, out: Path, model: SwapModel, mode: str, matte: Path | None, n: int) -> tuple[dict[int, np.ndarray], float]:
-    settings = SwapSettings(occlusion=OcclusionSettings(mode), matte=matte if mode == "matte" else None)
+    settings = SwapSettings(occlusion=OcclusionSettings(mode), holdout=matte if mode == "matte" else None)
     stats = render_range(src, out, model_dir=Path(), model=model, settings=settings, first=0, last=n - 1,
                          swap_ranges=[(0, n - 1)], codec="ffv1", pix_fmt="yuv444p")
     return dict(media.read_frames(out, 0, n - 1)), stats.seconds["model"] / max(1, stats.faces)

@@ -44,6 +44,7 @@ LOGS = BENCH / "out" / "logs"
 QUICK_ARGS: dict[str, list[str]] = {
     "composite": ["--repeats", "10"],
     "faces": ["--frames", "20"],
+    "matte": ["--frames", "24", "--repeats", "1"],
     "media": ["--frames", "48"],
     "provenance": ["--frames", "60"],
     "swap": ["--frames", "24", "--long", "240"],
@@ -169,6 +170,12 @@ def _farm(text: str) -> list[Figure]:
     return [Figure("farm", "2 workers / 1 worker wall time", m.group(2) if m else "?", "-", "no goal")]
 
 
+def _matte(text: str) -> list[Figure]:
+    m = _search(r"^\| matte \| [^|]* \| [^|]* \| [^|]* \| \*\*([\d.]+)\*\* \| ([\d.]+) \|", text)
+    return [Figure("matte", "`doppel swap --matte` / plain swap, CPU time (wall)",
+                   f"{m.group(2)}x ({m.group(1)}x)" if m else "?", "-", "no goal")]
+
+
 def _generic(topic: str) -> Extractor:
     """Rows for a topic without its own extractor: every line that states a goal and whether it was met."""
 
@@ -198,6 +205,7 @@ def _occlusion(text: str) -> list[Figure]:
 EXTRACTORS: dict[str, Extractor] = {
     "occlusion": _occlusion,
     "faces": _faces, "sample_edits": _sample_edits, "media": _media, "swap": _swap, "train": _train, "render": _render, "farm": _farm,
+    "matte": _matte,
 }
 
 

@@ -95,6 +95,15 @@ class ClipJob:
     def sidecar(self) -> Path:
         return self.output.with_name(self.output.name + INPUTS_SUFFIX)
 
+    @property
+    def passes(self) -> dict[str, Path]:
+        """The matte pass clips the preset asks for beside the output: {"matte": path, "plate": path}."""
+        from renderer.media.matte import matte_paths
+
+        matte, plate = matte_paths(self.output)
+        out = self.preset.output
+        return {k: p for k, p, wanted in (("matte", matte, out.matte), ("plate", plate, out.plate)) if wanted}
+
     def up_to_date(self) -> dict[str, Any] | None:
         """The recorded clip entry when the output exists and was rendered from the same inputs, else None."""
         if not (self.output.is_file() and self.sidecar.is_file()):
@@ -108,6 +117,10 @@ class ClipJob:
         entry = record.get("entry")
         if not isinstance(entry, dict) or entry.get("output", {}).get("sha256") != sha256_file(self.output):
             return None
+        for kind, path in self.passes.items():  # a matte deleted or changed since: render again
+            recorded = entry["output"].get(kind)
+            if not (isinstance(recorded, dict) and path.is_file() and recorded.get("sha256") == sha256_file(path)):
+                return None
         return entry
 
 
@@ -179,14 +192,14 @@ def _signing(preset: Preset, env: Mapping[str, str], base_dir: Path | None) -> A
 
 
 def _matte_path(clip_preset: Preset, base: Preset, mc: MarkedClip, edit_dir: Path) -> Path | None:
-    """The clip's hold-out matte, absolute: a marker's `matte=` relative to the edit's folder (like its
+    """The clip's hold-out matte, absolute: a marker's `holdout=` relative to the edit's folder (like its
     media), a preset's `occlusion_matte` relative to the preset's folder (else the working directory)."""
     if not clip_preset.occlusion_matte:
         return None
     given = Path(clip_preset.occlusion_matte).expanduser()
     if given.is_absolute():
         return given
-    if {"matte", "occlusion_matte"} & set(mc.overrides):
+    if {"holdout", "occlusion_matte"} & set(mc.overrides):
         return edit_dir / given
     folder = _preset_dir(base)
     return (folder / given) if folder and (folder / given).exists() else Path.cwd() / given

@@ -2,7 +2,7 @@
 
 A preset says how a marked clip is swapped and encoded: which model, detector and
 landmarks, which faces, mask/colour/blend settings, temporal smoothing, handles,
-and the output (codec, container, pixel format, file-name pattern, colour tags).
+and the output (codec, container, pixel format, file-name pattern, colour tags, matte pass).
 
 Every key is described once in `FIELDS` (dotted path -> type, allowed values,
 default). A file may give any subset; the rest take the defaults. Errors name the
@@ -127,6 +127,10 @@ FIELDS: dict[str, Field] = {
     "output.pix_fmt": Field("str", None, nullable=True, help="pixel format (null: the codec's default)"),
     "output.audio": Field("enum", "pcm", ("pcm", "aac", "none"), help="audio of the rendered clip"),
     "output.name": Field("str", "{clip}_{start}-{end}.doppel", help="file name pattern, extension added"),
+    "output.matte": Field("bool", False, help="also write the blend mask as a matte clip <name>.matte.mov "
+                                              "(ProRes 4444, mask in alpha and luma; same frames and timecode)"),
+    "output.plate": Field("bool", False, help="also write the unblended swapped-face plate <name>.plate.mov "
+                                              "(ProRes 4444, the warped face with the mask as alpha)"),
     "output.color.primaries": Field("enum", "source", ("source", "bt709", "bt2020", "smpte170m", "bt470bg")),
     "output.color.transfer": Field("enum", "source", ("source", "bt709", "smpte2084", "arib-std-b67", "smpte170m")),
     "output.color.matrix": Field("enum", "source", ("source", "bt709", "bt2020nc", "smpte170m", "bt470bg")),
@@ -141,7 +145,7 @@ GROUPS = ("mask", "smoothing", "output", "output.color", "signing")
 ALIASES: dict[str, str] = {
     "color": "colour",
     "mask": "mask.kind",
-    "matte": "occlusion_matte",
+    "holdout": "occlusion_matte",
     "erode": "mask.erode",
     "feather": "mask.feather",
     "temporal": "smoothing.temporal",
@@ -151,6 +155,8 @@ ALIASES: dict[str, str] = {
     "pix_fmt": "output.pix_fmt",
     "audio": "output.audio",
     "name": "output.name",
+    "matte": "output.matte",
+    "plate": "output.plate",
 }
 
 
@@ -188,6 +194,8 @@ class OutputSettings:
     audio: str
     name: str
     color: ColorTags
+    matte: bool = False  # write <output stem>.matte.mov beside the output
+    plate: bool = False  # write <output stem>.plate.mov beside the output
 
     def file_name(self, *, clip: str, start: str, end: str, track: int = 0, index: int = 0,
                   preset: str = "", source: str = "") -> str:
@@ -444,6 +452,7 @@ def _build(flat: dict[str, Any], *, name: str, source: str, where: str,
             codec=codec, container=container, pix_fmt=pix_fmt, audio=audio, name=pattern,
             color=ColorTags(flat["output.color.primaries"], flat["output.color.transfer"],
                             flat["output.color.matrix"], flat["output.color.range"]),
+            matte=flat["output.matte"], plate=flat["output.plate"],
         ),
         signing=SigningSettings(flat["signing.cert"], flat["signing.key"]),
     )

@@ -149,6 +149,15 @@ def label_metadata(claim: SwapClaim, *, signed: bool) -> dict[str, str]:
     return {"comment": comment, "description": description}
 
 
+def matte_label(claim: SwapClaim, *, signed: bool, kind: str, output_name: str) -> dict[str, str]:
+    """Container metadata for a matte pass clip (`kind`: "matte" or "plate") of the output
+    `output_name`: derived from synthetic media, so labelled as such, with the output's label after it."""
+    label = label_metadata(claim, signed=signed)
+    what = ("the blend mask (alpha) used" if kind == "matte" else "the unblended swapped-face plate (mask in alpha)")
+    return {"comment": f"SYNTHETIC MEDIA {kind.upper()}: {what} to replace faces in {output_name}. " + label["comment"],
+            "description": label["description"]}
+
+
 # --------------------------------------------------------------------------- signing
 
 

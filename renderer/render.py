@@ -20,6 +20,10 @@ Decisions:
   `renderer.plan`). The sidecar is written last, after the output landed under its final
   name (signed under its temporary name, then renamed), so a kill at any point leaves
   either a complete, recorded output or one that is rendered again.
+- Matte pass (`output.matte` / `output.plate`): the clip's `<output stem>.matte.mov` / `.plate.mov`
+  come from the same render pass (`media.MatteWriter`), land and are signed like the output, are
+  recorded under the entry's `output.matte` / `output.plate`, and a missing or changed one makes
+  the clip render again.
 - A clip that fails is recorded as failed with its error; the other clips go on, the
   return edit covers the ones that rendered, and the job's exit status is 1.
 - No marked clips: nothing renders, the return edit is the input plus an empty FACESWAP
@@ -124,6 +128,10 @@ class RenderReport:
             "return_otio": str(self.return_edits[0]) if self.return_edits else None,
             "return_edits": [str(p) for p in self.return_edits],
             "outputs": [r.entry["output"]["path"] for r in self.results if r.status != "failed"],
+            "mattes": [r.entry["output"]["matte"]["path"] for r in self.results
+                       if r.status != "failed" and r.entry["output"].get("matte")],
+            "plates": [r.entry["output"]["plate"]["path"] for r in self.results
+                       if r.status != "failed" and r.entry["output"].get("plate")],
             "errors": {r.job.clip.clip_name: r.error for r in self.failed},
             "return_errors": dict(self.return_errors),
             "refused": self.refused(),
@@ -148,7 +156,8 @@ def job_summary(job: ClipJob) -> dict[str, Any]:
         "render_range": {"first_frame": job.first, "last_frame": job.last, "frames": job.frames,
                          "handles": list(job.handles), "timecode": job.timecode},
         "swapped_range": [job.first, job.last],
-        "output": {"path": str(job.output), "codec": job.preset.output.codec},
+        "output": {"path": str(job.output), "codec": job.preset.output.codec,
+                   **{kind: {"path": str(path)} for kind, path in job.passes.items()}},
         "model": {"path": str(job.model.path), "from": job.model.origin, "card_sha256": job.model.card_sha256,
                   "weights_sha256": job.model.weights_sha256, "identities": list(job.model.identities)},
         "preset_sha256": job.preset_sha256,
@@ -198,31 +207,47 @@ def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int],
     """Render, label and sign one job; return (render.json entry, warnings). Raises on failure.
 
     The file is encoded and signed under a temporary name and lands under its final name only
-    complete and signed (`provenance.signed_output`); then the `<output>.inputs.json` sidecar
-    is written, which marks it done.
+    complete and signed (`provenance.signed_output`); so do its matte pass clips (`job.passes`),
+    written in the same pass; then the `<output>.inputs.json` sidecar is written, which marks it done.
     """
-    from renderer.media import probe
-    from renderer.provenance import claim_for_model, label_metadata, signed_output
+    from renderer.media import MatteWriter, output_color, probe
+    from renderer.provenance import claim_for_model, label_metadata, matte_label, signed_output
     from renderer.swap import render_range, swap_settings
 
     mc = job.clip
     job.output.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(job.output)
+    for path in job.passes.values():
+        remove_stale_partials(path)
     info = probe(mc.media_path)
     claim = claim_for_model(mc.media_path, job.model.path, [(0, job.frames)], preset_sha256=job.preset_sha256,
                             source_sha256=source_sha256)
     started = time.monotonic()
-    with signed_output(job.output, claim, job.signing, source=mc.media_path) as target:
+    color = colour_tags(job, info)
+    with contextlib.ExitStack() as outputs:
+        target = outputs.enter_context(signed_output(job.output, claim, job.signing, source=mc.media_path))
+        passes = {kind: outputs.enter_context(signed_output(path, claim, job.signing, source=mc.media_path))
+                  for kind, path in job.passes.items()}
+        labels = {kind: matte_label(claim, signed=job.signing is not None, kind=kind, output_name=job.output.name)
+                  for kind in ("matte", "plate")}
+        matte = outputs.enter_context(MatteWriter(
+            info, job.first, job.last, matte=passes["matte"].tmp if "matte" in passes else None,
+            plate=passes["plate"].tmp if "plate" in passes else None, color=color or output_color(info),
+            metadata=labels["matte"], plate_metadata=labels["plate"])) if passes else None
         stats = render_range(
             mc.media_path, target.tmp, model_dir=job.model.path, settings=swap_settings(job.preset, base_dir=job.preset_dir),
             first=job.first, last=job.last, swap_ranges=[(job.first, job.last)], codec=job.preset.output.codec,
-            pix_fmt=job.preset.output.pix_fmt, color=colour_tags(job, info),
+            pix_fmt=job.preset.output.pix_fmt, color=color,
             metadata=label_metadata(claim, signed=job.signing is not None), audio=job.preset.output.audio != "none",
-            progress=progress,
+            progress=progress, matte=matte,
         )
         render_s = time.monotonic() - started
     signed = target.result
     entry = job_summary(job)
+    for kind, pass_target in passes.items():
+        result = pass_target.result
+        entry["output"][kind].update({"sha256": sha256_file(pass_target.final), "frames": job.frames,
+                                      "timecode": job.timecode, "signed": result.signed, "manifest": result.manifest})
     entry["source"]["sha256"] = source_sha256
     stats_json = stats.to_json()
     entry["output"].update({"sha256": sha256_file(job.output), "frames": job.frames, "timecode": job.timecode,
@@ -240,7 +265,9 @@ def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int],
 
 
 def rendered_clip(job: ClipJob) -> RenderedClip:
-    return RenderedClip(job.clip, job.output, job.first, job.frames, job.timecode or "")
+    passes = job.passes
+    return RenderedClip(job.clip, job.output, job.first, job.frames, job.timecode or "",
+                        matte=passes.get("matte"), plate=passes.get("plate"))
 
 
 def write_returns(timeline: Any, rendered: Sequence[RenderedClip], paths: Sequence[Path], others: Sequence[Any] = ()

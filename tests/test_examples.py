@@ -24,3 +24,15 @@ def test_swap_clip_example_writes_a_labelled_swapped_clip(tmp_path: Path) -> Non
 
     with av.open(str(out)) as c:
         assert "SYNTHETIC MEDIA" in c.metadata.get("comment", "")
+
+
+def test_matte_pass_example_writes_the_matte_beside_the_output(tmp_path: Path) -> None:
+    src = face_clip(tmp_path / "in.mp4", frames=6)
+    out = tmp_path / "out.mp4"
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "matte_pass.py"), str(src), str(trained_model()),
+                           str(out)], capture_output=True, text=True, timeout=300,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert "6/6 frames swapped" in proc.stdout and "out.matte.mov: 6 frames" in proc.stdout
+    alphas = media.decode_matte(tmp_path / "out.matte.mov")
+    assert len(alphas) == media.probe(out).frames == 6 and all(a.max() == 1023 for a in alphas)

@@ -25,7 +25,7 @@ import yaml
 from renderer import farm
 from renderer.cli import main
 from renderer.errors import InputError
-from renderer.media import probe, read_frames, timecode_to_frame
+from renderer.media import decode_matte, probe, read_frames, timecode_to_frame
 from tests.media_factory import read_frame_number
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +47,7 @@ output:
   container: mkv
   audio: none
   name: "{clip}_{start}-{end}.doppel"
+  matte: true
 """
 
 
@@ -159,6 +160,12 @@ def assert_same_results(out: Path, ref: Path) -> None:
             assert np.array_equal(x, y), f"{gp.name} frame {k} differs from doppel render"
         assert g["frames"]["swapped"] == w["frames"]["swapped"]
         assert "SYNTHETIC MEDIA" in probe_comment(gp)
+        # The matte pass: joined from the chunks' mattes, the same masks as one piece, every frame.
+        gm, wm = Path(g["output"]["matte"]["path"]), Path(w["output"]["matte"]["path"])
+        assert gm.name == wm.name == gp.stem + ".matte.mov" and "SYNTHETIC MEDIA MATTE" in probe_comment(gm)
+        assert (probe(gm).frames, probe(gm).timecode) == (gi.frames, gi.timecode)
+        ga, wa = decode_matte(gm), decode_matte(wm)
+        assert len(ga) == gi.frames and all(np.array_equal(x, y) for x, y in zip(ga, wa))
     for name in ("cut.doppel.otio",):
         ga = otio.adapters.read_from_file(str(out / name)).to_json_string()
         wa = otio.adapters.read_from_file(str(ref / name)).to_json_string()

@@ -106,7 +106,7 @@ def test_a_holdout_matte_keeps_the_covered_pixels_bit_identical(
                           box, alpha)
     src = dict(media.read_frames(clip, 0, FRAMES - 1))
     off_mode = OcclusionSettings("off")  # the matte alone keeps the pixels it covers
-    out = _render(clip, tmp_path / "held.mkv", model, SwapSettings(occlusion=off_mode, matte=matte))
+    out = _render(clip, tmp_path / "held.mkv", model, SwapSettings(occlusion=off_mode, holdout=matte))
     off = _render(clip, tmp_path / "off.mkv", model, SwapSettings(occlusion=off_mode))
     covered = (slice(box[1], box[1] + box[3]), slice(box[0], box[0] + box[2]))
     for i in range(FRAMES):
@@ -126,7 +126,7 @@ def test_a_matte_that_does_not_fit_the_shot_is_refused_before_any_frame(
                          (tmp_path / "missing.mov", "does not exist")):
         out = tmp_path / "out.mkv"
         with pytest.raises(InputError, match="matte") as err:
-            render_range(clip, out, model_dir=Path(), model=model, settings=SwapSettings(matte=matte), first=0,
+            render_range(clip, out, model_dir=Path(), model=model, settings=SwapSettings(holdout=matte), first=0,
                          last=FRAMES - 1, swap_ranges=[(0, FRAMES - 1)], codec="ffv1")
         assert words in str(err.value) and str(matte) in str(err.value)
         assert not out.exists() and not list(tmp_path.glob(".out*")), "a refused render left a file behind"
@@ -151,8 +151,8 @@ def test_occlusion_preset_keys_are_validated_and_reach_the_swap(tmp_path: Path) 
     preset = parse_preset("occlusion: reconstruction\nocclusion_matte: roto/shot.mov\n", name="x", path=str(tmp_path / "x.yaml"))
     assert preset.occlusion == "reconstruction" and preset.occlusion_matte == "roto/shot.mov"
     settings = swap_settings(preset, base_dir=tmp_path)
-    assert settings.occlusion.mode == "reconstruction" and settings.matte == tmp_path / "roto" / "shot.mov"
-    marked = load_preset("lossless").with_overrides({"matte": "/mattes/a.mov", "occlusion": "matte"}, "marker 'FACESWAP'")
+    assert settings.occlusion.mode == "reconstruction" and settings.holdout == tmp_path / "roto" / "shot.mov"
+    marked = load_preset("lossless").with_overrides({"holdout": "/mattes/a.mov", "occlusion": "matte"}, "marker 'FACESWAP'")
     assert marked.occlusion == "matte" and marked.occlusion_matte == "/mattes/a.mov"
     with pytest.raises(InputError, match="allowed: one of learned, reconstruction, matte, off"):
         load_preset("lossless").with_overrides({"occlusion": "auto"}, "marker 'FACESWAP occlusion=auto'")
@@ -198,13 +198,13 @@ def test_a_marker_matte_is_found_beside_the_edit_and_checked_when_planning(tmp_p
         otio.adapters.write_to_file(tl, str(path))
         return path
 
-    plan = plan_render(edit("FACESWAP matte=roto.mkv occlusion=matte"), preset, tmp_path / "out", model=trained_model())
+    plan = plan_render(edit("FACESWAP holdout=roto.mkv occlusion=matte"), preset, tmp_path / "out", model=trained_model())
     job = plan.jobs[0]
     assert job.preset.occlusion == "matte" and job.preset.occlusion_matte == str(matte)
     assert job.inputs["occlusion_matte"]["path"] == str(matte.resolve())  # a new roto means a new render
-    assert swap_settings(job.preset, base_dir=job.preset_dir).matte == matte
+    assert swap_settings(job.preset, base_dir=job.preset_dir).holdout == matte
     with pytest.raises(InputError, match="short.mkv does not fit shot shot.mov: it has 11 frames, the shot has 12"):
-        plan_render(edit("FACESWAP matte=short.mkv"), preset, tmp_path / "out", model=trained_model())
+        plan_render(edit("FACESWAP holdout=short.mkv"), preset, tmp_path / "out", model=trained_model())
 
 
 def test_swap_and_rebuild_gives_the_same_swap_and_the_source_persons_rebuild(model: SwapModel) -> None:

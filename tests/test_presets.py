@@ -150,3 +150,17 @@ def test_nan_marker_overrides_are_refused(override, key):
 def test_an_empty_name_override_is_refused():
     with pytest.raises(InputError, match=r"empty name pattern '' \(marker M\)"):
         load_preset("prores_hq").with_overrides({"name": ""}, "marker M")
+
+
+def test_matte_pass_keys(tmp_path):
+    p = load_preset(write(tmp_path, "output:\n  codec: ffv1\n  container: mkv\n  matte: true\n"))
+    assert p.output.matte is True and p.output.plate is False
+    assert parse_preset(preset_to_yaml(p), name="x", path="x.yaml") == Preset(**{**p.__dict__, "name": "x",
+                                                                              "source": "x.yaml"})
+    with pytest.raises(InputError, match=r"bad value 'sometimes' for key 'output.matte' .* line 4; allowed: true or false"):
+        load_preset(write(tmp_path, "output:\n  codec: ffv1\n  container: mkv\n  matte: sometimes\n"))
+    marked = p.with_overrides({"plate": "yes", "matte": "off"}, "marker M")
+    assert (marked.output.matte, marked.output.plate) == (False, True)
+    assert preset_sha256(marked) != preset_sha256(p)  # a matte pass is a different render (resume re-renders)
+    with pytest.raises(InputError, match=r"marker M key 'matte'.*true or false"):
+        p.with_overrides({"matte": "maybe"}, "marker M")

@@ -310,8 +310,9 @@ def placements(timeline: dict[str, Any], fps: Fraction, track_name: str = FACESW
     Raises OtioJsonError naming the tracks found when there is no such track.
     """
     base = Path(base_dir)
-    found = [t for t in video_tracks(timeline)
-             if t.get("name") == track_name or str(t.get("name") or "").startswith(track_name + " ")]
+    # Disabled tracks are left out: the return edit's FACESWAP MATTE / PLATE passes are not pictures to cut in.
+    found = [t for t in video_tracks(timeline) if t.get("enabled", True)
+             and (t.get("name") == track_name or str(t.get("name") or "").startswith(track_name + " "))]
     if not found:
         names = [t.get("name") for t in video_tracks(timeline)]
         raise OtioJsonError(f"return edit {timeline.get('name')!r} has no video track named {track_name!r}; "

@@ -117,8 +117,11 @@ def timeline_to_mlt(timeline: otio.schema.Timeline, *, base_dir: str | os.PathLi
     clips = list(timeline.find_clips())
     if not clips:
         raise InputError(f"timeline {timeline.name!r} holds no clips; nothing to write to MLT")
-    video = [t for t in timeline.tracks if isinstance(t, otio.schema.Track) and t.kind == otio.schema.TrackKind.Video]
-    audio = [t for t in timeline.tracks if isinstance(t, otio.schema.Track) and t.kind == otio.schema.TrackKind.Audio]
+    # Disabled tracks (a return edit's FACESWAP MATTE / PLATE passes) take no part in the picture.
+    video = [t for t in timeline.tracks if isinstance(t, otio.schema.Track) and t.kind == otio.schema.TrackKind.Video
+             and t.enabled]
+    audio = [t for t in timeline.tracks if isinstance(t, otio.schema.Track) and t.kind == otio.schema.TrackKind.Audio
+             and t.enabled]
     first_video = next((c for t in video for c in t.find_clips()), clips[0])
     if fps is None:
         fps = Fraction(first_video.trimmed_range().duration.rate).limit_denominator(1001)

@@ -20,6 +20,12 @@ frame is re-encoded, untouched frames straight from the decoder. The summary say
 path was taken and why (`--json`: "path": "smart" | "reencode", "reason",
 "frames_copied", "frames_encoded", "spans").
 
+Matte pass (--matte / --plate, or the preset's `output.matte` / `output.plate`): beside OUT,
+`<stem>.matte.mov` holds the blend mask used on every frame (ProRes 4444: the mask in alpha,
+10-bit lossless, and in luma; black on frames nothing was swapped on, stream-copied GOPs
+included) and `<stem>.plate.mov` the unblended swapped face with that alpha; same frame count,
+timing and start timecode as OUT, labelled and signed like it (`--json`: "matte", "plate").
+
 Examples:
   doppel swap interview.mp4 --model models/demo --out interview.swapped.mp4
   doppel swap take3.mov --model models/jane --out take3.jane.mov --frames 120-480 --preset prores_hq
@@ -29,6 +35,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -59,6 +66,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--codec", choices=tuple(media.CODECS), help="output codec (default: see above)")
     parser.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:N or mps (default: best available)")
     parser.add_argument("--force", action="store_true", help="replace OUT if it exists (default: refuse)")
+    parser.add_argument("--matte", action="store_true",
+                        help="also write the blend mask as OUT's <stem>.matte.mov (default: preset's output.matte)")
+    parser.add_argument("--plate", action="store_true",
+                        help="also write the unblended face plate <stem>.plate.mov (default: preset's output.plate)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -117,11 +128,12 @@ def _add_stats(total: SwapStats, part: SwapStats) -> None:
 
 def render_smart(video: Path, out: Path, *, spans: list[tuple[int, int]], swap_range: tuple[int, int],
                  info: media.MediaInfo, model_dir: Path, model: SwapModel, settings: SwapSettings, codec: str,
-                 metadata: dict[str, str], progress: bool, name: str | None = None
-                 ) -> tuple[SwapStats, media.SpliceResult]:
+                 metadata: dict[str, str], progress: bool, name: str | None = None,
+                 matte: media.MatteWriter | None = None) -> tuple[SwapStats, media.SpliceResult]:
     """Re-encode each span (swapping faces on `swap_range`) into a temp file, then splice them
     into a stream copy of the source. Raises media.MediaError (SpliceError included) when the
-    spans cannot be joined; nothing is left under `out` then. `name`: what the progress bar says."""
+    spans cannot be joined; nothing is left under `out` then. `name`: what the progress bar says.
+    `matte` (open, from source frame 0) gets every frame: the spans' masks, empty for copied GOPs."""
     import time
 
     stats = SwapStats()
@@ -136,11 +148,15 @@ def render_smart(video: Path, out: Path, *, spans: list[tuple[int, int]], swap_r
             for g0, g1 in spans:
                 part = work / f"span-{g0:08d}{out.suffix}"
                 base = bar.n
+                if matte is not None:
+                    matte.fill_to(g0)  # stream-copied GOPs: nothing swapped there
                 _add_stats(stats, render_range(
                     video, part, model_dir=model_dir, settings=settings, first=g0, last=g1, swap_ranges=[swap_range],
                     codec=codec, pix_fmt=info.pix_fmt, audio=False, model=model, options=SPAN_OPTIONS.get(codec),
-                    progress=lambda done, _total, base=base: bar.update(base + done - bar.n)))
+                    progress=lambda done, _total, base=base: bar.update(base + done - bar.n), matte=matte))
                 parts.append((g0, g1, part))
+            if matte is not None:
+                matte.fill_to(info.frames)
         finally:
             bar.close()
         bar = tqdm(total=info.frames, unit="frame", desc=f"{name} (splice)", disable=not progress,
@@ -162,18 +178,26 @@ def render_smart(video: Path, out: Path, *, spans: list[tuple[int, int]], swap_r
 
 def run(args: argparse.Namespace) -> int:
     from renderer.presets import load_preset, preset_sha256
-    from renderer.provenance import claim_for_model, label_metadata, resolve_signing_identity, signed_output
+    from renderer.provenance import claim_for_model, label_metadata, matte_label, resolve_signing_identity, signed_output
 
     if not args.video.is_file():
         raise InputError(f"video {args.video} does not exist")
     if args.out.resolve() == args.video.resolve():
         raise InputError(f"--out {args.out} is the source video itself; the source is never written")
     check_new_output(args.out, "--out", force=args.force)
+    preset = load_preset(args.preset) if args.preset else None
+    passes = {kind: path for kind, path, wanted in zip(
+        ("matte", "plate"), media.matte_paths(args.out),
+        (args.matte or bool(preset and preset.output.matte), args.plate or bool(preset and preset.output.plate)))
+        if wanted}
+    for kind, path in passes.items():
+        if path.resolve() == args.video.resolve():
+            raise InputError(f"the {kind} {path} would be the source video itself; the source is never written")
+        check_new_output(path, f"the {kind} of --out", force=args.force)
     info = media.probe(args.video)
     for warning in info.warnings():
         print(f"doppel swap: warning: {warning}", file=sys.stderr)
     first, last = parse_frames(args.frames, info.frames) if args.frames else (0, info.frames - 1)
-    preset = load_preset(args.preset) if args.preset else None
     settings = (swap_settings(preset, direction=args.direction, device=args.device) if preset
                 else SwapSettings(direction=args.direction or "a2b", device=args.device))
     codec = args.codec or (preset.output.codec if preset and not args.codec else None)
@@ -191,13 +215,29 @@ def run(args: argparse.Namespace) -> int:
     spans, reason = smart_plan(info, codec, args.out, pix_fmt, (first, last))
     copied = 0
     stats: SwapStats | None = None
-    with signed_output(args.out, claim, identity, source=args.video) as target:
+    with contextlib.ExitStack() as outputs:
+        # Each pass clip is signed and renamed when its block closes, before OUT (entered first).
+        target = outputs.enter_context(signed_output(args.out, claim, identity, source=args.video))
+        pass_targets = {kind: outputs.enter_context(signed_output(path, claim, identity, source=args.video))
+                        for kind, path in passes.items()}
+
+        def matte_writer() -> contextlib.AbstractContextManager[media.MatteWriter | None]:
+            if not passes:
+                return contextlib.nullcontext()
+            labels = {kind: matte_label(claim, signed=identity is not None, kind=kind, output_name=args.out.name)
+                      for kind in ("matte", "plate")}
+            return media.MatteWriter(
+                info, 0, info.frames - 1, matte=pass_targets["matte"].tmp if "matte" in passes else None,
+                plate=pass_targets["plate"].tmp if "plate" in passes else None, color=media.output_color(info),
+                metadata=labels["matte"], plate_metadata=labels["plate"])
+
         if not reason:
             try:
-                stats, spliced = render_smart(args.video, target.tmp, spans=spans, swap_range=(first, last),
-                                              info=info, model_dir=args.model, model=model, settings=settings,
-                                              codec=codec, metadata=metadata, progress=not args.no_progress,
-                                              name=args.out.name)
+                with matte_writer() as matte:
+                    stats, spliced = render_smart(args.video, target.tmp, spans=spans, swap_range=(first, last),
+                                                  info=info, model_dir=args.model, model=model, settings=settings,
+                                                  codec=codec, metadata=metadata, progress=not args.no_progress,
+                                                  name=args.out.name, matte=matte)
                 copied = spliced.copied
             except media.MediaError as err:  # SpliceError, or a muxer refusing a copied stream
                 reason, stats = f"smart render failed, re-encoded everything instead: {err}", None
@@ -206,11 +246,13 @@ def run(args: argparse.Namespace) -> int:
             bar = tqdm(total=info.frames, unit="frame", desc=args.out.name, disable=args.no_progress,
                        file=sys.stderr)
             try:
-                stats = render_range(
-                    args.video, target.tmp, model_dir=args.model, settings=settings, first=0,
-                    last=info.frames - 1, swap_ranges=[(first, last)], codec=codec, pix_fmt=pix_fmt,
-                    metadata=metadata, model=model, progress=lambda done, total: bar.update(done - bar.n),
-                )
+                with matte_writer() as matte:
+                    stats = render_range(
+                        args.video, target.tmp, model_dir=args.model, settings=settings, first=0,
+                        last=info.frames - 1, swap_ranges=[(first, last)], codec=codec, pix_fmt=pix_fmt,
+                        metadata=metadata, model=model, progress=lambda done, total: bar.update(done - bar.n),
+                        matte=matte,
+                    )
             finally:
                 bar.close()
     signed = target.result
@@ -221,6 +263,8 @@ def run(args: argparse.Namespace) -> int:
                "path": "reencode" if reason else "smart", "reason": reason,
                "frames_copied": copied, "frames_encoded": stats.frames - copied,
                "spans": [list(s) for s in spans], "signed": signed.signed, "warnings": info.warnings(),
+               "matte": str(passes["matte"]) if "matte" in passes else None,
+               "plate": str(passes["plate"]) if "plate" in passes else None,
                **stats.to_json()}
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -231,4 +275,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.out}: {stats.frames} frames, {stats.swapped} swapped ({stats.faces} faces), "
               f"passed through: {passed}; {how}; {stats.to_json()['fps']} frames/s; "
               f"{'signed (C2PA)' if signed.signed else 'UNSIGNED label only'}")
+        for kind, path in passes.items():
+            print(f"{path}: {kind} pass, {stats.frames} frames")
     return 0

@@ -16,7 +16,7 @@ Modes (preset key `occlusion`):
                   occluder augmentation, `renderer.augment.paste_occluders`): where it says "not
                   face" inside the face mask is an occluder; cleaned and feathered the same way.
   matte           only the external hold-out matte (below).
-Whatever the mode, a hold-out matte given for the shot (`occlusion_matte`, or `matte=` on a
+Whatever the mode, a hold-out matte given for the shot (`occlusion_matte`, or `holdout=` on a
 FACESWAP marker) is always respected, in frame pixels: blend alpha *= (1 - holdout)
 (`renderer.composite.paste.paste_face`), so a pixel the matte covers fully is never changed.
 """

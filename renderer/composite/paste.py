@@ -85,11 +85,18 @@ def crop_of_frame(frame: np.ndarray, frame_from_crop: np.ndarray, size: int) -> 
 @dataclass(frozen=True)
 class Patch:
     """Where `paste_face` changed a frame: the box (x0, y0) .. (x0 + w, y0 + h), exclusive end, and
-    `changed`, (h, w) bool, True at every pixel whose value changed. Pixels outside it kept theirs."""
+    `changed`, (h, w) bool, True at every pixel whose value changed. Pixels outside it kept theirs.
+
+    For the matte pass (`renderer.media.MatteWriter`): `alpha`, (h, w) float32 in [0, 1], the
+    warped mask the blend used (a pixel can change only where it is > 0), and `face`, (h, w, 3)
+    float32 RGB in 0..255, the unblended face it was blended with (colour-matched, warped; after
+    seamlessClone for poisson)."""
 
     x0: int
     y0: int
     changed: np.ndarray
+    alpha: np.ndarray | None = None
+    face: np.ndarray | None = None
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -158,7 +165,7 @@ def paste_face(
     diff = cv2.split(cv2.absdiff(result, region))
     changed = cv2.bitwise_and(cv2.max(cv2.max(diff[0], diff[1]), diff[2]), inside)  # (h, w) uint8, 0 = same
     masked_copy(region, result, changed)
-    return Patch(x0, y0, changed > 0)
+    return Patch(x0, y0, changed > 0, alpha, face)
 
 
 def _check_holdout(holdout: object, frame_hw: tuple[int, int]) -> np.ndarray:

@@ -5,6 +5,7 @@ Both re-plan from the job's path parameters, so a worker depends only on what th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -51,6 +52,14 @@ class Chunk:
         return self.path.with_name(self.path.name + CHUNK_RECORD_SUFFIX)
 
     @property
+    def passes(self) -> dict[str, Path]:
+        """This chunk's share of the clip's matte pass clips ({"matte": path, ...}, as the preset asks)."""
+        from renderer.media import MATTE_SUFFIX, PLATE_SUFFIX
+
+        suffixes = {"matte": MATTE_SUFFIX, "plate": PLATE_SUFFIX}
+        return {kind: self.folder / f"{self.path.stem}{suffixes[kind]}" for kind in self.job.passes}
+
+    @property
     def gop(self) -> int | None:
         """h264: one closed GOP per chunk, starting on its first frame; intra codecs: None."""
         return self.frames if self.job.preset.output.codec == "h264" else None
@@ -87,6 +96,10 @@ def _record_ok(record_path: Path, key: str, path: Path) -> dict[str, Any] | None
         return None
     if not isinstance(record, dict) or record.get("key") != key or not path.is_file():
         return None
+    for name, digest in (record.get("passes") or {}).items():  # the chunk's matte pass clips, if any
+        part = path.with_name(name)
+        if not part.is_file() or sha256_file(part) != digest:
+            return None
     return record if record.get("sha256") == sha256_file(path) else None
 
 
@@ -104,7 +117,7 @@ def run_task(render_plan: Any, frames: str, *, progress: Progress | None = None,
     """Render one chunk (a Frames value) of the plan; return its record. Skips up-to-date work."""
     from renderer.render import colour_tags
     from renderer.swap import render_range, swap_settings
-    from renderer.media import probe
+    from renderer.media import MatteWriter, output_color, probe
 
     say = progress or (lambda line: None)
     index, first, last = parse_chunk(frames)
@@ -127,6 +140,8 @@ def run_task(render_plan: Any, frames: str, *, progress: Progress | None = None,
     chunk.folder.mkdir(parents=True, exist_ok=True)
     for leftover in chunk.folder.glob(f".{chunk.path.stem}.partial-*{chunk.path.suffix}"):
         leftover.unlink(missing_ok=True)  # a killed try of this same chunk: only this task writes it
+    for leftover in chunk.folder.glob(f".{chunk.path.stem}.*.partial-*.mov"):
+        leftover.unlink(missing_ok=True)  # ... and of its matte pass clips
     chunk.record.unlink(missing_ok=True)
     info = probe(job.clip.media_path)
     # Chunks are labelled too (synthetic media on disk); Publish writes the full label and signs the result.
@@ -143,14 +158,22 @@ def run_task(render_plan: Any, frames: str, *, progress: Progress | None = None,
             say(f"openjd_progress: {pct}")
 
     started = time.monotonic()
-    stats = render_range(
-        job.clip.media_path, chunk.path, model_dir=job.model.path,
-        settings=swap_settings(job.preset, base_dir=job.preset_dir), first=first, last=last,
-        swap_ranges=[(job.first, job.last)], codec=job.preset.output.codec, pix_fmt=job.preset.output.pix_fmt,
-        color=colour_tags(job, info), metadata=label, audio=False,
-        origin=job.first, gop=chunk.gop, progress=on_frame)
+    color = colour_tags(job, info)
+    passes = chunk.passes
+    with contextlib.ExitStack() as outputs:
+        # The chunk's matte pass clips come from the same pass (ProRes is intra: Publish joins them as is).
+        matte = outputs.enter_context(MatteWriter(
+            info, first, last, matte=passes.get("matte"), plate=passes.get("plate"),
+            color=color or output_color(info), metadata=label)) if passes else None
+        stats = render_range(
+            job.clip.media_path, chunk.path, model_dir=job.model.path,
+            settings=swap_settings(job.preset, base_dir=job.preset_dir), first=first, last=last,
+            swap_ranges=[(job.first, job.last)], codec=job.preset.output.codec, pix_fmt=job.preset.output.pix_fmt,
+            color=color, metadata=label, audio=False,
+            origin=job.first, gop=chunk.gop, progress=on_frame, matte=matte)
     record = {"key": chunk.key, "clip_key": clip_key(job), "clip": index, "first": first, "last": last,
               "origin": job.first, "gop": chunk.gop, "path": chunk.path.name, "sha256": sha256_file(chunk.path),
+              "passes": {p.name: sha256_file(p) for p in passes.values()},
               "stats": stats.to_json(), "seconds": round(time.monotonic() - started, 3)}
     write_json_atomic(chunk.record, record)
     say(f"openjd_status: {name}: done ({stats.swapped} swapped, {stats.preroll} pre-roll frames, "
@@ -198,7 +221,7 @@ def find_chunks(job: Any) -> list[Chunk]:
 def publish_clip(job: Any, source_sha256: str) -> tuple[dict[str, Any], list[str]]:
     """Join a clip's chunks into its final output, label and sign it, record it; (entry, warnings)."""
     from renderer.media import concat, probe
-    from renderer.provenance import claim_for_model, label_metadata, signed_output
+    from renderer.provenance import claim_for_model, label_metadata, matte_label, signed_output
     from renderer.render import remove_stale_partials, job_summary
 
     chunks = find_chunks(job)
@@ -211,12 +234,21 @@ def publish_clip(job: Any, source_sha256: str) -> tuple[dict[str, Any], list[str
     claim = claim_for_model(mc.media_path, job.model.path, [(0, job.frames)], preset_sha256=job.preset_sha256,
                             source_sha256=source_sha256)
     remove_stale_partials(job.output)
+    for path in job.passes.values():
+        remove_stale_partials(path)
     started = time.monotonic()
-    with signed_output(job.output, claim, job.signing, source=mc.media_path) as target:
+    with contextlib.ExitStack() as outputs:
+        target = outputs.enter_context(signed_output(job.output, claim, job.signing, source=mc.media_path))
         concat([c.path for c in chunks], target.tmp, time_base=time_base, offsets=offsets, fps=info.fps,
                timecode=job.timecode, metadata=label_metadata(claim, signed=job.signing is not None),
                audio_from=(mc.media_path, job.first, job.last) if job.preset.output.audio != "none" and info.audio
                else None)
+        passes = {kind: outputs.enter_context(signed_output(path, claim, job.signing, source=mc.media_path))
+                  for kind, path in job.passes.items()}
+        for kind, pass_target in passes.items():
+            concat([c.passes[kind] for c in chunks], pass_target.tmp, time_base=time_base, offsets=offsets,
+                   fps=info.fps, timecode=job.timecode,
+                   metadata=matte_label(claim, signed=job.signing is not None, kind=kind, output_name=job.output.name))
     signed = target.result
     records = [json.loads(c.record.read_text("utf-8")) for c in chunks]
     entry = job_summary(job)
@@ -224,6 +256,10 @@ def publish_clip(job: Any, source_sha256: str) -> tuple[dict[str, Any], list[str
     entry["output"].update({"sha256": sha256_file(job.output), "frames": job.frames, "timecode": job.timecode,
                             "signed": signed.signed, "manifest": signed.manifest,
                             "sidecar": str(signed.sidecar) if signed.sidecar else None})
+    for kind, pass_target in passes.items():
+        result = pass_target.result
+        entry["output"][kind].update({"sha256": sha256_file(pass_target.final), "frames": job.frames,
+                                      "timecode": job.timecode, "signed": result.signed, "manifest": result.manifest})
     passed: dict[str, int] = {}
     for r in records:
         for reason, n in (r["stats"].get("passed_through") or {}).items():

@@ -20,7 +20,9 @@ The package is split by job, and every name is importable from `renderer.media`:
     decode.py   read_frames / read_av_frames (exact ranges), frame_to_rgb, patch_frame, patch_regions
     encode.py   codec profiles, VideoWriter (atomic; colour, timecode, audio carried), trim
     splice.py   concat (farm chunks) and smart-render splicing of re-encoded GOPs
-    matte.py    hold-out mattes (alpha or grey clips per shot): checked against the shot, decoded beside it
+    matte.py    MatteWriter: the matte pass (blend mask, face plate) as ProRes 4444 clips with alpha
+    holdout.py  hold-out mattes (alpha or grey clips per shot, an occlusion input): checked against the shot,
+                decoded beside it
 """
 
 from renderer.errors import InputError, MediaError  # noqa: F401  (re-exported for callers)
@@ -54,6 +56,13 @@ from renderer.media.info import (  # noqa: F401
     shift_timecode,
     timecode_to_frame,
 )
+from renderer.media.matte import (  # noqa: F401
+    MATTE_SUFFIX,
+    PLATE_SUFFIX,
+    MatteWriter,
+    decode_matte,
+    matte_paths,
+)
 from renderer.media.splice import (  # noqa: F401
     SMART_CODECS,
     CutPoints,
@@ -64,4 +73,4 @@ from renderer.media.splice import (  # noqa: F401
     gop_spans,
     splice,
 )
-from renderer.media.matte import check_matte, matte_to_array, read_matte  # noqa: F401
+from renderer.media.holdout import check_matte, matte_to_array, read_matte  # noqa: F401

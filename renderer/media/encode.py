@@ -127,13 +127,13 @@ class VideoWriter:
     from each frame's own flags: decoded frames handed to `write_av` keep the source's.
     """
 
-    def __init__(self, path: Path | str, *, width: int, height: int, fps: Fraction, codec: str = "h264",
+    def __init__(self, path: Path | str, *, width: int, height: int, fps: Fraction, codec: str | CodecProfile = "h264",
                  timecode: str | None = None, color: ColorTags | None = None, metadata: dict[str, str] | None = None,
                  audio_from: tuple[Path, int, int] | None = None, pix_fmt: str | None = None,
                  time_base: Fraction | None = None, rotation: int = 0, options: dict[str, str] | None = None,
                  field_order: str | None = None) -> None:
         self.path = Path(path)
-        self.profile = resolve_codec(codec)
+        self.profile = codec if isinstance(codec, CodecProfile) else resolve_codec(codec)
         check_output(self.path, self.profile)
         if width <= 0 or height <= 0:
             raise InputError(f"frame size {width}x{height} is not positive")

@@ -12,13 +12,17 @@ import cv2
 import numpy as np
 
 from renderer import media
-from renderer.composite import TemporalBlend, face_mask, landmarks_to_crop, occlusion_keep, paste_face
+from renderer.composite import Patch, TemporalBlend, face_mask, landmarks_to_crop, occlusion_keep, paste_face
 from renderer.errors import InputError
 from renderer.faces import Face
 from renderer.faces.identity import identity_distance
 from renderer.faces.track import FaceTracker, TrackedFrame
 from renderer.swap.model import SwapModel
 from renderer.swap.settings import MODEL_BATCH, SEGMENT_FRAMES, SwapSettings, SwapStats
+
+# What FaceSwapper yields for each finished frame: (index, av.VideoFrame, pass-through reason or
+# None, its Patches in paste order when the swapper keeps them, else ()).
+Ready = tuple[int, Any, str | None, tuple[Patch, ...]]
 
 
 @dataclass
@@ -38,14 +42,16 @@ class FaceSwapper:
     """The stateful per-clip stage between decode and encode.
 
     Feed decoded frames in order with `push`; it yields frames ready for the encoder in
-    the same order: (index, av.VideoFrame, reason or None); a swapped frame is the decoded
-    frame with only its changed pixels replaced (`media.patch_frame`). State
+    the same order: (index, av.VideoFrame, reason or None, patches); a swapped frame is the decoded
+    frame with only its changed pixels replaced (`media.patch_frame`). `patches` are the frame's
+    `Patch`es in paste order (alpha and face kept: the matte pass) when `keep_patches`, else (). State
     (tracks, smoothing, temporal blend) restarts at segment starts; see the module doc.
     """
 
     def __init__(self, model: SwapModel, settings: SwapSettings, fps: Fraction, matrix: str, rng: str,
-                 stats: SwapStats) -> None:
+                 stats: SwapStats, keep_patches: bool = False) -> None:
         self.model, self.settings, self.fps = model, settings, fps
+        self.keep_patches = keep_patches
         self.matrix, self.rng = matrix, rng
         self.stats = stats
         self.size = model.size
@@ -73,7 +79,7 @@ class FaceSwapper:
                            full_search_every=s.full_search_every, min_size=s.min_face,
                            smoothing=s.smooth_landmarks, fps=float(self.fps), embed=s.faces == "identity")
 
-    def restart(self) -> Iterator[tuple[int, Any, str | None]]:
+    def restart(self) -> Iterator[Ready]:
         """Forget every track and blend state (end of a swap range); first finish the frames
         before this point (the tracker's held frames settled without looking past it), so none
         of them is blended with state that was reset."""
@@ -89,7 +95,7 @@ class FaceSwapper:
         self._blend.reset()
 
     def push(self, index: int, frame: Any, swap: bool, emit: bool, rgb: np.ndarray | None = None,
-             holdout: np.ndarray | None = None) -> Iterator[tuple[int, Any, str | None]]:
+             holdout: np.ndarray | None = None) -> Iterator[Ready]:
         """Take one decoded frame; yield the frames that are now finished, in order.
 
         rgb: the frame already converted (`media.frame_to_rgb` with this swapper's matrix and
@@ -125,7 +131,7 @@ class FaceSwapper:
             else:
                 yield from self._tracked(tf)
 
-    def _from_closing(self, settled: list[TrackedFrame]) -> Iterator[tuple[int, Any, str | None]]:
+    def _from_closing(self, settled: list[TrackedFrame]) -> Iterator[Ready]:
         """Frames the old segment's tracker settled; once none before the segment start is left,
         it is dropped, the blend restarts and the new segment's frames follow."""
         assert self._boundary is not None
@@ -140,7 +146,7 @@ class FaceSwapper:
             for tf in deferred:
                 yield from self._tracked(tf)
 
-    def _tracked(self, tf: TrackedFrame) -> Iterator[tuple[int, Any, str | None]]:
+    def _tracked(self, tf: TrackedFrame) -> Iterator[Ready]:
         """A frame whose faces the tracker has settled: choose the faces to swap, queue it for the model."""
         frame, rgb, emit, holdout = self._tracking.pop(tf.index)
         chosen = self._choose(list(tf.faces))
@@ -150,7 +156,7 @@ class FaceSwapper:
         reason = None if chosen else ("not identity" if tf.faces else "no face")
         yield from self._queue(_Pending(tf.index, frame, rgb if chosen else None, chosen, emit, reason, holdout))
 
-    def flush(self) -> Iterator[tuple[int, Any, str | None]]:
+    def flush(self) -> Iterator[Ready]:
         """Finish every pending frame (end of the range)."""
         yield from self.restart()
 
@@ -164,7 +170,7 @@ class FaceSwapper:
         return [(t, f) for t, f in faces
                 if f.embedding is not None and identity_distance(f.embedding, s.identity) < s.identity_threshold]
 
-    def _queue(self, item: _Pending) -> Iterator[tuple[int, Any, str | None]]:
+    def _queue(self, item: _Pending) -> Iterator[Ready]:
         self._pending.append(item)
         self._pending_faces += len(item.faces)
         if self._pending_faces >= MODEL_BATCH:
@@ -172,13 +178,13 @@ class FaceSwapper:
         elif self._pending_faces == 0:
             yield from self._drain()
 
-    def _drain(self) -> Iterator[tuple[int, Any, str | None]]:
+    def _drain(self) -> Iterator[Ready]:
         pending, self._pending, self._pending_faces = self._pending, [], 0
         for p in pending:
             if p.emit:
-                yield p.index, p.frame, p.reason
+                yield p.index, p.frame, p.reason, ()
 
-    def _run_model(self) -> Iterator[tuple[int, Any, str | None]]:
+    def _run_model(self) -> Iterator[Ready]:
         todo = [(p, tid, face) for p in self._pending for tid, face in p.faces]
         if not todo:
             yield from self._drain()
@@ -195,7 +201,7 @@ class FaceSwapper:
             swapped, learned = self.model(crops)
         t1 = time.perf_counter()
         self.stats.seconds["model"] += t1 - t0
-        patches: dict[int, list[tuple[int, int, np.ndarray]]] = {}
+        patches: dict[int, list[Patch]] = {}
         for k, (p, tid, face) in enumerate(todo):
             crop = self._blend.update(tid, p.index, swapped[k])
             if not p.emit:
@@ -212,15 +218,16 @@ class FaceSwapper:
             patch = paste_face(p.rgb, crop, face.frame_from_crop, mask, self.settings.composite, original,
                                holdout=p.holdout)
             if patch is not None:
-                patches.setdefault(p.index, []).append((patch.x0, patch.y0, patch.changed))
+                patches.setdefault(p.index, []).append(patch)
         pending, self._pending, self._pending_faces = self._pending, [], 0
         for p in pending:
             if p.emit and p.faces:
                 self.stats.faces += len(p.faces)
-                p.frame = media.patch_regions(p.frame, p.rgb, patches.get(p.index, []), self.matrix, self.rng)
+                regions = [(pt.x0, pt.y0, pt.changed) for pt in patches.get(p.index, [])]
+                p.frame = media.patch_regions(p.frame, p.rgb, regions, self.matrix, self.rng)
         self.stats.seconds["composite"] += time.perf_counter() - t1
         for p in pending:
             if p.emit:
-                yield p.index, p.frame, p.reason
+                yield p.index, p.frame, p.reason, tuple(patches.get(p.index, ())) if self.keep_patches else ()
 
 

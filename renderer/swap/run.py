@@ -16,7 +16,7 @@ import torch
 from renderer import media
 from renderer.errors import InputError, ModelError, RenderError
 from renderer.pipeline import put_until_stopped
-from renderer.swap.faces import FaceSwapper
+from renderer.swap.faces import FaceSwapper, Ready
 from renderer.swap.model import SwapModel
 from renderer.swap.settings import QUEUE_FRAMES, SEGMENT_FRAMES, SwapSettings, SwapStats
 
@@ -90,6 +90,7 @@ def render_range(
     options: dict[str, str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     model: SwapModel | None = None,
+    matte: media.MatteWriter | None = None,
 ) -> SwapStats:
     """Render source frames first..last (inclusive) of `src` into `out`, swapping faces on `swap_ranges`.
 
@@ -100,7 +101,8 @@ def render_range(
     renders a chunk (farm tasks); `gop` forces a keyframe interval (closed GOPs that start
     on the first frame, so chunks concatenate); `options` are extra encoder options (e.g. a
     lower crf for spans spliced between stream-copied GOPs). The file appears under `out` only when
-    complete. Raises InputError (bad range, codec, model), MediaError, RenderError.
+    complete. `matte`: an open MatteWriter whose next frame is `first`; it gets every written frame's
+    blend mask (and face plate), in order, from the same pass (the caller closes it). Raises InputError (bad range, codec, model), MediaError, RenderError.
     """
     src, out = Path(src), Path(out)
     info = media.probe(src)
@@ -109,12 +111,13 @@ def render_range(
     if out.resolve() == src.resolve():
         raise InputError(f"output {out} is the source itself; the source is never written")
     ranges = sorted((max(lo, 0), min(hi, info.frames - 1)) for lo, hi in swap_ranges if hi >= lo)
-    matte_info = (media.check_matte(settings.matte, frames=info.frames, width=info.width, height=info.height, shot=src)
-                  if settings.matte is not None else None)  # a matte that does not fit fails before any work
+    holdout_info = (media.check_matte(settings.holdout, frames=info.frames, width=info.width, height=info.height,
+                                      shot=src)
+                    if settings.holdout is not None else None)  # a hold-out matte that does not fit fails before any work
     swap_model = model or SwapModel(model_dir, settings.direction, settings.device)
     stats = SwapStats()
     matrix, rng = media.effective_color(info, info.width, info.height, info.pix_fmt)
-    swapper = FaceSwapper(swap_model, settings, info.fps, matrix, rng, stats)
+    swapper = FaceSwapper(swap_model, settings, info.fps, matrix, rng, stats, keep_patches=matte is not None)
     start = preroll_start(first, ranges, origin)
     decode_to = postroll_end(last, ranges, info.frames, settings.detect_every)
     stats.preroll = first - start
@@ -147,8 +150,8 @@ def render_range(
 
     def decode() -> None:
         # The hold-out matte is decoded frame by frame beside the source (same indices).
-        mattes = (media.read_matte(settings.matte, start, decode_to, matte_info)
-                  if settings.matte is not None else None)
+        holdouts = (media.read_matte(settings.holdout, start, decode_to, holdout_info)
+                    if settings.holdout is not None else None)
         try:
             t = time.perf_counter()
             for i, frame in media.read_av_frames(src, start, decode_to, info):
@@ -157,10 +160,10 @@ def render_range(
                 swap = _in_ranges(i, ranges) is not None
                 rgb = media.frame_to_rgb(frame, matrix, rng) if swap else None
                 holdout = None
-                if mattes is not None:
-                    j, matte_frame = next(mattes)
-                    assert j == i, f"matte frame {j} decoded beside source frame {i}"
-                    holdout = media.matte_to_array(matte_frame) if swap else None
+                if holdouts is not None:
+                    j, holdout_frame = next(holdouts)
+                    assert j == i, f"hold-out matte frame {j} decoded beside source frame {i}"
+                    holdout = media.matte_to_array(holdout_frame) if swap else None
                 stats.seconds["decode"] += time.perf_counter() - t
                 if not put(decoded, (i, frame, swap, rgb, holdout)):
                     return
@@ -168,8 +171,8 @@ def render_range(
         except BaseException as err:  # handed to the calling thread, which raises it
             errors.append(err)
         finally:
-            if mattes is not None:
-                mattes.close()  # closes the matte's container
+            if holdouts is not None:
+                holdouts.close()  # closes the hold-out matte's container
             put(decoded, _END)
 
     def encode() -> None:
@@ -182,11 +185,13 @@ def render_range(
                         if errors or stop.is_set():
                             raise RenderError("render stopped before the last frame; output discarded")
                         break
-                    i, frame = item
+                    i, frame, patches = item
                     t = time.perf_counter()
                     base = info.pts[first]
                     pts = (info.pts[i] - base) if info.vfr else None
                     writer.write_av(frame, pts=pts, source_color=info.color)
+                    if matte is not None:
+                        matte.write(i, [(p.x0, p.y0, p.alpha, p.face) for p in patches])
                     stats.seconds["encode"] += time.perf_counter() - t
                     done += 1
                     if progress is not None:
@@ -202,14 +207,14 @@ def render_range(
     for th in threads:
         th.start()
 
-    def emit(ready: Iterator[tuple[int, Any, str | None]]) -> None:
-        for i, frame, reason in ready:
+    def emit(ready: Iterator[Ready]) -> None:
+        for i, frame, reason, patches in ready:
             stats.frames += 1
             if reason is None:
                 stats.swapped += 1
             else:
                 stats.passed_through[reason] += 1
-            if not put(finished, (i, frame)):
+            if not put(finished, (i, frame, patches)):
                 raise RenderError(f"rendering {out.name} stopped at frame {i}")
 
     try:

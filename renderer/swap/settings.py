@@ -27,7 +27,7 @@ class SwapSettings:
 
     identity: (128,) float32 reference embedding when faces == "identity".
     occlusion: how occluders in front of the face are found (`renderer.composite.occlusion`).
-    matte: the shot's hold-out matte clip (one frame per source frame, same size), always
+    holdout: the shot's hold-out matte clip (one frame per source frame, same size), always
         respected: the swap never paints where it is 1.
     """
 
@@ -39,7 +39,7 @@ class SwapSettings:
     direction: str = "a2b"
     composite: CompositeSettings = field(default_factory=CompositeSettings)
     occlusion: OcclusionSettings = field(default_factory=OcclusionSettings)
-    matte: Path | None = None
+    holdout: Path | None = None
     smooth_landmarks: bool = True
     temporal: float = 0.0
     detect_every: int = 8
@@ -54,9 +54,9 @@ class SwapSettings:
             raise InputError("faces=identity needs a reference: set `identity:` in the preset to an image of the person")
         if self.direction not in ("a2b", "b2a"):
             raise InputError(f"direction={self.direction!r} is not allowed (allowed: a2b, b2a)")
-        if self.occlusion.mode == "matte" and self.matte is None:
+        if self.occlusion.mode == "matte" and self.holdout is None:
             raise InputError("occlusion=matte needs a hold-out matte: set `occlusion_matte:` in the preset or "
-                             "`matte=PATH` on the clip's FACESWAP marker (or choose occlusion reconstruction, "
+                             "`holdout=PATH` on the clip's FACESWAP marker (or choose occlusion reconstruction, "
                              "learned or off)")
 
 
@@ -71,11 +71,11 @@ def swap_settings(preset: Any, *, direction: str | None = None, device: str | No
         if not ref.is_absolute() and base_dir is not None:
             ref = base_dir / ref
         identity = _reference(ref, preset.detector)
-    matte = None
+    holdout = None
     if preset.occlusion_matte:
-        matte = Path(preset.occlusion_matte).expanduser()
-        if not matte.is_absolute() and base_dir is not None:
-            matte = base_dir / matte
+        holdout = Path(preset.occlusion_matte).expanduser()
+        if not holdout.is_absolute() and base_dir is not None:
+            holdout = base_dir / holdout
     return SwapSettings(
         detector=preset.detector,
         landmarks=int(preset.landmarks),
@@ -85,7 +85,7 @@ def swap_settings(preset: Any, *, direction: str | None = None, device: str | No
         composite=CompositeSettings(mask=preset.mask.kind, erode=preset.mask.erode, feather=preset.mask.feather,
                                     colour=preset.colour, blend=preset.blend),
         occlusion=OcclusionSettings(mode=preset.occlusion),
-        matte=matte,
+        holdout=holdout,
         smooth_landmarks=preset.smoothing.landmarks,
         temporal=min(float(preset.smoothing.temporal), 0.95),
         detect_every=int(preset.detect_every),

@@ -21,6 +21,9 @@ from renderer.timeline.read import ADAPTERS, FORMAT_NAMES
 from renderer.timeline.retime import time_effect_names
 
 RETURN_TRACK = "FACESWAP"
+PASS_TRACKS = {"matte": f"{RETURN_TRACK} MATTE", "plate": f"{RETURN_TRACK} PLATE"}
+# Writers that get the pass tracks; the others (EDL, FCP7 XML, FCPXML, AAF) get clip metadata only.
+PASS_TRACK_WRITERS = (".otio", ".otioz")
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,8 @@ class RenderedClip:
 
     `first_frame` is the media frame of the source that the file's frame 0 shows
     (the clip's first frame minus the handles actually rendered); `timecode` is the
-    file's start timecode (usually the source timecode of `first_frame`).
+    file's start timecode (usually the source timecode of `first_frame`). `matte` / `plate`: the
+    matte pass clips beside it (`output.matte` / `output.plate`), same frames and timecode.
     """
 
     clip: MarkedClip
@@ -37,6 +41,12 @@ class RenderedClip:
     first_frame: int
     frames: int
     timecode: str
+    matte: Path | None = None
+    plate: Path | None = None
+
+    def passes(self) -> dict[str, Path]:
+        """{"matte": path, "plate": path} of the pass clips it has."""
+        return {k: p for k, p in (("matte", self.matte), ("plate", self.plate)) if p is not None}
 
 
 def _place(tracks: list[list[tuple[RationalTime, RationalTime, otio.schema.Clip]]],
@@ -49,16 +59,18 @@ def _place(tracks: list[list[tuple[RationalTime, RationalTime, otio.schema.Clip]
     tracks.append([(start, end, clip)])
 
 
-def return_clip(item: RenderedClip) -> otio.schema.Clip:
+def return_clip(item: RenderedClip, kind: str | None = None) -> otio.schema.Clip:
     """The clip that shows `item`'s rendered file where its marked clip was: same record duration,
     same time effects (the rendered file has the source's timecode, so the effect maps the same
-    times to the same, now swapped, frames)."""
+    times to the same, now swapped, frames). `kind` "matte" / "plate": the same clip over that
+    pass clip instead (it has the rendered file's frames and timecode)."""
     mc = item.clip
+    path = item.path if kind is None else item.passes()[kind]
     rate = mc.edit_rate or float(mc.rate)  # counts at the edit's rate when it maps media by timecode
     tc_start = otio.opentime.from_timecode(item.timecode, rate) if item.timecode else RationalTime(0, rate)
     tc_start = RationalTime(tc_start.value, rate)
     ref = otio.schema.ExternalReference(
-        target_url=Path(item.path).resolve().as_uri(),
+        target_url=Path(path).resolve().as_uri(),
         available_range=TimeRange(tc_start, RationalTime(item.frames, rate)),
     )
     if mc.speed.retimed and mc.shown_start is not None:
@@ -68,7 +80,7 @@ def return_clip(item: RenderedClip) -> otio.schema.Clip:
         source = TimeRange(RationalTime(tc_start.value + mc.source_first_frame - item.first_frame, rate),
                            RationalTime(mc.frames, rate))
     clip = otio.schema.Clip(
-        name=f"{mc.clip_name} {RETURN_TRACK}",
+        name=f"{mc.clip_name} {RETURN_TRACK if kind is None else PASS_TRACKS[kind]}",
         media_reference=ref,
         source_range=source,
         metadata={METADATA_KEY: {
@@ -81,6 +93,8 @@ def return_clip(item: RenderedClip) -> otio.schema.Clip:
             "source_last_frame": mc.source_last_frame,
             "overrides": dict(mc.overrides),
             **({"speed": mc.speed.describe()} if mc.speed.retimed else {}),
+            **{kind_: Path(p).resolve().as_uri() for kind_, p in item.passes().items()},
+            **({"pass": kind} if kind else {}),
         }},
     )
     for effect in mc.speed.effects:
@@ -158,8 +172,22 @@ def _transitions(track: otio.schema.Track, rendered: Sequence[RenderedClip],
     return out
 
 
+def _pass_track(name: str, lane: list[tuple[RationalTime, RationalTime, otio.schema.Clip]],
+                items: dict[int, RenderedClip], kind: str) -> otio.schema.Track | None:
+    """A disabled track holding the `kind` pass clip of each rendered clip of `lane`, at the same
+    record times (None when none has one). Disabled: the composed picture stays the cut's; an
+    artist enables it or takes the clip to the compositor."""
+    placed = [(s, e, return_clip(items[id(c)], kind)) for s, e, c in lane
+              if id(c) in items and kind in items[id(c)].passes()]
+    if not placed:
+        return None
+    track = _lane_track(name, placed, {})
+    track.enabled = False
+    return track
+
+
 def build_return_timeline(timeline: otio.schema.Timeline, rendered: Sequence[RenderedClip], *,
-                          transitions: bool = True) -> otio.schema.Timeline:
+                          transitions: bool = True, passes: bool = True) -> otio.schema.Timeline:
     """A copy of `timeline` with every original track untouched, and directly above each source
     track that had clips rendered a video track `FACESWAP V<n>` (more, `FACESWAP V<n> 2`..., only
     where its rendered clips overlap in record time) holding each rendered file at exactly its
@@ -170,13 +198,20 @@ def build_return_timeline(timeline: otio.schema.Timeline, rendered: Sequence[Ren
     unless `transitions` is False. With nothing rendered, one empty `FACESWAP` track goes on top. Each return clip's media
     reference points at the rendered file (absolute file URL) with `available_range` starting at
     the file's start timecode.
+
+    Matte pass (`passes`, for the writers in PASS_TRACK_WRITERS): above each return track whose
+    clips have a matte, a disabled track `FACESWAP MATTE V<n>` holding the mattes at the same record
+    ranges (then `FACESWAP PLATE V<n>` for plates). Either way each return clip's Doppel metadata
+    names its matte and plate files ("matte", "plate": file URLs).
     """
     result = copy.deepcopy(timeline)
     by_track: dict[int, list[list[tuple[RationalTime, RationalTime, otio.schema.Clip]]]] = {}
+    items: dict[int, RenderedClip] = {}  # id(return clip) -> what it shows
     for item in sorted(rendered, key=lambda r: (r.clip.track_index, r.clip.record_range.start_time)):
         rec = item.clip.record_range
-        _place(by_track.setdefault(item.clip.track_index, []), rec.start_time, rec.end_time_exclusive(),
-               return_clip(item))
+        clip = return_clip(item)
+        items[id(clip)] = item
+        _place(by_track.setdefault(item.clip.track_index, []), rec.start_time, rec.end_time_exclusive(), clip)
     sources = timeline.video_tracks()
     cuts = {t: _transitions(sources[t], [r for r in rendered if r.clip.track_index == t], lanes) if transitions
             else {} for t, lanes in by_track.items()}
@@ -190,6 +225,11 @@ def build_return_timeline(timeline: otio.schema.Timeline, rendered: Sequence[Ren
         at = next(i for i, t in enumerate(result.tracks) if t is videos[t_index]) + 1
         base = f"{RETURN_TRACK} V{t_index + 1}"
         for n, lane in reversed(list(enumerate(by_track[t_index]))):
+            suffix = f" V{t_index + 1}" + ("" if n == 0 else f" {n + 1}")
+            for kind in ("plate", "matte") if passes else ():  # inserted at `at` in turn: matte ends up lowest
+                track = _pass_track(PASS_TRACKS[kind] + suffix, lane, items, kind)
+                if track is not None:
+                    result.tracks.insert(at, track)
             result.tracks.insert(at, _lane_track(base if n == 0 else f"{base} {n + 1}", lane, cuts[t_index]))
     return result
 
@@ -272,7 +312,8 @@ def write_return_edit(timeline: otio.schema.Timeline, rendered: Sequence[Rendere
             )
     # The cmx_3600 reader gives a dissolve's incoming clip the outgoing clip's FROM CLIP file and
     # starts it at the cut (measured on its own output): an EDL return holds the swapped shots as cuts.
-    back = build_return_timeline(timeline, rendered, transitions=suffix != ".edl")
+    back = build_return_timeline(timeline, rendered, transitions=suffix != ".edl",
+                                 passes=suffix in PASS_TRACK_WRITERS)
     if others and suffix != ".edl":  # the edit's other timelines (FCPXML projects) go back unchanged
         write_edit(otio.schema.SerializableCollection(name=timeline.name, children=[back, *copy.deepcopy(list(others))]),
                    out_path)
@@ -291,5 +332,5 @@ def return_edit_paths(edit_path: str | Path, out_dir: str | Path) -> list[Path]:
     return paths
 
 
-__all__ = ["RETURN_TRACK", "RenderedClip", "TIME_EFFECT_WRITERS", "build_return_timeline", "return_clip",
+__all__ = ["PASS_TRACKS", "PASS_TRACK_WRITERS", "RETURN_TRACK", "RenderedClip", "TIME_EFFECT_WRITERS", "build_return_timeline", "return_clip",
            "return_edit_paths", "write_edit", "write_return_edit"]

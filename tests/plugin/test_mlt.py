@@ -119,3 +119,18 @@ def test_melt_renders_frame_exact(tmp_path):
     assert info.frames == 50  # bounded: no black tail
     seen = [read_frame_number(rgb) for _, rgb in media.read_frames(out, 0, info.frames - 1)]
     assert seen == [expected(k) for k in range(50)]
+
+
+def test_mlt_leaves_out_disabled_tracks(tmp_path):
+    """A return edit's FACESWAP MATTE track is disabled: melt must not composite the matte over the swap."""
+    original, swapped = _clips()
+    tl = _return_edit(original, swapped)
+    matte = otio.schema.Track("FACESWAP MATTE V1")
+    matte.append(otio.schema.Gap(source_range=TR(0, 10)))
+    matte.append(_clip("m1", original, TR(TC, 60), TR(TC, 15)))
+    matte.enabled = False
+    tl.tracks.append(matte)
+    doc = ET.fromstring(timeline_to_mlt(tl))
+    names = [p.text for p in doc.iter("property") if p.get("name") == "doppel:track_name"]
+    assert names == ["V1", "FACESWAP"]
+    assert doc.find("playlist[@id='video2']") is None
