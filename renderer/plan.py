@@ -191,7 +191,7 @@ def _signing(preset: Preset, env: Mapping[str, str], base_dir: Path | None) -> A
     return resolve_signing_identity(mapping, env, base_dir=base_dir)
 
 
-def _matte_path(clip_preset: Preset, base: Preset, mc: MarkedClip, edit_dir: Path) -> Path | None:
+def _holdout_path(clip_preset: Preset, base: Preset, mc: MarkedClip, edit_dir: Path) -> Path | None:
     """The clip's hold-out matte, absolute: a marker's `holdout=` relative to the edit's folder (like its
     media), a preset's `occlusion_matte` relative to the preset's folder (else the working directory)."""
     if not clip_preset.occlusion_matte:
@@ -285,13 +285,13 @@ def plan_render(
                 problems.append(ref)
             continue
         try:
-            matte = _matte_path(clip_preset, base, mc, edit_dir)
-            if matte is not None:  # refused here, with the other problems, before any clip renders
+            holdout = _holdout_path(clip_preset, base, mc, edit_dir)
+            if holdout is not None:  # refused here, with the other problems, before any clip renders
                 from renderer.media import check_matte, probe
 
                 info = probe(mc.media_path)
-                check_matte(matte, frames=info.frames, width=info.width, height=info.height, shot=mc.media_path)
-                clip_preset = dataclasses.replace(clip_preset, occlusion_matte=str(matte))
+                check_matte(holdout, frames=info.frames, width=info.width, height=info.height, shot=mc.media_path)
+                clip_preset = dataclasses.replace(clip_preset, occlusion_matte=str(holdout))
             identity = _signing(clip_preset, env, _preset_dir(base))
             out = clip_preset.output
             check_codec = resolve_codec(out.codec)
@@ -324,7 +324,7 @@ def plan_render(
             "weights_sha256": ref.weights_sha256,
             "preset_sha256": p_hash,
             "signing": identity_fingerprint(identity),  # a first or new key makes the re-run sign
-            **({"occlusion_matte": _source_fingerprint(matte)} if matte is not None else {}),  # a new roto re-renders
+            **({"occlusion_matte": _source_fingerprint(holdout)} if holdout is not None else {}),  # a new roto re-renders
         }
         jobs.append(ClipJob(index, mc, clip_preset, p_hash, ref, first, last, output, tc, inputs, identity,
                             _preset_dir(base)))
