@@ -176,6 +176,12 @@ def _matte(text: str) -> list[Figure]:
                    f"{m.group(2)}x ({m.group(1)}x)" if m else "?", "-", "no goal")]
 
 
+def _deep(text: str) -> list[Figure]:
+    m = _search(r"^\| 10-bit source \(\w+\), deep path \| [\d.]+ \| ([\d.]+) \|", text)
+    return [Figure("deep", "deep paste per face (10-bit 4:2:2, 1080p) / the 8-bit paste on the same frame",
+                   f"{m.group(1)}x" if m else "?", "-", "no goal" if m else "not measured")]
+
+
 def _generic(topic: str) -> Extractor:
     """Rows for a topic without its own extractor: every line that states a goal and whether it was met."""
 
@@ -206,6 +212,7 @@ EXTRACTORS: dict[str, Extractor] = {
     "occlusion": _occlusion,
     "faces": _faces, "sample_edits": _sample_edits, "media": _media, "swap": _swap, "train": _train, "render": _render, "farm": _farm,
     "matte": _matte,
+    "deep": _deep,
 }
 
 

@@ -27,6 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from renderer.atomic import atomic_output, sha256_file
+from renderer.colour_management import ColourManagement, ColourSpaces
 from renderer.errors import DoppelError, InputError, closest
 from renderer.faces import Face
 from renderer.faces.align import DEFAULT_COVERAGE, crop
@@ -53,6 +54,7 @@ class ExtractSettings:
     dedupe_bits: int = 4
     identity_sha256: str | None = None
     identity_threshold: float = DEFAULT_THRESHOLD
+    colour: dict[str, str] | None = None  # {"config", "source_space", "working_space"} when colour-managed
 
     def check(self) -> None:
         if self.detector not in DETECTORS:
@@ -69,7 +71,8 @@ class ExtractSettings:
             raise InputError(f"--min-face must be >= 8 px; got {self.min_face}")
 
     def to_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        # "colour" only when managed: facesets made before it existed resume with the same settings.
+        return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "colour" or self.colour is not None}
 
 
 @dataclass(frozen=True)
@@ -171,13 +174,24 @@ def extract(
     blur_threshold: float = 20.0,
     dedupe_bits: int = 4,
     identity_threshold: float = DEFAULT_THRESHOLD,
+    colour: ColourSpaces | None = None,
     progress: bool = True,
 ) -> ExtractSummary:
-    """Find, align and save the faces of `sources` into the faceset at `out_dir` (created or resumed)."""
+    """Find, align and save the faces of `sources` into the faceset at `out_dir` (created or resumed).
+
+    colour: the OCIO space the sources are in (`source_space`) and the one to store the crops in
+    (`working_space`; the same name stores them as they are). The faceset records the crops'
+    space, so `train` can refuse facesets cut in different spaces. Each frame is converted to
+    the working space before faces are found (detectors and landmarks expect display
+    contrast) and cut. None: undeclared (display RGB).
+    """
     out_dir = Path(out_dir)
     ref_sha = sha256_file(Path(identity_ref)) if identity_ref is not None and Path(identity_ref).is_file() else None
+    cm = ColourManagement.open(colour) if colour is not None else None  # InputError on a bad config or space
     settings = ExtractSettings(detector, size, every, points, coverage, min_face, blur_threshold, dedupe_bits,
-                               ref_sha, identity_threshold)
+                               ref_sha, identity_threshold,
+                               None if cm is None else {"config": cm.spaces.config, "source_space": cm.spaces.source_space,
+                                                        "working_space": cm.spaces.working_space})
     settings.check()
     files, folder_rejects = expand_sources(list(sources))
     ref = _reference(Path(identity_ref)) if identity_ref is not None else None
@@ -201,7 +215,9 @@ def extract(
         save_faceset_index(Faceset(root=out_dir, crop_size=size, coverage=coverage, landmark_points=points,
                                    records=tuple(records), rejects=tuple(rejects),
                                    identity=str(identity_ref) if identity_ref else None,
-                                   sources=tuple(done), settings=settings.to_json()))
+                                   sources=tuple(done), settings=settings.to_json(),
+                                   colour_space=None if cm is None else cm.spaces.working_space,
+                                   colour_config=None if cm is None else cm.spaces.config))
 
     counts: Counter[str] = Counter()
     found = kept = skipped = 0
@@ -261,6 +277,7 @@ def extract(
         problem = None
         if kind == "image":
             rgb = _read_image(path)
+            rgb = cm.to_working_u8(rgb) if cm is not None and rgb is not None else rgb
             if rgb is None:
                 problem = "unreadable image (corrupt or not an image)"
             else:
@@ -273,6 +290,7 @@ def extract(
             try:
                 for i, rgb in _frames(path, settings, fps):
                     frames_seen += 1
+                    rgb = cm.to_working_u8(rgb) if cm is not None else rgb
                     if every == 1:
                         tracker = tracker or FaceTracker(detector=detector, points=points, crop_size=size,
                                                          coverage=coverage, fps=fps[0], min_size=min_face)

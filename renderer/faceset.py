@@ -16,7 +16,10 @@ Layout of a faceset directory:
      "rejects": [{"source": "...", "frame": 3 | null, "reason": "..."}],
      "sources": [{"path": "...", "sha256": "...", "kind": "image" | "video" | "other",
                   "frames": 68, "faces": 12}],          # sources finished (resume, idempotence)
-     "settings": {"detector": "hog", "every": 1, ...}}  # the extract settings that made it
+     "settings": {"detector": "hog", "every": 1, ...},  # the extract settings that made it
+     "colour": {"space": "Rec.1886 Rec.709 - Display", "config": "ocio://studio-config-latest"} | null}
+                                                        # the OCIO space the crops are in; null: not
+                                                        # declared (display RGB as decoded, unmanaged)
 """
 
 from __future__ import annotations
@@ -96,6 +99,15 @@ class Faceset:
     identity: str | None = None
     sources: tuple[dict[str, Any], ...] = field(default=())
     settings: dict[str, Any] | None = None
+    colour_space: str | None = None  # OCIO space of the crops; None: undeclared (display RGB as decoded)
+    colour_config: str | None = None  # the OCIO config that names it
+
+    @property
+    def colour_label(self) -> str:
+        """The crops' colour space for messages: "'ACEScct' (ocio://...)" or "undeclared (display RGB as decoded)"."""
+        if self.colour_space is None:
+            return "undeclared (display RGB as decoded)"
+        return f"{self.colour_space!r} ({self.colour_config})"
 
     def __len__(self) -> int:
         return len(self.records)
@@ -131,6 +143,7 @@ class Faceset:
             "rejects": list(self.rejects),
             "sources": list(self.sources),
             "settings": self.settings,
+            "colour": None if self.colour_space is None else {"space": self.colour_space, "config": self.colour_config},
         }
 
 
@@ -166,6 +179,8 @@ def load_faceset(root: Path | str) -> Faceset:
             identity=data.get("identity"),
             sources=tuple(data.get("sources", ())),
             settings=data.get("settings"),
+            colour_space=None if not data.get("colour") else str(data["colour"]["space"]),
+            colour_config=None if not data.get("colour") else str(data["colour"].get("config") or ""),
         )
     except (KeyError, TypeError, ValueError) as err:
         raise InputError(f"faceset {index}: malformed entry ({err!r})") from err

@@ -78,6 +78,8 @@ class ModelCard:
     weights_sha256: str = ""
     validation: Validation | None = None
     synthetic_media: bool = True  # this model makes synthetic media; the render stage labels its output
+    working_space: str | None = None  # the OCIO space its facesets were in; None: undeclared (display RGB)
+    colour_config: str | None = None  # the OCIO config naming it
 
     @property
     def identities(self) -> tuple[str, str]:
@@ -100,6 +102,9 @@ class ModelCard:
             "train_seconds": round(float(self.train_seconds), 3),
             "device": self.device,
             "weights_sha256": self.weights_sha256,
+            "colour": ({"working_space": self.working_space, "config": self.colour_config} if self.working_space else
+                       {"working_space": None, "note": "undeclared: faces learned as decoded (display RGB, e.g. "
+                                                       "Rec.709 video or sRGB photos)"}),
             **({"validation": {k: (_num(v) if isinstance(v, float) else v)
                                for k, v in dataclasses.asdict(self.validation).items()}} if self.validation else {}),
         }
@@ -178,11 +183,21 @@ def model_card_from_dict(data: Any, where: str) -> ModelCard:
             weights_sha256=str(data.get("weights_sha256") or ""),
             validation=_validation(data.get("validation")),
             synthetic_media=bool(data.get("synthetic_media", True)),
+            working_space=_colour(data, "working_space"),
+            colour_config=_colour(data, "config"),
         )
     except ModelError as err:
         raise ModelError(f"{where}: {err}") from err
     except (KeyError, TypeError, ValueError) as err:
         raise ModelError(f"{where}: malformed model card ({err!r})") from err
+
+
+def _colour(data: dict[str, Any], key: str) -> str | None:
+    colour = data.get("colour") or {}
+    if not isinstance(colour, dict):
+        raise ValueError(f"colour must be a mapping, got {colour!r}")
+    value = colour.get(key)
+    return None if value is None else str(value)
 
 
 def _validation(data: Any) -> Validation | None:

@@ -70,24 +70,35 @@ class Field:
         return text + (" or null" if self.nullable else "")
 
 
-CODECS = ("h264", "prores_hq", "prores_4444", "dnxhr_hq", "ffv1")
+CODECS = ("h264", "h265", "prores_hq", "prores_4444", "prores_xq", "dnxhr_hq", "dnxhr_hqx", "dnxhr_444", "ffv1")
 CONTAINERS = ("mp4", "mov", "mxf", "mkv")
 # codec -> containers it may go in (checked; MXF only takes the broadcast codecs).
 CODEC_CONTAINERS: dict[str, tuple[str, ...]] = {
     "h264": ("mp4", "mov", "mkv"),
+    "h265": ("mp4", "mov", "mkv"),
     "prores_hq": ("mov", "mkv"),
     "prores_4444": ("mov", "mkv"),
+    "prores_xq": ("mov", "mkv"),
     "dnxhr_hq": ("mxf", "mov", "mkv"),
+    "dnxhr_hqx": ("mxf", "mov", "mkv"),
+    "dnxhr_444": ("mxf", "mov", "mkv"),
     "ffv1": ("mkv",),
 }
-# codec -> pixel formats its encoder takes (the first is the default).
+# codec -> pixel formats its encoder takes (the first is the default); renderer.media.CODECS
+# holds the encoder's whole list (a test checks these are among them).
 CODEC_PIX_FMTS: dict[str, tuple[str, ...]] = {
     "h264": ("yuv420p", "yuv422p", "yuv444p", "yuv420p10le"),
+    "h265": ("yuv420p10le", "yuv420p", "yuv422p10le", "yuv444p10le", "yuv420p12le", "yuv422p12le", "yuv444p12le"),
     "prores_hq": ("yuv422p10le",),
     "prores_4444": ("yuva444p10le", "yuv444p10le"),
+    "prores_xq": ("yuv444p10le", "yuva444p10le"),
     "dnxhr_hq": ("yuv422p",),
-    "ffv1": ("yuv420p", "yuv422p10le", "yuv444p10le", "yuv444p", "gbrp10le"),
+    "dnxhr_hqx": ("yuv422p10le",),
+    "dnxhr_444": ("yuv444p10le", "gbrp10le"),
+    "ffv1": ("yuv420p", "yuv422p10le", "yuv444p10le", "yuv444p", "gbrp10le", "yuv422p12le", "yuv444p12le",
+             "yuv444p16le", "gbrp12le", "gbrp16le"),
 }
+PIX_FMT_SOURCE = "source"  # output.pix_fmt: the source's own layout and depth (nearest the codec takes)
 # container -> audio it can carry (MXF + AAC is refused by the muxer: PCM only).
 CONTAINER_AUDIO: dict[str, tuple[str, ...]] = {
     "mp4": ("aac", "none"),
@@ -124,7 +135,9 @@ FIELDS: dict[str, Field] = {
     "min_face": Field("int", 40, minimum=8, maximum=4096, help="smallest face searched for (px)"),
     "output.codec": Field("enum", "prores_hq", CODECS, help="video codec"),
     "output.container": Field("enum", "mov", CONTAINERS, help="container (checked against the codec)"),
-    "output.pix_fmt": Field("str", None, nullable=True, help="pixel format (null: the codec's default)"),
+    "output.pix_fmt": Field("str", None, nullable=True,
+                            help="pixel format (null: the codec's default; source: the source's layout and depth, "
+                                 "or the nearest deeper one the codec takes)"),
     "output.audio": Field("enum", "pcm", ("pcm", "aac", "none"), help="audio of the rendered clip"),
     "output.name": Field("str", "{clip}_{start}-{end}.doppel", help="file name pattern, extension added"),
     "output.matte": Field("bool", False, help="also write the blend mask as a matte clip <name>.matte.mov "
@@ -135,11 +148,17 @@ FIELDS: dict[str, Field] = {
     "output.color.transfer": Field("enum", "source", ("source", "bt709", "smpte2084", "arib-std-b67", "smpte170m")),
     "output.color.matrix": Field("enum", "source", ("source", "bt709", "bt2020nc", "smpte170m", "bt470bg")),
     "output.color.range": Field("enum", "source", ("source", "tv", "pc")),
+    "colour_management.config": Field("str", "ocio://studio-config-latest",
+                                      help="OpenColorIO config: an ocio:// built-in or a config.ocio path"),
+    "colour_management.source_space": Field("str", None, nullable=True,
+                                            help="the shot's colour space, e.g. ARRI LogC3 (EI800) (null: unmanaged)"),
+    "colour_management.working_space": Field("str", "Rec.1886 Rec.709 - Display",
+                                             help="the display-referred space the model learned in"),
     "signing.cert": Field("path", None, nullable=True, help="C2PA certificate chain (PEM)"),
     "signing.key": Field("path", None, nullable=True, help="C2PA private key (PEM)"),
 }
 # Mappings that exist only to group keys; `output.color: source` is a shorthand.
-GROUPS = ("mask", "smoothing", "output", "output.color", "signing")
+GROUPS = ("mask", "smoothing", "output", "output.color", "colour_management", "signing")
 
 # Short names accepted in marker overrides (`FACESWAP codec=ffv1 mask=ellipse`).
 ALIASES: dict[str, str] = {
@@ -157,6 +176,9 @@ ALIASES: dict[str, str] = {
     "name": "output.name",
     "matte": "output.matte",
     "plate": "output.plate",
+    "source_space": "colour_management.source_space",
+    "working_space": "colour_management.working_space",
+    "ocio_config": "colour_management.config",
 }
 
 
@@ -190,12 +212,18 @@ class ColorTags:
 class OutputSettings:
     codec: str
     container: str
-    pix_fmt: str  # resolved: the codec's default when the file gave null
+    pix_fmt: str  # resolved: the codec's default when the file gave null; or "source"
     audio: str
     name: str
     color: ColorTags
     matte: bool = False  # write <output stem>.matte.mov beside the output
     plate: bool = False  # write <output stem>.plate.mov beside the output
+
+    @property
+    def writer_pix_fmt(self) -> str | None:
+        """What the writer is asked for: None for "source" (it then keeps the source's layout and
+        at least its depth where the codec has one: `media.VideoWriter`), else the format itself."""
+        return None if self.pix_fmt == PIX_FMT_SOURCE else self.pix_fmt
 
     def file_name(self, *, clip: str, start: str, end: str, track: int = 0, index: int = 0,
                   preset: str = "", source: str = "") -> str:
@@ -207,6 +235,22 @@ class OutputSettings:
                                 preset=preset, source=source)
         safe = "".join(c if (c.isalnum() or c in "._-+=@,") else "_" for c in text)
         return f"{safe}.{self.container}"
+
+
+@dataclass(frozen=True)
+class ColourManagementSettings:
+    """OpenColorIO spaces of a managed swap; names are the config's own (aliases resolved).
+
+    source_space None: unmanaged (the model sees the decoded RGB as it is).
+    """
+
+    config: str
+    source_space: str | None
+    working_space: str
+
+    @property
+    def enabled(self) -> bool:
+        return self.source_space is not None
 
 
 @dataclass(frozen=True)
@@ -238,6 +282,7 @@ class Preset:
     detect_every: int
     min_face: int
     output: OutputSettings
+    colour_management: ColourManagementSettings
     signing: SigningSettings
 
     def values(self) -> dict[str, Any]:
@@ -277,7 +322,8 @@ class Preset:
         codec = flat["output.codec"]
         if "output.container" not in given and flat["output.container"] not in CODEC_CONTAINERS[codec]:
             flat["output.container"] = CODEC_CONTAINERS[codec][0]
-        if "output.pix_fmt" not in given and flat["output.pix_fmt"] not in CODEC_PIX_FMTS[codec]:
+        if ("output.pix_fmt" not in given and flat["output.pix_fmt"] not in CODEC_PIX_FMTS[codec]
+                and flat["output.pix_fmt"] != PIX_FMT_SOURCE):
             flat["output.pix_fmt"] = None
         if "output.audio" not in given and flat["output.audio"] not in CONTAINER_AUDIO[flat["output.container"]]:
             flat["output.audio"] = CONTAINER_AUDIO[flat["output.container"]][0]
@@ -325,7 +371,7 @@ def _flatten(node: yaml.Node, loader: _Loader, prefix: str, path: str,
             continue
         if dotted not in FIELDS:
             siblings = [k.split(".")[-1] for k in list(FIELDS) + list(GROUPS)
-                        if k.rsplit(".", 1)[0] == prefix or (not prefix and "." not in k)]
+                        if ("." in k and k.rsplit(".", 1)[0] == prefix) or (not prefix and "." not in k)]
             allowed = sorted(set(siblings))
             raise InputError(
                 f"unknown key '{dotted}' in {path} line {line}{closest(key, allowed)} "
@@ -411,10 +457,10 @@ def _build(flat: dict[str, Any], *, name: str, source: str, where: str,
             f"allowed audio for {container}: {', '.join(CONTAINER_AUDIO[container])}"
         )
     pix_fmt = flat["output.pix_fmt"] or _default_pix_fmt(codec)
-    if pix_fmt not in CODEC_PIX_FMTS[codec]:
+    if pix_fmt not in CODEC_PIX_FMTS[codec] and pix_fmt != PIX_FMT_SOURCE:
         raise InputError(
             f"pixel format '{pix_fmt}' does not suit codec '{codec}' ({at('output.pix_fmt')}); "
-            f"allowed for {codec}: {', '.join(CODEC_PIX_FMTS[codec])}"
+            f"allowed for {codec}: {PIX_FMT_SOURCE}, {', '.join(CODEC_PIX_FMTS[codec])}"
         )
     pattern = flat["output.name"]
     if not pattern.strip():
@@ -439,6 +485,7 @@ def _build(flat: dict[str, Any], *, name: str, source: str, where: str,
         )
     if (flat["signing.cert"] is None) != (flat["signing.key"] is None):
         raise InputError(f"signing needs both 'cert' and 'key', or neither ({at('signing.cert')})")
+    colour = _colour_management(flat, at)
     return Preset(
         name=name, source=source, description=flat["description"], model=flat["model"],
         detector=flat["detector"], landmarks=flat["landmarks"], faces=flat["faces"],
@@ -454,8 +501,24 @@ def _build(flat: dict[str, Any], *, name: str, source: str, where: str,
                             flat["output.color.matrix"], flat["output.color.range"]),
             matte=flat["output.matte"], plate=flat["output.plate"],
         ),
+        colour_management=colour,
         signing=SigningSettings(flat["signing.cert"], flat["signing.key"]),
     )
+
+
+def _colour_management(flat: dict[str, Any], at: Any) -> ColourManagementSettings:
+    """Check the OCIO config and spaces (loading the config only when a key differs from the defaults)."""
+    config, src, work = (flat[f"colour_management.{k}"] for k in ("config", "source_space", "working_space"))
+    keys = ("config", "source_space", "working_space")
+    if all(flat[f"colour_management.{k}"] == FIELDS[f"colour_management.{k}"].default for k in keys):
+        return ColourManagementSettings(config, None, work)
+    from renderer.colour_management import check_space, load_config
+
+    cfg = load_config(config, at("colour_management.config"))
+    work = check_space(cfg, work, f"key 'colour_management.working_space' in {at('colour_management.working_space')}", config)
+    if src is not None:
+        src = check_space(cfg, src, f"key 'colour_management.source_space' in {at('colour_management.source_space')}", config)
+    return ColourManagementSettings(config, src, work)
 
 
 def parse_preset(text: str, *, name: str, path: str) -> Preset:
@@ -478,6 +541,9 @@ def parse_preset(text: str, *, name: str, path: str) -> Preset:
     for key, (value, line) in found.items():
         flat[key] = _check_value(key, value, f"key '{key}' in {path} line {line}")
         lines[key] = line
+    config = flat["colour_management.config"]
+    if "colour_management.config" in found and not config.startswith("ocio://") and not Path(config).is_absolute():
+        flat["colour_management.config"] = str((Path(path).parent / config).resolve())  # beside the preset
     return _build(flat, name=name, source=path, where=path, lines=lines)
 
 
@@ -512,6 +578,8 @@ def preset_sha256(preset: Preset) -> str:
     Two presets that render the same way hash the same, whatever their file layout.
     """
     values = {k: v for k, v in preset.values().items() if k != "description"}
+    if not preset.colour_management.enabled:  # unmanaged presets hash as they did before these keys existed
+        values = {k: v for k, v in values.items() if not k.startswith("colour_management.")}
     values["output.pix_fmt"] = preset.output.pix_fmt
     blob = json.dumps(values, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
@@ -530,7 +598,7 @@ def preset_to_yaml(preset: Preset) -> str:
 
 
 __all__ = [
-    "ALIASES", "CODECS", "CODEC_CONTAINERS", "CONTAINERS", "ColorTags", "FIELDS", "MaskSettings",
+    "ALIASES", "CODECS", "CODEC_CONTAINERS", "CONTAINERS", "ColorTags", "ColourManagementSettings", "FIELDS", "MaskSettings",
     "OutputSettings", "PRESETS_DIR", "Preset", "SigningSettings", "SmoothingSettings",
     "load_preset", "parse_preset", "preset_sha256", "preset_to_yaml", "shipped_presets",
 ]

@@ -237,7 +237,7 @@ def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int],
         stats = render_range(
             mc.media_path, target.tmp, model_dir=job.model.path, settings=swap_settings(job.preset, base_dir=job.preset_dir),
             first=job.first, last=job.last, swap_ranges=[(job.first, job.last)], codec=job.preset.output.codec,
-            pix_fmt=job.preset.output.pix_fmt, color=color,
+            pix_fmt=job.preset.output.writer_pix_fmt, color=color,
             metadata=label_metadata(claim, signed=job.signing is not None), audio=job.preset.output.audio != "none",
             progress=progress, matte=matte,
         )
@@ -261,7 +261,7 @@ def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int],
     entry["status"] = "ok"
     entry["error"] = None
     write_json_atomic(job.sidecar, {"inputs_sha256": job.inputs_sha256, "inputs": job.inputs, "entry": entry})
-    return entry, info.warnings() + ([signed.warning] if signed.warning else [])
+    return entry, info.warnings(job.preset.output.codec) + ([signed.warning] if signed.warning else [])
 
 
 def rendered_clip(job: ClipJob) -> RenderedClip:

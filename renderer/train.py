@@ -220,6 +220,12 @@ def open_facesets(a: Path, b: Path) -> tuple[Faceset, Faceset]:
                 f"facesets were aligned differently: {what} is {va} in A ({fa.root}) but {vb} in B ({fb.root}); "
                 f"re-extract one of them with the other's settings"
             )
+    if (fa.colour_space, fa.colour_config) != (fb.colour_space, fb.colour_config):
+        raise InputError(
+            f"facesets were cut in different colour spaces: A ({fa.root}) is {fa.colour_label}, B ({fb.root}) is "
+            f"{fb.colour_label}; a model learns in one space: re-extract one of them with "
+            f"`doppel extract --colour-space SRC --working-space SPACE` so both are in the same space"
+        )
     return fa, fb
 
 
@@ -536,6 +542,7 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
             config=mcfg, name_a=name_a, name_b=name_b, rights=cfg.rights.strip(), facesets=refs,
             iterations=iteration, loss=_loss_summary(history), software=software_version(),
             created=created, updated=now_utc(), train_seconds=seconds, device=str(device), validation=validation,
+            working_space=fa.colour_space, colour_config=fa.colour_config,
         )
         groups = [{k: v for k, v in g.items() if k != "params"} for g in opt.state_dict()["param_groups"]]
         state = {"iteration": iteration, "seconds": seconds, "param_groups": groups, "seed": cfg.seed,

@@ -176,11 +176,12 @@ def test_read_frames_out_of_range(h264_clip: Path, start: int, end: int) -> None
 # VideoWriter
 
 
-@pytest.mark.parametrize("codec,suffix", [("h264", ".mp4"), ("prores_hq", ".mov"), ("prores_4444", ".mov"),
-                                          ("dnxhr_hq", ".mxf"), ("ffv1", ".mkv")])
+@pytest.mark.parametrize("codec,suffix", [("h264", ".mp4"), ("h265", ".mkv"), ("prores_hq", ".mov"), ("prores_4444", ".mov"),
+                                          ("prores_xq", ".mov"), ("dnxhr_hq", ".mxf"), ("dnxhr_hqx", ".mxf"),
+                                          ("dnxhr_444", ".mov"), ("ffv1", ".mkv")])
 def test_writer_every_profile(tmp_path: Path, codec: str, suffix: str) -> None:
     out = tmp_path / f"w{suffix}"
-    w, h = (192, 108) if codec != "dnxhr_hq" else (256, 144)
+    w, h = (192, 108) if not codec.startswith("dnxhr") else (256, 144)
     with media.VideoWriter(out, width=w, height=h, fps=NTSC, codec=codec, timecode="00:59:59:23") as writer:
         for n in range(6):
             writer.write(paint_frame(n, w, h))

@@ -37,7 +37,7 @@ def _full_conversion(rgb: np.ndarray, pix_fmt: str, matrix: str, rng: str):
         threads=1)  # sliced swscale is not repeatable for 10-bit output (see media.patch_regions)
 
 
-@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv422p", "yuv444p", "yuv422p10le"])
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv422p", "yuv444p", "yuv422p10le", "yuv444p12le", "gbrp10le", "yuva444p10le"])
 def test_patch_regions_touches_only_the_changed_samples(tmp_path: Path, pix_fmt: str) -> None:
     src = _ffmpeg_clip(tmp_path, pix_fmt)
     info = media.probe(src)

@@ -14,6 +14,8 @@ non-zero only when the faceset ends up empty.
 examples:
   doppel extract interview.mov --out faces/jane --identity jane.jpg
   doppel extract stills/ clip.mp4 --out faces/john --every 5 --landmarks 5 --json
+  doppel extract A003_logc.mov --out faces/jane --colour-space "ARRI LogC3 (EI800)" \
+      --working-space "Rec.1886 Rec.709 - Display"     # crops stored (and recorded) in Rec.709
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import sys
 from pathlib import Path
 
 from renderer.atomic import check_writable
+from renderer.colour_management import ColourSpaces
+from renderer.errors import InputError
 from renderer.extract import extract
 
 
@@ -48,17 +52,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="reject crops whose Laplacian variance (at 64 px) is below this (default 20)")
     parser.add_argument("--dedupe-bits", type=int, default=4,
                         help="reject a face whose 64-bit image hash is within this many bits of one kept (default 4; -1 keeps all)")
+    parser.add_argument("--colour-space", metavar="SPACE",
+                        help="OpenColorIO colour space the sources are in, e.g. 'ARRI LogC3 (EI800)'; recorded in "
+                             "the faceset (train refuses facesets of different spaces). Default: undeclared")
+    parser.add_argument("--working-space", metavar="SPACE",
+                        help="store the crops converted into this space (default: as they are, in --colour-space)")
+    parser.add_argument("--ocio-config", metavar="CONFIG", default="ocio://studio-config-latest",
+                        help="OpenColorIO config naming the spaces: a config.ocio path or a built-in (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
 def run(args: argparse.Namespace) -> int:
     check_writable(args.out, "--out", is_dir=True)
+    if args.working_space and not args.colour_space:
+        raise InputError("--working-space needs --colour-space (the space the sources are in)")
+    colour = (ColourSpaces(args.ocio_config, args.colour_space, args.working_space or args.colour_space)
+              if args.colour_space else None)
     summary = extract(
         args.sources, args.out, detector=args.detector, size=args.size, every=args.every,
         identity_ref=args.identity, points=args.landmarks, coverage=args.coverage, min_face=args.min_face,
         blur_threshold=args.blur_threshold, dedupe_bits=args.dedupe_bits,
-        identity_threshold=args.identity_threshold, progress=not args.no_progress,
+        identity_threshold=args.identity_threshold, colour=colour, progress=not args.no_progress,
     )
     if args.json:
         print(json.dumps(summary.to_json(), indent=2))

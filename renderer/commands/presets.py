@@ -3,6 +3,7 @@
   doppel presets list               the shipped presets (name, output, description)
   doppel presets show NAME|FILE     every resolved key of a preset, as YAML (or --json)
   doppel presets validate FILE...   check preset files; errors name file, line, key and what is allowed
+  doppel presets keys [--config C]  every key, and the colour spaces of an OpenColorIO config
 
 A preset is referenced by the name of a shipped file (presets/<name>.yaml) or by a path.
 """
@@ -27,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p_val.add_argument("--json", action="store_true", help="machine-readable output")
     p_keys = sub.add_parser("keys", help="every key a preset (or a FACESWAP marker) may set")
     p_keys.add_argument("--json", action="store_true", help="machine-readable output")
+    p_keys.add_argument("--config", metavar="OCIO", default=None,
+                        help="OpenColorIO config whose colour spaces to list for colour_management.*_space "
+                             "(a config.ocio path or ocio:// built-in; default: %s)" % FIELDS["colour_management.config"].default)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,10 +67,21 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(results, indent=2))
         return 0
+    from renderer.colour_management import colour_spaces, load_config
+
+    config = args.config or FIELDS["colour_management.config"].default
+    spaces = colour_spaces(load_config(config, "--config"))  # InputError (exit 2) on a bad config
     rows = [{"key": k, "allowed": f.describe(), "default": f.default, "help": f.help} for k, f in FIELDS.items()]
+    for r in rows:
+        if r["key"] in ("colour_management.source_space", "colour_management.working_space"):
+            r["allowed"] = f"a colour space of the config (or an alias){' or null' if r['default'] is None else ''}"
+            r["spaces"] = spaces
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         for r in rows:
-            print(f"{r['key']:<24} {r['allowed']:<60} default {r['default']!r}")
+            print(f"{r['key']:<32} {r['allowed']:<60} default {r['default']!r}")
+        print(f"\ncolour spaces of {config} ({len(spaces)}):")
+        for name in spaces:
+            print(f"  {name}")
     return 0

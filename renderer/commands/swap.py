@@ -49,7 +49,9 @@ from renderer.atomic import check_new_output, temp_dir_for
 from renderer.errors import InputError
 from renderer.swap import SwapModel, SwapSettings, SwapStats, render_range, swap_settings
 
-_SOURCE_CODECS = {"h264": "h264", "prores": "prores_hq", "ffv1": "ffv1", "dnxhd": "dnxhr_hq"}
+_SOURCE_CODECS = {"h264": "h264", "hevc": "h265", "prores": "prores_hq", "ffv1": "ffv1", "dnxhd": "dnxhr_hq"}
+# Deep 4:4:4 or 10-bit sources of the intra codecs keep their layout and depth by default.
+_DEEP_SOURCE_CODECS = {("prores", "444"): "prores_4444", ("dnxhd", "444"): "dnxhr_444", ("dnxhd", "422"): "dnxhr_hqx"}
 _SUFFIX_CODECS = {".mp4": "h264", ".mov": "prores_hq", ".mkv": "ffv1", ".mxf": "dnxhr_hq"}
 # A span spliced between stream-copied GOPs is a second generation of the source: code it
 # near-transparently so its untouched pixels stay within ~45 dB of the source (measured on a crf-18 source: crf 18 gave 41-46 dB, crf 12 and 10 just under 45, crf 8 passes; 6 keeps a margin).
@@ -90,6 +92,9 @@ def choose_codec(requested: str | None, info: media.MediaInfo, out: Path) -> str
     if requested:
         return requested
     by_source = _SOURCE_CODECS.get(info.codec)
+    if media.is_deep(info.pix_fmt):
+        by_source = _DEEP_SOURCE_CODECS.get((info.codec, "444" if "444" in info.pix_fmt or info.pix_fmt.startswith("gbr")
+                                             else "422"), by_source)
     if by_source and out.suffix.lower() in media.CODECS[by_source].containers:
         return by_source
     if out.suffix.lower() not in _SUFFIX_CODECS:
@@ -195,15 +200,15 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"the {kind} {path} would be the source video itself; the source is never written")
         check_new_output(path, f"the {kind} of --out", force=args.force)
     info = media.probe(args.video)
-    for warning in info.warnings():
-        print(f"doppel swap: warning: {warning}", file=sys.stderr)
     first, last = parse_frames(args.frames, info.frames) if args.frames else (0, info.frames - 1)
     settings = (swap_settings(preset, direction=args.direction, device=args.device) if preset
                 else SwapSettings(direction=args.direction or "a2b", device=args.device))
     codec = args.codec or (preset.output.codec if preset and not args.codec else None)
     codec = choose_codec(codec, info, args.out)
+    for warning in info.warnings(codec):
+        print(f"doppel swap: warning: {warning}", file=sys.stderr)
     media.check_output(args.out, media.resolve_codec(codec))
-    pix_fmt = preset.output.pix_fmt if preset else None
+    pix_fmt = preset.output.writer_pix_fmt if preset else None
     signing = ({"cert": preset.signing.cert, "key": preset.signing.key}
                if preset and preset.signing.cert and preset.signing.key else None)
     identity = resolve_signing_identity(signing, os.environ)  # a broken key fails here, before any frame
@@ -262,7 +267,7 @@ def run(args: argparse.Namespace) -> int:
     summary = {"source": str(args.video), "output": str(args.out), "codec": codec, "swap_range": [first, last],
                "path": "reencode" if reason else "smart", "reason": reason,
                "frames_copied": copied, "frames_encoded": stats.frames - copied,
-               "spans": [list(s) for s in spans], "signed": signed.signed, "warnings": info.warnings(),
+               "spans": [list(s) for s in spans], "signed": signed.signed, "warnings": info.warnings(codec),
                "matte": str(passes["matte"]) if "matte" in passes else None,
                "plate": str(passes["plate"]) if "plate" in passes else None,
                **stats.to_json()}

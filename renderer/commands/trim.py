@@ -7,11 +7,17 @@ counts them: as FFmpeg presents them, after the MP4/MOV edit list. The output is
 renamed when complete; the source is only read.
 
 Codecs (and the containers each writes):
-  h264         libx264 crf 18, .mp4/.mov/.mkv (AAC audio in mp4, PCM otherwise)
+  h264         libx264 crf 18, 8/10-bit, .mp4/.mov/.mkv (AAC audio in mp4, PCM otherwise)
+  h265         libx265 crf 16, 8/10/12-bit, HDR10 metadata kept, .mp4/.mov/.mkv (AAC in mp4, PCM otherwise)
   prores_hq    ProRes 422 HQ, .mov (PCM audio)
   prores_4444  ProRes 4444, .mov (PCM audio)
-  dnxhr_hq     DNxHR HQ, .mxf/.mov (PCM audio)
-  ffv1         FFV1 lossless, .mkv (PCM audio)
+  prores_xq    ProRes 4444 XQ, .mov (PCM audio)
+  dnxhr_hq     DNxHR HQ 8-bit, .mxf/.mov (PCM audio)
+  dnxhr_hqx    DNxHR HQX 10-bit 4:2:2, .mxf/.mov (PCM audio)
+  dnxhr_444    DNxHR 444 10-bit, .mxf/.mov (PCM audio)
+  ffv1         FFV1 lossless, 8-16-bit YUV or RGB, .mkv (PCM audio)
+
+The output keeps the source's chroma layout and at least its bit depth where the codec has one.
 
 Examples:
   doppel trim shot.mov --frames 100-219 --out cut.mov --codec prores_hq
@@ -66,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if Path(args.out).resolve() == info.path.resolve():
         raise InputError(f"--out {args.out} is the source itself; the source is never written")
     check_new_output(Path(args.out), "--out", force=args.force)
-    for warning in info.warnings():
+    for warning in info.warnings(args.codec):
         print(f"doppel trim: warning: {warning}", file=sys.stderr)
     with tqdm(total=end - start + 1, unit="frame", desc="trim", file=sys.stderr,
               disable=args.quiet or None) as bar:
@@ -75,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         "source": str(info.path), "frames_range": [start, end], "out": str(out.path), "codec": args.codec,
         "frames": out.frames, "fps": f"{out.fps.numerator}/{out.fps.denominator}", "width": out.width,
         "height": out.height, "pix_fmt": out.pix_fmt, "timecode": out.timecode, "vfr": out.vfr,
-        "field_order": out.field_order, "warnings": info.warnings(),
+        "field_order": out.field_order, "warnings": info.warnings(args.codec),
         "audio": [{"codec": a.codec, "sample_rate": a.sample_rate, "channels": a.channels,
                    "duration_s": a.duration_s} for a in out.audio],
     }

@@ -75,10 +75,13 @@ def _describe(arr: object) -> str:
     return type(arr).__name__
 
 
-def _check_frame(frame: object) -> np.ndarray:
-    if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-        raise InputError(f"composite: frame must be a (H, W, 3) uint8 RGB array; got {_describe(frame)}")
-    return frame
+def _check_frame(frame: object, deep: bool = False) -> np.ndarray:
+    """A (H, W, 3) uint8 RGB frame, or with `deep` also a float32 one (a deep box, `media.read_box`)."""
+    ok = isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] == 3
+    if not ok or not (frame.dtype == np.uint8 or (deep and frame.dtype == np.float32)):  # type: ignore[union-attr]
+        allowed = "uint8 or float32" if deep else "uint8"
+        raise InputError(f"composite: frame must be a (H, W, 3) {allowed} RGB array; got {_describe(frame)}")
+    return frame  # type: ignore[return-value]
 
 
 def _check_crop(name: str, crop: object) -> np.ndarray:

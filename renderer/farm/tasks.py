@@ -168,7 +168,7 @@ def run_task(render_plan: Any, frames: str, *, progress: Progress | None = None,
         stats = render_range(
             job.clip.media_path, chunk.path, model_dir=job.model.path,
             settings=swap_settings(job.preset, base_dir=job.preset_dir), first=first, last=last,
-            swap_ranges=[(job.first, job.last)], codec=job.preset.output.codec, pix_fmt=job.preset.output.pix_fmt,
+            swap_ranges=[(job.first, job.last)], codec=job.preset.output.codec, pix_fmt=job.preset.output.writer_pix_fmt,
             color=color, metadata=label, audio=False,
             origin=job.first, gop=chunk.gop, progress=on_frame, matte=matte)
     record = {"key": chunk.key, "clip_key": clip_key(job), "clip": index, "first": first, "last": last,

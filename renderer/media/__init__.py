@@ -17,7 +17,8 @@ about half an encode). `trim` works that way.
 The package is split by job, and every name is importable from `renderer.media`:
 
     info.py     MediaInfo, probe (pts index by demuxing, edit lists), colour tags, timecode, field order
-    decode.py   read_frames / read_av_frames (exact ranges), frame_to_rgb, patch_frame, patch_regions
+    decode.py   read_frames / read_av_frames (exact ranges), frame_to_rgb, patch_frame, patch_regions,
+                is_deep / read_box (float32 face boxes of 10/12/16-bit and float sources)
     encode.py   codec profiles, VideoWriter (atomic; colour, timecode, audio carried), trim
     splice.py   concat (farm chunks) and smart-render splicing of re-encoded GOPs
     matte.py    MatteWriter: the matte pass (blend mask, face plate) as ProRes 4444 clips with alpha
@@ -27,11 +28,16 @@ The package is split by job, and every name is importable from `renderer.media`:
 
 from renderer.errors import InputError, MediaError  # noqa: F401  (re-exported for callers)
 from renderer.media.decode import (  # noqa: F401
+    DEEP_RGB,
+    PATCH_MARGIN,
     frame_to_rgb,
+    is_deep,
     iter_packets,
     patch_frame,
     patch_regions,
+    pix_fmt_depth,
     read_av_frames,
+    read_box,
     read_frames,
 )
 from renderer.media.encode import (  # noqa: F401
@@ -48,6 +54,7 @@ from renderer.media.info import (  # noqa: F401
     ColorTags,
     FIELD_ORDERS,
     CorruptMediaError,
+    HdrMetadata,
     MediaInfo,
     VideoStreamInfo,
     effective_color,

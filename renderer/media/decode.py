@@ -19,6 +19,56 @@ from renderer.media.info import (
 )
 
 
+def pix_fmt_depth(pix_fmt: str) -> int:
+    """Bits a sample of `pix_fmt` (8 for yuv420p, 10 for yuv422p10le, 32 for gbrpf32le); 8 if unknown."""
+    try:
+        return max(c.bits for c in av.VideoFormat(pix_fmt).components)
+    except (ValueError, av.error.FFmpegError):
+        return 8
+
+
+def is_deep(pix_fmt: str) -> bool:
+    """True for pixel formats with more than 8 bits a sample (10/12/16-bit YUV or RGB, half or float).
+
+    Their face boxes are composited at depth (`read_box`, float32 RGB) instead of through rgb24."""
+    return pix_fmt_depth(pix_fmt) > 8
+
+
+DEEP_RGB = "gbrpf32le"  # the deep box's format: float32 RGB, what a float32 composite (and OCIO) works in
+
+
+def read_box(frame: av.VideoFrame, box: tuple[int, int, int, int], matrix: str, rng: str) -> np.ndarray:
+    """The frame's pixels in `box` (x0, y0, x1, y1), exclusive end, as float32 RGB (h, w, 3) at the source's depth.
+
+    0..1 is the source's black..white, converted with its matrix and range like `frame_to_rgb`
+    but without the 8-bit step (a 10-bit code maps to its own float value). Only the box (and a
+    margin, so chroma at its edge is filtered from the real neighbours) is converted: planar
+    formats are cut to the box before swscale runs. The inverse is `patch_regions` with the box
+    as `rgb` and (x0, y0) as `origin`.
+    """
+    import cv2  # here, not at the top: trim and probe need no OpenCV, which takes half a second to load
+
+    x0, y0, x1, y1 = box
+    if not _patchable(frame.format.name):
+        full = frame.reformat(format=DEEP_RGB, threads=1, **_to_rgb_args(frame.format.name, matrix, rng))
+        return full.to_ndarray()[y0:y1, x0:x1]
+    cx0, cy0 = max(0, (x0 - _MARGIN) & ~1), max(0, (y0 - _MARGIN) & ~1)
+    cx1, cy1 = min(frame.width, (x1 + _MARGIN + 1) & ~1), min(frame.height, (y1 + _MARGIN + 1) & ~1)
+    part = av.VideoFrame(cx1 - cx0, cy1 - cy0, frame.format.name)
+    steps = _steps(frame)
+    for dst, src, (sy, sx) in zip(_plane_arrays(part), _plane_arrays(frame), steps):
+        dst[...] = src[cy0 // sy: cy0 // sy + dst.shape[0], cx0 // sx: cx0 // sx + dst.shape[1]]
+    g, b, r = _plane_arrays(part.reformat(format=DEEP_RGB, threads=1, **_to_rgb_args(frame.format.name, matrix, rng)))
+    sl = (slice(y0 - cy0, y1 - cy0), slice(x0 - cx0, x1 - cx0))
+    return cv2.merge([r[sl], g[sl], b[sl]])  # (h, w, 3) float32 RGB, a new array (to_ndarray interleaves slower)
+
+
+def _to_rgb_args(fmt: str, matrix: str, rng: str) -> dict[str, object]:
+    if fmt.startswith(("gbr", "bgr", "rgb")):
+        return {}
+    return dict(src_colorspace=matrix, dst_colorspace=matrix, src_color_range=rng, dst_color_range="JPEG")
+
+
 def frame_to_rgb(frame: av.VideoFrame, matrix: str, rng: str) -> np.ndarray:
     """RGB uint8 (H, W, 3) of a decoded frame, converted with the given matrix and range."""
     if frame.format.name in ("rgb24",):
@@ -136,14 +186,28 @@ def iter_packets(path: Path | str, info: MediaInfo | None = None) -> Iterator[tu
 
 
 def _plane_arrays(frame: av.VideoFrame) -> list[np.ndarray]:
-    """Writable views (height, width) of each plane of a planar frame (8- or 16-bit samples)."""
+    """Writable views (height, width) of each plane of a planar frame (8-, 16-bit or float samples)."""
     out = []
+    name = frame.format.name
+    dtype = (np.dtype(np.float32) if name.endswith(("f32le", "f32be")) else np.dtype(np.float16)
+             if name.endswith(("f16le", "f16be")) else np.dtype(np.uint16) if name.endswith(("le", "be"))
+             else np.dtype(np.uint8))
     for plane in frame.planes:
-        itemsize = 2 if frame.format.name.endswith(("le", "be")) else 1
-        dtype = np.uint16 if itemsize == 2 else np.uint8
-        arr = np.frombuffer(plane, dtype=dtype).reshape(plane.height, plane.line_size // itemsize)
+        arr = np.frombuffer(plane, dtype=dtype).reshape(plane.height, plane.line_size // dtype.itemsize)
         out.append(arr[:, : plane.width])
     return out
+
+
+def _steps(frame: av.VideoFrame) -> list[tuple[int, int]]:
+    """(rows, columns) of luma pixels each sample of each plane covers (chroma subsampling)."""
+    return [(round(frame.height / p.height), round(frame.width / p.width)) for p in frame.planes]
+
+
+def _patchable(fmt: str) -> bool:
+    """Planar YUV (4:2:0 .. 4:4:4, any depth, alpha kept) or planar RGB: patched plane by plane."""
+    if fmt.startswith(("yuv4", "yuvj4", "yuva4")):
+        return fmt.lstrip("yuvja")[:3].isdigit()
+    return fmt.startswith(("gbrp", "gbrap"))
 
 
 def patch_frame(frame: av.VideoFrame, rgb: np.ndarray, changed: np.ndarray, matrix: str, rng: str) -> av.VideoFrame:
@@ -156,16 +220,19 @@ def patch_frame(frame: av.VideoFrame, rgb: np.ndarray, changed: np.ndarray, matr
 
 
 def patch_regions(frame: av.VideoFrame, rgb: np.ndarray, regions: Sequence[tuple[int, int, np.ndarray]],
-                  matrix: str, rng: str) -> av.VideoFrame:
+                  matrix: str, rng: str, origin: tuple[int, int] = (0, 0)) -> av.VideoFrame:
     """Decoded `frame` with `rgb`'s values where any region marks a change (patched in place).
 
-    rgb: uint8 (H, W, 3), the frame as RGB with the changes made. regions: (x0, y0, changed),
-    `changed` a bool (h, w) mask of the frame box starting at column x0, row y0 (e.g. one per
-    pasted face; they may overlap). Only each region's box is converted from RGB (with the
-    source's matrix/range); every other coded sample keeps its decoded value, so untouched
-    pixels stay bit-identical through a lossless encode and no full-frame colour conversion
-    runs. A chroma sample is replaced when any luma pixel it covers changed. Packed or exotic
-    formats fall back to a full conversion of `rgb`.
+    rgb: the frame as RGB with the changes made, either uint8 (H, W, 3) (the 8-bit path) or a
+    float32 (h, w, 3) box of it from `read_box` whose top-left pixel is frame pixel `origin`
+    (x, y) (the deep path: no 8-bit step, written back at the frame's own depth). regions:
+    (x0, y0, changed) in frame pixels, `changed` a bool (h, w) mask of the frame box starting
+    at column x0, row y0 (e.g. one per pasted face; they may overlap). Only each region's box
+    is converted from RGB (with the source's matrix/range); every other coded sample keeps its
+    decoded value, so untouched pixels stay bit-identical through a lossless encode and no
+    full-frame colour conversion runs. A chroma sample is replaced when any luma pixel it
+    covers changed; an alpha plane is kept. Packed or exotic formats fall back to a full
+    conversion (of a uint8 `rgb`; a float box is pasted into the frame's float RGB first).
     """
     import cv2  # here, not at the top: trim and probe need no OpenCV, which takes half a second to load
 
@@ -173,41 +240,64 @@ def patch_regions(frame: av.VideoFrame, rgb: np.ndarray, regions: Sequence[tuple
     boxes = [b for b in (_changed_box(x0, y0, m, frame.width, frame.height) for x0, y0, m in regions) if b]
     if not boxes:
         return frame
-    planar = len(frame.planes) == 3 and (fmt[3:6].isdigit() if fmt.startswith("yuv4") else fmt.startswith("yuvj4"))
-    if not planar:
-        full = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        out = full.reformat(format=fmt, src_colorspace=matrix, dst_colorspace=matrix,
-                            src_color_range="JPEG", dst_color_range=rng)
+    deep = rgb.dtype == np.float32
+    src_fmt = DEEP_RGB if deep else "rgb24"
+    if not _patchable(fmt):
+        if deep:  # the rare packed deep format (rgb48le, p010le): whole-frame float RGB, box pasted in
+            full = frame.reformat(format=DEEP_RGB, threads=1, **_to_rgb_args(fmt, matrix, rng)).to_ndarray()
+            ox, oy = origin
+            full[oy: oy + rgb.shape[0], ox: ox + rgb.shape[1]] = rgb
+            rgb = full
+        full_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=src_fmt)
+        out = full_frame.reformat(format=fmt, threads=1, **_from_rgb_args(fmt, matrix, rng))
         return _same_timing(out, frame)
     # Patched in the decoded frame itself, so it keeps every property the encoder reads from it
     # (interlaced and top-field-first flags, side data); make_writable first gives it a private
     # copy of the pictures when the decoder still references them.
     frame.make_writable()
-    planes = _plane_arrays(frame)
-    steps = [(round(frame.height / p.shape[0]), round(frame.width / p.shape[1])) for p in planes]
+    planes = _plane_arrays(frame)[:3]  # an alpha plane (yuva, gbrap) keeps its decoded samples
+    steps = _steps(frame)
+    ox, oy = origin
     for x0, y0, x1, y1, region in boxes:
         # Convert a margin beyond the box too, so that chroma at the box edge is filtered from
         # the real neighbours (as a whole-frame conversion would), not from replicated edge pixels.
-        cx0, cy0 = max(0, x0 - _MARGIN), max(0, y0 - _MARGIN)
-        cx1, cy1 = min(frame.width, x1 + _MARGIN), min(frame.height, y1 + _MARGIN)
-        box = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[cy0:cy1, cx0:cx1]), format="rgb24")
+        # (A deep box from `read_box` holds that margin unless the frame edge cuts it.)
+        cx0, cy0 = max(0, x0 - _MARGIN, ox), max(0, y0 - _MARGIN, oy)
+        cx1, cy1 = min(frame.width, x1 + _MARGIN, ox + rgb.shape[1]), min(frame.height, y1 + _MARGIN, oy + rgb.shape[0])
+        part = rgb[cy0 - oy:cy1 - oy, cx0 - ox:cx1 - ox]
+        box = _float_frame(part) if deep else av.VideoFrame.from_ndarray(np.ascontiguousarray(part), format="rgb24")
         # threads=1: FFmpeg 8's sliced swscale gave rows that differ from run to run for 10-bit
         # 4:2:2 output (rgb24 -> yuv422p10le, 98x66); a face box gains nothing from slicing anyway.
-        box = box.reformat(format=fmt, src_colorspace=matrix, dst_colorspace=matrix,
-                           src_color_range="JPEG", dst_color_range=rng, threads=1)
+        box = box.reformat(format=fmt, threads=1, **_from_rgb_args(fmt, matrix, rng))
         for dst, new, (sy, sx) in zip(planes, _plane_arrays(box), steps):
             mask = _subsample_any(region, sy, sx)
-            oy, ox = (y0 - cy0) // sy, (x0 - cx0) // sx
-            new = new[oy: oy + mask.shape[0], ox: ox + mask.shape[1]]
+            oy_, ox_ = (y0 - cy0) // sy, (x0 - cx0) // sx
+            new = new[oy_: oy_ + mask.shape[0], ox_: ox_ + mask.shape[1]]
             mask = mask[: new.shape[0], : new.shape[1]]
             view = dst[y0 // sy: y0 // sy + new.shape[0], x0 // sx: x0 // sx + new.shape[1]]
             # cv2.copyTo writes into the plane view in place, ~50x faster than np.copyto(where=).
-            if cv2.copyTo(new, np.ascontiguousarray(mask).view(np.uint8), view) is not view:
+            if new.dtype == np.float16 or cv2.copyTo(new, np.ascontiguousarray(mask).view(np.uint8), view) is not view:
                 np.copyto(view, new, where=mask)
     return frame
 
 
+def _float_frame(rgb: np.ndarray) -> av.VideoFrame:
+    """A gbrpf32le frame of float32 RGB (h, w, 3), its planes filled in place (PyAV's from_ndarray
+    copies channel by channel, ~5x slower on a face box)."""
+    frame = av.VideoFrame(rgb.shape[1], rgb.shape[0], DEEP_RGB)
+    for plane, channel in zip(_plane_arrays(frame), (1, 2, 0)):  # planes G, B, R
+        plane[...] = rgb[..., channel]
+    return frame
+
+
+def _from_rgb_args(fmt: str, matrix: str, rng: str) -> dict[str, object]:
+    if fmt.startswith(("gbr", "bgr", "rgb")):
+        return {}
+    return dict(src_colorspace=matrix, dst_colorspace=matrix, src_color_range="JPEG", dst_color_range=rng)
+
+
 _MARGIN = 8  # luma pixels converted around each changed box (even: keeps the chroma grid)
+PATCH_MARGIN = _MARGIN  # (public: how far a patch reads beyond its changed pixels)
 
 
 def _changed_box(x0: int, y0: int, changed: np.ndarray, width: int,

@@ -18,7 +18,7 @@ import numpy as np
 from renderer.atomic import temp_path_for
 from renderer.pipeline import prefetch
 from renderer.errors import InputError, MediaError, closest
-from renderer.media.decode import _check_range, read_av_frames
+from renderer.media.decode import _check_range, pix_fmt_depth, read_av_frames
 from renderer.media.info import (
     _MATRIX,
     _PRIMARIES,
@@ -27,6 +27,7 @@ from renderer.media.info import (
     _TRANSFER,
     FIELD_ORDERS,
     ColorTags,
+    HdrMetadata,
     MediaInfo,
     _inv,
     effective_color,
@@ -52,16 +53,38 @@ CODECS: dict[str, CodecProfile] = {
     "h264": CodecProfile("h264", "libx264", ("yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le"),
                          (".mp4", ".mov", ".mkv"), {"preset": "medium", "crf": "18"},
                          "H.264 (libx264, crf 18), mp4/mov/mkv; odd sizes are coded 4:4:4"),
+    "h265": CodecProfile("h265", "libx265", ("yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le",
+                                             "yuv420p12le", "yuv422p12le", "yuv444p12le"),
+                         (".mp4", ".mov", ".mkv"), {"preset": "medium", "crf": "16", "x265-params": "log-level=error"},
+                         "HEVC (libx265, crf 16) 8/10/12-bit, mp4/mov/mkv; HDR10 mastering metadata carried as SEI"),
     "prores_hq": CodecProfile("prores_hq", "prores_ks", ("yuv422p10le",), (".mov",),
                               {"profile": "3", "vendor": "apl0"}, "ProRes 422 HQ (prores_ks), mov"),
     "prores_4444": CodecProfile("prores_4444", "prores_ks", ("yuv444p10le", "yuva444p10le"), (".mov",),
-                                {"profile": "4", "vendor": "apl0"}, "ProRes 4444 (prores_ks), mov"),
+                                {"profile": "4", "vendor": "apl0"}, "ProRes 4444 (prores_ks, 10-bit input; decodes as 12-bit), mov"),
+    "prores_xq": CodecProfile("prores_xq", "prores_ks", ("yuv444p10le", "yuva444p10le"), (".mov",),
+                              {"profile": "5", "vendor": "apl0"}, "ProRes 4444 XQ (prores_ks, 10-bit input; decodes as 12-bit), mov"),
     "dnxhr_hq": CodecProfile("dnxhr_hq", "dnxhd", ("yuv422p",), (".mxf", ".mov"),
                              {"profile": "dnxhr_hq"}, "DNxHR HQ 8-bit (dnxhd), mxf/mov, PCM audio"),
+    "dnxhr_hqx": CodecProfile("dnxhr_hqx", "dnxhd", ("yuv422p10le",), (".mxf", ".mov"),
+                              {"profile": "dnxhr_hqx"}, "DNxHR HQX 10-bit 4:2:2 (dnxhd), mxf/mov, PCM audio"),
+    "dnxhr_444": CodecProfile("dnxhr_444", "dnxhd", ("yuv444p10le", "gbrp10le"), (".mxf", ".mov"),
+                              {"profile": "dnxhr_444"}, "DNxHR 444 10-bit (dnxhd), mxf/mov, PCM audio"),
     "ffv1": CodecProfile("ffv1", "ffv1", ("yuv444p", "yuv420p", "yuv422p", "yuv420p10le", "yuv422p10le", "yuv444p10le",
-                                          "yuv444p16le", "bgr0"),
-                         (".mkv",), {"level": "3", "slicecrc": "1", "g": "1"}, "FFV1 level 3 (lossless), mkv"),
+                                          "yuv420p12le", "yuv422p12le", "yuv444p12le", "yuv420p16le", "yuv422p16le",
+                                          "yuv444p16le", "yuva444p10le", "yuva444p12le", "yuva444p16le", "bgr0",
+                                          "gbrp10le", "gbrp12le", "gbrp16le", "gbrap16le"),
+                         (".mkv",), {"level": "3", "slicecrc": "1", "g": "1"},
+                         "FFV1 level 3 (lossless) 8-16-bit YUV or RGB, mkv"),
 }
+
+
+def _layout(pix_fmt: str) -> str:
+    """'rgb', or the YUV chroma layout ('420', '422', '444', ...) with 'a' for alpha."""
+    if pix_fmt.startswith(("gbr", "bgr", "rgb")):
+        return "rgb"
+    rest = pix_fmt.removeprefix("yuv").removeprefix("j")
+    return ("a" if rest.startswith("a") else "") + rest.lstrip("a")[:3]
+
 
 # --------------------------------------------------------------------------------------------
 # Writing
@@ -88,12 +111,14 @@ def _choose_pix_fmt(profile: CodecProfile, width: int, height: int, wanted: str 
     else:
         fmt = profile.pix_fmts[0]
         if wanted:
-            # Keep the source's bit depth and chroma layout when the profile allows something close.
-            depth10 = "10" in wanted or "12" in wanted or "16" in wanted
-            for cand in profile.pix_fmts:
-                if ("10" in cand) == depth10 and cand[:6] == wanted[:6]:
-                    fmt = cand
-                    break
+            # Keep the source's chroma layout and at least its bit depth (the nearest depth the
+            # profile has, never fewer bits when more are on offer) when the profile allows it.
+            depth, layout = pix_fmt_depth(wanted), _layout(wanted)
+            same = [c for c in profile.pix_fmts if _layout(c) == layout]
+            if same:
+                fmt = min(same, key=lambda c: (pix_fmt_depth(c) < depth, abs(pix_fmt_depth(c) - depth)))
+            elif depth > 8:
+                fmt = min(profile.pix_fmts, key=lambda c: (pix_fmt_depth(c) < depth, abs(pix_fmt_depth(c) - depth)))
     odd_w, odd_h = width % 2 == 1, height % 2 == 1
     if (odd_w and ("420" in fmt or "422" in fmt)) or (odd_h and "420" in fmt):
         # Odd sizes cannot be chroma-subsampled without padding or cropping: code them 4:4:4.
@@ -102,7 +127,7 @@ def _choose_pix_fmt(profile: CodecProfile, width: int, height: int, wanted: str 
             raise InputError(
                 f"{profile.name} cannot code an odd size {width}x{height} without padding or cropping "
                 f"(its pixel formats: {', '.join(profile.pix_fmts)}); use ffv1, h264 or prores_4444")
-        fmt = next((c for c in full if ("10" in c) == ("10" in fmt)), full[0])
+        fmt = min(full, key=lambda c: (pix_fmt_depth(c) < pix_fmt_depth(fmt), abs(pix_fmt_depth(c) - pix_fmt_depth(fmt))))
     return fmt
 
 
@@ -121,6 +146,10 @@ class VideoWriter:
     exactly the time of those video frames, sample-accurate (PCM in mov/mxf/mkv, AAC in mp4;
     padded with silence where the source audio is shorter).
 
+    hdr (`MediaInfo.hdr`): HDR10 mastering display and content light level, written by the h265
+    profile as SEI (what ffprobe -show_frames reads back); `carries_hdr` says whether this
+    profile can. Colour tags (bt2020 / smpte2084 or arib-std-b67) go with `color` as always.
+
     field_order (`MediaInfo.field_order`: tt, bb, tb, bt) codes the pictures as interlaced
     (H.264 and ProRes code the fields; DNxHR and FFV1 code whole frames) and writes the field
     order to the stream and the container (mov `fiel`, mkv FieldOrder). The encoders take which field comes first
@@ -131,7 +160,7 @@ class VideoWriter:
                  timecode: str | None = None, color: ColorTags | None = None, metadata: dict[str, str] | None = None,
                  audio_from: tuple[Path, int, int] | None = None, pix_fmt: str | None = None,
                  time_base: Fraction | None = None, rotation: int = 0, options: dict[str, str] | None = None,
-                 field_order: str | None = None) -> None:
+                 field_order: str | None = None, hdr: HdrMetadata | None = None) -> None:
         self.path = Path(path)
         self.profile = codec if isinstance(codec, CodecProfile) else resolve_codec(codec)
         check_output(self.path, self.profile)
@@ -152,12 +181,23 @@ class VideoWriter:
             raise InputError(f"field order {field_order!r} is not one of {', '.join(_FIELD_ORDER_IDS)}")
         self.field_order = field_order
         self.options = {**self.profile.options, **(options or {})}
+        self.hdr = hdr
+        if hdr is not None and self.profile.encoder == "libx265":
+            # x265 writes the mastering display / content light level SEI itself; PyAV has no way
+            # to hand FFmpeg stream-level side data, so the other encoders cannot carry them.
+            given = self.options.get("x265-params")
+            self.options["x265-params"] = ":".join(p for p in (given, hdr.x265_params()) if p)
         self.frames_written = 0
         self._tmp: Path | None = None
         self._out: Any = None
         self._stream: Any = None
         self._audio: _AudioCarry | None = None
         self._last_pts: int | None = None
+
+    @property
+    def carries_hdr(self) -> bool:
+        """Whether the HDR10 metadata given (if any) reaches the output file."""
+        return self.hdr is None or self.profile.encoder == "libx265"
 
     # -- context manager ------------------------------------------------------------------
     def __enter__(self) -> VideoWriter:
@@ -185,6 +225,10 @@ class VideoWriter:
         fmt = {".mxf": "mxf", ".mkv": "matroska", ".mov": "mov", ".mp4": "mp4"}[self.path.suffix.lower()]
         self._out = av.open(str(self._tmp), "w", format=fmt)
         out = self._out
+        if self.profile.encoder == "ffv1":
+            # Lossless output is meant to be reproducible to the byte: without bitexact the Matroska
+            # muxer writes a random SegmentUID (and its version string), so two identical renders differ.
+            out.flags |= av.container.Flags.bitexact.value
         for key, value in self.metadata.items():
             out.metadata[key] = value
         if self.timecode:
@@ -436,7 +480,7 @@ def trim(src: Path | str, start: int, end: int, out: Path | str, codec: str = "h
     """Frame-accurate re-encode of frames start..end (inclusive, 0-based) of `src` into `out`.
 
     Decoded frames go to the encoder as they came (no RGB round trip); the source's colour
-    tags, frame timing (VFR pts included), rotation, field order and first audio stream over
+    tags, HDR10 metadata (h265 output), frame timing (VFR pts included), rotation, field order and first audio stream over
     the same range are carried (further video streams are not: `MediaInfo.warnings`); the start timecode is shifted by `start` frames. Returns `probe(out)`.
     `on_frame(index)` is called after each frame is encoded (progress bars).
     """
@@ -455,7 +499,7 @@ def trim(src: Path | str, start: int, end: int, out: Path | str, codec: str = "h
     with VideoWriter(out, width=info.width, height=info.height, fps=info.fps, codec=codec, timecode=timecode,
                      color=color, audio_from=(Path(src), start, end) if info.audio else None,
                      pix_fmt=info.pix_fmt, time_base=info.time_base if info.vfr else None,
-                     rotation=info.rotation, field_order=info.field_order) as writer:
+                     rotation=info.rotation, field_order=info.field_order, hdr=info.hdr) as writer:
         # Decoding runs on its own thread, a few frames ahead: the FFmpeg CLI (5.1) decodes and
         # encodes in turn on one thread; here the decoder's work overlaps the encoder's calls.
         with contextlib.closing(prefetch(read_av_frames(src, start, end, info), TRIM_PREFETCH)) as frames:

@@ -33,6 +33,64 @@ class ColorTags:
     range: str | None
 
 
+HDR_CODECS = ("h265",)  # output codecs that write HDR10 static metadata (x265 SEI)
+
+
+@dataclass(frozen=True)
+class HdrMetadata:
+    """HDR10 static metadata of a stream, in the units the HEVC SEI and x265 use.
+
+    mastering: the mastering display, or None: ((gx, gy), (bx, by), (rx, ry), (wx, wy)) chromaticities
+    in 1/50000, then (max, min) luminance in 1/10000 cd/m2 (SMPTE ST 2086). max_cll, max_fall: content
+    light level in cd/m2 (CTA-861.3), or None.
+    """
+
+    mastering: tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]] | None
+    max_cll: int | None = None
+    max_fall: int | None = None
+
+    def x265_params(self) -> str:
+        """The x265 options that write this metadata as SEI (hdr10 signalling on)."""
+        parts = ["hdr10=1"]
+        if self.mastering:
+            (gx, gy), (bx, by), (rx, ry), (wx, wy), (lmax, lmin) = self.mastering
+            parts.append(f"master-display=G({gx},{gy})B({bx},{by})R({rx},{ry})WP({wx},{wy})L({lmax},{lmin})")
+        if self.max_cll is not None:
+            parts.append(f"max-cll={self.max_cll},{self.max_fall or 0}")
+        return ":".join(parts)
+
+
+def _hdr_metadata(frame: av.VideoFrame) -> HdrMetadata | None:
+    """HDR10 static metadata from a decoded frame's side data (AVMasteringDisplayMetadata and
+    AVContentLightMetadata, read as the C structs they are), or None when it has none."""
+    import struct
+
+    from av.sidedata.sidedata import Type
+
+    # Iterating the container yields the SideData objects (its .values() fails in PyAV 18.1).
+    sides = {sd.type: bytes(sd) for sd in frame.side_data}
+    mastering = None
+    raw = sides.get(Type.MASTERING_DISPLAY_METADATA)
+    if raw is not None and len(raw) >= 88:
+        v = struct.unpack_from("<20i2i", raw)
+        q = [(v[k], v[k + 1]) for k in range(0, 20, 2)]  # (num, den): R x,y  G x,y  B x,y  WP x,y  min  max
+        has_primaries, has_luminance = v[20], v[21]
+
+        def units(r: tuple[int, int], scale: int) -> int:
+            return round(r[0] * scale / r[1]) if r[1] else 0
+
+        if has_primaries or has_luminance:
+            (rx, ry, gx, gy, bx, by, wx, wy) = (units(r, 50000) for r in q[:8])
+            mastering = ((gx, gy), (bx, by), (rx, ry), (wx, wy), (units(q[9], 10000), units(q[8], 10000)))
+    cll = sides.get(Type.CONTENT_LIGHT_LEVEL)
+    max_cll = max_fall = None
+    if cll is not None and len(cll) >= 8:
+        max_cll, max_fall = struct.unpack_from("<2I", cll)
+    if mastering is None and max_cll is None:
+        return None
+    return HdrMetadata(mastering, max_cll, max_fall)
+
+
 @dataclass(frozen=True)
 class AudioInfo:
     index: int
@@ -94,15 +152,20 @@ class MediaInfo:
     undecodable: int = 0
     field_order: str | None = None
     other_video: tuple[VideoStreamInfo, ...] = ()
+    hdr: HdrMetadata | None = None  # mastering display / content light level of the first frame
 
     @property
     def interlaced(self) -> bool:
         return self.field_order in ("tt", "bb", "tb", "bt")
 
-    def warnings(self) -> list[str]:
-        """What a render of this source does not carry over, one sentence each."""
-        return [f"{self.path.name}: video stream #{v.index} ({v.codec} {v.width}x{v.height}) is not carried; "
-                f"only stream #{self.video_index} is read and written" for v in self.other_video]
+    def warnings(self, codec: str | None = None) -> list[str]:
+        """What a render of this source (to output `codec`, when given) does not carry over, one sentence each."""
+        out = [f"{self.path.name}: video stream #{v.index} ({v.codec} {v.width}x{v.height}) is not carried; "
+               f"only stream #{self.video_index} is read and written" for v in self.other_video]
+        if self.hdr is not None and codec is not None and codec not in HDR_CODECS:
+            out.append(f"{self.path.name}: its HDR10 mastering display / content light metadata is not carried by "
+                       f"{codec} output (only {', '.join(HDR_CODECS)} writes it); the colour tags are")
+        return out
 
     @property
     def duration_s(self) -> float:
@@ -362,12 +425,14 @@ def probe(path: Path | str) -> MediaInfo:
         hints = [Fraction(r) for r in (video.average_rate, video.guessed_rate, video.base_rate) if r]
         fps, vfr = _nominal_rate(pts, tb, hints)
         timecode = _find_timecode(container, video, pts[0] * tb, fps)
-        rotation = 0
-        # Rotation lives in the display-matrix side data; the first decoded frame carries it.
+        rotation, hdr = 0, None
+        # Rotation lives in the display-matrix side data, HDR10 metadata in mastering-display and
+        # content-light side data (HEVC SEI); the first decoded frame carries them.
         with contextlib.suppress(av.error.FFmpegError, StopIteration):
             container.seek(pts[keyframes[0] if keyframes else 0], stream=video, backward=True)
             first = next(container.decode(video))
             rotation = int(round(first.rotation or 0)) % 360
+            hdr = _hdr_metadata(first)
         audio = tuple(
             AudioInfo(
                 index=s.index,
@@ -404,6 +469,7 @@ def probe(path: Path | str) -> MediaInfo:
             color=_color_tags(cc), rotation=rotation, audio=audio, start_pts=pts[0], keyframes=keyframes,
             video_index=video.index, declared_frames=declared, truncated=truncated, discarded=discarded,
             undecodable=len(dropped), field_order=FIELD_ORDERS.get(int(cc.field_order)), other_video=others,
+            hdr=hdr,
         )
 
 

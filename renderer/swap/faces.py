@@ -12,7 +12,8 @@ import cv2
 import numpy as np
 
 from renderer import media
-from renderer.composite import Patch, TemporalBlend, face_mask, landmarks_to_crop, occlusion_keep, paste_face
+from renderer.colour_management import ColourManagement
+from renderer.composite import Patch, TemporalBlend, face_mask, landmarks_to_crop, occlusion_keep, paste_box, paste_face
 from renderer.errors import InputError
 from renderer.faces import Face
 from renderer.faces.identity import identity_distance
@@ -35,6 +36,7 @@ class _Pending:
     faces: list[tuple[int, Face]]  # (track id, face)
     emit: bool
     reason: str | None  # why it passes through, when it does
+    view: np.ndarray | None = None  # managed colour: the (H, W, 3) uint8 working-space picture faces were found on
     holdout: np.ndarray | None = None  # (H, W) float32 hold-out matte of this frame
 
 
@@ -49,10 +51,13 @@ class FaceSwapper:
     """
 
     def __init__(self, model: SwapModel, settings: SwapSettings, fps: Fraction, matrix: str, rng: str,
-                 stats: SwapStats, keep_patches: bool = False) -> None:
+                 stats: SwapStats, keep_patches: bool = False, deep: bool = False) -> None:
         self.model, self.settings, self.fps = model, settings, fps
         self.keep_patches = keep_patches
         self.matrix, self.rng = matrix, rng
+        # deep (`media.is_deep` of the source): faces are pasted into a float32 box read at the
+        # source's depth and written back at it; tracking and the model's input stay 8-bit.
+        self.deep = deep
         self.stats = stats
         self.size = model.size
         if "learned" in settings.composite.mask and not model.learns_mask:
@@ -62,12 +67,16 @@ class FaceSwapper:
             raise InputError("occlusion=learned needs a model trained with a learned mask (train with learn_mask: "
                              "true and augment.occluders); this model has none (allowed here: reconstruction, "
                              "matte, off)")
+        learned_in = model.card.working_space
+        if settings.colour is not None and learned_in is not None and learned_in != settings.colour.spaces.working_space:
+            raise InputError(f"colour_management.working_space is {settings.colour.spaces.working_space!r}, but the model "
+                             f"learned in {learned_in!r} (its model card); set working_space: {learned_in}")
         self._tracker: FaceTracker | None = None
         self._blend = TemporalBlend(settings.temporal)
         self._pending: list[_Pending] = []
         self._pending_faces = 0
-        # frames the tracker holds: frame, rgb, emit, hold-out matte
-        self._tracking: dict[int, tuple[Any, np.ndarray, bool, np.ndarray | None]] = {}
+        # held frames: frame, rgb, emit, view, hold-out matte
+        self._tracking: dict[int, tuple[Any, np.ndarray, bool, np.ndarray, np.ndarray | None]] = {}
         self._closing: FaceTracker | None = None  # the last segment's tracker, settling its held frames
         self._boundary: int | None = None  # the segment start it runs past
         self._deferred: list[TrackedFrame] = []  # new-segment frames waiting for the old one's
@@ -110,7 +119,13 @@ class FaceSwapper:
         t0 = time.perf_counter()
         if rgb is None:
             rgb = media.frame_to_rgb(frame, self.matrix, self.rng)
-        self._tracking[index] = (frame, rgb, emit, holdout)
+        # Faces are found and landmarked on the picture the detectors were made for: with managed
+        # colour a read-only working-space view (a log frame's low contrast moved 68-point landmarks
+        # by ~3 px on a 175 px face), which is also where the model's crops are cut; the paste
+        # still reads and writes the source pixels.
+        cm = self.settings.colour
+        track = rgb if cm is None else self._working_view(frame, rgb, cm)
+        self._tracking[index] = (frame, rgb, emit, track, holdout)
         if index % SEGMENT_FRAMES == 0 and self._tracker is not None:
             # Segment start: a fresh tracker from here. The old one runs on past it only while
             # it holds frames before it (a miss not yet made good), at most detect_every frames,
@@ -118,10 +133,10 @@ class FaceSwapper:
             self._closing, self._boundary, self._tracker = self._tracker, index, None
         closing = None
         if self._closing is not None and any(i < self._boundary for i in self._tracking):  # type: ignore[operator]
-            closing = self._closing.push(index, rgb)
+            closing = self._closing.push(index, track)
         if self._tracker is None:
             self._tracker = self._new_tracker()
-        settled = self._tracker.push(index, rgb)
+        settled = self._tracker.push(index, track)
         self.stats.seconds["track"] += time.perf_counter() - t0
         if self._closing is not None:
             yield from self._from_closing(closing or [])
@@ -130,6 +145,15 @@ class FaceSwapper:
                 self._deferred.append(tf)  # after the old segment's frames, in order
             else:
                 yield from self._tracked(tf)
+
+    def _working_view(self, frame: Any, rgb: np.ndarray, cm: ColourManagement) -> np.ndarray:
+        """(H, W, 3) uint8 working-space picture of a frame, for finding faces. A deep source is
+        converted from its own depth: an 8-bit step before a log-to-display conversion leaves
+        steps of several display code values in the highlights, enough to move a detection."""
+        if not self.deep:
+            return cm.to_working_u8(rgb)
+        full = media.read_box(frame, (0, 0, frame.width, frame.height), self.matrix, self.rng)  # (H, W, 3) float32
+        return np.clip(np.rint(cm.to_working(full) * np.float32(255.0)), 0, 255).astype(np.uint8)
 
     def _from_closing(self, settled: list[TrackedFrame]) -> Iterator[Ready]:
         """Frames the old segment's tracker settled; once none before the segment start is left,
@@ -148,13 +172,15 @@ class FaceSwapper:
 
     def _tracked(self, tf: TrackedFrame) -> Iterator[Ready]:
         """A frame whose faces the tracker has settled: choose the faces to swap, queue it for the model."""
-        frame, rgb, emit, holdout = self._tracking.pop(tf.index)
+        frame, rgb, emit, view, holdout = self._tracking.pop(tf.index)
         chosen = self._choose(list(tf.faces))
         if emit:
             self.stats.held += any(tid in tf.held for tid, _ in chosen)
             self.stats.lost.extend([tf.index] * len(tf.lost))
         reason = None if chosen else ("not identity" if tf.faces else "no face")
-        yield from self._queue(_Pending(tf.index, frame, rgb if chosen else None, chosen, emit, reason, holdout))
+        yield from self._queue(_Pending(tf.index, frame, rgb if chosen else None, chosen, emit, reason,
+                                        view=view if chosen and self.settings.colour is not None else None,
+                                        holdout=holdout))
 
     def flush(self) -> Iterator[Ready]:
         """Finish every pending frame (end of the range)."""
@@ -190,8 +216,11 @@ class FaceSwapper:
             yield from self._drain()
             return
         t0 = time.perf_counter()
-        crops = np.stack([cv2.warpAffine(p.rgb, face.crop_from_frame, (self.size, self.size),
-                                         flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        # Managed colour: crops are cut from the working-space view (the space the model learned in,
+        # also the colour transfer's target); the frame boxes are converted in paste_face.
+        crops = np.stack([cv2.warpAffine(p.rgb if p.view is None else p.view, face.crop_from_frame,
+                                         (self.size, self.size), flags=cv2.INTER_LINEAR,
+                                         borderMode=cv2.BORDER_REPLICATE)
                           for p, _, face in todo])  # (N, S, S, 3) uint8
         occlusion = self.settings.occlusion
         rebuilt = rebuilt_mask = None
@@ -201,6 +230,7 @@ class FaceSwapper:
             swapped, learned = self.model(crops)
         t1 = time.perf_counter()
         self.stats.seconds["model"] += t1 - t0
+        work: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = {}
         patches: dict[int, list[Patch]] = {}
         for k, (p, tid, face) in enumerate(todo):
             crop = self._blend.update(tid, p.index, swapped[k])
@@ -213,21 +243,75 @@ class FaceSwapper:
             if occlusion.needs_source_pass:
                 mask = mask * occlusion_keep(occlusion, mask, original, None if rebuilt is None else rebuilt[k],
                                              None if rebuilt_mask is None else rebuilt_mask[k])
-            # p.rgb is this stage's own conversion of the frame, done with once tracked and cropped:
-            # faces are pasted into it in place (a second face over the first), box by box.
-            patch = paste_face(p.rgb, crop, face.frame_from_crop, mask, self.settings.composite, original,
-                               holdout=p.holdout)
-            if patch is not None:
-                patches.setdefault(p.index, []).append(patch)
+            work.setdefault(p.index, []).append((crop, face.frame_from_crop, mask, original))
         pending, self._pending, self._pending_faces = self._pending, [], 0
         for p in pending:
             if p.emit and p.faces:
                 self.stats.faces += len(p.faces)
-                regions = [(pt.x0, pt.y0, pt.changed) for pt in patches.get(p.index, [])]
-                p.frame = media.patch_regions(p.frame, p.rgb, regions, self.matrix, self.rng)
+                paste = self._paste_deep if self.deep else self._paste_8bit
+                p.frame, patches[p.index] = paste(p, work.get(p.index, []))
         self.stats.seconds["composite"] += time.perf_counter() - t1
         for p in pending:
             if p.emit:
                 yield p.index, p.frame, p.reason, tuple(patches.get(p.index, ())) if self.keep_patches else ()
 
+    def _paste_8bit(self, p: _Pending, faces: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+                    ) -> tuple[Any, list[Patch]]:
+        """Paste the faces into p.rgb (this stage's own 8-bit conversion of the frame, done with once
+        tracked and cropped; a second face over the first), then patch their boxes into the frame.
+        Returns the patched frame and the faces' patches, in frame pixels."""
+        patches = []
+        for crop, frame_from_crop, mask, original in faces:
+            patch = paste_face(p.rgb, crop, frame_from_crop, mask, self.settings.composite, original,
+                               self.settings.colour, holdout=p.holdout)
+            if patch is not None:
+                patches.append(patch)
+        regions = [(pt.x0, pt.y0, pt.changed) for pt in patches]
+        return media.patch_regions(p.frame, p.rgb, regions, self.matrix, self.rng), patches
 
+    def _paste_deep(self, p: _Pending, faces: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+                    ) -> tuple[Any, list[Patch]]:
+        """Paste the faces into float32 boxes read from the decoded frame at its depth, then write each
+        box back at that depth. Faces whose boxes come near each other share one box (their union, so
+        a second face blends over the first); faces apart get their own, so two faces at opposite
+        corners do not convert the frame between them."""
+        assert p.rgb is not None
+        hw = p.rgb.shape[:2]
+        # Two pixels beyond each face: patch_regions aligns changed boxes to the 2x2 chroma grid.
+        groups: list[tuple[list[int], list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]]] = []
+        for face in faces:
+            b = paste_box(face[2], face[1], hw)
+            if b is None:
+                continue
+            box = [max(0, b[0] - 2), max(0, b[1] - 2), min(hw[1], b[2] + 2), min(hw[0], b[3] + 2)]
+            members = [face]
+            # Merge with every group it comes within the chroma margins of (both sides): a patch then never
+            # filters chroma from pixels another group changes.
+            near = 2 * media.PATCH_MARGIN
+            merged = True
+            while merged:  # a grown box may reach a group it missed before
+                merged = False
+                for g in groups:
+                    gb = g[0]
+                    if box[0] < gb[2] + near and gb[0] < box[2] + near and box[1] < gb[3] + near and gb[1] < box[3] + near:
+                        groups.remove(g)
+                        box = [min(box[0], gb[0]), min(box[1], gb[1]), max(box[2], gb[2]), max(box[3], gb[3])]
+                        members = g[1] + members  # earlier faces first: a later face blends over them
+                        merged = True
+                        break
+            groups.append((box, members))
+        pasted: list[Patch] = []
+        for (x0, y0, x1, y1), members in groups:
+            deep = media.read_box(p.frame, (x0, y0, x1, y1), self.matrix, self.rng)  # (h, w, 3) float32
+            patches = []
+            for crop, frame_from_crop, mask, original in members:
+                box_from_crop = frame_from_crop.copy()
+                box_from_crop[:, 2] -= (x0, y0)
+                patch = paste_face(deep, crop, box_from_crop, mask, self.settings.composite, original,
+                                   self.settings.colour,
+                                   holdout=None if p.holdout is None else p.holdout[y0:y1, x0:x1])
+                if patch is not None:
+                    pasted.append(Patch(x0 + patch.x0, y0 + patch.y0, patch.changed, patch.alpha, patch.face))
+                    patches.append((x0 + patch.x0, y0 + patch.y0, patch.changed))
+            p.frame = media.patch_regions(p.frame, deep, patches, self.matrix, self.rng, origin=(x0, y0))
+        return p.frame, pasted

@@ -95,8 +95,9 @@ def render_range(
     """Render source frames first..last (inclusive) of `src` into `out`, swapping faces on `swap_ranges`.
 
     Output frame k is source frame first + k, at the source's frame rate and timing, with
-    its start timecode shifted by `first`, its colour tags (or `color`) and its audio over
-    the same range. `swap_ranges` are inclusive source frame ranges; other frames pass
+    its start timecode shifted by `first`, its colour tags (or `color`), HDR10 metadata (h265
+    output) and its audio over the same range. A source deeper than 8 bits is composited at
+    its depth (`media.read_box`): no 8-bit step inside the mask. `swap_ranges` are inclusive source frame ranges; other frames pass
     through untouched. `origin` is the first frame of the unchunked render when this call
     renders a chunk (farm tasks); `gop` forces a keyframe interval (closed GOPs that start
     on the first frame, so chunks concatenate); `options` are extra encoder options (e.g. a
@@ -117,7 +118,8 @@ def render_range(
     swap_model = model or SwapModel(model_dir, settings.direction, settings.device)
     stats = SwapStats()
     matrix, rng = media.effective_color(info, info.width, info.height, info.pix_fmt)
-    swapper = FaceSwapper(swap_model, settings, info.fps, matrix, rng, stats, keep_patches=matte is not None)
+    swapper = FaceSwapper(swap_model, settings, info.fps, matrix, rng, stats, keep_patches=matte is not None,
+                          deep=media.is_deep(info.pix_fmt))
     start = preroll_start(first, ranges, origin)
     decode_to = postroll_end(last, ranges, info.frames, settings.detect_every)
     stats.preroll = first - start
@@ -130,7 +132,7 @@ def render_range(
         timecode=media.shift_timecode(info.timecode, first, info.fps) if info.timecode else None,
         color=tags, metadata=metadata, audio_from=(src, first, last) if audio and info.audio else None,
         pix_fmt=pix_fmt or info.pix_fmt, time_base=info.time_base if info.vfr else None,
-        rotation=info.rotation, options=options, field_order=info.field_order,
+        rotation=info.rotation, options=options, field_order=info.field_order, hdr=info.hdr,
     )
     decoded: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
     finished: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)

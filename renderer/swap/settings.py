@@ -9,6 +9,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from renderer.colour_management import ColourManagement, ColourSpaces
 from renderer.composite import CompositeSettings, OcclusionSettings
 from renderer.errors import InputError
 from renderer.faces.detect import MIN_FACE
@@ -29,6 +30,8 @@ class SwapSettings:
     occlusion: how occluders in front of the face are found (`renderer.composite.occlusion`).
     holdout: the shot's hold-out matte clip (one frame per source frame, same size), always
         respected: the swap never paints where it is 1.
+    colour: managed colour (the clip's source space -> the model's working space), or None:
+        the model sees the decoded RGB as it is.
     """
 
     detector: str = "hog"
@@ -46,6 +49,7 @@ class SwapSettings:
     min_face: int = MIN_FACE  # smallest face searched for (px)
     full_search_every: int = 2  # every Nth key frame searches the whole frame (new faces), the others near tracks
     device: str | None = None
+    colour: ColourManagement | None = None
 
     def __post_init__(self) -> None:
         if self.faces not in ("all", "largest", "identity"):
@@ -76,6 +80,9 @@ def swap_settings(preset: Any, *, direction: str | None = None, device: str | No
         holdout = Path(preset.occlusion_matte).expanduser()
         if not holdout.is_absolute() and base_dir is not None:
             holdout = base_dir / holdout
+    cm = preset.colour_management
+    colour = (ColourManagement.open(ColourSpaces(cm.config, cm.source_space, cm.working_space))
+              if cm.enabled else None)
     return SwapSettings(
         detector=preset.detector,
         landmarks=int(preset.landmarks),
@@ -91,6 +98,7 @@ def swap_settings(preset: Any, *, direction: str | None = None, device: str | No
         detect_every=int(preset.detect_every),
         min_face=int(preset.min_face),
         device=device,
+        colour=colour,
     )
 
 

@@ -64,7 +64,8 @@ def _no_output(folder: Path) -> None:
     ("10-200", "h264", ".mp4", r"frame range 10-200 is outside .* \(allowed: 0-59"),
     ("20-10", "h264", ".mp4", r"END \(10\) is before START \(20\)"),
     ("ten-20", "h264", ".mp4", r"--frames 'ten-20' is not START-END"),
-    ("0-10", "h265", ".mp4", r"unknown codec 'h265' \(allowed: h264, prores_hq, prores_4444, dnxhr_hq, ffv1\)"),
+    ("0-10", "vp9", ".mp4", r"unknown codec 'vp9' \(allowed: h264, h265, prores_hq, prores_4444, prores_xq, dnxhr_hq, dnxhr_hqx, dnxhr_444, "
+     r"ffv1\)"),
     ("0-10", "prores_hq", ".mp4", r"suffix '.mp4', which prores_hq cannot be written to \(allowed: .mov\)"),
 ])
 def test_trim_bad_arguments(clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], frames: str,
