@@ -220,3 +220,40 @@ def test_swap_and_rebuild_gives_the_same_swap_and_the_source_persons_rebuild(mod
     target = crops.astype(np.float32) / 255
     # decoder A rebuilds A's own face far better than decoder B's swap resembles it
     assert np.abs(rebuilt - target).mean() < 0.6 * np.abs(swapped - target).mean()
+
+
+def test_a_holdout_matte_is_respected_by_the_deep_paste(model: SwapModel, tmp_path: Path) -> None:
+    """A 16-bit RGB source (FFV1 gbrp16le, made by the ffmpeg CLI) is pasted in float boxes: the
+    samples under the matte keep all their bits, where a swap without it changes them."""
+    from renderer.media.decode import _plane_arrays
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("the ffmpeg CLI is not installed")
+    from tests import face_data as F
+
+    src = tmp_path / "deep.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(F.kphotoalbum_file(F.MOVIE)), "-vf",
+                    "scale=480:360:flags=bicubic", "-frames:v", "4", "-pix_fmt", "gbrp16le", "-c:v", "ffv1", str(src)],
+                   check=True)
+    info = media.probe(src)
+    first = next(iter(media.read_frames(src, 0, 0)))[1]
+    mouth = find_faces(first)[0].landmarks[48:68]
+    (x0, y0), (x1, y1) = (np.floor(mouth.min(0) / 2) * 2).astype(int), (np.ceil(mouth.max(0) / 2) * 2).astype(int)
+    box = (int(x0) - 4, int(y0) - 6, int(x1 - x0) + 8, int(y1 - y0) + 12)
+    matte = _ffmpeg_matte(tmp_path / "roto.mkv", (info.width, info.height), info.frames, box, False)
+    covered = (slice(box[1], box[1] + box[3]), slice(box[0], box[0] + box[2]))
+    off = OcclusionSettings("off")
+    planes = {}
+    for name, settings in (("held", SwapSettings(occlusion=off, holdout=matte)), ("free", SwapSettings(occlusion=off))):
+        out = tmp_path / f"{name}.mkv"
+        render_range(src, out, model_dir=Path(), model=model, settings=settings, first=0, last=info.frames - 1,
+                     swap_ranges=[(0, info.frames - 1)], codec="ffv1", pix_fmt=info.pix_fmt)
+        planes[name] = [[p.copy() for p in _plane_arrays(f)] for _, f in media.read_av_frames(out, 0, info.frames - 1)]
+    source = [[p.copy() for p in _plane_arrays(f)] for _, f in media.read_av_frames(src, 0, info.frames - 1)]
+    assert source[0][0].dtype == np.uint16
+    for i in range(info.frames):
+        for k in range(len(source[i])):
+            assert np.array_equal(source[i][k][covered], planes["held"][i][k][covered]), f"frame {i} plane {k} changed"
+        assert any(np.any(source[i][k] != planes["held"][i][k]) for k in range(len(source[i]))), "nothing swapped"
+    assert any(np.any(source[i][k][covered] != planes["free"][i][k][covered])
+               for i in range(info.frames) for k in range(len(source[i]))), "the matte's box is not on the face"
