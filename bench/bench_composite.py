@@ -85,6 +85,11 @@ def main() -> int:
             st = CompositeSettings(colour=colour)
             t = timed(lambda: composite(frame, swapped, f_from_c, mask, st), args.repeats)
             rows.append((size, f"composite alpha, colour={colour}", t, t / t_base))
+        for extra in ({"grain": "match"}, {"detail": 0.5}):  # issue 17: grain and detail match
+            st = CompositeSettings(colour="rct", **extra)
+            t = timed(lambda: composite(frame, swapped, f_from_c, mask, st), args.repeats)
+            key, value = next(iter(extra.items()))
+            rows.append((size, f"composite alpha, colour=rct, {key}={value}", t, t / t_base))
         st = CompositeSettings(colour="rct", blend="poisson")
         t = timed(lambda: composite(frame, swapped, f_from_c, mask, st), max(3, args.repeats // 5))
         rows.append((size, "composite poisson, colour=rct", t, t / t_base))

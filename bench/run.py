@@ -47,6 +47,7 @@ QUICK_ARGS: dict[str, list[str]] = {
     "matte": ["--frames", "24", "--repeats", "1"],
     "media": ["--frames", "48"],
     "provenance": ["--frames", "60"],
+    "quality": ["--frames", "24", "--every", "4"],
     "swap": ["--frames", "24", "--long", "240"],
     "train": ["--steps", "4", "--warmup", "1"],
     "occlusion": ["--models", "demo"],
@@ -170,6 +171,15 @@ def _farm(text: str) -> list[Figure]:
     return [Figure("farm", "2 workers / 1 worker wall time", m.group(2) if m else "?", "-", "no goal")]
 
 
+def _quality(text: str) -> list[Figure]:
+    """bench_quality.py's goal lines marked [summary]: `- Goal (clip) label goal: met|NOT met (value...) [summary]`."""
+    rows = []
+    for m in re.finditer(r"^- Goal \(([^)]+)\) (.+?) ((?:>=|<=) [\d.]+(?: %| dB)?|[\d.]+-[\d.]+): (NOT met|met) "
+                         r"\(([^;)]+)[^\n]*\[summary\]$", text, re.MULTILINE):
+        rows.append(Figure("quality", f"{m.group(2)}, {m.group(1)}", m.group(5), m.group(3), m.group(4)))
+    return rows or [Figure("quality", "swap quality on real footage", "?", "see issue 17", "not measured")]
+
+
 def _matte(text: str) -> list[Figure]:
     m = _search(r"^\| matte \| [^|]* \| [^|]* \| [^|]* \| \*\*([\d.]+)\*\* \| ([\d.]+) \|", text)
     return [Figure("matte", "`doppel swap --matte` / plain swap, CPU time (wall)",
@@ -211,7 +221,7 @@ def _occlusion(text: str) -> list[Figure]:
 EXTRACTORS: dict[str, Extractor] = {
     "occlusion": _occlusion,
     "faces": _faces, "sample_edits": _sample_edits, "media": _media, "swap": _swap, "train": _train, "render": _render, "farm": _farm,
-    "matte": _matte,
+    "quality": _quality, "matte": _matte,
     "deep": _deep,
 }
 

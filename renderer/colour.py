@@ -52,6 +52,27 @@ def colour_mean(swapped: np.ndarray, target: np.ndarray, weights: np.ndarray) ->
     return np.clip(swapped + shift, 0.0, 1.0)
 
 
+def rct_statistics(swapped: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(4, 3) float32: the masked Lab mean and std of `swapped`, then of `target` (rows: mean_s,
+    std_s, mean_t, std_t), what `colour_rct` matches. A render can smooth these per track over
+    time (`renderer.swap`'s `colour_smoothing`) and apply them with `rct_apply`."""
+    lab_s = cv2.cvtColor(np.ascontiguousarray(swapped), cv2.COLOR_RGB2Lab)
+    lab_t = cv2.cvtColor(np.ascontiguousarray(target), cv2.COLOR_RGB2Lab)
+    mean_s, std_s = _weighted_mean_std(lab_s, weights)
+    mean_t, std_t = _weighted_mean_std(lab_t, weights)
+    return np.stack([mean_s, std_s, mean_t, std_t]).astype(np.float32)
+
+
+def rct_apply(swapped: np.ndarray, stats: np.ndarray) -> np.ndarray:
+    """Map `swapped`'s Lab statistics stats[0:2] onto stats[2:4] (from `rct_statistics`)."""
+    mean_s, std_s, mean_t, std_t = (np.asarray(row, np.float32) for row in stats)
+    lab_s = cv2.cvtColor(np.ascontiguousarray(swapped), cv2.COLOR_RGB2Lab)
+    scale = np.where(std_s > _MIN_STD, std_t / np.maximum(std_s, _MIN_STD), np.float32(1.0)).astype(np.float32)
+    out = (lab_s - mean_s) * scale + mean_t
+    rgb = cv2.cvtColor(out.astype(np.float32), cv2.COLOR_Lab2RGB)
+    return np.clip(rgb, 0.0, 1.0)
+
+
 def colour_rct(swapped: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Reinhard colour transfer in CIE Lab: match the masked mean and std of L, a, b.
 
@@ -59,14 +80,7 @@ def colour_rct(swapped: np.ndarray, target: np.ndarray, weights: np.ndarray) -> 
     in about [-127, 127]. A flat source channel (std below 1e-3) is only shifted,
     not scaled, so a uniform patch does not blow up.
     """
-    lab_s = cv2.cvtColor(np.ascontiguousarray(swapped), cv2.COLOR_RGB2Lab)
-    lab_t = cv2.cvtColor(np.ascontiguousarray(target), cv2.COLOR_RGB2Lab)
-    mean_s, std_s = _weighted_mean_std(lab_s, weights)
-    mean_t, std_t = _weighted_mean_std(lab_t, weights)
-    scale = np.where(std_s > _MIN_STD, std_t / np.maximum(std_s, _MIN_STD), 1.0)
-    out = (lab_s - mean_s.astype(np.float32)) * scale.astype(np.float32) + mean_t.astype(np.float32)
-    rgb = cv2.cvtColor(out.astype(np.float32), cv2.COLOR_Lab2RGB)
-    return np.clip(rgb, 0.0, 1.0)
+    return rct_apply(swapped, rct_statistics(swapped, target, weights))
 
 
 def _weighted_cdf(channel: np.ndarray, weights: np.ndarray) -> np.ndarray:

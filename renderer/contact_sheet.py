@@ -1,6 +1,8 @@
 """Before/after contact sheets of a render, and PNG shrinking for docs.
 
     contact_sheet(report, "contact_sheet.png")   per row: source frame, rendered frame, mask overlay
+    worst_frames_sheet(rows, "worst.png")        per row: one metric's worst frame, source | swap | mask
+                                                 (| matte | occlusion when given), zoomed on the face
     shrink_png(src, dst, max_bytes)              a PNG scaled down until it fits (README images)
 """
 
@@ -124,6 +126,80 @@ def contact_sheet(report: Any, out_png: Path, *, frames_per_clip: int = 3, tile:
         if not cv2.imwrite(str(tmp), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9]):
             raise DoppelError(f"could not write the contact sheet {out_png}")
     return out_png, (width, height), len(rows)
+
+
+WORST_COLUMNS = ("source", "swap", "mask", "matte", "occlusion")
+
+
+@dataclass(frozen=True)
+class WorstRow:
+    """One row of a worst-frames sheet: `label` (the metric, its value, the frame) and the images
+    to show, keyed by column name (`WORST_COLUMNS`; "mask", "matte", "occlusion" are (H, W) float
+    in [0, 1], shown tinted over the source), all of one frame; `box` (x0, y0, x1, y1) is the face
+    to zoom on, None for the whole frame."""
+
+    label: str
+    images: Mapping[str, np.ndarray]
+    box: tuple[float, float, float, float] | None = None
+
+
+def _tile(img: np.ndarray, source: np.ndarray, box: tuple[float, float, float, float] | None,
+          tile: tuple[int, int]) -> np.ndarray:
+    if img.ndim == 2:  # a mask: tint it over the source, outline its 0.5 level
+        a = np.clip(img, 0.0, 1.0).astype(np.float32)[..., None]
+        green = np.array([40, 255, 80], np.float32)
+        over = (source.astype(np.float32) * (1 - 0.6 * a) + green * (0.6 * a)).round().clip(0, 255).astype(np.uint8)
+        contours, _ = cv2.findContours((img >= 0.5).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(over, contours, -1, (255, 255, 0), 1, cv2.LINE_AA)
+        img = over
+    if box is not None:
+        h, w = img.shape[:2]
+        tw, th = tile
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        half_h = 0.8 * max(box[2] - box[0], box[3] - box[1])  # the face and a margin, at the tile's aspect
+        half_w = half_h * tw / th
+        x0, x1 = int(max(0, cx - half_w)), int(min(w, cx + half_w))
+        y0, y1 = int(max(0, cy - half_h)), int(min(h, cy + half_h))
+        img = img[y0:y1, x0:x1]
+    return cv2.resize(img, tile, interpolation=cv2.INTER_AREA if img.shape[1] > tile[0] else cv2.INTER_CUBIC)
+
+
+def worst_frames_sheet(rows: list[WorstRow], out_png: Path, *, tile: tuple[int, int] = (200, 200),
+                       title: str = "") -> tuple[Path, tuple[int, int]]:
+    """Write a PNG with one row per WorstRow: its label, then a tile per column present in any row
+    (source, swap, mask, then matte and occlusion when some row has them). Returns (path, (w, h)).
+    Raises InputError when `rows` is empty or a row lacks its source."""
+    if not rows:
+        raise InputError("worst-frames sheet: no rows to show")
+    for r in rows:
+        if "source" not in r.images:
+            raise InputError(f"worst-frames sheet: row {r.label!r} has no 'source' image; it has {sorted(r.images)}")
+    extra = sorted({k for r in rows for k in r.images} - set(WORST_COLUMNS))
+    if extra:
+        raise InputError(f"worst-frames sheet: unknown column(s) {', '.join(extra)}; allowed: {', '.join(WORST_COLUMNS)}")
+    columns = [c for c in WORST_COLUMNS if any(c in r.images for r in rows)]
+    tw, th = tile
+    width = len(columns) * tw + (len(columns) + 1) * SHEET_PAD
+    top = SHEET_LABEL * (2 if title else 1)
+    height = top + len(rows) * (th + SHEET_LABEL + SHEET_PAD) + SHEET_PAD
+    sheet = np.full((height, width, 3), 24, np.uint8)
+    if title:
+        _label(sheet, title, SHEET_PAD, SHEET_LABEL - 5)
+    for c, name in enumerate(columns):
+        _label(sheet, name, SHEET_PAD + c * (tw + SHEET_PAD), top - 5)
+    for i, r in enumerate(rows):
+        y = top + i * (th + SHEET_LABEL + SHEET_PAD)
+        _label(sheet, r.label, SHEET_PAD, y + SHEET_LABEL - 5)
+        src = r.images["source"]
+        for c, name in enumerate(columns):
+            if name in r.images:
+                x = SHEET_PAD + c * (tw + SHEET_PAD)
+                sheet[y + SHEET_LABEL:y + SHEET_LABEL + th, x:x + tw] = _tile(r.images[name], src, r.box, tile)
+    out_png = Path(out_png)
+    with atomic_output(out_png) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9]):
+            raise DoppelError(f"could not write the worst-frames sheet {out_png}")
+    return out_png, (width, height)
 
 
 def shrink_png(src: Path, dst: Path, max_bytes: int = 500_000) -> tuple[int, int]:

@@ -128,8 +128,13 @@ FIELDS: dict[str, Field] = {
                                   "same size); always respected, whatever `occlusion` says"),
     "colour": Field("enum", "rct", ("none", "mean", "rct", "histogram"), help="colour transfer to the target"),
     "blend": Field("enum", "alpha", ("alpha", "poisson"), help="paste-back blending"),
+    "grain": Field("enum", "match", ("off", "match"),
+                   help="match: add the source's grain (measured around the face) inside it (bench/results/quality.md)"),
+    "detail": Field("float", 0.0, minimum=0.0, maximum=2.0, help="unsharp-mask strength on the swapped face (0: off)"),
     "smoothing.landmarks": Field("bool", True, help="smooth landmarks over time"),
     "smoothing.temporal": Field("float", 0.5, minimum=0.0, maximum=1.0, help="temporal smoothing strength"),
+    "smoothing.colour": Field("float", 0.0, minimum=0.0, maximum=1.0,
+                              help="smoothing of the rct colour statistics per face over time (0: off)"),
     "handles": Field("int", 0, minimum=0, maximum=10000, help="frames rendered before/after each clip"),
     "detect_every": Field("int", 8, minimum=1, maximum=1000, help="detect every N frames, track between"),
     "min_face": Field("int", 40, minimum=8, maximum=4096, help="smallest face searched for (px)"),
@@ -168,6 +173,7 @@ ALIASES: dict[str, str] = {
     "erode": "mask.erode",
     "feather": "mask.feather",
     "temporal": "smoothing.temporal",
+    "colour_smoothing": "smoothing.colour",
     "smooth_landmarks": "smoothing.landmarks",
     "codec": "output.codec",
     "container": "output.container",
@@ -196,6 +202,7 @@ class MaskSettings:
 class SmoothingSettings:
     landmarks: bool
     temporal: float
+    colour: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -277,6 +284,8 @@ class Preset:
     occlusion_matte: str | None
     colour: str
     blend: str
+    grain: str
+    detail: float
     smoothing: SmoothingSettings
     handles: int
     detect_every: int
@@ -492,8 +501,8 @@ def _build(flat: dict[str, Any], *, name: str, source: str, where: str,
         identity=flat["identity"], direction=flat["direction"],
         mask=MaskSettings(flat["mask.kind"], flat["mask.erode"], flat["mask.feather"]),
         occlusion=flat["occlusion"], occlusion_matte=flat["occlusion_matte"],
-        colour=flat["colour"], blend=flat["blend"],
-        smoothing=SmoothingSettings(flat["smoothing.landmarks"], flat["smoothing.temporal"]),
+        colour=flat["colour"], blend=flat["blend"], grain=flat["grain"], detail=flat["detail"],
+        smoothing=SmoothingSettings(flat["smoothing.landmarks"], flat["smoothing.temporal"], flat["smoothing.colour"]),
         handles=flat["handles"], detect_every=flat["detect_every"], min_face=flat["min_face"],
         output=OutputSettings(
             codec=codec, container=container, pix_fmt=pix_fmt, audio=audio, name=pattern,

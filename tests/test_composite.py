@@ -416,3 +416,14 @@ def test_paste_face_reports_exactly_what_changed(face):
     gone = frame_from_crop.copy()
     gone[:, 2] += 5000.0
     assert paste_face(work, swapped, gone, mask, settings) is None
+
+
+def test_rct_is_its_statistics_applied(face):
+    from renderer.colour import rct_apply, rct_statistics
+
+    crop = crop_of_frame(face["frame"], face["frame_from_crop"], 64)
+    swapped = np.ascontiguousarray(crop[:, ::-1] * np.float32(0.8))
+    mask = np.ones((64, 64), np.float32)
+    stats = rct_statistics(swapped, crop, mask)
+    assert stats.shape == (4, 3) and stats.dtype == np.float32
+    assert np.allclose(rct_apply(swapped, stats), transfer_colour(swapped, crop, mask, "rct"), atol=1e-4)

@@ -152,6 +152,20 @@ def test_an_empty_name_override_is_refused():
         load_preset("prores_hq").with_overrides({"name": ""}, "marker M")
 
 
+def test_grain_detail_and_colour_smoothing_keys_reach_the_swap_settings(tmp_path):
+    from renderer.swap import swap_settings
+
+    p = load_preset(write(tmp_path, "grain: match\ndetail: 0.5\nsmoothing:\n  colour: 0.4\n"))
+    s = swap_settings(p)
+    assert (s.composite.grain, s.composite.detail, s.colour_smoothing) == ("match", 0.5, 0.4)
+    marker = load_preset("review").with_overrides({"grain": "match", "colour_smoothing": "0.3"}, "marker M")
+    assert (marker.grain, marker.smoothing.colour) == ("match", 0.3)
+    with pytest.raises(InputError, match=r"grain.*line 1"):
+        load_preset(write(tmp_path, "grain: matched\n", "bad.yaml"))
+    with pytest.raises(InputError, match=r"detail"):
+        load_preset(write(tmp_path, "detail: 3\n", "bad2.yaml"))
+
+
 def test_matte_pass_keys(tmp_path):
     p = load_preset(write(tmp_path, "output:\n  codec: ffv1\n  container: mkv\n  matte: true\n"))
     assert p.output.matte is True and p.output.plate is False

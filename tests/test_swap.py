@@ -69,8 +69,13 @@ def test_swaps_face_region_only_and_keeps_everything_else(clip: Path, model: Swa
         assert diff > 3.0, f"frame {i}: the face barely changed (mean abs diff {diff:.2f})"
 
 
-def test_chunked_render_equals_one_piece(clip: Path, model: SwapModel, tmp_path: Path) -> None:
-    settings = SwapSettings(temporal=0.5, detect_every=4)
+@pytest.mark.parametrize("settings", [
+    SwapSettings(temporal=0.5, detect_every=4),
+    # grain is drawn per absolute frame index and the colour statistics' smoothing runs through the pre-roll
+    SwapSettings(temporal=0.5, detect_every=4, colour_smoothing=0.5,
+                 composite=CompositeSettings(grain="match", detail=0.5)),
+], ids=["default", "grain+detail+colour_smoothing"])
+def test_chunked_render_equals_one_piece(clip: Path, model: SwapModel, tmp_path: Path, settings: SwapSettings) -> None:
     whole = tmp_path / "whole.mkv"
     render_range(clip, whole, model_dir=Path(), model=model, settings=settings, first=0, last=FRAMES - 1,
                  swap_ranges=[(0, FRAMES - 1)], codec="ffv1")

@@ -23,6 +23,10 @@ works as long as the model's crop was made with the same matrix; note that
 `align_matrices(landmarks, S)` (scales the unit square by S) differ by
 0.5 * (1 - S/256) px.
 
+Detail and grain (`renderer.composite.grain`, settings `detail` and `grain`): an unsharp mask
+of the swapped crop, and grain measured just outside the mask added inside it, seeded by the
+caller (`paste_face(..., seed=(frame index, track))`) so chunked renders draw the same grain.
+
 Erosion and feather are fractions of the crop side, so a mask looks the same
 relative to the face at S=64 and S=256, and for a small or a large face.
 """

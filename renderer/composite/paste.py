@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -9,6 +10,7 @@ import cv2
 import numpy as np
 
 from renderer.colour import transfer_colour
+from renderer.composite.grain import RING, add_detail, grain_levels, haar_hh, match_grain, ring_region
 from renderer.composite.masks import face_mask, landmarks_to_crop
 from renderer.composite.occlusion import apply_holdout
 from renderer.composite.settings import CompositeSettings, _check_affine, _check_crop, _check_frame, _check_mask, _describe
@@ -124,6 +126,7 @@ def paste_face(
     settings: CompositeSettings,
     original_crop: np.ndarray | None = None,
     colour: ColourManagement | None = None,
+    seed: Sequence[int] | int = 0,
     holdout: np.ndarray | None = None,
 ) -> Patch | None:
     """Blend one swapped face into `frame` in place; the working part of `composite`.
@@ -139,6 +142,9 @@ def paste_face(
         `swapped_crop` and `original_crop` in its working space; the face's box is converted
         to the working space, colour-matched and blended there, and converted back. Pixels
         where the warped mask is 0 are never written, so no conversion reaches them.
+    seed: the grain's seed when settings.grain == "match" (the swap stage passes the absolute
+        frame index and track, so chunked renders give the same pixels). Grain is measured on
+        `frame` as given (its source space; for a deep box, within that box only).
     Returns the Patch of pixels that changed (None when the warped mask misses the frame).
 
     Cost does not grow with the frame, and at frame pixels only with the face's box: the mask,
@@ -165,6 +171,7 @@ def paste_face(
         if target.shape != swapped_crop.shape:
             raise InputError(f"composite: original_crop shape {target.shape} differs from swapped_crop shape {swapped_crop.shape}")
         swapped_crop = transfer_colour(swapped_crop, target, crop_mask, settings.colour)
+    swapped_crop = add_detail(swapped_crop, settings.detail)
 
     x0, y0, x1, y1 = box
     box_from_crop = _box_from_crop(m, box)
@@ -172,8 +179,13 @@ def paste_face(
     alpha = cv2.warpAffine(crop_mask, box_from_crop, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     if holdout is not None:
         alpha = apply_holdout(alpha, _check_holdout(holdout, frame.shape[:2])[y0:y1, x0:x1])
+    # The source's grain around the face, in 8-bit levels (a deep frame is 0..1).
+    levels = _ring_levels(frame, crop_mask, m, box) if settings.grain == "match" else None
     if frame.dtype == np.float32:
-        return _paste_deep(frame[y0:y1, x0:x1], swapped_crop, box_from_crop, alpha, settings, x0, y0, colour)
+        if levels is not None:
+            levels = (levels[0] * 255.0, levels[1] * 255.0)
+        return _paste_deep(frame[y0:y1, x0:x1], swapped_crop, box_from_crop, alpha, settings, x0, y0, colour,
+                           levels, seed)
     # Scale to 0..255 at crop resolution (S x S), not over the box: warping is linear.
     face = cv2.warpAffine(swapped_crop * np.float32(255.0), box_from_crop, dsize, flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
@@ -185,6 +197,8 @@ def paste_face(
     if settings.blend == "poisson" and cv2.countNonZero(inside):
         face_u8 = cv2.convertScaleAbs(face)
         face = _poisson(cv2.convertScaleAbs(base), face_u8, alpha).astype(np.float32)
+    if levels is not None:
+        face = match_grain(face, alpha, levels, seed)
     # dst = (face * a + base * (1 - a)) / (1 + 1e-5): one multithreaded pass; the 1e-5 moves a
     # value by at most 0.003 of a code value.
     blended = cv2.blendLinear(face, base, alpha, 1.0 - alpha)
@@ -205,7 +219,8 @@ def _check_holdout(holdout: object, frame_hw: tuple[int, int]) -> np.ndarray:
 
 
 def _paste_deep(region: np.ndarray, swapped_crop: np.ndarray, box_from_crop: np.ndarray, alpha: np.ndarray,
-                settings: CompositeSettings, x0: int, y0: int, colour: ColourManagement | None = None) -> Patch:
+                settings: CompositeSettings, x0: int, y0: int, colour: ColourManagement | None = None,
+                levels: tuple[np.ndarray, float] | None = None, seed: Sequence[int] | int = 0) -> Patch:
     """`paste_face` on a float32 box (a view, written where the face changed it): the same warp and
     blend as the 8-bit path, with no rounding to code values.
 
@@ -225,6 +240,8 @@ def _paste_deep(region: np.ndarray, swapped_crop: np.ndarray, box_from_crop: np.
         cloned = _poisson(region_u8, face_u8, alpha)
         offset = cv2.GaussianBlur(cloned.astype(np.float32) - face_u8.astype(np.float32), (0, 0), 2.0)
         face = face + offset * np.float32(1.0 / 255.0)
+    if levels is not None:  # grain in 8-bit levels, on the face scaled to 0..255 and back
+        face = match_grain(face * np.float32(255.0), alpha, levels, seed) * np.float32(1.0 / 255.0)
     # base + alpha * (face - base), (h, w, 3) float32: OpenCV's per-element ops are ~4x numpy's here.
     blended = cv2.add(base, cv2.multiply(cv2.merge([alpha, alpha, alpha]), cv2.subtract(face, base)))
     if colour is not None:
@@ -234,6 +251,26 @@ def _paste_deep(region: np.ndarray, swapped_crop: np.ndarray, box_from_crop: np.
     changed = (diff > 0) & (inside > 0)  # (h, w) bool
     masked_copy(region, blended, changed.view(np.uint8))
     return Patch(x0, y0, changed, alpha, face * np.float32(255.0))  # face in 0..255, as the 8-bit path's
+
+
+def _ring_levels(frame: np.ndarray, crop_mask: np.ndarray, frame_from_crop: np.ndarray,
+                 box: tuple[int, int, int, int]) -> tuple[np.ndarray, float] | None:
+    """The source's grain levels (`grain.grain_levels`) in a ring just outside the warped mask,
+    RING x the box's larger side wide, capped by the levels of the face being replaced (a ring over
+    textured background reads edges as grain); None when the ring is too small to measure."""
+    x0, y0, x1, y1 = box
+    h, w = frame.shape[:2]
+    margin = max(2, int(round(RING * max(x1 - x0, y1 - y0))))
+    big = (max(0, x0 - margin), max(0, y0 - margin), min(w, x1 + margin), min(h, y1 + margin))
+    alpha_big = cv2.warpAffine(crop_mask, _box_from_crop(frame_from_crop, big), (big[2] - big[0], big[3] - big[1]),
+                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    source = frame[big[1]:big[3], big[0]:big[2]]
+    hh = haar_hh(source)
+    ring = grain_levels(source, ring_region(alpha_big, margin), hh)
+    face = grain_levels(source, alpha_big > 0.5, hh)
+    if ring is None or face is None:
+        return ring
+    return np.minimum(ring[0], face[0]), min(ring[1], face[1])
 
 
 def masked_copy(dst: np.ndarray, src: np.ndarray, mask: np.ndarray) -> None:

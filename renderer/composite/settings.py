@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from renderer.colour import COLOUR_METHODS
+from renderer.composite.grain import DETAIL_MAX, GRAIN_MODES
 from renderer.errors import InputError, closest
 
 MASK_KINDS = ("hull", "ellipse", "learned", "hull+learned")
@@ -35,6 +36,9 @@ class CompositeSettings:
         feathered alpha over it so the edge stays soft and pixels outside the
         mask stay untouched; a face cut by the frame edge is handled by
         mirror-padding the frame, never by falling back to alpha).
+    grain: "off", or "match": measure the source's grain just outside the mask and add the
+        missing grain inside (`renderer.composite.grain`).
+    detail: unsharp-mask strength applied to the swapped crop before paste-back, 0 to 2 (0: off).
     """
 
     mask: str = "hull"
@@ -43,12 +47,15 @@ class CompositeSettings:
     forehead: float = 0.0
     colour: str = "rct"
     blend: str = "alpha"
+    grain: str = "off"
+    detail: float = 0.0
 
     def __post_init__(self) -> None:
         for key, value, allowed in (
             ("mask", self.mask, MASK_KINDS),
             ("colour", self.colour, tuple(COLOUR_METHODS)),
             ("blend", self.blend, BLEND_METHODS),
+            ("grain", self.grain, GRAIN_MODES),
         ):
             if value not in allowed:
                 raise InputError(
@@ -59,11 +66,12 @@ class CompositeSettings:
             ("erode", self.erode, -0.5, 0.5),
             ("feather", self.feather, 0.0, 0.5),
             ("forehead", self.forehead, 0.0, 1.0),
+            ("detail", self.detail, 0.0, DETAIL_MAX),
         ):
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not lo <= value <= hi:
                 raise InputError(
                     f"composite settings: {key}={value!r} is not allowed; allowed: a number from {lo} to {hi} "
-                    "(a fraction of the crop side)"
+                    + ("(an unsharp-mask strength)" if key == "detail" else "(a fraction of the crop side)")
                 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import cv2
 import numpy as np
 
 from renderer import media
+from renderer.colour import rct_apply, rct_statistics
 from renderer.colour_management import ColourManagement
 from renderer.composite import Patch, TemporalBlend, face_mask, landmarks_to_crop, occlusion_keep, paste_box, paste_face
 from renderer.errors import InputError
@@ -25,6 +27,9 @@ from renderer.swap.settings import MODEL_BATCH, SEGMENT_FRAMES, SwapSettings, Sw
 # None, its Patches in paste order when the swapper keeps them, else ()).
 Ready = tuple[int, Any, str | None, tuple[Patch, ...]]
 
+
+# One face to paste: swapped crop, frame_from_crop, crop mask, original crop, grain seed (frame index, track).
+_Work = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]
 
 @dataclass
 class _Pending:
@@ -73,6 +78,11 @@ class FaceSwapper:
                              f"learned in {learned_in!r} (its model card); set working_space: {learned_in}")
         self._tracker: FaceTracker | None = None
         self._blend = TemporalBlend(settings.temporal)
+        self._colour_blend = TemporalBlend(settings.colour_smoothing)  # per-track rct statistics
+        # With colour smoothing the stage does the rct transfer itself, so paste-back does none.
+        self._smooth_colour = settings.colour_smoothing > 0.0 and settings.composite.colour == "rct"
+        self._paste_settings = (dataclasses.replace(settings.composite, colour="none") if self._smooth_colour
+                                else settings.composite)
         self._pending: list[_Pending] = []
         self._pending_faces = 0
         # held frames: frame, rgb, emit, view, hold-out matte
@@ -102,6 +112,7 @@ class FaceSwapper:
         yield from self._run_model()
         self._tracker = None
         self._blend.reset()
+        self._colour_blend.reset()
 
     def push(self, index: int, frame: Any, swap: bool, emit: bool, rgb: np.ndarray | None = None,
              holdout: np.ndarray | None = None) -> Iterator[Ready]:
@@ -166,6 +177,7 @@ class FaceSwapper:
             self._closing = None
             yield from self._run_model()
             self._blend.reset()
+            self._colour_blend.reset()
             deferred, self._deferred = self._deferred, []
             for tf in deferred:
                 yield from self._tracked(tf)
@@ -230,20 +242,26 @@ class FaceSwapper:
             swapped, learned = self.model(crops)
         t1 = time.perf_counter()
         self.stats.seconds["model"] += t1 - t0
-        work: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = {}
+        work: dict[int, list[_Work]] = {}
         patches: dict[int, list[Patch]] = {}
         for k, (p, tid, face) in enumerate(todo):
             crop = self._blend.update(tid, p.index, swapped[k])
-            if not p.emit:
+            if not p.emit and not self._smooth_colour:
                 continue  # pre-roll: only the temporal state matters
             lm_crop = landmarks_to_crop(face.landmarks, face.crop_from_frame)
             mask = face_mask(lm_crop, self.size, self.settings.composite,
                              learned=None if learned is None else learned[k])
             original = crops[k].astype(np.float32) * np.float32(1.0 / 255.0)
-            if occlusion.needs_source_pass:
+            if occlusion.needs_source_pass:  # before the colour statistics: an occluder is no skin
                 mask = mask * occlusion_keep(occlusion, mask, original, None if rebuilt is None else rebuilt[k],
                                              None if rebuilt_mask is None else rebuilt_mask[k])
-            work.setdefault(p.index, []).append((crop, face.frame_from_crop, mask, original))
+            if self._smooth_colour and float(mask.sum()) >= 16.0:  # as transfer_colour's minimum
+                stats = self._colour_blend.update(tid, p.index, rct_statistics(crop, original, mask))
+                crop = rct_apply(crop, stats)
+            if not p.emit:
+                continue  # pre-roll: only the temporal state matters
+            # Grain seeded by absolute frame index and track: chunked renders draw the same grain.
+            work.setdefault(p.index, []).append((crop, face.frame_from_crop, mask, original, (p.index, tid)))
         pending, self._pending, self._pending_faces = self._pending, [], 0
         for p in pending:
             if p.emit and p.faces:
@@ -255,21 +273,21 @@ class FaceSwapper:
             if p.emit:
                 yield p.index, p.frame, p.reason, tuple(patches.get(p.index, ())) if self.keep_patches else ()
 
-    def _paste_8bit(self, p: _Pending, faces: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+    def _paste_8bit(self, p: _Pending, faces: list[_Work]
                     ) -> tuple[Any, list[Patch]]:
         """Paste the faces into p.rgb (this stage's own 8-bit conversion of the frame, done with once
         tracked and cropped; a second face over the first), then patch their boxes into the frame.
         Returns the patched frame and the faces' patches, in frame pixels."""
         patches = []
-        for crop, frame_from_crop, mask, original in faces:
-            patch = paste_face(p.rgb, crop, frame_from_crop, mask, self.settings.composite, original,
-                               self.settings.colour, holdout=p.holdout)
+        for crop, frame_from_crop, mask, original, seed in faces:
+            patch = paste_face(p.rgb, crop, frame_from_crop, mask, self._paste_settings, original,
+                               self.settings.colour, seed=seed, holdout=p.holdout)
             if patch is not None:
                 patches.append(patch)
         regions = [(pt.x0, pt.y0, pt.changed) for pt in patches]
         return media.patch_regions(p.frame, p.rgb, regions, self.matrix, self.rng), patches
 
-    def _paste_deep(self, p: _Pending, faces: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+    def _paste_deep(self, p: _Pending, faces: list[_Work]
                     ) -> tuple[Any, list[Patch]]:
         """Paste the faces into float32 boxes read from the decoded frame at its depth, then write each
         box back at that depth. Faces whose boxes come near each other share one box (their union, so
@@ -278,7 +296,7 @@ class FaceSwapper:
         assert p.rgb is not None
         hw = p.rgb.shape[:2]
         # Two pixels beyond each face: patch_regions aligns changed boxes to the 2x2 chroma grid.
-        groups: list[tuple[list[int], list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]]] = []
+        groups: list[tuple[list[int], list[_Work]]] = []
         for face in faces:
             b = paste_box(face[2], face[1], hw)
             if b is None:
@@ -304,11 +322,11 @@ class FaceSwapper:
         for (x0, y0, x1, y1), members in groups:
             deep = media.read_box(p.frame, (x0, y0, x1, y1), self.matrix, self.rng)  # (h, w, 3) float32
             patches = []
-            for crop, frame_from_crop, mask, original in members:
+            for crop, frame_from_crop, mask, original, seed in members:
                 box_from_crop = frame_from_crop.copy()
                 box_from_crop[:, 2] -= (x0, y0)
-                patch = paste_face(deep, crop, box_from_crop, mask, self.settings.composite, original,
-                                   self.settings.colour,
+                patch = paste_face(deep, crop, box_from_crop, mask, self._paste_settings, original,
+                                   self.settings.colour, seed=seed,
                                    holdout=None if p.holdout is None else p.holdout[y0:y1, x0:x1])
                 if patch is not None:
                     pasted.append(Patch(x0 + patch.x0, y0 + patch.y0, patch.changed, patch.alpha, patch.face))

@@ -45,6 +45,7 @@ class SwapSettings:
     holdout: Path | None = None
     smooth_landmarks: bool = True
     temporal: float = 0.0
+    colour_smoothing: float = 0.0  # weight of the past in the per-track rct statistics (0: off)
     detect_every: int = 8
     min_face: int = MIN_FACE  # smallest face searched for (px)
     full_search_every: int = 2  # every Nth key frame searches the whole frame (new faces), the others near tracks
@@ -90,11 +91,13 @@ def swap_settings(preset: Any, *, direction: str | None = None, device: str | No
         identity=identity,
         direction=direction or preset.direction,
         composite=CompositeSettings(mask=preset.mask.kind, erode=preset.mask.erode, feather=preset.mask.feather,
-                                    colour=preset.colour, blend=preset.blend),
+                                    colour=preset.colour, blend=preset.blend, grain=preset.grain,
+                                    detail=float(preset.detail)),
         occlusion=OcclusionSettings(mode=preset.occlusion),
         holdout=holdout,
         smooth_landmarks=preset.smoothing.landmarks,
         temporal=min(float(preset.smoothing.temporal), 0.95),
+        colour_smoothing=min(float(preset.smoothing.colour), 0.95),
         detect_every=int(preset.detect_every),
         min_face=int(preset.min_face),
         device=device,

