@@ -21,6 +21,7 @@ Decisions:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -211,6 +212,20 @@ def media_sha256(path: Path) -> str:
     return sha256_file(path)
 
 
+def _holdout_path(clip_preset: Preset, base: Preset, mc: MarkedClip, edit_dir: Path) -> Path | None:
+    """The clip's hold-out matte, absolute: a marker's `holdout=` relative to the edit's folder (like its
+    media), a preset's `occlusion_matte` relative to the preset's folder (else the working directory)."""
+    if not clip_preset.occlusion_matte:
+        return None
+    given = Path(clip_preset.occlusion_matte).expanduser()
+    if given.is_absolute():
+        return given
+    if {"holdout", "occlusion_matte"} & set(mc.overrides):
+        return edit_dir / given
+    folder = _preset_dir(base)
+    return (folder / given) if folder and (folder / given).exists() else Path.cwd() / given
+
+
 def _source_fingerprint(path: Path) -> dict[str, Any]:
     from renderer.media.sequence import is_sequence_path, parse_sequence, sequence_fingerprint
     from renderer.otioz import member_name
@@ -295,6 +310,13 @@ def plan_render(
                 problems.append(ref)
             continue
         try:
+            holdout = _holdout_path(clip_preset, base, mc, edit_dir)
+            if holdout is not None:  # refused here, with the other problems, before any clip renders
+                from renderer.media import check_matte, probe
+
+                info = probe(mc.media_path)
+                check_matte(holdout, frames=info.frames, width=info.width, height=info.height, shot=mc.media_path)
+                clip_preset = dataclasses.replace(clip_preset, occlusion_matte=str(holdout))
             identity = _signing(clip_preset, env, _preset_dir(base))
             out = clip_preset.output
             check_codec = resolve_codec(out.codec)
@@ -339,6 +361,7 @@ def plan_render(
             "weights_sha256": ref.weights_sha256,
             "preset_sha256": p_hash,
             "signing": identity_fingerprint(identity),  # a first or new key makes the re-run sign
+            **({"occlusion_matte": _source_fingerprint(holdout)} if holdout is not None else {}),  # a new roto re-renders
         }
         jobs.append(ClipJob(index, mc, clip_preset, p_hash, ref, first, last, output, tc, inputs, identity,
                             _preset_dir(base)))

@@ -40,6 +40,7 @@ from torch import Tensor
 
 from renderer.atomic import check_writable, sha256_file
 from renderer.augment import AugmentConfig, augment_batch, face_masks
+from renderer.occluders import occluder_bank, paste_occluders
 from renderer.errors import InputError, ModelError, TrainingError, closest
 from renderer.faceset import INDEX_NAME, Faceset, load_faceset
 from renderer.checkpoint import holds_model, model_files
@@ -95,6 +96,7 @@ class TrainConfig:
     holdout: int | None = None  # every Nth face kept out of training to measure quality (None: 0, or the model's own)
     target_ssim: float | None = None  # stop once every held-out SSIM reaches this
     threads: int | None = None  # CPU threads (None: torch's default, or the model's own on --resume); restored afterwards
+    occluder_photos: tuple[str, ...] = ()  # photos (files or folders) without faces: textures for augment.occluders
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ _PRESET_SCALARS: dict[str, type | tuple[type, ...]] = {
     "model": str, "iterations": int, "minutes": (int, float), "batch": int, "lr": (int, float),
     "beta1": (int, float), "beta2": (int, float), "seed": int, "save_every": int, "learn_mask": bool,
     "device": str, "name_a": str, "name_b": str, "preview_faces": int, "threads": int, "holdout": int,
-    "target_ssim": (int, float),
+    "target_ssim": (int, float), "occluder_photos": str,
 }
 _PRESET_NESTED = {"augment": AugmentConfig, "loss": LossConfig}
 
@@ -136,7 +138,10 @@ def load_train_preset(path: Path | str) -> dict[str, Any]:
         raise InputError(f"--preset {path}: not readable YAML ({err})") from err
     if not isinstance(data, dict) or "train" not in data:
         raise InputError(f"--preset {path}: has no `train:` section (top-level keys: {list(data or {})})")
-    return parse_train_section(data["train"], str(path))
+    values = parse_train_section(data["train"], str(path))
+    if "occluder_photos" in values:  # relative to the preset's folder, like the preset's other paths
+        values["occluder_photos"] = tuple(str(path.parent / Path(p).expanduser()) for p in values["occluder_photos"])
+    return values
 
 
 def parse_train_section(section: Any, where: str) -> dict[str, Any]:
@@ -163,7 +168,7 @@ def parse_train_section(section: Any, where: str) -> dict[str, Any]:
                 raise InputError(f"{where}: train.{key} must be a {names}, got {value!r}")
             if isinstance(value, float) and not math.isfinite(value):  # NaN passes every < and > test
                 raise InputError(f"{where}: train.{key} must be a finite number, got {value!r}")
-            out[key] = value
+            out[key] = (value,) if key == "occluder_photos" else value
         else:
             raise InputError(f"{where}: unknown key train.{key} (allowed: {', '.join(allowed)}){closest(str(key), allowed)}")
     return out
@@ -191,6 +196,12 @@ def check_train_config(cfg: TrainConfig) -> None:
         raise InputError(f"lr must be in (0, 1), got {cfg.lr}")
     if not (0 <= cfg.beta1 < 1 and 0 <= cfg.beta2 < 1):
         raise InputError(f"Adam betas must be in [0, 1), got {cfg.beta1}, {cfg.beta2}")
+    if not 0 <= cfg.augment.occluders <= 1:
+        raise InputError(f"augment.occluders is the probability that a face gets an occluder: a number from 0 to 1, "
+                         f"got {cfg.augment.occluders}")
+    if cfg.augment.occluders > 0 and not cfg.learn_mask:
+        raise InputError("augment.occluders teaches the learned mask to leave occluders out: it needs learn_mask: true "
+                         "(--learn-mask)")
     validate_rights(cfg.rights, "doppel train --rights")
 
 
@@ -500,6 +511,7 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
     size = mcfg.input_size
     faces_a, masks_a, held_a = split_holdout(*(t.to(device) for t in load_training_faces(fa, size)), holdout)
     faces_b, masks_b, held_b = split_holdout(*(t.to(device) for t in load_training_faces(fb, size)), holdout)
+    bank = occluder_bank(cfg.occluder_photos, size) if cfg.augment.occluders > 0 else None
     if cfg.target_ssim is not None and not (len(held_a) or len(held_b)):
         raise InputError(f"--target-ssim needs held-out faces: --holdout {holdout or 'is not set'}, and facesets of "
                          f"{len(fa)} (A) and {len(fb)} (B) faces hold none out (set --holdout N, N <= faces)")
@@ -567,6 +579,9 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
                     ib = torch.randint(len(faces_b), (batch,), generator=gen).to(device)
                     warped_a, target_a, tmask_a = augment_batch(faces_a[ia], masks_a[ia], cfg.augment, gen)
                     warped_b, target_b, tmask_b = augment_batch(faces_b[ib], masks_b[ib], cfg.augment, gen)
+                    if cfg.augment.occluders > 0:
+                        warped_a, tmask_a = paste_occluders(warped_a, tmask_a, cfg.augment.occluders, gen, bank)
+                        warped_b, tmask_b = paste_occluders(warped_b, tmask_b, cfg.augment.occluders, gen, bank)
                     with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                         pred_a, pred_b = forward_pair(model, warped_a, warped_b)
                         loss_a = swap_loss(pred_a, target_a, tmask_a, cfg.loss)

@@ -12,6 +12,7 @@ import numpy as np
 from renderer.colour import transfer_colour
 from renderer.composite.grain import RING, add_detail, grain_levels, haar_hh, match_grain, ring_region
 from renderer.composite.masks import face_mask, landmarks_to_crop
+from renderer.composite.occlusion import apply_holdout
 from renderer.composite.settings import CompositeSettings, _check_affine, _check_crop, _check_frame, _check_mask, _describe
 from renderer.errors import InputError
 
@@ -126,6 +127,7 @@ def paste_face(
     original_crop: np.ndarray | None = None,
     colour: ColourManagement | None = None,
     seed: Sequence[int] | int = 0,
+    holdout: np.ndarray | None = None,
 ) -> Patch | None:
     """Blend one swapped face into `frame` in place; the working part of `composite`.
 
@@ -133,6 +135,9 @@ def paste_face(
         ..white, e.g. a deep source's face box from `media.read_box`, frame_from_crop then mapping
         into that box), blended and kept in float32: no 8-bit step anywhere inside the mask.
     swapped_crop, frame_from_crop, crop_mask, original_crop: as for `composite`.
+    holdout: (h, w) float32 [0, 1] hold-out matte over the same pixels as `frame` (the whole frame,
+        or the deep box `frame` is): blend alpha *= (1 - holdout), so a pixel it covers fully is
+        left as it was.
     colour: managed colour (`renderer.colour_management`): `frame` is in its source space,
         `swapped_crop` and `original_crop` in its working space; the face's box is converted
         to the working space, colour-matched and blended there, and converted back. Pixels
@@ -172,6 +177,8 @@ def paste_face(
     box_from_crop = _box_from_crop(m, box)
     dsize = (x1 - x0, y1 - y0)
     alpha = cv2.warpAffine(crop_mask, box_from_crop, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if holdout is not None:
+        alpha = apply_holdout(alpha, _check_holdout(holdout, frame.shape[:2])[y0:y1, x0:x1])
     # The source's grain around the face, in 8-bit levels (a deep frame is 0..1).
     levels = _ring_levels(frame, crop_mask, m, box, colour) if settings.grain == "match" else None
     if frame.dtype == np.float32:
@@ -204,6 +211,13 @@ def paste_face(
     if colour is not None:  # the matte pass's plate is laid over the source: in the source's space
         face = colour.to_source(face * np.float32(1.0 / 255.0)) * np.float32(255.0)
     return Patch(x0, y0, changed > 0, alpha, face)
+
+
+def _check_holdout(holdout: object, frame_hw: tuple[int, int]) -> np.ndarray:
+    if not isinstance(holdout, np.ndarray) or holdout.shape != frame_hw or holdout.dtype != np.float32:
+        raise InputError(f"composite: holdout must be a {frame_hw} float32 matte in [0, 1] (the frame's size); "
+                         f"got {_describe(holdout)}")
+    return holdout
 
 
 def _paste_deep(region: np.ndarray, swapped_crop: np.ndarray, box_from_crop: np.ndarray, alpha: np.ndarray,

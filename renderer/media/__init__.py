@@ -24,6 +24,8 @@ The package is split by job, and every name is importable from `renderer.media`:
     sequence.py image sequences (EXR, DPX, TIFF, PNG): patterns, probe, per-file decode, frame-list hashes
     sequence_write.py  SequenceWriter (atomic, one folder per sequence; EXR through openexr)
     matte.py    MatteWriter: the matte pass (blend mask, face plate) as ProRes 4444 clips with alpha
+    holdout.py  hold-out mattes (alpha or grey clips per shot, an occlusion input): checked against the shot,
+                decoded beside it
 """
 
 from renderer.errors import InputError, MediaError  # noqa: F401  (re-exported for callers)
@@ -93,3 +95,4 @@ from renderer.media.splice import (  # noqa: F401
     gop_spans,
     splice,
 )
+from renderer.media.holdout import check_matte, matte_to_array, read_matte  # noqa: F401

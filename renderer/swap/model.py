@@ -27,6 +27,7 @@ class SwapModel:
         self.config = self.card.config
         self.size = int(self.config.input_size)
         self.decoder = "b" if direction == "a2b" else "a"
+        self.source_decoder = "a" if self.decoder == "b" else "b"  # the person in the frame, rebuilt
         self.learns_mask = bool(self.config.learn_mask)
 
     def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -44,5 +45,29 @@ class SwapModel:
                 if mask_out is not None:
                     mask_out[lo:lo + len(part)] = y[: len(part), 3].numpy()
         return rgb_out, mask_out
+
+    def swap_and_rebuild(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None]:
+        """(swapped, learned mask, rebuilt, rebuilt's learned mask): the swap as `__call__`, plus
+        the same crops through the source person's own decoder (A->A for a2b), for finding
+        occluders (`renderer.composite.occlusion`). One encoder pass feeds both decoders:
+        the cost over `__call__` is one decoder pass. Shapes as for `__call__`."""
+        n = len(crops)
+        outs = [np.empty((n, self.size, self.size, 3), np.float32) for _ in range(2)]
+        masks = [np.empty((n, self.size, self.size), np.float32) if self.learns_mask else None for _ in range(2)]
+        decoders = (self.model.decoder_a, self.model.decoder_b)
+        with torch.inference_mode():
+            for lo in range(0, n, MODEL_BATCH):
+                part = crops[lo:lo + MODEL_BATCH]
+                batch = np.zeros((MODEL_BATCH, self.size, self.size, 3), np.uint8)
+                batch[: len(part)] = part
+                x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)  # (B, 3, S, S)
+                z = self.model.encoder(x)  # (B, C, 8, 8)
+                for k, name in enumerate((self.decoder, self.source_decoder)):
+                    y = decoders[name == "b"](z).float().cpu()  # (B, 3|4, S, S) in [0, 1]
+                    outs[k][lo:lo + len(part)] = y[: len(part), :3].permute(0, 2, 3, 1).numpy()
+                    m = masks[k]
+                    if m is not None:
+                        m[lo:lo + len(part)] = y[: len(part), 3].numpy()
+        return outs[0], masks[0], outs[1], masks[1]
 
 

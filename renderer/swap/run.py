@@ -115,6 +115,9 @@ def render_range(
     if out.resolve() == src.resolve():
         raise InputError(f"output {out} is the source itself; the source is never written")
     ranges = sorted((max(lo, 0), min(hi, info.frames - 1)) for lo, hi in swap_ranges if hi >= lo)
+    holdout_info = (media.check_matte(settings.holdout, frames=info.frames, width=info.width, height=info.height,
+                                      shot=src)
+                    if settings.holdout is not None else None)  # a hold-out matte that does not fit fails before any work
     swap_model = model or SwapModel(model_dir, settings.direction, settings.device)
     stats = SwapStats()
     matrix, rng = media.effective_color(info, info.width, info.height, info.pix_fmt)
@@ -151,6 +154,9 @@ def render_range(
         return _END
 
     def decode() -> None:
+        # The hold-out matte is decoded frame by frame beside the source (same indices).
+        holdouts = (media.read_matte(settings.holdout, start, decode_to, holdout_info)
+                    if settings.holdout is not None else None)
         try:
             t = time.perf_counter()
             for i, frame in media.read_av_frames(src, start, decode_to, info):
@@ -158,13 +164,20 @@ def render_range(
                 # with the face work (swscale runs without the GIL).
                 swap = _in_ranges(i, ranges) is not None
                 rgb = media.frame_to_rgb(frame, matrix, rng) if swap else None
+                holdout = None
+                if holdouts is not None:
+                    j, holdout_frame = next(holdouts)
+                    assert j == i, f"hold-out matte frame {j} decoded beside source frame {i}"
+                    holdout = media.matte_to_array(holdout_frame) if swap else None
                 stats.seconds["decode"] += time.perf_counter() - t
-                if not put(decoded, (i, frame, swap, rgb)):
+                if not put(decoded, (i, frame, swap, rgb, holdout)):
                     return
                 t = time.perf_counter()
         except BaseException as err:  # handed to the calling thread, which raises it
             errors.append(err)
         finally:
+            if holdouts is not None:
+                holdouts.close()  # closes the hold-out matte's container
             put(decoded, _END)
 
     def encode() -> None:
@@ -214,10 +227,10 @@ def render_range(
             item = take(decoded)
             if item is _END:
                 break
-            i, frame, swap, rgb = item
+            i, frame, swap, rgb, holdout = item
             if errors:
                 break
-            emit(swapper.push(i, frame, swap=swap, emit=first <= i <= last, rgb=rgb))
+            emit(swapper.push(i, frame, swap=swap, emit=first <= i <= last, rgb=rgb, holdout=holdout))
         if not errors:
             emit(swapper.flush())
     except BaseException as err:
