@@ -136,8 +136,8 @@ def main() -> int:
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         *rows,
         "",
-        f"Log swap vs Rec.709 swap, mean display error — goal: <= {GOAL:g} code values "
-        f"{'met' if worst <= GOAL else 'NOT met'} ({worst:.2f} worst space)",
+        f"Mean display error of a log swap vs the Rec.709 swap (worst source space) Goal: <= {GOAL:g} code "
+        f"values: {'met' if worst <= GOAL else 'NOT met'} ({worst:.2f})",
         "",
     ])
     write_text_atomic(ROOT / "bench" / "results" / "colour.md", text)

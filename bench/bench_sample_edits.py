@@ -47,15 +47,17 @@ def _cell(text: str) -> str:
 def _section(args: argparse.Namespace, words: list[str], edits: list[Path], rows: list[str], bad: int,
              total: float) -> str:
     command = "`.venv/bin/python bench/bench_sample_edits.py" + (f" --only {args.only}" if words else "") + (
-        f" --skip {args.skip}" if args.skip != SKIP else "") + (
+        f" --skip {args.skip or chr(34) * 2}" if args.skip != SKIP else "") + (
         f" --frame-budget {args.frame_budget}`" if args.frame_budget != 300 else "`")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     done = len(rows)
     partial = "" if done == len(edits) else f" (partial: {done} of {len(edits)} walked so far)"
     text = "\n".join([
         "## Conformance walk: the OTIO adapters' sample edits (issue 15)",
         "",
         f"Command: {command} on {platform.machine()} {os.cpu_count()}-core CPU, Python {platform.python_version()} "
-        f"(shared with other jobs while measured); {done} edits in {total:.0f} s{partial}.",
+        f"(shared with other jobs while measured: 1-minute load average {args.load_start:.1f} at the start, "
+        f"{load:.1f} at the last edit); {done} edits in {total:.0f} s{partial}.",
         "Each edit: numbered 96x54 media per media reference, the video clips marked FACESWAP in the file's own "
         f"syntax (all of them, or where an edit shows more than {args.frame_budget} frames, the clips of the media "
         "that show the fewest, up to that many), `doppel render --dry-run`, the render (demo model, h264, handles 3), both return "
@@ -83,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                              "frames (rendering runs at a few frames/s on a shared 2-core machine); 0 = mark all")
     parser.add_argument("--keep", type=Path, help="keep each edit's work folder (media, marked edit, renders) here")
     args = parser.parse_args(argv)
+    args.load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     words = [w for w in args.only.split(",") if w]
     out = args.out or (None if words else RESULT)
     os.environ.setdefault("DOPPEL_KEYS_DIR", tempfile.mkdtemp(prefix="doppel-no-keys-"))  # unsigned, hermetic
@@ -107,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         outcome = "OK" if not result.problems else "; ".join(p[:220] for p in result.problems[:3]) + (
             f" (+{len(result.problems) - 3} more)" if len(result.problems) > 3 else "")
         if result.note:
-            outcome = f"{outcome} ({result.note[:160]})"
+            outcome = f"{outcome} ({result.note[:300]})"
         refused = ", ".join(f"{k}: {v[:80]}" for k, v in result.refused.items()) or "-"
         rows.append(f"| {edit_id(path)} | {result.marks} | {result.media} | {result.frames_checked} | "
                     f"{_cell(refused)} | {_cell(outcome)} | {seconds:.1f} |")

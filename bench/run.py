@@ -50,6 +50,7 @@ QUICK_ARGS: dict[str, list[str]] = {
     "quality": ["--frames", "24", "--every", "4"],
     "swap": ["--frames", "24", "--long", "240"],
     "train": ["--steps", "4", "--warmup", "1"],
+    "occlusion": ["--models", "demo"],
 }
 
 
@@ -206,7 +207,19 @@ def _generic(topic: str) -> Extractor:
     return extract
 
 
+def _occlusion(text: str) -> list[Figure]:
+    """The chosen default mode's occluder IoU on the models trained here (bench_occlusion.py's table)."""
+    rows = []
+    for m in re.finditer(r"^\| (demo|plain|occ) \| (\w+) \| \*\*([\d.]+)\*\* \|", text, re.MULTILINE):
+        model, mode, iou = m.group(1), m.group(2), float(m.group(3))
+        if mode in ("reconstruction", "learned"):
+            rows.append(Figure("occlusion", f"occluder IoU, occlusion={mode}, model {model}", f"{iou:.3f}", ">= 0.9",
+                               "met" if iou >= 0.9 else "NOT met"))
+    return rows or [Figure("occlusion", "occluder IoU", "?", ">= 0.9", "not measured")]
+
+
 EXTRACTORS: dict[str, Extractor] = {
+    "occlusion": _occlusion,
     "faces": _faces, "sample_edits": _sample_edits, "media": _media, "swap": _swap, "train": _train, "render": _render, "farm": _farm,
     "quality": _quality, "matte": _matte,
     "deep": _deep,

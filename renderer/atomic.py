@@ -161,7 +161,23 @@ def check_writable(path: Path, what: str, *, is_dir: bool = False) -> None:
 
 def check_new_output(out: Path, what: str, *, force: bool) -> None:
     """`check_writable`, and InputError when `out` exists and not `force` (nothing is replaced by
-    surprise); then clears what a killed earlier writer of `out` left beside it."""
+    surprise); then clears what a killed earlier writer of `out` left beside it.
+
+    An image sequence pattern (out/shot/shot.%04d.exr) is written as its own folder: that folder
+    must be new or empty; `force` replaces it only when it holds nothing but one sequence."""
+    from renderer.media.sequence import is_sequence_path, parse_sequence
+    from renderer.media.sequence_write import replace_sequence_folder
+
+    if is_sequence_path(out) and not Path(out).is_dir():
+        folder = parse_sequence(out).folder
+        check_writable(folder, what, is_dir=True)
+        if folder.is_dir() and any(folder.iterdir()):
+            if not force:
+                raise InputError(f"{what} {out}: the folder {folder} already exists and is not empty; pass --force "
+                                 f"to replace the sequence in it, or give a new folder")
+            replace_sequence_folder(folder)
+        remove_stale_partials(folder)
+        return
     check_writable(out, what)
     if Path(out).exists() and not force:
         raise InputError(f"{what} {out} already exists; pass --force to replace it")

@@ -28,7 +28,9 @@ from torch import Tensor
 class AugmentConfig:
     """rotation: max degrees; zoom, shift: max fractions of the crop; flip: probability;
     warp: std of the 5x5 control-point offsets in normalised [-1, 1] units (0.05 ~ the
-    original's 5 px on a 160 px face); lab_l, lab_ab: max Lab shifts (L in 0..100).
+    original's 5 px on a 160 px face); lab_l, lab_ab: max Lab shifts (L in 0..100);
+    occluders: probability that a face gets a random occluder pasted over its input, cut out
+    of its target masks (`renderer.occluders`; needs `learn_mask`), 0 = off.
     """
 
     rotation: float = 10.0
@@ -38,6 +40,7 @@ class AugmentConfig:
     warp: float = 0.05
     lab_l: float = 8.0
     lab_ab: float = 6.0
+    occluders: float = 0.0
 
 
 # ---------------------------------------------------------------- masks from landmarks

@@ -102,13 +102,24 @@ class ExtractSummary:
 
 def expand_sources(sources: list[Path]) -> tuple[list[Path], list[dict[str, Any]]]:
     """Files to read (sorted within folders) and rejects for files in folders that are neither image nor video."""
-    missing = [str(s) for s in sources if not Path(s).exists()]
+    from renderer.media.sequence import folder_sequences, is_sequence_path
+
+    # An image sequence is one source, read like a video: a pattern (shot.%04d.exr), or a folder that
+    # holds one sequence of EXR or DPX frames (which are no stills OpenCV reads).
+    missing = [str(s) for s in sources if not Path(s).exists() and not is_sequence_path(s)]
     if missing:
         raise InputError(f"source not found: {', '.join(missing)} (give images, folders of images, or videos)")
     files: list[Path] = []
     rejects: list[dict[str, Any]] = []
     for src in map(Path, sources):
-        if src.is_dir():
+        found = folder_sequences(src) if src.is_dir() else []
+        if not src.is_dir() and is_sequence_path(src):
+            files.append(src)
+        elif len(found) == 1 and found[0].suffix.lower() in (".exr", ".dpx") and all(
+                p.name in {f.name for f in found[0].scan().values()} or p.name.startswith(".") or p.is_dir()
+                for p in src.iterdir()):
+            files.append(found[0].printf)
+        elif src.is_dir():
             for p in sorted(q for q in src.rglob("*") if q.is_file() and not q.name.startswith(".")):
                 if p.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS:
                     files.append(p)
@@ -148,6 +159,21 @@ def _reference(path: Path) -> np.ndarray:
     if emb is None:
         raise InputError(f"--identity {path}: no face found in the reference image")
     return emb
+
+
+def _is_sequence(path: Path) -> bool:
+    from renderer.media.sequence import is_sequence_path
+
+    return is_sequence_path(path)
+
+
+def _source_sha256(path: Path) -> str:
+    """A file's SHA-256; for an image sequence one hash over all its frames in order."""
+    if _is_sequence(path):
+        from renderer.media.sequence import parse_sequence, sequence_sha256
+
+        return sequence_sha256(parse_sequence(path))
+    return sha256_file(path)
 
 
 def _frames(path: Path, settings: ExtractSettings, tracker_fps: list[float]) -> Iterator[tuple[int, np.ndarray]]:
@@ -225,7 +251,7 @@ def extract(
     bar = tqdm(files, desc="extract", unit="file", disable=not progress, dynamic_ncols=True)
     for path in bar:
         try:
-            sha = sha256_file(path)
+            sha = _source_sha256(path)
         except OSError as err:
             bad.append({"source": str(path), "frame": None, "reason": f"unreadable: {err.strerror}"})
             rejects.append(bad[-1])
@@ -233,7 +259,8 @@ def extract(
         if sha in done_shas:
             skipped += 1
             continue
-        kind = "video" if path.suffix.lower() in VIDEO_EXTS else "image"
+        kind = ("video" if path.suffix.lower() in VIDEO_EXTS else
+                "sequence" if _is_sequence(path) else "image")
         new_records: list[FaceRecord] = []
         source_rejects: list[dict[str, Any]] = []
         hashes: list[int] = []

@@ -21,6 +21,7 @@ Decisions:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -39,6 +40,7 @@ from renderer.presets import Preset, load_preset, preset_sha256
 from renderer.timeline import (
     MarkedClip, RefusedClip, clip_presets, find_jobs, marked_elsewhere, read_timelines, return_edit_paths,
 )
+from renderer.media.sequence import SEQUENCE_KINDS, SequencePattern, parse_sequence
 from renderer.timeline.read import MOVIE_SUFFIXES
 
 SOFTWARE = f"doppel {__version__}"
@@ -92,20 +94,31 @@ class ClipJob:
 
     @property
     def sidecar(self) -> Path:
+        if self.is_sequence:  # beside the sequence's folder, which holds nothing but its frames
+            return self.output.parent.with_name(self.output.parent.name + INPUTS_SUFFIX)
         return self.output.with_name(self.output.name + INPUTS_SUFFIX)
 
     @property
+    def is_sequence(self) -> bool:
+        """True when the output is an image sequence (a pattern in its own folder)."""
+        return self.clip.media_path.suffix.lower() in SEQUENCE_KINDS and "%" in self.output.name
+
+    @property
     def passes(self) -> dict[str, Path]:
-        """The matte pass clips the preset asks for beside the output: {"matte": path, "plate": path}."""
+        """The matte pass clips the preset asks for beside the output: {"matte": path, "plate": path}.
+        None for an image sequence (`plan_render` refuses a matte pass for one)."""
         from renderer.media.matte import matte_paths
 
+        if self.is_sequence:
+            return {}
         matte, plate = matte_paths(self.output)
         out = self.preset.output
         return {k: p for k, p, wanted in (("matte", matte, out.matte), ("plate", plate, out.plate)) if wanted}
 
     def up_to_date(self) -> dict[str, Any] | None:
         """The recorded clip entry when the output exists and was rendered from the same inputs, else None."""
-        if not (self.output.is_file() and self.sidecar.is_file()):
+        exists = self.output.parent.is_dir() if self.is_sequence else self.output.is_file()
+        if not (exists and self.sidecar.is_file()):
             return None
         try:
             record = json.loads(self.sidecar.read_text("utf-8"))
@@ -114,7 +127,7 @@ class ClipJob:
         if not isinstance(record, dict) or record.get("inputs_sha256") != self.inputs_sha256:
             return None
         entry = record.get("entry")
-        if not isinstance(entry, dict) or entry.get("output", {}).get("sha256") != sha256_file(self.output):
+        if not isinstance(entry, dict) or entry.get("output", {}).get("sha256") != media_sha256(self.output):
             return None
         for kind, path in self.passes.items():  # a matte deleted or changed since: render again
             recorded = entry["output"].get(kind)
@@ -190,8 +203,35 @@ def _signing(preset: Preset, env: Mapping[str, str], base_dir: Path | None) -> A
     return resolve_signing_identity(mapping, env, base_dir=base_dir)
 
 
+def media_sha256(path: Path) -> str:
+    """SHA-256 of a media file; of an image sequence, one hash over all its frames in order."""
+    from renderer.media.sequence import is_sequence_path, parse_sequence, sequence_sha256
+
+    if is_sequence_path(path):
+        return sequence_sha256(parse_sequence(path))
+    return sha256_file(path)
+
+
+def _holdout_path(clip_preset: Preset, base: Preset, mc: MarkedClip, edit_dir: Path) -> Path | None:
+    """The clip's hold-out matte, absolute: a marker's `holdout=` relative to the edit's folder (like its
+    media), a preset's `occlusion_matte` relative to the preset's folder (else the working directory)."""
+    if not clip_preset.occlusion_matte:
+        return None
+    given = Path(clip_preset.occlusion_matte).expanduser()
+    if given.is_absolute():
+        return given
+    if {"holdout", "occlusion_matte"} & set(mc.overrides):
+        return edit_dir / given
+    folder = _preset_dir(base)
+    return (folder / given) if folder and (folder / given).exists() else Path.cwd() / given
+
+
 def _source_fingerprint(path: Path) -> dict[str, Any]:
+    from renderer.media.sequence import is_sequence_path, parse_sequence, sequence_fingerprint
     from renderer.otioz import member_name
+
+    if is_sequence_path(path):
+        return sequence_fingerprint(parse_sequence(path))
 
     st = path.stat()
     # Media an .otioz carries is unpacked afresh on every run: name it by its place in the bundle.
@@ -270,6 +310,13 @@ def plan_render(
                 problems.append(ref)
             continue
         try:
+            holdout = _holdout_path(clip_preset, base, mc, edit_dir)
+            if holdout is not None:  # refused here, with the other problems, before any clip renders
+                from renderer.media import check_matte, probe
+
+                info = probe(mc.media_path)
+                check_matte(holdout, frames=info.frames, width=info.width, height=info.height, shot=mc.media_path)
+                clip_preset = dataclasses.replace(clip_preset, occlusion_matte=str(holdout))
             identity = _signing(clip_preset, env, _preset_dir(base))
             out = clip_preset.output
             check_codec = resolve_codec(out.codec)
@@ -285,11 +332,23 @@ def plan_render(
             used_names[output] += 1
             output = output.with_name(f"{Path(name).stem}-{used_names[output]}{output.suffix}")
         used_names.setdefault(output, 1)
-        try:
-            check_output(output, check_codec)
-        except InputError as err:
-            problems.append(InputError(f"{where}: preset output {out.codec} in {out.container}: {err}"))
-            continue
+        if mc.media_path.suffix.lower() in SEQUENCE_KINDS and "%" in mc.media_path.name:
+            # An image sequence comes back as the same kind of sequence, with the source's frame
+            # numbers and padding, in its own folder named like a movie output would be.
+            src = parse_sequence(mc.media_path)
+            stem = output.stem
+            output = output.parent / stem / SequencePattern(Path(), f"{stem}.", src.suffix, src.padding).printf.name
+            if out.matte or out.plate:
+                problems.append(InputError(f"{where}: preset output.matte/plate: a matte pass for an image sequence "
+                                           f"is not supported yet (its media is {mc.media_path.name}); turn it off "
+                                           f"for this clip"))
+                continue
+        else:
+            try:
+                check_output(output, check_codec)
+            except InputError as err:
+                problems.append(InputError(f"{where}: preset output {out.codec} in {out.container}: {err}"))
+                continue
         first, last = mc.with_handles(clip_preset.handles)
         tc = shift_timecode(mc.media_timecode, first, mc.rate) if mc.media_timecode else None
         p_hash = preset_sha256(clip_preset)
@@ -302,6 +361,7 @@ def plan_render(
             "weights_sha256": ref.weights_sha256,
             "preset_sha256": p_hash,
             "signing": identity_fingerprint(identity),  # a first or new key makes the re-run sign
+            **({"occlusion_matte": _source_fingerprint(holdout)} if holdout is not None else {}),  # a new roto re-renders
         }
         jobs.append(ClipJob(index, mc, clip_preset, p_hash, ref, first, last, output, tc, inputs, identity,
                             _preset_dir(base)))

@@ -119,6 +119,13 @@ FIELDS: dict[str, Field] = {
     "mask.kind": Field("enum", "hull", ("hull", "ellipse", "learned", "hull+learned"), help="swap mask"),
     "mask.erode": Field("float", 0.02, minimum=0.0, maximum=0.5, help="mask erosion, fraction of face size"),
     "mask.feather": Field("float", 0.05, minimum=0.0, maximum=0.5, help="mask feather, fraction of face size"),
+    "occlusion": Field("enum", "reconstruction", ("learned", "reconstruction", "matte", "off"),
+                       help="what stands in front of the face stays there: reconstruction (A->A rebuild "
+                            "disagrees), learned (the model's occlusion-trained mask), matte (hold-out matte "
+                            "only), off"),
+    "occlusion_matte": Field("path", None, nullable=True,
+                             help="hold-out matte clip for the shot (alpha or grey, one frame per source frame, "
+                                  "same size); always respected, whatever `occlusion` says"),
     "colour": Field("enum", "rct", ("none", "mean", "rct", "histogram"), help="colour transfer to the target"),
     "blend": Field("enum", "alpha", ("alpha", "poisson"), help="paste-back blending"),
     "grain": Field("enum", "match", ("off", "match"),
@@ -162,6 +169,7 @@ GROUPS = ("mask", "smoothing", "output", "output.color", "colour_management", "s
 ALIASES: dict[str, str] = {
     "color": "colour",
     "mask": "mask.kind",
+    "holdout": "occlusion_matte",
     "erode": "mask.erode",
     "feather": "mask.feather",
     "temporal": "smoothing.temporal",
@@ -272,6 +280,8 @@ class Preset:
     identity: str | None
     direction: str
     mask: MaskSettings
+    occlusion: str
+    occlusion_matte: str | None
     colour: str
     blend: str
     grain: str
@@ -490,6 +500,7 @@ def _build(flat: dict[str, Any], *, name: str, source: str, where: str,
         detector=flat["detector"], landmarks=flat["landmarks"], faces=flat["faces"],
         identity=flat["identity"], direction=flat["direction"],
         mask=MaskSettings(flat["mask.kind"], flat["mask.erode"], flat["mask.feather"]),
+        occlusion=flat["occlusion"], occlusion_matte=flat["occlusion_matte"],
         colour=flat["colour"], blend=flat["blend"], grain=flat["grain"], detail=flat["detail"],
         smoothing=SmoothingSettings(flat["smoothing.landmarks"], flat["smoothing.temporal"], flat["smoothing.colour"]),
         handles=flat["handles"], detect_every=flat["detect_every"], min_face=flat["min_face"],

@@ -96,6 +96,10 @@ def make_claim(source: Path, *, model_name: str, identities: Sequence[str], mode
                preset_sha256: str | None = None, source_sha256: str | None = None) -> SwapClaim:
     """Validate and freeze a claim; hashes `source` unless its `source_sha256` is given."""
     source = Path(source)
+    if source_sha256 is None and _is_sequence(source):
+        from renderer.media.sequence import parse_sequence, sequence_sha256
+
+        source_sha256 = sequence_sha256(parse_sequence(source))  # one hash over every frame, in order
     if source_sha256 is None:
         if not source.is_file():
             raise InputError(f"provenance: source media {str(source)!r} does not exist")
@@ -210,6 +214,10 @@ def sign_media(path: Path, claim: SwapClaim, identity: SigningIdentity | None,
     """
     path = Path(path)
     final = Path(final) if final is not None else path
+    if _is_sequence(path):  # an image sequence: one sidecar over all its frames
+        from renderer.sequence_provenance import sign_sequence
+
+        return sign_sequence(path, claim, identity, final=final)
     if not path.is_file():
         raise InputError(f"sign: media {str(path)!r} does not exist")
     if identity is None:
@@ -261,12 +269,44 @@ def sign_media(path: Path, claim: SwapClaim, identity: SigningIdentity | None,
 
 class SignedOutput:
     """The temporary file an output is written to (`tmp`), and after the `with` block the signed
-    result (`result`). See `signed_output`."""
+    result (`result`). See `signed_output`.
+
+    For an image sequence (`final` a pattern such as out/shot/shot.%04d.exr) `tmp` is the same
+    pattern in a hidden folder beside the final one; the frames and their sidecar are published
+    together by renaming that folder."""
 
     def __init__(self, final: Path) -> None:
         self.final = Path(final)
-        self.tmp = temp_path_for(self.final)
+        self.folder: Path | None = None  # the temporary folder of a sequence
+        if _is_sequence(self.final):
+            self.folder = temp_path_for(self.final.parent)
+            self.tmp = self.folder / self.final.name
+        else:
+            self.tmp = temp_path_for(self.final)
         self.result: SignResult | None = None
+
+    def publish(self) -> None:
+        if self.folder is None:
+            os.replace(self.tmp, self.final)
+            return
+        final_folder = self.final.parent
+        if final_folder.is_dir() and not any(final_folder.iterdir()):
+            final_folder.rmdir()
+        os.replace(self.folder, final_folder)  # fails (nothing lost) when a non-empty folder is there
+
+    def discard(self) -> None:
+        if self.folder is not None:
+            import shutil
+
+            shutil.rmtree(self.folder, ignore_errors=True)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
+def _is_sequence(path: Path) -> bool:
+    from renderer.media.sequence import is_sequence_path
+
+    return is_sequence_path(path)
 
 
 @contextlib.contextmanager
@@ -286,12 +326,13 @@ def signed_output(final: Path, claim: SwapClaim, identity: SigningIdentity | Non
     target.final.parent.mkdir(parents=True, exist_ok=True)
     try:
         yield target
-        if not target.tmp.is_file():
+        written = (target.folder is not None and target.folder.is_dir()) or target.tmp.is_file()
+        if not written:
             raise ProvenanceError(f"sign {target.final}: nothing was written to {target.tmp.name}")
         target.result = sign_media(target.tmp, claim, identity, source=source, final=target.final)
-        os.replace(target.tmp, target.final)
+        target.publish()
     finally:
-        target.tmp.unlink(missing_ok=True)
+        target.discard()
 
 
 def _mime_guess(name: str) -> str:
@@ -299,8 +340,9 @@ def _mime_guess(name: str) -> str:
     return EMBEDDED_FORMATS.get(suffix) or {".mxf": "application/mxf"}.get(suffix, "application/octet-stream")
 
 
-def _sign_sidecar(builder: Any, signer: Any, media: Path) -> bytes:
-    """Raw manifest store bound to `media` by a `c2pa.hash.data` over all its bytes.
+def _sign_sidecar(builder: Any, signer: Any, media: Path, stream: Any = None) -> bytes:
+    """Raw manifest store bound to `media` by a `c2pa.hash.data` over all its bytes (or over the
+    bytes of `stream`, a binary file object standing for it: a sequence's frame list).
 
     c2pa-python 0.38 wraps no data-hashed signing call, so this uses the SDK's own C entry
     points (`c2pa_builder_data_hashed_placeholder`, `c2pa_builder_sign_data_hashed_embeddable`)
@@ -324,13 +366,13 @@ def _sign_sidecar(builder: Any, signer: Any, media: Path) -> bytes:
     lib.c2pa_free(out)
     out = ctypes.POINTER(ctypes.c_ubyte)()
     data_hash = json.dumps({"exclusions": [], "name": "jumbf manifest", "alg": "sha256", "hash": [], "pad": []})
-    with open(media, "rb") as fh:
-        stream = native.Stream(fh)
+    with (contextlib.nullcontext(stream) if stream is not None else open(media, "rb")) as fh:
+        wrapped = native.Stream(fh)
         try:
             size = sign(builder._handle, signer._handle, data_hash.encode(), b"application/c2pa",
-                        stream._stream, ctypes.byref(out))
+                        wrapped._stream, ctypes.byref(out))
         finally:
-            stream.close()
+            wrapped.close()
     if size < 0 or not out:
         raise ProvenanceError(f"sidecar signing for {media}: {native._read_native_error()}")
     try:
@@ -422,8 +464,13 @@ def verify_media(path: Path, trust_pem: Path | None = None, manifest_path: Path 
     import c2pa
 
     path = Path(path)
+    if _is_sequence(path):  # a sequence pattern, or a folder holding one
+        from renderer.sequence_provenance import verify_sequence
+
+        return verify_sequence(path, trust_pem, manifest_path)
     if path.is_dir():
-        raise InputError(f"verify: {str(path)!r} is a folder; give a media file (verify one file at a time)")
+        raise InputError(f"verify: {str(path)!r} is a folder with no image sequence in it; give a media file or "
+                         f"a sequence (its folder, or a pattern such as shot.%04d.exr)")
     if not path.is_file():
         raise InputError(f"verify: media {str(path)!r} does not exist")
     if manifest_path is not None and not Path(manifest_path).is_file():

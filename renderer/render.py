@@ -43,7 +43,7 @@ from typing import Any
 from renderer.atomic import remove_stale_partials, sha256_file, write_json_atomic
 from renderer.errors import DoppelError, InputError
 from renderer.plan import (
-    RENDER_JSON, SOFTWARE, ClipJob, ModelRef, RenderPlan, check_model, plan_render,
+    RENDER_JSON, SOFTWARE, ClipJob, ModelRef, RenderPlan, check_model, media_sha256, plan_render,
 )
 from renderer.presets import Preset, preset_sha256
 from renderer.timeline import RenderedClip, write_return_edit
@@ -156,7 +156,8 @@ def job_summary(job: ClipJob) -> dict[str, Any]:
         "render_range": {"first_frame": job.first, "last_frame": job.last, "frames": job.frames,
                          "handles": list(job.handles), "timecode": job.timecode},
         "swapped_range": [job.first, job.last],
-        "output": {"path": str(job.output), "codec": job.preset.output.codec,
+        "output": {"path": str(job.output),
+                   "codec": f"{job.output.suffix.lstrip('.')} sequence" if job.is_sequence else job.preset.output.codec,
                    **{kind: {"path": str(path)} for kind, path in job.passes.items()}},
         "model": {"path": str(job.model.path), "from": job.model.origin, "card_sha256": job.model.card_sha256,
                   "weights_sha256": job.model.weights_sha256, "identities": list(job.model.identities)},
@@ -215,11 +216,18 @@ def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int],
     from renderer.swap import render_range, swap_settings
 
     mc = job.clip
-    job.output.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_partials(job.output)
+    if job.is_sequence:  # a sequence is its own folder: replaced whole (a re-render), never half
+        from renderer.media.sequence_write import replace_sequence_folder
+
+        replace_sequence_folder(job.output.parent)
+        remove_stale_partials(job.output.parent)
+        job.output.parent.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        job.output.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(job.output)
     for path in job.passes.values():
         remove_stale_partials(path)
-    info = probe(mc.media_path)
+    info = probe(mc.media_path, rate=mc.rate)
     claim = claim_for_model(mc.media_path, job.model.path, [(0, job.frames)], preset_sha256=job.preset_sha256,
                             source_sha256=source_sha256)
     started = time.monotonic()
@@ -239,7 +247,7 @@ def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int],
             first=job.first, last=job.last, swap_ranges=[(job.first, job.last)], codec=job.preset.output.codec,
             pix_fmt=job.preset.output.writer_pix_fmt, color=color,
             metadata=label_metadata(claim, signed=job.signing is not None), audio=job.preset.output.audio != "none",
-            progress=progress, matte=matte,
+            progress=progress, matte=matte, rate=mc.rate,
         )
         render_s = time.monotonic() - started
     signed = target.result
@@ -250,7 +258,7 @@ def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int],
                                       "timecode": job.timecode, "signed": result.signed, "manifest": result.manifest})
     entry["source"]["sha256"] = source_sha256
     stats_json = stats.to_json()
-    entry["output"].update({"sha256": sha256_file(job.output), "frames": job.frames, "timecode": job.timecode,
+    entry["output"].update({"sha256": media_sha256(job.output), "frames": job.frames, "timecode": job.timecode,
                             "signed": signed.signed, "manifest": signed.manifest,
                             "sidecar": str(signed.sidecar) if signed.sidecar else None})
     entry["frames"] = {"swapped": stats_json.get("swapped"), "passed_through": stats_json.get("passed_through"),
@@ -365,7 +373,7 @@ def _run_locked(plan: RenderPlan, on_progress: Callable[[RenderProgress], None] 
             t0 = time.monotonic()
             try:
                 if job.clip.media_path not in hashes:
-                    hashes[job.clip.media_path] = sha256_file(job.clip.media_path)
+                    hashes[job.clip.media_path] = media_sha256(job.clip.media_path)
                 entry, warnings = render_clip(job, hashes[job.clip.media_path], progress)
                 result = ClipResult(job, "ok", entry, tuple(warnings))
             except Exception as err:  # one clip failing must not lose the others: record it, go on

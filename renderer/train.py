@@ -31,25 +31,28 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
-import cv2
 import numpy as np
 import torch
 from torch import Tensor
 
 from renderer.atomic import check_writable, sha256_file
-from renderer.augment import AugmentConfig, augment_batch, face_masks
+from renderer.augment import AugmentConfig, augment_batch
+from renderer.occluders import occluder_bank, paste_occluders
 from renderer.errors import InputError, ModelError, TrainingError, closest
-from renderer.faceset import INDEX_NAME, Faceset, load_faceset
+from renderer.faceset import INDEX_NAME, Faceset
 from renderer.checkpoint import holds_model, model_files
 from renderer.model import ModelConfig, SwapAutoencoder, build_model, pick_device
 from renderer.modelcard import (
     FacesetRef, LossSummary, ModelCard, Validation, now_utc, read_model_card, software_version,
     validate_rights,
 )
-from renderer.loss import LossConfig, ssim, ssim_map, swap_loss  # noqa: F401 (ssim_map: public here too)
+from renderer.loss import LossConfig, ssim, ssim_map, swap_loss  # noqa: F401 (ssim, ssim_map: public here too)
 from renderer.previews import loss_curve_image, png_bytes, preview_grid
+from renderer.train_data import (  # noqa: F401 (public here too)
+    VALIDATE_EVERY, collapsed_output, held_out_ssim, load_training_faces, open_facesets, split_holdout,
+)
 
 OPTIMIZER_NAME = "optimizer.safetensors"
 STATE_NAME = "train_state.json"
@@ -95,6 +98,7 @@ class TrainConfig:
     holdout: int | None = None  # every Nth face kept out of training to measure quality (None: 0, or the model's own)
     target_ssim: float | None = None  # stop once every held-out SSIM reaches this
     threads: int | None = None  # CPU threads (None: torch's default, or the model's own on --resume); restored afterwards
+    occluder_photos: tuple[str, ...] = ()  # photos (files or folders) without faces: textures for augment.occluders
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,7 @@ _PRESET_SCALARS: dict[str, type | tuple[type, ...]] = {
     "model": str, "iterations": int, "minutes": (int, float), "batch": int, "lr": (int, float),
     "beta1": (int, float), "beta2": (int, float), "seed": int, "save_every": int, "learn_mask": bool,
     "device": str, "name_a": str, "name_b": str, "preview_faces": int, "threads": int, "holdout": int,
-    "target_ssim": (int, float),
+    "target_ssim": (int, float), "occluder_photos": str,
 }
 _PRESET_NESTED = {"augment": AugmentConfig, "loss": LossConfig}
 
@@ -136,7 +140,10 @@ def load_train_preset(path: Path | str) -> dict[str, Any]:
         raise InputError(f"--preset {path}: not readable YAML ({err})") from err
     if not isinstance(data, dict) or "train" not in data:
         raise InputError(f"--preset {path}: has no `train:` section (top-level keys: {list(data or {})})")
-    return parse_train_section(data["train"], str(path))
+    values = parse_train_section(data["train"], str(path))
+    if "occluder_photos" in values:  # relative to the preset's folder, like the preset's other paths
+        values["occluder_photos"] = tuple(str(path.parent / Path(p).expanduser()) for p in values["occluder_photos"])
+    return values
 
 
 def parse_train_section(section: Any, where: str) -> dict[str, Any]:
@@ -163,7 +170,7 @@ def parse_train_section(section: Any, where: str) -> dict[str, Any]:
                 raise InputError(f"{where}: train.{key} must be a {names}, got {value!r}")
             if isinstance(value, float) and not math.isfinite(value):  # NaN passes every < and > test
                 raise InputError(f"{where}: train.{key} must be a finite number, got {value!r}")
-            out[key] = value
+            out[key] = (value,) if key == "occluder_photos" else value
         else:
             raise InputError(f"{where}: unknown key train.{key} (allowed: {', '.join(allowed)}){closest(str(key), allowed)}")
     return out
@@ -191,82 +198,13 @@ def check_train_config(cfg: TrainConfig) -> None:
         raise InputError(f"lr must be in (0, 1), got {cfg.lr}")
     if not (0 <= cfg.beta1 < 1 and 0 <= cfg.beta2 < 1):
         raise InputError(f"Adam betas must be in [0, 1), got {cfg.beta1}, {cfg.beta2}")
+    if not 0 <= cfg.augment.occluders <= 1:
+        raise InputError(f"augment.occluders is the probability that a face gets an occluder: a number from 0 to 1, "
+                         f"got {cfg.augment.occluders}")
+    if cfg.augment.occluders > 0 and not cfg.learn_mask:
+        raise InputError("augment.occluders teaches the learned mask to leave occluders out: it needs learn_mask: true "
+                         "(--learn-mask)")
     validate_rights(cfg.rights, "doppel train --rights")
-
-
-# ---------------------------------------------------------------- data
-
-def open_facesets(a: Path, b: Path) -> tuple[Faceset, Faceset]:
-    """Both facesets, checked to be non-empty and aligned alike."""
-    fa, fb = load_faceset(a), load_faceset(b)
-    for role, fs in (("A", fa), ("B", fb)):
-        if len(fs) == 0:
-            raise InputError(f"faceset {role} ({fs.root}) holds no faces; extract more with `doppel extract`")
-    for what in ("crop_size", "coverage", "landmark_points"):
-        va, vb = getattr(fa, what), getattr(fb, what)
-        if va != vb:
-            raise InputError(
-                f"facesets were aligned differently: {what} is {va} in A ({fa.root}) but {vb} in B ({fb.root}); "
-                f"re-extract one of them with the other's settings"
-            )
-    if (fa.colour_space, fa.colour_config) != (fb.colour_space, fb.colour_config):
-        raise InputError(
-            f"facesets were cut in different colour spaces: A ({fa.root}) is {fa.colour_label}, B ({fb.root}) is "
-            f"{fb.colour_label}; a model learns in one space: re-extract one of them with "
-            f"`doppel extract --colour-space SRC --working-space SPACE` so both are in the same space"
-        )
-    return fa, fb
-
-
-def load_training_faces(fs: Faceset, size: int) -> tuple[Tensor, Tensor]:
-    """(N, 3, size, size) uint8 RGB faces and (N, 2, size, size) uint8 masks, resized once."""
-    images = fs.load_images()  # (N, S, S, 3) uint8
-    interp = cv2.INTER_AREA if fs.crop_size > size else cv2.INTER_CUBIC
-    small = np.stack([cv2.resize(im, (size, size), interpolation=interp) for im in images])
-    lms = fs.landmarks_in_crop() * (size / fs.crop_size)
-    masks = face_masks(lms, size)
-    return torch.from_numpy(small).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(masks)
-
-
-VALIDATE_EVERY = 25  # iterations between held-out measurements when --holdout is set
-
-
-def split_holdout(faces: Tensor, masks: Tensor, every: int) -> tuple[Tensor, Tensor, Tensor]:
-    """(training faces, their masks, held-out faces): every `every`-th face (indices every-1, 2*every-1, ...)
-    is held out; none when `every` is 0 or the faceset has fewer faces than `every`."""
-    n = len(faces)
-    if not every or n < every:
-        return faces, masks, faces[:0]
-    held = torch.arange(n, device=faces.device) % every == every - 1
-    return faces[~held], masks[~held], faces[held]
-
-
-def held_out_ssim(model: SwapAutoencoder, decoder: Literal["a", "b"], faces: Tensor, chunk: int = 64) -> float | None:
-    """Mean SSIM of `decoder` rebuilding `faces` ((N, 3, S, S) uint8, unaugmented); None when N is 0."""
-    if not len(faces):
-        return None
-    was_training = model.training
-    model.eval()
-    total = 0.0
-    with torch.no_grad():
-        for i in range(0, len(faces), chunk):
-            x = faces[i:i + chunk].float() / 255
-            total += float(ssim(model(x, decoder)[:, :3].float(), x).sum())
-    model.train(was_training)
-    return total / len(faces)
-
-
-def collapsed_output(pred: Tensor, inputs: Tensor) -> bool:
-    """True when a decoder answered clearly different faces with the same saturated picture (every pixel
-    equal to 1e-4 across the batch, and on average within 0.05 of 0 or 1): its sigmoid no longer passes
-    a gradient, so training cannot recover (a too-high lr does this). A fresh network, whose outputs sit
-    near 0.5, is not flagged."""
-    if len(inputs) < 2:
-        return False
-    rgb = pred[:, :3].detach().float()
-    # the output test first: it fails on every healthy step, so the other two are rarely computed
-    return (float(rgb.std(0).amax()) < 1e-4 and float((rgb - 0.5).abs().mean()) > 0.45
-            and float(inputs.std(0).amax()) > 0.05)
 
 
 def _held_out_scores(v: Validation | None) -> dict[str, float]:
@@ -500,6 +438,7 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
     size = mcfg.input_size
     faces_a, masks_a, held_a = split_holdout(*(t.to(device) for t in load_training_faces(fa, size)), holdout)
     faces_b, masks_b, held_b = split_holdout(*(t.to(device) for t in load_training_faces(fb, size)), holdout)
+    bank = occluder_bank(cfg.occluder_photos, size) if cfg.augment.occluders > 0 else None
     if cfg.target_ssim is not None and not (len(held_a) or len(held_b)):
         raise InputError(f"--target-ssim needs held-out faces: --holdout {holdout or 'is not set'}, and facesets of "
                          f"{len(fa)} (A) and {len(fb)} (B) faces hold none out (set --holdout N, N <= faces)")
@@ -567,6 +506,9 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
                     ib = torch.randint(len(faces_b), (batch,), generator=gen).to(device)
                     warped_a, target_a, tmask_a = augment_batch(faces_a[ia], masks_a[ia], cfg.augment, gen)
                     warped_b, target_b, tmask_b = augment_batch(faces_b[ib], masks_b[ib], cfg.augment, gen)
+                    if cfg.augment.occluders > 0:
+                        warped_a, tmask_a = paste_occluders(warped_a, tmask_a, cfg.augment.occluders, gen, bank)
+                        warped_b, tmask_b = paste_occluders(warped_b, tmask_b, cfg.augment.occluders, gen, bank)
                     with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                         pred_a, pred_b = forward_pair(model, warped_a, warped_b)
                         loss_a = swap_loss(pred_a, target_a, tmask_a, cfg.loss)

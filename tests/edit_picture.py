@@ -103,13 +103,16 @@ def _warp(item: otio.core.Item, offset: RT) -> tuple[RT, str | None]:
     return offset, None
 
 
-Spans = dict[int, list[tuple[Any, TR]]]  # id(track) -> [(child, range in the track)], computed once per track
+# id(track) -> (the track, [(child, range in the track)]), computed once per track. The track is kept
+# alive beside its spans: a Python wrapper of an OTIO object that is freed gives its id() to the
+# next one made (a nested track read twice got another nested track's spans, and showed black).
+Spans = dict[int, tuple[Any, list[tuple[Any, TR]]]]
 
 
 def _spans(track: otio.schema.Track, spans: Spans) -> list[tuple[Any, TR]]:
     if id(track) not in spans:  # range_of_child_at_index walks the track: once, not per frame
-        spans[id(track)] = [(child, track.range_of_child_at_index(i)) for i, child in enumerate(track)]
-    return spans[id(track)]
+        spans[id(track)] = (track, [(child, track.range_of_child_at_index(i)) for i, child in enumerate(track)])
+    return spans[id(track)][1]
 
 
 def _item_at(item: otio.core.Composable, offset: RT, spans: Spans) -> Picture | None:

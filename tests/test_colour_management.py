@@ -10,6 +10,7 @@ coded samples.
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -63,11 +64,13 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def decoded(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per frame: (coded samples (3, H, W), RGB float32 (H, W, 3) in [0, 1] at the file's depth), by PyAV."""
+    """Per frame: (coded samples (3, H, W) or None, RGB float32 (H, W, 3) in [0, 1] at the file's depth), by PyAV."""
     out = []
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
-            planes = np.moveaxis(frame.to_ndarray(), -1, 0).copy()  # yuv444: (3, H, W) Y, U, V samples
+            # yuv444p / yuv444p16le: (3, H, W) Y, U, V samples (other formats: only the RGB is compared)
+            planes = (np.moveaxis(frame.to_ndarray(), -1, 0).copy()
+                      if frame.format.name in ("yuv444p", "yuv444p16le") else None)
             rgb = frame.to_ndarray(format="gbrpf32le", src_colorspace="ITU709", dst_colorspace="ITU709",
                                    src_color_range="MPEG", dst_color_range="JPEG")
             out.append((planes, np.asarray(rgb, np.float32)))
@@ -299,12 +302,20 @@ def test_cli_swap_with_the_shipped_logc3_preset(clips: dict[str, Path], tmp_path
 
     out = tmp_path / "logc.swap.mov"
     code = main(["swap", str(clips["logc"]), "--model", str(trained_model()), "--out", str(out),
-                 "--preset", "logc3", "--frames", "3-4", "--json", "--no-progress"])
+                 "--preset", "logc3", "--frames", "3-4", "--plate", "--json", "--no-progress"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["swapped"] == 2 and summary["codec"] == "prores_4444" and summary["frames"] == FRAMES
     info = media.probe(out)
     assert info.pix_fmt in ("yuv444p10le", "yuv444p12le") and info.frames == FRAMES  # FFmpeg decodes 4444 as 12-bit
+    # The plate (the unblended face) is laid over the source, so it is in the source's space: LogC3,
+    # like the output where the face replaced the picture, not Rec.709.
+    plate = Path(summary["plate"])
+    assert media.probe(plate).frames == FRAMES
+    inner, _ = face_regions(np.rint(decoded(clips["rec709"])[3][1] * 255.0).astype(np.uint8))
+    face_out, face_plate = decoded(out)[3][1][inner], decoded(plate)[3][1][inner]
+    assert abs(float(face_plate.mean()) - float(face_out.mean())) < 0.02
+    assert abs(float(decoded(clips["rec709"])[3][1][inner].mean()) - float(face_plate.mean())) > 0.05
     bad = tmp_path / "bad.yaml"
     bad.write_text("colour_management:\n  source_space: LogC3\n")
     assert main(["swap", str(clips["logc"]), "--model", str(trained_model()), "--out", str(tmp_path / "x.mov"),
@@ -312,3 +323,36 @@ def test_cli_swap_with_the_shipped_logc3_preset(clips: dict[str, Path], tmp_path
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "unknown colour space 'LogC3'" in err and "ARRI LogC3 (EI800)" in err
     assert not (tmp_path / "x.mov").exists()
+
+
+def test_colour_managed_swap_example_runs(clips: dict[str, Path], tmp_path: Path) -> None:
+    from tests.model_fixtures import ROOT
+
+    out = tmp_path / "out.mkv"
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "colour_managed_swap.py"), str(clips["logc"]),
+                           "arri_logc3_ei800", str(trained_model()), str(out)], capture_output=True, text=True,
+                          timeout=300, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert f"{FRAMES}/{FRAMES} frames swapped in '{DISPLAY}' from '{LOGC}'" in proc.stdout
+    assert media.probe(out).pix_fmt == "yuv444p16le"
+
+
+def test_grain_is_measured_in_the_working_space(clips: dict[str, Path]) -> None:
+    """grain: match adds grain to the working-space face, so the source's grain is measured there too."""
+    from renderer.composite import CompositeSettings, face_mask, landmarks_to_crop
+    from renderer.composite.paste import _ring_levels, paste_box
+
+    rgb709 = np.rint(decoded(clips["rec709"])[4][1] * 255.0).astype(np.uint8)
+    log = np.rint(decoded(clips["logc"])[4][1] * 255.0).astype(np.uint8)  # 8-bit log picture of the same frame
+    face = find_faces(rgb709, crop_size=64)[0]
+    mask = face_mask(landmarks_to_crop(face.landmarks, face.crop_from_frame), 64, CompositeSettings())
+    frame_from_crop = face.frame_from_crop
+    box = paste_box(mask, frame_from_crop, rgb709.shape[:2])
+    cm = ColourManagement.open(ColourSpaces(BUILTIN_CONFIG, LOGC, DISPLAY))
+    want = _ring_levels(rgb709, mask, frame_from_crop, box)
+    managed = _ring_levels(log, mask, frame_from_crop, box, cm)
+    raw = _ring_levels(log, mask, frame_from_crop, box)
+    assert want is not None and managed is not None and raw is not None
+    print(f"\ngrain grey level: Rec.709 {want[1]:.3f}, LogC measured in Rec.709 {managed[1]:.3f}, LogC as coded {raw[1]:.3f}")
+    assert abs(managed[1] - want[1]) < 0.25 * want[1], (managed[1], want[1])
+    assert raw[1] < 0.75 * want[1], (raw[1], want[1])

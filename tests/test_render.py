@@ -22,7 +22,7 @@ from renderer.checkpoint import model_files
 from renderer.errors import InputError, ModelError
 from renderer.media import probe, read_frames, shift_timecode, timecode_to_frame
 from renderer.render import RENDER_JSON, plan_render, run_render
-from renderer.timeline import read_edit
+from renderer.timeline import read_edit, read_timelines
 from tests.media_factory import make_numbered_clip, read_frame_number
 from tests.timeline_factory import MEDIA_FRAMES, make_media, standard_edit, write_avid_edl, write_formats
 
@@ -593,31 +593,38 @@ def test_render_swaps_a_real_face(work, env, capsys):
 
 
 def test_failing_return_writer_keeps_the_render_and_the_otio(work, preset, env, capsys):
-    """Avid's 29.97 DF sample (media references at 23.976): the AAF writer refuses the return edit
-    (AAFValidationError). The dry run says so, the render keeps the .otio, exits 1 with one line,
-    and render.json and the --json summary are final."""
+    """Avid's multiple_top_level_mobs.aaf holds two compositions, and the AAF writer writes one: the AAF
+    return edit cannot be written. The dry run says so, the render keeps the .otio, exits 1 with one
+    line, and render.json and the --json summary are final. (Avid's 29.97 DF sample over 23.976 media,
+    which the writer refused until renderer.timeline.aaf_return mended it, now writes: last lines.)"""
     from tests.sample_edits import sample_edits
 
-    edit = sample_edits() / "otio-aaf-adapter" / "2997fps-DFTC.aaf"
+    edit = sample_edits() / "otio-aaf-adapter" / "multiple_top_level_mobs.aaf"
     out = work / "aaf_return_fails"
+    aaf = str(out / "multiple_top_level_mobs.doppel.aaf")
     code, stdout, err = cli([edit, "--preset", preset, "--out", out, "--dry-run", "--json"], capsys)
     assert code == 1 and not out.exists()
-    assert json.loads(stdout)["return_errors"][str(out / "2997fps-DFTC.doppel.aaf")].startswith(
-        "cannot write AAF (Avid)")
+    assert json.loads(stdout)["return_errors"][aaf].startswith("cannot write AAF (Avid)")
     assert "would NOT be written" in err
     code, stdout, err = cli([edit, "--preset", preset, "--out", out, "--json"], capsys)
     assert code == 1
     summary = json.loads(stdout)
-    assert summary["status"] == "return edit failed" and summary["return_edits"] == [str(out / "2997fps-DFTC.doppel.otio")]
-    reason = summary["return_errors"][str(out / "2997fps-DFTC.doppel.aaf")]
-    assert "AAFValidationError" in reason and "\n" not in reason
+    assert summary["status"] == "return edit failed" and summary["return_edits"] == [
+        str(out / "multiple_top_level_mobs.doppel.otio")]
+    reason = summary["return_errors"][aaf]
+    assert "2 top-level compositions" in reason and "\n" not in reason
     assert [line for line in err.splitlines() if "NOT written" in line] == [
-        f"doppel render: return edit {out / '2997fps-DFTC.doppel.aaf'} NOT written: {reason}"]
-    assert err.count("AAFValidationError") == 1  # the adapter's own prints are not passed on
+        f"doppel render: return edit {aaf} NOT written: {reason}"]
     record = json.loads((out / RENDER_JSON).read_text())
     assert record["status"] == "return edit failed" and record["return_errors"] == summary["return_errors"]
-    assert len(read_edit(out / "2997fps-DFTC.doppel.otio").video_tracks()) >= 1
-    assert not (out / "2997fps-DFTC.doppel.aaf").exists() and not list(out.glob(".*partial*"))
+    assert len(read_timelines(out / "multiple_top_level_mobs.doppel.otio")) == 2
+    assert not Path(aaf).exists() and not list(out.glob(".*partial*"))
+    edit = sample_edits() / "otio-aaf-adapter" / "2997fps-DFTC.aaf"
+    out = work / "aaf_return_mended"
+    code, stdout, err = cli([edit, "--preset", preset, "--out", out, "--json"], capsys)
+    assert code == 0, err
+    back = read_edit(out / "2997fps-DFTC.doppel.aaf")
+    assert back.global_start_time.rate == pytest.approx(30000 / 1001)
 
 
 def test_edl_rate_names_ntsc_rates_exactly():
@@ -629,15 +636,27 @@ def test_edl_rate_names_ntsc_rates_exactly():
 
 def test_every_fcpxml_project_comes_back(work, preset, env, capsys):
     """Final Cut Pro's library export (fcpx_library.fcpxml: two projects): the return edits, .otio and
-    .fcpxml, hold both projects, the first with its FACESWAP track, the second unchanged."""
+    .fcpxml, hold both projects, the first with its FACESWAP track, the second unchanged. The library
+    has cross dissolves, which the FCPXML adapter neither reads nor writes: its .fcpxml return is refused
+    in one line (exit 1, the .otio written); the same library without them comes back in both formats."""
+    import re
+
     from renderer.timeline import read_timelines
     from tests.sample_edits import sample_edits
 
     edit = sample_edits() / "otio-fcpx-xml-adapter" / "fcpx_library.fcpxml"
     out = work / "fcpx_library"
     code, stdout, err = cli([edit, "--preset", preset, "--out", out, "--json"], capsys)
+    assert code == 1 and not (out / "fcpx_library.doppel.fcpxml").exists()
+    said = [line for line in err.splitlines() if "fcpx_library.doppel.fcpxml" in line]
+    assert len(said) == 1 and "neither reads nor writes transitions" in said[0], err
+    plain = work / "no_dissolves" / "fcpx_library.fcpxml"
+    plain.parent.mkdir(parents=True, exist_ok=True)
+    plain.write_text(re.sub(r"<transition\b.*?</transition>", "", edit.read_text("utf-8"), flags=re.S), "utf-8")
+    out = work / "fcpx_library_plain"
+    code, stdout, err = cli([plain, "--preset", preset, "--out", out, "--json"], capsys)
     assert code == 0, err
-    original = read_timelines(edit)
+    original = read_timelines(plain)
     assert len(original) == 2
     for name in ("fcpx_library.doppel.otio", "fcpx_library.doppel.fcpxml"):
         back = read_timelines(out / name)

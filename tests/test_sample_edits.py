@@ -33,10 +33,19 @@ FAST: dict[str, tuple[str, set[str] | None]] = {  # edit: (what it covers, media
     "otio-aaf-adapter/misc_speed_effects.aaf": ("Avid AAF: freeze, 2x, reverse; Avid's own markers (1, 3)", None),
     "otio-aaf-adapter/nesting_test.aaf": ("Avid nest: a marker over a nested sequence refuses its clips by name (8)",
                                           None),
-    "otio-cmx3600-adapter/avid_example.edl": ("EDL over .exr sequence frames: that clip refused, 'image sequences "
-                                              "are not supported yet' (11)", None),
+    "otio-cmx3600-adapter/avid_example.edl": ("EDL over .exr sequence frames named as single files: that clip "
+                                              "refused by name (11)", None),
     "otio-aaf-adapter/no_metadata.otio": ("an AAF composition as a clip's media: that clip refused by name", None),
     "opentimelineio/effects.otio": ("missing .png stills refused per clip, the movies render (11)", None),
+    "opentimelineio/clip_example.otio": ("a clip dissolving into a gap (a fade out) (7)", None),
+    "otio-cmx3600-adapter/dissolve_test.edl": ("EDL dissolve between marked events, kept in the EDL return (7)", None),
+    "otio-cmx3600-adapter/wipe_test.edl": ("EDL wipe: the return EDL says W001, not D (7)", None),
+    "otio-aaf-adapter/test_muted_clip.aaf": ("Avid muted clip: skipped, and muted in the AAF return (6)", None),
+    "otio-aaf-adapter/nested_stack.aaf": ("Avid nest of three tracks: the AAF return keeps its length (8)", None),
+    "otio-aaf-adapter/composite.aaf": ("Avid V2 of a NestedScope without a track number: its marker stays on V2",
+                                       None),
+    "otio-aaf-adapter/2997fps-DFTC.aaf": ("Avid 29.97 DF over 23.976 media: refused by name, AAF return written (9)",
+                                          None),
     "otio-fcp-adapter/premiere_example.xml": ("Premiere FCP7 XML: nested sequence, dissolves, generator, a clip "
                                               "timed at 15 fps over 30 fps media (12)",
                                               {"sc01_sh010_anim.mov", "sc01_sh020_anim.mov"}),
@@ -197,7 +206,7 @@ def test_avid_markers_land_on_their_track_inside_a_nested_scope(tmp_path):
     1-based PhysicalTrackNumber in the scope. Every clip of every track of multitrack.aaf, marked
     mid-clip as Avid writes it, carries its own mark; none lands on another track's clip."""
     from renderer.timeline.read import read_edit
-    from tests.sample_edits import _mark_aaf
+    from tests.edit_marks import _mark_aaf
 
     marked = tmp_path / "multitrack.aaf"
     count = _mark_aaf(_edit("otio-aaf-adapter/multitrack.aaf"), marked)

@@ -235,6 +235,19 @@ def test_return_edit_places_rendered_clips_at_record_times(work, fps, drop, ext)
                 placed += [(round(edl.global_start_time.value + c.range_in_parent().start_time.value) - origin,
                             round(c.duration().value)) for c in edl.find_clips() if is_render(c)]
             placed.sort()
+            # CMX 3600 puts a whole dissolve after the cut: shot_a's event ends where its 4-frame dissolve
+            # into shot_b starts (2 frames early), and the EDL shows the same pictures as the .otio return
+            assert [start for start, _ in placed] == [start for start, _ in expect], out
+            assert placed[0][1] == expect[0][1] - 2 and placed[1:] == expect[1:], out
+            from tests.edit_picture import compose
+
+            shown = compose(back, out)
+            lane = read_edit(outs[0])  # the .otio return's first FACESWAP track, which this EDL holds
+            lane.tracks[:] = [t.clone() for t in lane.tracks if t.name == "FACESWAP V1"]
+            on_top = compose(lane, outs[0])
+            assert all([(l.url, l.time) for l in layers] == [(l.url, l.time) for l in on_top[f]]
+                       for f, layers in shown.items() if layers), out
+            continue
         assert placed == expect, out
         if out.suffix != ".edl":
             assert len(tracks) == len(timeline.video_tracks()) + len(swap)
@@ -449,10 +462,11 @@ def test_near_rate_media_map_by_timecode(work):
     assert ret.source_range.start_time.value - ret.media_reference.available_range.start_time.value == 3
 
 
-def test_a_clip_at_another_rate_or_on_an_image_sequence_is_refused_alone(work):
-    """Premiere writes clips whose timebase differs from their media (15 over 30 fps), and OTIO
-    edits reference image sequences: each such marked clip is refused with one line naming it,
-    the other clips are still jobs."""
+def test_a_clip_at_another_rate_is_refused_alone_and_a_missing_sequence_is_listed(work):
+    """Premiere writes clips whose timebase differs from their media (15 over 30 fps): each such
+    marked clip is refused with one line naming it, the other clips are still jobs. An image
+    sequence (OTIO ImageSequenceReference) is media like a movie: missing, it is listed before
+    anything renders (sequences that are there: tests/test_render_sequences.py)."""
     folder = work / "rates"
     folder.mkdir(exist_ok=True)
     src = make_numbered_clip(folder / "m30.mov", 60, 64, 48, fps=Fraction(30))
@@ -467,13 +481,15 @@ def test_a_clip_at_another_rate_or_on_an_image_sequence_is_refused_alone(work):
         target_url_base="file:///plates/", name_prefix="plate.", name_suffix=".exr", start_frame=1001,
         frame_zero_padding=4, rate=24), source_range=otio.opentime.TimeRange(
         otio.opentime.RationalTime(0, 24), otio.opentime.RationalTime(10, 24)))
-    path = _marked_edit(folder / "rates.otio", clip("at30", 30), clip("at15", 15), seq)
+    path = _marked_edit(folder / "rates.otio", clip("at30", 30), clip("at15", 15))
     clips, refused = find_jobs(read_edit(path), path)
     assert [c.clip_name for c in clips] == ["at30"]
     reasons = {r.clip_name: r.reason for r in refused}
     assert reasons["at15"].startswith("the clip is timed at 15 fps but its media m30.mov runs at 30 fps")
-    assert reasons["plate"].startswith("image sequences are not supported yet (file:///plates/plate.####.exr")
     assert all("\n" not in r for r in reasons.values())
+    path = _marked_edit(folder / "plate.otio", clip("at30", 30), seq)
+    with pytest.raises(InputError, match=r"file:///plates/plate.####.exr \(image sequence for track V1 clip 'plate'"):
+        find_jobs(read_edit(path), path)
 
 
 def test_a_still_is_a_held_frame(work):

@@ -8,8 +8,15 @@ pre-roll of a `-c copy` cut, a tail past the edit) are no frames, nor are frames
 decode because the file starts mid-GOP. Frame 0 is the first frame shown, and its timecode
 is the tmcd track's at that point. Only the first video stream is read; others are named.
 
+An image sequence (EXR, DPX, TIFF, PNG) is named by a pattern or its folder; its frames are
+numbered by the files (start frame and step as on disk). Image files carry no frame rate
+(EXR may carry framesPerSecond): give --rate, else the EXR attribute, else 24 is used, and
+"rate_source" says which.
+
 Examples:
   doppel probe shot.mov
+  doppel probe plates/shot.%04d.exr --rate 24000/1001
+  doppel probe plates/            # the one sequence in the folder
   doppel probe shot.mov --json | jq .frames
   doppel probe shot.mov --json --pts      # include the per-frame pts index and keyframes
 """
@@ -20,11 +27,36 @@ import argparse
 import json
 import sys
 
+from fractions import Fraction
+
+from renderer.errors import InputError
 from renderer.media import MediaInfo, frame_to_timecode, probe
 
 
+def parse_rate(text: str | None) -> Fraction | None:
+    """'24', '23.976', '24000/1001' -> Fraction; InputError naming what was received."""
+    if text is None:
+        return None
+    try:
+        rate = Fraction(text.strip())
+    except (ValueError, ZeroDivisionError):
+        raise InputError(f"--rate {text!r} is not a frame rate (e.g. 24, 25, 24000/1001, 23.976)") from None
+    if rate <= 0:
+        raise InputError(f"--rate {text!r} must be positive")
+    return rate.limit_denominator(1001) if rate.denominator > 1001 else rate
+
+
+def add_rate_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rate", metavar="FPS",
+                        help="frame rate of an image sequence (files carry none; default: EXR framesPerSecond, "
+                             "else 24); e.g. 24, 25, 24000/1001. Not used for movies")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("media", metavar="MEDIA", help="video file to describe (.mov, .mp4, .mkv, .mxf, ...)")
+    parser.add_argument("media", metavar="MEDIA",
+                        help="video file (.mov, .mp4, .mkv, .mxf, ...) or image sequence (shot.%%04d.exr, shot.####.dpx, "
+                             "or its folder)")
+    add_rate_argument(parser)
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object (fps and time_base as \"num/den\" strings) instead of text")
     parser.add_argument("--pts", action="store_true",
@@ -61,6 +93,12 @@ def describe(info: MediaInfo) -> str:
         lines.append(f"audio       #{a.index} {a.codec} {a.sample_rate} Hz, {a.channels} ch, {dur}")
     for v in info.other_video:
         lines.append(f"video       #{v.index} {v.codec} {v.width}x{v.height}  NOT CARRIED (only #{info.video_index} is read)")
+    if info.sequence is not None:
+        seq = info.sequence
+        lines.append(f"sequence    {seq.pattern.hashes} in {seq.pattern.folder}: frames {seq.first_number}-"
+                     f"{seq.numbers[-1]} step {seq.step} ({seq.source_pix_fmt} {seq.pattern.kind}"
+                     + (f", {seq.exr.pixel_type} {seq.exr.compression}" if seq.exr else "")
+                     + f"); rate from {seq.rate_source}")
     if info.discarded or info.undecodable:
         lines.append(f"not frames  {info.discarded} packet(s) hidden by the edit list, "
                      f"{info.undecodable} that do not decode (file starts mid-GOP)")
@@ -82,7 +120,7 @@ def _longest_gop(info: MediaInfo) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    info = probe(args.media)
+    info = probe(args.media, rate=parse_rate(args.rate))
     if args.json:
         data = info.to_json()
         if not args.pts:

@@ -20,6 +20,13 @@ frame is re-encoded, untouched frames straight from the decoder. The summary say
 path was taken and why (`--json`: "path": "smart" | "reencode", "reason",
 "frames_copied", "frames_encoded", "spans").
 
+Image sequences (EXR, DPX, TIFF, PNG: a pattern such as plates/shot.%04d.exr, or its folder) swap
+into a sequence of the same kind (OUT a pattern in a new folder, e.g. out/shot/shot.%04d.exr) with
+the source's frame numbers; --frames counts frames from 0 (the first file) as for movies. The
+folder appears only complete, with its C2PA sidecar (shot.c2pa) inside when signing is set up.
+Give the sequence's --rate (files carry none). Deep frames (EXR, DPX) are composited at their
+depth; every pixel outside the pasted face is written as decoded. No matte pass for sequences yet.
+
 Matte pass (--matte / --plate, or the preset's `output.matte` / `output.plate`): beside OUT,
 `<stem>.matte.mov` holds the blend mask used on every frame (ProRes 4444: the mask in alpha,
 10-bit lossless, and in luma; black on frames nothing was swapped on, stream-copied GOPs
@@ -27,6 +34,7 @@ included) and `<stem>.plate.mov` the unblended swapped face with that alpha; sam
 timing and start timecode as OUT, labelled and signed like it (`--json`: "matte", "plate").
 
 Examples:
+  doppel swap plates/shot.%04d.exr --model models/demo --out swapped/shot/shot.%04d.exr --rate 24
   doppel swap interview.mp4 --model models/demo --out interview.swapped.mp4
   doppel swap take3.mov --model models/jane --out take3.jane.mov --frames 120-480 --preset prores_hq
   doppel swap clip.mp4 --model models/demo --out out.mp4 --direction b2a --json
@@ -46,6 +54,7 @@ from tqdm import tqdm
 
 from renderer import media
 from renderer.atomic import check_new_output, temp_dir_for
+from renderer.commands.probe import add_rate_argument, parse_rate
 from renderer.errors import InputError
 from renderer.swap import SwapModel, SwapSettings, SwapStats, render_range, swap_settings
 
@@ -59,7 +68,8 @@ SPAN_OPTIONS: dict[str, dict[str, str]] = {"h264": {"crf": "6"}}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("video", type=Path, metavar="VIDEO", help="source video (never modified)")
+    parser.add_argument("video", type=Path, metavar="VIDEO",
+                        help="source video or image sequence (shot.%%04d.exr, or its folder; never modified)")
     parser.add_argument("--model", type=Path, required=True, metavar="MODEL_DIR", help="trained model (doppel train)")
     parser.add_argument("--out", type=Path, required=True, metavar="OUT", help="output file (.mp4, .mov, .mkv, .mxf)")
     parser.add_argument("--frames", metavar="START-END", help="swap only these frames (inclusive, 0-based)")
@@ -68,6 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--codec", choices=tuple(media.CODECS), help="output codec (default: see above)")
     parser.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:N or mps (default: best available)")
     parser.add_argument("--force", action="store_true", help="replace OUT if it exists (default: refuse)")
+    add_rate_argument(parser)
     parser.add_argument("--matte", action="store_true",
                         help="also write the blend mask as OUT's <stem>.matte.mov (default: preset's output.matte)")
     parser.add_argument("--plate", action="store_true",
@@ -185,29 +196,42 @@ def run(args: argparse.Namespace) -> int:
     from renderer.presets import load_preset, preset_sha256
     from renderer.provenance import claim_for_model, label_metadata, matte_label, resolve_signing_identity, signed_output
 
-    if not args.video.is_file():
+    source_is_sequence = media.is_sequence_path(args.video)
+    if not args.video.is_file() and not source_is_sequence:
         raise InputError(f"video {args.video} does not exist")
     if args.out.resolve() == args.video.resolve():
         raise InputError(f"--out {args.out} is the source video itself; the source is never written")
+    to_sequence = media.is_sequence_path(args.out)
+    rate = parse_rate(args.rate)
+    info = media.probe(args.video, rate=rate)
+    if to_sequence and info.sequence is not None and \
+            media.parse_sequence(args.out).folder.resolve() == info.sequence.pattern.folder.resolve():
+        raise InputError(f"--out {args.out} is in the source sequence's folder; a sequence is written as its own "
+                         f"new folder and the source is never written")
     check_new_output(args.out, "--out", force=args.force)
     preset = load_preset(args.preset) if args.preset else None
     passes = {kind: path for kind, path, wanted in zip(
         ("matte", "plate"), media.matte_paths(args.out),
         (args.matte or bool(preset and preset.output.matte), args.plate or bool(preset and preset.output.plate)))
         if wanted}
+    if passes and (to_sequence or info.sequence is not None):
+        raise InputError("--matte/--plate (or the preset's output.matte/plate): a matte pass for an image sequence "
+                         "is not supported yet")
     for kind, path in passes.items():
         if path.resolve() == args.video.resolve():
             raise InputError(f"the {kind} {path} would be the source video itself; the source is never written")
         check_new_output(path, f"the {kind} of --out", force=args.force)
-    info = media.probe(args.video)
     first, last = parse_frames(args.frames, info.frames) if args.frames else (0, info.frames - 1)
     settings = (swap_settings(preset, direction=args.direction, device=args.device) if preset
                 else SwapSettings(direction=args.direction or "a2b", device=args.device))
     codec = args.codec or (preset.output.codec if preset and not args.codec else None)
-    codec = choose_codec(codec, info, args.out)
-    for warning in info.warnings(codec):
+    if to_sequence:
+        codec = "sequence"  # the kind of file comes from OUT's suffix; no codec profile
+    else:
+        codec = choose_codec(codec, info, args.out)
+        media.check_output(args.out, media.resolve_codec(codec))
+    for warning in info.warnings(None if to_sequence else codec):
         print(f"doppel swap: warning: {warning}", file=sys.stderr)
-    media.check_output(args.out, media.resolve_codec(codec))
     pix_fmt = preset.output.writer_pix_fmt if preset else None
     signing = ({"cert": preset.signing.cert, "key": preset.signing.key}
                if preset and preset.signing.cert and preset.signing.key else None)
@@ -217,7 +241,10 @@ def run(args: argparse.Namespace) -> int:
     metadata = label_metadata(claim, signed=identity is not None)
     model = SwapModel(args.model, settings.direction, settings.device)  # a bad model fails before any work
 
-    spans, reason = smart_plan(info, codec, args.out, pix_fmt, (first, last))
+    if to_sequence or info.sequence is not None:
+        spans, reason = [], "image sequences are written frame by frame (no GOPs to stream-copy)"
+    else:
+        spans, reason = smart_plan(info, codec, args.out, pix_fmt, (first, last))
     copied = 0
     stats: SwapStats | None = None
     with contextlib.ExitStack() as outputs:
@@ -256,7 +283,7 @@ def run(args: argparse.Namespace) -> int:
                         args.video, target.tmp, model_dir=args.model, settings=settings, first=0,
                         last=info.frames - 1, swap_ranges=[(first, last)], codec=codec, pix_fmt=pix_fmt,
                         metadata=metadata, model=model, progress=lambda done, total: bar.update(done - bar.n),
-                        matte=matte,
+                        matte=matte, rate=rate,
                     )
             finally:
                 bar.close()

@@ -19,7 +19,13 @@ Codecs (and the containers each writes):
 
 The output keeps the source's chroma layout and at least its bit depth where the codec has one.
 
+Image sequences (EXR, DPX, TIFF, PNG; a pattern such as shot.%04d.exr or its folder) trim
+into a sequence (OUT a pattern in a new folder: out/cut/cut.%04d.exr) keeping the source
+frames' numbers: frames 2-4 of shot.1001.exr... come out as cut.1003.exr-cut.1005.exr. The
+folder appears only complete (written beside it, renamed when done). --codec is then not used.
+
 Examples:
+  doppel trim plates/shot.%04d.exr --frames 10-19 --out cut/cut.%04d.exr
   doppel trim shot.mov --frames 100-219 --out cut.mov --codec prores_hq
   doppel trim shot.mp4 --frames 0-47 --out first-two-seconds.mp4 --json
 """
@@ -36,17 +42,19 @@ from tqdm import tqdm
 
 from renderer.atomic import check_new_output
 from renderer.errors import InputError
+from renderer.commands.probe import add_rate_argument, parse_rate
 from renderer.media import CODECS, probe, trim
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("media", metavar="MEDIA", help="source video (never written)")
+    parser.add_argument("media", metavar="MEDIA", help="source video or image sequence (never written)")
     parser.add_argument("--frames", required=True, metavar="START-END",
                         help="inclusive 0-based frame range, e.g. 0-47 (see `doppel probe` for the frame count)")
     parser.add_argument("--out", required=True, metavar="OUT", help="output file; its suffix picks the container")
     parser.add_argument("--codec", default="h264", metavar="CODEC",
                         help=f"output codec: {', '.join(CODECS)} (default: h264)")
     parser.add_argument("--force", action="store_true", help="replace OUT if it exists (default: refuse)")
+    add_rate_argument(parser)
     parser.add_argument("--json", action="store_true", help="print a JSON summary of the output on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -68,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         from renderer.media import resolve_codec
 
         resolve_codec(args.codec)  # raises with the allowed list
-    info = probe(args.media)
+    info = probe(args.media, rate=parse_rate(args.rate))
     if Path(args.out).resolve() == info.path.resolve():
         raise InputError(f"--out {args.out} is the source itself; the source is never written")
     check_new_output(Path(args.out), "--out", force=args.force)
@@ -82,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         "frames": out.frames, "fps": f"{out.fps.numerator}/{out.fps.denominator}", "width": out.width,
         "height": out.height, "pix_fmt": out.pix_fmt, "timecode": out.timecode, "vfr": out.vfr,
         "field_order": out.field_order, "warnings": info.warnings(args.codec),
+        "sequence": out.sequence.to_json() if out.sequence is not None else None,
         "audio": [{"codec": a.codec, "sample_rate": a.sample_rate, "channels": a.channels,
                    "duration_s": a.duration_s} for a in out.audio],
     }

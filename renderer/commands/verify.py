@@ -2,7 +2,9 @@
 
 Prints who signed, when, the source media, the model (identities, card hash, rights) and the
 swapped frame ranges. MP4/MOV carry the manifest inside; MXF carries it in a sidecar
-`<stem>.c2pa` beside the file (or name one with --manifest).
+`<stem>.c2pa` beside the file (or name one with --manifest). An image sequence (its folder, or a
+pattern such as shot.%04d.exr) carries one sidecar `<prefix>.c2pa` in its folder over all its
+frames in order: a changed, missing or extra frame makes it INVALID, and the frames are named.
 
 Exit status: 0 valid (and, with --trust, signed under that CA); 1 invalid, tampered or
 unreadable, signed with a certificate that has since expired, or --trust given and the signer
@@ -20,7 +22,8 @@ from renderer import provenance
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("media", type=Path, metavar="MEDIA", help="the rendered file (read only)")
+    parser.add_argument("media", type=Path, metavar="MEDIA",
+                        help="the rendered file, or image sequence (its folder or shot.%%04d.exr; read only)")
     parser.add_argument("--trust", type=Path, metavar="CA.pem",
                         help="PEM certificate(s) to trust, e.g. the ca.pem from 'doppel keys init'")
     parser.add_argument("--manifest", type=Path, metavar="SIDECAR.c2pa",

@@ -34,12 +34,14 @@ relative to the face at S=64 and S=256, and for a small or a large face.
 from __future__ import annotations
 
 from renderer.composite.masks import face_mask, landmark_mask, landmarks_to_crop, resize_crop_transform
+from renderer.composite.occlusion import OCCLUSION_MODES, OcclusionSettings, occlusion_keep
 from renderer.composite.paste import Patch, composite, composite_face, crop_of_frame, masked_copy, paste_box, paste_face, warp_mask_to_frame
 from renderer.composite.settings import BLEND_METHODS, LANDMARK_KINDS, MASK_KINDS, CompositeSettings
 from renderer.composite.temporal import TemporalBlend, mask_flicker
 
 __all__ = [
-    "BLEND_METHODS", "LANDMARK_KINDS", "MASK_KINDS", "CompositeSettings", "Patch", "TemporalBlend",
+    "BLEND_METHODS", "LANDMARK_KINDS", "MASK_KINDS", "OCCLUSION_MODES", "CompositeSettings", "OcclusionSettings",
+    "Patch", "TemporalBlend", "occlusion_keep",
     "composite", "composite_face", "crop_of_frame", "face_mask", "landmark_mask", "landmarks_to_crop",
     "mask_flicker", "masked_copy", "paste_box", "paste_face", "resize_crop_transform", "warp_mask_to_frame",
 ]

@@ -12,6 +12,7 @@ import numpy as np
 from renderer.colour import transfer_colour
 from renderer.composite.grain import RING, add_detail, grain_levels, haar_hh, match_grain, ring_region
 from renderer.composite.masks import face_mask, landmarks_to_crop
+from renderer.composite.occlusion import apply_holdout
 from renderer.composite.settings import CompositeSettings, _check_affine, _check_crop, _check_frame, _check_mask, _describe
 from renderer.errors import InputError
 
@@ -126,6 +127,7 @@ def paste_face(
     original_crop: np.ndarray | None = None,
     colour: ColourManagement | None = None,
     seed: Sequence[int] | int = 0,
+    holdout: np.ndarray | None = None,
 ) -> Patch | None:
     """Blend one swapped face into `frame` in place; the working part of `composite`.
 
@@ -133,6 +135,9 @@ def paste_face(
         ..white, e.g. a deep source's face box from `media.read_box`, frame_from_crop then mapping
         into that box), blended and kept in float32: no 8-bit step anywhere inside the mask.
     swapped_crop, frame_from_crop, crop_mask, original_crop: as for `composite`.
+    holdout: (h, w) float32 [0, 1] hold-out matte over the same pixels as `frame` (the whole frame,
+        or the deep box `frame` is): blend alpha *= (1 - holdout), so a pixel it covers fully is
+        left as it was.
     colour: managed colour (`renderer.colour_management`): `frame` is in its source space,
         `swapped_crop` and `original_crop` in its working space; the face's box is converted
         to the working space, colour-matched and blended there, and converted back. Pixels
@@ -172,8 +177,10 @@ def paste_face(
     box_from_crop = _box_from_crop(m, box)
     dsize = (x1 - x0, y1 - y0)
     alpha = cv2.warpAffine(crop_mask, box_from_crop, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if holdout is not None:
+        alpha = apply_holdout(alpha, _check_holdout(holdout, frame.shape[:2])[y0:y1, x0:x1])
     # The source's grain around the face, in 8-bit levels (a deep frame is 0..1).
-    levels = _ring_levels(frame, crop_mask, m, box) if settings.grain == "match" else None
+    levels = _ring_levels(frame, crop_mask, m, box, colour) if settings.grain == "match" else None
     if frame.dtype == np.float32:
         if levels is not None:
             levels = (levels[0] * 255.0, levels[1] * 255.0)
@@ -201,7 +208,16 @@ def paste_face(
     diff = cv2.split(cv2.absdiff(result, region))
     changed = cv2.bitwise_and(cv2.max(cv2.max(diff[0], diff[1]), diff[2]), inside)  # (h, w) uint8, 0 = same
     masked_copy(region, result, changed)
+    if colour is not None:  # the matte pass's plate is laid over the source: in the source's space
+        face = colour.to_source(face * np.float32(1.0 / 255.0)) * np.float32(255.0)
     return Patch(x0, y0, changed > 0, alpha, face)
+
+
+def _check_holdout(holdout: object, frame_hw: tuple[int, int]) -> np.ndarray:
+    if not isinstance(holdout, np.ndarray) or holdout.shape != frame_hw or holdout.dtype != np.float32:
+        raise InputError(f"composite: holdout must be a {frame_hw} float32 matte in [0, 1] (the frame's size); "
+                         f"got {_describe(holdout)}")
+    return holdout
 
 
 def _paste_deep(region: np.ndarray, swapped_crop: np.ndarray, box_from_crop: np.ndarray, alpha: np.ndarray,
@@ -236,14 +252,18 @@ def _paste_deep(region: np.ndarray, swapped_crop: np.ndarray, box_from_crop: np.
     diff = cv2.reduce(cv2.absdiff(blended, region).reshape(-1, 3), 1, cv2.REDUCE_MAX).reshape(alpha.shape)
     changed = (diff > 0) & (inside > 0)  # (h, w) bool
     masked_copy(region, blended, changed.view(np.uint8))
-    return Patch(x0, y0, changed, alpha, face * np.float32(255.0))  # face in 0..255, as the 8-bit path's
+    plate = colour.to_source(face) if colour is not None else face  # the matte pass's plate, source space
+    return Patch(x0, y0, changed, alpha, plate * np.float32(255.0))  # face in 0..255, as the 8-bit path's
 
 
 def _ring_levels(frame: np.ndarray, crop_mask: np.ndarray, frame_from_crop: np.ndarray,
-                 box: tuple[int, int, int, int]) -> tuple[np.ndarray, float] | None:
+                 box: tuple[int, int, int, int],
+                 colour: ColourManagement | None = None) -> tuple[np.ndarray, float] | None:
     """The source's grain levels (`grain.grain_levels`) in a ring just outside the warped mask,
     RING x the box's larger side wide, capped by the levels of the face being replaced (a ring over
-    textured background reads edges as grain); None when the ring is too small to measure."""
+    textured background reads edges as grain); None when the ring is too small to measure.
+    With `colour` the levels are measured on the region converted to the working space, where
+    the grain is added (a log picture's grain is several times smaller in code values)."""
     x0, y0, x1, y1 = box
     h, w = frame.shape[:2]
     margin = max(2, int(round(RING * max(x1 - x0, y1 - y0))))
@@ -251,6 +271,9 @@ def _ring_levels(frame: np.ndarray, crop_mask: np.ndarray, frame_from_crop: np.n
     alpha_big = cv2.warpAffine(crop_mask, _box_from_crop(frame_from_crop, big), (big[2] - big[0], big[3] - big[1]),
                                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     source = frame[big[1]:big[3], big[0]:big[2]]
+    if colour is not None:  # read only: the frame itself is never converted here
+        scale = np.float32(255.0 if frame.dtype == np.uint8 else 1.0)
+        source = colour.to_working(source.astype(np.float32) / scale) * scale
     hh = haar_hh(source)
     ring = grain_levels(source, ring_region(alpha_big, margin), hh)
     face = grain_levels(source, alpha_big > 0.5, hh)

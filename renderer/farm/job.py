@@ -199,6 +199,10 @@ def export_bundle(
     roots = [Path(r).resolve() for r in media_roots]
     render_plan = plan(FarmInputs(edit_path, preset_path, out.resolve(), Path(model).resolve() if model else None,
                                   tuple(roots), direction, edl_rate))
+    sequences = [j.clip.clip_name for j in render_plan.jobs if j.is_sequence]
+    if sequences:  # chunks are movie files joined packet by packet; a sequence would need its own join
+        raise InputError(f"{len(sequences)} marked clip(s) are image sequences ({', '.join(sequences[:5])}): farm "
+                         f"jobs do not render image sequences yet; render them with `doppel render`")
     models = sorted({j.model.path for j in render_plan.jobs})
     one_model = Path(model).resolve() if model else (models[0] if len(models) == 1 else None)
     media = sorted({j.clip.media_path.resolve() for j in render_plan.jobs})

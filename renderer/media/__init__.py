@@ -21,7 +21,11 @@ The package is split by job, and every name is importable from `renderer.media`:
                 is_deep / read_box (float32 face boxes of 10/12/16-bit and float sources)
     encode.py   codec profiles, VideoWriter (atomic; colour, timecode, audio carried), trim
     splice.py   concat (farm chunks) and smart-render splicing of re-encoded GOPs
+    sequence.py image sequences (EXR, DPX, TIFF, PNG): patterns, probe, per-file decode, frame-list hashes
+    sequence_write.py  SequenceWriter (atomic, one folder per sequence; EXR through openexr)
     matte.py    MatteWriter: the matte pass (blend mask, face plate) as ProRes 4444 clips with alpha
+    holdout.py  hold-out mattes (alpha or grey clips per shot, an occlusion input): checked against the shot,
+                decoded beside it
 """
 
 from renderer.errors import InputError, MediaError  # noqa: F401  (re-exported for callers)
@@ -44,6 +48,7 @@ from renderer.media.encode import (  # noqa: F401
     CodecProfile,
     VideoWriter,
     check_output,
+    open_writer,
     output_color,
     resolve_codec,
     trim,
@@ -69,6 +74,18 @@ from renderer.media.matte import (  # noqa: F401
     decode_matte,
     matte_paths,
 )
+from renderer.media.sequence import (  # noqa: F401
+    SEQUENCE_KINDS,
+    SequenceInfo,
+    SequencePattern,
+    frame_list,
+    is_sequence_path,
+    parse_sequence,
+    probe_sequence,
+    sequence_fingerprint,
+    sequence_sha256,
+)
+from renderer.media.sequence_write import SequenceWriter, replace_sequence_folder  # noqa: F401
 from renderer.media.splice import (  # noqa: F401
     SMART_CODECS,
     CutPoints,
@@ -79,3 +96,4 @@ from renderer.media.splice import (  # noqa: F401
     gop_spans,
     splice,
 )
+from renderer.media.holdout import check_matte, matte_to_array, read_matte  # noqa: F401

@@ -215,6 +215,11 @@ def read_av_frames(path: Path | str, start: int, end: int, info: MediaInfo | Non
     """
     info = info or probe(path)
     _check_range(info, start, end)
+    if info.sequence is not None:  # an image sequence: one file per frame
+        from renderer.media.sequence import read_sequence_frames
+
+        yield from read_sequence_frames(info, start, end)
+        return
     if start >= info.frames:  # only reachable for a truncated file
         raise CorruptMediaError(
             f"{info.path} ended early: it declares {info.declared_frames} frames but the last good frame is "

@@ -488,6 +488,27 @@ def output_color(info: MediaInfo) -> ColorTags:
     return color
 
 
+def open_writer(out: Path | str, *, source: MediaInfo, first: int = 0, **kwargs: Any) -> Any:
+    """The writer for `out`: a `SequenceWriter` when `out` is an image sequence pattern, else a
+    `VideoWriter(out, **kwargs)`.
+
+    A sequence takes its frame numbers from `source`: output frame k is numbered like source frame
+    first + k (a source sequence's own numbers and step; a movie's frame index), and keeps a source
+    sequence's EXR pixel type, compression and attributes. `kwargs` that only movies have (codec,
+    timecode, colour tags, audio, rotation, field order, encoder options) are not used for it.
+    """
+    from renderer.media.sequence import is_sequence_path
+    from renderer.media.sequence_write import SequenceWriter
+
+    if not is_sequence_path(out):
+        return VideoWriter(out, **kwargs)
+    seq = source.sequence
+    number = seq.numbers[first] if seq is not None else first
+    step = seq.step if seq is not None else 1
+    return SequenceWriter(out, width=kwargs["width"], height=kwargs["height"], fps=kwargs["fps"],
+                          first_number=number, step=step, like=seq, metadata=kwargs.get("metadata"))
+
+
 def trim(src: Path | str, start: int, end: int, out: Path | str, codec: str = "h264",
          on_frame: Callable[[int], None] | None = None, info: MediaInfo | None = None) -> MediaInfo:
     """Frame-accurate re-encode of frames start..end (inclusive, 0-based) of `src` into `out`.
@@ -495,15 +516,29 @@ def trim(src: Path | str, start: int, end: int, out: Path | str, codec: str = "h
     Decoded frames go to the encoder as they came (no RGB round trip); the source's colour
     tags, HDR10 metadata (h265 output), frame timing (VFR pts included), rotation, field order and first audio stream over
     the same range are carried (further video streams are not: `MediaInfo.warnings`); the start timecode is shifted by `start` frames. Returns `probe(out)`.
+    `src` and `out` may be image sequences (`renderer.media.sequence`): an output sequence keeps
+    the source frames' numbers (trimming frames 2-4 of shot.1001.exr... gives 1003-1005) and is
+    written as its own folder, atomically; `codec` is then not used.
     `on_frame(index)` is called after each frame is encoded (progress bars).
     """
-    profile = resolve_codec(codec)
+    from renderer.media.sequence import is_sequence_path
+
     out = Path(out)
-    check_output(out, profile)
+    to_sequence = is_sequence_path(out)
+    if not to_sequence:
+        check_output(out, resolve_codec(codec))
     info = info or probe(src)
     _check_range(info, start, end)
-    if out.resolve() == Path(src).resolve():
+    if out.resolve() == Path(info.path).resolve() or (
+            to_sequence and info.sequence is not None and out.parent.resolve() == info.sequence.pattern.folder.resolve()):
         raise InputError(f"output {out} is the source itself; the source is never written")
+    if to_sequence:  # same numbers as the source's frames, the source's kind of file unless OUT names another
+        with open_writer(out, source=info, first=start, width=info.width, height=info.height, fps=info.fps) as writer:
+            for i, frame in read_av_frames(src, start, end, info):
+                writer.write_av(frame, source_color=info.color)
+                if on_frame is not None:
+                    on_frame(i)
+        return probe(out, rate=info.fps)
     if info.audio and out.suffix.lower() == ".mxf" and info.audio[0].channels > 8:
         raise InputError(f"{src} has {info.audio[0].channels} audio channels; mxf takes at most 8")
     timecode = shift_timecode(info.timecode, start, info.fps) if info.timecode else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -152,6 +153,7 @@ class MediaInfo:
     undecodable: int = 0
     field_order: str | None = None
     other_video: tuple[VideoStreamInfo, ...] = ()
+    sequence: Any = None  # a SequenceInfo (renderer.media.sequence) when the media is an image sequence
     hdr: HdrMetadata | None = None  # mastering display / content light level of the first frame
 
     @property
@@ -162,6 +164,11 @@ class MediaInfo:
         """What a render of this source (to output `codec`, when given) does not carry over, one sentence each."""
         out = [f"{self.path.name}: video stream #{v.index} ({v.codec} {v.width}x{v.height}) is not carried; "
                f"only stream #{self.video_index} is read and written" for v in self.other_video]
+        if self.sequence is not None and self.sequence.exr is not None:
+            extra = [c for c in self.sequence.exr.channels if c not in ("R", "G", "B", "A")]
+            if extra:
+                out.append(f"{self.path.name}: EXR channels {', '.join(extra[:6])}{' ...' if len(extra) > 6 else ''} "
+                           f"are not carried; only R, G, B (and A) are read and written")
         if self.hdr is not None and codec is not None and codec not in HDR_CODECS:
             out.append(f"{self.path.name}: its HDR10 mastering display / content light metadata is not carried by "
                        f"{codec} output (only {', '.join(HDR_CODECS)} writes it); the colour tags are")
@@ -191,7 +198,8 @@ class MediaInfo:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict: fractions as "num/den" strings, path as str."""
-        out = asdict(self)
+        out = asdict(dataclasses.replace(self, sequence=None))
+        out["sequence"] = self.sequence.to_json() if self.sequence is not None else None
         out["path"] = str(self.path)
         out["fps"] = _frac_str(self.fps)
         out["time_base"] = _frac_str(self.time_base)
@@ -383,7 +391,7 @@ def _nominal_rate(pts: list[int], tb: Fraction, hints: list[Fraction]) -> tuple[
     return mean.limit_denominator(1001), True
 
 
-def probe(path: Path | str) -> MediaInfo:
+def probe(path: Path | str, rate: Fraction | float | None = None) -> MediaInfo:
     """Describe a media file: the first video stream's format, exact frame count, pts index,
     VFR flag, timecode, colour, field order, rotation, audio streams, other video streams.
 
@@ -392,9 +400,16 @@ def probe(path: Path | str) -> MediaInfo:
     discard; where the file starts mid-GOP (or with leading pictures whose references are
     missing), its head is decoded to learn which of those frames the decoder drops.
 
+    An image sequence (a pattern such as shot.%04d.exr, or its folder) is described by
+    `renderer.media.sequence.probe_sequence` at `rate` (files carry none; ignored for movies).
+
     Raises InputError for a missing file, a non-media file or one without video.
     """
     path = Path(path)
+    from renderer.media.sequence import is_sequence_path, probe_sequence
+
+    if is_sequence_path(path):
+        return probe_sequence(path, rate)
     with _open_input(path) as container:
         video = _video_stream(container, path)
         tb = Fraction(video.time_base)

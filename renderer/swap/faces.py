@@ -16,7 +16,7 @@ import numpy as np
 from renderer import media
 from renderer.colour import rct_apply, rct_statistics
 from renderer.colour_management import ColourManagement
-from renderer.composite import Patch, TemporalBlend, face_mask, landmarks_to_crop, paste_box, paste_face
+from renderer.composite import Patch, TemporalBlend, face_mask, landmarks_to_crop, occlusion_keep, paste_box, paste_face
 from renderer.composite.grain import RING
 from renderer.errors import InputError
 from renderer.faces import Face
@@ -45,6 +45,7 @@ class _Pending:
     emit: bool
     reason: str | None  # why it passes through, when it does
     view: np.ndarray | None = None  # managed colour: the (H, W, 3) uint8 working-space picture faces were found on
+    holdout: np.ndarray | None = None  # (H, W) float32 hold-out matte of this frame
 
 
 class FaceSwapper:
@@ -70,6 +71,10 @@ class FaceSwapper:
         if "learned" in settings.composite.mask and not model.learns_mask:
             raise InputError(f"mask={settings.composite.mask!r} needs a model trained with a learned mask; "
                              f"this model has none (allowed here: hull, ellipse)")
+        if settings.occlusion.mode == "learned" and not model.learns_mask:
+            raise InputError("occlusion=learned needs a model trained with a learned mask (train with learn_mask: "
+                             "true and augment.occluders); this model has none (allowed here: reconstruction, "
+                             "matte, off)")
         learned_in = model.card.working_space
         if settings.colour is not None and learned_in is not None and learned_in != settings.colour.spaces.working_space:
             raise InputError(f"colour_management.working_space is {settings.colour.spaces.working_space!r}, but the model "
@@ -83,7 +88,8 @@ class FaceSwapper:
                                 else settings.composite)
         self._pending: list[_Pending] = []
         self._pending_faces = 0
-        self._tracking: dict[int, tuple[Any, Picture, bool, Picture | np.ndarray]] = {}  # held frames: frame, rgb, emit, view
+        # held frames: frame, rgb, emit, view, hold-out matte
+        self._tracking: dict[int, tuple[Any, Picture, bool, Picture | np.ndarray, np.ndarray | None]] = {}
         self._closing: FaceTracker | None = None  # the last segment's tracker, settling its held frames
         self._boundary: int | None = None  # the segment start it runs past
         self._deferred: list[TrackedFrame] = []  # new-segment frames waiting for the old one's
@@ -111,14 +117,15 @@ class FaceSwapper:
         self._blend.reset()
         self._colour_blend.reset()
 
-    def push(self, index: int, frame: Any, swap: bool, emit: bool,
-             rgb: Picture | None = None) -> Iterator[Ready]:
+    def push(self, index: int, frame: Any, swap: bool, emit: bool, rgb: Picture | None = None,
+             holdout: np.ndarray | None = None) -> Iterator[Ready]:
         """Take one decoded frame; yield the frames that are now finished, in order.
 
         rgb: the frame as RGB (with this swapper's matrix and range), this stage's to write into
         once its faces are settled (the trackers read it only inside `push`). None: a
         `media.RegionRGB` of the frame, so that only the regions around faces are converted
         (and the whole frame only where a tracker searches it).
+        holdout: this frame's (H, W) float32 hold-out matte (`media.matte_to_array`), if the shot has one.
         """
         if not swap:
             yield from self.restart()
@@ -133,7 +140,7 @@ class FaceSwapper:
         # still reads and writes the source pixels.
         cm = self.settings.colour
         track = rgb if cm is None else self._working_view(frame, rgb, cm)
-        self._tracking[index] = (frame, rgb, emit, track)
+        self._tracking[index] = (frame, rgb, emit, track, holdout)
         if index % SEGMENT_FRAMES == 0 and self._tracker is not None:
             # Segment start: a fresh tracker from here. The old one runs on past it only while
             # it holds frames before it (a miss not yet made good), at most detect_every frames,
@@ -182,14 +189,15 @@ class FaceSwapper:
 
     def _tracked(self, tf: TrackedFrame) -> Iterator[Ready]:
         """A frame whose faces the tracker has settled: choose the faces to swap, queue it for the model."""
-        frame, rgb, emit, view = self._tracking.pop(tf.index)
+        frame, rgb, emit, view, holdout = self._tracking.pop(tf.index)
         chosen = self._choose(list(tf.faces))
         if emit:
             self.stats.held += any(tid in tf.held for tid, _ in chosen)
             self.stats.lost.extend([tf.index] * len(tf.lost))
         reason = None if chosen else ("not identity" if tf.faces else "no face")
         yield from self._queue(_Pending(tf.index, frame, rgb if chosen else None, chosen, emit, reason,
-                                        view if chosen and self.settings.colour is not None else None))
+                                        view=view if chosen and self.settings.colour is not None else None,
+                                        holdout=holdout))
 
     def flush(self) -> Iterator[Ready]:
         """Finish every pending frame (end of the range)."""
@@ -249,7 +257,12 @@ class FaceSwapper:
                                          (self.size, self.size), flags=cv2.INTER_LINEAR,
                                          borderMode=cv2.BORDER_REPLICATE)
                           for p, _, face in todo])  # (N, S, S, 3) uint8
-        swapped, learned = self.model(crops)
+        occlusion = self.settings.occlusion
+        rebuilt = rebuilt_mask = None
+        if occlusion.needs_source_pass:
+            swapped, learned, rebuilt, rebuilt_mask = self.model.swap_and_rebuild(crops)
+        else:
+            swapped, learned = self.model(crops)
         t1 = time.perf_counter()
         self.stats.seconds["model"] += t1 - t0
         work: dict[int, list[_Work]] = {}
@@ -262,6 +275,9 @@ class FaceSwapper:
             mask = face_mask(lm_crop, self.size, self.settings.composite,
                              learned=None if learned is None else learned[k])
             original = crops[k].astype(np.float32) * np.float32(1.0 / 255.0)
+            if occlusion.needs_source_pass:  # before the colour statistics: an occluder is no skin
+                mask = mask * occlusion_keep(occlusion, mask, original, None if rebuilt is None else rebuilt[k],
+                                             None if rebuilt_mask is None else rebuilt_mask[k])
             if self._smooth_colour and float(mask.sum()) >= 16.0:  # as transfer_colour's minimum
                 stats = self._colour_blend.update(tid, p.index, rct_statistics(crop, original, mask))
                 crop = rct_apply(crop, stats)
@@ -292,7 +308,7 @@ class FaceSwapper:
         patches = []
         for crop, frame_from_crop, mask, original, seed in faces:
             patch = paste_face(rgb, crop, frame_from_crop, mask, self._paste_settings, original,
-                               self.settings.colour, seed=seed)
+                               self.settings.colour, seed=seed, holdout=p.holdout)
             if patch is not None:
                 patches.append(patch)
         regions = [(pt.x0, pt.y0, pt.changed) for pt in patches]
@@ -337,7 +353,8 @@ class FaceSwapper:
                 box_from_crop = frame_from_crop.copy()
                 box_from_crop[:, 2] -= (x0, y0)
                 patch = paste_face(deep, crop, box_from_crop, mask, self._paste_settings, original,
-                                   self.settings.colour, seed=seed)
+                                   self.settings.colour, seed=seed,
+                                   holdout=None if p.holdout is None else p.holdout[y0:y1, x0:x1])
                 if patch is not None:
                     pasted.append(Patch(x0 + patch.x0, y0 + patch.y0, patch.changed, patch.alpha, patch.face))
                     patches.append((x0 + patch.x0, y0 + patch.y0, patch.changed))

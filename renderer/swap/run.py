@@ -92,6 +92,7 @@ def render_range(
     options: dict[str, str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     model: SwapModel | None = None,
+    rate: Any = None,
     matte: media.MatteWriter | None = None,
 ) -> SwapStats:
     """Render source frames first..last (inclusive) of `src` into `out`, swapping faces on `swap_ranges`.
@@ -106,14 +107,19 @@ def render_range(
     lower crf for spans spliced between stream-copied GOPs). The file appears under `out` only when
     complete. `matte`: an open MatteWriter whose next frame is `first`; it gets every written frame's
     blend mask (and face plate), in order, from the same pass (the caller closes it). Raises InputError (bad range, codec, model), MediaError, RenderError.
+    `src` and `out` may be image sequences (`media.sequence`; `rate` is the source sequence's
+    rate): an output sequence keeps the source frames' numbers, and `codec` is not used for it.
     """
     src, out = Path(src), Path(out)
-    info = media.probe(src)
+    info = media.probe(src, rate=rate)
     if not (0 <= first <= last < info.frames):
         raise InputError(f"frame range {first}-{last} is outside {src} (allowed: 0-{info.frames - 1}, inclusive)")
     if out.resolve() == src.resolve():
         raise InputError(f"output {out} is the source itself; the source is never written")
     ranges = sorted((max(lo, 0), min(hi, info.frames - 1)) for lo, hi in swap_ranges if hi >= lo)
+    holdout_info = (media.check_matte(settings.holdout, frames=info.frames, width=info.width, height=info.height,
+                                      shot=src)
+                    if settings.holdout is not None else None)  # a hold-out matte that does not fit fails before any work
     swap_model = model or SwapModel(model_dir, settings.direction, settings.device)
     stats = SwapStats()
     matrix, rng = media.effective_color(info, info.width, info.height, info.pix_fmt)
@@ -126,8 +132,8 @@ def render_range(
     tags = color or media.output_color(info)
     options = {**({"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"} if gop and codec == "h264" else {}),
                **(options or {})} or None
-    writer = media.VideoWriter(
-        out, width=info.width, height=info.height, fps=info.fps, codec=codec,
+    writer = media.open_writer(
+        out, source=info, first=first, width=info.width, height=info.height, fps=info.fps, codec=codec,
         timecode=media.shift_timecode(info.timecode, first, info.fps) if info.timecode else None,
         color=tags, metadata=metadata, audio_from=(src, first, last) if audio and info.audio else None,
         pix_fmt=pix_fmt or info.pix_fmt, time_base=info.time_base if info.vfr else None,
@@ -150,19 +156,29 @@ def render_range(
         return _END
 
     def decode() -> None:
+        # The hold-out matte is decoded frame by frame beside the source (same indices).
+        holdouts = (media.read_matte(settings.holdout, start, decode_to, holdout_info)
+                    if settings.holdout is not None else None)
         try:
             t = time.perf_counter()
             for i, frame in media.read_av_frames(src, start, decode_to, info):
                 # No RGB conversion here: the face stage converts only the regions around the
                 # faces (media.RegionRGB), and the whole frame only where it searches all of it.
                 swap = _in_ranges(i, ranges) is not None
+                holdout = None
+                if holdouts is not None:
+                    j, holdout_frame = next(holdouts)
+                    assert j == i, f"hold-out matte frame {j} decoded beside source frame {i}"
+                    holdout = media.matte_to_array(holdout_frame) if swap else None
                 stats.seconds["decode"] += time.perf_counter() - t
-                if not put(decoded, (i, frame, swap)):
+                if not put(decoded, (i, frame, swap, holdout)):
                     return
                 t = time.perf_counter()
         except BaseException as err:  # handed to the calling thread, which raises it
             errors.append(err)
         finally:
+            if holdouts is not None:
+                holdouts.close()  # closes the hold-out matte's container
             put(decoded, _END)
 
     def encode() -> None:
@@ -212,10 +228,10 @@ def render_range(
             item = take(decoded)
             if item is _END:
                 break
-            i, frame, swap = item
+            i, frame, swap, holdout = item
             if errors:
                 break
-            emit(swapper.push(i, frame, swap=swap, emit=first <= i <= last))
+            emit(swapper.push(i, frame, swap=swap, emit=first <= i <= last, holdout=holdout))
         if not errors:
             emit(swapper.flush())
     except BaseException as err:

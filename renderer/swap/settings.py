@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from renderer.colour_management import ColourManagement, ColourSpaces
-from renderer.composite import CompositeSettings
+from renderer.composite import CompositeSettings, OcclusionSettings
 from renderer.errors import InputError
 from renderer.faces.detect import MIN_FACE
 from renderer.faces.identity import DEFAULT_THRESHOLD, reference_embedding
@@ -27,6 +27,9 @@ class SwapSettings:
     """How faces are found, chosen and laid back. Built from a preset by `swap_settings`.
 
     identity: (128,) float32 reference embedding when faces == "identity".
+    occlusion: how occluders in front of the face are found (`renderer.composite.occlusion`).
+    holdout: the shot's hold-out matte clip (one frame per source frame, same size), always
+        respected: the swap never paints where it is 1.
     colour: managed colour (the clip's source space -> the model's working space), or None:
         the model sees the decoded RGB as it is.
     """
@@ -38,6 +41,8 @@ class SwapSettings:
     identity_threshold: float = DEFAULT_THRESHOLD
     direction: str = "a2b"
     composite: CompositeSettings = field(default_factory=CompositeSettings)
+    occlusion: OcclusionSettings = field(default_factory=OcclusionSettings)
+    holdout: Path | None = None
     smooth_landmarks: bool = True
     temporal: float = 0.0
     colour_smoothing: float = 0.0  # weight of the past in the per-track rct statistics (0: off)
@@ -54,6 +59,10 @@ class SwapSettings:
             raise InputError("faces=identity needs a reference: set `identity:` in the preset to an image of the person")
         if self.direction not in ("a2b", "b2a"):
             raise InputError(f"direction={self.direction!r} is not allowed (allowed: a2b, b2a)")
+        if self.occlusion.mode == "matte" and self.holdout is None:
+            raise InputError("occlusion=matte needs a hold-out matte: set `occlusion_matte:` in the preset or "
+                             "`holdout=PATH` on the clip's FACESWAP marker (or choose occlusion reconstruction, "
+                             "learned or off)")
 
 
 def swap_settings(preset: Any, *, direction: str | None = None, device: str | None = None,
@@ -67,6 +76,11 @@ def swap_settings(preset: Any, *, direction: str | None = None, device: str | No
         if not ref.is_absolute() and base_dir is not None:
             ref = base_dir / ref
         identity = _reference(ref, preset.detector)
+    holdout = None
+    if preset.occlusion_matte:
+        holdout = Path(preset.occlusion_matte).expanduser()
+        if not holdout.is_absolute() and base_dir is not None:
+            holdout = base_dir / holdout
     cm = preset.colour_management
     colour = (ColourManagement.open(ColourSpaces(cm.config, cm.source_space, cm.working_space))
               if cm.enabled else None)
@@ -79,6 +93,8 @@ def swap_settings(preset: Any, *, direction: str | None = None, device: str | No
         composite=CompositeSettings(mask=preset.mask.kind, erode=preset.mask.erode, feather=preset.mask.feather,
                                     colour=preset.colour, blend=preset.blend, grain=preset.grain,
                                     detail=float(preset.detail)),
+        occlusion=OcclusionSettings(mode=preset.occlusion),
+        holdout=holdout,
         smooth_landmarks=preset.smoothing.landmarks,
         temporal=min(float(preset.smoothing.temporal), 0.95),
         colour_smoothing=min(float(preset.smoothing.colour), 0.95),

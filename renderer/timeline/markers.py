@@ -112,6 +112,10 @@ def marked_ranges(clip: otio.schema.Clip, where: str, *, fcp7: bool = False, war
                     f"({visible.start_time.to_timecode()}-{visible.end_time_exclusive().to_timecode()})"
                 )
             span = TimeRange(start, end - start)
+        if any(span == s and overrides == o for s, o, _ in found):
+            # the same frames with the same overrides (two whole-clip markers on one clip): one job, not
+            # two identical renders stacked on two return tracks
+            continue
         found.append((span, overrides, name))
     if not found and meta_marked:
         found.append((visible, base, ""))

@@ -13,6 +13,7 @@ import opentimelineio as otio
 from opentimelineio.opentime import RationalTime, TimeRange
 
 from renderer.errors import InputError
+from renderer.timeline import fcpx
 from renderer.timeline.markers import marked_ranges
 from renderer.timeline.read import STILL_SUFFIXES, find_clip_media
 from renderer.timeline.retime import Speed, Unsupported, clip_speed, media_frame, shown_times
@@ -96,6 +97,31 @@ EDIT_SUFFIXES = {".aaf": "an AAF composition", ".otio": "an OTIO timeline", ".xm
 _FRAME_NUMBER = re.compile(r"[._](\d{3,})$")  # 'take_2.0101.exr': frame 0101 of a sequence
 
 
+def find_sequence(ref: otio.schema.ImageSequenceReference, edit_dir: Path, roots: Sequence[Path]
+                  ) -> tuple[Path | None, list[Path]]:
+    """(the pattern of an ImageSequenceReference's frames, e.g. /plates/shot.%04d.exr, or None; the
+    folders looked in). Its `target_url_base` as given (relative to the edit's folder), then its
+    folder's name under the edit's folder and each media root; found where a frame exists."""
+    from renderer.media.sequence import parse_sequence
+    from renderer.timeline.read import _url_to_path
+
+    base = _url_to_path(ref.target_url_base or ".")
+    name = f"{ref.name_prefix}%{f'0{ref.frame_zero_padding}' if ref.frame_zero_padding else ''}d{ref.name_suffix}"
+    folders = [base] if base.is_absolute() else [edit_dir / base]
+    folders += [Path(r) / base.name for r in roots] + [edit_dir / base.name] + [Path(r) for r in roots]
+    tried: list[Path] = []
+    for folder in folders:
+        if folder in tried:
+            continue
+        tried.append(folder)
+        try:
+            if parse_sequence(folder / name).scan():
+                return folder / name, tried
+        except InputError:
+            return None, tried
+    return None, tried
+
+
 def _not_a_movie(name: str) -> str | None:
     """Why a clip whose media was not found cannot be a movie, in one line; None when it may be one.
 
@@ -105,7 +131,8 @@ def _not_a_movie(name: str) -> str | None:
     base = re.split(r"[\\/]", name.rstrip("/\\"))[-1]
     suffix = Path(base).suffix.lower()
     if suffix in STILL_SUFFIXES and _FRAME_NUMBER.search(Path(base).stem):
-        return f"image sequences are not supported yet ({base} is a frame of an image sequence)"
+        return (f"its media {base} is one frame of an image sequence, referenced as a single file: give the clip "
+                f"an ImageSequenceReference (OTIO) to render the sequence")
     if suffix in STILL_SUFFIXES:
         return (f"its still image {base} was not found (stills render as held frames: put it under "
                 f"--media-root)")
@@ -195,7 +222,8 @@ def find_jobs(
 
     Media references resolve relative to `edit_path`'s folder, then under each of
     `media_roots`. Raises InputError listing EVERY missing media file (and every clip
-    with no media path) before anything renders, and for ranges outside the media.
+    with no media path) before anything renders; a clip whose range lies outside its
+    media is refused by name.
     `probe` defaults to `renderer.media.probe`.
     """
     if probe is None:
@@ -209,6 +237,7 @@ def find_jobs(
     refused: list[RefusedClip] = []
     notes: dict[tuple[int, int], tuple[str, ...]] = {}  # marker words that were not overrides, per clip
     missing: list[str] = []
+    sequences: dict[tuple[int, int], otio.schema.ImageSequenceReference] = {}
     for t_index, track in enumerate(timeline.video_tracks()):
         for c_index, item in enumerate(track):
             if isinstance(item, (otio.schema.Stack, otio.schema.Track)):
@@ -242,10 +271,16 @@ def find_jobs(
                 continue
             ref = item.media_reference
             if isinstance(ref, otio.schema.ImageSequenceReference):
-                seq = (f"{ref.target_url_base}{ref.name_prefix}{'#' * ref.frame_zero_padding}{ref.name_suffix} "
-                       f"from frame {ref.start_frame} at {ref.rate:g} fps")
-                refused += [RefusedClip(t_index, c_index, item.name, text,
-                                        f"image sequences are not supported yet ({seq})") for _, _, text in jobs]
+                # The sequence's frames are found by the reference's own naming; probed at its rate.
+                found, tried = find_sequence(ref, edit_dir, roots)
+                if found is None:
+                    missing.append(f"{ref.target_url_base}{ref.name_prefix}{'#' * max(ref.frame_zero_padding, 1)}"
+                                   f"{ref.name_suffix} (image sequence for {where}; looked in: "
+                                   f"{', '.join(str(p) for p in tried[:8])})")
+                    continue
+                sequences[(t_index, c_index)] = ref
+                for span, overrides, text in jobs:
+                    pending.append((t_index, c_index, item, span, overrides, text, found, speed, "path"))
                 continue
             url = getattr(ref, "target_url", None) if ref is not None else None
             found, rule, tried = find_clip_media(item, edit_dir, roots)
@@ -272,12 +307,30 @@ def find_jobs(
     global_start = timeline.global_start_time
     for t_index, c_index, clip, span, overrides, text, media, speed, rule in pending:
         where = f"track V{t_index + 1} clip '{clip.name}' in {edit_path}"
+        seq_ref = sequences.get((t_index, c_index))
+        rec_start = clip.range_in_parent().start_time + (span.start_time - clip.trimmed_range().start_time)
+        blend = fcpx.touching(timeline, rec_start.to_seconds(), (rec_start + span.duration).to_seconds())
+        if blend is not None:  # FCPXML: a transition the adapter did not read blends this clip's frames
+            refused.append(RefusedClip(t_index, c_index, clip.name, text,
+                                       f"FCPXML transition '{blend[2]}' at {blend[0]:.2f}-{blend[1]:.2f} s touches "
+                                       f"the clip: the FCPXML adapter does not read transitions, so the frames it "
+                                       f"blends cannot be rendered yet"))
+            continue
         if media not in infos:
-            infos[media] = probe(media)
+            infos[media] = probe(media, rate=Fraction(seq_ref.rate).limit_denominator(1001)) if seq_ref else probe(media)
         info = infos[media]
         rate = Fraction(info.fps)
         edit_rate = span.start_time.rate
-        if info.frames == 1 and media.suffix.lower() in STILL_SUFFIXES:
+        steps = (seq_ref.frame_step, info.sequence.step if info.frames > 1 else 1) if seq_ref is not None else (1, 1)
+        if steps != (1, 1):
+            # OTIO shows every frame number of a stepped sequence (frame_for_time counts 1001, 1002, ...;
+            # images only at 1001, 1003, ...): the held images would need a retime of their own.
+            refused.append(RefusedClip(t_index, c_index, clip.name, text,
+                                       f"its image sequence {media.name} steps by {steps[0]} in the edit and by "
+                                       f"{steps[1]} on disk: sequences in edits with a frame step other than 1 are "
+                                       f"not supported yet (doppel probe, trim and swap read them)"))
+            continue
+        if info.frames == 1 and media.suffix.lower() in STILL_SUFFIXES and seq_ref is None:
             # A still is a held frame: render its one frame (swapped) and hold it on the return clip
             # with a FreezeFrame, timed at the edit's rate (the image's own "rate" means nothing).
             rec = clip.range_in_parent()
@@ -313,7 +366,15 @@ def find_jobs(
         def count(t: RationalTime) -> float:
             return t.value if by_count else t.value_rescaled_to(float(rate))
 
-        if info.timecode:
+        if seq_ref is not None:
+            # OTIO's own mapping names the file a media time shows (start_frame, frame_step and
+            # available_range as the reference defines them); frame index = its place on disk.
+            if seq_ref.available_range is not None:
+                shown_number = seq_ref.frame_for_time(span.start_time)
+            else:  # OTIO maps times only within an available range: media time 0 is the start frame
+                shown_number = seq_ref.start_frame + round(count(span.start_time)) * seq_ref.frame_step
+            origin = round(count(span.start_time)) - (shown_number - info.sequence.first_number) // info.sequence.step
+        elif info.timecode:
             origin = _timecode_frames(info.timecode, rate)
         elif getattr(clip.media_reference, "available_range", None) is not None:
             origin = round(count(clip.media_reference.available_range.start_time))
@@ -331,10 +392,14 @@ def find_jobs(
             first = round(count(span.start_time)) - origin
             last = round(count(span.end_time_exclusive())) - origin - 1
         if first < 0 or last >= info.frames or last < first:
-            raise InputError(
-                f"{where} uses media frames {first}..{last} of {media}, which has frames 0..{info.frames - 1} "
-                f"(start timecode {info.timecode or 'none'}); the edit and the media disagree"
-            )
+            # that clip alone: the others of the edit may well be right (an edit naming one file for clips
+            # of several, as empty_name_tags.xml does, or media relinked to a shorter copy)
+            refused.append(RefusedClip(
+                t_index, c_index, clip.name, text,
+                f"the clip uses media frames {first}..{last} of {media.name}, which has frames "
+                f"0..{info.frames - 1} (start timecode {info.timecode or 'none'}): the edit and the media "
+                f"disagree (is it the right file?)"))
+            continue
         lead_in = lead_out = 0
         if not speed.retimed:  # a dissolve shows the clip's media beyond the cut: render those frames too
             track = clip.parent()

@@ -7,6 +7,8 @@ Formats go through the official OpenTimelineIO adapters: `.otio`, `.otioz`
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import re
 import urllib.parse
@@ -77,7 +79,10 @@ def read_timelines(path: str | Path, *, edl_rate: Fraction | float | None = None
             extracted = unpack(path)
             timeline = otio.adapters.read_from_file(str(extracted / "content.otio"), adapter_name="otio_json")
         else:
-            timeline = otio.adapters.read_from_file(str(path), adapter_name=ADAPTERS[suffix], **kwargs)
+            # the AAF reader prints ("Unable find slot_id: 0 in mob None creating Gap"): keep it off stdout,
+            # where --json puts the summary a farm parses
+            with contextlib.redirect_stdout(io.StringIO()):
+                timeline = otio.adapters.read_from_file(str(path), adapter_name=ADAPTERS[suffix], **kwargs)
     except InputError:
         raise
     except otio.exceptions.UnsupportedSchemaError as err:
@@ -104,12 +109,21 @@ def read_timelines(path: str | Path, *, edl_rate: Fraction | float | None = None
         timelines = list(timeline.find_children(descended_from_type=otio.schema.Timeline))
         if not timelines:
             raise InputError(f"edit {path} holds no timeline")
-        for other in timelines[1:]:
-            _fix_up(other, path, suffix, kwargs, extracted)
-        return [_fix_up(timelines[0], path, suffix, kwargs, extracted), *timelines[1:]]
-    if not isinstance(timeline, otio.schema.Timeline):
+    elif isinstance(timeline, otio.schema.Timeline):
+        timelines = [timeline]
+    else:
         raise InputError(f"edit {path} holds a {type(timeline).__name__}, not a timeline")
-    return [_fix_up(timeline, path, suffix, kwargs, extracted)]
+    for each in timelines:
+        _fix_up(each, path, suffix, kwargs, extracted)
+    if suffix == ".xml":  # the nested sequences the adapter reads empty (renderer.timeline.fcp7)
+        from renderer.timeline.fcp7 import fill_nests
+
+        fill_nests(timelines, path)
+    if suffix == ".fcpxml":  # the transitions the adapter does not read (renderer.timeline.fcpx)
+        from renderer.timeline.fcpx import note_transitions
+
+        note_transitions(timelines, path)
+    return timelines
 
 
 def _attach_aaf(timeline: otio.schema.Timeline) -> None:
@@ -125,12 +139,20 @@ def _attach_aaf(timeline: otio.schema.Timeline) -> None:
     videos = [t for t in tracks if t.kind == otio.schema.TrackKind.Video]
     # Avid's multi-track sequence is one NestedScope slot: every track the adapter makes of it
     # carries that slot's SlotID, told apart only by its 1-based PhysicalTrackNumber in the scope
+    # (the adapter leaves the scope's later tracks without metadata at times, composite.aaf's V2: such a
+    # track is the next one of the scope before it, or its marker would land on V1's clip)
     by_slot: dict[Any, otio.schema.Track] = {}
     by_number: dict[tuple[Any, Any], otio.schema.Track] = {}
+    last: tuple[Any, Any] = (None, None)
     for t in videos:
         md = (t.metadata.get("AAF") or {}) if t.metadata else {}
-        by_slot.setdefault(md.get("SlotID"), t)
-        by_number.setdefault((md.get("SlotID"), md.get("PhysicalTrackNumber")), t)
+        if md.get("SlotID") is None and isinstance(last[1], int):
+            key = (last[0], last[1] + 1)
+        else:
+            key = (md.get("SlotID"), md.get("PhysicalTrackNumber"))
+        last = key
+        by_slot.setdefault(key[0], t)
+        by_number.setdefault(key, t)
     events = [t for t in tracks if t.kind not in (otio.schema.TrackKind.Video, otio.schema.TrackKind.Audio)]
     for event in events:
         for marker in list(event.markers):
@@ -152,6 +174,29 @@ def _attach_aaf(timeline: otio.schema.Timeline) -> None:
                 clip.markers.append(moved)
     for event in events:
         timeline.tracks.remove(event)
+
+
+_TO_CLIP = re.compile(r"^TO CLIP\s*:\s*(.+?)\s*$")
+
+
+def _relink_incoming(timeline: otio.schema.Timeline) -> None:
+    """Give a dissolve's incoming EDL event the media its `* TO CLIP:` line names.
+
+    A CMX 3600 dissolve is one event naming both sides: `* FROM CLIP:` the outgoing media, `* TO CLIP:`
+    the incoming. The cmx_3600 reader makes the incoming clip of that event with the FROM CLIP file and
+    keeps the TO CLIP line only as a comment (measured on the adapter's own output): that clip would
+    render, and come back, with the outgoing clip's frames.
+    """
+    for clip in timeline.find_clips():
+        cmx = clip.metadata.get("cmx_3600") if clip.metadata else None
+        comments = cmx.get("comments") if cmx is not None and hasattr(cmx, "get") else None
+        for comment in comments or ():
+            m = _TO_CLIP.match(str(comment))
+            if m:
+                ref = clip.media_reference
+                avail = getattr(ref, "available_range", None)
+                clip.media_reference = otio.schema.ExternalReference(target_url=m.group(1), available_range=avail)
+                break
 
 
 def _marked_at(track: otio.schema.Track, at: RationalTime
@@ -210,6 +255,8 @@ def _fix_up(timeline: otio.schema.Timeline, path: Path, suffix: str, kwargs: dic
     check_rates(timeline, path)
     if suffix == ".aaf":
         _attach_aaf(timeline)
+    if suffix == ".edl":
+        _relink_incoming(timeline)
     if suffix == ".edl" and timeline.global_start_time is None:
         # The adapter starts the track at 0 and forgets the record timecode of the first
         # event (Avid's are at 01:00:00:00): keep it, so record timecodes match the NLE.

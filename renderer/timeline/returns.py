@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from opentimelineio.opentime import RationalTime, TimeRange
 
 from renderer.atomic import atomic_output
 from renderer.errors import InputError
+from renderer.timeline import aaf_return, fcpx
 from renderer.timeline.markers import METADATA_KEY
 from renderer.timeline.plan import MarkedClip
 from renderer.timeline.read import ADAPTERS, FORMAT_NAMES
@@ -59,6 +61,27 @@ def _place(tracks: list[list[tuple[RationalTime, RationalTime, otio.schema.Clip]
     tracks.append([(start, end, clip)])
 
 
+def _sequence_reference(item: RenderedClip, rate: float, start: RationalTime
+                        ) -> otio.schema.ImageSequenceReference | None:
+    """An ImageSequenceReference to a rendered image sequence (None for a movie): its folder, naming
+    and padding, the frame number of its first file and its step, over the same available range
+    a movie would have."""
+    if "%" not in Path(item.path).name:
+        return None
+    from renderer.media.sequence import is_sequence_path, parse_sequence
+
+    if not is_sequence_path(item.path):
+        return None
+    pattern = parse_sequence(item.path)
+    numbers = list(pattern.scan())
+    step = numbers[1] - numbers[0] if len(numbers) > 1 else 1
+    return otio.schema.ImageSequenceReference(
+        target_url_base=pattern.folder.resolve().as_uri() + "/", name_prefix=pattern.prefix,
+        name_suffix=pattern.suffix, start_frame=numbers[0] if numbers else 0, frame_step=step, rate=rate,
+        frame_zero_padding=pattern.padding,
+        available_range=TimeRange(start, RationalTime(item.frames, rate)))
+
+
 def return_clip(item: RenderedClip, kind: str | None = None) -> otio.schema.Clip:
     """The clip that shows `item`'s rendered file where its marked clip was: same record duration,
     same time effects (the rendered file has the source's timecode, so the effect maps the same
@@ -69,7 +92,8 @@ def return_clip(item: RenderedClip, kind: str | None = None) -> otio.schema.Clip
     rate = mc.edit_rate or float(mc.rate)  # counts at the edit's rate when it maps media by timecode
     tc_start = otio.opentime.from_timecode(item.timecode, rate) if item.timecode else RationalTime(0, rate)
     tc_start = RationalTime(tc_start.value, rate)
-    ref = otio.schema.ExternalReference(
+    seq = _sequence_reference(item, rate, tc_start) if kind is None else None
+    ref = seq or otio.schema.ExternalReference(
         target_url=Path(path).resolve().as_uri(),
         available_range=TimeRange(tc_start, RationalTime(item.frames, rate)),
     )
@@ -107,21 +131,47 @@ def _cut_key(time: RationalTime) -> int:
     return round(time.to_seconds() * 10000)
 
 
+# A recreated transition and the kind of cut it sits on: between two clips, or from a clip into a gap
+# (a fade out) or from a gap into a clip (a fade in).
+CLIPS, TO_GAP, FROM_GAP = "clips", "to gap", "from gap"
+Cuts = dict[int, tuple[otio.schema.Transition, str]]
+
+
 def _lane_track(name: str, lane: list[tuple[RationalTime, RationalTime, otio.schema.Clip]],
-                transitions: dict[int, otio.schema.Transition]) -> otio.schema.Track:
+                transitions: Cuts) -> otio.schema.Track:
     """A video track holding `lane`'s clips at their record starts, gaps between, and each of
-    `transitions` (keyed by the record time of its cut) between the two clips that meet there."""
+    `transitions` (keyed by the record time of its cut) where it was in the cut: between the two
+    clips that meet there, or between a clip and the gap it fades from or into."""
     track = otio.schema.Track(name=name, kind=otio.schema.TrackKind.Video)
+
+    def kind_at(time: RationalTime | None, kind: str) -> otio.schema.Transition | None:
+        found = transitions.get(_cut_key(time)) if time is not None else None
+        return found[0] if found is not None and found[1] == kind else None
+
+    def gap(frames: int, rate: float) -> otio.schema.Gap:
+        return otio.schema.Gap(source_range=TimeRange(RationalTime(0, rate), RationalTime(frames, rate)))
+
     cursor: RationalTime | None = None
     for start, end, clip in sorted(lane, key=lambda e: e[0]):
         rate = start.rate
         gap_frames = round((start - cursor).value_rescaled_to(rate)) if cursor is not None else round(start.value)
-        if gap_frames > 0:
-            track.append(otio.schema.Gap(source_range=TimeRange(RationalTime(0, rate), RationalTime(gap_frames, rate))))
-        elif cursor is not None and _cut_key(start) in transitions and len(track):
-            track.append(transitions[_cut_key(start)].clone())
+        if cursor is not None and gap_frames <= 0:
+            if (between := kind_at(start, CLIPS)) is not None:
+                track.append(between.clone())
+        else:
+            if (fade_out := kind_at(cursor, TO_GAP)) is not None:
+                track.append(fade_out.clone())
+            fade_in = kind_at(start, FROM_GAP)
+            if gap_frames > 0 or fade_in is not None:
+                track.append(gap(max(0, gap_frames), rate))
+            if fade_in is not None:
+                track.append(fade_in.clone())
         track.append(clip)
         cursor = end
+    if (fade_out := kind_at(cursor, TO_GAP)) is not None:  # the last clip fades into the gap after it
+        assert cursor is not None
+        track.append(fade_out.clone())
+        track.append(gap(max(0, round(fade_out.out_offset.value_rescaled_to(cursor.rate))), cursor.rate))
     return track
 
 
@@ -137,30 +187,34 @@ def _piece(clip: otio.schema.Clip, source: TimeRange) -> otio.schema.Clip:
 
 
 def _transitions(track: otio.schema.Track, rendered: Sequence[RenderedClip],
-                 lane: list[list[tuple[RationalTime, RationalTime, otio.schema.Clip]]]
-                 ) -> dict[int, otio.schema.Transition]:
+                 lane: list[list[tuple[RationalTime, RationalTime, otio.schema.Clip]]]) -> Cuts:
     """The source track's transitions that touch a swapped clip, keyed by the record time of their cut.
 
     A dissolve from or to a swapped clip is recreated on its return track: its swapped side is
     the return clip (rendered with the frames the dissolve shows beyond the cut), its other side an
     unswapped copy of the original clip over the dissolve's part of it, so the return track blends
-    the same two pictures the cut did, with the face swapped on the marked side.
+    the same two pictures the cut did, with the face swapped on the marked side. A dissolve between
+    a swapped clip and a gap (a fade to or from black) goes beside a gap on the return track.
     """
-    out: dict[int, otio.schema.Transition] = {}
+    out: Cuts = {}
     children = list(track)
     for i, child in enumerate(children):
         if not isinstance(child, otio.schema.Transition) or not 0 < i < len(children) - 1:
             continue
         prev, nxt = children[i - 1], children[i + 1]
-        if not (isinstance(prev, otio.schema.Clip) and isinstance(nxt, otio.schema.Clip)):
-            continue
+        if not all(isinstance(x, (otio.schema.Clip, otio.schema.Gap)) for x in (prev, nxt)):
+            continue  # a nested sequence on one side: not recreated (its clips are refused by name)
         cut = track.range_of_child_at_index(i - 1).end_time_exclusive()
-        out_swapped = any(r.clip.clip_index == i - 1 and r.clip.record_range.end_time_exclusive() == cut
-                          for r in rendered)
-        in_swapped = any(r.clip.clip_index == i + 1 and r.clip.record_range.start_time == cut for r in rendered)
+        out_swapped = isinstance(prev, otio.schema.Clip) and any(
+            r.clip.clip_index == i - 1 and r.clip.record_range.end_time_exclusive() == cut for r in rendered)
+        in_swapped = isinstance(nxt, otio.schema.Clip) and any(
+            r.clip.clip_index == i + 1 and r.clip.record_range.start_time == cut for r in rendered)
         if not (out_swapped or in_swapped):
             continue
         rate = cut.rate
+        if isinstance(prev, otio.schema.Gap) or isinstance(nxt, otio.schema.Gap):
+            out[_cut_key(cut)] = (child, TO_GAP if out_swapped else FROM_GAP)
+            continue
         if not out_swapped:
             frames = RationalTime(max(1, round(child.in_offset.value_rescaled_to(rate))), rate)
             tail = prev.trimmed_range()
@@ -168,7 +222,7 @@ def _transitions(track: otio.schema.Track, rendered: Sequence[RenderedClip],
         if not in_swapped:
             frames = RationalTime(max(1, round(child.out_offset.value_rescaled_to(rate))), rate)
             _place(lane, cut, cut + frames, _piece(nxt, TimeRange(nxt.trimmed_range().start_time, frames)))
-        out[_cut_key(cut)] = child
+        out[_cut_key(cut)] = (child, CLIPS)
     return out
 
 
@@ -250,8 +304,10 @@ def write_edit(timeline: otio.schema.Timeline, out_path: str | Path) -> None:
         )
     kwargs: dict[str, Any] = {}
     to_write = timeline
-    if suffix == ".aaf":
+    if suffix == ".aaf":  # what the AAF writer cannot say by itself: see renderer.timeline.aaf_return
         kwargs["use_empty_mob_ids"] = True
+        aaf_return.check_writable(timeline, out_path)
+        to_write = aaf_return.prepare(timeline)
     if suffix == ".edl":
         # CMX 3600 holds one video track: the first FACESWAP track goes to `out_path`,
         # further ones (clips overlapping in record time) to `<stem>.FACESWAP_2.edl`...
@@ -274,15 +330,44 @@ def write_edit(timeline: otio.schema.Timeline, out_path: str | Path) -> None:
                                                 **({"rate": first_rate} if first_rate else {}))
                 except Exception as err:
                     raise InputError(f"cannot write CMX 3600 EDL {target}: {type(err).__name__}: {err}") from err
+                _edl_wipes(Path(tmp), track)
         return
     chatter = io.StringIO()
     with atomic_output(out_path) as tmp:
         try:  # some writers (AAF) print each validation problem: keep them out of the job's output
             with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
                 otio.adapters.write_to_file(to_write, str(tmp), adapter_name=ADAPTERS[suffix], **kwargs)
+                if suffix == ".aaf":
+                    aaf_return.mend_written(tmp, to_write)
+        except InputError:
+            raise
         except Exception as err:
             said = (str(err).strip() or chatter.getvalue().strip() or "no message").splitlines()[0]
             raise InputError(f"cannot write {FORMAT_NAMES[suffix]} {out_path}: {type(err).__name__}: {said}") from err
+
+
+_EDL_DISSOLVE = re.compile(r"^(\d{3,}\s+\S+\s+\S+\s+)D(\s+\d{3})")
+
+
+def _edl_wipes(path: Path, track: otio.schema.Track) -> None:
+    """Put back the wipe codes the cmx_3600 writer turns into dissolves.
+
+    The writer writes every transition as `D` (a wipe `W001` read from the cut came back a dissolve);
+    its transition events come in track order, so the n-th `D` event is the n-th transition, whose
+    metadata keeps the code the reader saw."""
+    codes = [str(((t.metadata.get("cmx_3600") or {}) if t.metadata else {}).get("transition") or "D")
+             for t in track if isinstance(t, otio.schema.Transition)]
+    if all(code == "D" for code in codes):
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    events = [i for i, line in enumerate(lines) if _EDL_DISSOLVE.match(line)]
+    if len(events) != len(codes):
+        raise InputError(f"cannot write CMX 3600 EDL {path.name}: it holds {len(codes)} transitions and the "
+                         f"writer wrote {len(events)} transition events: the wipes cannot be told apart")
+    for i, code in zip(events, codes):
+        if code != "D":
+            lines[i] = _EDL_DISSOLVE.sub(lambda m: f"{m.group(1)}{code}{m.group(2)}", lines[i], count=1)
+    path.write_text("".join(lines), encoding="utf-8")
 
 
 # Measured with the adapters this project pins: the OTIO and CMX 3600 writers keep LinearTimeWarp
@@ -310,15 +395,25 @@ def write_return_edit(timeline: otio.schema.Timeline, rendered: Sequence[Rendere
                 f"{len(retimed)} clip(s) have one ({', '.join(retimed[:3])}{' ...' if len(retimed) > 3 else ''}): "
                 f"it would play other frames than the cut; the .otio return has them"
             )
-    # The cmx_3600 reader gives a dissolve's incoming clip the outgoing clip's FROM CLIP file and
-    # starts it at the cut (measured on its own output): an EDL return holds the swapped shots as cuts.
-    back = build_return_timeline(timeline, rendered, transitions=suffix != ".edl",
-                                 passes=suffix in PASS_TRACK_WRITERS)
+    if suffix == ".fcpxml":
+        blends = [b for t in (timeline, *others) for b in fcpx.transitions_of(t)]
+        if blends:
+            raise InputError(
+                f"cannot write {FORMAT_NAMES[suffix]} {out_path}: the edit has {len(blends)} transition(s) "
+                f"('{blends[0][2]}' at {blends[0][0]:.2f} s ...) and the FCPXML adapter neither reads nor writes "
+                f"transitions: the return would play them as cuts; the .otio return holds the swaps")
+    # An EDL return keeps its dissolves too: the cmx_3600 writer names both sides of a dissolve event
+    # (`* FROM CLIP:` and `* TO CLIP:`); its reader needs `read._relink_incoming` to read the second.
+    back = build_return_timeline(timeline, rendered, passes=suffix in PASS_TRACK_WRITERS)
     if others and suffix != ".edl":  # the edit's other timelines (FCPXML projects) go back unchanged
         write_edit(otio.schema.SerializableCollection(name=timeline.name, children=[back, *copy.deepcopy(list(others))]),
                    out_path)
-        return
-    write_edit(back, out_path)
+    else:
+        write_edit(back, out_path)
+    if suffix == ".fcpxml":  # the writer says hasAudio="0" for every file on a video track
+        from renderer.media import probe
+
+        fcpx.mark_audio(Path(out_path), [r.path for r in rendered if Path(r.path).is_file() and probe(r.path).audio])
 
 
 def return_edit_paths(edit_path: str | Path, out_dir: str | Path) -> list[Path]:

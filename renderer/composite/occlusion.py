@@ -1,0 +1,177 @@
+"""Occlusion: what stands in front of the face (a hand, a microphone, glasses frames, hair) stays in front.
+
+Convention: crops are (S, S, 3) float32 RGB in [0, 1], masks (S, S) float32 in [0, 1], all in
+aligned-crop pixels (see `renderer.composite`). A *keep* mask is 1 where the swapped face may
+be pasted and 0 over an occluder; the compositor multiplies its blend mask by it.
+
+Modes (preset key `occlusion`):
+  off             the blend mask is the face mask alone.
+  reconstruction  (the default) at convert time the crop also goes through the decoder of the person in the
+                  frame (A->A for an a2b swap; one more decoder pass, the encoder pass is shared).
+                  That decoder only ever learned to draw that face, so where its rebuild disagrees
+                  with the crop far beyond the face's typical error (median over the face mask),
+                  something else is there. The disagreement is cleaned (open, close, small specks
+                  dropped), grown a little and feathered, and excluded.
+  learned         the same decoder's learned-mask channel (a model trained with `learn_mask` and
+                  occluder augmentation, `renderer.augment.paste_occluders`): where it says "not
+                  face" inside the face mask is an occluder; cleaned and feathered the same way.
+  matte           only the external hold-out matte (below).
+Whatever the mode, a hold-out matte given for the shot (`occlusion_matte`, or `holdout=` on a
+FACESWAP marker) is always respected, in frame pixels: blend alpha *= (1 - holdout)
+(`renderer.composite.paste.paste_face`), so a pixel the matte covers fully is never changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from renderer.composite.masks import _erode_feather
+from renderer.errors import InputError, closest
+
+OCCLUSION_MODES = ("learned", "reconstruction", "matte", "off")
+# Modes that need the source decoder's pass (the person in the frame rebuilt by their own decoder).
+SOURCE_PASS_MODES = ("learned", "reconstruction")
+
+
+@dataclass(frozen=True)
+class OcclusionSettings:
+    """How occluders are found in a crop.
+
+    mode: one of OCCLUSION_MODES.
+    threshold: reconstruction: a pixel is occluded where its rebuild error exceeds this many
+        times the median error over the face mask ...
+    floor: ... and at least this absolute error (mean over RGB, 0..1), so a nearly perfect
+        rebuild does not flag its noise.
+    clean: radius of the morphological open/close, fraction of the crop side (removes specks
+        and thin disagreements at eyes and lips, fills pinholes in an occluder).
+    grow: the occluded region is dilated by this fraction of the crop side (its soft edge).
+    feather: the keep mask ramps 0 -> 1 over this fraction of the crop side, outside the grown
+        occluder, so the occluder's own pixels keep weight 0.
+    """
+
+    mode: str = "reconstruction"  # the default: measured in bench/results/occlusion.md
+    threshold: float = 2.0
+    floor: float = 0.08
+    clean: float = 0.03
+    grow: float = 0.02
+    feather: float = 0.03
+
+    def __post_init__(self) -> None:
+        if self.mode not in OCCLUSION_MODES:
+            raise InputError(f"occlusion={self.mode!r} is not allowed; allowed: {', '.join(OCCLUSION_MODES)}"
+                             f"{closest(str(self.mode), OCCLUSION_MODES)}")
+        for key, value, lo, hi in (("threshold", self.threshold, 1.0, 100.0), ("floor", self.floor, 0.0, 1.0),
+                                   ("clean", self.clean, 0.0, 0.25), ("grow", self.grow, 0.0, 0.25),
+                                   ("feather", self.feather, 0.0, 0.25)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not lo <= value <= hi:
+                raise InputError(f"occlusion settings: {key}={value!r} is not allowed; allowed: a number from {lo} to {hi}")
+
+    @property
+    def needs_source_pass(self) -> bool:
+        return self.mode in SOURCE_PASS_MODES
+
+
+def _disc(radius_px: float) -> np.ndarray | None:
+    r = int(round(radius_px))
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)) if r >= 1 else None
+
+
+def rebuild_error(crop: np.ndarray, rebuilt: np.ndarray) -> np.ndarray:
+    """(S, S) float32 per-pixel error, mean |crop - rebuilt| over RGB, lightly blurred (sigma S/64)
+    so single noisy pixels (compression, the rebuild's blur) do not decide."""
+    err = np.abs(crop - rebuilt).mean(axis=2).astype(np.float32)
+    return cv2.GaussianBlur(err, (0, 0), sigmaX=max(0.5, crop.shape[0] / 64.0))
+
+
+def occluded_by_error(crop: np.ndarray, rebuilt: np.ndarray, face: np.ndarray, settings: OcclusionSettings) -> np.ndarray:
+    """(S, S) bool: where the rebuild disagrees with the crop beyond the robust threshold, inside `face`.
+
+    crop, rebuilt: (S, S, 3) float32 [0, 1]; face: (S, S) float32 blend mask (> 0 is the face).
+    The threshold is max(threshold x median error over the unoccluded face, floor): relative to
+    how well this model rebuilds this face, so a well trained and a barely trained model flag
+    alike. The median is taken again without the pixels flagged so far (twice): a hand over a
+    third of the face raises the plain median enough to hide half of the hand.
+    """
+    err = rebuild_error(crop, rebuilt)
+    inside = face > 0
+    if not inside.any():
+        return np.zeros(face.shape, bool)
+    values = err[inside]
+    limit = max(settings.threshold * float(np.median(values)), settings.floor)
+    for _ in range(2):
+        below = values[values <= limit]
+        if below.size == 0:
+            break
+        limit = max(settings.threshold * float(np.median(below)), settings.floor)
+    return (err > limit) & inside
+
+
+def occluded_by_learned(learned: np.ndarray, face: np.ndarray) -> np.ndarray:
+    """(S, S) bool: inside `face`, where the source decoder's learned mask says "not face" (< 0.5)."""
+    return (learned < 0.5) & (face > 0)
+
+
+def keep_mask(occluded: np.ndarray, settings: OcclusionSettings) -> np.ndarray:
+    """(S, S) float32 keep mask from a binary occluded map: open, close, drop specks, grow, feather.
+
+    Specks are components under (2 x clean)^2 of the crop: a lone disagreement the open missed.
+    """
+    size = occluded.shape[0]
+    occ = occluded.astype(np.uint8)
+    disc = _disc(settings.clean * size)
+    if disc is not None:
+        occ = cv2.morphologyEx(occ, cv2.MORPH_OPEN, disc)
+        occ = cv2.morphologyEx(occ, cv2.MORPH_CLOSE, disc)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(occ, connectivity=8)
+    min_area = (2 * settings.clean * size) ** 2
+    for k in range(1, n):
+        if stats[k, cv2.CC_STAT_AREA] < min_area:
+            occ[labels == k] = 0
+    grow = _disc(settings.grow * size)
+    if grow is not None and occ.any():
+        occ = cv2.dilate(occ, grow)
+    if not occ.any():
+        return np.ones(occluded.shape, np.float32)
+    # _erode_feather ramps inside the region it is given: give it the non-occluded part, so the
+    # ramp lies outside the occluder and every occluder pixel keeps exactly 0.
+    return _erode_feather(1.0 - occ.astype(np.float32), 0.0, settings.feather * size)
+
+
+def occlusion_keep(
+    settings: OcclusionSettings,
+    face: np.ndarray,
+    crop: np.ndarray | None = None,
+    rebuilt: np.ndarray | None = None,
+    learned_source: np.ndarray | None = None,
+) -> np.ndarray:
+    """The (S, S) float32 keep mask for one face under `settings.mode` (all ones for off / matte).
+
+    face: the blend mask (`face_mask`); crop: the frame's crop (S, S, 3) float32 [0, 1];
+    rebuilt: the source decoder's rebuild of it (reconstruction); learned_source: that
+    decoder's learned mask (learned).
+    """
+    mode = settings.mode
+    if mode == "reconstruction":
+        if crop is None or rebuilt is None:
+            raise InputError("occlusion=reconstruction needs the crop and its rebuild by the source decoder")
+        return keep_mask(occluded_by_error(crop, rebuilt, face, settings), settings)
+    if mode == "learned":
+        if learned_source is None:
+            raise InputError("occlusion=learned needs a model trained with a learned mask (learn_mask: true); "
+                             "this model has none (allowed here: reconstruction, matte, off)")
+        return keep_mask(occluded_by_learned(learned_source, face), settings)
+    return np.ones(face.shape, np.float32)
+
+
+def apply_holdout(alpha: np.ndarray, holdout: np.ndarray) -> np.ndarray:
+    """alpha * (1 - holdout), both (h, w) float32 in [0, 1] over the same frame box."""
+    return alpha * (np.float32(1.0) - holdout)
+
+
+__all__ = [
+    "OCCLUSION_MODES", "OcclusionSettings", "SOURCE_PASS_MODES", "apply_holdout", "keep_mask",
+    "occluded_by_error", "occluded_by_learned", "occlusion_keep", "rebuild_error",
+]
