@@ -272,9 +272,9 @@ def main() -> int:
         load.append(os.getloadavg()[0])
     else:
         old, end = previous.find("### 2. Smart render"), previous.find("\nTimes include process start")
-        smart_lines = ([previous[old:end if end > old else None].rstrip("\n"), "",
-                        "(Section 2 is kept from the previous run: this run had --long 0.)"]
-                       if old >= 0 else ["### 2. Smart render", "", "Not measured (--long 0)."])
+        note = "(Section 2 is kept from the previous run: this run had --long 0.)"
+        kept = previous[old:end if end > old else None].replace(note, "").rstrip("\n")
+        smart_lines = [kept, "", note] if old >= 0 else ["### 2. Smart render", "", "Not measured (--long 0)."]
 
     card = (model / "model.yaml").read_text()
     arch_name = next((line.split(":", 1)[1].strip() for line in card.splitlines() if line.strip().startswith("arch:")),
