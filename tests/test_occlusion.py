@@ -115,6 +115,31 @@ def test_a_holdout_matte_keeps_the_covered_pixels_bit_identical(
     assert any(np.any(src[i][covered] != off[i][covered]) for i in range(FRAMES)), "the matte's box is not on the face"
 
 
+def test_doppel_swap_takes_a_holdout_and_an_occlusion_mode_on_the_command_line(
+        occluded: tuple[Path, list[tuple[slice, slice]]], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from renderer.cli import main
+
+    clip, boxes = occluded
+    info = media.probe(clip)
+    ys, xs = boxes[0]
+    box = (xs.start, ys.start - 20, xs.stop - xs.start, ys.stop - ys.start + 20)
+    matte = _ffmpeg_matte(tmp_path / "roto.mkv", (info.width, info.height), info.frames, box, False)
+    out = tmp_path / "held.mkv"
+    code = main(["swap", str(clip), "--model", str(trained_model()), "--out", str(out), "--codec", "ffv1",
+                 "--holdout", str(matte), "--occlusion", "off", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    src, got = dict(media.read_frames(clip, 0, FRAMES - 1)), dict(media.read_frames(out, 0, FRAMES - 1))
+    covered = (slice(box[1], box[1] + box[3]), slice(box[0], box[0] + box[2]))
+    for i in range(FRAMES):
+        assert np.array_equal(src[i][covered], got[i][covered]), f"frame {i}: a pixel under --holdout changed"
+        assert np.any(src[i] != got[i]), f"frame {i}: nothing was swapped at all"
+    capsys.readouterr()
+    code = main(["swap", str(clip), "--model", str(trained_model()), "--out", str(tmp_path / "m.mkv"),
+                 "--occlusion", "matte", "--no-progress"])
+    assert code == 2 and "occlusion=matte needs a hold-out matte" in capsys.readouterr().err
+    assert not (tmp_path / "m.mkv").exists()
+
+
 def test_a_matte_that_does_not_fit_the_shot_is_refused_before_any_frame(
         occluded: tuple[Path, list[tuple[slice, slice]]], model: SwapModel, tmp_path: Path) -> None:
     clip, _ = occluded

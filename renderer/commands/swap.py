@@ -33,17 +33,24 @@ Matte pass (--matte / --plate, or the preset's `output.matte` / `output.plate`):
 included) and `<stem>.plate.mov` the unblended swapped face with that alpha; same frame count,
 timing and start timecode as OUT, labelled and signed like it (`--json`: "matte", "plate").
 
+Occlusion (--occlusion, or the preset's `occlusion`; default reconstruction): what stands in
+front of the face stays in front. --holdout MATTE is a compositor's hold-out matte for the shot
+(any clip PyAV reads, grey or alpha, one frame per source frame, same size): where it is white
+or opaque the frame is never changed, whatever the occlusion mode.
+
 Examples:
   doppel swap plates/shot.%04d.exr --model models/demo --out swapped/shot/shot.%04d.exr --rate 24
   doppel swap interview.mp4 --model models/demo --out interview.swapped.mp4
   doppel swap take3.mov --model models/jane --out take3.jane.mov --frames 120-480 --preset prores_hq
   doppel swap clip.mp4 --model models/demo --out out.mp4 --direction b2a --json
+  doppel swap shot.mov --model models/demo --out shot.swapped.mov --holdout shot.roto.mov --occlusion off
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -54,6 +61,7 @@ from tqdm import tqdm
 
 from renderer import media
 from renderer.atomic import check_new_output, temp_dir_for
+from renderer.composite import OCCLUSION_MODES
 from renderer.commands.probe import add_rate_argument, parse_rate
 from renderer.errors import InputError
 from renderer.swap import SwapModel, SwapSettings, SwapStats, render_range, swap_settings
@@ -83,6 +91,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write the blend mask as OUT's <stem>.matte.mov (default: preset's output.matte)")
     parser.add_argument("--plate", action="store_true",
                         help="also write the unblended face plate <stem>.plate.mov (default: preset's output.plate)")
+    parser.add_argument("--occlusion", choices=OCCLUSION_MODES,
+                        help="how occluders in front of the face are found (default: preset's, else reconstruction)")
+    parser.add_argument("--holdout", type=Path, metavar="MATTE",
+                        help="hold-out matte clip for the shot: its white/opaque pixels are never changed")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -201,6 +213,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"video {args.video} does not exist")
     if args.out.resolve() == args.video.resolve():
         raise InputError(f"--out {args.out} is the source video itself; the source is never written")
+    if args.holdout is not None and args.out.resolve() == args.holdout.resolve():
+        raise InputError(f"--out {args.out} is the --holdout matte itself; the matte is only read")
     to_sequence = media.is_sequence_path(args.out)
     rate = parse_rate(args.rate)
     info = media.probe(args.video, rate=rate)
@@ -224,6 +238,10 @@ def run(args: argparse.Namespace) -> int:
     first, last = parse_frames(args.frames, info.frames) if args.frames else (0, info.frames - 1)
     settings = (swap_settings(preset, direction=args.direction, device=args.device) if preset
                 else SwapSettings(direction=args.direction or "a2b", device=args.device))
+    if args.occlusion or args.holdout:
+        settings = dataclasses.replace(
+            settings, holdout=args.holdout or settings.holdout,
+            occlusion=dataclasses.replace(settings.occlusion, mode=args.occlusion or settings.occlusion.mode))
     codec = args.codec or (preset.output.codec if preset and not args.codec else None)
     if to_sequence:
         codec = "sequence"  # the kind of file comes from OUT's suffix; no codec profile
