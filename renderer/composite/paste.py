@@ -104,7 +104,8 @@ class Patch:
     For the matte pass (`renderer.media.MatteWriter`): `alpha`, (h, w) float32 in [0, 1], the
     warped mask the blend used (a pixel can change only where it is > 0), and `face`, (h, w, 3)
     float32 RGB in 0..255, the unblended face it was blended with (colour-matched, warped; after
-    seamlessClone for poisson)."""
+    seamlessClone for poisson), kept only when `paste_face(..., plate=True)`: under colour management
+    it costs one more conversion of the box."""
 
     x0: int
     y0: int
@@ -128,6 +129,7 @@ def paste_face(
     colour: ColourManagement | None = None,
     seed: Sequence[int] | int = 0,
     holdout: np.ndarray | None = None,
+    plate: bool = False,
 ) -> Patch | None:
     """Blend one swapped face into `frame` in place; the working part of `composite`.
 
@@ -185,7 +187,7 @@ def paste_face(
         if levels is not None:
             levels = (levels[0] * 255.0, levels[1] * 255.0)
         return _paste_deep(frame[y0:y1, x0:x1], swapped_crop, box_from_crop, alpha, settings, x0, y0, colour,
-                           levels, seed)
+                           levels, seed, plate)
     # Scale to 0..255 at crop resolution (S x S), not over the box: warping is linear.
     face = cv2.warpAffine(swapped_crop * np.float32(255.0), box_from_crop, dsize, flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
@@ -208,6 +210,8 @@ def paste_face(
     diff = cv2.split(cv2.absdiff(result, region))
     changed = cv2.bitwise_and(cv2.max(cv2.max(diff[0], diff[1]), diff[2]), inside)  # (h, w) uint8, 0 = same
     masked_copy(region, result, changed)
+    if not plate:
+        return Patch(x0, y0, changed > 0, alpha)
     if colour is not None:  # the matte pass's plate is laid over the source: in the source's space
         face = colour.to_source(face * np.float32(1.0 / 255.0)) * np.float32(255.0)
     return Patch(x0, y0, changed > 0, alpha, face)
@@ -222,7 +226,8 @@ def _check_holdout(holdout: object, frame_hw: tuple[int, int]) -> np.ndarray:
 
 def _paste_deep(region: np.ndarray, swapped_crop: np.ndarray, box_from_crop: np.ndarray, alpha: np.ndarray,
                 settings: CompositeSettings, x0: int, y0: int, colour: ColourManagement | None = None,
-                levels: tuple[np.ndarray, float] | None = None, seed: Sequence[int] | int = 0) -> Patch:
+                levels: tuple[np.ndarray, float] | None = None, seed: Sequence[int] | int = 0,
+                plate: bool = False) -> Patch:
     """`paste_face` on a float32 box (a view, written where the face changed it): the same warp and
     blend as the 8-bit path, with no rounding to code values.
 
@@ -252,8 +257,10 @@ def _paste_deep(region: np.ndarray, swapped_crop: np.ndarray, box_from_crop: np.
     diff = cv2.reduce(cv2.absdiff(blended, region).reshape(-1, 3), 1, cv2.REDUCE_MAX).reshape(alpha.shape)
     changed = (diff > 0) & (inside > 0)  # (h, w) bool
     masked_copy(region, blended, changed.view(np.uint8))
-    plate = colour.to_source(face) if colour is not None else face  # the matte pass's plate, source space
-    return Patch(x0, y0, changed, alpha, plate * np.float32(255.0))  # face in 0..255, as the 8-bit path's
+    if not plate:
+        return Patch(x0, y0, changed, alpha)
+    face = colour.to_source(face) if colour is not None else face  # the matte pass's plate, source space
+    return Patch(x0, y0, changed, alpha, face * np.float32(255.0))  # face in 0..255, as the 8-bit path's
 
 
 def _ring_levels(frame: np.ndarray, crop_mask: np.ndarray, frame_from_crop: np.ndarray,

@@ -130,6 +130,11 @@ class MatteWriter:
         self._stack.__exit__(exc_type, exc, tb)
 
     @property
+    def writes_plate(self) -> bool:
+        """True when a plate is written: the swap stage must then keep each face's unblended pixels."""
+        return self._plate is not None
+
+    @property
     def frames_written(self) -> int:
         return self.next - self.first
 

@@ -54,14 +54,16 @@ class FaceSwapper:
     Feed decoded frames in order with `push`; it yields frames ready for the encoder in
     the same order: (index, av.VideoFrame, reason or None, patches); a swapped frame is the decoded
     frame with only its changed pixels replaced (`media.patch_frame`). `patches` are the frame's
-    `Patch`es in paste order (alpha and face kept: the matte pass) when `keep_patches`, else (). State
-    (tracks, smoothing, temporal blend) restarts at segment starts; see the module doc.
+    `Patch`es in paste order (alpha kept, and the unblended face when `keep_plates`: the matte pass)
+    when `keep_patches`, else (). State (tracks, smoothing, temporal blend) restarts at segment
+    starts; see the module doc.
     """
 
     def __init__(self, model: SwapModel, settings: SwapSettings, fps: Fraction, matrix: str, rng: str,
-                 stats: SwapStats, keep_patches: bool = False, deep: bool = False) -> None:
+                 stats: SwapStats, keep_patches: bool = False, keep_plates: bool = False, deep: bool = False) -> None:
         self.model, self.settings, self.fps = model, settings, fps
         self.keep_patches = keep_patches
+        self.keep_plates = keep_plates  # patches also keep the unblended face (the matte pass's plate)
         self.matrix, self.rng = matrix, rng
         # deep (`media.is_deep` of the source): faces are pasted into a float32 box read at the
         # source's depth and written back at it; tracking and the model's input stay 8-bit.
@@ -308,7 +310,7 @@ class FaceSwapper:
         patches = []
         for crop, frame_from_crop, mask, original, seed in faces:
             patch = paste_face(rgb, crop, frame_from_crop, mask, self._paste_settings, original,
-                               self.settings.colour, seed=seed, holdout=p.holdout)
+                               self.settings.colour, seed=seed, holdout=p.holdout, plate=self.keep_plates)
             if patch is not None:
                 patches.append(patch)
         regions = [(pt.x0, pt.y0, pt.changed) for pt in patches]
@@ -354,7 +356,8 @@ class FaceSwapper:
                 box_from_crop[:, 2] -= (x0, y0)
                 patch = paste_face(deep, crop, box_from_crop, mask, self._paste_settings, original,
                                    self.settings.colour, seed=seed,
-                                   holdout=None if p.holdout is None else p.holdout[y0:y1, x0:x1])
+                                   holdout=None if p.holdout is None else p.holdout[y0:y1, x0:x1],
+                                   plate=self.keep_plates)
                 if patch is not None:
                     pasted.append(Patch(x0 + patch.x0, y0 + patch.y0, patch.changed, patch.alpha, patch.face))
                     patches.append((x0 + patch.x0, y0 + patch.y0, patch.changed))

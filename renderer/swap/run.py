@@ -124,6 +124,7 @@ def render_range(
     stats = SwapStats()
     matrix, rng = media.effective_color(info, info.width, info.height, info.pix_fmt)
     swapper = FaceSwapper(swap_model, settings, info.fps, matrix, rng, stats, keep_patches=matte is not None,
+                          keep_plates=matte is not None and matte.writes_plate,
                           deep=media.is_deep(info.pix_fmt))
     start = preroll_start(first, ranges, origin)
     decode_to = postroll_end(last, ranges, info.frames, settings.detect_every)
