@@ -119,7 +119,8 @@ def timesplit_model(faceset_a: Path, faceset_b: Path, init: Path, iterations: in
                "--name-a", NAME_A, "--name-b", NAME_B, "--iterations", str(iterations), "--batch", str(BATCH),
                "--threads", str(THREADS), "--seed", str(seed), "--save-every", "250", "--no-progress"]
         cmd += ["--resume"] if holds_model(partial) else ["--init", str(init)]
-        say(f"training the time-split model ({iterations} iterations): doppel {' '.join(cmd[:1] + cmd[7:])}")
+        shown = [f"'{c}'" if " " in c else c for c in cmd]
+        say(f"training the time-split model ({iterations} iterations): doppel {' '.join(shown[:7] + ['...'] + shown[9:])}")
         t0 = time.time()
         _doppel(cmd, normal_priority=True)
         say(f"  trained in {time.time() - t0:.0f} s")
@@ -138,3 +139,49 @@ def _doppel(args: list[str], normal_priority: bool = False) -> None:
 
     exe = shutil.which("doppel", path=str(Path(sys.executable).parent)) or "doppel"
     subprocess.run([exe, *args], check=True, preexec_fn=renice if normal_priority else None)
+
+
+@dataclass(frozen=True)
+class OccluderScore:
+    """Occluder preservation of one render: share of the pasted occluders' pixels left bit-identical."""
+
+    mode: str
+    iou: float
+    per_kind: tuple[float, ...]  # bar / microphone / hand / patch
+    frames: int
+    pixels: int
+
+
+def occluded_clip(frames: list[np.ndarray], folder: Path) -> tuple[Path, np.ndarray]:
+    """The frames with one of bench_occlusion's synthetic occluders pasted per frame (in turn: grey bar over
+    the mouth, microphone, hand-like blob, snow patch over an eye; placed by the pipeline's own landmarks),
+    written FFV1 4:4:4 (so kept pixels are comparable bit for bit). Returns the clip and the (N, H, W) truth."""
+    from bench_occlusion import occluder, write_clip  # the occlusion bench's own shapes, not a copy
+
+    from renderer.faces.track import find_faces
+
+    photos = {name: F.read_rgb(F.kphotoalbum_file(name)) for name in F.NO_FACE}
+    occluded = np.stack(frames).copy()
+    truth = np.zeros(occluded.shape[:3], bool)
+    for i, img in enumerate(occluded):
+        found = find_faces(frames[i])
+        if found:
+            truth[i] = occluder(i % 4, img, found[0].landmarks, photos)
+    return write_clip(folder / "occluded.mkv", occluded), truth
+
+
+def occluder_iou(clip: Path, truth: np.ndarray, model: Path, preset: object, out: Path) -> OccluderScore:
+    """Render `clip` with `preset` (a validated review preset, its `occlusion` mode as given) and `model`;
+    score the occluders' pixels the swap left bit-identical."""
+    from renderer.swap import render_range, swap_settings
+
+    n = len(truth)
+    render_range(clip, out, model_dir=model, settings=swap_settings(preset), first=0, last=n - 1,
+                 swap_ranges=[(0, n - 1)], codec="ffv1", pix_fmt="yuv444p", audio=False)
+    src, dst = dict(media.read_frames(clip, 0, n - 1)), dict(media.read_frames(out, 0, n - 1))
+    kept = np.array([int(np.all(src[i] == dst[i], axis=2)[truth[i]].sum()) for i in range(n)])
+    total = truth.reshape(n, -1).sum(1)
+    per_kind = tuple(float(kept[k::4].sum() / max(1, total[k::4].sum())) for k in range(4))
+    out.unlink()
+    return OccluderScore(str(getattr(preset, "occlusion", "?")), float(kept.sum() / max(1, total.sum())), per_kind,
+                         int((total > 0).sum()), int(total.sum()))
