@@ -83,6 +83,7 @@ VARIANTS: dict[str, dict[str, str]] = {
     "review temporal=0.75": {"temporal": "0.75"},
     "review colour_smoothing=0.5": {"colour_smoothing": "0.5"},
     "review detect_every=1": {"detect_every": "1"},
+    "review occlusion=off": {"occlusion": "off"},  # the default occlusion: reconstruction, taken away
 }
 # generic 3D head (mm): nose tip, chin, left/right eye outer corner, left/right mouth corner
 CLIPS = ["held-out", "held-out/demo"]  # the time split: carphone's frames after --time-split

@@ -197,7 +197,8 @@ def occluder_goal(scores: list[TS.OccluderScore], label: str) -> list[str]:
     default = load_preset("review").occlusion
     mine = [s for s in scores if s.mode == default]
     if not mine:
-        return [f"- Occluder IoU >= 0.9: not measured in this run (--occlusion-modes without `{default}`)."]
+        return [f"- Occluder IoU >= 0.9: not measured in this run (it needs the held-out clip in --clips and "
+                f"`{default}` in --occlusion-modes)."]
     v = mine[0].iou
     best = max(scores, key=lambda s: s.iou)
     best_text = "" if best.mode == default else f"; best mode `{best.mode}`: {best.iou:.2f}"

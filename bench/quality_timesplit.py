@@ -7,8 +7,9 @@
     occluder_iou(...)                   bench_occlusion's synthetic occluders on held-out frames: IoU kept
 
 Used by bench/bench_quality.py (`--time-split FRACTION`); the model is trained once per inputs and
-kept under .cache/bench/timesplit/model-KEY, KEY the SHA-256 of (faceset A's index SHA-256, faceset B's,
-the init model's weights SHA-256, iterations, seed, batch, threads), so a rerun reuses it.
+kept under .cache/bench/timesplit/model-KEY-ITERATIONS, KEY the SHA-256 of (faceset A's index SHA-256,
+faceset B's, the init model's weights SHA-256, seed, batch, threads), so a rerun reuses it and a longer
+run continues the longest shorter one (--resume is bit-identical to an uninterrupted run).
 """
 
 from __future__ import annotations
@@ -91,30 +92,36 @@ def demo_b_faceset(cache: Path = WORK) -> Path:
     return folder
 
 
-def model_key(faceset_a: Path, faceset_b: Path, init: Path, iterations: int, seed: int) -> str:
+def model_key(faceset_a: Path, faceset_b: Path, init: Path, seed: int) -> str:
+    """What makes a time-split model, but its iterations: a longer run of the same key continues a shorter
+    one with --resume, which is bit-identical to an uninterrupted run (`renderer.train`)."""
     from renderer.checkpoint import model_files
     from renderer.model import WEIGHTS_NAME
 
     parts = {"a": sha256_file(faceset_a / INDEX_NAME), "b": sha256_file(faceset_b / INDEX_NAME),
-             "init": sha256_file(model_files(init) / WEIGHTS_NAME), "iterations": iterations, "seed": seed,
-             "batch": BATCH, "threads": THREADS}
+             "init": sha256_file(model_files(init) / WEIGHTS_NAME), "seed": seed, "batch": BATCH, "threads": THREADS}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def timesplit_model(faceset_a: Path, faceset_b: Path, init: Path, iterations: int, seed: int = 0,
                     cache: Path = WORK, say: Callable[[str], None] = print) -> TimeSplitModel:
-    """`doppel train --init INIT --a A --b B --iterations N --threads 1` into cache/model-KEY (trained under a
-    .partial name and renamed when done; an interrupted one is continued with --resume). Runs at normal
-    priority even when the bench is niced: it is the bench's critical path."""
-    from renderer.checkpoint import model_files
+    """`doppel train --init INIT --a A --b B --iterations N --threads 1` into cache/model-KEY-N (trained under a
+    .partial name and renamed when done). A cached model of the same KEY with fewer iterations is copied and
+    continued with --resume (so is an interrupted .partial). Runs at normal priority even when the bench is
+    niced: it is the bench's critical path."""
+    from renderer.checkpoint import holds_model, model_files
     from renderer.modelcard import read_model_card
 
-    key = model_key(faceset_a, faceset_b, init, iterations, seed)
-    final, partial = cache / f"model-{key}", cache / f"model-{key}.partial"
+    key = model_key(faceset_a, faceset_b, init, seed)
+    final, partial = cache / f"model-{key}-{iterations}", cache / f"model-{key}-{iterations}.partial"
     reused = final.is_dir()
     if not reused:
-        from renderer.checkpoint import holds_model
-
+        shorter = sorted((int(d.name.rsplit("-", 1)[1]), d) for d in cache.glob(f"model-{key}-*")
+                         if d.name.rsplit("-", 1)[1].isdigit() and int(d.name.rsplit("-", 1)[1]) < iterations)
+        if shorter and not holds_model(partial):
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.copytree(shorter[-1][1], partial, symlinks=True)
+            say(f"continuing the cached {shorter[-1][0]}-iteration time-split model")
         cmd = ["train", "--a", str(faceset_a), "--b", str(faceset_b), "--out", str(partial), "--rights", RIGHTS,
                "--name-a", NAME_A, "--name-b", NAME_B, "--iterations", str(iterations), "--batch", str(BATCH),
                "--threads", str(THREADS), "--seed", str(seed), "--save-every", "250", "--no-progress"]
