@@ -358,8 +358,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--time-split", type=float, default=0.6, metavar="FRACTION",
                     help="carphone's first FRACTION of frames train the time-split model; the rest is held out "
                          "and swapped (default 0.6: frames 0-71 train, 72-119 are judged)")
-    ap.add_argument("--iterations", type=int, default=2000,
-                    help="training iterations of the time-split model (lite, batch 8, 1 thread; cached; default 2000)")
+    ap.add_argument("--iterations", type=int, default=3000,
+                    help="training iterations of the time-split model (lite, batch 8, 1 thread; cached; default 3000)")
     ap.add_argument("--seed", type=int, default=0, help="the time-split model's training seed (default 0)")
     ap.add_argument("--every", type=int, default=1, help="per-face measures on every Nth frame (default 1)")
     ap.add_argument("--frames", type=int, default=120, help="at most this many frames of each clip (default 120)")
