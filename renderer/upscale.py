@@ -227,13 +227,14 @@ def train_upscaler(cfg: UpscaleTrainConfig, progress: bool = True) -> UpscaleTra
     fs = load_faceset(cfg.faceset_b)
     _check_faceset(fs, card, cfg.faceset_b)
     s = card.config.input_size
-    scale = cfg.scale or max((r for r in SCALES if s * r <= fs.crop_size), default=0)
+    # Default: the largest scale whose output B's crops still hold (a bigger target would be an upsampled copy).
+    scale = cfg.scale or max((r for r in SCALES if s * r <= fs.crop_size), default=SCALES[0])
     ucfg = UpscalerConfig(scale, cfg.channels, cfg.blocks)
-    ucfg.validate() if scale else None
+    ucfg.validate()
     size = s * scale
-    if not scale or size > fs.crop_size:
-        raise InputError(f"faceset {cfg.faceset_b}: crops are {fs.crop_size} px, a x{scale or 2} upscaler of this "
-                         f"{s} px model needs {s * (scale or 2)} px (extract B with --size {s * (scale or 2)})")
+    if size > fs.crop_size:
+        raise InputError(f"faceset {cfg.faceset_b}: crops are {fs.crop_size} px; a x{scale} upscaler of this {s} px "
+                         f"model needs {size} px (extract B with `doppel extract --size {size}`)")
     faces, masks = load_training_faces(fs, size)  # (N, 3, T, T) uint8, (N, 2, T, T) uint8
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
