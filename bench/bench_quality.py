@@ -69,7 +69,7 @@ from tests import face_data as F  # noqa: E402
 
 import quality_timesplit as TS  # noqa: E402  (bench/ is on sys.path when this script runs)
 from quality_report import (  # noqa: E402
-    NOTES, _m, _worst, goal_lines, header_lines, occluder_goal, occluder_lines, table_lines,
+    NOTES, _m, _psnr_cell, _worst, goal_lines, header_lines, occluder_goal, occluder_lines, table_lines,
 )
 
 RESULTS = ROOT / "bench" / "results"

@@ -21,6 +21,7 @@ from renderer.atomic import sha256_file, write_text_atomic
 from renderer.checkpoint import model_files
 from renderer.errors import ModelError
 from renderer.model import ModelConfig
+from renderer.upscale import UpscalerCard
 
 CARD_NAME = "model.yaml"
 CARD_SCHEMA = 1
@@ -106,6 +107,7 @@ class ModelCard:
     working_space: str | None = None  # the OCIO space its facesets were in; None: undeclared (display RGB)
     colour_config: str | None = None  # the OCIO config naming it
     initialised_from: InitRef | None = None  # `doppel train --init`: the model whose weights this one started from
+    upscaler: UpscalerCard | None = None  # B's face upscaler (`renderer.upscale`), when one was trained
 
     @property
     def identities(self) -> tuple[str, str]:
@@ -134,6 +136,7 @@ class ModelCard:
             **({"validation": {k: (_num(v) if isinstance(v, float) else v)
                                for k, v in dataclasses.asdict(self.validation).items()}} if self.validation else {}),
             **({"initialised_from": self.initialised_from.to_dict()} if self.initialised_from else {}),
+            **({"upscaler": self.upscaler.to_dict()} if self.upscaler else {}),
         }
 
 
@@ -213,6 +216,7 @@ def model_card_from_dict(data: Any, where: str) -> ModelCard:
             working_space=_colour(data, "working_space"),
             colour_config=_colour(data, "config"),
             initialised_from=_init_ref(data.get("initialised_from")),
+            upscaler=UpscalerCard.from_dict(data["upscaler"]) if data.get("upscaler") is not None else None,
         )
     except ModelError as err:
         raise ModelError(f"{where}: {err}") from err
