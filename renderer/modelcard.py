@@ -21,6 +21,7 @@ from renderer.atomic import sha256_file, write_text_atomic
 from renderer.checkpoint import model_files
 from renderer.errors import ModelError
 from renderer.model import ModelConfig
+from renderer.upscale import UpscalerCard
 
 CARD_NAME = "model.yaml"
 CARD_SCHEMA = 1
@@ -80,6 +81,7 @@ class ModelCard:
     synthetic_media: bool = True  # this model makes synthetic media; the render stage labels its output
     working_space: str | None = None  # the OCIO space its facesets were in; None: undeclared (display RGB)
     colour_config: str | None = None  # the OCIO config naming it
+    upscaler: UpscalerCard | None = None  # B's face upscaler (`renderer.upscale`), when one was trained
 
     @property
     def identities(self) -> tuple[str, str]:
@@ -107,6 +109,7 @@ class ModelCard:
                                                        "Rec.709 video or sRGB photos)"}),
             **({"validation": {k: (_num(v) if isinstance(v, float) else v)
                                for k, v in dataclasses.asdict(self.validation).items()}} if self.validation else {}),
+            **({"upscaler": self.upscaler.to_dict()} if self.upscaler else {}),
         }
 
 
@@ -185,6 +188,7 @@ def model_card_from_dict(data: Any, where: str) -> ModelCard:
             synthetic_media=bool(data.get("synthetic_media", True)),
             working_space=_colour(data, "working_space"),
             colour_config=_colour(data, "config"),
+            upscaler=UpscalerCard.from_dict(data["upscaler"]) if data.get("upscaler") is not None else None,
         )
     except ModelError as err:
         raise ModelError(f"{where}: {err}") from err
