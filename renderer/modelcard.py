@@ -21,6 +21,7 @@ from renderer.atomic import sha256_file, write_text_atomic
 from renderer.checkpoint import model_files
 from renderer.errors import ModelError
 from renderer.model import ModelConfig
+from renderer.error_prior import ErrorPriorCard
 from renderer.upscale import UpscalerCard
 
 CARD_NAME = "model.yaml"
@@ -108,6 +109,7 @@ class ModelCard:
     colour_config: str | None = None  # the OCIO config naming it
     initialised_from: InitRef | None = None  # `doppel train --init`: the model whose weights this one started from
     upscaler: UpscalerCard | None = None  # B's face upscaler (`renderer.upscale`), when one was trained
+    error_prior: ErrorPriorCard | None = None  # decoder A's own-face rebuild error (`renderer.error_prior`)
 
     @property
     def identities(self) -> tuple[str, str]:
@@ -137,6 +139,7 @@ class ModelCard:
                                for k, v in dataclasses.asdict(self.validation).items()}} if self.validation else {}),
             **({"initialised_from": self.initialised_from.to_dict()} if self.initialised_from else {}),
             **({"upscaler": self.upscaler.to_dict()} if self.upscaler else {}),
+            **({"error_prior": self.error_prior.to_dict()} if self.error_prior else {}),
         }
 
 
@@ -217,6 +220,8 @@ def model_card_from_dict(data: Any, where: str) -> ModelCard:
             colour_config=_colour(data, "config"),
             initialised_from=_init_ref(data.get("initialised_from")),
             upscaler=UpscalerCard.from_dict(data["upscaler"]) if data.get("upscaler") is not None else None,
+            error_prior=(ErrorPriorCard.from_dict(data["error_prior"]) if data.get("error_prior") is not None
+                         else None),
         )
     except ModelError as err:
         raise ModelError(f"{where}: {err}") from err

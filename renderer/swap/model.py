@@ -38,6 +38,15 @@ class SwapModel:
 
             self.upscaler = load_upscaler(model_files(model_dir), self.card.upscaler, self.card.weights_sha256,
                                           self.device)
+        # The expected-error prior of the source decoder (`renderer.error_prior`), when the card has one
+        # for it: `occlusion: reconstruction` divides the rebuild error by it.
+        self.error_prior: np.ndarray | None = None
+        ep = self.card.error_prior
+        if ep is not None and ep.decoder == self.source_decoder:
+            from renderer.checkpoint import model_files
+            from renderer.error_prior import load_error_prior
+
+            self.error_prior = load_error_prior(model_files(model_dir), ep, self.card.weights_sha256)
 
     def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(N, S, S, 3) uint8 crops -> the swap, (N, S, S, 3) float32 in [0, 1], and the learned
