@@ -25,7 +25,9 @@ into a sequence of the same kind (OUT a pattern in a new folder, e.g. out/shot/s
 the source's frame numbers; --frames counts frames from 0 (the first file) as for movies. The
 folder appears only complete, with its C2PA sidecar (shot.c2pa) inside when signing is set up.
 Give the sequence's --rate (files carry none). Deep frames (EXR, DPX) are composited at their
-depth; every pixel outside the pasted face is written as decoded. No matte pass for sequences yet.
+depth; every pixel outside the pasted face is written as decoded. A sequence OUT's matte pass is
+written as sequences beside it (out/shot.matte/shot.matte.%04d.exr: EXR Y+A float mask, plate RGBA;
+DPX/TIFF/PNG: 16-bit grey mask, 16-bit RGBA plate), same frame numbers.
 
 Matte pass (--matte / --plate, or the preset's `output.matte` / `output.plate`): beside OUT,
 `<stem>.matte.mov` holds the blend mask used on every frame (ProRes 4444: the mask in alpha,
@@ -228,9 +230,6 @@ def run(args: argparse.Namespace) -> int:
         ("matte", "plate"), media.matte_paths(args.out),
         (args.matte or bool(preset and preset.output.matte), args.plate or bool(preset and preset.output.plate)))
         if wanted}
-    if passes and (to_sequence or info.sequence is not None):
-        raise InputError("--matte/--plate (or the preset's output.matte/plate): a matte pass for an image sequence "
-                         "is not supported yet")
     for kind, path in passes.items():
         if path.resolve() == args.video.resolve():
             raise InputError(f"the {kind} {path} would be the source video itself; the source is never written")
@@ -276,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
                 return contextlib.nullcontext()
             labels = {kind: matte_label(claim, signed=identity is not None, kind=kind, output_name=args.out.name)
                       for kind in ("matte", "plate")}
-            return media.MatteWriter(
+            return media.open_matte_writer(  # sequences for a sequence OUT, else ProRes 4444 clips
                 info, 0, info.frames - 1, matte=pass_targets["matte"].tmp if "matte" in passes else None,
                 plate=pass_targets["plate"].tmp if "plate" in passes else None, color=media.output_color(info),
                 metadata=labels["matte"], plate_metadata=labels["plate"])

@@ -73,6 +73,7 @@ from renderer.media.matte import (  # noqa: F401
     MatteWriter,
     decode_matte,
     matte_paths,
+    open_matte_writer,
 )
 from renderer.media.sequence import (  # noqa: F401
     SEQUENCE_KINDS,
