@@ -250,3 +250,44 @@ def replace_sequence_folder(folder: Path) -> None:
         raise InputError(f"{folder} holds other files than one image sequence; it is not replaced (give a new "
                          f"folder for the output sequence)")
     shutil.rmtree(folder)
+
+
+def join_sequences(parts: list[Path], out: Path, numbers: tuple[int, ...] | list[int],
+                   metadata: Mapping[str, str] | None = None) -> int:
+    """Assemble the frames of the sequences `parts` (patterns, disjoint frame numbers, e.g. farm
+    chunks) as the sequence `out` (a pattern whose folder is created here: the caller publishes it
+    atomically, `provenance.signed_output`). The frames must be exactly `numbers`, in order; no frame
+    is decoded: DPX, TIFF and PNG files are hard-linked (copied across file systems), EXR frames
+    copied with their label attributes set to `metadata` (`exr_header.relabel_exr`, chunks byte for
+    byte). Returns the number of frames; MediaError naming missing, doubled or extra frames."""
+    from renderer.media.exr_header import relabel_exr
+
+    target = parse_sequence(out)
+    found: dict[int, Path] = {}
+    doubled = []
+    for part in parts:
+        for number, path in parse_sequence(part).scan().items():
+            if number in found:
+                doubled.append(number)
+            found[number] = path
+    want = list(numbers)
+    missing = [n for n in want if n not in found]
+    extra = sorted(set(found) - set(want))
+    if missing or extra or doubled:
+        def show(ns: list[int]) -> str:
+            return ", ".join(str(n) for n in ns[:10]) + (" ..." if len(ns) > 10 else "")
+        raise MediaError(f"joining {len(parts)} part(s) into {target.hashes}: "
+                         + "; ".join(f"{what} frame(s) {show(ns)}" for what, ns in
+                                     (("missing", missing), ("extra", extra), ("doubled", sorted(doubled))) if ns))
+    target.folder.mkdir(parents=True, exist_ok=False)
+    for number in want:
+        src, dst = found[number], target.file(number)
+        if target.kind == "exr" and metadata:
+            relabel_exr(src, dst, metadata)
+            continue
+        try:
+            os.link(src, dst)
+        except OSError:  # another file system, or links not allowed: a plain copy
+            shutil.copyfile(src, dst)
+    _fsync_dir(target.folder)
+    return len(want)
