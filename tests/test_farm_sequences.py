@@ -176,3 +176,31 @@ def test_openjd_chunks_an_exr_sequence_into_the_same_signed_sequence_as_doppel_r
     before = {p: p.stat().st_mtime_ns for p in (out / "media").rglob("*")}
     assert main(["farm", "run", str(bundle), "--out", str(out), "--quiet"]) == 0
     assert {p: p.stat().st_mtime_ns for p in (out / "media").rglob("*")} == before
+
+
+def test_a_killed_sequence_chunk_leaves_nothing_and_its_retry_writes_it_whole(work, edit, model, env):
+    import signal
+
+    edit_path, preset = edit
+    out = work / "kill-out"
+    cmd = [str(VENV_BIN / "doppel"), "farm", "task", "--edit", str(edit_path), "--preset", str(preset), "--out",
+           str(out), "--model", str(model), "--frames", "1-11"]  # the whole clip as one chunk
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:  # kill once frames are being written
+        if line.startswith("openjd_progress:") and float(line.split(":")[1]) > 0:
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    chunks = out / farm.CHUNKS_DIR / "F001_2-10.doppel"
+    assert chunks.is_dir() and not [p for p in chunks.rglob("*") if not any(part.startswith(".") for part in p.relative_to(chunks).parts)
+                and p.is_file()]  # no frame, no record under a final name
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not list(out.rglob(".*partial*"))
+    (chunk,) = [p for p in chunks.rglob("0000001-0000011") if p.is_dir()]
+    assert sorted(p.name for p in chunk.iterdir()) == [f"F001_2-10.doppel.{n}.exr" for n in range(1002, 1013)]
+    assert sorted(p.name for p in chunk.with_name("0000001-0000011.matte").iterdir()) == [
+        f"F001_2-10.doppel.matte.{n}.exr" for n in range(1002, 1013)]
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and "chunk up to date, skipped" in again.stdout

@@ -101,6 +101,9 @@ def clip_key(job: Any) -> str:
 
 
 def chunk_folder(job: Any) -> Path:
+    """OUT/chunks/<output stem>/ (a sequence's output is a pattern in OUT/media/<name>/: OUT/chunks/<name>/)."""
+    if job.is_sequence:
+        return job.output.parent.parent.parent / CHUNKS_DIR / job.output.parent.name
     return job.output.parent.parent / CHUNKS_DIR / job.output.stem
 
 
