@@ -29,6 +29,15 @@ class SwapModel:
         self.decoder = "b" if direction == "a2b" else "a"
         self.source_decoder = "a" if self.decoder == "b" else "b"  # the person in the frame, rebuilt
         self.learns_mask = bool(self.config.learn_mask)
+        # B's face upscaler (`renderer.upscale`), when the card has one and the swap decodes to B:
+        # it learned B's detail, so a b2a swap has none.
+        self.upscaler = None
+        if self.card.upscaler is not None and self.decoder == "b":
+            from renderer.checkpoint import model_files
+            from renderer.upscale import load_upscaler
+
+            self.upscaler = load_upscaler(model_files(model_dir), self.card.upscaler, self.card.weights_sha256,
+                                          self.device)
 
     def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(N, S, S, 3) uint8 crops -> the swap, (N, S, S, 3) float32 in [0, 1], and the learned
