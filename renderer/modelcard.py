@@ -20,7 +20,7 @@ import yaml
 from renderer.atomic import sha256_file, write_text_atomic
 from renderer.checkpoint import model_files
 from renderer.errors import ModelError
-from renderer.model import ModelConfig
+from renderer.model_config import ModelConfig
 
 CARD_NAME = "model.yaml"
 CARD_SCHEMA = 1

@@ -152,6 +152,8 @@ def _add_stats(total: SwapStats, part: SwapStats) -> None:
         total.passed_through[why] = total.passed_through.get(why, 0) + n
     for stage, sec in part.seconds.items():
         total.seconds[stage] = total.seconds.get(stage, 0.0) + sec
+    for point, t in part.timeline.items():
+        total.timeline[point] = min(t, total.timeline.get(point, t))
 
 
 def render_smart(video: Path, out: Path, *, spans: list[tuple[int, int]], swap_range: tuple[int, int],
@@ -180,7 +182,7 @@ def render_smart(video: Path, out: Path, *, spans: list[tuple[int, int]], swap_r
                     matte.fill_to(g0)  # stream-copied GOPs: nothing swapped there
                 _add_stats(stats, render_range(
                     video, part, model_dir=model_dir, settings=settings, first=g0, last=g1, swap_ranges=[swap_range],
-                    codec=codec, pix_fmt=info.pix_fmt, audio=False, model=model, options=SPAN_OPTIONS.get(codec),
+                    codec=codec, pix_fmt=info.pix_fmt, audio=False, model=model, options=SPAN_OPTIONS.get(codec), info=info,
                     progress=lambda done, _total, base=base: bar.update(base + done - bar.n), matte=matte))
                 parts.append((g0, g1, part))
             if matte is not None:
@@ -217,13 +219,18 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--out {args.out} is the --holdout matte itself; the matte is only read")
     to_sequence = media.is_sequence_path(args.out)
     rate = parse_rate(args.rate)
+    preset = load_preset(args.preset) if args.preset else None
+    settings = (swap_settings(preset, direction=args.direction, device=args.device) if preset
+                else SwapSettings(direction=args.direction or "a2b", device=args.device))
+    # The card is read now (a bad card fails before any work); the network (torch, weights) loads
+    # on its own thread while the source is probed and checked and the first frames decode.
+    model = SwapModel(args.model, settings.direction, settings.device)
     info = media.probe(args.video, rate=rate)
     if to_sequence and info.sequence is not None and \
             media.parse_sequence(args.out).folder.resolve() == info.sequence.pattern.folder.resolve():
         raise InputError(f"--out {args.out} is in the source sequence's folder; a sequence is written as its own "
                          f"new folder and the source is never written")
     check_new_output(args.out, "--out", force=args.force)
-    preset = load_preset(args.preset) if args.preset else None
     passes = {kind: path for kind, path, wanted in zip(
         ("matte", "plate"), media.matte_paths(args.out),
         (args.matte or bool(preset and preset.output.matte), args.plate or bool(preset and preset.output.plate)))
@@ -236,8 +243,6 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"the {kind} {path} would be the source video itself; the source is never written")
         check_new_output(path, f"the {kind} of --out", force=args.force)
     first, last = parse_frames(args.frames, info.frames) if args.frames else (0, info.frames - 1)
-    settings = (swap_settings(preset, direction=args.direction, device=args.device) if preset
-                else SwapSettings(direction=args.direction or "a2b", device=args.device))
     if args.occlusion or args.holdout:
         settings = dataclasses.replace(
             settings, holdout=args.holdout or settings.holdout,
@@ -257,7 +262,6 @@ def run(args: argparse.Namespace) -> int:
     claim = claim_for_model(args.video, args.model, [(first, last + 1)],
                             preset_sha256=preset_sha256(preset) if preset else None)
     metadata = label_metadata(claim, signed=identity is not None)
-    model = SwapModel(args.model, settings.direction, settings.device)  # a bad model fails before any work
 
     if to_sequence or info.sequence is not None:
         spans, reason = [], "image sequences are written frame by frame (no GOPs to stream-copy)"
@@ -301,7 +305,7 @@ def run(args: argparse.Namespace) -> int:
                         args.video, target.tmp, model_dir=args.model, settings=settings, first=0,
                         last=info.frames - 1, swap_ranges=[(first, last)], codec=codec, pix_fmt=pix_fmt,
                         metadata=metadata, model=model, progress=lambda done, total: bar.update(done - bar.n),
-                        matte=matte, rate=rate,
+                        matte=matte, rate=rate, info=info,
                     )
             finally:
                 bar.close()
