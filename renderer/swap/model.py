@@ -73,6 +73,7 @@ class SwapModel:
         self.source_decoder = "a" if self.decoder == "b" else "b"  # the person in the frame, rebuilt
         self.learns_mask = bool(self.config.learn_mask)
         self.threads: int | None = None
+        self._threads_before: int | None = None  # the calling thread's torch threads before the first batch
         self._network = _loading(Path(model_dir), device, self.card)
         if not background:
             self.network()
@@ -93,10 +94,20 @@ class SwapModel:
         return self.network()[1]
 
     def with_threads(self, threads: int | None) -> SwapModel:
-        """The same loaded (or loading) model, its batches run with `threads` torch threads."""
+        """The same loaded (or loading) model, for one render: its batches run with `threads` torch
+        threads on the calling thread, until `restore_threads`."""
         view = copy.copy(self)
-        view.threads = threads
+        view.threads, view._threads_before = threads, None
         return view
+
+    def restore_threads(self) -> None:
+        """Give the calling thread back the torch thread count it had before this view's first
+        batch changed it (the end of a render; call it on the thread that ran the batches)."""
+        if self._threads_before is not None:
+            import torch
+
+            torch.set_num_threads(self._threads_before)
+            self._threads_before = None
 
     def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(N, S, S, 3) uint8 crops -> the swap, (N, S, S, 3) float32 in [0, 1], and the learned
@@ -122,24 +133,21 @@ class SwapModel:
                  np.empty((n, self.size, self.size), np.float32) if self.learns_mask else None) for _ in names]
         decoders = {"a": model.decoder_a, "b": model.decoder_b}
         # torch's thread count is per calling thread once it has run anything: set it here, on the
-        # thread that runs the batches, and put it back after.
-        before = torch.get_num_threads()
-        if self.threads is not None and self.threads != before:
+        # thread that runs the batches, once (setting it rebuilds thread pools), until restore_threads.
+        if self.threads is not None and torch.get_num_threads() != self.threads:
+            if self._threads_before is None:
+                self._threads_before = torch.get_num_threads()
             torch.set_num_threads(self.threads)
-        try:
-            with torch.inference_mode():
-                for lo in range(0, n, MODEL_BATCH):
-                    part = crops[lo:lo + MODEL_BATCH]
-                    batch = np.zeros((MODEL_BATCH, self.size, self.size, 3), np.uint8)
-                    batch[: len(part)] = part
-                    x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float().div_(255.0)  # (B, 3, S, S)
-                    z = model.encoder(x)  # (B, C, 8, 8)
-                    for (rgb, mask), name in zip(outs, names):
-                        y = decoders[name](z).float().cpu()  # (B, 3|4, S, S) in [0, 1]
-                        rgb[lo:lo + len(part)] = y[: len(part), :3].permute(0, 2, 3, 1).numpy()
-                        if mask is not None:
-                            mask[lo:lo + len(part)] = y[: len(part), 3].numpy()
-        finally:
-            if torch.get_num_threads() != before:
-                torch.set_num_threads(before)
+        with torch.inference_mode():
+            for lo in range(0, n, MODEL_BATCH):
+                part = crops[lo:lo + MODEL_BATCH]
+                batch = np.zeros((MODEL_BATCH, self.size, self.size, 3), np.uint8)
+                batch[: len(part)] = part
+                x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float().div_(255.0)  # (B, 3, S, S)
+                z = model.encoder(x)  # (B, C, 8, 8)
+                for (rgb, mask), name in zip(outs, names):
+                    y = decoders[name](z).float().cpu()  # (B, 3|4, S, S) in [0, 1]
+                    rgb[lo:lo + len(part)] = y[: len(part), :3].permute(0, 2, 3, 1).numpy()
+                    if mask is not None:
+                        mask[lo:lo + len(part)] = y[: len(part), 3].numpy()
         return outs

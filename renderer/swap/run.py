@@ -255,6 +255,7 @@ def render_range(
         for th in threads:
             th.join()
         cv2.setNumThreads(cv_pool)
+        swap_model.restore_threads()
     stats.seconds["total"] = time.perf_counter() - t_start
     if swap_model.loaded_at is not None:
         stats.timeline["model_ready"] = swap_model.loaded_at
