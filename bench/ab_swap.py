@@ -57,18 +57,19 @@ def swap_cmd(tree: Path, clip: Path, model: Path, out: Path) -> list[str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--old", default="main", help="git ref of the old arm (default main)")
+    ap.add_argument("--old", default="main", help="git ref of the old arm (default main), or a folder holding a tree")
     ap.add_argument("--pairs", type=int, default=3, help="interleaved (old, new) pairs")
     ap.add_argument("--clip", type=Path, help="source clip (default: bench_swap's 200 px, 240-frame clip)")
     args = ap.parse_args()
     clip = args.clip or B.face_video(B.CACHE / "swap-200-240.mp4", 240, (1920, 1080), 48, audio=True,
                                      face_px=200, faces=1)
     model = B.trained_model()
-    rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.old], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    folder = Path(args.old) if Path(args.old).is_dir() else None
+    rev = "a folder" if folder else subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.old],
+                                                   capture_output=True, text=True, check=True).stdout.strip()
     with tempfile.TemporaryDirectory(prefix="doppel-ab-") as tmp:
         work = Path(tmp)
-        arms = {"old": unpack(args.old, work), "new": ROOT}
+        arms = {"old": folder or unpack(args.old, work), "new": ROOT}
         rows: list[tuple[str, B.Run, dict, float]] = []
         md5: dict[str, set[str]] = {"old": set(), "new": set()}
         for n in range(args.pairs):
