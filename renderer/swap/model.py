@@ -51,8 +51,8 @@ class SwapModel:
     """A swap model: its card, and the network it renders through.
 
     The card is read here (a missing model, a card without rights: ModelError at once). The
-    network (torch, the weights) loads on a background thread started here, so that a render's
-    decode and face tracking start while it loads; `network()` waits for it and raises what
+    network (torch, the weights) loads on a background thread started here, so that a command's
+    probing and checks, and a render's decode, go on while it loads; `network()` waits for it and raises what
     loading raised (ModelError for missing or corrupt weights, InputError for an unavailable
     `device`), so a broken model still fails the render with its own one-line error.
     `background=False` loads it here instead.

@@ -109,8 +109,8 @@ def render_range(
     `src` and `out` may be image sequences (`media.sequence`; `rate` is the source sequence's
     rate): an output sequence keeps the source frames' numbers, and `codec` is not used for it.
     `info`: `media.probe(src, rate=rate)` when the caller has it (not probed again). `model` may
-    still be loading (`SwapModel`): decoding and tracking start meanwhile; its load error is
-    raised here, with nothing written under `out`.
+    still be loading (`SwapModel`): decoding starts meanwhile; its load error is raised here,
+    with nothing written under `out`.
     """
     src, out = Path(src), Path(out)
     info = info or media.probe(src, rate=rate)
@@ -232,6 +232,11 @@ def render_range(
                 raise RenderError(f"rendering {out.name} stopped at frame {i}")
 
     try:
+        # The model (loading since the command started) is awaited before the first frame is tracked:
+        # tracking beside torch's import only delays the model, both holding the GIL (measured: the
+        # first encoded frame came ~3 s later), and the encoder, the critical path, waits for it.
+        # The decode thread and the writer are already running.
+        swap_model.network()
         while True:
             item = take(decoded)
             if item is _END:
@@ -243,7 +248,6 @@ def render_range(
             stats.mark("first_tracked")  # the first frame has been through the tracker
         if not errors:
             emit(swapper.flush())
-            swap_model.network()  # a model that failed to load fails the render, faces or none
     except BaseException as err:
         errors.append(err)
         stop.set()
