@@ -48,6 +48,7 @@ QUICK_ARGS: dict[str, list[str]] = {
     "media": ["--frames", "48"],
     "provenance": ["--frames", "60"],
     "quality": ["--frames", "24", "--every", "4"],
+    "upscale": ["--frames", "16", "--every", "4", "--minutes", "2"],
     "swap": ["--frames", "24", "--long", "240"],
     "train": ["--steps", "4", "--warmup", "1"],
     "occlusion": ["--models", "demo"],
@@ -218,7 +219,17 @@ def _occlusion(text: str) -> list[Figure]:
     return rows or [Figure("occlusion", "occluder IoU", "?", ">= 0.9", "not measured")]
 
 
+def _upscale(text: str) -> list[Figure]:
+    """bench_upscale.py's goal lines: `- Goal (clip) sharpness ratio >= 0.8 with the upscaler: met|NOT met (v; b without it, ...)`."""
+    rows = [Figure("upscale", f"sharpness ratio with B's face upscaler, {m.group(1)}",
+                   f"{m.group(3)} ({m.group(4)} without)", ">= 0.8", m.group(2))
+            for m in re.finditer(r"^- Goal \((\S+)\) sharpness ratio >= 0\.8 with the upscaler: (NOT met|met) "
+                                 r"\(([\d.]+); ([\d.]+) without", text, re.MULTILINE)]
+    return rows or [Figure("upscale", "sharpness ratio with B's face upscaler", "?", ">= 0.8", "not measured")]
+
+
 EXTRACTORS: dict[str, Extractor] = {
+    "upscale": _upscale,
     "occlusion": _occlusion,
     "faces": _faces, "sample_edits": _sample_edits, "media": _media, "swap": _swap, "train": _train, "render": _render, "farm": _farm,
     "quality": _quality, "matte": _matte,

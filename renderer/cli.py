@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "trim": ("renderer.commands.trim", "frame-accurate re-encode of a frame range, with audio and timecode"),
     "extract": ("renderer.commands.extract", "find, align and save faces from images and videos into a faceset"),
     "train": ("renderer.commands.train", "train the shared-encoder / two-decoder swap model on two facesets"),
+    "train-upscaler": ("renderer.commands.train_upscaler",
+                       "train a face upscaler for a model's person B on B's own faceset (sharper swapped faces)"),
     "swap": ("renderer.commands.swap", "swap faces in one video (whole or a frame range)"),
     "render": ("renderer.commands.render", "render the FACESWAP-marked clips of an edit and write a return edit"),
     "presets": ("renderer.commands.presets", "list, show and validate YAML presets"),

@@ -203,7 +203,13 @@ def save_model(
     blob = st_save(tensors, metadata={"format": "doppel-swap-autoencoder", "arch": model.config.arch})
     import hashlib
 
-    card = dataclasses.replace(card, weights_sha256=hashlib.sha256(blob).hexdigest(), config=model.config)
+    from renderer.upscale import UPSCALER_NAME
+
+    # New swap weights make an upscaler trained on the old decoder's output stale: its section goes
+    # unless the save carries one (`renderer.upscale.train_upscaler` saves through save_files itself).
+    upscaler = card.upscaler if UPSCALER_NAME in (extra_files or {}) else None
+    card = dataclasses.replace(card, weights_sha256=hashlib.sha256(blob).hexdigest(), config=model.config,
+                               upscaler=upscaler)
     files = {WEIGHTS_NAME: blob, **(extra_files or {}), CARD_NAME: card_text(card).encode("utf-8")}
     return save_files(model_dir, files, label or f"{card.iterations:08d}")
 

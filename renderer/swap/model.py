@@ -16,28 +16,36 @@ from renderer.pipeline import since_process_start
 from renderer.swap.settings import MODEL_BATCH
 
 
-def _load_network(model_dir: Path, device: str | None, card: ModelCard) -> tuple[Any, Any]:
-    """(the eval-mode SwapAutoencoder, its torch.device): imports torch, reads the weights.
-    ModelError when the folder now holds another save than the one `card` was read from."""
+def _load_network(model_dir: Path, device: str | None, card: ModelCard, upscaler: bool) -> tuple[Any, Any, Any]:
+    """(the eval-mode SwapAutoencoder, its torch.device, B's upscaler or None): imports torch, reads
+    the weights. ModelError when the folder now holds another save than the one `card` was read from."""
+    from renderer.checkpoint import model_files
     from renderer.model import load_model, pick_device
 
     dev = pick_device(device)
     network, loaded = load_model(model_dir, dev)
     if (loaded.weights_sha256, loaded.config) != (card.weights_sha256, card.config):
         raise ModelError(f"model {model_dir} was replaced while it loaded (a new save?); run again")
-    return network, dev
+    up = None
+    if upscaler:
+        from renderer.upscale import load_upscaler
+
+        assert card.upscaler is not None
+        up = load_upscaler(model_files(model_dir), card.upscaler, card.weights_sha256, dev)
+    return network, dev, up
 
 
-def _loading(model_dir: Path, device: str | None, card: ModelCard) -> Future[tuple[Any, Any, float | None]]:
-    """A future of (`_load_network`'s pair, seconds since process start when it was loaded), run
+def _loading(model_dir: Path, device: str | None, card: ModelCard,
+             upscaler: bool) -> Future[tuple[Any, Any, Any, float | None]]:
+    """A future of (`_load_network`'s triple, seconds since process start when it was loaded), run
     on a thread started here; its error (ModelError, InputError for an unavailable device)
     is the future's exception."""
-    future: Future[tuple[Any, Any, float | None]] = Future()
+    future: Future[tuple[Any, Any, Any, float | None]] = Future()
     future.set_running_or_notify_cancel()
 
     def work() -> None:
         try:
-            future.set_result((*_load_network(model_dir, device, card), since_process_start()))
+            future.set_result((*_load_network(model_dir, device, card, upscaler), since_process_start()))
         except BaseException as err:  # handed to whoever waits (`SwapModel.network`)
             future.set_exception(err)
 
@@ -74,19 +82,27 @@ class SwapModel:
         self.learns_mask = bool(self.config.learn_mask)
         self.threads: int | None = None
         self._threads_before: int | None = None  # the calling thread's torch threads before the first batch
-        self._network = _loading(Path(model_dir), device, self.card)
+        # B's face upscaler (`renderer.upscale`), when the card has one and the swap decodes to B:
+        # it learned B's detail, so a b2a swap has none. Loaded with the network.
+        self._wants_upscaler = self.card.upscaler is not None and self.decoder == "b"
+        self._network = _loading(Path(model_dir), device, self.card, self._wants_upscaler)
         if not background:
             self.network()
 
     def network(self) -> tuple[Any, Any]:
         """(SwapAutoencoder, torch.device) once loaded; waits for the load and raises its error."""
-        network, device, _ = self._network.result()
+        network, device, _, _ = self._network.result()
         return network, device
+
+    @property
+    def upscaler(self) -> Any:
+        """B's loaded face upscaler, or None (no wait when the card has none for this direction)."""
+        return self._network.result()[2] if self._wants_upscaler else None
 
     @property
     def loaded_at(self) -> float | None:
         """Seconds since process start when the network had loaded (None: not yet, or unknown)."""
-        return self._network.result()[2] if self._network.done() and not self._network.exception() else None
+        return self._network.result()[3] if self._network.done() and not self._network.exception() else None
 
     @property
     def device(self) -> Any:

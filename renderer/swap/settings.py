@@ -52,6 +52,7 @@ class SwapSettings:
     full_search_every: int = 2  # every Nth key frame searches the whole frame (new faces), the others near tracks
     device: str | None = None
     colour: ColourManagement | None = None
+    upscale: str = "auto"  # B's face upscaler: auto (when the model has one), on (required), off
 
     def __post_init__(self) -> None:
         if self.faces not in ("all", "largest", "identity"):
@@ -60,6 +61,8 @@ class SwapSettings:
             raise InputError("faces=identity needs a reference: set `identity:` in the preset to an image of the person")
         if self.direction not in ("a2b", "b2a"):
             raise InputError(f"direction={self.direction!r} is not allowed (allowed: a2b, b2a)")
+        if self.upscale not in ("auto", "on", "off"):
+            raise InputError(f"upscale={self.upscale!r} is not allowed (allowed: auto, on, off)")
         if self.occlusion.mode == "matte" and self.holdout is None:
             raise InputError("occlusion=matte needs a hold-out matte: set `occlusion_matte:` in the preset or "
                              "`holdout=PATH` on the clip's FACESWAP marker (or choose occlusion reconstruction, "
@@ -103,6 +106,7 @@ def swap_settings(preset: Any, *, direction: str | None = None, device: str | No
         min_face=int(preset.min_face),
         device=device,
         colour=colour,
+        upscale=preset.upscale,
     )
 
 
