@@ -89,6 +89,10 @@ class SwapModel:
         if not background:
             self.network()
 
+    def settle(self) -> None:
+        """Wait until the load has finished, succeeded or not, without raising its error."""
+        self._network.exception()
+
     def network(self) -> tuple[Any, Any]:
         """(SwapAutoencoder, torch.device) once loaded; waits for the load and raises its error."""
         network, device, _, _ = self._network.result()

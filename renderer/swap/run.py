@@ -124,25 +124,29 @@ def render_range(
                     if settings.holdout is not None else None)  # a hold-out matte that does not fit fails before any work
     # torch runs the batches with FACE_THREADS on the calling thread (the model may still be loading)
     swap_model = (model or SwapModel(model_dir, settings.direction, settings.device)).with_threads(FACE_THREADS)
-    stats = SwapStats()
-    matrix, rng = media.effective_color(info, info.width, info.height, info.pix_fmt)
-    swapper = FaceSwapper(swap_model, settings, info.fps, matrix, rng, stats, keep_patches=matte is not None,
-                          keep_plates=matte is not None and matte.writes_plate,
-                          deep=media.is_deep(info.pix_fmt))
-    start = preroll_start(first, ranges, origin)
-    decode_to = postroll_end(last, ranges, info.frames, settings.detect_every)
-    stats.preroll = first - start
-    total = last - first + 1
-    tags = color or media.output_color(info)
-    options = {**({"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"} if gop and codec == "h264" else {}),
-               **(options or {})} or None
-    writer = media.open_writer(
-        out, source=info, first=first, width=info.width, height=info.height, fps=info.fps, codec=codec,
-        timecode=media.shift_timecode(info.timecode, first, info.fps) if info.timecode else None,
-        color=tags, metadata=metadata, audio_from=(src, first, last) if audio and info.audio else None,
-        pix_fmt=pix_fmt or info.pix_fmt, time_base=info.time_base if info.vfr else None,
-        rotation=info.rotation, options=options, field_order=info.field_order, hdr=info.hdr,
-    )
+    try:  # an error before the pipeline starts: no load of our own left running behind us
+        stats = SwapStats()
+        matrix, rng = media.effective_color(info, info.width, info.height, info.pix_fmt)
+        swapper = FaceSwapper(swap_model, settings, info.fps, matrix, rng, stats, keep_patches=matte is not None,
+                              keep_plates=matte is not None and matte.writes_plate,
+                              deep=media.is_deep(info.pix_fmt))
+        start = preroll_start(first, ranges, origin)
+        decode_to = postroll_end(last, ranges, info.frames, settings.detect_every)
+        stats.preroll = first - start
+        total = last - first + 1
+        tags = color or media.output_color(info)
+        options = {**({"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"} if gop and codec == "h264" else {}),
+                   **(options or {})} or None
+        writer = media.open_writer(
+            out, source=info, first=first, width=info.width, height=info.height, fps=info.fps, codec=codec,
+            timecode=media.shift_timecode(info.timecode, first, info.fps) if info.timecode else None,
+            color=tags, metadata=metadata, audio_from=(src, first, last) if audio and info.audio else None,
+            pix_fmt=pix_fmt or info.pix_fmt, time_base=info.time_base if info.vfr else None,
+            rotation=info.rotation, options=options, field_order=info.field_order, hdr=info.hdr,
+        )
+    except BaseException:
+        swap_model.settle()
+        raise
     decoded: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
     finished: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
     errors: list[BaseException] = []
