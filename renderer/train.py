@@ -45,7 +45,7 @@ from renderer.faceset import INDEX_NAME, Faceset
 from renderer.checkpoint import holds_model, model_files
 from renderer.model import ModelConfig, SwapAutoencoder, build_model, pick_device
 from renderer.modelcard import (
-    FacesetRef, LossSummary, ModelCard, Validation, now_utc, read_model_card, software_version,
+    FacesetRef, InitRef, LossSummary, ModelCard, Validation, now_utc, read_model_card, software_version,
     validate_rights,
 )
 from renderer.loss import LossConfig, ssim, ssim_map, swap_loss  # noqa: F401 (ssim, ssim_map: public here too)
@@ -91,6 +91,7 @@ class TrainConfig:
     device: str | None = None
     save_every: int = 250
     resume: bool = False
+    init: Path | None = None  # start from this model's weights (a fine-tune): same config, fresh optimizer and RNG
     learn_mask: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -180,6 +181,9 @@ def check_train_config(cfg: TrainConfig) -> None:
     """InputError for values no run could use."""
     if cfg.model is not None and cfg.model not in DEFAULT_LR:
         raise InputError(f"--model {cfg.model!r} is not known (available: original, lite, hd){closest(cfg.model, list(DEFAULT_LR))}")
+    if cfg.resume and cfg.init is not None:
+        raise InputError(f"--resume and --init {cfg.init} together: --resume continues the model in --out, --init "
+                         f"starts a new one from another model's weights; give one of them")
     if cfg.iterations is not None and cfg.iterations < 1:
         raise InputError(f"--iterations must be >= 1, got {cfg.iterations}")
     if cfg.minutes is not None and not (math.isfinite(cfg.minutes) and cfg.minutes > 0):
@@ -289,6 +293,32 @@ def _config_diff(want: ModelConfig, have: ModelConfig) -> list[str]:
             for f in dataclasses.fields(ModelConfig) if getattr(want, f.name) != getattr(have, f.name)]
 
 
+def _init_from(cfg: TrainConfig, fa: Faceset, requested: ModelConfig) -> tuple[SwapAutoencoder, InitRef]:
+    """The model named by --init (weights checked against its card) and the lineage entry for the new
+    card. ModelError when its config is not the one this run would build (arch, widths, mask, and the
+    facesets' coverage, landmark points and crop size): the weights would not fit, or would be used
+    on crops cut another way."""
+    from renderer.model import WEIGHTS_NAME, load_model
+
+    init = Path(cfg.init)  # type: ignore[arg-type]
+    try:
+        model, card = load_model(init, device="cpu")
+    except ModelError as err:
+        raise ModelError(f"--init {init}: {err}") from err
+    have = card.config
+    if cfg.model is None and cfg.model_config is None:  # no architecture asked for: the init model's own
+        requested = dataclasses.replace(have, learn_mask=cfg.learn_mask or have.learn_mask, coverage=fa.coverage,
+                                        landmark_points=fa.landmark_points, crop_size=fa.crop_size)
+    diff = [d.replace("model has", f"--init model has") for d in _config_diff(requested, have)]
+    if diff:
+        raise ModelError(f"--init {init}: its config differs from this run's (facesets {fa.root}; {'; '.join(diff)}); "
+                         f"nothing was written")
+    sha = sha256_file(model_files(init) / WEIGHTS_NAME)
+    ref = InitRef(path=str(init.resolve()), name_a=card.name_a, name_b=card.name_b, rights=card.rights,
+                  weights_sha256=sha, iterations=card.iterations, initialised_from=card.initialised_from)
+    return model, ref
+
+
 StepHook = Callable[[int, SwapAutoencoder], bool]
 
 
@@ -371,6 +401,9 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
         if holds_model(out):
             raise InputError(f"--out {out} already holds a model; pass --resume to continue it or choose another --out")
         mcfg = _resolve_model_config(cfg, fa)
+    init_model, init_ref = _init_from(cfg, fa, mcfg) if cfg.init is not None else (None, None)
+    if init_model is not None:
+        mcfg = init_model.config
     lr = cfg.lr if cfg.lr is not None else DEFAULT_LR[mcfg.arch]
     batch = cfg.batch or DEFAULT_BATCH[mcfg.arch]
     holdout = cfg.holdout or 0
@@ -380,6 +413,9 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)  # weight init only; the caller's global RNG is left as it was
         model = build_model(mcfg)
+    if init_model is not None:  # a fine-tune: the other model's weights, this run's own optimizer and RNG
+        model.load_state_dict(init_model.state_dict())
+        del init_model
     gen = torch.Generator().manual_seed(cfg.seed)
     history: list[tuple[float, float]] = []
     start_iter, seconds_before = 0, 0.0
@@ -470,6 +506,7 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
             iterations=iteration, loss=_loss_summary(history), software=software_version(),
             created=created, updated=now_utc(), train_seconds=seconds, device=str(device), validation=validation,
             working_space=fa.colour_space, colour_config=fa.colour_config,
+            initialised_from=prior.initialised_from if prior else init_ref,
         )
         groups = [{k: v for k, v in g.items() if k != "params"} for g in opt.state_dict()["param_groups"]]
         state = {"iteration": iteration, "seconds": seconds, "param_groups": groups, "seed": cfg.seed,

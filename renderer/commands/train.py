@@ -13,6 +13,14 @@ switched): a kill at any moment leaves the last complete checkpoint. Ctrl-C or S
 finishes the iteration in progress and saves it, so --resume continues bit-identically
 (it also keeps the model's batch, lr and --threads unless given).
 
+--init MODEL_DIR starts a new model (in --out) from another model's weights, a fine-tune
+(DeepFaceLab's pretrained-model workflow): same config (architecture, widths, mask, and the
+facesets' coverage, landmark points and crop size; a mismatch is refused), a fresh
+optimizer, this run's --seed for sampling and augmentation, its own iteration count. The
+weights still carry the faces the other model learned, so the new card records them under
+`initialised_from:` (that model's identities, rights statement, weights SHA-256 and its own
+lineage). Not with --resume.
+
 --rights is required: who the faces belong to and on what basis they may be used.
 
 Models: lite (default; CPU-friendly, ~15 MiB), original (the 2017 network, 82 M
@@ -24,6 +32,8 @@ Examples:
   doppel train --a faces/jane --b faces/john --out models/j2j \\
       --rights "Both people consented in writing for the Doppel demo (2026-11)" --iterations 5000
   doppel train --a faces/jane --b faces/john --out models/j2j --rights "..." --resume --iterations 20000
+  doppel train --a faces/shot12-first-half --b faces/john --out models/shot12 --rights "..." \\
+      --init models/j2j --iterations 2000
   doppel train --a A --b B --out M --rights "..." --preset presets/train/gpu.yaml --json
 """
 
@@ -61,6 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learn-mask", action="store_true", default=None,
                         help="decoders also output a face mask, trained on the landmark hull")
     parser.add_argument("--resume", action="store_true", help="continue the model in --out exactly (optimizer and RNG state)")
+    parser.add_argument("--init", metavar="MODEL_DIR", type=Path,
+                        help="start from this model's weights (same config; fresh optimizer and RNG; the card records "
+                             "its identities, rights and weights SHA-256 under initialised_from); not with --resume")
     parser.add_argument("--seed", type=int, metavar="S", help="random seed for init, sampling and augmentation (default 0)")
     parser.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:N or mps (default: the best available)")
     parser.add_argument("--save-every", type=int, metavar="K", help="checkpoint and preview every K iterations (default 250)")
@@ -87,7 +100,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     }
     values.update({k: v for k, v in flags.items() if v is not None})
     return TrainConfig(faceset_a=args.a, faceset_b=args.b, out=args.out, rights=args.rights or "",
-                       resume=args.resume, **values)
+                       resume=args.resume, init=args.init, **values)
 
 
 def run(args: argparse.Namespace) -> int:
