@@ -97,6 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how occluders in front of the face are found (default: preset's, else reconstruction)")
     parser.add_argument("--holdout", type=Path, metavar="MATTE",
                         help="hold-out matte clip for the shot: its white/opaque pixels are never changed")
+    parser.add_argument("--upscale", choices=("auto", "on", "off"),
+                        help="B's face upscaler (doppel train-upscaler): auto uses it when the model has one, "
+                             "on requires it, off pastes the decoder's own size (default: preset's, else auto)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -247,6 +250,8 @@ def run(args: argparse.Namespace) -> int:
             settings = dataclasses.replace(
                 settings, holdout=args.holdout or settings.holdout,
                 occlusion=dataclasses.replace(settings.occlusion, mode=args.occlusion or settings.occlusion.mode))
+        if args.upscale:
+            settings = dataclasses.replace(settings, upscale=args.upscale)
         codec = args.codec or (preset.output.codec if preset and not args.codec else None)
         if to_sequence:
             codec = "sequence"  # the kind of file comes from OUT's suffix; no codec profile
