@@ -13,16 +13,18 @@ import dataclasses
 import datetime as _dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from renderer.atomic import sha256_file, write_text_atomic
 from renderer.checkpoint import model_files
 from renderer.errors import ModelError
-from renderer.model import ModelConfig
-from renderer.error_prior import ErrorPriorCard
-from renderer.upscale import UpscalerCard
+from renderer.error_prior import ErrorPriorCard  # torch-free: the card's section only
+from renderer.model_config import ModelConfig
+
+if TYPE_CHECKING:
+    from renderer.upscale import UpscalerCard
 
 CARD_NAME = "model.yaml"
 CARD_SCHEMA = 1
@@ -143,6 +145,15 @@ class ModelCard:
         }
 
 
+def _upscaler_card(data: Any) -> UpscalerCard | None:
+    """The card's `upscaler:` section; renderer.upscale (torch) is imported only for a card that has one."""
+    if data is None:
+        return None
+    from renderer.upscale import UpscalerCard
+
+    return UpscalerCard.from_dict(data)
+
+
 def _num(v: float) -> float | None:
     return None if v != v else round(float(v), 6)  # NaN -> null keeps the YAML portable
 
@@ -219,7 +230,7 @@ def model_card_from_dict(data: Any, where: str) -> ModelCard:
             working_space=_colour(data, "working_space"),
             colour_config=_colour(data, "config"),
             initialised_from=_init_ref(data.get("initialised_from")),
-            upscaler=UpscalerCard.from_dict(data["upscaler"]) if data.get("upscaler") is not None else None,
+            upscaler=_upscaler_card(data.get("upscaler")),
             error_prior=(ErrorPriorCard.from_dict(data["error_prior"]) if data.get("error_prior") is not None
                          else None),
         )

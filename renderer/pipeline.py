@@ -8,13 +8,36 @@ the others instead of leaving them blocked.
 
 from __future__ import annotations
 
+import functools
+import os
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 _DONE = object()  # prefetch queue: the producer finished
+
+
+def since_process_start() -> float | None:
+    """Seconds since this process started (Linux: from /proc, read once), None where unknown.
+    For start-up timelines: interpreter start and imports count too."""
+    origin = _process_origin()
+    return None if origin is None else time.monotonic() - origin
+
+
+@functools.cache
+def _process_origin() -> float | None:
+    """The monotonic clock's reading when this process started (10 ms resolution)."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            started_ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22: starttime
+        with open("/proc/uptime", encoding="ascii") as f:
+            uptime = float(f.read().split()[0])
+        return time.monotonic() - max(0.0, uptime - started_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
 
 
 def put_until_stopped(q: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:

@@ -105,12 +105,10 @@ class ClipJob:
 
     @property
     def passes(self) -> dict[str, Path]:
-        """The matte pass clips the preset asks for beside the output: {"matte": path, "plate": path}.
-        None for an image sequence (`plan_render` refuses a matte pass for one)."""
+        """The matte pass clips the preset asks for beside the output: {"matte": path, "plate": path}
+        (for an image sequence, sequence patterns in folders beside its own: `media.matte_paths`)."""
         from renderer.media.matte import matte_paths
 
-        if self.is_sequence:
-            return {}
         matte, plate = matte_paths(self.output)
         out = self.preset.output
         return {k: p for k, p, wanted in (("matte", matte, out.matte), ("plate", plate, out.plate)) if wanted}
@@ -131,7 +129,8 @@ class ClipJob:
             return None
         for kind, path in self.passes.items():  # a matte deleted or changed since: render again
             recorded = entry["output"].get(kind)
-            if not (isinstance(recorded, dict) and path.is_file() and recorded.get("sha256") == sha256_file(path)):
+            exists = path.parent.is_dir() if self.is_sequence else path.is_file()
+            if not (isinstance(recorded, dict) and exists and recorded.get("sha256") == media_sha256(path)):
                 return None
         return entry
 
@@ -338,11 +337,6 @@ def plan_render(
             src = parse_sequence(mc.media_path)
             stem = output.stem
             output = output.parent / stem / SequencePattern(Path(), f"{stem}.", src.suffix, src.padding).printf.name
-            if out.matte or out.plate:
-                problems.append(InputError(f"{where}: preset output.matte/plate: a matte pass for an image sequence "
-                                           f"is not supported yet (its media is {mc.media_path.name}); turn it off "
-                                           f"for this clip"))
-                continue
         else:
             try:
                 check_output(output, check_codec)

@@ -211,7 +211,7 @@ def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int],
     complete and signed (`provenance.signed_output`); so do its matte pass clips (`job.passes`),
     written in the same pass; then the `<output>.inputs.json` sidecar is written, which marks it done.
     """
-    from renderer.media import MatteWriter, output_color, probe
+    from renderer.media import open_matte_writer, output_color, probe
     from renderer.provenance import claim_for_model, label_metadata, matte_label, signed_output
     from renderer.swap import render_range, swap_settings
 
@@ -222,11 +222,14 @@ def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int],
         replace_sequence_folder(job.output.parent)
         remove_stale_partials(job.output.parent)
         job.output.parent.parent.mkdir(parents=True, exist_ok=True)
+        for path in job.passes.values():  # the matte pass sequences: folders of their own, replaced alike
+            replace_sequence_folder(path.parent)
+            remove_stale_partials(path.parent)
     else:
         job.output.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_partials(job.output)
-    for path in job.passes.values():
-        remove_stale_partials(path)
+        for path in job.passes.values():
+            remove_stale_partials(path)
     info = probe(mc.media_path, rate=mc.rate)
     claim = claim_for_model(mc.media_path, job.model.path, [(0, job.frames)], preset_sha256=job.preset_sha256,
                             source_sha256=source_sha256)
@@ -238,7 +241,7 @@ def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int],
                   for kind, path in job.passes.items()}
         labels = {kind: matte_label(claim, signed=job.signing is not None, kind=kind, output_name=job.output.name)
                   for kind in ("matte", "plate")}
-        matte = outputs.enter_context(MatteWriter(
+        matte = outputs.enter_context(open_matte_writer(
             info, job.first, job.last, matte=passes["matte"].tmp if "matte" in passes else None,
             plate=passes["plate"].tmp if "plate" in passes else None, color=color or output_color(info),
             metadata=labels["matte"], plate_metadata=labels["plate"])) if passes else None
@@ -254,8 +257,9 @@ def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int],
     entry = job_summary(job)
     for kind, pass_target in passes.items():
         result = pass_target.result
-        entry["output"][kind].update({"sha256": sha256_file(pass_target.final), "frames": job.frames,
-                                      "timecode": job.timecode, "signed": result.signed, "manifest": result.manifest})
+        entry["output"][kind].update({"sha256": media_sha256(pass_target.final), "frames": job.frames,
+                                      "timecode": job.timecode, "signed": result.signed, "manifest": result.manifest,
+                                      **({"sidecar": str(result.sidecar)} if result.sidecar else {})})
     entry["source"]["sha256"] = source_sha256
     stats_json = stats.to_json()
     entry["output"].update({"sha256": media_sha256(job.output), "frames": job.frames, "timecode": job.timecode,

@@ -146,17 +146,6 @@ def test_otio_edit_renders_exr_and_dpx_sequences_frame_exact(work, plates_edit, 
     assert (again["rendered"], again["skipped"]) == (0, 2)
 
 
-def test_farm_export_refuses_sequences_by_name(work, plates_edit, env):
-    from renderer.errors import InputError
-    from renderer.farm.job import export_bundle
-
-    preset = work / "p3.yaml"
-    preset.write_text(PRESET)
-    with pytest.raises(InputError, match=r"2 marked clip\(s\) are image sequences \(A001, B002\): farm jobs do not"):
-        export_bundle(plates_edit[2], preset, work / "bundle", model=make_model(work / "m"))
-    assert not (work / "bundle").exists()
-
-
 def test_a_stepped_sequence_is_refused_alone_in_an_edit_and_trims_by_number(work, plates_edit, env):
     """Every other frame on disk (1001, 1003, ...) with frame_step 2 in the edit: that clip is refused
     by name, the other clip is a job; trim keeps the stepped numbers."""
@@ -252,10 +241,70 @@ def test_swap_replaces_a_real_face_in_an_exr_sequence(work, env, capsys):
     assert changed_frames >= 3
 
 
-def test_a_matte_pass_for_a_sequence_is_refused(work, plates_edit, env, capsys):
-    exr, _, _ = plates_edit
-    code = cli_main(["swap", str(exr), "--model", str(make_model(work / "m")), "--out",
-                     str(work / "matte_refused" / "A001.%04d.exr"), "--matte", "--no-progress"])
-    assert code == 2
-    assert "a matte pass for an image sequence is not supported yet" in capsys.readouterr().err
-    assert not (work / "matte_refused").exists()
+def test_render_writes_matte_sequences_and_the_return_edit_references_them(work, plates_edit, keys, capsys):
+    """`output.matte`/`plate` on the EXR and DPX plates: each render gets its matte and plate as
+    sequences of its own kind beside it (same frame numbers, as ffprobe reads them), signed by a
+    sidecar each, listed in render.json and --json, and placed on disabled FACESWAP MATTE/PLATE
+    tracks by ImageSequenceReferences numbered like the render. No face in these plates: the
+    masks are zero (the face case is tests/media/test_matte_sequence.py)."""
+    import OpenEXR
+
+    from renderer.atomic import remove_stale_partials
+
+    _, _, edit = plates_edit
+    preset = work / "matte.yaml"
+    preset.write_text(PRESET + "  matte: true\n  plate: true\n")
+    out = work / "out_matte"
+    args = ["render", str(edit), "--preset", str(preset), "--out", str(out), "--model", str(make_model(work / "m")),
+            "--json"]
+    assert cli_main(args) == 0, capsys.readouterr().err
+    report = json.loads(capsys.readouterr().out)
+    clips = json.loads((out / RENDER_JSON).read_text())["clips"]
+    assert report["mattes"] == [c["output"]["matte"]["path"] for c in clips] and len(report["plates"]) == 2
+    for entry in clips:
+        render = Path(entry["output"]["path"])
+        numbers = media.probe(render, rate=RATE).sequence.numbers
+        for kind, grey in (("matte", {".exr": "gbrapf32le", ".dpx": "gray16le"}),
+                           ("plate", {".exr": "gbrapf32le", ".dpx": "rgba64le"})):
+            rec = entry["output"][kind]
+            pattern = Path(rec["path"])
+            assert pattern.parent == render.parent.with_name(f"{render.parent.name}.{kind}")
+            assert pattern.suffix == render.suffix and rec["frames"] == len(numbers) and rec["signed"]
+            assert rec["sha256"] == media.sequence_sha256(media.parse_sequence(pattern))
+            ref = ffprobe_count(pattern, numbers[0])  # FFmpeg (Debian's CLI) reads the pass by its numbers
+            assert int(ref["nb_read_frames"]) == len(numbers) and ref["pix_fmt"] == grey[render.suffix]
+            assert not ffprobe_has_frame(pattern, numbers[0] - 1)
+            assert media.probe(pattern).sequence.numbers == numbers
+            assert cli_main(["verify", str(pattern.parent), "--trust", str(keys.ca_cert)]) == 0
+            assert "VALID, signer trusted (sidecar manifest)" in capsys.readouterr().out
+        if render.suffix == ".exr":
+            first = media.parse_sequence(entry["output"]["matte"]["path"]).file(numbers[0])
+            assert first.name == f"{render.name.split('%')[0][:-1]}.matte.{numbers[0]}.exr"
+            header = OpenEXR.File(str(first), header_only=True).header()
+            assert header["comment"].startswith("SYNTHETIC MEDIA MATTE")
+            with OpenEXR.File(str(first)) as f:
+                assert set(f.channels()) == {"Y", "A"} and not np.asarray(f.channels()["A"].pixels).any()
+    back = otio.adapters.read_from_file(str(out / "plates.doppel.otio"))
+    assert [t.name for t in back.video_tracks()][1:] == ["FACESWAP V1", "FACESWAP MATTE V1", "FACESWAP PLATE V1"]
+    swap_track, matte_track, plate_track = back.video_tracks()[1:]
+    assert swap_track.enabled and not matte_track.enabled and not plate_track.enabled
+    for swap_clip, matte_clip in zip(swap_track.find_clips(), matte_track.find_clips()):
+        ref, mref = swap_clip.media_reference, matte_clip.media_reference
+        assert isinstance(mref, otio.schema.ImageSequenceReference) and mref.name_prefix.endswith(".matte.")
+        assert (mref.start_frame, mref.frame_step, mref.frame_zero_padding, mref.name_suffix) == (
+            ref.start_frame, ref.frame_step, ref.frame_zero_padding, ref.name_suffix)
+        assert matte_clip.source_range == swap_clip.source_range
+        assert swap_track.range_of_child(swap_clip) == matte_track.range_of_child(matte_clip)
+        assert mref.frame_for_time(matte_clip.source_range.start_time) == ref.frame_for_time(
+            swap_clip.source_range.start_time)
+        assert Path(otio.url_utils.filepath_from_url(mref.target_url_for_image_number(0))).is_file()
+    # Resume: up to date while the passes are intact; a changed matte frame renders that clip again.
+    assert cli_main(args) == 0
+    assert json.loads(capsys.readouterr().out)["skipped"] == 2
+    victim = sorted(Path(clips[1]["output"]["matte"]["path"]).parent.glob("*.dpx"))[0]
+    victim.write_bytes(victim.read_bytes()[:-1] + b"\x01")
+    assert cli_main(args) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert (again["rendered"], again["skipped"]) == (1, 1)
+    assert cli_main(["verify", str(victim.parent), "--trust", str(keys.ca_cert)]) == 0
+    assert not list(out.rglob(".*partial*")) and remove_stale_partials(victim.parent) == []

@@ -90,7 +90,7 @@ def test_load_round_trip_and_corrupt_weights_refused(upscaled: Path, tmp_path: P
     target.unlink()
     target.write_bytes(bytes(data))
     with pytest.raises(ModelError, match="upscaler.safetensors does not match"):
-        SwapModel(bad, "a2b", "cpu")
+        SwapModel(bad, "a2b", "cpu", background=False)  # the network (and upscaler) load here
     with pytest.raises(ModelError, match="other swap weights"):
         load_upscaler(model_files(upscaled), card.upscaler, "0" * 64)
 
@@ -181,3 +181,23 @@ def test_upscale_on_without_an_upscaler_is_refused(tmp_path: Path) -> None:
         render_range(clip, tmp_path / "o.mkv", model_dir=trained_model(), settings=SwapSettings(upscale="on"),
                      first=0, last=1, swap_ranges=[(0, 1)], codec="ffv1", audio=False)
     assert not (tmp_path / "o.mkv").exists()
+
+
+def test_doppel_swap_upscale_flag(upscaled: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--upscale off on a model with an upscaler renders exactly what the same model without one does;
+    --upscale on with a model that has none exits 2 with nothing written."""
+    clip = face_clip(tmp_path / "face.mkv", frames=2, codec="ffv1")
+    outs = {name: tmp_path / f"{name}.mkv" for name in ("auto", "off", "plain")}
+    for name, model, flag in (("auto", upscaled, []), ("off", upscaled, ["--upscale", "off"]),
+                              ("plain", trained_model(), [])):
+        code = cli_main(["swap", str(clip), "--model", str(model), "--out", str(outs[name]), "--codec", "ffv1",
+                         "--no-progress", *flag])
+        assert code == 0, capsys.readouterr().err
+    frames = {name: dict(media.read_frames(path, 0, 1)) for name, path in outs.items()}
+    assert all(np.array_equal(frames["off"][i], frames["plain"][i]) for i in range(2))
+    assert any(np.any(frames["auto"][i] != frames["plain"][i]) for i in range(2)), "auto did not use the upscaler"
+    capsys.readouterr()
+    code = cli_main(["swap", str(clip), "--model", str(trained_model()), "--out", str(tmp_path / "on.mkv"),
+                     "--upscale", "on", "--no-progress"])
+    assert code == 2 and "upscale=on needs a model with a face upscaler" in capsys.readouterr().err
+    assert not (tmp_path / "on.mkv").exists()

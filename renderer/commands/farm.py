@@ -24,6 +24,8 @@ k chunks decodes to the same pixels as the clip rendered in one piece (intra cod
 ProRes, DNxHR; h264 chunks are closed GOPs, see the README). Tasks print `openjd_progress: NN`
 and `openjd_status: ...` lines on stdout. A task killed and retried renders the same chunk; a
 chunk already rendered from the same inputs is skipped. GPU: the worker's CUDA_VISIBLE_DEVICES.
+Image-sequence clips (EXR, DPX, TIFF, PNG): each chunk writes its own frame numbers as a sequence;
+Publish assembles the frames (no re-encode; EXR headers relabelled) and signs the sequence once.
 
 Exit status: 0 done, 1 a task or clip failed, 2 bad input.
 """

@@ -25,7 +25,9 @@ into a sequence of the same kind (OUT a pattern in a new folder, e.g. out/shot/s
 the source's frame numbers; --frames counts frames from 0 (the first file) as for movies. The
 folder appears only complete, with its C2PA sidecar (shot.c2pa) inside when signing is set up.
 Give the sequence's --rate (files carry none). Deep frames (EXR, DPX) are composited at their
-depth; every pixel outside the pasted face is written as decoded. No matte pass for sequences yet.
+depth; every pixel outside the pasted face is written as decoded. A sequence OUT's matte pass is
+written as sequences beside it (out/shot.matte/shot.matte.%04d.exr: EXR Y+A float mask, plate RGBA;
+DPX/TIFF/PNG: 16-bit grey mask, 16-bit RGBA plate), same frame numbers.
 
 Matte pass (--matte / --plate, or the preset's `output.matte` / `output.plate`): beside OUT,
 `<stem>.matte.mov` holds the blend mask used on every frame (ProRes 4444: the mask in alpha,
@@ -95,6 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how occluders in front of the face are found (default: preset's, else reconstruction)")
     parser.add_argument("--holdout", type=Path, metavar="MATTE",
                         help="hold-out matte clip for the shot: its white/opaque pixels are never changed")
+    parser.add_argument("--upscale", choices=("auto", "on", "off"),
+                        help="B's face upscaler (doppel train-upscaler): auto uses it when the model has one, "
+                             "on requires it, off pastes the decoder's own size (default: preset's, else auto)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -152,6 +157,8 @@ def _add_stats(total: SwapStats, part: SwapStats) -> None:
         total.passed_through[why] = total.passed_through.get(why, 0) + n
     for stage, sec in part.seconds.items():
         total.seconds[stage] = total.seconds.get(stage, 0.0) + sec
+    for point, t in part.timeline.items():
+        total.timeline[point] = min(t, total.timeline.get(point, t))
 
 
 def render_smart(video: Path, out: Path, *, spans: list[tuple[int, int]], swap_range: tuple[int, int],
@@ -180,7 +187,7 @@ def render_smart(video: Path, out: Path, *, spans: list[tuple[int, int]], swap_r
                     matte.fill_to(g0)  # stream-copied GOPs: nothing swapped there
                 _add_stats(stats, render_range(
                     video, part, model_dir=model_dir, settings=settings, first=g0, last=g1, swap_ranges=[swap_range],
-                    codec=codec, pix_fmt=info.pix_fmt, audio=False, model=model, options=SPAN_OPTIONS.get(codec),
+                    codec=codec, pix_fmt=info.pix_fmt, audio=False, model=model, options=SPAN_OPTIONS.get(codec), info=info,
                     progress=lambda done, _total, base=base: bar.update(base + done - bar.n), matte=matte))
                 parts.append((g0, g1, part))
             if matte is not None:
@@ -217,114 +224,118 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--out {args.out} is the --holdout matte itself; the matte is only read")
     to_sequence = media.is_sequence_path(args.out)
     rate = parse_rate(args.rate)
-    info = media.probe(args.video, rate=rate)
-    if to_sequence and info.sequence is not None and \
-            media.parse_sequence(args.out).folder.resolve() == info.sequence.pattern.folder.resolve():
-        raise InputError(f"--out {args.out} is in the source sequence's folder; a sequence is written as its own "
-                         f"new folder and the source is never written")
-    check_new_output(args.out, "--out", force=args.force)
     preset = load_preset(args.preset) if args.preset else None
-    passes = {kind: path for kind, path, wanted in zip(
-        ("matte", "plate"), media.matte_paths(args.out),
-        (args.matte or bool(preset and preset.output.matte), args.plate or bool(preset and preset.output.plate)))
-        if wanted}
-    if passes and (to_sequence or info.sequence is not None):
-        raise InputError("--matte/--plate (or the preset's output.matte/plate): a matte pass for an image sequence "
-                         "is not supported yet")
-    for kind, path in passes.items():
-        if path.resolve() == args.video.resolve():
-            raise InputError(f"the {kind} {path} would be the source video itself; the source is never written")
-        check_new_output(path, f"the {kind} of --out", force=args.force)
-    first, last = parse_frames(args.frames, info.frames) if args.frames else (0, info.frames - 1)
     settings = (swap_settings(preset, direction=args.direction, device=args.device) if preset
                 else SwapSettings(direction=args.direction or "a2b", device=args.device))
-    if args.occlusion or args.holdout:
-        settings = dataclasses.replace(
-            settings, holdout=args.holdout or settings.holdout,
-            occlusion=dataclasses.replace(settings.occlusion, mode=args.occlusion or settings.occlusion.mode))
-    codec = args.codec or (preset.output.codec if preset and not args.codec else None)
-    if to_sequence:
-        codec = "sequence"  # the kind of file comes from OUT's suffix; no codec profile
-    else:
-        codec = choose_codec(codec, info, args.out)
-        media.check_output(args.out, media.resolve_codec(codec))
-    for warning in info.warnings(None if to_sequence else codec):
-        print(f"doppel swap: warning: {warning}", file=sys.stderr)
-    pix_fmt = preset.output.writer_pix_fmt if preset else None
-    signing = ({"cert": preset.signing.cert, "key": preset.signing.key}
-               if preset and preset.signing.cert and preset.signing.key else None)
-    identity = resolve_signing_identity(signing, os.environ)  # a broken key fails here, before any frame
-    claim = claim_for_model(args.video, args.model, [(first, last + 1)],
-                            preset_sha256=preset_sha256(preset) if preset else None)
-    metadata = label_metadata(claim, signed=identity is not None)
-    model = SwapModel(args.model, settings.direction, settings.device)  # a bad model fails before any work
-
-    if to_sequence or info.sequence is not None:
-        spans, reason = [], "image sequences are written frame by frame (no GOPs to stream-copy)"
-    else:
-        spans, reason = smart_plan(info, codec, args.out, pix_fmt, (first, last))
-    copied = 0
-    stats: SwapStats | None = None
-    with contextlib.ExitStack() as outputs:
-        # Each pass clip is signed and renamed when its block closes, before OUT (entered first).
-        target = outputs.enter_context(signed_output(args.out, claim, identity, source=args.video))
-        pass_targets = {kind: outputs.enter_context(signed_output(path, claim, identity, source=args.video))
-                        for kind, path in passes.items()}
-
-        def matte_writer() -> contextlib.AbstractContextManager[media.MatteWriter | None]:
-            if not passes:
-                return contextlib.nullcontext()
-            labels = {kind: matte_label(claim, signed=identity is not None, kind=kind, output_name=args.out.name)
-                      for kind in ("matte", "plate")}
-            return media.MatteWriter(
-                info, 0, info.frames - 1, matte=pass_targets["matte"].tmp if "matte" in passes else None,
-                plate=pass_targets["plate"].tmp if "plate" in passes else None, color=media.output_color(info),
-                metadata=labels["matte"], plate_metadata=labels["plate"])
-
-        if not reason:
-            try:
-                with matte_writer() as matte:
-                    stats, spliced = render_smart(args.video, target.tmp, spans=spans, swap_range=(first, last),
-                                                  info=info, model_dir=args.model, model=model, settings=settings,
-                                                  codec=codec, metadata=metadata, progress=not args.no_progress,
-                                                  name=args.out.name, matte=matte)
-                copied = spliced.copied
-            except media.MediaError as err:  # SpliceError, or a muxer refusing a copied stream
-                reason, stats = f"smart render failed, re-encoded everything instead: {err}", None
-        if stats is None:
-            spans = []
-            bar = tqdm(total=info.frames, unit="frame", desc=args.out.name, disable=args.no_progress,
-                       file=sys.stderr)
-            try:
-                with matte_writer() as matte:
-                    stats = render_range(
-                        args.video, target.tmp, model_dir=args.model, settings=settings, first=0,
-                        last=info.frames - 1, swap_ranges=[(first, last)], codec=codec, pix_fmt=pix_fmt,
-                        metadata=metadata, model=model, progress=lambda done, total: bar.update(done - bar.n),
-                        matte=matte, rate=rate,
-                    )
-            finally:
-                bar.close()
-    signed = target.result
-    assert signed is not None
-    if signed.warning:
-        print(f"doppel swap: {signed.warning}", file=sys.stderr)
-    summary = {"source": str(args.video), "output": str(args.out), "codec": codec, "swap_range": [first, last],
-               "path": "reencode" if reason else "smart", "reason": reason,
-               "frames_copied": copied, "frames_encoded": stats.frames - copied,
-               "spans": [list(s) for s in spans], "signed": signed.signed, "warnings": info.warnings(codec),
-               "matte": str(passes["matte"]) if "matte" in passes else None,
-               "plate": str(passes["plate"]) if "plate" in passes else None,
-               **stats.to_json()}
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        passed = ", ".join(f"{n} {why}" for why, n in stats.passed_through.items() if n) or "none"
-        how = (f"smart render: {copied} frames stream-copied, {stats.frames - copied} re-encoded" if not reason
-               else f"re-encoded every frame ({reason})")
-        print(f"{args.out}: {stats.frames} frames, {stats.swapped} swapped ({stats.faces} faces), "
-              f"passed through: {passed}; {how}; {stats.to_json()['fps']} frames/s; "
-              f"{'signed (C2PA)' if signed.signed else 'UNSIGNED label only'}")
+    # The card is read now (a bad card fails before any work); the network (torch, weights) loads
+    # on its own thread while the source is probed and checked and the first frames decode.
+    model = SwapModel(args.model, settings.direction, settings.device)
+    try:
+        info = media.probe(args.video, rate=rate)
+        if to_sequence and info.sequence is not None and \
+                media.parse_sequence(args.out).folder.resolve() == info.sequence.pattern.folder.resolve():
+            raise InputError(f"--out {args.out} is in the source sequence's folder; a sequence is written as its own "
+                             f"new folder and the source is never written")
+        check_new_output(args.out, "--out", force=args.force)
+        passes = {kind: path for kind, path, wanted in zip(
+            ("matte", "plate"), media.matte_paths(args.out),
+            (args.matte or bool(preset and preset.output.matte), args.plate or bool(preset and preset.output.plate)))
+            if wanted}
         for kind, path in passes.items():
-            print(f"{path}: {kind} pass, {stats.frames} frames")
-    return 0
+            if path.resolve() == args.video.resolve():
+                raise InputError(f"the {kind} {path} would be the source video itself; the source is never written")
+            check_new_output(path, f"the {kind} of --out", force=args.force)
+        first, last = parse_frames(args.frames, info.frames) if args.frames else (0, info.frames - 1)
+        if args.occlusion or args.holdout:
+            settings = dataclasses.replace(
+                settings, holdout=args.holdout or settings.holdout,
+                occlusion=dataclasses.replace(settings.occlusion, mode=args.occlusion or settings.occlusion.mode))
+        if args.upscale:
+            settings = dataclasses.replace(settings, upscale=args.upscale)
+        codec = args.codec or (preset.output.codec if preset and not args.codec else None)
+        if to_sequence:
+            codec = "sequence"  # the kind of file comes from OUT's suffix; no codec profile
+        else:
+            codec = choose_codec(codec, info, args.out)
+            media.check_output(args.out, media.resolve_codec(codec))
+        for warning in info.warnings(None if to_sequence else codec):
+            print(f"doppel swap: warning: {warning}", file=sys.stderr)
+        pix_fmt = preset.output.writer_pix_fmt if preset else None
+        signing = ({"cert": preset.signing.cert, "key": preset.signing.key}
+                   if preset and preset.signing.cert and preset.signing.key else None)
+        identity = resolve_signing_identity(signing, os.environ)  # a broken key fails here, before any frame
+        claim = claim_for_model(args.video, args.model, [(first, last + 1)],
+                                preset_sha256=preset_sha256(preset) if preset else None)
+        metadata = label_metadata(claim, signed=identity is not None)
+
+        if to_sequence or info.sequence is not None:
+            spans, reason = [], "image sequences are written frame by frame (no GOPs to stream-copy)"
+        else:
+            spans, reason = smart_plan(info, codec, args.out, pix_fmt, (first, last))
+        copied = 0
+        stats: SwapStats | None = None
+        with contextlib.ExitStack() as outputs:
+            # Each pass clip is signed and renamed when its block closes, before OUT (entered first).
+            target = outputs.enter_context(signed_output(args.out, claim, identity, source=args.video))
+            pass_targets = {kind: outputs.enter_context(signed_output(path, claim, identity, source=args.video))
+                            for kind, path in passes.items()}
+
+            def matte_writer() -> contextlib.AbstractContextManager[media.MatteWriter | None]:
+                if not passes:
+                    return contextlib.nullcontext()
+                labels = {kind: matte_label(claim, signed=identity is not None, kind=kind, output_name=args.out.name)
+                          for kind in ("matte", "plate")}
+                return media.open_matte_writer(  # sequences for a sequence OUT, else ProRes 4444 clips
+                    info, 0, info.frames - 1, matte=pass_targets["matte"].tmp if "matte" in passes else None,
+                    plate=pass_targets["plate"].tmp if "plate" in passes else None, color=media.output_color(info),
+                    metadata=labels["matte"], plate_metadata=labels["plate"])
+
+            if not reason:
+                try:
+                    with matte_writer() as matte:
+                        stats, spliced = render_smart(args.video, target.tmp, spans=spans, swap_range=(first, last),
+                                                      info=info, model_dir=args.model, model=model, settings=settings,
+                                                      codec=codec, metadata=metadata, progress=not args.no_progress,
+                                                      name=args.out.name, matte=matte)
+                    copied = spliced.copied
+                except media.MediaError as err:  # SpliceError, or a muxer refusing a copied stream
+                    reason, stats = f"smart render failed, re-encoded everything instead: {err}", None
+            if stats is None:
+                spans = []
+                bar = tqdm(total=info.frames, unit="frame", desc=args.out.name, disable=args.no_progress,
+                           file=sys.stderr)
+                try:
+                    with matte_writer() as matte:
+                        stats = render_range(
+                            args.video, target.tmp, model_dir=args.model, settings=settings, first=0,
+                            last=info.frames - 1, swap_ranges=[(first, last)], codec=codec, pix_fmt=pix_fmt,
+                            metadata=metadata, model=model, progress=lambda done, total: bar.update(done - bar.n),
+                            matte=matte, rate=rate, info=info,
+                        )
+                finally:
+                    bar.close()
+        signed = target.result
+        assert signed is not None
+        if signed.warning:
+            print(f"doppel swap: {signed.warning}", file=sys.stderr)
+        summary = {"source": str(args.video), "output": str(args.out), "codec": codec, "swap_range": [first, last],
+                   "path": "reencode" if reason else "smart", "reason": reason,
+                   "frames_copied": copied, "frames_encoded": stats.frames - copied,
+                   "spans": [list(s) for s in spans], "signed": signed.signed, "warnings": info.warnings(codec),
+                   "matte": str(passes["matte"]) if "matte" in passes else None,
+                   "plate": str(passes["plate"]) if "plate" in passes else None,
+                   **stats.to_json()}
+        if args.json:
+            print(json.dumps(summary, indent=2))
+        else:
+            passed = ", ".join(f"{n} {why}" for why, n in stats.passed_through.items() if n) or "none"
+            how = (f"smart render: {copied} frames stream-copied, {stats.frames - copied} re-encoded" if not reason
+                   else f"re-encoded every frame ({reason})")
+            print(f"{args.out}: {stats.frames} frames, {stats.swapped} swapped ({stats.faces} faces), "
+                  f"passed through: {passed}; {how}; {stats.to_json()['fps']} frames/s; "
+                  f"{'signed (C2PA)' if signed.signed else 'UNSIGNED label only'}")
+            for kind, path in passes.items():
+                print(f"{path}: {kind} pass, {stats.frames} frames")
+        return 0
+    finally:
+        model.settle()  # an early error: no load left running behind the command (tests, add-ons call main())

@@ -199,10 +199,8 @@ def export_bundle(
     roots = [Path(r).resolve() for r in media_roots]
     render_plan = plan(FarmInputs(edit_path, preset_path, out.resolve(), Path(model).resolve() if model else None,
                                   tuple(roots), direction, edl_rate))
-    sequences = [j.clip.clip_name for j in render_plan.jobs if j.is_sequence]
-    if sequences:  # chunks are movie files joined packet by packet; a sequence would need its own join
-        raise InputError(f"{len(sequences)} marked clip(s) are image sequences ({', '.join(sequences[:5])}): farm "
-                         f"jobs do not render image sequences yet; render them with `doppel render`")
+    from renderer.media.sequence import is_sequence_path
+
     models = sorted({j.model.path for j in render_plan.jobs})
     one_model = Path(model).resolve() if model else (models[0] if len(models) == 1 else None)
     media = sorted({j.clip.media_path.resolve() for j in render_plan.jobs})
@@ -229,8 +227,10 @@ def export_bundle(
     values += [{"name": "OutputDir", "value": str(out.resolve())}, {"name": "ChunkFrames", "value": chunk_frames}]
     extra_files = [Path(p) for p in _preset_extra_files(render_plan)]
     assets = {"assetReferences": {
-        "inputs": {"filenames": [str(p) for p in [edit_path, preset_path, *media, *extra_files]],
-                   "directories": [str(m) for m in models]},
+        # An image sequence is its folder of frames (its pattern names no file).
+        "inputs": {"filenames": [str(p) for p in [edit_path, preset_path, *media, *extra_files]
+                                 if not is_sequence_path(p)],
+                   "directories": [str(m) for m in models] + [str(p.parent) for p in media if is_sequence_path(p)]},
         "outputs": {"directories": [str(out.resolve())]},
         "referencedPaths": [],
     }}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from renderer.atomic import sha256_file, write_json_atomic
+from renderer.atomic import write_json_atomic
 from renderer.errors import DoppelError, InputError, RenderError
 from renderer.farm.job import parse_chunk
 
@@ -44,20 +44,35 @@ class Chunk:
         return chunk_folder(self.job)
 
     @property
+    def name(self) -> str:
+        return f"{self.first:07d}-{self.last:07d}"
+
+    @property
     def path(self) -> Path:
-        return self.folder / f"{self.first:07d}-{self.last:07d}{self.job.output.suffix}"
+        """The chunk's file; for an image-sequence clip, the pattern of its frames in a folder of its
+        own (`chunks/<stem>/0000010-0000019/<stem>.%04d.exr`), numbered like the final sequence."""
+        if self.job.is_sequence:
+            return self.folder / self.name / self.job.output.name
+        return self.folder / f"{self.name}{self.job.output.suffix}"
 
     @property
     def record(self) -> Path:
-        return self.path.with_name(self.path.name + CHUNK_RECORD_SUFFIX)
+        return self.folder / f"{self.name}{self.job.output.suffix}{CHUNK_RECORD_SUFFIX}"
 
     @property
     def passes(self) -> dict[str, Path]:
-        """This chunk's share of the clip's matte pass clips ({"matte": path, ...}, as the preset asks)."""
-        from renderer.media import MATTE_SUFFIX, PLATE_SUFFIX
+        """This chunk's share of the clip's matte pass clips ({"matte": path, ...}, as the preset asks);
+        for a sequence clip, sequences in folders beside the chunk's (`media.matte_paths`)."""
+        from renderer.media import MATTE_SUFFIX, PLATE_SUFFIX, matte_paths
 
+        if self.job.is_sequence:
+            return {k: p for k, p in zip(("matte", "plate"), matte_paths(self.path)) if k in self.job.passes}
         suffixes = {"matte": MATTE_SUFFIX, "plate": PLATE_SUFFIX}
         return {kind: self.folder / f"{self.path.stem}{suffixes[kind]}" for kind in self.job.passes}
+
+    def exists(self, path: Path) -> bool:
+        """The chunk's file (or a pass of it) is there: a file, or a sequence's folder."""
+        return path.parent.is_dir() if self.job.is_sequence else path.is_file()
 
     @property
     def gop(self) -> int | None:
@@ -86,21 +101,26 @@ def clip_key(job: Any) -> str:
 
 
 def chunk_folder(job: Any) -> Path:
+    """OUT/chunks/<output stem>/ (a sequence's output is a pattern in OUT/media/<name>/: OUT/chunks/<name>/)."""
+    if job.is_sequence:
+        return job.output.parent.parent.parent / CHUNKS_DIR / job.output.parent.name
     return job.output.parent.parent / CHUNKS_DIR / job.output.stem
 
 
-def _record_ok(record_path: Path, key: str, path: Path) -> dict[str, Any] | None:
+def _record_ok(chunk: Chunk) -> dict[str, Any] | None:
+    from renderer.plan import media_sha256
+
     try:
-        record = json.loads(record_path.read_text("utf-8"))
+        record = json.loads(chunk.record.read_text("utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(record, dict) or record.get("key") != key or not path.is_file():
+    if not isinstance(record, dict) or record.get("key") != chunk.key or not chunk.exists(chunk.path):
         return None
     for name, digest in (record.get("passes") or {}).items():  # the chunk's matte pass clips, if any
-        part = path.with_name(name)
-        if not part.is_file() or sha256_file(part) != digest:
+        part = chunk.folder / name  # recorded relative to the chunks folder
+        if not chunk.exists(part) or media_sha256(part) != digest:
             return None
-    return record if record.get("sha256") == sha256_file(path) else None
+    return record if record.get("sha256") == media_sha256(chunk.path) else None
 
 
 def find_job(render_plan: Any, index: int, where: str) -> Any:
@@ -117,7 +137,8 @@ def run_task(render_plan: Any, frames: str, *, progress: Progress | None = None,
     """Render one chunk (a Frames value) of the plan; return its record. Skips up-to-date work."""
     from renderer.render import colour_tags
     from renderer.swap import render_range, swap_settings
-    from renderer.media import MatteWriter, output_color, probe
+    from renderer.media import open_matte_writer, output_color, probe
+    from renderer.plan import media_sha256
 
     say = progress or (lambda line: None)
     index, first, last = parse_chunk(frames)
@@ -132,7 +153,7 @@ def run_task(render_plan: Any, frames: str, *, progress: Progress | None = None,
         say(f"openjd_status: {name}: clip already published and up to date; nothing to do")
         say("openjd_progress: 100.0")
         return {"status": "skipped", "reason": "clip published", "path": str(job.output)}
-    recorded = None if force else _record_ok(chunk.record, chunk.key, chunk.path)
+    recorded = None if force else _record_ok(chunk)
     if recorded is not None:
         say(f"openjd_status: {name}: chunk up to date, skipped ({chunk.path.name})")
         say("openjd_progress: 100.0")
@@ -143,7 +164,15 @@ def run_task(render_plan: Any, frames: str, *, progress: Progress | None = None,
     for leftover in chunk.folder.glob(f".{chunk.path.stem}.*.partial-*.mov"):
         leftover.unlink(missing_ok=True)  # ... and of its matte pass clips
     chunk.record.unlink(missing_ok=True)
-    info = probe(job.clip.media_path)
+    if job.is_sequence:  # the chunk's sequences: folders written whole; an old or killed try's go first
+        import shutil
+
+        for leftover in chunk.folder.glob(f".{chunk.name}*.partial-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        for path in (chunk.path, *chunk.passes.values()):
+            if path.parent.is_dir():
+                shutil.rmtree(path.parent)
+    info = probe(job.clip.media_path, rate=job.clip.rate)
     # Chunks are labelled too (synthetic media on disk); Publish writes the full label and signs the result.
     label = {"comment": f"SYNTHETIC MEDIA: doppel farm chunk (deepfake face swap), not for delivery. "
                         f"Model '{job.model.path.name}' of {', '.join(job.model.identities) or 'unnamed identities'}; "
@@ -162,7 +191,7 @@ def run_task(render_plan: Any, frames: str, *, progress: Progress | None = None,
     passes = chunk.passes
     with contextlib.ExitStack() as outputs:
         # The chunk's matte pass clips come from the same pass (ProRes is intra: Publish joins them as is).
-        matte = outputs.enter_context(MatteWriter(
+        matte = outputs.enter_context(open_matte_writer(
             info, first, last, matte=passes.get("matte"), plate=passes.get("plate"),
             color=color or output_color(info), metadata=label)) if passes else None
         stats = render_range(
@@ -170,10 +199,10 @@ def run_task(render_plan: Any, frames: str, *, progress: Progress | None = None,
             settings=swap_settings(job.preset, base_dir=job.preset_dir), first=first, last=last,
             swap_ranges=[(job.first, job.last)], codec=job.preset.output.codec, pix_fmt=job.preset.output.writer_pix_fmt,
             color=color, metadata=label, audio=False,
-            origin=job.first, gop=chunk.gop, progress=on_frame, matte=matte)
+            origin=job.first, gop=chunk.gop, progress=on_frame, matte=matte, rate=job.clip.rate)
     record = {"key": chunk.key, "clip_key": clip_key(job), "clip": index, "first": first, "last": last,
-              "origin": job.first, "gop": chunk.gop, "path": chunk.path.name, "sha256": sha256_file(chunk.path),
-              "passes": {p.name: sha256_file(p) for p in passes.values()},
+              "origin": job.first, "gop": chunk.gop, "path": chunk.path.name, "sha256": media_sha256(chunk.path),
+              "passes": {str(p.relative_to(chunk.folder)): media_sha256(p) for p in passes.values()},
               "stats": stats.to_json(), "seconds": round(time.monotonic() - started, 3)}
     write_json_atomic(chunk.record, record)
     say(f"openjd_status: {name}: done ({stats.swapped} swapped, {stats.preroll} pre-roll frames, "
@@ -197,7 +226,7 @@ def find_chunks(job: Any) -> list[Chunk]:
         if not isinstance(record, dict) or record.get("clip_key") != key:
             continue
         chunk = Chunk(job, int(record["first"]), int(record["last"]))
-        if chunk.path.name == record.get("path") and _record_ok(record_path, chunk.key, chunk.path) is not None:
+        if chunk.record == record_path and chunk.path.name == record.get("path") and _record_ok(chunk) is not None:
             by_first.setdefault(chunk.first, []).append(chunk)
 
     def tile(start: int) -> list[Chunk] | None:  # depth-first: chunks from two exports may coexist
@@ -221,22 +250,40 @@ def find_chunks(job: Any) -> list[Chunk]:
 def publish_clip(job: Any, source_sha256: str) -> tuple[dict[str, Any], list[str]]:
     """Join a clip's chunks into its final output, label and sign it, record it; (entry, warnings)."""
     from renderer.media import concat, probe
+    from renderer.media.sequence_write import join_sequences, replace_sequence_folder
     from renderer.provenance import claim_for_model, label_metadata, matte_label, signed_output
-    from renderer.render import remove_stale_partials, job_summary
+    from renderer.render import remove_stale_partials
 
     chunks = find_chunks(job)
     mc = job.clip
-    info = probe(mc.media_path)
+    info = probe(mc.media_path, rate=mc.rate)
     if info.vfr:
         time_base, offsets = info.time_base, [info.pts[c.first] - info.pts[job.first] for c in chunks]
     else:
         time_base, offsets = 1 / info.fps, [c.first - job.first for c in chunks]
     claim = claim_for_model(mc.media_path, job.model.path, [(0, job.frames)], preset_sha256=job.preset_sha256,
                             source_sha256=source_sha256)
-    remove_stale_partials(job.output)
-    for path in job.passes.values():
-        remove_stale_partials(path)
+    finals = [job.output, *job.passes.values()]
+    for path in finals:  # a sequence is its own folder: an old one is replaced whole (a re-publish)
+        if job.is_sequence:
+            replace_sequence_folder(path.parent)
+        remove_stale_partials(path.parent if job.is_sequence else path)
     started = time.monotonic()
+    if job.is_sequence:
+        # Frames are files: each chunk wrote its own frame numbers; they are assembled (EXR frames
+        # relabelled for delivery, no pixel re-encoded) and the whole sequence is signed once.
+        numbers = info.sequence.numbers[job.first: job.last + 1] if info.sequence else range(job.first, job.last + 1)
+        with contextlib.ExitStack() as outputs:
+            target = outputs.enter_context(signed_output(job.output, claim, job.signing, source=mc.media_path))
+            join_sequences([c.path for c in chunks], target.tmp, numbers,
+                           label_metadata(claim, signed=job.signing is not None))
+            passes = {kind: outputs.enter_context(signed_output(path, claim, job.signing, source=mc.media_path))
+                      for kind, path in job.passes.items()}
+            for kind, pass_target in passes.items():
+                join_sequences([c.passes[kind] for c in chunks], pass_target.tmp, numbers,
+                               matte_label(claim, signed=job.signing is not None, kind=kind,
+                                           output_name=job.output.name))
+        return _published(job, chunks, target, passes, source_sha256, started)
     with contextlib.ExitStack() as outputs:
         target = outputs.enter_context(signed_output(job.output, claim, job.signing, source=mc.media_path))
         concat([c.path for c in chunks], target.tmp, time_base=time_base, offsets=offsets, fps=info.fps,
@@ -249,17 +296,27 @@ def publish_clip(job: Any, source_sha256: str) -> tuple[dict[str, Any], list[str
             concat([c.passes[kind] for c in chunks], pass_target.tmp, time_base=time_base, offsets=offsets,
                    fps=info.fps, timecode=job.timecode,
                    metadata=matte_label(claim, signed=job.signing is not None, kind=kind, output_name=job.output.name))
+    return _published(job, chunks, target, passes, source_sha256, started)
+
+
+def _published(job: Any, chunks: list[Chunk], target: Any, passes: dict[str, Any], source_sha256: str,
+               started: float) -> tuple[dict[str, Any], list[str]]:
+    """The render.json entry of a published clip (and its `<output>.inputs.json`, which marks it done)."""
+    from renderer.plan import media_sha256
+    from renderer.render import job_summary
+
     signed = target.result
     records = [json.loads(c.record.read_text("utf-8")) for c in chunks]
     entry = job_summary(job)
     entry["source"]["sha256"] = source_sha256
-    entry["output"].update({"sha256": sha256_file(job.output), "frames": job.frames, "timecode": job.timecode,
+    entry["output"].update({"sha256": media_sha256(job.output), "frames": job.frames, "timecode": job.timecode,
                             "signed": signed.signed, "manifest": signed.manifest,
                             "sidecar": str(signed.sidecar) if signed.sidecar else None})
     for kind, pass_target in passes.items():
         result = pass_target.result
-        entry["output"][kind].update({"sha256": sha256_file(pass_target.final), "frames": job.frames,
-                                      "timecode": job.timecode, "signed": result.signed, "manifest": result.manifest})
+        entry["output"][kind].update({"sha256": media_sha256(pass_target.final), "frames": job.frames,
+                                      "timecode": job.timecode, "signed": result.signed, "manifest": result.manifest,
+                                      **({"sidecar": str(result.sidecar)} if result.sidecar else {})})
     passed: dict[str, int] = {}
     for r in records:
         for reason, n in (r["stats"].get("passed_through") or {}).items():
@@ -279,6 +336,7 @@ def publish_clip(job: Any, source_sha256: str) -> tuple[dict[str, Any], list[str
 def publish(render_plan: Any, *, progress: Progress | None = None) -> Any:
     """The Publish step: each clip's final media (or kept when up to date), the return edits and
     render.json, as `renderer.render.run_render` writes them. Returns a `RenderReport`."""
+    from renderer.plan import media_sha256
     from renderer.render import (
         ClipResult, RenderReport, out_dir_lock, rendered_clip, write_render_json, write_returns, job_summary,
     )
@@ -300,7 +358,7 @@ def publish(render_plan: Any, *, progress: Progress | None = None) -> Any:
                 t0 = time.monotonic()
                 try:
                     if job.clip.media_path not in hashes:
-                        hashes[job.clip.media_path] = sha256_file(job.clip.media_path)
+                        hashes[job.clip.media_path] = media_sha256(job.clip.media_path)
                     entry, warnings = publish_clip(job, hashes[job.clip.media_path])
                     results.append(ClipResult(job, "ok", entry, tuple(warnings)))
                     say(f"openjd_status: {name}: published {job.output.name}")

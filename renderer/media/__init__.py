@@ -22,8 +22,10 @@ The package is split by job, and every name is importable from `renderer.media`:
     encode.py   codec profiles, VideoWriter (atomic; colour, timecode, audio carried), trim
     splice.py   concat (farm chunks) and smart-render splicing of re-encoded GOPs
     sequence.py image sequences (EXR, DPX, TIFF, PNG): patterns, probe, per-file decode, frame-list hashes
-    sequence_write.py  SequenceWriter (atomic, one folder per sequence; EXR through openexr)
+    sequence_write.py  SequenceWriter (atomic, one folder per sequence; EXR through openexr), join_sequences
+    exr_header.py  relabel_exr: an EXR frame's label attributes rewritten, its compressed chunks copied as is
     matte.py    MatteWriter: the matte pass (blend mask, face plate) as ProRes 4444 clips with alpha
+    matte_sequence.py  SequenceMatteWriter: the matte pass of a sequence render as sequences beside it
     holdout.py  hold-out mattes (alpha or grey clips per shot, an occlusion input): checked against the shot,
                 decoded beside it
 """
@@ -73,6 +75,7 @@ from renderer.media.matte import (  # noqa: F401
     MatteWriter,
     decode_matte,
     matte_paths,
+    open_matte_writer,
 )
 from renderer.media.sequence import (  # noqa: F401
     SEQUENCE_KINDS,

@@ -151,7 +151,8 @@ class VideoWriter:
 
     audio_from = (source, first_frame, last_frame) carries that source's first audio stream over
     exactly the time of those video frames, sample-accurate (PCM in mov/mxf/mkv, AAC in mp4;
-    padded with silence where the source audio is shorter).
+    padded with silence where the source audio is shorter); `audio_info`: that source's probe
+    when the caller has it (not probed again).
 
     hdr (`MediaInfo.hdr`): HDR10 mastering display and content light level, written by the h265
     profile as SEI (what ffprobe -show_frames reads back); `carries_hdr` says whether this
@@ -167,8 +168,10 @@ class VideoWriter:
                  timecode: str | None = None, color: ColorTags | None = None, metadata: dict[str, str] | None = None,
                  audio_from: tuple[Path, int, int] | None = None, pix_fmt: str | None = None,
                  time_base: Fraction | None = None, rotation: int = 0, options: dict[str, str] | None = None,
-                 field_order: str | None = None, hdr: HdrMetadata | None = None) -> None:
+                 field_order: str | None = None, hdr: HdrMetadata | None = None,
+                 audio_info: MediaInfo | None = None) -> None:
         self.path = Path(path)
+        self._audio_info = audio_info
         self.profile = codec if isinstance(codec, CodecProfile) else resolve_codec(codec)
         check_output(self.path, self.profile)
         if width <= 0 or height <= 0:
@@ -262,7 +265,8 @@ class VideoWriter:
         self._matrix, self._range = effective_color(self.color, self.width, self.height, self.pix_fmt)
         if self.audio_from is not None:
             src, first, last = self.audio_from
-            self._audio = _AudioCarry(out, Path(src), int(first), int(last), self.path.suffix.lower())
+            known = self._audio_info if self._audio_info is not None and self._audio_info.path == Path(src) else None
+            self._audio = _AudioCarry(out, Path(src), int(first), int(last), self.path.suffix.lower(), info=known)
 
     def _tag_ints(self) -> tuple[int, int, int, int]:
         c = self.color
@@ -356,8 +360,9 @@ class _AudioCarry:
     buffers a whole file of video waiting for audio.
     """
 
-    def __init__(self, out: Any, source: Path, first: int, last: int, suffix: str) -> None:
-        info = probe(source)
+    def __init__(self, out: Any, source: Path, first: int, last: int, suffix: str,
+                 info: MediaInfo | None = None) -> None:
+        info = info or probe(source)
         _check_range(info, first, last)
         if not info.audio:
             raise InputError(f"audio was asked from {source}, which has no audio stream")
@@ -501,7 +506,7 @@ def open_writer(out: Path | str, *, source: MediaInfo, first: int = 0, **kwargs:
     from renderer.media.sequence_write import SequenceWriter
 
     if not is_sequence_path(out):
-        return VideoWriter(out, **kwargs)
+        return VideoWriter(out, audio_info=source, **kwargs)
     seq = source.sequence
     number = seq.numbers[first] if seq is not None else first
     step = seq.step if seq is not None else 1

@@ -49,9 +49,53 @@ Region = tuple[int, int, np.ndarray, np.ndarray | None]
 
 
 def matte_paths(output: Path) -> tuple[Path, Path]:
-    """(matte, plate) beside `output`: `shot.doppel.mov` -> `shot.doppel.matte.mov`, `shot.doppel.plate.mov`."""
+    """(matte, plate) beside `output`: `shot.doppel.mov` -> `shot.doppel.matte.mov`, `shot.doppel.plate.mov`.
+    An image sequence's are sequences in folders of their own beside its folder, same kind and
+    padding: `out/A001/A001.%04d.exr` -> `out/A001.matte/A001.matte.%04d.exr`, `out/A001.plate/...`."""
+    from renderer.media.sequence import is_sequence_path
+
     output = Path(output)
+    if is_sequence_path(output) and not output.is_dir():
+        from renderer.media.matte_sequence import sequence_pass_path
+
+        return sequence_pass_path(output, "matte"), sequence_pass_path(output, "plate")
     return output.with_name(output.stem + MATTE_SUFFIX), output.with_name(output.stem + PLATE_SUFFIX)
+
+
+def open_matte_writer(info: MediaInfo, first: int, last: int, *, matte: Path | None, plate: Path | None = None,
+                      **kwargs: Any) -> Any:
+    """The matte pass writer for these paths: a `SequenceMatteWriter` when they are image sequence
+    patterns (the output is a sequence), else a `MatteWriter` (ProRes 4444 clips)."""
+    from renderer.media.sequence import is_sequence_path
+
+    if any(p is not None and is_sequence_path(p) for p in (matte, plate)):
+        from renderer.media.matte_sequence import SequenceMatteWriter
+
+        return SequenceMatteWriter(info, first, last, matte=matte, plate=plate, **kwargs)
+    return MatteWriter(info, first, last, matte=matte, plate=plate, **kwargs)
+
+
+def combine_regions(index: int, regions: Sequence[Region], plate: bool
+                    ) -> tuple[np.ndarray | None, np.ndarray | None, tuple[int, int, int, int] | None]:
+    """One frame's faces combined over the union of their boxes, in paste order: (alpha (h, w) float32
+    in [0, 1], faces `over` each other as 1 - (1 - a1)(1 - a2); premultiplied colour (h, w, 3) float32
+    0..255 when `plate`, else None; the union box (x0, y0, x1, y1)). All None without regions."""
+    if not regions:
+        return None, None, None
+    union = (min(r[0] for r in regions), min(r[1] for r in regions),
+             max(r[0] + r[2].shape[1] for r in regions), max(r[1] + r[2].shape[0] for r in regions))
+    ux0, uy0, ux1, uy1 = union
+    alpha = np.zeros((uy1 - uy0, ux1 - ux0), np.float32)
+    colour = np.zeros((*alpha.shape, 3), np.float32) if plate else None
+    for x0, y0, a, face in regions:
+        box = (slice(y0 - uy0, y0 - uy0 + a.shape[0]), slice(x0 - ux0, x0 - ux0 + a.shape[1]))
+        if colour is not None:
+            if face is None:
+                raise InputError(f"matte frame {index}: a plate needs each region's face, got None")
+            # Premultiplied `over`, in paste order: the later face covers the earlier one.
+            colour[box] = face * a[..., None] + colour[box] * (1.0 - a[..., None])
+        alpha[box] = a + alpha[box] * (1.0 - a)
+    return alpha, colour, union
 
 
 def decode_matte(path: Path, first: int = 0, last: int | None = None) -> list[np.ndarray]:
@@ -152,23 +196,7 @@ class MatteWriter:
             raise MediaError(f"matte frame {index} out of order: expected source frame {self.next} "
                              f"(range {self.first}-{self.last})")
         # Work over the union of the faces' boxes only: the rest of the frame is a constant.
-        union = None
-        if regions:
-            union = (min(r[0] for r in regions), min(r[1] for r in regions),
-                     max(r[0] + r[2].shape[1] for r in regions), max(r[1] + r[2].shape[0] for r in regions))
-        alpha = colour = None
-        if union is not None:
-            ux0, uy0, ux1, uy1 = union
-            alpha = np.zeros((uy1 - uy0, ux1 - ux0), np.float32)
-            colour = np.zeros((*alpha.shape, 3), np.float32) if self._plate is not None else None
-            for x0, y0, a, face in regions:
-                box = (slice(y0 - uy0, y0 - uy0 + a.shape[0]), slice(x0 - ux0, x0 - ux0 + a.shape[1]))
-                if colour is not None:
-                    if face is None:
-                        raise InputError(f"matte frame {index}: a plate needs each region's face, got None")
-                    # Premultiplied `over`, in paste order: the later face covers the earlier one.
-                    colour[box] = face * a[..., None] + colour[box] * (1.0 - a[..., None])
-                alpha[box] = a + alpha[box] * (1.0 - a)
+        alpha, colour, union = combine_regions(index, regions, self._plate is not None)
         pts = self._pts(index)
         if self._matte is not None:
             self._matte.write_av(self._matte_frame(alpha, union), pts=pts)
@@ -207,5 +235,5 @@ class MatteWriter:
         return frame
 
 __all__ = ["ALPHA_MAX", "MATTE_CODEC", "MATTE_PIX_FMT", "MATTE_SUFFIX", "MatteWriter", "PLATE_SUFFIX", "Region",
-           "decode_matte", "matte_paths"]
+           "combine_regions", "decode_matte", "matte_paths", "open_matte_writer"]
 

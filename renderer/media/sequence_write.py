@@ -24,11 +24,15 @@ from renderer.errors import InputError, MediaError
 from renderer.media.sequence import SequenceInfo, exr_frame_attributes, folder_sequences, parse_sequence
 
 # Pixel formats each encoder writes (first: the fallback when a frame's own format is not among them).
+# The grey formats are the matte pass's (`matte_sequence`): asked for by `pix_fmt`, never a fallback.
 _WRITE_FORMATS: dict[str, tuple[str, ...]] = {
-    "dpx": ("gbrp10le", "rgb24", "rgba", "rgb48le", "rgba64le", "gbrp12le"),
-    "tiff": ("rgb24", "rgb48le", "rgba", "rgba64le"),
-    "png": ("rgb24", "rgba", "rgb48be", "rgba64be"),
+    "dpx": ("gbrp10le", "rgb24", "rgba", "rgb48le", "rgba64le", "gbrp12le", "gray16le"),
+    "tiff": ("rgb24", "rgb48le", "rgba", "rgba64le", "gray16le"),
+    "png": ("rgb24", "rgba", "rgb48be", "rgba64be", "gray16be"),
 }
+# EXR compressions that give back exactly what was written (the others round: DWA, B44, PXR24).
+LOSSLESS_EXR = frozenset({"NO_COMPRESSION", "RLE_COMPRESSION", "ZIPS_COMPRESSION", "ZIP_COMPRESSION",
+                          "PIZ_COMPRESSION"})
 
 
 
@@ -49,8 +53,9 @@ class SequenceWriter:
 
     def __init__(self, path: Path | str, *, width: int, height: int, fps: Fraction, first_number: int = 0,
                  step: int = 1, like: SequenceInfo | None = None, pix_fmt: str | None = None,
-                 metadata: Mapping[str, str] | None = None) -> None:
+                 metadata: Mapping[str, str] | None = None, lossless: bool = False) -> None:
         self.pattern = parse_sequence(path)
+        self.lossless = lossless  # EXR: never a lossy compression (a matte must come back as written)
         self.path = self.pattern.printf
         if width <= 0 or height <= 0:
             raise InputError(f"frame size {width}x{height} is not positive")
@@ -119,16 +124,10 @@ class SequenceWriter:
             deep = any(d in frame.format.name for d in ("10", "12", "16"))
             frame = frame.reformat(format="rgb48le" if deep else "rgb24", src_colorspace=matrix,
                                    dst_colorspace=matrix, src_color_range=rng, dst_color_range="JPEG")
-        number = self.first_number + self.frames_written * self.step
-        target = self._work / self.pattern.name(number)
-        try:
-            if self.pattern.kind == "exr":
-                self._write_exr(frame, target, number)
-            else:
-                target.write_bytes(self._encode(frame))
-        except (av.error.FFmpegError, OSError, RuntimeError, ValueError) as err:
-            raise MediaError(f"writing frame {number} of {self.path} failed: {err}") from err
-        self.frames_written += 1
+        if self.pattern.kind == "exr":
+            self._write_file(lambda target, number: self._write_exr(frame, target, number))
+        else:
+            self._write_file(lambda target, number: target.write_bytes(self._encode(frame)))
 
     def _encode(self, frame: av.VideoFrame) -> bytes:
         kind = self.pattern.kind
@@ -148,15 +147,42 @@ class SequenceWriter:
         packets = list(cc.encode(frame)) + list(cc.encode(None))
         return b"".join(bytes(p) for p in packets)
 
-    def _write_exr(self, frame: av.VideoFrame, target: Path, number: int) -> None:
-        import OpenEXR
+    def write_exr_channels(self, channels: Mapping[str, np.ndarray]) -> None:
+        """Write the next frame of an EXR sequence from named (H, W) channels as given (their dtype,
+        float16 or float32, is the pixel type of each), with the header `_write_exr` gives a frame."""
+        if self._work is None:
+            raise MediaError(f"{self.path}: write outside the writer's `with` block")
+        if self.pattern.kind != "exr":
+            raise InputError(f"{self.path.name} is not an EXR sequence; named channels are written only into EXR")
+        for name, plane in channels.items():
+            if plane.shape != (self.height, self.width) or plane.dtype not in (np.float16, np.float32):
+                raise InputError(f"EXR channel {name} for {self.path.name} must be float16/float32 "
+                                 f"({self.height}, {self.width}); got {plane.dtype} {plane.shape}")
+        self._write_file(lambda target, number: self._exr_file(
+            {k: np.ascontiguousarray(v) for k, v in channels.items()}, target, number))
 
+    def _write_file(self, write: Any) -> None:
+        number = self.first_number + self.frames_written * self.step
+        try:
+            write(self._work / self.pattern.name(number), number)
+        except (av.error.FFmpegError, OSError, RuntimeError, ValueError) as err:
+            raise MediaError(f"writing frame {number} of {self.path} failed: {err}") from err
+        self.frames_written += 1
+
+    def _write_exr(self, frame: av.VideoFrame, target: Path, number: int) -> None:
         alpha = frame.format.name.startswith(("gbrap", "rgba", "ya"))
         fmt = "gbrapf32le" if alpha else "gbrpf32le"
         pixels = (frame if frame.format.name == fmt else frame.reformat(format=fmt)).to_ndarray()  # (H, W, 3|4) RGB(A)
         layout = self.exr
         pixels = pixels.astype(np.float16 if layout is None or layout.pixel_type == "half" else np.float32)
-        compression = getattr(OpenEXR, layout.compression, OpenEXR.ZIP_COMPRESSION) if layout else OpenEXR.ZIP_COMPRESSION
+        self._exr_file({"RGBA" if alpha else "RGB": np.ascontiguousarray(pixels)}, target, number)
+
+    def _exr_file(self, channels: dict[str, np.ndarray], target: Path, number: int) -> None:
+        import OpenEXR
+
+        layout = self.exr
+        name = layout.compression if layout and (not self.lossless or layout.compression in LOSSLESS_EXR) else None
+        compression = getattr(OpenEXR, name, OpenEXR.ZIP_COMPRESSION) if name else OpenEXR.ZIP_COMPRESSION
         # Each frame carries its own source frame's attributes (same number: its timeCode, a renderer's
         # per-frame notes), the first frame's where the source has no such number.
         source = self.like.pattern.file(number) if self.like is not None else None
@@ -166,7 +192,7 @@ class SequenceWriter:
                        "framesPerSecond": (self.fps.numerator, self.fps.denominator)})
         for key, value in self.metadata.items():
             header.update(_short_attributes(key, str(value)))
-        OpenEXR.File(header, {"RGBA" if alpha else "RGB": np.ascontiguousarray(pixels)}).write(str(target))
+        OpenEXR.File(header, channels).write(str(target))
 
 
 EXR_STRING_LIMIT = 255  # bytes: FFmpeg 5.1's EXR reader fails on a longer string attribute (measured)
@@ -224,3 +250,44 @@ def replace_sequence_folder(folder: Path) -> None:
         raise InputError(f"{folder} holds other files than one image sequence; it is not replaced (give a new "
                          f"folder for the output sequence)")
     shutil.rmtree(folder)
+
+
+def join_sequences(parts: list[Path], out: Path, numbers: tuple[int, ...] | list[int],
+                   metadata: Mapping[str, str] | None = None) -> int:
+    """Assemble the frames of the sequences `parts` (patterns, disjoint frame numbers, e.g. farm
+    chunks) as the sequence `out` (a pattern whose folder is created here: the caller publishes it
+    atomically, `provenance.signed_output`). The frames must be exactly `numbers`, in order; no frame
+    is decoded: DPX, TIFF and PNG files are hard-linked (copied across file systems), EXR frames
+    copied with their label attributes set to `metadata` (`exr_header.relabel_exr`, chunks byte for
+    byte). Returns the number of frames; MediaError naming missing, doubled or extra frames."""
+    from renderer.media.exr_header import relabel_exr
+
+    target = parse_sequence(out)
+    found: dict[int, Path] = {}
+    doubled = []
+    for part in parts:
+        for number, path in parse_sequence(part).scan().items():
+            if number in found:
+                doubled.append(number)
+            found[number] = path
+    want = list(numbers)
+    missing = [n for n in want if n not in found]
+    extra = sorted(set(found) - set(want))
+    if missing or extra or doubled:
+        def show(ns: list[int]) -> str:
+            return ", ".join(str(n) for n in ns[:10]) + (" ..." if len(ns) > 10 else "")
+        raise MediaError(f"joining {len(parts)} part(s) into {target.hashes}: "
+                         + "; ".join(f"{what} frame(s) {show(ns)}" for what, ns in
+                                     (("missing", missing), ("extra", extra), ("doubled", sorted(doubled))) if ns))
+    target.folder.mkdir(parents=True, exist_ok=False)
+    for number in want:
+        src, dst = found[number], target.file(number)
+        if target.kind == "exr" and metadata:
+            relabel_exr(src, dst, metadata)
+            continue
+        try:
+            os.link(src, dst)
+        except OSError:  # another file system, or links not allowed: a plain copy
+            shutil.copyfile(src, dst)
+    _fsync_dir(target.folder)
+    return len(want)

@@ -26,7 +26,6 @@ from renderer.faces.picture import Picture, warp_footprint
 from renderer.faces.track import FaceTracker, TrackedFrame
 from renderer.swap.model import SwapModel
 from renderer.swap.settings import MODEL_BATCH, SEGMENT_FRAMES, SwapSettings, SwapStats
-from renderer.upscale import upscale_crops
 
 # What FaceSwapper yields for each finished frame: (index, av.VideoFrame, pass-through reason or
 # None, its Patches in paste order when the swapper keeps them, else ()).
@@ -282,6 +281,8 @@ class FaceSwapper:
         used = [k for k, (p, _, _) in enumerate(todo) if p.emit or self._smooth_colour]  # not pre-roll only
         big: dict[int, np.ndarray] = {}
         if self._upscaler is not None and used:  # (n, T, T, 3) float32, T = S * scale
+            from renderer.upscale import upscale_crops  # torch: imported where an upscaler runs
+
             big = dict(zip(used, upscale_crops(self._upscaler, np.stack([blended[k] for k in used]), MODEL_BATCH)))
         t1 = time.perf_counter()
         self.stats.seconds["model"] += t1 - t0  # the upscaler counts as the model stage

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import torch
 
 from renderer import media
 from renderer.errors import InputError, ModelError, RenderError
@@ -33,12 +32,11 @@ _END = object()  # queue sentinel: the producer is done
 FACE_THREADS = max(1, (os.cpu_count() or 1) // 4)
 
 
-def _limit_pools(torch_threads: int, cv_threads: int | None = None) -> tuple[int, int]:
-    """Set torch's and OpenCV's thread counts (cv_threads defaults to torch_threads); returns the
-    previous (torch, OpenCV) counts so a render can put them back."""
-    before = (torch.get_num_threads(), cv2.getNumThreads())
-    torch.set_num_threads(torch_threads)
-    cv2.setNumThreads(torch_threads if cv_threads is None else cv_threads)
+def _limit_cv_pool(threads: int) -> int:
+    """Set OpenCV's thread count; returns the previous one so a render can put it back. (torch's
+    count is set per model batch, on the thread that runs it: `SwapModel.with_threads`.)"""
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(threads)
     return before
 
 
@@ -94,6 +92,7 @@ def render_range(
     model: SwapModel | None = None,
     rate: Any = None,
     matte: media.MatteWriter | None = None,
+    info: media.MediaInfo | None = None,
 ) -> SwapStats:
     """Render source frames first..last (inclusive) of `src` into `out`, swapping faces on `swap_ranges`.
 
@@ -109,9 +108,12 @@ def render_range(
     blend mask (and face plate), in order, from the same pass (the caller closes it). Raises InputError (bad range, codec, model), MediaError, RenderError.
     `src` and `out` may be image sequences (`media.sequence`; `rate` is the source sequence's
     rate): an output sequence keeps the source frames' numbers, and `codec` is not used for it.
+    `info`: `media.probe(src, rate=rate)` when the caller has it (not probed again). `model` may
+    still be loading (`SwapModel`): decoding starts meanwhile; its load error is raised here,
+    with nothing written under `out`.
     """
     src, out = Path(src), Path(out)
-    info = media.probe(src, rate=rate)
+    info = info or media.probe(src, rate=rate)
     if not (0 <= first <= last < info.frames):
         raise InputError(f"frame range {first}-{last} is outside {src} (allowed: 0-{info.frames - 1}, inclusive)")
     if out.resolve() == src.resolve():
@@ -120,26 +122,31 @@ def render_range(
     holdout_info = (media.check_matte(settings.holdout, frames=info.frames, width=info.width, height=info.height,
                                       shot=src)
                     if settings.holdout is not None else None)  # a hold-out matte that does not fit fails before any work
-    swap_model = model or SwapModel(model_dir, settings.direction, settings.device)
-    stats = SwapStats()
-    matrix, rng = media.effective_color(info, info.width, info.height, info.pix_fmt)
-    swapper = FaceSwapper(swap_model, settings, info.fps, matrix, rng, stats, keep_patches=matte is not None,
-                          keep_plates=matte is not None and matte.writes_plate,
-                          deep=media.is_deep(info.pix_fmt))
-    start = preroll_start(first, ranges, origin)
-    decode_to = postroll_end(last, ranges, info.frames, settings.detect_every)
-    stats.preroll = first - start
-    total = last - first + 1
-    tags = color or media.output_color(info)
-    options = {**({"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"} if gop and codec == "h264" else {}),
-               **(options or {})} or None
-    writer = media.open_writer(
-        out, source=info, first=first, width=info.width, height=info.height, fps=info.fps, codec=codec,
-        timecode=media.shift_timecode(info.timecode, first, info.fps) if info.timecode else None,
-        color=tags, metadata=metadata, audio_from=(src, first, last) if audio and info.audio else None,
-        pix_fmt=pix_fmt or info.pix_fmt, time_base=info.time_base if info.vfr else None,
-        rotation=info.rotation, options=options, field_order=info.field_order, hdr=info.hdr,
-    )
+    # torch runs the batches with FACE_THREADS on the calling thread (the model may still be loading)
+    swap_model = (model or SwapModel(model_dir, settings.direction, settings.device)).with_threads(FACE_THREADS)
+    try:  # an error before the pipeline starts: no load of our own left running behind us
+        stats = SwapStats()
+        matrix, rng = media.effective_color(info, info.width, info.height, info.pix_fmt)
+        swapper = FaceSwapper(swap_model, settings, info.fps, matrix, rng, stats, keep_patches=matte is not None,
+                              keep_plates=matte is not None and matte.writes_plate,
+                              deep=media.is_deep(info.pix_fmt))
+        start = preroll_start(first, ranges, origin)
+        decode_to = postroll_end(last, ranges, info.frames, settings.detect_every)
+        stats.preroll = first - start
+        total = last - first + 1
+        tags = color or media.output_color(info)
+        options = {**({"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"} if gop and codec == "h264" else {}),
+                   **(options or {})} or None
+        writer = media.open_writer(
+            out, source=info, first=first, width=info.width, height=info.height, fps=info.fps, codec=codec,
+            timecode=media.shift_timecode(info.timecode, first, info.fps) if info.timecode else None,
+            color=tags, metadata=metadata, audio_from=(src, first, last) if audio and info.audio else None,
+            pix_fmt=pix_fmt or info.pix_fmt, time_base=info.time_base if info.vfr else None,
+            rotation=info.rotation, options=options, field_order=info.field_order, hdr=info.hdr,
+        )
+    except BaseException:
+        swap_model.settle()
+        raise
     decoded: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
     finished: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
     errors: list[BaseException] = []
@@ -172,6 +179,7 @@ def render_range(
                     assert j == i, f"hold-out matte frame {j} decoded beside source frame {i}"
                     holdout = media.matte_to_array(holdout_frame) if swap else None
                 stats.seconds["decode"] += time.perf_counter() - t
+                stats.mark("first_decoded")
                 if not put(decoded, (i, frame, swap, holdout)):
                     return
                 t = time.perf_counter()
@@ -197,6 +205,7 @@ def render_range(
                     base = info.pts[first]
                     pts = (info.pts[i] - base) if info.vfr else None
                     writer.write_av(frame, pts=pts, source_color=info.color)
+                    stats.mark("first_encoded")
                     if matte is not None:
                         matte.write(i, [(p.x0, p.y0, p.alpha, p.face) for p in patches])
                     stats.seconds["encode"] += time.perf_counter() - t
@@ -208,7 +217,8 @@ def render_range(
             stop.set()
 
     t_start = time.perf_counter()
-    pools = _limit_pools(FACE_THREADS)
+    stats.mark("render_start")
+    cv_pool = _limit_cv_pool(FACE_THREADS)
     threads = [threading.Thread(target=decode, name="doppel-decode", daemon=True),
                threading.Thread(target=encode, name="doppel-encode", daemon=True)]
     for th in threads:
@@ -216,6 +226,7 @@ def render_range(
 
     def emit(ready: Iterator[Ready]) -> None:
         for i, frame, reason, patches in ready:
+            stats.mark("first_swapped" if reason is None else "first_passed")
             stats.frames += 1
             if reason is None:
                 stats.swapped += 1
@@ -225,6 +236,11 @@ def render_range(
                 raise RenderError(f"rendering {out.name} stopped at frame {i}")
 
     try:
+        # The model (loading since the command started) is awaited before the first frame is tracked:
+        # tracking beside torch's import only delays the model, both holding the GIL (measured: the
+        # first encoded frame came ~3 s later), and the encoder, the critical path, waits for it.
+        # The decode thread and the writer are already running.
+        swap_model.network()
         while True:
             item = take(decoded)
             if item is _END:
@@ -233,6 +249,7 @@ def render_range(
             if errors:
                 break
             emit(swapper.push(i, frame, swap=swap, emit=first <= i <= last, holdout=holdout))
+            stats.mark("first_tracked")  # the first frame has been through the tracker
         if not errors:
             emit(swapper.flush())
     except BaseException as err:
@@ -245,8 +262,11 @@ def render_range(
             put(finished, _END)
         for th in threads:
             th.join()
-        _limit_pools(*pools)
+        cv2.setNumThreads(cv_pool)
+        swap_model.restore_threads()
     stats.seconds["total"] = time.perf_counter() - t_start
+    if swap_model.loaded_at is not None:
+        stats.timeline["model_ready"] = swap_model.loaded_at
     if errors:
         err = errors[0]
         if isinstance(err, (InputError, ModelError, RenderError, media.MediaError, KeyboardInterrupt)):

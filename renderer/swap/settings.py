@@ -14,6 +14,7 @@ from renderer.composite import CompositeSettings, OcclusionSettings
 from renderer.errors import InputError
 from renderer.faces.detect import MIN_FACE
 from renderer.faces.identity import DEFAULT_THRESHOLD, reference_embedding
+from renderer.pipeline import since_process_start
 
 SEGMENT_FRAMES = 48  # processing state restarts at multiples of this absolute frame index
 MODEL_BATCH = 8  # faces per model call; partial batches are zero-padded to this shape
@@ -139,6 +140,14 @@ class SwapStats:
     preroll: int = 0
     held: int = 0
     lost: list[int] = field(default_factory=list)
+    # When the run first reached each point, seconds since the process started (`mark`).
+    timeline: dict[str, float] = field(default_factory=dict)
+
+    def mark(self, point: str) -> None:
+        """Note the first time the run reaches `point` (e.g. "first_decoded"); none where the
+        process start is unknown."""
+        if point not in self.timeline and (t := since_process_start()) is not None:
+            self.timeline[point] = t
 
     def to_json(self) -> dict[str, Any]:
         total = self.seconds["total"] or 1e-9
@@ -150,7 +159,11 @@ class SwapStats:
             "preroll_frames": self.preroll,
             "frames_held": self.held,
             "faces_lost": list(self.lost),
-            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "seconds": {**{k: round(v, 3) for k, v in self.seconds.items()},
+                        # start-up: process start to the first frame decoded (imports, probe, model card, ...)
+                        **({"startup": round(self.timeline["first_decoded"], 3)} if "first_decoded" in self.timeline
+                           else {})},
+            "timeline": {k: round(v, 3) for k, v in sorted(self.timeline.items(), key=lambda kv: kv[1])},
             "fps": round(self.frames / total, 2),
         }
 

@@ -61,18 +61,19 @@ def _place(tracks: list[list[tuple[RationalTime, RationalTime, otio.schema.Clip]
     tracks.append([(start, end, clip)])
 
 
-def _sequence_reference(item: RenderedClip, rate: float, start: RationalTime
+def _sequence_reference(item: RenderedClip, rate: float, start: RationalTime, path: Path | None = None
                         ) -> otio.schema.ImageSequenceReference | None:
-    """An ImageSequenceReference to a rendered image sequence (None for a movie): its folder, naming
-    and padding, the frame number of its first file and its step, over the same available range
-    a movie would have."""
-    if "%" not in Path(item.path).name:
+    """An ImageSequenceReference to a rendered image sequence (`path`, default the render; a matte
+    pass sequence beside it) or None for a movie: its folder, naming and padding, the frame number
+    of its first file and its step, over the same available range a movie would have."""
+    path = Path(item.path if path is None else path)
+    if "%" not in path.name:
         return None
     from renderer.media.sequence import is_sequence_path, parse_sequence
 
-    if not is_sequence_path(item.path):
+    if not is_sequence_path(path):
         return None
-    pattern = parse_sequence(item.path)
+    pattern = parse_sequence(path)
     numbers = list(pattern.scan())
     step = numbers[1] - numbers[0] if len(numbers) > 1 else 1
     return otio.schema.ImageSequenceReference(
@@ -92,7 +93,7 @@ def return_clip(item: RenderedClip, kind: str | None = None) -> otio.schema.Clip
     rate = mc.edit_rate or float(mc.rate)  # counts at the edit's rate when it maps media by timecode
     tc_start = otio.opentime.from_timecode(item.timecode, rate) if item.timecode else RationalTime(0, rate)
     tc_start = RationalTime(tc_start.value, rate)
-    seq = _sequence_reference(item, rate, tc_start) if kind is None else None
+    seq = _sequence_reference(item, rate, tc_start, Path(path))
     ref = seq or otio.schema.ExternalReference(
         target_url=Path(path).resolve().as_uri(),
         available_range=TimeRange(tc_start, RationalTime(item.frames, rate)),

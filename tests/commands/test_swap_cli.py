@@ -318,6 +318,10 @@ def test_video_without_faces_passes_through(model_dir: Path, tmp_path: Path,
     assert code == 0
     summary = json.loads(stdout)
     assert summary["swapped"] == 0 and summary["passed_through"]["no face"] == 12 and summary["frames"] == 12
+    # Start-up timeline, seconds since the process (here: pytest's) started, in the order things happen.
+    points = summary["timeline"]
+    assert points["render_start"] <= points["first_decoded"] <= points["first_passed"] <= points["first_encoded"]
+    assert "model_ready" in points and summary["seconds"]["startup"] == points["first_decoded"]
     assert [np.array_equal(a, b) for a, b in zip(decode_all(clip), decode_all(out))] == [True] * 12
 
 
@@ -351,3 +355,23 @@ def test_bad_input(h264_clip: Path, model_dir: Path, tmp_path: Path, capsys: pyt
     assert code == 2 and "source" in err
     _only(tmp_path, ["not-a-model", "no-rights"])
     assert sha256_file(h264_clip) == before
+
+
+@pytest.mark.parametrize("faces", [True, False], ids=["faces", "no-faces"])
+def test_model_whose_weights_fail_to_load_fails_the_swap(h264_clip: Path, model_dir: Path, tmp_path: Path,
+                                                         faces: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    """The network loads on a background thread while decoding starts (the card is read at once):
+    corrupt weights still end the swap with the loader's one-line error, exit 2, nothing written,
+    also when no frame ever reaches the model (no faces)."""
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    weights = next(broken.rglob("model.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    clip = h264_clip if faces else make_numbered_clip(tmp_path / "noface.mkv", 12, 160, 96, codec="ffv1")
+    out = tmp_path / f"out{clip.suffix}"
+    code, stdout, err = run_cli(["swap", clip, "--model", broken, "--out", out, "--no-progress"], capsys)
+    assert code == 2 and stdout == ""
+    assert err.count("\n") == 1 and "does not match the SHA-256" in err and "broken" in err, err
+    _only(tmp_path, ["broken"] if faces else ["broken", "noface.mkv"])

@@ -1,0 +1,104 @@
+"""A/B timing of `doppel swap`: the code at a git ref (default main) against this tree, interleaved.
+
+Both arms run the same command on the same clip with the same virtual environment, one after the
+other (old, new, old, new, ...), so the machine's changing load hits both alike. The old arm
+runs from `git archive REF` unpacked into a temporary folder (its own `renderer` package first
+on sys.path). Per run: wall and CPU seconds (user + sys, wait4), the summary's `seconds` and, where
+the code reports it, its `timeline` (seconds since process start when the run first decoded,
+tracked, swapped and encoded a frame, and when the model had loaded). Both outputs' video is
+compared by `ffmpeg -i OUT -map 0:v -f md5 -`.
+
+    .venv/bin/python bench/ab_swap.py [--old main] [--pairs 3] [--clip .cache/bench/swap-200-240.mp4]
+
+Default clip: bench_swap.py's 1080p, 240 frames, one ~200 px face (made and cached when missing).
+Prints a markdown table; writes nothing under bench/results (paste what you keep).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))
+
+import bench_swap as B  # noqa: E402
+
+
+def video_md5(path: Path) -> str:
+    out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v", "-f", "md5", "-"],
+                         capture_output=True, text=True, check=True).stdout
+    return out.strip().removeprefix("MD5=")
+
+
+def unpack(ref: str, into: Path) -> Path:
+    """`git archive REF` unpacked under `into`; its folder."""
+    tar = into / "old.tar"
+    subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(tar), ref], check=True)
+    tree = into / "old"
+    with tarfile.open(tar) as t:
+        t.extractall(tree, filter="data")
+    return tree
+
+
+def swap_cmd(tree: Path, clip: Path, model: Path, out: Path) -> list[str]:
+    # `-c` with the tree first on sys.path: the arm's own renderer package, not the installed one.
+    boot = f"import sys; sys.path.insert(0, {str(tree)!r}); from renderer.cli import main; sys.exit(main())"
+    return [B.PY, "-c", boot, "swap", str(clip), "--model", str(model), "--out", str(out),
+            "--codec", "h264", "--json", "--no-progress", "--force"]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--old", default="main", help="git ref of the old arm (default main), or a folder holding a tree")
+    ap.add_argument("--pairs", type=int, default=3, help="interleaved (old, new) pairs")
+    ap.add_argument("--clip", type=Path, help="source clip (default: bench_swap's 200 px, 240-frame clip)")
+    args = ap.parse_args()
+    clip = args.clip or B.face_video(B.CACHE / "swap-200-240.mp4", 240, (1920, 1080), 48, audio=True,
+                                     face_px=200, faces=1)
+    model = B.trained_model()
+    folder = Path(args.old) if Path(args.old).is_dir() else None
+    rev = "a folder" if folder else subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.old],
+                                                   capture_output=True, text=True, check=True).stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="doppel-ab-") as tmp:
+        work = Path(tmp)
+        arms = {"old": folder or unpack(args.old, work), "new": ROOT}
+        rows: list[tuple[str, B.Run, dict, float]] = []
+        md5: dict[str, set[str]] = {"old": set(), "new": set()}
+        for n in range(args.pairs):
+            for arm, tree in arms.items():
+                out = work / f"{arm}.mp4"
+                run = B.timed(swap_cmd(tree, clip, model, out))
+                rows.append((arm, run, json.loads(run.stdout), os.getloadavg()[0]))
+                md5[arm].add(video_md5(out))
+                print(f"pair {n + 1} {arm}: {run.wall:.2f} s wall, {run.cpu:.2f} s CPU, "
+                      f"timeline {rows[-1][2].get('timeline')}", file=sys.stderr, flush=True)
+    print(f"old = {args.old} ({rev}), new = this tree; clip {clip.name}; model {model.name}\n")
+    print("| pair | old wall (s) | new wall (s) | new / old wall | old CPU (s) | new CPU (s) | new / old CPU | "
+          "new: first decoded / tracked / model ready / first swapped / first encoded (s since start) | load |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+    walls, cpus = [], []
+    for n in range(args.pairs):
+        (_, old, _, l0), (_, new, js, l1) = rows[2 * n], rows[2 * n + 1]
+        walls.append(new.wall / old.wall)
+        cpus.append(new.cpu / old.cpu)
+        tl = js.get("timeline") or {}
+        points = " / ".join(f"{tl[k]:.2f}" if k in tl else "-"
+                            for k in ("first_decoded", "first_tracked", "model_ready", "first_swapped", "first_encoded"))
+        print(f"| {n + 1} | {old.wall:.2f} | {new.wall:.2f} | {walls[-1]:.3f} | {old.cpu:.2f} | {new.cpu:.2f} | "
+              f"{cpus[-1]:.3f} | {points} | {l0:.1f}-{l1:.1f} |")
+    print(f"\nmean new / old: wall {B.mean(walls):.3f}, CPU {B.mean(cpus):.3f}")
+    same = len(md5["old"]) == 1 and md5["old"] == md5["new"]
+    print(f"video md5: old {sorted(md5['old'])}, new {sorted(md5['new'])} -> {'identical' if same else 'DIFFERENT'}")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
