@@ -28,12 +28,29 @@ import shutil
 import signal
 import uuid
 from pathlib import Path
+from typing import Any
 
 from renderer.errors import ModelError
 
 CURRENT = "current"
 GENERATIONS = "checkpoints"
 PAUSE_ENV = "DOPPEL_PAUSE_AT"
+
+
+def safetensors_bytes(tensors: dict[str, Any], metadata: dict[str, str]) -> bytes:
+    """safetensors' `save`, with its JSON header's keys in sorted order: the library writes the
+    metadata map in hash order, which differs from process to process, so the same weights gave
+    other bytes (and another SHA-256 on the card) from one save to the next. Same length, same data."""
+    import json
+    import struct
+
+    from safetensors.torch import save as st_save
+
+    blob = st_save(tensors, metadata=metadata)
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.dumps(json.loads(blob[8:8 + n]), sort_keys=True, separators=(",", ":")).encode("utf-8")
+    assert len(header) <= n, "a re-serialised safetensors header grew"
+    return blob[:8] + header.ljust(n, b" ") + blob[8 + n:]
 
 
 def pause_point(name: str) -> None:

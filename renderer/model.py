@@ -193,14 +193,12 @@ def save_model(
     The card records the weights' SHA-256, so a card is never paired with other weights.
     `label` names the generation (default: the card's iteration). Returns its folder.
     """
-    from safetensors.torch import save as st_save
-
-    from renderer.checkpoint import save_files
+    from renderer.checkpoint import safetensors_bytes, save_files
     from renderer.modelcard import CARD_NAME, card_text, validate_rights
 
     validate_rights(card.rights, f"model card for {model_dir}")  # before anything is written
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    blob = st_save(tensors, metadata={"format": "doppel-swap-autoencoder", "arch": model.config.arch})
+    blob = safetensors_bytes(tensors, {"format": "doppel-swap-autoencoder", "arch": model.config.arch})
     import hashlib
 
     from renderer.upscale import UPSCALER_NAME

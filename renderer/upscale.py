@@ -132,10 +132,10 @@ def upscale_crops(net: Upscaler, crops: np.ndarray, batch: int = 8) -> np.ndarra
 # ---------------------------------------------------------------- save / load
 
 def upscaler_bytes(net: Upscaler) -> bytes:
-    from safetensors.torch import save as st_save
+    from renderer.checkpoint import safetensors_bytes
 
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
-    return st_save(tensors, metadata={"format": "doppel-face-upscaler", "scale": str(net.config.scale)})
+    return safetensors_bytes(tensors, {"format": "doppel-face-upscaler", "scale": str(net.config.scale)})
 
 
 def load_upscaler(folder: Path, card: UpscalerCard, swap_weights_sha256: str,

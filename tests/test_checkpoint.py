@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
-from renderer.checkpoint import CURRENT, GENERATIONS, PAUSE_ENV, model_files
+from renderer.checkpoint import CURRENT, GENERATIONS, PAUSE_ENV, model_files, safetensors_bytes
 from renderer.model import WEIGHTS_NAME, load_model
 from renderer.modelcard import CARD_NAME, load_model_card
 from renderer.render import check_model
@@ -209,3 +210,19 @@ def test_resume_after_a_real_sigint_equals_an_uninterrupted_run(threads: str, si
     assert _same_weights(out, whole)
     assert torch.equal(load_file(str(out / OPTIMIZER_NAME))["loss.history"],
                        load_file(str(whole / OPTIMIZER_NAME))["loss.history"])
+
+
+def test_safetensors_bytes_are_the_same_in_every_process(tmp_path: Path) -> None:
+    """The library writes its metadata map in hash order, different per process; the card's weights
+    SHA-256 must not depend on it. Four interpreters save the same tensors with two metadata keys."""
+    code = ("import hashlib, torch; from renderer.checkpoint import safetensors_bytes; "
+            "b = safetensors_bytes({'w': torch.arange(6.0).reshape(2, 3), 'b': torch.zeros(3)}, "
+            "{'format': 'doppel-test', 'arch': 'lite', 'scale': '2'}); print(hashlib.sha256(b).hexdigest())")
+    shas = {subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+            for _ in range(4)}
+    assert len(shas) == 1, f"the same tensors saved as {len(shas)} different byte strings"
+    path = tmp_path / "w.safetensors"
+    path.write_bytes(safetensors_bytes({"w": torch.arange(6.0).reshape(2, 3)}, {"format": "doppel-test", "arch": "lite"}))
+    with safe_open(str(path), "pt") as st:  # the library reads it back: metadata and tensor as saved
+        assert st.metadata() == {"format": "doppel-test", "arch": "lite"}
+        assert torch.equal(st.get_tensor("w"), torch.arange(6.0).reshape(2, 3))
