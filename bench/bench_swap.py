@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -241,12 +242,23 @@ def table_lines(results: list[dict]) -> list[str]:
     return lines
 
 
+def kept_analyses(previous: str, drop: set[str]) -> list[str]:
+    """The earlier run's hand-written analysis sections (`### 1a.`, `### 1b.`, ...: A/B runs of one change
+    against the code before it, profiles), kept as they were unless named in `drop`; each states its own
+    command and machine state."""
+    parts = re.split(r"(?m)^(?=### )", previous)
+    kept = [p.rstrip("\n") for p in parts if (m := re.match(r"### (1[a-z])\. ", p)) and m.group(1) not in drop]
+    return [line for p in kept for line in (p, "")]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=240, help="frames of each 1080p clip")
     ap.add_argument("--frames-2160", type=int, default=48, help="frames of the 2160p clip")
     ap.add_argument("--repeats", type=int, default=2, help="interleaved (ffmpeg, doppel) pairs for the goal rows")
     ap.add_argument("--long", type=int, default=2400, help="frames of the smart-render clip (0: skip part 2)")
+    ap.add_argument("--drop", default="", metavar="1b,1c",
+                    help="earlier analysis sections (### 1a., 1b., ...) of swap.md not to keep (default: keep all)")
     ap.add_argument("--only", default="", help=f"comma-separated cases ({', '.join(c.key for c in CASES)})")
     args = ap.parse_args()
     if not shutil.which("ffmpeg"):
@@ -309,7 +321,8 @@ def main() -> int:
             lines.append(f"Goal ({case.label}): ratio <= {case.goal} — {'met' if ratio <= case.goal else 'NOT met'} "
                          f"({ratio:.2f}).")
             lines.append("")
-    lines += [*growth_lines(results), "", *smart_lines, "",
+    lines += [*growth_lines(results), "", *kept_analyses(previous, {d.strip() for d in args.drop.split(",") if d.strip()}),
+              *smart_lines, "",
               "Times include process start and model load; every ratio compares jobs run back to back in the same "
               "run on the same loaded machine, so treat single figures as noisy."]
     results_dir.mkdir(parents=True, exist_ok=True)
