@@ -84,6 +84,7 @@ VARIANTS: dict[str, dict[str, str]] = {
     "review colour_smoothing=0.5": {"colour_smoothing": "0.5"},
     "review detect_every=1": {"detect_every": "1"},
     "review occlusion=off": {"occlusion": "off"},  # the default occlusion: reconstruction, taken away
+    "review occlusion_prior=off": {"occlusion_prior": "off"},  # reconstruction without the model's error prior
 }
 # generic 3D head (mm): nose tip, chin, left/right eye outer corner, left/right mouth corner
 CLIPS = ["held-out", "held-out/demo"]  # the time split: carphone's frames after --time-split
@@ -367,8 +368,11 @@ def parse_args() -> argparse.Namespace:
                     help="comma-separated names of VARIANTS, rendered on the held-out clip")
     ap.add_argument("--baseline-variants", default="review",
                     help="variants rendered on the other clips (default review)")
-    ap.add_argument("--occlusion-modes", default="reconstruction,off",
-                    help="occlusion modes whose occluder IoU is measured on the held-out clip (default reconstruction,off)")
+    ap.add_argument("--occlusion-modes", default="reconstruction,reconstruction prior=off,off",
+                    help="occlusion modes whose occluder IoU is measured on the held-out clip, each optionally with "
+                         "' prior=off' (occlusion_prior: off) (default reconstruction,reconstruction prior=off,off)")
+    ap.add_argument("--no-error-prior", action="store_true",
+                    help="the time-split model without its expected-error prior (`doppel error-prior`; default: with)")
     ap.add_argument("--sheet", default="review", help="variant whose worst frames are shown (and whose goals are listed)")
     ap.add_argument("--extra", action="append", default=[], metavar="NAME=KEY:VAL,...",
                     help="another variant, e.g. 'colour mean=colour:mean'")
@@ -403,7 +407,8 @@ def build_runs(args: argparse.Namespace) -> tuple[list[ClipRun], TS.TimeSplitMod
             fa = TS.training_faceset("carphone", carphone[:split], write_ffv1)
             fb = TS.demo_b_faceset()
             tsm = TS.timesplit_model(fa, fb, args.model, args.iterations, args.seed)
-            runs.append(ClipRun("held-out", held, tsm.path, variants,
+            model = tsm.path if args.no_error_prior else TS.with_error_prior(tsm, fa)
+            runs.append(ClipRun("held-out", held, model, variants,
                                 f"carphone {span}, never trained on; the time-split model"))
         if "held-out/demo" in wanted:
             runs.append(ClipRun("held-out/demo", held, args.model, baseline,
@@ -454,10 +459,12 @@ def run_occluders(run: ClipRun, modes: list[str], tmp: Path) -> list[TS.Occluder
     clip, truth = TS.occluded_clip(run.frames, tmp)
     review = load_preset("review")
     scores = []
-    for mode in modes:
-        sc = TS.occluder_iou(clip, truth, run.model, review.with_overrides({"occlusion": mode}, f"occlusion {mode}"),
-                             tmp / "occ-render.mkv")
-        print(f"  occluders, occlusion={mode}: IoU {sc.iou:.3f} {np.round(sc.per_kind, 3)}", flush=True)
+    for spec in modes:
+        mode, *rest = spec.split()
+        overrides = {"occlusion": mode, **{f"occlusion_{k}": v for k, _, v in (r.partition("=") for r in rest)}}
+        sc = TS.occluder_iou(clip, truth, run.model, review.with_overrides(overrides, f"occlusion {spec}"),
+                             tmp / "occ-render.mkv", label=spec)
+        print(f"  occluders, occlusion={spec}: IoU {sc.iou:.3f} {np.round(sc.per_kind, 3)}", flush=True)
         scores.append(sc)
     return scores
 

@@ -4,6 +4,7 @@
     training_faceset(frames, cache)     `doppel extract` of the frames before the split -> faceset A
     demo_b_faceset(cache)               the demo's faceset B, rebuilt as `renderer.demo` builds it
     timesplit_model(...)                `doppel train --init models/demo` on them, cached by its inputs
+    with_error_prior(model, faceset_a)  a copy of it with `doppel error-prior` (the occlusion mask's prior)
     occluder_iou(...)                   bench_occlusion's synthetic occluders on held-out frames: IoU kept
 
 Used by bench/bench_quality.py (`--time-split FRACTION`); the model is trained once per inputs and
@@ -137,6 +138,19 @@ def timesplit_model(faceset_a: Path, faceset_b: Path, init: Path, iterations: in
                           card.loss.last_a, card.loss.last_b)
 
 
+def with_error_prior(model: TimeSplitModel, faceset_a: Path) -> Path:
+    """A copy of the time-split model with its expected-error prior (`doppel error-prior --a FACESET_A`),
+    cached beside it as model-KEY-N-prior (the prior is computed once; the weights are the same files)."""
+    final = model.path.with_name(model.path.name + "-prior")
+    if not final.is_dir():
+        partial = final.with_name(final.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(model.path, partial, symlinks=True)
+        _doppel(["error-prior", str(partial), "--a", str(faceset_a), "--threads", str(THREADS)])
+        partial.rename(final)
+    return final
+
+
 def _doppel(args: list[str], normal_priority: bool = False) -> None:
     def renice() -> None:  # back to niceness 0 (allowed to root; otherwise it stays as inherited)
         try:
@@ -177,7 +191,8 @@ def occluded_clip(frames: list[np.ndarray], folder: Path) -> tuple[Path, np.ndar
     return write_clip(folder / "occluded.mkv", occluded), truth
 
 
-def occluder_iou(clip: Path, truth: np.ndarray, model: Path, preset: object, out: Path) -> OccluderScore:
+def occluder_iou(clip: Path, truth: np.ndarray, model: Path, preset: object, out: Path,
+                 label: str | None = None) -> OccluderScore:
     """Render `clip` with `preset` (a validated review preset, its `occlusion` mode as given) and `model`;
     score the occluders' pixels the swap left bit-identical."""
     from renderer.swap import render_range, swap_settings
@@ -190,5 +205,5 @@ def occluder_iou(clip: Path, truth: np.ndarray, model: Path, preset: object, out
     total = truth.reshape(n, -1).sum(1)
     per_kind = tuple(float(kept[k::4].sum() / max(1, total[k::4].sum())) for k in range(4))
     out.unlink()
-    return OccluderScore(str(getattr(preset, "occlusion", "?")), float(kept.sum() / max(1, total.sum())), per_kind,
+    return OccluderScore(label or str(getattr(preset, "occlusion", "?")), float(kept.sum() / max(1, total.sum())), per_kind,
                          int((total > 0).sum()), int(total.sum()))

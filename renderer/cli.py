@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("renderer.commands.train", "train the shared-encoder / two-decoder swap model on two facesets"),
     "train-upscaler": ("renderer.commands.train_upscaler",
                        "train a face upscaler for a model's person B on B's own faceset (sharper swapped faces)"),
+    "error-prior": ("renderer.commands.error_prior",
+                    "measure where a model's decoder A misses on A's own faces (occlusion mask prior)"),
     "swap": ("renderer.commands.swap", "swap faces in one video (whole or a frame range)"),
     "render": ("renderer.commands.render", "render the FACESWAP-marked clips of an edit and write a return edit"),
     "presets": ("renderer.commands.presets", "list, show and validate YAML presets"),

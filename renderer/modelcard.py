@@ -20,6 +20,7 @@ import yaml
 from renderer.atomic import sha256_file, write_text_atomic
 from renderer.checkpoint import model_files
 from renderer.errors import ModelError
+from renderer.error_prior import ErrorPriorCard  # torch-free: the card's section only
 from renderer.model_config import ModelConfig
 
 if TYPE_CHECKING:
@@ -110,6 +111,7 @@ class ModelCard:
     colour_config: str | None = None  # the OCIO config naming it
     initialised_from: InitRef | None = None  # `doppel train --init`: the model whose weights this one started from
     upscaler: UpscalerCard | None = None  # B's face upscaler (`renderer.upscale`), when one was trained
+    error_prior: ErrorPriorCard | None = None  # decoder A's own-face rebuild error (`renderer.error_prior`)
 
     @property
     def identities(self) -> tuple[str, str]:
@@ -139,6 +141,7 @@ class ModelCard:
                                for k, v in dataclasses.asdict(self.validation).items()}} if self.validation else {}),
             **({"initialised_from": self.initialised_from.to_dict()} if self.initialised_from else {}),
             **({"upscaler": self.upscaler.to_dict()} if self.upscaler else {}),
+            **({"error_prior": self.error_prior.to_dict()} if self.error_prior else {}),
         }
 
 
@@ -228,6 +231,8 @@ def model_card_from_dict(data: Any, where: str) -> ModelCard:
             colour_config=_colour(data, "config"),
             initialised_from=_init_ref(data.get("initialised_from")),
             upscaler=_upscaler_card(data.get("upscaler")),
+            error_prior=(ErrorPriorCard.from_dict(data["error_prior"]) if data.get("error_prior") is not None
+                         else None),
         )
     except ModelError as err:
         raise ModelError(f"{where}: {err}") from err

@@ -93,6 +93,10 @@ FIELDS: dict[str, Field] = {
                        help="what stands in front of the face stays there: reconstruction (A->A rebuild "
                             "disagrees), learned (the model's occlusion-trained mask), matte (hold-out matte "
                             "only), off"),
+    "occlusion_prior": Field("enum", "auto", ("auto", "off"),
+                             help="reconstruction: auto divides the rebuild error by the model's expected-error "
+                                  "prior (`doppel error-prior`; eyes and mouth need more disagreement) when the "
+                                  "model has one; off ignores it"),
     "occlusion_matte": Field("path", None, nullable=True,
                              help="hold-out matte clip for the shot (alpha or grey, one frame per source frame, "
                                   "same size); always respected, whatever `occlusion` says"),

@@ -131,6 +131,7 @@ class Preset:
     mask: MaskSettings
     occlusion: str
     occlusion_matte: str | None
+    occlusion_prior: str
     colour: str
     blend: str
     grain: str
@@ -351,6 +352,7 @@ def _build(flat: dict[str, Any], *, name: str, source: str, where: str,
         identity=flat["identity"], direction=flat["direction"],
         mask=MaskSettings(flat["mask.kind"], flat["mask.erode"], flat["mask.feather"]),
         occlusion=flat["occlusion"], occlusion_matte=flat["occlusion_matte"],
+        occlusion_prior=flat["occlusion_prior"],
         colour=flat["colour"], blend=flat["blend"], grain=flat["grain"], detail=flat["detail"],
         upscale=flat["upscale"],
         smoothing=SmoothingSettings(flat["smoothing.landmarks"], flat["smoothing.temporal"], flat["smoothing.colour"]),

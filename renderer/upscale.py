@@ -296,4 +296,4 @@ def train_upscaler(cfg: UpscaleTrainConfig, progress: bool = True) -> UpscaleTra
 
 # What a model's generation holds (train.py's extra files): carried into the upscaler's generation.
 _MODEL_FILES = ("model.safetensors", "optimizer.safetensors", "train_state.json", "preview.png", "loss.png",
-                UPSCALER_NAME)
+                UPSCALER_NAME, "error_prior.safetensors")  # the last: renderer.error_prior.PRIOR_NAME

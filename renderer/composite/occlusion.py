@@ -11,7 +11,10 @@ Modes (preset key `occlusion`):
                   That decoder only ever learned to draw that face, so where its rebuild disagrees
                   with the crop far beyond the face's typical error (median over the face mask),
                   something else is there. The disagreement is cleaned (open, close, small specks
-                  dropped), grown a little and feathered, and excluded.
+                  dropped), grown a little and feathered, and excluded. With the model's expected-error
+                  prior (`renderer.error_prior`: decoder A's mean rebuild error on its own faces) the
+                  error is first divided by the prior over its median on the face, so regions the
+                  decoder always rebuilds worse (eyes, mouth) need more disagreement (`occlusion_prior`).
   learned         the same decoder's learned-mask channel (a model trained with `learn_mask` and
                   occluder augmentation, `renderer.augment.paste_occluders`): where it says "not
                   face" inside the face mask is an occluder; cleaned and feathered the same way.
@@ -34,6 +37,10 @@ from renderer.errors import InputError, closest
 OCCLUSION_MODES = ("learned", "reconstruction", "matte", "off")
 # Modes that need the source decoder's pass (the person in the frame rebuilt by their own decoder).
 SOURCE_PASS_MODES = ("learned", "reconstruction")
+PRIOR_MODES = ("auto", "off")
+# The prior's relative value is floored here: a pixel the decoder rebuilt almost perfectly on every
+# training face must not make the noise of a new frame an occluder.
+PRIOR_MIN = 0.25
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,8 @@ class OcclusionSettings:
     grow: the occluded region is dilated by this fraction of the crop side (its soft edge).
     feather: the keep mask ramps 0 -> 1 over this fraction of the crop side, outside the grown
         occluder, so the occluder's own pixels keep weight 0.
+    prior: reconstruction: "auto" normalises the rebuild error by the model's expected-error prior
+        when the model has one (`doppel error-prior`), "off" ignores it (the mask as before the prior).
     """
 
     mode: str = "reconstruction"  # the default: measured in bench/results/occlusion.md
@@ -58,8 +67,11 @@ class OcclusionSettings:
     clean: float = 0.03
     grow: float = 0.02
     feather: float = 0.03
+    prior: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.prior not in PRIOR_MODES:
+            raise InputError(f"occlusion_prior={self.prior!r} is not allowed; allowed: {', '.join(PRIOR_MODES)}")
         if self.mode not in OCCLUSION_MODES:
             raise InputError(f"occlusion={self.mode!r} is not allowed; allowed: {', '.join(OCCLUSION_MODES)}"
                              f"{closest(str(self.mode), OCCLUSION_MODES)}")
@@ -86,7 +98,19 @@ def rebuild_error(crop: np.ndarray, rebuilt: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(err, (0, 0), sigmaX=max(0.5, crop.shape[0] / 64.0))
 
 
-def occluded_by_error(crop: np.ndarray, rebuilt: np.ndarray, face: np.ndarray, settings: OcclusionSettings) -> np.ndarray:
+def normalise_by_prior(err: np.ndarray, prior: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """err / (prior / median(prior over `inside`)), the relative prior floored at PRIOR_MIN; the prior
+    (P, P) float32 is resized to err's (S, S) when the crop size differs from the model's input."""
+    if prior.shape != err.shape:
+        prior = cv2.resize(prior, (err.shape[1], err.shape[0]), interpolation=cv2.INTER_LINEAR)
+    med = float(np.median(prior[inside]))
+    if not med > 0:
+        return err
+    return (err / np.maximum(prior / np.float32(med), np.float32(PRIOR_MIN))).astype(np.float32)
+
+
+def occluded_by_error(crop: np.ndarray, rebuilt: np.ndarray, face: np.ndarray, settings: OcclusionSettings,
+                      prior: np.ndarray | None = None) -> np.ndarray:
     """(S, S) bool: where the rebuild disagrees with the crop beyond the robust threshold, inside `face`.
 
     crop, rebuilt: (S, S, 3) float32 [0, 1]; face: (S, S) float32 blend mask (> 0 is the face).
@@ -94,11 +118,14 @@ def occluded_by_error(crop: np.ndarray, rebuilt: np.ndarray, face: np.ndarray, s
     how well this model rebuilds this face, so a well trained and a barely trained model flag
     alike. The median is taken again without the pixels flagged so far (twice): a hand over a
     third of the face raises the plain median enough to hide half of the hand.
+    prior: the model's expected-error prior (`renderer.error_prior`), or None: today's test.
     """
     err = rebuild_error(crop, rebuilt)
     inside = face > 0
     if not inside.any():
         return np.zeros(face.shape, bool)
+    if prior is not None:
+        err = normalise_by_prior(err, prior, inside)
     values = err[inside]
     limit = max(settings.threshold * float(np.median(values)), settings.floor)
     for _ in range(2):
@@ -146,18 +173,21 @@ def occlusion_keep(
     crop: np.ndarray | None = None,
     rebuilt: np.ndarray | None = None,
     learned_source: np.ndarray | None = None,
+    prior: np.ndarray | None = None,
 ) -> np.ndarray:
     """The (S, S) float32 keep mask for one face under `settings.mode` (all ones for off / matte).
 
     face: the blend mask (`face_mask`); crop: the frame's crop (S, S, 3) float32 [0, 1];
     rebuilt: the source decoder's rebuild of it (reconstruction); learned_source: that
-    decoder's learned mask (learned).
+    decoder's learned mask (learned); prior: the model's expected-error prior (reconstruction; used
+    unless settings.prior is "off").
     """
     mode = settings.mode
     if mode == "reconstruction":
         if crop is None or rebuilt is None:
             raise InputError("occlusion=reconstruction needs the crop and its rebuild by the source decoder")
-        return keep_mask(occluded_by_error(crop, rebuilt, face, settings), settings)
+        used = prior if settings.prior == "auto" else None
+        return keep_mask(occluded_by_error(crop, rebuilt, face, settings, used), settings)
     if mode == "learned":
         if learned_source is None:
             raise InputError("occlusion=learned needs a model trained with a learned mask (learn_mask: true); "
@@ -172,6 +202,6 @@ def apply_holdout(alpha: np.ndarray, holdout: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
-    "OCCLUSION_MODES", "OcclusionSettings", "SOURCE_PASS_MODES", "apply_holdout", "keep_mask",
-    "occluded_by_error", "occluded_by_learned", "occlusion_keep", "rebuild_error",
+    "OCCLUSION_MODES", "OcclusionSettings", "PRIOR_MODES", "SOURCE_PASS_MODES", "apply_holdout", "keep_mask",
+    "normalise_by_prior", "occluded_by_error", "occluded_by_learned", "occlusion_keep", "rebuild_error",
 ]

@@ -88,6 +88,15 @@ class SwapModel:
         self._network = _loading(Path(model_dir), device, self.card, self._wants_upscaler)
         if not background:
             self.network()
+        # The expected-error prior of the source decoder (`renderer.error_prior`), when the card has one
+        # for it: `occlusion: reconstruction` divides the rebuild error by it. A 16 KB file, no torch.
+        self.error_prior: np.ndarray | None = None
+        ep = self.card.error_prior
+        if ep is not None and ep.decoder == self.source_decoder:
+            from renderer.checkpoint import model_files
+            from renderer.error_prior import load_error_prior
+
+            self.error_prior = load_error_prior(model_files(model_dir), ep, self.card.weights_sha256)
 
     def settle(self) -> None:
         """Wait until the load has finished, succeeded or not, without raising its error."""

@@ -97,7 +97,7 @@ def swap_settings(preset: Any, *, direction: str | None = None, device: str | No
         composite=CompositeSettings(mask=preset.mask.kind, erode=preset.mask.erode, feather=preset.mask.feather,
                                     colour=preset.colour, blend=preset.blend, grain=preset.grain,
                                     detail=float(preset.detail)),
-        occlusion=OcclusionSettings(mode=preset.occlusion),
+        occlusion=OcclusionSettings(mode=preset.occlusion, prior=preset.occlusion_prior),
         holdout=holdout,
         smooth_landmarks=preset.smoothing.landmarks,
         temporal=min(float(preset.smoothing.temporal), 0.95),
