@@ -250,7 +250,7 @@ def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int],
             first=job.first, last=job.last, swap_ranges=[(job.first, job.last)], codec=job.preset.output.codec,
             pix_fmt=job.preset.output.writer_pix_fmt, color=color,
             metadata=label_metadata(claim, signed=job.signing is not None), audio=job.preset.output.audio != "none",
-            progress=progress, matte=matte, rate=mc.rate,
+            progress=progress, matte=matte, rate=mc.rate, info=info,
         )
         render_s = time.monotonic() - started
     signed = target.result

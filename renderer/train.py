@@ -41,15 +41,18 @@ from renderer.atomic import check_writable, sha256_file
 from renderer.augment import AugmentConfig, augment_batch
 from renderer.occluders import occluder_bank, paste_occluders
 from renderer.errors import InputError, ModelError, TrainingError, closest
-from renderer.faceset import INDEX_NAME, Faceset
+from renderer.faceset import INDEX_NAME
 from renderer.checkpoint import holds_model, model_files
 from renderer.model import ModelConfig, SwapAutoencoder, build_model, pick_device
 from renderer.modelcard import (
-    FacesetRef, InitRef, LossSummary, ModelCard, Validation, now_utc, read_model_card, software_version,
+    FacesetRef, ModelCard, Validation, now_utc, read_model_card, software_version,
     validate_rights,
 )
 from renderer.loss import LossConfig, ssim, ssim_map, swap_loss  # noqa: F401 (ssim, ssim_map: public here too)
 from renderer.previews import loss_curve_image, png_bytes, preview_grid
+from renderer.train_state import (
+    config_diff, init_from, loss_summary, optimizer_tensors, resolve_model_config, restore_optimizer,
+)
 from renderer.train_data import (  # noqa: F401 (public here too)
     VALIDATE_EVERY, collapsed_output, held_out_ssim, load_training_faces, open_facesets, split_holdout,
 )
@@ -240,84 +243,7 @@ def forward_pair(model: SwapAutoencoder, warped_a: Tensor, warped_b: Tensor) -> 
     return model.decoder_a(z[:n]), model.decoder_b(z[n:])
 
 
-# ---------------------------------------------------------------- checkpoint state
-
-def _optimizer_tensors(opt: torch.optim.Optimizer, gen: torch.Generator, history: list[tuple[float, float]]) -> dict[str, Tensor]:
-    sd = opt.state_dict()
-    out: dict[str, Tensor] = {}
-    for idx, st in sd["state"].items():
-        for key, val in st.items():
-            out[f"state.{idx}.{key}"] = torch.as_tensor(val).detach().to("cpu").contiguous()
-    out["rng.train"] = gen.get_state()
-    out["loss.history"] = torch.tensor(history, dtype=torch.float64).reshape(-1, 2)
-    return out
-
-
-def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, Tensor], groups: list[dict[str, Any]]) -> None:
-    state: dict[int, dict[str, Tensor]] = {}
-    for name, val in tensors.items():
-        if name.startswith("state."):
-            _, idx, key = name.split(".", 2)
-            state.setdefault(int(idx), {})[key] = val
-    sd = opt.state_dict()
-    for g_saved, g in zip(groups, sd["param_groups"]):
-        g.update({k: v for k, v in g_saved.items() if k != "params"})
-    opt.load_state_dict({"state": state, "param_groups": sd["param_groups"]})
-
-
-def _loss_summary(history: list[tuple[float, float]]) -> LossSummary:
-    if not history:
-        return LossSummary()
-    h = np.asarray(history, dtype=np.float64)
-    win = max(1, min(50, len(h) // 10 or 1))
-    smooth = np.stack([np.convolve(h[:, i], np.ones(win) / win, mode="valid") for i in (0, 1)], 1)
-    return LossSummary(
-        first_a=float(h[:win, 0].mean()), first_b=float(h[:win, 1].mean()),
-        last_a=float(h[-win:, 0].mean()), last_b=float(h[-win:, 1].mean()),
-        best_a=float(smooth[:, 0].min()), best_b=float(smooth[:, 1].min()),
-    )
-
-
 # ---------------------------------------------------------------- the loop
-
-def _resolve_model_config(cfg: TrainConfig, fa: Faceset) -> ModelConfig:
-    base = cfg.model_config or ModelConfig.for_arch(cfg.model or "lite")
-    return dataclasses.replace(
-        base, learn_mask=cfg.learn_mask or base.learn_mask, coverage=fa.coverage,
-        landmark_points=fa.landmark_points, crop_size=fa.crop_size,
-    )
-
-
-def _config_diff(want: ModelConfig, have: ModelConfig) -> list[str]:
-    return [f"{f.name}: requested {getattr(want, f.name)!r}, model has {getattr(have, f.name)!r}"
-            for f in dataclasses.fields(ModelConfig) if getattr(want, f.name) != getattr(have, f.name)]
-
-
-def _init_from(cfg: TrainConfig, fa: Faceset, requested: ModelConfig) -> tuple[SwapAutoencoder, InitRef]:
-    """The model named by --init (weights checked against its card) and the lineage entry for the new
-    card. ModelError when its config is not the one this run would build (arch, widths, mask, and the
-    facesets' coverage, landmark points and crop size): the weights would not fit, or would be used
-    on crops cut another way."""
-    from renderer.model import WEIGHTS_NAME, load_model
-
-    init = Path(cfg.init)  # type: ignore[arg-type]
-    try:
-        model, card = load_model(init, device="cpu")
-    except ModelError as err:
-        raise ModelError(f"--init {init}: {err}") from err
-    have = card.config
-    if cfg.model is None and cfg.model_config is None:  # no architecture asked for: the init model's own
-        requested = dataclasses.replace(have, learn_mask=cfg.learn_mask or have.learn_mask, coverage=fa.coverage,
-                                        landmark_points=fa.landmark_points, crop_size=fa.crop_size)
-    diff = [d.replace("model has", f"--init model has") for d in _config_diff(requested, have)]
-    if diff:
-        raise ModelError(f"--init {init}: its config differs from this run's (facesets {fa.root}; {'; '.join(diff)}); "
-                         f"nothing was written")
-    sha = sha256_file(model_files(init) / WEIGHTS_NAME)
-    ref = InitRef(path=str(init.resolve()), name_a=card.name_a, name_b=card.name_b, rights=card.rights,
-                  weights_sha256=sha, iterations=card.iterations, initialised_from=card.initialised_from)
-    return model, ref
-
 
 StepHook = Callable[[int, SwapAutoencoder], bool]
 
@@ -387,12 +313,12 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
         except ModelError as err:
             raise ModelError(f"cannot resume: {err}") from err
         prior = read_model_card(src)  # ModelError when there is nothing to resume
-        want = _resolve_model_config(dataclasses.replace(cfg, model=cfg.model or prior.config.arch,
+        want = resolve_model_config(dataclasses.replace(cfg, model=cfg.model or prior.config.arch,
                                                          learn_mask=cfg.learn_mask or prior.config.learn_mask), fa)
         if cfg.model is None and cfg.model_config is None:
             want = dataclasses.replace(prior.config, coverage=fa.coverage, landmark_points=fa.landmark_points,
                                        crop_size=fa.crop_size)
-        diff = _config_diff(want, prior.config)
+        diff = config_diff(want, prior.config)
         if diff:
             raise ModelError(f"cannot resume {out}: its config differs from this run ({'; '.join(diff)}); "
                              f"the existing model was left untouched")
@@ -400,8 +326,8 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
     else:
         if holds_model(out):
             raise InputError(f"--out {out} already holds a model; pass --resume to continue it or choose another --out")
-        mcfg = _resolve_model_config(cfg, fa)
-    init_model, init_ref = _init_from(cfg, fa, mcfg) if cfg.init is not None else (None, None)
+        mcfg = resolve_model_config(cfg, fa)
+    init_model, init_ref = init_from(cfg, fa, mcfg) if cfg.init is not None else (None, None)
     if init_model is not None:
         mcfg = init_model.config
     lr = cfg.lr if cfg.lr is not None else DEFAULT_LR[mcfg.arch]
@@ -449,7 +375,7 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
                              f"{trained_holdout}, so other faces would be held out than before (and some of them "
                              f"already trained on); leave --holdout out to keep {trained_holdout}")
         opt = make_optimizer(model, lr, (cfg.beta1, cfg.beta2))
-        _restore_optimizer(opt, {k: v.to(device) if k.startswith("state.") and v.dim() > 0 else v
+        restore_optimizer(opt, {k: v.to(device) if k.startswith("state.") and v.dim() > 0 else v
                                  for k, v in tensors.items()}, st["param_groups"])
         for g in opt.param_groups:  # this run's hyper-parameters win (they may be changed on resume)
             g["lr"], g["betas"] = lr, (cfg.beta1, cfg.beta2)
@@ -503,7 +429,7 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
 
         card = ModelCard(
             config=mcfg, name_a=name_a, name_b=name_b, rights=cfg.rights.strip(), facesets=refs,
-            iterations=iteration, loss=_loss_summary(history), software=software_version(),
+            iterations=iteration, loss=loss_summary(history), software=software_version(),
             created=created, updated=now_utc(), train_seconds=seconds, device=str(device), validation=validation,
             working_space=fa.colour_space, colour_config=fa.colour_config,
             initialised_from=prior.initialised_from if prior else init_ref,
@@ -513,7 +439,7 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
                  "batch": batch, "holdout": holdout, "threads": threads,
                  **({"grad_scaler": scaler.state_dict()} if scaler.is_enabled() else {})}
         extra = {
-            OPTIMIZER_NAME: st_save(_optimizer_tensors(opt, gen, history)),
+            OPTIMIZER_NAME: st_save(optimizer_tensors(opt, gen, history)),
             STATE_NAME: (json.dumps(state, indent=2, default=list) + "\n").encode(),
             "preview.png": png_bytes(preview_grid(model, prev_a, prev_b)),
             "loss.png": png_bytes(loss_curve_image(history)),

@@ -63,22 +63,33 @@ def model() -> Path:
     return trained_model()
 
 
-@pytest.fixture(scope="module")
-def env(work: Path) -> dict[str, str]:
-    """No signing keys (hermetic), and this checkout importable by the workers' `doppel`."""
+def worker_env(keys_dir: Path) -> dict[str, str]:
+    """The environment of the farm's workers: this process's, signing keys from `keys_dir` only
+    (no DOPPEL_SIGN_CERT / _KEY override), and this checkout's `doppel` first on PATH."""
     e = dict(os.environ)
-    e["DOPPEL_KEYS_DIR"] = str(work / "no-keys")
+    e["DOPPEL_KEYS_DIR"] = str(keys_dir)
     e.pop("DOPPEL_SIGN_CERT", None)
     e.pop("DOPPEL_SIGN_KEY", None)
     e["PATH"] = f"{VENV_BIN}{os.pathsep}{e.get('PATH', '')}"
     return e
 
 
-@pytest.fixture(autouse=True)
-def _keys(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def use_keys(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process commands sign as the workers do: `env`'s keys folder, no certificate override."""
     for key in ("DOPPEL_SIGN_CERT", "DOPPEL_SIGN_KEY"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("DOPPEL_KEYS_DIR", env["DOPPEL_KEYS_DIR"])
+
+
+@pytest.fixture(scope="module")
+def env(work: Path) -> dict[str, str]:
+    """No signing keys (hermetic), and this checkout importable by the workers' `doppel`."""
+    return worker_env(work / "no-keys")
+
+
+@pytest.fixture(autouse=True)
+def _keys(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    use_keys(env, monkeypatch)
     monkeypatch.setenv("PATH", env["PATH"])
 
 

@@ -25,6 +25,7 @@ from opentimelineio.opentime import RationalTime as RT, TimeRange as TR
 from renderer import farm, media
 from renderer.cli import main
 from tests.media.test_sequences import ffmpeg, ffprobe_count, ffprobe_has_frame
+from tests.test_farm import use_keys, worker_env
 
 VENV_BIN = Path(sys.executable).parent
 RATE = 25
@@ -56,20 +57,14 @@ def env(work: Path) -> dict[str, str]:
     from renderer import provenance as prov
 
     made = prov.init_keys(work / "keys", common_name="Farm Sequence Node")
-    e = dict(os.environ)
+    e = worker_env(work / "keys")
     e["DOPPEL_TEST_CA"] = str(made.ca_cert)
-    e["DOPPEL_KEYS_DIR"] = str(work / "keys")
-    e.pop("DOPPEL_SIGN_CERT", None)
-    e.pop("DOPPEL_SIGN_KEY", None)
-    e["PATH"] = f"{VENV_BIN}{os.pathsep}{e.get('PATH', '')}"
     return e
 
 
 @pytest.fixture(autouse=True)
 def _keys(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in ("DOPPEL_SIGN_CERT", "DOPPEL_SIGN_KEY"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("DOPPEL_KEYS_DIR", env["DOPPEL_KEYS_DIR"])
+    use_keys(env, monkeypatch)
 
 
 @pytest.fixture(scope="module")

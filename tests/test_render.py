@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -21,9 +18,9 @@ import pytest
 from renderer.checkpoint import model_files
 from renderer.errors import InputError, ModelError
 from renderer.media import probe, read_frames, shift_timecode, timecode_to_frame
-from renderer.render import RENDER_JSON, plan_render, run_render
+from renderer.render import RENDER_JSON, plan_render
 from renderer.timeline import read_edit, read_timelines
-from tests.media_factory import make_numbered_clip, read_frame_number
+from tests.media_factory import read_frame_number
 from tests.timeline_factory import MEDIA_FRAMES, make_media, standard_edit, write_avid_edl, write_formats
 
 NTSC = Fraction(24000, 1001)
@@ -360,189 +357,6 @@ def _metadata(path: Path) -> dict[str, str]:
 
     with av.open(str(path)) as c:
         return dict(c.metadata)
-
-
-def test_interrupted_render_keeps_no_partial_file_and_resumes(work, media, model, preset, env):
-    edit = edit_file(work, media, ".otio")
-    out = work / "interrupt"
-    plan = plan_render(edit, preset, out, model=model)
-
-    def stop_in_second_clip(p):
-        if p.job == 1 and p.frame >= 2:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run_render(plan, on_progress=stop_in_second_clip)
-    first, second, third = plan.jobs
-    assert first.output.is_file() and first.sidecar.is_file()
-    assert not second.output.exists() and not third.output.exists()
-    assert not list(out.rglob(".*partial*"))
-    report = run_render(plan)
-    assert [r.status for r in report.results] == ["skipped", "ok", "ok"]
-    check_outputs(out, edit, plan.jobs, plan.timeline)
-
-
-def test_killed_process_resumes(work, media, model, preset, env):
-    """SIGKILL mid-render: nothing half-written under a final name; the re-run finishes the job."""
-    edit = edit_file(work, media, ".otio")
-    out = work / "killed"
-    argv = [sys.executable, "-m", "renderer.cli", "render", str(edit), "--preset", str(preset), "--out", str(out),
-            "--model", str(model), "--progress", "--quiet"]
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("openjd_status: clip 2/3"):
-            break
-    seen = 0
-    for line in proc.stdout:  # a few frames into the second clip
-        seen += line.startswith("openjd_progress:")
-        if seen == 3:
-            break
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    jobs = plan_render(edit, preset, out, model=model).jobs
-    assert jobs[0].output.is_file() and jobs[0].sidecar.is_file()
-    for job in jobs:  # whatever the kill interrupted: a file under a final name is complete
-        if job.output.exists():
-            assert probe(job.output).frames == job.frames
-    left = len(list((out / "media").glob(".*partial*")))
-    done = subprocess.run(argv[:-2] + ["--json", "--quiet"], cwd=ROOT, capture_output=True, text=True, env=env,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr
-    summary = json.loads(done.stdout)
-    assert summary["skipped"] >= 1 and summary["skipped"] + summary["rendered"] == 3 and summary["failed"] == 0
-    assert not list(out.rglob(".*partial*")), left  # the killed writer's leftover was cleaned up
-    check_outputs(out, edit, jobs, read_edit(edit))
-
-
-def test_failed_clip_exits_1_keeps_the_others(work, media, model, preset, env, capsys):
-    """A source that vanishes after planning (media went offline) fails its clip; the others render."""
-    folder = work / "fail"
-    own = {k: (folder / "media" / v[0].name, v[1]) for k, v in media.items()}
-    for k, (path, _) in own.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(media[k][0].read_bytes())
-    edit = edit_file(folder, own, ".otio")
-    plan = plan_render(edit, preset, folder / "out", model=model)
-    own["C"][0].unlink()  # shot_c's media
-    report = run_render(plan)
-    assert [r.status for r in report.results] == ["ok", "failed", "ok"] and report.exit_code == 1
-    assert "C.mov" in report.results[1].error
-    record = json.loads((folder / "out" / RENDER_JSON).read_text())
-    assert record["status"] == "failed" and record["clips"][1]["status"] == "failed" and record["clips"][1]["error"]
-    kept = [j for j in plan.jobs if j.clip.clip_name != "shot_c"]
-    check_outputs(folder / "out", edit, kept, plan.timeline)
-
-
-def test_cli_exit_1_and_openjd_progress(work, media, model, env, capsys):
-    """Through the CLI: an odd-sized source the marker asks to code as ProRes 422 fails (4:2:2 needs
-    an even width); the other clips render; OpenJD lines on stdout, the JSON summary last."""
-    folder = work / "odd"
-    folder.mkdir()
-    for name, tc in (("A", "01:00:00:00"), ("B", "02:00:10:00"), ("C", None)):
-        make_numbered_clip(folder / f"{name}.mov", MEDIA_FRAMES, 65 if name == "C" else 64, 48, fps=NTSC,
-                           codec="h264_444", timecode=tc)
-    media_odd = {n: (folder / f"{n}.mov", tc) for n, tc in (("A", "01:00:00:00"), ("B", "02:00:10:00"), ("C", None))}
-    tl, _ = standard_edit(media_odd, NTSC)
-    for clip in tl.find_clips():
-        for m in clip.markers:
-            if clip.name == "shot_c":
-                m.name += " codec=prores_hq"
-    otio.adapters.write_to_file(tl, str(folder / "cut.otio"))
-    small = folder / "p.yaml"
-    small.write_text(PRESET)
-    code, stdout, err = cli([folder / "cut.otio", "--preset", small, "--out", folder / "out", "--model", model,
-                             "--json", "--progress"], capsys)
-    assert code == 1, err
-    lines = stdout.splitlines()
-    progress = [float(x.split(":")[1]) for x in lines if x.startswith("openjd_progress:")]
-    assert progress == sorted(progress) and progress[-1] == 100.0 and len(progress) > 10
-    assert any(x.startswith("openjd_status: clip 2/3 'shot_c'") for x in lines)
-    summary = json.loads("\n".join(lines[next(i for i, x in enumerate(lines) if x.startswith("{")):]))
-    assert summary["failed"] == 1 and summary["rendered"] == 2 and "shot_c" in summary["errors"]
-    assert "FAILED" in err
-
-
-def test_signed_render_carries_a_valid_manifest(work, media, model, preset, tmp_path, monkeypatch, capsys):
-    from renderer.provenance import init_keys, verify_media
-
-    keys = init_keys(tmp_path / "keys")
-    monkeypatch.setenv("DOPPEL_KEYS_DIR", str(tmp_path / "keys"))
-    edit = edit_file(work, media, ".edl")
-    out = tmp_path / "out"
-    code, stdout, err = cli([edit, "--edl-rate", "24000/1001", "--preset", preset, "--out", out, "--model", model,
-                             "--json"], capsys)
-    assert code == 0 and "NOT signed" not in err
-    entry = json.loads((out / RENDER_JSON).read_text())["clips"][0]
-    assert entry["output"]["signed"] is True and entry["output"]["manifest"] == "embedded"
-    result = verify_media(Path(entry["output"]["path"]), trust_pem=keys.ca_cert)
-    assert result.status == "valid" and result.trusted is True
-    assert result.model["card_sha256"] == entry["model"]["card_sha256"]
-    assert result.preset_sha256 == entry["preset_sha256"]
-    assert [list(r) for r in result.swapped_ranges] == [[0, entry["render_range"]["frames"]]]
-
-
-def test_render_after_keys_init_signs_what_went_out_unsigned(work, media, model, preset, env, tmp_path, capsys):
-    """The inputs hash records signed-or-not and the certificate: `doppel keys init` (as the README
-    advises after an unsigned render) makes the re-run render and sign, not say "up to date"."""
-    from renderer.cli import main
-    from renderer.provenance import verify_media
-
-    edit = edit_file(work, media, ".edl")
-    out = tmp_path / "out"
-    args = [edit, "--edl-rate", "24000/1001", "--preset", preset, "--out", out, "--model", model, "--json"]
-    code, stdout, err = cli(args, capsys)
-    assert code == 0 and "NOT signed" in err
-    assert main(["keys", "init", "--out", str(tmp_path / "no-keys")]) == 0  # the env's DOPPEL_KEYS_DIR
-    capsys.readouterr()
-    code, stdout, err = cli(args, capsys)
-    summary = json.loads(stdout)
-    assert code == 0 and summary["rendered"] == 1 and summary["skipped"] == 0 and "NOT signed" not in err
-    assert verify_media(Path(summary["outputs"][0]), trust_pem=tmp_path / "no-keys" / "ca.pem").exit_code == 0
-    code, stdout, _ = cli(args, capsys)
-    assert code == 0 and json.loads(stdout)["skipped"] == 1  # signed now: up to date
-    assert main(["keys", "init", "--force", "--out", str(tmp_path / "no-keys")]) == 0  # a new certificate
-    capsys.readouterr()
-    code, stdout, _ = cli(args, capsys)
-    assert code == 0 and json.loads(stdout)["rendered"] == 1
-
-
-def test_a_broken_signing_identity_fails_before_any_frame(work, media, model, preset, env, tmp_path, monkeypatch,
-                                                          capsys):
-    """A key that is not the certificate's, configured by the environment: exit 2, nothing written."""
-    from renderer.provenance import init_keys
-
-    one, two = init_keys(tmp_path / "one"), init_keys(tmp_path / "two")
-    monkeypatch.setenv("DOPPEL_SIGN_CERT", str(one.cert_chain))
-    monkeypatch.setenv("DOPPEL_SIGN_KEY", str(two.key))
-    out = tmp_path / "out"
-    code, _, err = cli([edit_file(work, media, ".edl"), "--edl-rate", "24000/1001", "--preset", preset, "--out", out,
-                        "--model", model], capsys)
-    assert code == 2 and "does not belong to the first certificate" in err and "Traceback" not in err
-    assert not out.exists()
-
-
-def test_a_signing_failure_fails_the_clip_and_keeps_no_unsigned_file(work, model, preset, env, tmp_path,
-                                                                      monkeypatch, capsys):
-    """The source is an MPEG-TS stream named .mp4 (FFmpeg decodes it, the C2PA SDK cannot read it as
-    the parent ingredient): the clip fails, and no unsigned file has its final name."""
-    from renderer.provenance import init_keys
-
-    init_keys(tmp_path / "keys")
-    monkeypatch.setenv("DOPPEL_KEYS_DIR", str(tmp_path / "keys"))
-    ts = tmp_path / "camera.mp4"
-    done = subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=24000/1001",
-                           "-frames:v", "30", "-c:v", "libx264", "-f", "mpegts", str(ts)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    edit = write_avid_edl(tmp_path / "ts.edl", [("TS", "00:00:00:02", "00:00:00:20", "01:00:00:00", "01:00:00:18",
-                                                 str(ts), ["01:00:00:03 GREEN FACESWAP"])], NTSC)
-    out = tmp_path / "out"
-    code, stdout, err = cli([edit, "--edl-rate", "24000/1001", "--preset", preset, "--out", out, "--model", model,
-                             "--json"], capsys)
-    summary = json.loads(stdout)
-    assert code == 1 and summary["failed"] == 1, err
-    assert "could not read the source" in next(iter(summary["errors"].values()))
-    assert [p.name for p in (out / "media").iterdir()] == []  # neither the unsigned file nor a temp file
 
 
 def test_render_swaps_a_real_face(work, env, capsys):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import av
 import numpy as np
@@ -123,42 +123,25 @@ def _planes(frame: av.VideoFrame) -> list[np.ndarray]:
     return [np.frombuffer(p, np.uint16).reshape(p.height, p.line_size // 2)[:, :p.width] for p in frame.planes]
 
 
-class MatteWriter:
-    """Write the matte (and optionally the plate) of one rendered output, frame by frame, in order.
+class _PassWriter:
+    """What the movie and the sequence matte writers share: the source range first..last, the
+    in-order frame cursor (`write`, `fill_to`, `frames_written`), and the context manager that
+    opens the matte / plate writers and discards both unless every frame first..last was written.
+    A subclass sets `_matte` / `_plate` (context managers, or None) and writes one frame in
+    `_write_frame`."""
 
-        with MatteWriter(info, first, last, matte=path, plate=None, metadata=label) as mw:
-            mw.write(i, regions)          # source frame i, its swapped faces (none: a black matte)
-            mw.fill_to(j)                 # frames up to j (exclusive) with nothing swapped
+    _matte: Any = None
+    _plate: Any = None
 
-    Output frame k is source frame first + k, as for the rendered output; `write` refuses a frame
-    out of order, and the clips land under their names (atomically, via VideoWriter) only if all
-    frames first..last were written. `timecode` is the output's start timecode (default: the
-    source's shifted by `first`); `color` the output's colour tags (the plate's RGB is converted
-    with them). `metadata`: container tags of the matte (and of the plate unless `plate_metadata`).
-    """
-
-    def __init__(self, info: MediaInfo, first: int, last: int, *, matte: Path | None, plate: Path | None = None,
-                 metadata: dict[str, str] | None = None, plate_metadata: dict[str, str] | None = None,
-                 color: ColorTags | None = None, timecode: str | None = None) -> None:
-        if matte is None and plate is None:
-            raise InputError("MatteWriter: neither a matte nor a plate path was given")
+    def __init__(self, info: MediaInfo, first: int, last: int) -> None:
         if not 0 <= first <= last < info.frames:
             raise InputError(f"matte range {first}-{last} is outside the source (allowed: 0-{info.frames - 1})")
         self.info, self.first, self.last = info, first, last
         self.next = first
         self.width, self.height = info.width, info.height
-        self.color = color or _MATTE_COLOR
-        tc = timecode if timecode is not None else (
-            shift_timecode(info.timecode, first, info.fps) if info.timecode else None)
-        common: dict[str, Any] = dict(width=info.width, height=info.height, fps=info.fps, codec=MATTE_CODEC,
-                                      timecode=tc, pix_fmt=MATTE_PIX_FMT, rotation=info.rotation,
-                                      time_base=info.time_base if info.vfr else None)
-        self._matte = VideoWriter(matte, color=_MATTE_COLOR, metadata=metadata, **common) if matte else None
-        self._plate = (VideoWriter(plate, color=self.color, metadata=plate_metadata or metadata, **common)
-                       if plate else None)
         self._stack = contextlib.ExitStack()
 
-    def __enter__(self) -> MatteWriter:
+    def __enter__(self) -> Self:
         with contextlib.ExitStack() as stack:
             for w in (self._matte, self._plate):
                 if w is not None:
@@ -182,9 +165,6 @@ class MatteWriter:
     def frames_written(self) -> int:
         return self.next - self.first
 
-    def _pts(self, index: int) -> int | None:
-        return self.info.pts[index] - self.info.pts[self.first] if self.info.vfr else None
-
     def fill_to(self, end: int) -> None:
         """Write empty (black, transparent) frames for source frames self.next..end-1."""
         while self.next < end:
@@ -195,6 +175,47 @@ class MatteWriter:
         if index != self.next or index > self.last:
             raise MediaError(f"matte frame {index} out of order: expected source frame {self.next} "
                              f"(range {self.first}-{self.last})")
+        self._write_frame(index, regions)
+        self.next += 1
+
+    def _write_frame(self, index: int, regions: Sequence[Region]) -> None:
+        raise NotImplementedError
+
+
+class MatteWriter(_PassWriter):
+    """Write the matte (and optionally the plate) of one rendered output, frame by frame, in order.
+
+        with MatteWriter(info, first, last, matte=path, plate=None, metadata=label) as mw:
+            mw.write(i, regions)          # source frame i, its swapped faces (none: a black matte)
+            mw.fill_to(j)                 # frames up to j (exclusive) with nothing swapped
+
+    Output frame k is source frame first + k, as for the rendered output; `write` refuses a frame
+    out of order, and the clips land under their names (atomically, via VideoWriter) only if all
+    frames first..last were written. `timecode` is the output's start timecode (default: the
+    source's shifted by `first`); `color` the output's colour tags (the plate's RGB is converted
+    with them). `metadata`: container tags of the matte (and of the plate unless `plate_metadata`).
+    """
+
+    def __init__(self, info: MediaInfo, first: int, last: int, *, matte: Path | None, plate: Path | None = None,
+                 metadata: dict[str, str] | None = None, plate_metadata: dict[str, str] | None = None,
+                 color: ColorTags | None = None, timecode: str | None = None) -> None:
+        if matte is None and plate is None:
+            raise InputError("MatteWriter: neither a matte nor a plate path was given")
+        super().__init__(info, first, last)
+        self.color = color or _MATTE_COLOR
+        tc = timecode if timecode is not None else (
+            shift_timecode(info.timecode, first, info.fps) if info.timecode else None)
+        common: dict[str, Any] = dict(width=info.width, height=info.height, fps=info.fps, codec=MATTE_CODEC,
+                                      timecode=tc, pix_fmt=MATTE_PIX_FMT, rotation=info.rotation,
+                                      time_base=info.time_base if info.vfr else None)
+        self._matte = VideoWriter(matte, color=_MATTE_COLOR, metadata=metadata, **common) if matte else None
+        self._plate = (VideoWriter(plate, color=self.color, metadata=plate_metadata or metadata, **common)
+                       if plate else None)
+
+    def _pts(self, index: int) -> int | None:
+        return self.info.pts[index] - self.info.pts[self.first] if self.info.vfr else None
+
+    def _write_frame(self, index: int, regions: Sequence[Region]) -> None:
         # Work over the union of the faces' boxes only: the rest of the frame is a constant.
         alpha, colour, union = combine_regions(index, regions, self._plate is not None)
         pts = self._pts(index)
@@ -202,7 +223,6 @@ class MatteWriter:
             self._matte.write_av(self._matte_frame(alpha, union), pts=pts)
         if self._plate is not None:
             self._plate.write_av(self._plate_frame(alpha, colour, union), pts=pts)
-        self.next += 1
 
     def _matte_frame(self, alpha: np.ndarray | None, union: tuple[int, int, int, int] | None) -> av.VideoFrame:
         frame = av.VideoFrame(self.width, self.height, MATTE_PIX_FMT)

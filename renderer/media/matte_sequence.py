@@ -21,7 +21,6 @@ Frames where nothing was swapped are zero (black, transparent), as in the movie 
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,9 @@ from typing import Any
 import av
 import numpy as np
 
-from renderer.errors import InputError, MediaError
+from renderer.errors import InputError
 from renderer.media.info import MediaInfo
-from renderer.media.matte import Region, combine_regions
+from renderer.media.matte import Region, _PassWriter, combine_regions
 from renderer.media.sequence import SequencePattern, parse_sequence
 from renderer.media.sequence_write import SequenceWriter
 
@@ -52,7 +51,7 @@ def sequence_pass_path(output: Path, kind: str) -> Path:
     return SequencePattern(folder, prefix, pattern.suffix, pattern.padding).printf
 
 
-class SequenceMatteWriter:
+class SequenceMatteWriter(_PassWriter):
     """`MatteWriter`'s interface (`write`, `fill_to`, `writes_plate`, `frames_written`, a context
     manager) for a render written as an image sequence: `matte` / `plate` are sequence patterns.
 
@@ -67,11 +66,7 @@ class SequenceMatteWriter:
                  color: Any = None, timecode: str | None = None) -> None:
         if matte is None and plate is None:
             raise InputError("SequenceMatteWriter: neither a matte nor a plate pattern was given")
-        if not 0 <= first <= last < info.frames:
-            raise InputError(f"matte range {first}-{last} is outside the source (allowed: 0-{info.frames - 1})")
-        self.info, self.first, self.last = info, first, last
-        self.next = first
-        self.width, self.height = info.width, info.height
+        super().__init__(info, first, last)
         seq = info.sequence
         number, step = (seq.numbers[first], seq.step) if seq is not None else (first, 1)
 
@@ -82,41 +77,8 @@ class SequenceMatteWriter:
 
         self._matte = writer(matte, metadata, _GREY) if matte is not None else None
         self._plate = writer(plate, plate_metadata or metadata, _RGBA) if plate is not None else None
-        self._stack = contextlib.ExitStack()
 
-    def __enter__(self) -> SequenceMatteWriter:
-        with contextlib.ExitStack() as stack:
-            for w in (self._matte, self._plate):
-                if w is not None:
-                    stack.enter_context(w)
-            self._stack = stack.pop_all()
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None and self.next != self.last + 1:
-            err = MediaError(f"matte stopped at source frame {self.next} of {self.first}-{self.last}; discarded")
-            self._stack.__exit__(MediaError, err, None)
-            raise err
-        self._stack.__exit__(exc_type, exc, tb)
-
-    @property
-    def writes_plate(self) -> bool:
-        return self._plate is not None
-
-    @property
-    def frames_written(self) -> int:
-        return self.next - self.first
-
-    def fill_to(self, end: int) -> None:
-        """Write empty (black, transparent) frames for source frames self.next..end-1."""
-        while self.next < end:
-            self.write(self.next, ())
-
-    def write(self, index: int, regions: Sequence[Region]) -> None:
-        """Source frame `index`'s matte (and plate) from its swapped faces, in paste order."""
-        if index != self.next or index > self.last:
-            raise MediaError(f"matte frame {index} out of order: expected source frame {self.next} "
-                             f"(range {self.first}-{self.last})")
+    def _write_frame(self, index: int, regions: Sequence[Region]) -> None:
         alpha_box, colour_box, union = combine_regions(index, regions, self._plate is not None)
         alpha = np.zeros((self.height, self.width), np.float32)  # (H, W) float32 in [0, 1]
         box = (slice(union[1], union[3]), slice(union[0], union[2])) if union is not None else None
@@ -130,7 +92,6 @@ class SequenceMatteWriter:
                 straight[box] = np.divide(colour_box, alpha_box[..., None], out=np.zeros_like(colour_box),
                                           where=alpha_box[..., None] > 0)
             self._write_plate(self._plate, alpha, straight)
-        self.next += 1
 
     @staticmethod
     def _write_matte(writer: SequenceWriter, alpha: np.ndarray) -> None:
