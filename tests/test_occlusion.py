@@ -207,7 +207,7 @@ def test_a_marker_matte_is_found_beside_the_edit_and_checked_when_planning(tmp_p
     monkeypatch.delenv("DOPPEL_SIGN_KEY", raising=False)
     shot = make_numbered_clip(tmp_path / "shot.mov", 12, 160, 96)
     matte = _ffmpeg_matte(tmp_path / "roto.mkv", (160, 96), 12, (16, 16, 32, 32), False)
-    short = _ffmpeg_matte(tmp_path / "short.mkv", (160, 96), 11, (16, 16, 32, 32), False)
+    _ffmpeg_matte(tmp_path / "short.mkv", (160, 96), 11, (16, 16, 32, 32), False)  # the marker names it
     preset = tmp_path / "p.yaml"
     preset.write_text("output:\n  codec: ffv1\n  container: mkv\n  audio: none\n")
 

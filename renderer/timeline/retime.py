@@ -70,8 +70,8 @@ def clip_speed(clip: otio.core.Item) -> Speed:
     kept: list[otio.schema.Effect] = []
     for effect in clip.effects:
         if _is_fcp7_remap(effect):
-            raise Unsupported(f"FCP7 'Time Remap' effect (the FCP7 XML adapter reads it as an opaque filter "
-                              f"and drops it when writing): speed changes in FCP7 XML are not supported yet")
+            raise Unsupported("FCP7 'Time Remap' effect (the FCP7 XML adapter reads it as an opaque filter "
+                              "and drops it when writing): speed changes in FCP7 XML are not supported yet")
         if isinstance(effect, otio.schema.LinearTimeWarp):  # FreezeFrame is one, scalar 0
             if effect.metadata and any("keyframe" in str(k).lower() for k in effect.metadata.keys()):
                 raise Unsupported(f"time effect '{_name(effect)}' with keyframes (variable speed)")
