@@ -161,3 +161,26 @@ def test_an_initialised_run_resumes_exactly_and_keeps_its_lineage_on_a_full_disk
         _, card = load_model(out, device="cpu")
         assert card.iterations == 2 and card.initialised_from is not None
         assert card.initialised_from.weights_sha256 == load_model_card(base).weights_sha256
+
+
+def test_doppel_train_ends_with_the_error_prior_of_its_own_weights(
+        facesets: tuple[Path, Path], base: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The command measures decoder A's expected-error prior on faceset A after its last save (the
+    reconstruction occlusion mask divides by it); --no-error-prior leaves it out."""
+    from renderer.checkpoint import model_files
+    from renderer.error_prior import load_error_prior
+
+    def cli(out: Path, *extra: str) -> dict:
+        assert main(["train", "--a", str(facesets[0]), "--b", str(facesets[1]), "--out", str(out), "--rights", RIGHTS,
+                     "--iterations", "2", "--threads", "1", "--device", "cpu", "--no-progress", "--json",
+                     "--init", str(base), *extra]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    summary = cli(tmp_path / "with")
+    card = load_model_card(tmp_path / "with")
+    assert card.error_prior is not None and card.error_prior.swap_weights_sha256 == card.weights_sha256
+    assert card.error_prior.faces == len(load_faceset(facesets[0])) == summary["error_prior"]["faces"]
+    prior = load_error_prior(model_files(tmp_path / "with"), card.error_prior, card.weights_sha256)
+    assert prior.shape == (card.config.input_size,) * 2 and np.isfinite(prior).all() and prior.max() > prior.min()
+    summary = cli(tmp_path / "without", "--no-error-prior")
+    assert summary["error_prior"] is None and load_model_card(tmp_path / "without").error_prior is None

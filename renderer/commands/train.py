@@ -21,6 +21,12 @@ weights still carry the faces the other model learned, so the new card records t
 `initialised_from:` (that model's identities, rights statement, weights SHA-256 and its own
 lineage). Not with --resume.
 
+At the end of a run (not after Ctrl-C) the model's expected-error prior is measured on faceset A
+and saved with it (`error_prior.safetensors`, the card's `error_prior:` section; what `doppel
+error-prior` does): decoder A's per-pixel rebuild error on its own faces, which the swap's
+`occlusion: reconstruction` mask divides by, so eyes and mouths the model rebuilds worst are not
+taken for occluders. --no-error-prior skips it.
+
 --rights is required: who the faces belong to and on what basis they may be used.
 
 Models: lite (default; CPU-friendly, ~15 MiB), original (the 2017 network, 82 M
@@ -85,6 +91,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop once every held-out SSIM reaches S (e.g. 0.8; needs --holdout)")
     parser.add_argument("--threads", type=int, metavar="N",
                         help="CPU threads for torch (default: torch's choice; 1-2 is best for lite on a busy machine)")
+    parser.add_argument("--no-error-prior", action="store_true",
+                        help="do not measure the expected-error prior on faceset A at the end (see above)")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout when done")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
@@ -106,6 +114,11 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
 def run(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     result = train(cfg, progress=not args.no_progress)
+    prior = None
+    if not args.no_error_prior:
+        from renderer.error_prior import add_error_prior
+
+        prior = add_error_prior(result.model_dir, cfg.faceset_a, threads=cfg.threads)
     card = result.card
     card_data = card.to_dict()  # NaN already written as null
     summary = {
@@ -123,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
         "config": card.config.to_dict(),
         "validation": card_data.get("validation"),
         "loss": card_data["loss"],
+        "error_prior": None if prior is None else {"faces": prior.faces, "median": prior.median,
+                                                   "sha256": prior.weights_sha256},
     }
     if args.json:
         print(json.dumps(summary, indent=2))
