@@ -85,6 +85,7 @@ VARIANTS: dict[str, dict[str, str]] = {
     "review detect_every=1": {"detect_every": "1"},
     "review occlusion=off": {"occlusion": "off"},  # the default occlusion: reconstruction, taken away
     "review occlusion_prior=off": {"occlusion_prior": "off"},  # reconstruction without the model's error prior
+    "review upscale": {"upscale": "on"},  # B's face upscaler: swapped by a copy of the model with one (the rest: none)
 }
 # generic 3D head (mm): nose tip, chin, left/right eye outer corner, left/right mouth corner
 CLIPS = ["held-out", "held-out/demo"]  # the time split: carphone's frames after --time-split
@@ -225,6 +226,7 @@ class Scores:
     pair_flicker: list[float] = field(default_factory=list)  # per frame t >= 1: swap change / source change
     missed: list[int] = field(default_factory=list)
     seconds: float = 0.0
+    model_ms: float = float("nan")  # the swap stage's model time (decoder, and the upscaler if any) per face
 
 
 def _lowpass(frames: list[np.ndarray]) -> list[np.ndarray]:
@@ -347,6 +349,7 @@ class ClipRun:
     model: Path
     variants: dict[str, dict[str, str]]
     note: str
+    models: dict[str, Path] = field(default_factory=dict)  # variant -> the model it swaps with instead of `model`
 
 
 def parse_args() -> argparse.Namespace:
@@ -362,6 +365,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--iterations", type=int, default=3000,
                     help="training iterations of the time-split model (lite, batch 8, 1 thread; cached; default 3000)")
     ap.add_argument("--seed", type=int, default=0, help="the time-split model's training seed (default 0)")
+    ap.add_argument("--upscaler-iterations", type=int, default=500,
+                    help="iterations of B's face upscaler trained on the time-split model for variants with "
+                         "upscale: on (`doppel train-upscaler`, 1 thread, --seed; cached; default 500)")
     ap.add_argument("--every", type=int, default=1, help="per-face measures on every Nth frame (default 1)")
     ap.add_argument("--frames", type=int, default=120, help="at most this many frames of each clip (default 120)")
     ap.add_argument("--variants", default=",".join(VARIANTS),
@@ -408,8 +414,10 @@ def build_runs(args: argparse.Namespace) -> tuple[list[ClipRun], TS.TimeSplitMod
             fb = TS.demo_b_faceset()
             tsm = TS.timesplit_model(fa, fb, args.model, args.iterations, args.seed)
             model = tsm.path if args.no_error_prior else TS.with_error_prior(tsm, fa)
+            upscaled = [n for n, o in variants.items() if o.get("upscale") == "on"]
+            up = TS.with_upscaler(model, fb, args.upscaler_iterations, args.seed) if upscaled else model
             runs.append(ClipRun("held-out", held, model, variants,
-                                f"carphone {span}, never trained on; the time-split model"))
+                                f"carphone {span}, never trained on; the time-split model", {n: up for n in upscaled}))
         if "held-out/demo" in wanted:
             runs.append(ClipRun("held-out/demo", held, args.model, baseline,
                                 f"carphone {span}; the shipped demo model (never saw this man)"))
@@ -437,16 +445,18 @@ def run_clip(run: ClipRun, tmp: Path, hog, lmk: LandmarkModel, b_ref: np.ndarray
         used: dict[int, np.ndarray] = {}
         t0 = time.perf_counter()
         with recording_masks(used):
-            render_range(path, out_path, model_dir=run.model, settings=swap_settings(preset), first=0,
-                         last=len(src) - 1, swap_ranges=[(0, len(src) - 1)], codec="ffv1", audio=False)
+            stats = render_range(path, out_path, model_dir=run.models.get(name, run.model),
+                                 settings=swap_settings(preset), first=0, last=len(src) - 1,
+                                 swap_ranges=[(0, len(src) - 1)], codec="ffv1", audio=False)
         secs = time.perf_counter() - t0
         out = [rgb for _, rgb in media.read_frames(out_path, 0, len(src) - 1)]
         s = score(src, out, meas, b_ref, hog, lmk, used, every)
         s.seconds = secs
+        s.model_ms = 1000 * stats.seconds["model"] / max(1, stats.faces)
         table[(run.label, name)] = s
         print(f"  {name}: rendered in {secs:.1f} s; closer to B {100 * np.mean(s.closer_b):.0f} %, "
               f"detected {s.seen_both}/{s.seen_src}, sharpness {_m(s.sharp):.2f}, grain {_m(s.grain):.2f}, "
-              f"flicker {s.flicker:.2f}", flush=True)
+              f"flicker {s.flicker:.2f}, model {s.model_ms:.1f} ms/face", flush=True)
         if name == sheet:
             rows += _worst(s, src, out, meas, run.label, used)
         out_path.unlink()

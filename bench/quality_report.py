@@ -180,8 +180,8 @@ def goal_lines(table: dict[tuple[str, str], Scores], variant: str) -> list[str]:
 def table_lines(table: dict[tuple[str, str], Scores]) -> list[str]:
     lines = [
         "| clip | variant | closer to B | d(A) | d(B) | detected | pose err (deg) | expr err (% IOD) | sharpness | grain "
-        "| flicker | flicker low-pass | outside-mask PSNR | spill max / mean (% width) | render s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+        "| flicker | flicker low-pass | outside-mask PSNR | spill max / mean (% width) | model ms/face | render s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for (clip, name), s in table.items():
         det = 100 * s.seen_both / max(1, s.seen_src)
@@ -189,7 +189,7 @@ def table_lines(table: dict[tuple[str, str], Scores]) -> list[str]:
             f"| {clip} | {name} | {100 * np.mean(s.closer_b):.0f} % | {_m(s.d_a):.3f} | {_m(s.d_b):.3f} | "
             f"{det:.0f} % ({s.seen_both}/{s.seen_src}) | {_m(s.pose):.1f} | {_m(s.expr):.1f} | {_m(s.sharp):.2f} | "
             f"{_m(s.grain):.2f} | {s.flicker:.2f} | {s.flicker_lp:.2f} | {_psnr_cell(s.psnr)} | "
-            f"{np.nanmax(s.spill):.0f} / {_m(s.spill):.0f} | {s.seconds:.1f} |")
+            f"{np.nanmax(s.spill):.0f} / {_m(s.spill):.0f} | {s.model_ms:.1f} | {s.seconds:.1f} |")
     return lines
 
 
@@ -217,6 +217,28 @@ def occluder_goal(scores: list[TS.OccluderScore], label: str) -> list[str]:
     best_text = "" if best.mode == default else f"; best mode `{best.mode}`: {best.iou:.2f}"
     return [f"- Goal ({label}) occluder IoU (occlusion: {default}) >= 0.9: {'met' if v >= 0.9 else 'NOT met'} "
             f"({v:.2f}{best_text}) [summary]"]
+
+
+def _upscaler_lines(args: argparse.Namespace, runs: list[ClipRun]) -> list[str]:
+    """What the `upscale: on` variants swap with: the time-split model's copy with B's face upscaler."""
+    from renderer.modelcard import load_model_card
+
+    out = []
+    for run in runs:
+        for path in dict.fromkeys(run.models.values()):
+            up = load_model_card(path).upscaler
+            if up is None:
+                continue
+            names = ", ".join(f"`{n}`" for n, p in run.models.items() if p == path)
+            out += [f"**Upscaler.** {names} on {run.label} swaps with a copy of {run.model.name} with B's face upscaler: "
+                    f"`doppel train-upscaler MODEL --b` faceset B `--iterations {up.iterations} --seed {args.seed} "
+                    f"--threads {TS.THREADS}` (x{up.config.scale}, {up.config.channels} channels, {up.config.blocks} "
+                    f"hidden convolutions; {up.faces} face, faceset.json sha256 {up.faceset_sha256[:12]}...; loss "
+                    f"{up.loss_first:.4f} -> {up.loss_last:.4f}, {up.train_seconds / 60:.1f} min by its card), cached as "
+                    f".cache/bench/timesplit/{path.name} (key: the swap weights' SHA-256, faceset B's SHA-256, "
+                    "iterations, seed, threads). The other variants swap with the model without one, so `upscale: "
+                    "auto` leaves them as they were.", ""]
+    return out
 
 
 def header_lines(args: argparse.Namespace, runs: list[ClipRun], tsm: TS.TimeSplitModel | None, split: int,
@@ -257,6 +279,7 @@ def header_lines(args: argparse.Namespace, runs: list[ClipRun], tsm: TS.TimeSpli
             + "Only the frames after the split are swapped and scored.",
             "",
         ]
+    lines += _upscaler_lines(args, runs)
     lines += ["Clips:", ""] + [f"- **{r.label}**: {r.note}." for r in runs] + [
         "",
         "Variants are the review preset (hull mask, rct colour, temporal 0.5, grain match, detail 0, colour smoothing 0, "

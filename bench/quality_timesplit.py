@@ -5,6 +5,7 @@
     demo_b_faceset(cache)               the demo's faceset B, rebuilt as `renderer.demo` builds it
     timesplit_model(...)                `doppel train --init models/demo` on them, cached by its inputs
     with_error_prior(model, faceset_a)  a copy of it with `doppel error-prior` (the occlusion mask's prior)
+    with_upscaler(model, faceset_b, n)  a copy of a model with B's face upscaler (`doppel train-upscaler`)
     occluder_iou(...)                   bench_occlusion's synthetic occluders on held-out frames: IoU kept
 
 Used by bench/bench_quality.py (`--time-split FRACTION`); the model is trained once per inputs and
@@ -147,6 +148,31 @@ def with_error_prior(model: TimeSplitModel, faceset_a: Path) -> Path:
         shutil.rmtree(partial, ignore_errors=True)
         shutil.copytree(model.path, partial, symlinks=True)
         _doppel(["error-prior", str(partial), "--a", str(faceset_a), "--threads", str(THREADS)])
+        partial.rename(final)
+    return final
+
+
+def upscaler_key(model: Path, faceset_b: Path, iterations: int, seed: int) -> str:
+    """What makes the upscaler copy: the swap weights it learns from, B's faceset, iterations, seed, threads."""
+    from renderer.checkpoint import model_files
+    from renderer.model import WEIGHTS_NAME
+
+    parts = {"weights": sha256_file(model_files(model) / WEIGHTS_NAME), "b": sha256_file(faceset_b / INDEX_NAME),
+             "iterations": iterations, "seed": seed, "threads": THREADS}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def with_upscaler(model: Path, faceset_b: Path, iterations: int, seed: int = 0) -> Path:
+    """A copy of `model` with B's face upscaler (`doppel train-upscaler --b FACESET_B --iterations N --seed S
+    --threads 1`: fixed iterations, so the same inputs give the same weights), cached beside it as
+    MODEL-upscale-KEY (`upscaler_key`); `model` itself keeps none, so the other variants swap as before."""
+    final = model.with_name(f"{model.name}-upscale-{upscaler_key(model, faceset_b, iterations, seed)}")
+    if not final.is_dir():
+        partial = final.with_name(final.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(model, partial, symlinks=True)
+        _doppel(["train-upscaler", str(partial), "--b", str(faceset_b), "--iterations", str(iterations),
+                 "--seed", str(seed), "--threads", str(THREADS), "--no-progress"], normal_priority=True)
         partial.rename(final)
     return final
 
