@@ -126,6 +126,25 @@ def _symlink_over(target: str, link: Path) -> None:
         raise
 
 
+# What a model's generation holds besides its card: the training files (weights, optimizer, previews)
+# and what later steps add (B's upscaler, the error prior). A step that adds one carries the rest.
+MODEL_GENERATION_FILES = ("model.safetensors", "optimizer.safetensors", "train_state.json", "preview.png", "loss.png",
+                          "upscaler.safetensors", "error_prior.safetensors")
+
+
+def save_beside_model(model_dir: Path | str, new_files: dict[str, bytes], card_bytes: bytes, label: str) -> Path:
+    """MODEL_DIR's current files, unchanged, plus `new_files` and the updated card (model.yaml), as one
+    new generation (`save_files`). ModelError when the model's weights are missing."""
+    files_dir = model_files(model_dir)
+    files = {p.name: p.read_bytes() for p in sorted(files_dir.iterdir())
+             if p.is_file() and not p.is_symlink() and p.name in MODEL_GENERATION_FILES}
+    if "model.safetensors" not in files:
+        raise ModelError(f"model {model_dir}: model.safetensors is missing")
+    files.update(new_files)
+    files["model.yaml"] = card_bytes
+    return save_files(model_dir, files, label)
+
+
 def save_files(model_dir: Path | str, files: dict[str, bytes], label: str) -> Path:
     """Write `files` (name -> bytes) as MODEL_DIR's new current generation in one atomic step.
 

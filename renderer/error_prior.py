@@ -120,12 +120,11 @@ def add_error_prior(model_dir: Path, faceset_a: Path, threads: int | None = None
     import torch
 
     from renderer.atomic import sha256_file
-    from renderer.checkpoint import model_files, save_files
-    from renderer.faceset import INDEX_NAME, load_faceset
-    from renderer.model import WEIGHTS_NAME, load_model
-    from renderer.modelcard import CARD_NAME, card_text, now_utc
+    from renderer.checkpoint import save_beside_model
+    from renderer.faceset import INDEX_NAME, check_faceset_for_model, load_faceset
+    from renderer.model import load_model
+    from renderer.modelcard import card_text, now_utc
     from renderer.train_data import load_training_faces
-    from renderer.upscale import _MODEL_FILES
 
     if threads is not None:
         if threads < 1:
@@ -134,12 +133,7 @@ def add_error_prior(model_dir: Path, faceset_a: Path, threads: int | None = None
     model, card = load_model(model_dir, "cpu")
     fs = load_faceset(faceset_a)
     cfg = card.config
-    for what, want in (("coverage", cfg.coverage), ("landmark_points", cfg.landmark_points)):
-        if getattr(fs, what) != want:
-            raise InputError(f"faceset {faceset_a}: {what} is {getattr(fs, what)}, the model was trained on {want}; "
-                             f"give person A's faceset the model was trained on")
-    if len(fs) == 0:
-        raise InputError(f"faceset {faceset_a} holds no faces; give person A's faceset the model was trained on")
+    check_faceset_for_model(fs, cfg, faceset_a, "give person A's faceset the model was trained on")
     size = int(cfg.input_size)
     faces, masks = load_training_faces(fs, size)
     prior, median = compute_error_prior(model, faces, masks, "a")
@@ -149,14 +143,8 @@ def add_error_prior(model_dir: Path, faceset_a: Path, threads: int | None = None
                            median=round(median, 6), weights_sha256=hashlib.sha256(blob).hexdigest(),
                            swap_weights_sha256=card.weights_sha256, created=now_utc())
     card = dataclasses.replace(card, error_prior=pcard)
-    files_dir = model_files(model_dir)
-    files = {p.name: p.read_bytes() for p in sorted(files_dir.iterdir())
-             if p.is_file() and not p.is_symlink() and p.name in _MODEL_FILES}
-    if WEIGHTS_NAME not in files:
-        raise ModelError(f"model {model_dir}: {WEIGHTS_NAME} is missing")
-    files[PRIOR_NAME] = blob
-    files[CARD_NAME] = card_text(card).encode("utf-8")
-    save_files(model_dir, files, f"{card.iterations:08d}-error-prior")
+    save_beside_model(model_dir, {PRIOR_NAME: blob}, card_text(card).encode("utf-8"),
+                      f"{card.iterations:08d}-error-prior")
     return pcard
 
 

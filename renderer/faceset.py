@@ -184,3 +184,13 @@ def load_faceset(root: Path | str) -> Faceset:
         )
     except (KeyError, TypeError, ValueError) as err:
         raise InputError(f"faceset {index}: malformed entry ({err!r})") from err
+
+
+def check_faceset_for_model(fs: Faceset, config: Any, where: Path | str, hint: str) -> None:
+    """Refuse a faceset a model's step cannot use: other crop coverage or landmark points than
+    `config` (a ModelConfig) was trained on, or no faces. `hint` says what to give instead."""
+    for what, want in (("coverage", config.coverage), ("landmark_points", config.landmark_points)):
+        if getattr(fs, what) != want:
+            raise InputError(f"faceset {where}: {what} is {getattr(fs, what)}, the model was trained on {want}; {hint}")
+    if len(fs) == 0:
+        raise InputError(f"faceset {where} holds no faces; {hint}")

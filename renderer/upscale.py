@@ -192,27 +192,17 @@ class UpscaleTrainResult:
     bicubic_l1: float  # L1 of plain bicubic on the last batch, for comparison with card.loss_last
 
 
-def _check_faceset(fs: Any, swap_card: Any, where: Path) -> None:
-    cfg = swap_card.config
-    for what, want in (("coverage", cfg.coverage), ("landmark_points", cfg.landmark_points)):
-        if getattr(fs, what) != want:
-            raise InputError(f"faceset {where}: {what} is {getattr(fs, what)}, the model was trained on {want}; "
-                             f"extract B again with the model's settings")
-    if len(fs) == 0:
-        raise InputError(f"faceset {where} holds no faces; extract some with `doppel extract`")
-
-
 def train_upscaler(cfg: UpscaleTrainConfig, progress: bool = True) -> UpscaleTrainResult:
     """Train an upscaler for MODEL_DIR's person B and save it with the model (one atomic generation)."""
     from tqdm import tqdm
 
     from renderer.atomic import sha256_file
     from renderer.augment import AugmentConfig, augment_batch
-    from renderer.checkpoint import model_files, save_files
-    from renderer.faceset import INDEX_NAME, load_faceset
+    from renderer.checkpoint import save_beside_model
+    from renderer.faceset import INDEX_NAME, check_faceset_for_model, load_faceset
     from renderer.loss import LossConfig, swap_loss
-    from renderer.model import WEIGHTS_NAME, load_model
-    from renderer.modelcard import CARD_NAME, card_text, now_utc
+    from renderer.model import load_model
+    from renderer.modelcard import card_text, now_utc
     from renderer.train_data import load_training_faces
 
     if cfg.iterations is not None and cfg.iterations < 1:
@@ -225,7 +215,7 @@ def train_upscaler(cfg: UpscaleTrainConfig, progress: bool = True) -> UpscaleTra
         torch.set_num_threads(cfg.threads)
     model, card = load_model(cfg.model_dir, "cpu")
     fs = load_faceset(cfg.faceset_b)
-    _check_faceset(fs, card, cfg.faceset_b)
+    check_faceset_for_model(fs, card.config, cfg.faceset_b, "extract B again with the model's settings")
     s = card.config.input_size
     # Default: the largest scale whose output B's crops still hold (a bigger target would be an upsampled copy).
     scale = cfg.scale or max((r for r in SCALES if s * r <= fs.crop_size), default=SCALES[0])
@@ -273,7 +263,6 @@ def train_upscaler(cfg: UpscaleTrainConfig, progress: bool = True) -> UpscaleTra
         raise InputError("train-upscaler: the time limit ended before the first iteration")
     seconds = time.monotonic() - t0
     blob = upscaler_bytes(net.eval())
-    files_dir = model_files(cfg.model_dir)
     ucard = UpscalerCard(
         config=ucfg, faceset=str(Path(cfg.faceset_b).resolve()),
         faceset_sha256=sha256_file(Path(cfg.faceset_b) / INDEX_NAME), faces=len(fs), iterations=it,
@@ -283,17 +272,7 @@ def train_upscaler(cfg: UpscaleTrainConfig, progress: bool = True) -> UpscaleTra
         train_seconds=round(seconds, 3), created=now_utc(),
     )
     card = dataclasses.replace(card, upscaler=ucard)
-    # The model's current files come along unchanged (weights, optimizer, previews): one new generation.
-    files = {p.name: p.read_bytes() for p in sorted(files_dir.iterdir())
-             if p.is_file() and not p.is_symlink() and p.name in _MODEL_FILES}
-    if WEIGHTS_NAME not in files:
-        raise ModelError(f"model {cfg.model_dir}: {WEIGHTS_NAME} is missing")
-    files[UPSCALER_NAME] = blob
-    files[CARD_NAME] = card_text(card).encode("utf-8")
-    save_files(cfg.model_dir, files, f"{card.iterations:08d}-upscaler")
+    save_beside_model(cfg.model_dir, {UPSCALER_NAME: blob}, card_text(card).encode("utf-8"),
+                      f"{card.iterations:08d}-upscaler")
     return UpscaleTrainResult(Path(cfg.model_dir), ucard, seconds, bicubic)
 
-
-# What a model's generation holds (train.py's extra files): carried into the upscaler's generation.
-_MODEL_FILES = ("model.safetensors", "optimizer.safetensors", "train_state.json", "preview.png", "loss.png",
-                UPSCALER_NAME, "error_prior.safetensors")  # the last: renderer.error_prior.PRIOR_NAME
