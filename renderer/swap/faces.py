@@ -296,7 +296,7 @@ class FaceSwapper:
             keep = None
             if occlusion.needs_source_pass:  # before the colour statistics: an occluder is no skin
                 keep = occlusion_keep(occlusion, mask, original, None if rebuilt is None else rebuilt[k],
-                                      None if rebuilt_mask is None else rebuilt_mask[k], getattr(self.model, "error_prior", None))
+                                      None if rebuilt_mask is None else rebuilt_mask[k], self.model.error_prior)
             frame_from_crop = face.frame_from_crop
             crop = blended[k]
             if k in big:
