@@ -378,12 +378,15 @@ def patch_regions(frame: av.VideoFrame, rgb: np.ndarray, regions: Sequence[tuple
         cx0, cy0 = max(0, x0 - _MARGIN, ox), max(0, y0 - _MARGIN, oy)
         cx1, cy1 = min(frame.width, x1 + _MARGIN, ox + rgb.shape[1]), min(frame.height, y1 + _MARGIN, oy + rgb.shape[0])
         part = rgb[cy0 - oy:cy1 - oy, cx0 - ox:cx1 - ox]
-        box = _float_frame(part) if deep else av.VideoFrame.from_ndarray(np.ascontiguousarray(part), format="rgb24")
+        box = _float_frame(part) if deep else _rgb24_frame(part)
         # threads=1: FFmpeg 8's sliced swscale gave rows that differ from run to run for 10-bit
         # 4:2:2 output (rgb24 -> yuv422p10le, 98x66); a face box gains nothing from slicing anyway.
         box = box.reformat(format=fmt, threads=1, **_from_rgb_args(fmt, matrix, rng))
+        masks: dict[tuple[int, int], np.ndarray] = {}  # the chroma planes share one subsampling
         for dst, new, (sy, sx) in zip(planes, _plane_arrays(box), steps):
-            mask = _subsample_any(region, sy, sx)
+            mask = masks.get((sy, sx))
+            if mask is None:
+                mask = masks[sy, sx] = _subsample_any(region, sy, sx)
             oy_, ox_ = (y0 - cy0) // sy, (x0 - cx0) // sx
             new = new[oy_: oy_ + mask.shape[0], ox_: ox_ + mask.shape[1]]
             mask = mask[: new.shape[0], : new.shape[1]]
@@ -391,6 +394,16 @@ def patch_regions(frame: av.VideoFrame, rgb: np.ndarray, regions: Sequence[tuple
             # cv2.copyTo writes into the plane view in place, ~50x faster than np.copyto(where=).
             if new.dtype == np.float16 or cv2.copyTo(new, np.ascontiguousarray(mask).view(np.uint8), view) is not view:
                 np.copyto(view, new, where=mask)
+    return frame
+
+
+def _rgb24_frame(rgb: np.ndarray) -> av.VideoFrame:
+    """An rgb24 frame of uint8 RGB (h, w, 3), its plane filled in place (PyAV's from_ndarray took
+    0.24 ms on a 300 x 277 face box, this 0.015)."""
+    frame = av.VideoFrame(rgb.shape[1], rgb.shape[0], "rgb24")
+    plane = frame.planes[0]
+    rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+    rows[:, : 3 * plane.width].reshape(rgb.shape)[...] = rgb
     return frame
 
 
@@ -430,14 +443,30 @@ def _changed_box(x0: int, y0: int, changed: np.ndarray, width: int,
 
 
 def _subsample_any(mask: np.ndarray, sy: int, sx: int) -> np.ndarray:
-    """(ceil(h/sy), ceil(w/sx)) bool: True where any pixel of the sy x sx block is True."""
+    """(ceil(h/sy), ceil(w/sx)) bool: True where any pixel of the sy x sx block is True.
+
+    OpenCV's bitwise_or over the strided rows and columns (a 300 x 277 face box, 2 x 2: 0.03 ms;
+    np.pad and logical_or.reduce took 0.14)."""
+    import cv2  # as in patch_regions: trim and probe need no OpenCV
+
+    if mask.size == 0:
+        return np.zeros((-(-mask.shape[0] // sy), -(-mask.shape[1] // sx)), bool)
+    m = mask.view(np.uint8)
     if sy > 1:
-        mask = np.pad(mask, ((0, -mask.shape[0] % sy), (0, 0)))
-        mask = np.logical_or.reduce([mask[k::sy] for k in range(sy)])
+        if m.shape[0] % sy:
+            m = cv2.copyMakeBorder(m, 0, -m.shape[0] % sy, 0, 0, cv2.BORDER_CONSTANT, value=0)
+        rows = m[0::sy]
+        for k in range(1, sy):
+            rows = cv2.bitwise_or(rows, m[k::sy])
+        m = rows
     if sx > 1:
-        mask = np.pad(mask, ((0, 0), (0, -mask.shape[1] % sx)))
-        mask = np.logical_or.reduce([mask[:, k::sx] for k in range(sx)])
-    return mask
+        if m.shape[1] % sx:
+            m = cv2.copyMakeBorder(m, 0, 0, 0, -m.shape[1] % sx, cv2.BORDER_CONSTANT, value=0)
+        cols = m[:, 0::sx]
+        for k in range(1, sx):
+            cols = cv2.bitwise_or(cols, m[:, k::sx])
+        m = cols
+    return m.view(bool)
 
 
 def _same_timing(out: av.VideoFrame, frame: av.VideoFrame) -> av.VideoFrame:
