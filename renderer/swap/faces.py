@@ -105,6 +105,7 @@ class FaceSwapper:
         self._closing: FaceTracker | None = None  # the last segment's tracker, settling its held frames
         self._boundary: int | None = None  # the segment start it runs past
         self._deferred: list[TrackedFrame] = []  # new-segment frames waiting for the old one's
+        self._arrays: list[np.ndarray] = []  # zeroed frame arrays for this stage's RegionRGBs (their pool)
 
     def _new_tracker(self) -> FaceTracker:
         s = self.settings
@@ -145,7 +146,7 @@ class FaceSwapper:
             return
         t0 = time.perf_counter()
         if rgb is None:
-            rgb = media.RegionRGB(frame, self.matrix, self.rng)
+            rgb = media.RegionRGB(frame, self.matrix, self.rng, self._arrays)
         # Faces are found and landmarked on the picture the detectors were made for: with managed
         # colour a read-only working-space view (a log frame's low contrast moved 68-point landmarks
         # by ~3 px on a 175 px face), which is also where the model's crops are cut; the paste
@@ -207,6 +208,8 @@ class FaceSwapper:
             self.stats.held += any(tid in tf.held for tid, _ in chosen)
             self.stats.lost.extend([tf.index] * len(tf.lost))
         reason = None if chosen else ("not identity" if tf.faces else "no face")
+        if not chosen and isinstance(rgb, media.RegionRGB):
+            rgb.release()  # (a no-op for a caller's picture: it has no pool)
         yield from self._queue(_Pending(tf.index, frame, rgb if chosen else None, chosen, emit, reason,
                                         view=view if chosen and self.settings.colour is not None else None,
                                         holdout=holdout))
@@ -328,6 +331,8 @@ class FaceSwapper:
                 self.stats.faces += len(p.faces)
                 paste = self._paste_deep if self.deep else self._paste_8bit
                 p.frame, patches[p.index] = paste(p, work.get(p.index, []))
+            if isinstance(p.rgb, media.RegionRGB):
+                p.rgb.release()
         self.stats.seconds["composite"] += time.perf_counter() - t1
         for p in pending:
             if p.emit:

@@ -54,3 +54,29 @@ def test_regions_never_overwrite_what_was_written(tmp_path: Path) -> None:
     assert (pic.whole()[20:60, 20:60] == (255, 0, 255)).all()
     want = media.frame_to_rgb(frame, matrix, rng)
     assert np.array_equal(pic.whole()[100:], want[100:])
+
+
+def test_released_arrays_come_back_zeroed(tmp_path: Path) -> None:
+    """A pool's array is cleared where the picture converted or wrote, and gives the next picture
+    the same pixels a new array would; a picture is released once, and not read after."""
+    frame, matrix, rng = _ffmpeg_frame(tmp_path, "yuv420p", "334x202")
+    want = media.frame_to_rgb(frame, matrix, rng)
+    pool: list[np.ndarray] = []
+    pic = media.RegionRGB(frame, matrix, rng, pool)
+    arr = pic.region(40, 30, 131, 97)
+    arr[40:60, 50:90] = 9  # pasted inside the region
+    pic.release()
+    pic.release()
+    assert len(pool) == 1 and pool[0] is arr and not arr.any()
+    with pytest.raises(AttributeError):
+        pic.region(0, 0, 10, 10)
+    again = media.RegionRGB(frame, matrix, rng, pool)
+    assert again.array is arr and not pool
+    assert np.array_equal(again.region(100, 60, 260, 180)[60:180, 100:260], want[60:180, 100:260])
+    assert np.array_equal(again.whole(), want)
+    again.release()  # converted whole: the whole array cleared
+    assert not pool[0].any()
+    other, _, _ = _ffmpeg_frame(tmp_path, "yuv420p", "64x48")
+    small = media.RegionRGB(other, matrix, rng, pool)  # a pooled array of another size is not used
+    assert small.array.shape == (48, 64, 3) and len(pool) == 1
+    media.RegionRGB(frame, matrix, rng).release()  # no pool: nothing to give back
