@@ -27,16 +27,20 @@ _HIST_BINS = 256
 _LUT_SIZE = 4097
 
 
-def _weighted_mean_std(img: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and standard deviation of (S, S, C) `img` weighted by (S, S) `weights`."""
+def _weighted_mean_stds(imgs: list[np.ndarray], weights: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per-channel mean and standard deviation of each (S, S, C) image weighted by (S, S) `weights`."""
     w = weights.reshape(-1)
-    keep = w > 0  # the face is usually under half the crop: skip the rest
+    keep = np.flatnonzero(w > 0)  # the face is usually under half the crop: skip the rest
     w = w[keep].astype(np.float64)
-    x = img.reshape(-1, img.shape[-1])[keep].astype(np.float64)
     total = w.sum()
-    mean = (w @ x) / total
-    var = (w @ (x - mean) ** 2) / total
-    return mean, np.sqrt(np.maximum(var, 0.0))
+    out = []
+    for img in imgs:
+        # np.take of the rows: 0.014 ms on a 64 px crop, a boolean index 0.058 (same rows, same order)
+        x = np.take(img.reshape(-1, img.shape[-1]), keep, axis=0).astype(np.float64)
+        mean = (w @ x) / total
+        var = (w @ (x - mean) ** 2) / total
+        out.append((mean, np.sqrt(np.maximum(var, 0.0))))
+    return out
 
 
 def colour_none(swapped: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -46,8 +50,7 @@ def colour_none(swapped: np.ndarray, target: np.ndarray, weights: np.ndarray) ->
 
 def colour_mean(swapped: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Shift each RGB channel so the masked mean of `swapped` equals that of `target`."""
-    mean_s, _ = _weighted_mean_std(swapped, weights)
-    mean_t, _ = _weighted_mean_std(target, weights)
+    (mean_s, _), (mean_t, _) = _weighted_mean_stds([swapped, target], weights)
     shift = (mean_t - mean_s).astype(np.float32)
     return np.clip(swapped + shift, 0.0, 1.0)
 
@@ -56,21 +59,36 @@ def rct_statistics(swapped: np.ndarray, target: np.ndarray, weights: np.ndarray)
     """(4, 3) float32: the masked Lab mean and std of `swapped`, then of `target` (rows: mean_s,
     std_s, mean_t, std_t), what `colour_rct` matches. A render can smooth these per track over
     time (`renderer.swap`'s `colour_smoothing`) and apply them with `rct_apply`."""
-    lab_s = cv2.cvtColor(np.ascontiguousarray(swapped), cv2.COLOR_RGB2Lab)
-    lab_t = cv2.cvtColor(np.ascontiguousarray(target), cv2.COLOR_RGB2Lab)
-    mean_s, std_s = _weighted_mean_std(lab_s, weights)
-    mean_t, std_t = _weighted_mean_std(lab_t, weights)
+    return _lab_statistics(_lab(swapped), _lab(target), weights)
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2Lab)
+
+
+def _lab_statistics(lab_s: np.ndarray, lab_t: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    (mean_s, std_s), (mean_t, std_t) = _weighted_mean_stds([lab_s, lab_t], weights)
     return np.stack([mean_s, std_s, mean_t, std_t]).astype(np.float32)
 
 
 def rct_apply(swapped: np.ndarray, stats: np.ndarray) -> np.ndarray:
     """Map `swapped`'s Lab statistics stats[0:2] onto stats[2:4] (from `rct_statistics`)."""
+    return _rct_apply_lab(_lab(swapped), stats)
+
+
+def _rct_apply_lab(lab_s: np.ndarray, stats: np.ndarray) -> np.ndarray:
     mean_s, std_s, mean_t, std_t = (np.asarray(row, np.float32) for row in stats)
-    lab_s = cv2.cvtColor(np.ascontiguousarray(swapped), cv2.COLOR_RGB2Lab)
     scale = np.where(std_s > _MIN_STD, std_t / np.maximum(std_s, _MIN_STD), np.float32(1.0)).astype(np.float32)
-    out = (lab_s - mean_s) * scale + mean_t
-    rgb = cv2.cvtColor(out.astype(np.float32), cv2.COLOR_Lab2RGB)
+    # (lab_s - mean_s) * scale + mean_t, each step in float32 as numpy rounds it: OpenCV's per-channel
+    # scalars take 0.04 ms for all three on a 64 px crop, numpy's (3,) broadcasts 0.04 each.
+    out = cv2.add(cv2.multiply(cv2.subtract(lab_s, _scalar(mean_s)), _scalar(scale)), _scalar(mean_t))
+    rgb = cv2.cvtColor(out, cv2.COLOR_Lab2RGB)  # float32 already
     return np.clip(rgb, 0.0, 1.0)
+
+
+def _scalar(v: np.ndarray) -> tuple[float, ...]:
+    """A (3,) float32 vector as an OpenCV per-channel scalar (float64 holds each value exactly)."""
+    return tuple(float(x) for x in v)
 
 
 def colour_rct(swapped: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -80,7 +98,8 @@ def colour_rct(swapped: np.ndarray, target: np.ndarray, weights: np.ndarray) -> 
     in about [-127, 127]. A flat source channel (std below 1e-3) is only shifted,
     not scaled, so a uniform patch does not blow up.
     """
-    return rct_apply(swapped, rct_statistics(swapped, target, weights))
+    lab_s = _lab(swapped)  # converted once, for the statistics and the transfer
+    return _rct_apply_lab(lab_s, _lab_statistics(lab_s, _lab(target), weights))
 
 
 def _weighted_cdf(channel: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -427,3 +427,20 @@ def test_rct_is_its_statistics_applied(face):
     stats = rct_statistics(swapped, crop, mask)
     assert stats.shape == (4, 3) and stats.dtype == np.float32
     assert np.allclose(rct_apply(swapped, stats), transfer_colour(swapped, crop, mask, "rct"), atol=1e-4)
+
+
+def test_rct_apply_rounds_as_numpy_float32() -> None:
+    """rct_apply's per-channel OpenCV arithmetic gives the float32 numpy formula's values bit for bit."""
+    from renderer.colour import rct_apply, rct_statistics
+
+    rng = np.random.default_rng(7)
+    for size in (64, 65, 128):
+        swapped = rng.random((size, size, 3), dtype=np.float32)
+        target = rng.random((size, size, 3), dtype=np.float32)
+        weights = np.clip(rng.normal(0.5, 0.5, (size, size)), 0.0, 1.0).astype(np.float32)
+        stats = rct_statistics(swapped, target, weights)
+        mean_s, std_s, mean_t, std_t = stats
+        scale = np.where(std_s > 1e-3, std_t / np.maximum(std_s, 1e-3), np.float32(1.0)).astype(np.float32)
+        lab = cv2.cvtColor(swapped, cv2.COLOR_RGB2Lab)
+        want = np.clip(cv2.cvtColor((lab - mean_s) * scale + mean_t, cv2.COLOR_Lab2RGB), 0.0, 1.0)
+        assert np.array_equal(rct_apply(swapped, stats), want)
