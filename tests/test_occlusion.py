@@ -282,3 +282,19 @@ def test_a_holdout_matte_is_respected_by_the_deep_paste(model: SwapModel, tmp_pa
         assert any(np.any(source[i][k] != planes["held"][i][k]) for k in range(len(source[i]))), "nothing swapped"
     assert any(np.any(source[i][k][covered] != planes["free"][i][k][covered])
                for i in range(info.frames) for k in range(len(source[i]))), "the matte's box is not on the face"
+
+
+def test_rebuild_error_is_the_float32_channel_mean() -> None:
+    """rebuild_error's plane-wise sum gives numpy's float32 mean over RGB bit for bit (before the blur),
+    also on permuted (non-contiguous) crops like the error prior's."""
+    import cv2
+
+    from renderer.composite.occlusion import rebuild_error
+
+    rng = np.random.default_rng(5)
+    for s in (64, 65):
+        crop = rng.random((3, s, s), dtype=np.float32).transpose(1, 2, 0)
+        rebuilt = (crop + rng.normal(0, 0.05, crop.shape)).astype(np.float32)
+        want = cv2.GaussianBlur(np.abs(crop - rebuilt).mean(axis=2).astype(np.float32), (0, 0),
+                                sigmaX=max(0.5, s / 64.0))
+        assert np.array_equal(rebuild_error(crop, rebuilt), want)

@@ -94,7 +94,13 @@ def _disc(radius_px: float) -> np.ndarray | None:
 def rebuild_error(crop: np.ndarray, rebuilt: np.ndarray) -> np.ndarray:
     """(S, S) float32 per-pixel error, mean |crop - rebuilt| over RGB, lightly blurred (sigma S/64)
     so single noisy pixels (compression, the rebuild's blur) do not decide."""
-    err = np.abs(crop - rebuilt).mean(axis=2).astype(np.float32)
+    if crop.dtype == rebuilt.dtype == np.float32:
+        # np.abs(crop - rebuilt).mean(axis=2), summed in the same order from channel planes:
+        # 0.04 ms on a 64 px crop, numpy's mean over the 3-wide last axis 0.11.
+        r, g, b = cv2.split(cv2.absdiff(np.ascontiguousarray(crop), np.ascontiguousarray(rebuilt)))
+        err = (r + g + b) / np.float32(3)
+    else:
+        err = np.abs(crop - rebuilt).mean(axis=2).astype(np.float32)
     return cv2.GaussianBlur(err, (0, 0), sigmaX=max(0.5, crop.shape[0] / 64.0))
 
 
