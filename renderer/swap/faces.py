@@ -80,13 +80,13 @@ class FaceSwapper:
                              "matte, off)")
         # B's face upscaler: the swapped crop grows from S to S * scale before the composite
         # (masks, colour and paste work at that size; `renderer.upscale`).
-        self._upscaler = model.upscaler if settings.upscale != "off" else None
-        if settings.upscale == "on" and model.upscaler is None:
+        self._upscaling = model.has_upscaler and settings.upscale != "off"
+        if settings.upscale == "on" and not model.has_upscaler:
             raise InputError("upscale=on needs a model with a face upscaler for the swap's target person; "
                              + ("this model has none (train one with `doppel train-upscaler MODEL_DIR --b FACESET_B`)"
                                 if model.card.upscaler is None else "its upscaler is B's and this swap decodes to A "
                                 "(direction b2a)") + " (allowed here: auto, off)")
-        self.out_size = self.size * (self._upscaler.config.scale if self._upscaler is not None else 1)
+        self.out_size = self.size * (model.upscale_factor if self._upscaling else 1)
         learned_in = model.card.working_space
         if settings.colour is not None and learned_in is not None and learned_in != settings.colour.spaces.working_space:
             raise InputError(f"colour_management.working_space is {settings.colour.spaces.working_space!r}, but the model "
@@ -280,10 +280,8 @@ class FaceSwapper:
         blended = [self._blend.update(tid, p.index, swapped[k]) for k, (p, tid, _) in enumerate(todo)]
         used = [k for k, (p, _, _) in enumerate(todo) if p.emit or self._smooth_colour]  # not pre-roll only
         big: dict[int, np.ndarray] = {}
-        if self._upscaler is not None and used:  # (n, T, T, 3) float32, T = S * scale
-            from renderer.upscale import upscale_crops  # torch: imported where an upscaler runs
-
-            big = dict(zip(used, upscale_crops(self._upscaler, np.stack([blended[k] for k in used]), MODEL_BATCH)))
+        if self._upscaling and used:  # (n, T, T, 3) float32, T = S * scale
+            big = dict(zip(used, self.model.upscale(np.stack([blended[k] for k in used]))))
         t1 = time.perf_counter()
         self.stats.seconds["model"] += t1 - t0  # the upscaler counts as the model stage
         t = self.out_size

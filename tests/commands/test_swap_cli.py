@@ -360,7 +360,7 @@ def test_bad_input(h264_clip: Path, model_dir: Path, tmp_path: Path, capsys: pyt
 @pytest.mark.parametrize("faces", [True, False], ids=["faces", "no-faces"])
 def test_model_whose_weights_fail_to_load_fails_the_swap(h264_clip: Path, model_dir: Path, tmp_path: Path,
                                                          faces: bool, capsys: pytest.CaptureFixture[str]) -> None:
-    """The network loads on a background thread while decoding starts (the card is read at once):
+    """The network loads in its own process while decoding starts (the card is read at once):
     corrupt weights still end the swap with the loader's one-line error, exit 2, nothing written,
     also when no frame ever reaches the model (no faces)."""
     broken = tmp_path / "broken"
