@@ -147,6 +147,7 @@ class ModelProcess:
     def __init__(self, proc: subprocess.Popen[bytes], model_dir: Path) -> None:
         self._proc, self._model_dir = proc, model_dir
         self._ready: dict[str, Any] | None = None
+        self._failed: Exception | None = None  # the load's error, raised again on every later call
 
     @classmethod
     def start(cls, model_dir: Path, device: str | None, card: Any, upscaler: bool, batch: int) -> ModelProcess:
@@ -181,8 +182,14 @@ class ModelProcess:
 
     def ready(self) -> dict[str, Any]:
         """The load's answer ({"device": str, "loaded_at": monotonic seconds}); waits for it."""
+        if self._failed is not None:
+            raise self._failed
         if self._ready is None:
-            self._ready = self._reply()[0]
+            try:
+                self._ready = self._reply()[0]
+            except (ModelError, InputError) as err:
+                self._failed = err
+                raise
         return self._ready
 
     def _call(self, header: dict[str, Any], array: np.ndarray) -> list[np.ndarray]:

@@ -14,7 +14,7 @@ from renderer.errors import ModelError
 from renderer.model_process import ModelProcess, decode_batches, load_network, set_threads
 from renderer.modelcard import ModelCard, load_model_card
 from renderer.pipeline import _process_origin, since_process_start
-from renderer.swap.settings import MODEL_BATCH
+from renderer.swap.settings import MODEL_BATCH, SwapSettings
 
 
 def _loading(model_dir: Path, device: str | None, card: ModelCard,
@@ -194,3 +194,30 @@ class SwapModel:
             flat = decode_batches(network, device, crops, decoders, MODEL_BATCH, self.learns_mask)
         step = 2 if self.learns_mask else 1
         return [(flat[k * step], flat[k * step + 1] if self.learns_mask else None) for k in range(len(decoders))]
+
+
+class SwapModels:
+    """The swap models of one render, each in a process of its own (`SwapModel(process=True)`),
+    started once per (model folder, direction, device): the clips of an edit that share a model
+    share its process, and torch is imported once, beside the first clip's hashing and probing.
+    `close()` (or the end of a `with` block) ends them all."""
+
+    def __init__(self) -> None:
+        self._models: dict[tuple[Path, str, str | None], SwapModel] = {}
+
+    def get(self, model_dir: Path, settings: SwapSettings) -> SwapModel:
+        key = (Path(model_dir).resolve(), settings.direction, settings.device)
+        if key not in self._models:
+            self._models[key] = SwapModel(Path(model_dir), settings.direction, settings.device, process=True)
+        return self._models[key]
+
+    def close(self) -> None:
+        for model in self._models.values():
+            model.close()
+        self._models.clear()
+
+    def __enter__(self) -> SwapModels:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
