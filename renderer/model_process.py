@@ -207,6 +207,12 @@ class ModelProcess:
     def upscale(self, crops: np.ndarray, threads: int | None) -> np.ndarray:
         return self._call({"op": "upscale", "threads": threads}, crops)[0]
 
+    def peak_rss_mib(self) -> float | None:
+        """The child's peak resident memory so far (MiB), None once it has ended or where unknown."""
+        from renderer.pipeline import peak_rss_mib
+
+        return peak_rss_mib(self._proc.pid) if self._proc.poll() is None else None
+
     def close(self) -> None:
         """End the child (end of input; killed if it does not exit within 10 s) and reap it."""
         if self._proc.poll() is None:

@@ -159,6 +159,8 @@ def _add_stats(total: SwapStats, part: SwapStats) -> None:
         total.seconds[stage] = total.seconds.get(stage, 0.0) + sec
     for point, t in part.timeline.items():
         total.timeline[point] = min(t, total.timeline.get(point, t))
+    for proc, mib in part.peak_rss_mib.items():
+        total.peak_rss_mib[proc] = max(mib, total.peak_rss_mib.get(proc, mib))
 
 
 def render_smart(video: Path, out: Path, *, spans: list[tuple[int, int]], swap_range: tuple[int, int],

@@ -136,6 +136,10 @@ class SwapModel:
             return self._process.ready()["device"]
         return self.network()[1]
 
+    def peak_rss_mib(self) -> float | None:
+        """Peak resident memory (MiB) of the model's own process so far; None in-process (it is this one's)."""
+        return self._process.peak_rss_mib() if self._process is not None else None
+
     def with_threads(self, threads: int | None) -> SwapModel:
         """The same loaded (or loading) model, for one render: its batches run with `threads` torch
         threads (on the calling thread in-process), until `restore_threads`."""

@@ -14,7 +14,7 @@ import cv2
 
 from renderer import media
 from renderer.errors import InputError, ModelError, RenderError
-from renderer.pipeline import put_until_stopped
+from renderer.pipeline import peak_rss_mib, put_until_stopped
 from renderer.swap.faces import FaceSwapper, Ready
 from renderer.swap.model import SwapModel
 from renderer.swap.settings import QUEUE_FRAMES, SEGMENT_FRAMES, SwapSettings, SwapStats
@@ -272,6 +272,9 @@ def render_range(
     stats.seconds["total"] = time.perf_counter() - t_start
     if swap_model.loaded_at is not None:
         stats.timeline["model_ready"] = swap_model.loaded_at
+    for proc, mib in (("render", peak_rss_mib()), ("model_process", swap_model.peak_rss_mib())):
+        if mib is not None:
+            stats.peak_rss_mib[proc] = mib
     if errors:
         err = errors[0]
         if isinstance(err, (InputError, ModelError, RenderError, media.MediaError, KeyboardInterrupt)):

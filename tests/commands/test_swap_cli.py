@@ -322,6 +322,9 @@ def test_video_without_faces_passes_through(model_dir: Path, tmp_path: Path,
     points = summary["timeline"]
     assert points["render_start"] <= points["first_decoded"] <= points["first_passed"] <= points["first_encoded"]
     assert "model_ready" in points and summary["seconds"]["startup"] == points["first_decoded"]
+    # The network ran in a process of its own (torch imported there): both peaks are reported.
+    peaks = summary["peak_rss_mib"]
+    assert set(peaks) == {"render", "model_process"} and peaks["model_process"] > 100 and peaks["render"] > 50, peaks
     assert [np.array_equal(a, b) for a, b in zip(decode_all(clip), decode_all(out))] == [True] * 12
 
 
