@@ -20,6 +20,7 @@ pipe, or died) the child exits.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import struct
@@ -140,14 +141,18 @@ def read_message(stream: IO[bytes]) -> tuple[dict[str, Any], list[np.ndarray]] |
 class ModelProcess:
     """A child process holding one swap network (see the module doc); `start` returns at once.
 
-    `ready()` waits for the load and raises its ModelError / InputError. `decode` and `upscale`
-    are `decode_batches` and `renderer.upscale.upscale_crops` run there. `close()` ends it.
+    `ready()` waits for the load and raises its ModelError / InputError. `decode` (a ticket for
+    `result`: the child computes while the caller goes on) and `upscale` are `decode_batches` and
+    `renderer.upscale.upscale_crops` run there. `close()` ends it.
     """
 
     def __init__(self, proc: subprocess.Popen[bytes], model_dir: Path) -> None:
         self._proc, self._model_dir = proc, model_dir
         self._ready: dict[str, Any] | None = None
         self._failed: Exception | None = None  # the load's error, raised again on every later call
+        self._sent: collections.deque[int] = collections.deque()  # tickets sent, answers not yet read
+        self._answers: dict[int, list[np.ndarray]] = {}  # answers read, not yet taken
+        self._tickets = 0
 
     @classmethod
     def start(cls, model_dir: Path, device: str | None, card: Any, upscaler: bool, batch: int) -> ModelProcess:
@@ -192,20 +197,38 @@ class ModelProcess:
                 raise
         return self._ready
 
-    def _call(self, header: dict[str, Any], array: np.ndarray) -> list[np.ndarray]:
+    def submit(self, header: dict[str, Any], array: np.ndarray) -> int:
+        """Send one request; returns its ticket for `result`, at once: the child works on it while
+        the caller goes on. Every earlier answer is read (and kept) first, so the two sides are
+        never both writing a message bigger than a pipe holds (no deadlock)."""
         self.ready()
+        while self._sent:
+            ticket = self._sent.popleft()
+            self._answers[ticket] = self._reply()[1]
         assert self._proc.stdin is not None
         try:
             write_message(self._proc.stdin, header, (array,))
         except BrokenPipeError:
-            pass  # it died: _reply says so
-        return self._reply()[1]
+            pass  # it died: `result` says so
+        self._sent.append(self._tickets)
+        self._tickets += 1
+        return self._tickets - 1
 
-    def decode(self, crops: np.ndarray, decoders: str, threads: int | None) -> list[np.ndarray]:
-        return self._call({"op": "decode", "decoders": decoders, "threads": threads}, crops)
+    def result(self, ticket: int) -> list[np.ndarray]:
+        """The arrays answering request `ticket` (waits for them)."""
+        while ticket not in self._answers:
+            if not self._sent:
+                raise ModelError(f"model process: no request {ticket} is waiting for its answer")
+            oldest = self._sent.popleft()
+            self._answers[oldest] = self._reply()[1]
+        return self._answers.pop(ticket)
+
+    def decode(self, crops: np.ndarray, decoders: str, threads: int | None) -> int:
+        """Ticket of `decode_batches(crops, decoders)` run there."""
+        return self.submit({"op": "decode", "decoders": decoders, "threads": threads}, crops)
 
     def upscale(self, crops: np.ndarray, threads: int | None) -> np.ndarray:
-        return self._call({"op": "upscale", "threads": threads}, crops)[0]
+        return self.result(self.submit({"op": "upscale", "threads": threads}, crops))[0]
 
     def peak_rss_mib(self) -> float | None:
         """The child's peak resident memory so far (MiB), None once it has ended or where unknown."""

@@ -49,6 +49,24 @@ def test_child_outputs_equal_in_process_outputs(direction: str) -> None:
         child.close()
 
 
+def test_batches_in_flight_answer_in_any_order() -> None:
+    """Requests go out at once and answers are read in order, kept until asked for: the big
+    crops and answers never leave both sides writing (no deadlock), whatever the order of use."""
+    here = SwapModel(trained_model(), "a2b", "cpu").with_threads(1)
+    child = SwapModel(trained_model(), "a2b", "cpu", process=True).with_threads(1)
+    try:
+        first, second = _crops(16), _crops(40)[24:]
+        take_first = child.submit(first, rebuild=True)
+        take_second = child.submit(second, rebuild=False)  # sent while the first is still in the child
+        got_second, got_first = take_second(), take_first()
+        assert len(got_first) == 2 and len(got_second) == 1
+        assert np.array_equal(got_second[0][0], here(second)[0])
+        assert np.array_equal(got_first[1][0], here.swap_and_rebuild(first)[2])
+    finally:
+        here.restore_threads()
+        child.close()
+
+
 def test_upscaler_runs_in_the_child_too(tmp_path: Path) -> None:
     from renderer.upscale import UpscaleTrainConfig, train_upscaler
     from tests.model_fixtures import facesets

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import threading
 from concurrent.futures import Future
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -157,15 +158,31 @@ class SwapModel:
     def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(N, S, S, 3) uint8 crops -> the swap, (N, S, S, 3) float32 in [0, 1], and the learned
         mask (N, S, S) float32, or None when the model learns none."""
-        return self._decode(crops, self.decoder)[0]
+        return self.submit(crops, rebuild=False)()[0]
 
     def swap_and_rebuild(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None]:
         """(swapped, learned mask, rebuilt, rebuilt's learned mask): the swap as `__call__`, plus
         the same crops through the source person's own decoder (A->A for a2b), for finding
         occluders (`renderer.composite.occlusion`). One encoder pass feeds both decoders:
         the cost over `__call__` is one decoder pass. Shapes as for `__call__`."""
-        (swapped, learned), (rebuilt, rebuilt_mask) = self._decode(crops, self.decoder + self.source_decoder)
+        (swapped, learned), (rebuilt, rebuilt_mask) = self.submit(crops, rebuild=True)()
         return swapped, learned, rebuilt, rebuilt_mask
+
+    def submit(self, crops: np.ndarray, rebuild: bool) -> Callable[[], list[tuple[np.ndarray, np.ndarray | None]]]:
+        """Start the swap of `crops` (and, with `rebuild`, their rebuild through the source
+        person's decoder); the returned function gives [(swapped, learned mask)] or [(swapped,
+        learned), (rebuilt, rebuilt's learned mask)] as `__call__` / `swap_and_rebuild` do. With a
+        model process the batch runs there meanwhile (the caller tracks and composites other
+        frames); in-process it has run by the time this returns."""
+        decoders = self.decoder + (self.source_decoder if rebuild else "")
+        if self._process is not None:
+            process, ticket = self._process, self._process.decode(crops, decoders, self.threads)
+            return lambda: self._pairs(process.result(ticket), len(decoders))
+        network, device = self.network()
+        self._set_threads()
+        done = self._pairs(decode_batches(network, device, crops, decoders, MODEL_BATCH, self.learns_mask),
+                           len(decoders))
+        return lambda: done
 
     def upscale(self, crops: np.ndarray) -> np.ndarray:
         """(N, S, S, 3) float32 [0, 1] swapped crops through B's face upscaler (`has_upscaler`):
@@ -187,17 +204,10 @@ class SwapModel:
         if before is not None and self._threads_before is None:
             self._threads_before = before
 
-    def _decode(self, crops: np.ndarray, decoders: str) -> list[tuple[np.ndarray, np.ndarray | None]]:
-        """The crops through the encoder once and through each named decoder (`decode_batches`):
-        per decoder, (RGB, learned mask or None)."""
-        if self._process is not None:
-            flat = self._process.decode(crops, decoders, self.threads)
-        else:
-            network, device = self.network()
-            self._set_threads()
-            flat = decode_batches(network, device, crops, decoders, MODEL_BATCH, self.learns_mask)
+    def _pairs(self, flat: list[np.ndarray], decoders: int) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """`decode_batches`' flat list as (RGB, learned mask or None) per decoder."""
         step = 2 if self.learns_mask else 1
-        return [(flat[k * step], flat[k * step + 1] if self.learns_mask else None) for k in range(len(decoders))]
+        return [(flat[k * step], flat[k * step + 1] if self.learns_mask else None) for k in range(decoders)]
 
 
 class SwapModels:
