@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -47,6 +47,16 @@ class _Pending:
     reason: str | None  # why it passes through, when it does
     view: np.ndarray | None = None  # managed colour: the (H, W, 3) uint8 working-space picture faces were found on
     holdout: np.ndarray | None = None  # (H, W) float32 hold-out matte of this frame
+
+
+@dataclass
+class _Batch:
+    """Faces sent to the model together (`SwapModel.submit`), with the frames they came from."""
+
+    frames: list[_Pending]  # in order; frames without faces among them pass through in their place
+    todo: list[tuple[_Pending, int, Face]]  # (frame, track id, face) per crop
+    crops: np.ndarray  # (N, S, S, 3) uint8
+    answer: Callable[[], list[tuple[np.ndarray, np.ndarray | None]]]
 
 
 class FaceSwapper:
@@ -100,6 +110,7 @@ class FaceSwapper:
                                 else settings.composite)
         self._pending: list[_Pending] = []
         self._pending_faces = 0
+        self._in_flight: _Batch | None = None  # sent to the model, not yet composited
         # held frames: frame, rgb, emit, view, hold-out matte
         self._tracking: dict[int, tuple[Any, Picture, bool, Picture | np.ndarray, np.ndarray | None]] = {}
         self._closing: FaceTracker | None = None  # the last segment's tracker, settling its held frames
@@ -229,11 +240,13 @@ class FaceSwapper:
         self._pending.append(item)
         self._pending_faces += len(item.faces)
         if self._pending_faces >= MODEL_BATCH:
-            yield from self._run_model()
+            yield from self._start_batch()
         elif self._pending_faces == 0:
             yield from self._drain()
 
     def _drain(self) -> Iterator[Ready]:
+        """Pass the pending frames (none has a face to swap) on, after the batch in flight."""
+        yield from self._finish_in_flight()
         pending, self._pending, self._pending_faces = self._pending, [], 0
         for p in pending:
             if p.emit:
@@ -255,6 +268,17 @@ class FaceSwapper:
         return x0, y0, x1, y1
 
     def _run_model(self) -> Iterator[Ready]:
+        """Every pending frame finished now (the batch in flight, then the pending ones): before
+        the blend state resets (segment start, end of a range) and at the end."""
+        yield from self._start_batch()
+        yield from self._finish_in_flight()
+
+    def _start_batch(self) -> Iterator[Ready]:
+        """Send the pending faces to the model; finish the batch that was in flight meanwhile.
+
+        With the model in its own process the new batch runs there while this thread composites
+        the previous one and tracks the next frames (`SwapModel.submit`); in-process it has run
+        by the time `submit` returns. Either way frames come out in order, with the same pixels."""
         todo = [(p, tid, face) for p in self._pending for tid, face in p.faces]
         if not todo:
             yield from self._drain()
@@ -269,12 +293,36 @@ class FaceSwapper:
                                          (self.size, self.size), flags=cv2.INTER_LINEAR,
                                          borderMode=cv2.BORDER_REPLICATE)
                           for p, _, face in todo])  # (N, S, S, 3) uint8
+        previous = self._collect()  # its answer is read before the next request goes out
+        batch = _Batch(self._pending, todo, crops,
+                       self.model.submit(crops, rebuild=self.settings.occlusion.needs_source_pass))
+        self._pending, self._pending_faces = [], 0
+        self.stats.seconds["model"] += time.perf_counter() - t0
+        self._in_flight = batch
+        if previous is not None:
+            yield from self._composite(*previous)
+
+    def _collect(self) -> tuple[_Batch, list[tuple[np.ndarray, np.ndarray | None]]] | None:
+        """The batch in flight and the model's answer for it (waits for it), or None."""
+        batch, self._in_flight = self._in_flight, None
+        if batch is None:
+            return None
+        t0 = time.perf_counter()
+        answer = batch.answer()
+        self.stats.seconds["model"] += time.perf_counter() - t0
+        return batch, answer
+
+    def _finish_in_flight(self) -> Iterator[Ready]:
+        done = self._collect()
+        if done is not None:
+            yield from self._composite(*done)
+
+    def _composite(self, batch: _Batch, answer: list[tuple[np.ndarray, np.ndarray | None]]) -> Iterator[Ready]:
+        """Blend, mask, colour-match and paste a batch's faces; yield its frames, in order."""
+        todo, crops = batch.todo, batch.crops
+        (swapped, learned), (rebuilt, rebuilt_mask) = answer[0], answer[1] if len(answer) > 1 else (None, None)
         occlusion = self.settings.occlusion
-        rebuilt = rebuilt_mask = None
-        if occlusion.needs_source_pass:
-            swapped, learned, rebuilt, rebuilt_mask = self.model.swap_and_rebuild(crops)
-        else:
-            swapped, learned = self.model(crops)
+        t0 = time.perf_counter()
         work: dict[int, list[_Work]] = {}
         patches: dict[int, list[Patch]] = {}
         blended = [self._blend.update(tid, p.index, swapped[k]) for k, (p, tid, _) in enumerate(todo)]
@@ -320,7 +368,7 @@ class FaceSwapper:
                 continue  # pre-roll: only the temporal state matters
             # Grain seeded by absolute frame index and track: chunked renders draw the same grain.
             work.setdefault(p.index, []).append((crop, frame_from_crop, mask, original, (p.index, tid)))
-        pending, self._pending, self._pending_faces = self._pending, [], 0
+        pending = batch.frames
         for p in pending:
             if p.emit and p.faces:
                 self.stats.faces += len(p.faces)
