@@ -13,8 +13,10 @@ re-encode, and smart render's cost.
    goal rows (650 and 200 px at 1080p) run --repeats interleaved pairs (ffmpeg, doppel, ffmpeg,
    doppel); their ratio is the mean of the pairs. Per-stage figures come from the --json summary
    (SwapStats.seconds: busy time per stage; the stages overlap in threads), as ms per frame and
-   as a share of the render's wall time. CPU seconds (user + sys of the child) and peak RSS come
-   from wait4.
+   as a share of the render's wall time. CPU seconds (user + sys of the child, with the model
+   process it starts and reaps) come from wait4; doppel's peak RSS is the sum of its two processes'
+   peaks (`peak_rss_mib` in --json: the render's and the model process's VmHWM), an upper bound of
+   what they held at once; ffmpeg's from wait4.
 2. Smart render (skipped with --long 0: the previous section is kept). A --long-frame 480x360
    H.264 clip (48-frame GOP); `doppel swap --frames` on 24 frames in its middle (stream copy of
    everything else) against `doppel swap` of a clip holding just those 24 frames. Ratio = long /
@@ -205,10 +207,16 @@ def mean(xs: list[float]) -> float:
     return sum(xs) / len(xs)
 
 
+def doppel_rss(run: Run, stats: dict) -> float:
+    """Peak RSS (MiB) of a swap: its processes' peaks added up (--json), else wait4's figure."""
+    peaks = stats.get("peak_rss_mib") or {}
+    return sum(peaks.values()) if "render" in peaks else run.rss_mib
+
+
 def table_lines(results: list[dict]) -> list[str]:
     lines = [
         "| case | faces found (brow-chin px) | ffmpeg wall (s) | doppel wall (s) | **x ffmpeg wall** | x ffmpeg CPU "
-        "| doppel CPU (s) | doppel peak RSS (MiB) | ffmpeg peak RSS (MiB) | load |",
+        "| doppel CPU (s) | doppel peak RSS (MiB, render + model process) | ffmpeg peak RSS (MiB) | load |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
@@ -220,7 +228,7 @@ def table_lines(results: list[dict]) -> list[str]:
             f"| {r['case'].label}, {r['frames']} frames | {found} | "
             f"{' / '.join(f'{t.wall:.1f}' for t, _, _, _ in runs)} | {' / '.join(f'{o.wall:.1f}' for _, o, _, _ in runs)} | "
             f"**{wall_ratio:.2f}** | {cpu_ratio:.2f} | {mean([o.cpu for _, o, _, _ in runs]):.1f} | "
-            f"{max(o.rss_mib for _, o, _, _ in runs):.0f} | {max(t.rss_mib for t, _, _, _ in runs):.0f} | "
+            f"{max(doppel_rss(o, st) for _, o, st, _ in runs):.0f} | {max(t.rss_mib for t, _, _, _ in runs):.0f} | "
             f"{' / '.join(f'{x:.1f}' for *_, x in runs)} |")
     lines += [
         "",

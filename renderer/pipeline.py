@@ -40,6 +40,18 @@ def _process_origin() -> float | None:
         return None
 
 
+def peak_rss_mib(pid: int | None = None) -> float | None:
+    """Peak resident memory (MiB, VmHWM) of this process or of `pid` while it runs; None where unknown."""
+    try:
+        with open(f"/proc/{pid or 'self'}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def put_until_stopped(q: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
     """Put `item` on `q`, waiting while it is full; False (not put) once `stop` is set."""
     while not stop.is_set():

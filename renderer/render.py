@@ -38,7 +38,7 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from renderer.atomic import remove_stale_partials, sha256_file, write_json_atomic
 from renderer.errors import DoppelError, InputError
@@ -47,6 +47,9 @@ from renderer.plan import (
 )
 from renderer.presets import Preset, preset_sha256
 from renderer.timeline import RenderedClip, write_return_edit
+
+if TYPE_CHECKING:
+    from renderer.swap import SwapModels
 
 RENDER_SCHEMA = 1
 LOCK_NAME = ".doppel-render.lock"
@@ -203,9 +206,10 @@ def out_dir_lock(out_dir: Path) -> Iterator[None]:
         yield
 
 
-def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int], None] | None = None
-                ) -> tuple[dict[str, Any], list[str]]:
+def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int], None] | None = None,
+                models: SwapModels | None = None) -> tuple[dict[str, Any], list[str]]:
     """Render, label and sign one job; return (render.json entry, warnings). Raises on failure.
+    `models`: the render's model processes (a clip's model comes from there; None: loaded here).
 
     The file is encoded and signed under a temporary name and lands under its final name only
     complete and signed (`provenance.signed_output`); so do its matte pass clips (`job.passes`),
@@ -245,8 +249,10 @@ def render_clip(job: ClipJob, source_sha256: str, progress: Callable[[int, int],
             info, job.first, job.last, matte=passes["matte"].tmp if "matte" in passes else None,
             plate=passes["plate"].tmp if "plate" in passes else None, color=color or output_color(info),
             metadata=labels["matte"], plate_metadata=labels["plate"])) if passes else None
+        settings = swap_settings(job.preset, base_dir=job.preset_dir)
         stats = render_range(
-            mc.media_path, target.tmp, model_dir=job.model.path, settings=swap_settings(job.preset, base_dir=job.preset_dir),
+            mc.media_path, target.tmp, model_dir=job.model.path, settings=settings,
+            model=models.get(job.model.path, settings) if models is not None else None,
             first=job.first, last=job.last, swap_ranges=[(job.first, job.last)], codec=job.preset.output.codec,
             pix_fmt=job.preset.output.writer_pix_fmt, color=color,
             metadata=label_metadata(claim, signed=job.signing is not None), audio=job.preset.output.audio != "none",
@@ -344,11 +350,13 @@ def run_render(
     A job that raises is recorded as failed (error text in render.json) and the rest go on;
     KeyboardInterrupt and other BaseExceptions propagate (nothing partial keeps a final name).
     """
-    with out_dir_lock(plan.out_dir):
-        return _run_locked(plan, on_progress, on_clip, force, select)
+    from renderer.swap import SwapModels  # torch-free until a clip renders
+
+    with out_dir_lock(plan.out_dir), SwapModels() as models:
+        return _run_locked(plan, models, on_progress, on_clip, force, select)
 
 
-def _run_locked(plan: RenderPlan, on_progress: Callable[[RenderProgress], None] | None,
+def _run_locked(plan: RenderPlan, models: SwapModels, on_progress: Callable[[RenderProgress], None] | None,
                 on_clip: Callable[[ClipResult], None] | None, force: bool, select: Sequence[int] | None
                 ) -> RenderReport:
     started = time.time()
@@ -376,9 +384,13 @@ def _run_locked(plan: RenderPlan, on_progress: Callable[[RenderProgress], None] 
                 on_progress(RenderProgress(n, len(jobs), job.clip.clip_name, 0, job.frames, done, total))
             t0 = time.monotonic()
             try:
+                from renderer.swap import swap_settings
+
+                # The clip's model starts loading (its own process) while the source is hashed.
+                models.get(job.model.path, swap_settings(job.preset, base_dir=job.preset_dir))
                 if job.clip.media_path not in hashes:
                     hashes[job.clip.media_path] = media_sha256(job.clip.media_path)
-                entry, warnings = render_clip(job, hashes[job.clip.media_path], progress)
+                entry, warnings = render_clip(job, hashes[job.clip.media_path], progress, models)
                 result = ClipResult(job, "ok", entry, tuple(warnings))
             except Exception as err:  # one clip failing must not lose the others: record it, go on
                 cause = err.__cause__ or err.__context__

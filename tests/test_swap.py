@@ -11,7 +11,7 @@ import yaml
 
 from renderer import media
 from renderer.atomic import sha256_file
-from renderer.composite import CompositeSettings
+from renderer.composite import CompositeSettings, OcclusionSettings
 from renderer.errors import InputError, ModelError
 from renderer.faces.track import find_faces
 from renderer.swap import SEGMENT_FRAMES, SwapModel, SwapSettings, preroll_start, render_range
@@ -213,3 +213,23 @@ def test_region_conversion_swaps_the_same_pixels_as_whole_frames(clip: Path, mod
     assert max(share) == 1.0  # key frames that search the whole frame convert all of it
     # the others only around the face (here 150 px in 480x360; grain=match adds its measuring ring)
     assert sorted(share)[FRAMES // 2] < (0.75 if grain == "off" else 0.9), share
+
+
+def test_model_process_renders_the_same_frames_as_in_process(clip: Path, model: SwapModel, model_dir: Path,
+                                                              tmp_path: Path) -> None:
+    """With the network in its own process a batch runs there while the previous one is composited
+    (SwapModel.submit): the frames are the in-process render's, bit for bit, across segment
+    starts and a range end (every batch finished before the blend state resets)."""
+    child = SwapModel(model_dir, "a2b", "cpu", process=True)
+    try:
+        outs = {}
+        for name, m in (("here", model), ("child", child)):
+            outs[name] = tmp_path / f"{name}.mkv"
+            stats = render_range(clip, outs[name], model_dir=Path(), model=m, settings=SwapSettings(occlusion=OcclusionSettings("reconstruction")),
+                                 first=0, last=FRAMES - 1, swap_ranges=[(2, 13), (15, FRAMES - 1)], codec="ffv1")
+            assert stats.swapped == FRAMES - 3 and stats.faces == FRAMES - 3
+        here, there = frames_of(outs["here"]), frames_of(outs["child"])
+        assert all(np.array_equal(here[i], there[i]) for i in range(FRAMES))
+        assert not all(np.array_equal(here[i], frames_of(clip)[i]) for i in range(2, 14))
+    finally:
+        child.close()

@@ -159,6 +159,8 @@ def _add_stats(total: SwapStats, part: SwapStats) -> None:
         total.seconds[stage] = total.seconds.get(stage, 0.0) + sec
     for point, t in part.timeline.items():
         total.timeline[point] = min(t, total.timeline.get(point, t))
+    for proc, mib in part.peak_rss_mib.items():
+        total.peak_rss_mib[proc] = max(mib, total.peak_rss_mib.get(proc, mib))
 
 
 def render_smart(video: Path, out: Path, *, spans: list[tuple[int, int]], swap_range: tuple[int, int],
@@ -228,8 +230,9 @@ def run(args: argparse.Namespace) -> int:
     settings = (swap_settings(preset, direction=args.direction, device=args.device) if preset
                 else SwapSettings(direction=args.direction or "a2b", device=args.device))
     # The card is read now (a bad card fails before any work); the network (torch, weights) loads
-    # on its own thread while the source is probed and checked and the first frames decode.
-    model = SwapModel(args.model, settings.direction, settings.device)
+    # in a process of its own while the source is probed and checked and the first frames decode
+    # and are tracked, and runs the batches there (`renderer.model_process`).
+    model = SwapModel(args.model, settings.direction, settings.device, process=True)
     try:
         info = media.probe(args.video, rate=rate)
         if to_sequence and info.sequence is not None and \
@@ -338,4 +341,4 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{path}: {kind} pass, {stats.frames} frames")
         return 0
     finally:
-        model.settle()  # an early error: no load left running behind the command (tests, add-ons call main())
+        model.close()  # no model process or load left running behind the command (tests, add-ons call main())

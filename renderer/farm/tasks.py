@@ -136,7 +136,7 @@ def run_task(render_plan: Any, frames: str, *, progress: Progress | None = None,
              ) -> dict[str, Any]:
     """Render one chunk (a Frames value) of the plan; return its record. Skips up-to-date work."""
     from renderer.render import colour_tags
-    from renderer.swap import render_range, swap_settings
+    from renderer.swap import SwapModels, render_range, swap_settings
     from renderer.media import open_matte_writer, output_color, probe
     from renderer.plan import media_sha256
 
@@ -189,17 +189,20 @@ def run_task(render_plan: Any, frames: str, *, progress: Progress | None = None,
     started = time.monotonic()
     color = colour_tags(job, info)
     passes = chunk.passes
+    settings = swap_settings(job.preset, base_dir=job.preset_dir)
     with contextlib.ExitStack() as outputs:
+        # The network loads in its own process beside the chunk's decode and tracking (`SwapModels`).
+        models = outputs.enter_context(SwapModels())
         # The chunk's matte pass clips come from the same pass (ProRes is intra: Publish joins them as is).
         matte = outputs.enter_context(open_matte_writer(
             info, first, last, matte=passes.get("matte"), plate=passes.get("plate"),
             color=color or output_color(info), metadata=label)) if passes else None
         stats = render_range(
-            job.clip.media_path, chunk.path, model_dir=job.model.path,
-            settings=swap_settings(job.preset, base_dir=job.preset_dir), first=first, last=last,
+            job.clip.media_path, chunk.path, model_dir=job.model.path, model=models.get(job.model.path, settings),
+            settings=settings, first=first, last=last,
             swap_ranges=[(job.first, job.last)], codec=job.preset.output.codec, pix_fmt=job.preset.output.writer_pix_fmt,
             color=color, metadata=label, audio=False,
-            origin=job.first, gop=chunk.gop, progress=on_frame, matte=matte, rate=job.clip.rate)
+            origin=job.first, gop=chunk.gop, progress=on_frame, matte=matte, rate=job.clip.rate, info=info)
     record = {"key": chunk.key, "clip_key": clip_key(job), "clip": index, "first": first, "last": last,
               "origin": job.first, "gop": chunk.gop, "path": chunk.path.name, "sha256": media_sha256(chunk.path),
               "passes": {str(p.relative_to(chunk.folder)): media_sha256(p) for p in passes.values()},

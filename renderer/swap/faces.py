@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -49,6 +49,16 @@ class _Pending:
     holdout: np.ndarray | None = None  # (H, W) float32 hold-out matte of this frame
 
 
+@dataclass
+class _Batch:
+    """Faces sent to the model together (`SwapModel.submit`), with the frames they came from."""
+
+    frames: list[_Pending]  # in order; frames without faces among them pass through in their place
+    todo: list[tuple[_Pending, int, Face]]  # (frame, track id, face) per crop
+    crops: np.ndarray  # (N, S, S, 3) uint8
+    answer: Callable[[], list[tuple[np.ndarray, np.ndarray | None]]]
+
+
 class FaceSwapper:
     """The stateful per-clip stage between decode and encode.
 
@@ -80,13 +90,13 @@ class FaceSwapper:
                              "matte, off)")
         # B's face upscaler: the swapped crop grows from S to S * scale before the composite
         # (masks, colour and paste work at that size; `renderer.upscale`).
-        self._upscaler = model.upscaler if settings.upscale != "off" else None
-        if settings.upscale == "on" and model.upscaler is None:
+        self._upscaling = model.has_upscaler and settings.upscale != "off"
+        if settings.upscale == "on" and not model.has_upscaler:
             raise InputError("upscale=on needs a model with a face upscaler for the swap's target person; "
                              + ("this model has none (train one with `doppel train-upscaler MODEL_DIR --b FACESET_B`)"
                                 if model.card.upscaler is None else "its upscaler is B's and this swap decodes to A "
                                 "(direction b2a)") + " (allowed here: auto, off)")
-        self.out_size = self.size * (self._upscaler.config.scale if self._upscaler is not None else 1)
+        self.out_size = self.size * (model.upscale_factor if self._upscaling else 1)
         learned_in = model.card.working_space
         if settings.colour is not None and learned_in is not None and learned_in != settings.colour.spaces.working_space:
             raise InputError(f"colour_management.working_space is {settings.colour.spaces.working_space!r}, but the model "
@@ -100,6 +110,7 @@ class FaceSwapper:
                                 else settings.composite)
         self._pending: list[_Pending] = []
         self._pending_faces = 0
+        self._in_flight: _Batch | None = None  # sent to the model, not yet composited
         # held frames: frame, rgb, emit, view, hold-out matte
         self._tracking: dict[int, tuple[Any, Picture, bool, Picture | np.ndarray, np.ndarray | None]] = {}
         self._closing: FaceTracker | None = None  # the last segment's tracker, settling its held frames
@@ -232,11 +243,13 @@ class FaceSwapper:
         self._pending.append(item)
         self._pending_faces += len(item.faces)
         if self._pending_faces >= MODEL_BATCH:
-            yield from self._run_model()
+            yield from self._start_batch()
         elif self._pending_faces == 0:
             yield from self._drain()
 
     def _drain(self) -> Iterator[Ready]:
+        """Pass the pending frames (none has a face to swap) on, after the batch in flight."""
+        yield from self._finish_in_flight()
         pending, self._pending, self._pending_faces = self._pending, [], 0
         for p in pending:
             if p.emit:
@@ -258,6 +271,17 @@ class FaceSwapper:
         return x0, y0, x1, y1
 
     def _run_model(self) -> Iterator[Ready]:
+        """Every pending frame finished now (the batch in flight, then the pending ones): before
+        the blend state resets (segment start, end of a range) and at the end."""
+        yield from self._start_batch()
+        yield from self._finish_in_flight()
+
+    def _start_batch(self) -> Iterator[Ready]:
+        """Send the pending faces to the model; finish the batch that was in flight meanwhile.
+
+        With the model in its own process the new batch runs there while this thread composites
+        the previous one and tracks the next frames (`SwapModel.submit`); in-process it has run
+        by the time `submit` returns. Either way frames come out in order, with the same pixels."""
         todo = [(p, tid, face) for p in self._pending for tid, face in p.faces]
         if not todo:
             yield from self._drain()
@@ -272,21 +296,43 @@ class FaceSwapper:
                                          (self.size, self.size), flags=cv2.INTER_LINEAR,
                                          borderMode=cv2.BORDER_REPLICATE)
                           for p, _, face in todo])  # (N, S, S, 3) uint8
+        previous = self._collect()  # its answer is read before the next request goes out
+        batch = _Batch(self._pending, todo, crops,
+                       self.model.submit(crops, rebuild=self.settings.occlusion.needs_source_pass))
+        self._pending, self._pending_faces = [], 0
+        self.stats.seconds["model"] += time.perf_counter() - t0
+        self._in_flight = batch
+        if previous is not None:
+            yield from self._composite(*previous)
+
+    def _collect(self) -> tuple[_Batch, list[tuple[np.ndarray, np.ndarray | None]]] | None:
+        """The batch in flight and the model's answer for it (waits for it), or None."""
+        batch, self._in_flight = self._in_flight, None
+        if batch is None:
+            return None
+        t0 = time.perf_counter()
+        answer = batch.answer()
+        self.stats.seconds["model"] += time.perf_counter() - t0
+        return batch, answer
+
+    def _finish_in_flight(self) -> Iterator[Ready]:
+        done = self._collect()
+        if done is not None:
+            yield from self._composite(*done)
+
+    def _composite(self, batch: _Batch, answer: list[tuple[np.ndarray, np.ndarray | None]]) -> Iterator[Ready]:
+        """Blend, mask, colour-match and paste a batch's faces; yield its frames, in order."""
+        todo, crops = batch.todo, batch.crops
+        (swapped, learned), (rebuilt, rebuilt_mask) = answer[0], answer[1] if len(answer) > 1 else (None, None)
         occlusion = self.settings.occlusion
-        rebuilt = rebuilt_mask = None
-        if occlusion.needs_source_pass:
-            swapped, learned, rebuilt, rebuilt_mask = self.model.swap_and_rebuild(crops)
-        else:
-            swapped, learned = self.model(crops)
+        t0 = time.perf_counter()
         work: dict[int, list[_Work]] = {}
         patches: dict[int, list[Patch]] = {}
         blended = [self._blend.update(tid, p.index, swapped[k]) for k, (p, tid, _) in enumerate(todo)]
         used = [k for k, (p, _, _) in enumerate(todo) if p.emit or self._smooth_colour]  # not pre-roll only
         big: dict[int, np.ndarray] = {}
-        if self._upscaler is not None and used:  # (n, T, T, 3) float32, T = S * scale
-            from renderer.upscale import upscale_crops  # torch: imported where an upscaler runs
-
-            big = dict(zip(used, upscale_crops(self._upscaler, np.stack([blended[k] for k in used]), MODEL_BATCH)))
+        if self._upscaling and used:  # (n, T, T, 3) float32, T = S * scale
+            big = dict(zip(used, self.model.upscale(np.stack([blended[k] for k in used]))))
         t1 = time.perf_counter()
         self.stats.seconds["model"] += t1 - t0  # the upscaler counts as the model stage
         t = self.out_size
@@ -325,7 +371,7 @@ class FaceSwapper:
                 continue  # pre-roll: only the temporal state matters
             # Grain seeded by absolute frame index and track: chunked renders draw the same grain.
             work.setdefault(p.index, []).append((crop, frame_from_crop, mask, original, (p.index, tid)))
-        pending, self._pending, self._pending_faces = self._pending, [], 0
+        pending = batch.frames
         for p in pending:
             if p.emit and p.faces:
                 self.stats.faces += len(p.faces)

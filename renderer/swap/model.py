@@ -5,34 +5,17 @@ from __future__ import annotations
 import copy
 import threading
 from concurrent.futures import Future
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from renderer.errors import ModelError
+from renderer.model_process import ModelProcess, decode_batches, load_network, set_threads
 from renderer.modelcard import ModelCard, load_model_card
-from renderer.pipeline import since_process_start
-from renderer.swap.settings import MODEL_BATCH
-
-
-def _load_network(model_dir: Path, device: str | None, card: ModelCard, upscaler: bool) -> tuple[Any, Any, Any]:
-    """(the eval-mode SwapAutoencoder, its torch.device, B's upscaler or None): imports torch, reads
-    the weights. ModelError when the folder now holds another save than the one `card` was read from."""
-    from renderer.checkpoint import model_files
-    from renderer.model import load_model, pick_device
-
-    dev = pick_device(device)
-    network, loaded = load_model(model_dir, dev)
-    if (loaded.weights_sha256, loaded.config) != (card.weights_sha256, card.config):
-        raise ModelError(f"model {model_dir} was replaced while it loaded (a new save?); run again")
-    up = None
-    if upscaler:
-        from renderer.upscale import load_upscaler
-
-        assert card.upscaler is not None
-        up = load_upscaler(model_files(model_dir), card.upscaler, card.weights_sha256, dev)
-    return network, dev, up
+from renderer.pipeline import _process_origin, since_process_start
+from renderer.swap.settings import MODEL_BATCH, SwapSettings
 
 
 def _loading(model_dir: Path, device: str | None, card: ModelCard,
@@ -45,7 +28,7 @@ def _loading(model_dir: Path, device: str | None, card: ModelCard,
 
     def work() -> None:
         try:
-            future.set_result((*_load_network(model_dir, device, card, upscaler), since_process_start()))
+            future.set_result((*load_network(model_dir, device, card, upscaler), since_process_start()))
         except BaseException as err:  # handed to whoever waits (`SwapModel.network`)
             future.set_exception(err)
 
@@ -59,21 +42,24 @@ class SwapModel:
     """A swap model: its card, and the network it renders through.
 
     The card is read here (a missing model, a card without rights: ModelError at once). The
-    network (torch, the weights) loads on a background thread started here, so that a command's
-    probing and checks, and a render's decode, go on while it loads; `network()` waits for it and raises what
-    loading raised (ModelError for missing or corrupt weights, InputError for an unavailable
-    `device`), so a broken model still fails the render with its own one-line error.
-    `background=False` loads it here instead.
+    network (torch, the weights) loads in the background, so that a command's probing and
+    checks, and a render's decode, go on while it loads: on a thread started here, or, with
+    `process=True`, in a child process of its own (`renderer.model_process`: torch's import and
+    the batches then run beside the render's Python threads instead of sharing the GIL with them;
+    the commands use it). `network()` / `ready()` wait for it and raise what loading raised
+    (ModelError for missing or corrupt weights, InputError for an unavailable `device`), so a
+    broken model still fails the render with its own one-line error. `background=False` loads it
+    here instead (in-process). `close()` ends the child process (a no-op in-process).
 
     `__call__` takes (N, S, S, 3) uint8 aligned crops and returns ((N, S, S, 3) float32
     RGB in [0, 1], (N, S, S) float32 learned masks or None). Batches are always run at
     `MODEL_BATCH` rows (zero-padded), so a face's output never depends on how many other
-    faces shared its batch. `threads`: torch's thread count on the calling thread while a
-    batch runs (None: torch's own), see `with_threads`.
+    faces shared its batch. `threads`: torch's thread count while a batch runs (None: torch's
+    own), see `with_threads`. Both ways give bit-identical outputs (tests/test_model_process.py).
     """
 
     def __init__(self, model_dir: Path, direction: str, device: str | None = None, *,
-                 background: bool = True) -> None:
+                 background: bool = True, process: bool = False) -> None:
         self.card = load_model_card(model_dir)
         self.config = self.card.config
         self.size = int(self.config.input_size)
@@ -84,10 +70,16 @@ class SwapModel:
         self._threads_before: int | None = None  # the calling thread's torch threads before the first batch
         # B's face upscaler (`renderer.upscale`), when the card has one and the swap decodes to B:
         # it learned B's detail, so a b2a swap has none. Loaded with the network.
-        self._wants_upscaler = self.card.upscaler is not None and self.decoder == "b"
-        self._network = _loading(Path(model_dir), device, self.card, self._wants_upscaler)
-        if not background:
-            self.network()
+        self.has_upscaler = self.card.upscaler is not None and self.decoder == "b"
+        self.upscale_factor = self.card.upscaler.config.scale if self.has_upscaler else 1  # type: ignore[union-attr]
+        self._process: ModelProcess | None = None
+        self._network: Future[tuple[Any, Any, Any, float | None]] | None = None
+        if process and background:
+            self._process = ModelProcess.start(Path(model_dir), device, self.card, self.has_upscaler, MODEL_BATCH)
+        else:
+            self._network = _loading(Path(model_dir), device, self.card, self.has_upscaler)
+            if not background:
+                self.network()
         # The expected-error prior of the source decoder (`renderer.error_prior`), when the card has one
         # for it: `occlusion: reconstruction` divides the rebuild error by it. A 16 KB file, no torch.
         self.error_prior: np.ndarray | None = None
@@ -98,33 +90,60 @@ class SwapModel:
 
             self.error_prior = load_error_prior(model_files(model_dir), ep, self.card.weights_sha256)
 
+    @property
+    def in_process(self) -> bool:
+        """Whether the network runs in this process (False: in `renderer.model_process`'s child)."""
+        return self._process is None
+
     def settle(self) -> None:
-        """Wait until the load has finished, succeeded or not, without raising its error."""
-        self._network.exception()
+        """Wait until an in-process load has finished, succeeded or not, without raising its error."""
+        if self._network is not None:
+            self._network.exception()
+
+    def close(self) -> None:
+        """The end of this model's use: settle an in-process load, end a child process."""
+        self.settle()
+        if self._process is not None:
+            self._process.close()
+
+    def ready(self) -> None:
+        """Wait for the load, wherever it runs; raise its error."""
+        if self._process is not None:
+            self._process.ready()
+        else:
+            self.network()
 
     def network(self) -> tuple[Any, Any]:
-        """(SwapAutoencoder, torch.device) once loaded; waits for the load and raises its error."""
+        """(SwapAutoencoder, torch.device) once loaded in-process; waits for the load and raises its error."""
+        if self._network is None:
+            raise ModelError("this SwapModel runs its network in a child process (process=True); it has no "
+                             "network here")
         network, device, _, _ = self._network.result()
         return network, device
 
     @property
-    def upscaler(self) -> Any:
-        """B's loaded face upscaler, or None (no wait when the card has none for this direction)."""
-        return self._network.result()[2] if self._wants_upscaler else None
-
-    @property
     def loaded_at(self) -> float | None:
         """Seconds since process start when the network had loaded (None: not yet, or unknown)."""
+        if self._process is not None:
+            origin, ready = _process_origin(), self._process.ready() if self._process.answered else None
+            return None if origin is None or ready is None else ready["loaded_at"] - origin
+        assert self._network is not None
         return self._network.result()[3] if self._network.done() and not self._network.exception() else None
 
     @property
     def device(self) -> Any:
-        """The torch.device the network runs on (waits for the load)."""
+        """Where the network runs (waits for the load): a torch.device, or its name from a child process."""
+        if self._process is not None:
+            return self._process.ready()["device"]
         return self.network()[1]
+
+    def peak_rss_mib(self) -> float | None:
+        """Peak resident memory (MiB) of the model's own process so far; None in-process (it is this one's)."""
+        return self._process.peak_rss_mib() if self._process is not None else None
 
     def with_threads(self, threads: int | None) -> SwapModel:
         """The same loaded (or loading) model, for one render: its batches run with `threads` torch
-        threads on the calling thread, until `restore_threads`."""
+        threads (on the calling thread in-process), until `restore_threads`."""
         view = copy.copy(self)
         view.threads, view._threads_before = threads, None
         return view
@@ -133,50 +152,86 @@ class SwapModel:
         """Give the calling thread back the torch thread count it had before this view's first
         batch changed it (the end of a render; call it on the thread that ran the batches)."""
         if self._threads_before is not None:
-            import torch
-
-            torch.set_num_threads(self._threads_before)
+            set_threads(self._threads_before)
             self._threads_before = None
 
     def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(N, S, S, 3) uint8 crops -> the swap, (N, S, S, 3) float32 in [0, 1], and the learned
         mask (N, S, S) float32, or None when the model learns none."""
-        return self._decode(crops, (self.decoder,))[0]
+        return self.submit(crops, rebuild=False)()[0]
 
     def swap_and_rebuild(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None]:
         """(swapped, learned mask, rebuilt, rebuilt's learned mask): the swap as `__call__`, plus
         the same crops through the source person's own decoder (A->A for a2b), for finding
         occluders (`renderer.composite.occlusion`). One encoder pass feeds both decoders:
         the cost over `__call__` is one decoder pass. Shapes as for `__call__`."""
-        (swapped, learned), (rebuilt, rebuilt_mask) = self._decode(crops, (self.decoder, self.source_decoder))
+        (swapped, learned), (rebuilt, rebuilt_mask) = self.submit(crops, rebuild=True)()
         return swapped, learned, rebuilt, rebuilt_mask
 
-    def _decode(self, crops: np.ndarray, names: tuple[str, ...]) -> list[tuple[np.ndarray, np.ndarray | None]]:
-        """The crops through the encoder once and through each named decoder, in fixed-shape batches
-        of MODEL_BATCH (zero-padded), so a face's output does not depend on the faces beside it."""
-        import torch
+    def submit(self, crops: np.ndarray, rebuild: bool) -> Callable[[], list[tuple[np.ndarray, np.ndarray | None]]]:
+        """Start the swap of `crops` (and, with `rebuild`, their rebuild through the source
+        person's decoder); the returned function gives [(swapped, learned mask)] or [(swapped,
+        learned), (rebuilt, rebuilt's learned mask)] as `__call__` / `swap_and_rebuild` do. With a
+        model process the batch runs there meanwhile (the caller tracks and composites other
+        frames); in-process it has run by the time this returns."""
+        decoders = self.decoder + (self.source_decoder if rebuild else "")
+        if self._process is not None:
+            process, ticket = self._process, self._process.decode(crops, decoders, self.threads)
+            return lambda: self._pairs(process.result(ticket), len(decoders))
+        network, device = self.network()
+        self._set_threads()
+        done = self._pairs(decode_batches(network, device, crops, decoders, MODEL_BATCH, self.learns_mask),
+                           len(decoders))
+        return lambda: done
 
-        model, device = self.network()
-        n = len(crops)
-        outs = [(np.empty((n, self.size, self.size, 3), np.float32),
-                 np.empty((n, self.size, self.size), np.float32) if self.learns_mask else None) for _ in names]
-        decoders = {"a": model.decoder_a, "b": model.decoder_b}
+    def upscale(self, crops: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) float32 [0, 1] swapped crops through B's face upscaler (`has_upscaler`):
+        (N, S * upscale_factor, S * upscale_factor, 3) float32 [0, 1], in MODEL_BATCH batches."""
+        if not self.has_upscaler:
+            raise ModelError("this model has no face upscaler for the swap's target person")
+        if self._process is not None:
+            return self._process.upscale(crops, self.threads)
+        from renderer.upscale import upscale_crops  # torch: imported where an upscaler runs
+
+        assert self._network is not None
+        self._set_threads()
+        return upscale_crops(self._network.result()[2], crops, MODEL_BATCH)
+
+    def _set_threads(self) -> None:
         # torch's thread count is per calling thread once it has run anything: set it here, on the
         # thread that runs the batches, once (setting it rebuilds thread pools), until restore_threads.
-        if self.threads is not None and torch.get_num_threads() != self.threads:
-            if self._threads_before is None:
-                self._threads_before = torch.get_num_threads()
-            torch.set_num_threads(self.threads)
-        with torch.inference_mode():
-            for lo in range(0, n, MODEL_BATCH):
-                part = crops[lo:lo + MODEL_BATCH]
-                batch = np.zeros((MODEL_BATCH, self.size, self.size, 3), np.uint8)
-                batch[: len(part)] = part
-                x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float().div_(255.0)  # (B, 3, S, S)
-                z = model.encoder(x)  # (B, C, 8, 8)
-                for (rgb, mask), name in zip(outs, names):
-                    y = decoders[name](z).float().cpu()  # (B, 3|4, S, S) in [0, 1]
-                    rgb[lo:lo + len(part)] = y[: len(part), :3].permute(0, 2, 3, 1).numpy()
-                    if mask is not None:
-                        mask[lo:lo + len(part)] = y[: len(part), 3].numpy()
-        return outs
+        before = set_threads(self.threads)
+        if before is not None and self._threads_before is None:
+            self._threads_before = before
+
+    def _pairs(self, flat: list[np.ndarray], decoders: int) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """`decode_batches`' flat list as (RGB, learned mask or None) per decoder."""
+        step = 2 if self.learns_mask else 1
+        return [(flat[k * step], flat[k * step + 1] if self.learns_mask else None) for k in range(decoders)]
+
+
+class SwapModels:
+    """The swap models of one render, each in a process of its own (`SwapModel(process=True)`),
+    started once per (model folder, direction, device): the clips of an edit that share a model
+    share its process, and torch is imported once, beside the first clip's hashing and probing.
+    `close()` (or the end of a `with` block) ends them all."""
+
+    def __init__(self) -> None:
+        self._models: dict[tuple[Path, str, str | None], SwapModel] = {}
+
+    def get(self, model_dir: Path, settings: SwapSettings) -> SwapModel:
+        key = (Path(model_dir).resolve(), settings.direction, settings.device)
+        if key not in self._models:
+            self._models[key] = SwapModel(Path(model_dir), settings.direction, settings.device, process=True)
+        return self._models[key]
+
+    def close(self) -> None:
+        for model in self._models.values():
+            model.close()
+        self._models.clear()
+
+    def __enter__(self) -> SwapModels:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -14,7 +14,7 @@ import cv2
 
 from renderer import media
 from renderer.errors import InputError, ModelError, RenderError
-from renderer.pipeline import put_until_stopped
+from renderer.pipeline import peak_rss_mib, put_until_stopped
 from renderer.swap.faces import FaceSwapper, Ready
 from renderer.swap.model import SwapModel
 from renderer.swap.settings import QUEUE_FRAMES, SEGMENT_FRAMES, SwapSettings, SwapStats
@@ -236,11 +236,13 @@ def render_range(
                 raise RenderError(f"rendering {out.name} stopped at frame {i}")
 
     try:
-        # The model (loading since the command started) is awaited before the first frame is tracked:
-        # tracking beside torch's import only delays the model, both holding the GIL (measured: the
-        # first encoded frame came ~3 s later), and the encoder, the critical path, waits for it.
-        # The decode thread and the writer are already running.
-        swap_model.network()
+        # In-process, the model (loading since the command started) is awaited before the first frame
+        # is tracked: tracking beside torch's import only delays the model, both holding the GIL
+        # (measured: the first encoded frame came ~3 s later), and the encoder, the critical path,
+        # waits for it. A model in its own process loads beside the tracking instead (the first
+        # batch waits for it). The decode thread and the writer are already running.
+        if swap_model.in_process:
+            swap_model.ready()
         while True:
             item = take(decoded)
             if item is _END:
@@ -252,6 +254,9 @@ def render_range(
             stats.mark("first_tracked")  # the first frame has been through the tracker
         if not errors:
             emit(swapper.flush())
+            # A model in its own process that no batch needed (no faces) still fails the render
+            # on a load error, as in-process, before the writer puts anything under `out`.
+            swap_model.ready()
     except BaseException as err:
         errors.append(err)
         stop.set()
@@ -267,6 +272,9 @@ def render_range(
     stats.seconds["total"] = time.perf_counter() - t_start
     if swap_model.loaded_at is not None:
         stats.timeline["model_ready"] = swap_model.loaded_at
+    for proc, mib in (("render", peak_rss_mib()), ("model_process", swap_model.peak_rss_mib())):
+        if mib is not None:
+            stats.peak_rss_mib[proc] = mib
     if errors:
         err = errors[0]
         if isinstance(err, (InputError, ModelError, RenderError, media.MediaError, KeyboardInterrupt)):

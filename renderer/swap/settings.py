@@ -142,6 +142,8 @@ class SwapStats:
     lost: list[int] = field(default_factory=list)
     # When the run first reached each point, seconds since the process started (`mark`).
     timeline: dict[str, float] = field(default_factory=dict)
+    # Peak resident memory (MiB) by process: "render" (this one), "model_process" (the network's own, when it has one).
+    peak_rss_mib: dict[str, float] = field(default_factory=dict)
 
     def mark(self, point: str) -> None:
         """Note the first time the run reaches `point` (e.g. "first_decoded"); none where the
@@ -165,6 +167,7 @@ class SwapStats:
                            else {})},
             "timeline": {k: round(v, 3) for k, v in sorted(self.timeline.items(), key=lambda kv: kv[1])},
             "fps": round(self.frames / total, 2),
+            "peak_rss_mib": {k: round(v, 1) for k, v in self.peak_rss_mib.items()},
         }
 
 

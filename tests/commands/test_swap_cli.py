@@ -322,6 +322,9 @@ def test_video_without_faces_passes_through(model_dir: Path, tmp_path: Path,
     points = summary["timeline"]
     assert points["render_start"] <= points["first_decoded"] <= points["first_passed"] <= points["first_encoded"]
     assert "model_ready" in points and summary["seconds"]["startup"] == points["first_decoded"]
+    # The network ran in a process of its own (torch imported there): both peaks are reported.
+    peaks = summary["peak_rss_mib"]
+    assert set(peaks) == {"render", "model_process"} and peaks["model_process"] > 100 and peaks["render"] > 50, peaks
     assert [np.array_equal(a, b) for a, b in zip(decode_all(clip), decode_all(out))] == [True] * 12
 
 
@@ -360,7 +363,7 @@ def test_bad_input(h264_clip: Path, model_dir: Path, tmp_path: Path, capsys: pyt
 @pytest.mark.parametrize("faces", [True, False], ids=["faces", "no-faces"])
 def test_model_whose_weights_fail_to_load_fails_the_swap(h264_clip: Path, model_dir: Path, tmp_path: Path,
                                                          faces: bool, capsys: pytest.CaptureFixture[str]) -> None:
-    """The network loads on a background thread while decoding starts (the card is read at once):
+    """The network loads in its own process while decoding starts (the card is read at once):
     corrupt weights still end the swap with the loader's one-line error, exit 2, nothing written,
     also when no frame ever reaches the model (no faces)."""
     broken = tmp_path / "broken"

@@ -1,0 +1,298 @@
+"""The swap network in a process of its own: torch's import and every batch run beside the render.
+
+In one process the render's Python threads (tracking, compositing) and torch take turns with the
+GIL: torch's import alone is ~2 s of it, during which the tracker, and so the encoder, barely move
+(bench/results/swap.md, section 1f). `ModelProcess` starts `python -m renderer.model_process`,
+which imports torch and loads the network on the other core while the parent probes, loads dlib
+and tracks; batches then go over its stdin/stdout.
+
+Also the network's two jobs, shared by the in-process `SwapModel` and this child:
+`load_network` (weights, checked against the card the caller read) and `decode_batches`.
+
+Protocol (never pickle): a message is a 4-byte little-endian header length, a UTF-8 JSON header,
+then the raw C-order bytes of the arrays the header lists (`"arrays": [[dtype, [shape]], ...]`).
+Parent -> child: first {"op": "load", "model", "device", "upscaler", "weights_sha256", "batch"};
+then {"op": "decode", "decoders": "ba", "threads"} + (N, S, S, 3) uint8 crops, or
+{"op": "upscale", "threads"} + (N, S, S, 3) float32. Child -> parent: {"ok": true, ...} + arrays,
+or {"error": "ModelError" | "InputError", "message"}. At end of input (the parent closed the
+pipe, or died) the child exits.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from renderer.errors import InputError, ModelError
+
+_ERRORS: dict[str, type[Exception]] = {"ModelError": ModelError, "InputError": InputError}
+
+
+# ---------------------------------------------------------------- the network's jobs (torch)
+
+def load_network(model_dir: Path, device: str | None, card: Any, upscaler: bool) -> tuple[Any, Any, Any]:
+    """(the eval-mode SwapAutoencoder, its torch.device, B's upscaler or None): imports torch, reads
+    the weights. ModelError when the folder now holds another save than the one `card` was read from."""
+    from renderer.checkpoint import model_files
+    from renderer.model import load_model, pick_device
+
+    dev = pick_device(device)
+    network, loaded = load_model(model_dir, dev)
+    if (loaded.weights_sha256, loaded.config) != (card.weights_sha256, card.config):
+        raise ModelError(f"model {model_dir} was replaced while it loaded (a new save?); run again")
+    up = None
+    if upscaler:
+        from renderer.upscale import load_upscaler
+
+        assert card.upscaler is not None
+        up = load_upscaler(model_files(model_dir), card.upscaler, card.weights_sha256, dev)
+    return network, dev, up
+
+
+def set_threads(threads: int | None) -> int | None:
+    """Set torch's thread count for the calling thread; the count before, when it changed (else None)."""
+    import torch
+
+    if threads is None or torch.get_num_threads() == threads:
+        return None
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    return before
+
+
+def decode_batches(network: Any, device: Any, crops: np.ndarray, decoders: str, batch: int,
+                   learns_mask: bool) -> list[np.ndarray]:
+    """(N, S, S, 3) uint8 crops through the encoder once and each decoder named in `decoders`
+    ("a", "b", "ba", ...), in fixed-shape batches of `batch` rows (zero-padded, so a face's output
+    does not depend on the faces beside it). Per decoder: (N, S, S, 3) float32 RGB in [0, 1], then
+    (N, S, S) float32 learned mask when `learns_mask`."""
+    import torch
+
+    n, size = len(crops), crops.shape[1]
+    outs = [(np.empty((n, size, size, 3), np.float32),
+             np.empty((n, size, size), np.float32) if learns_mask else None) for _ in decoders]
+    nets = {"a": network.decoder_a, "b": network.decoder_b}
+    with torch.inference_mode():
+        for lo in range(0, n, batch):
+            part = crops[lo:lo + batch]
+            padded = np.zeros((batch, size, size, 3), np.uint8)
+            padded[: len(part)] = part
+            x = torch.from_numpy(padded).to(device).permute(0, 3, 1, 2).float().div_(255.0)  # (B, 3, S, S)
+            z = network.encoder(x)  # (B, C, 8, 8)
+            for (rgb, mask), name in zip(outs, decoders):
+                y = nets[name](z).float().cpu()  # (B, 3|4, S, S) in [0, 1]
+                rgb[lo:lo + len(part)] = y[: len(part), :3].permute(0, 2, 3, 1).numpy()
+                if mask is not None:
+                    mask[lo:lo + len(part)] = y[: len(part), 3].numpy()
+    return [a for pair in outs for a in pair if a is not None]
+
+
+# ---------------------------------------------------------------- messages
+
+def write_message(stream: IO[bytes], header: dict[str, Any], arrays: tuple[np.ndarray, ...] = ()) -> None:
+    header = {**header, "arrays": [[a.dtype.str, list(a.shape)] for a in arrays]}
+    head = json.dumps(header).encode()
+    stream.write(struct.pack("<I", len(head)) + head)
+    for a in arrays:
+        stream.write(np.ascontiguousarray(a).data)
+    stream.flush()
+
+
+def _read_exactly(stream: IO[bytes], n: int) -> bytes | None:
+    data = stream.read(n)
+    if len(data) == n:
+        return data
+    if not data:
+        return None
+    raise ModelError(f"model process: a message was cut short ({len(data)} of {n} bytes)")
+
+
+def read_message(stream: IO[bytes]) -> tuple[dict[str, Any], list[np.ndarray]] | None:
+    """(header, arrays), or None at end of input (before a message starts)."""
+    size = _read_exactly(stream, 4)
+    if size is None:
+        return None
+    head = _read_exactly(stream, struct.unpack("<I", size)[0])
+    if head is None:
+        raise ModelError("model process: a message header was cut short")
+    header = json.loads(head)
+    arrays = []
+    for dtype, shape in header.pop("arrays"):
+        dt = np.dtype(dtype)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        data = _read_exactly(stream, nbytes) if nbytes else b""
+        if data is None:
+            raise ModelError("model process: a message's arrays were cut short")
+        arrays.append(np.frombuffer(data, dt).reshape(shape))
+    return header, arrays
+
+
+# ---------------------------------------------------------------- the parent's side
+
+class ModelProcess:
+    """A child process holding one swap network (see the module doc); `start` returns at once.
+
+    `ready()` waits for the load and raises its ModelError / InputError. `decode` (a ticket for
+    `result`: the child computes while the caller goes on) and `upscale` are `decode_batches` and
+    `renderer.upscale.upscale_crops` run there. `close()` ends it.
+    """
+
+    def __init__(self, proc: subprocess.Popen[bytes], model_dir: Path) -> None:
+        self._proc, self._model_dir = proc, model_dir
+        self._ready: dict[str, Any] | None = None
+        self._failed: Exception | None = None  # the load's error, raised again on every later call
+        self._sent: collections.deque[int] = collections.deque()  # tickets sent, answers not yet read
+        self._answers: dict[int, list[np.ndarray]] = {}  # answers read, not yet taken
+        self._tickets = 0
+
+    @classmethod
+    def start(cls, model_dir: Path, device: str | None, card: Any, upscaler: bool, batch: int) -> ModelProcess:
+        root = str(Path(__file__).resolve().parents[1])  # the folder holding `renderer`
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+        proc = subprocess.Popen([sys.executable, "-m", "renderer.model_process"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, env=env, close_fds=True)
+        assert proc.stdin is not None
+        write_message(proc.stdin, {"op": "load", "model": str(model_dir), "device": device, "upscaler": upscaler,
+                                   "weights_sha256": card.weights_sha256, "batch": batch})
+        return cls(proc, model_dir)
+
+    def _reply(self) -> tuple[dict[str, Any], list[np.ndarray]]:
+        assert self._proc.stdout is not None
+        try:
+            msg = read_message(self._proc.stdout)
+        except ModelError:
+            msg = None
+        if msg is None:
+            code = self._proc.wait()
+            raise ModelError(f"the model process for {self._model_dir} ended (exit status {code}) before it "
+                             f"answered; its error, if any, is above")
+        header, arrays = msg
+        if "error" in header:
+            raise _ERRORS.get(header["error"], ModelError)(header["message"])
+        return header, arrays
+
+    @property
+    def answered(self) -> bool:
+        """Whether the load's answer has been read (`ready` would not wait)."""
+        return self._ready is not None
+
+    def ready(self) -> dict[str, Any]:
+        """The load's answer ({"device": str, "loaded_at": monotonic seconds}); waits for it."""
+        if self._failed is not None:
+            raise self._failed
+        if self._ready is None:
+            try:
+                self._ready = self._reply()[0]
+            except (ModelError, InputError) as err:
+                self._failed = err
+                raise
+        return self._ready
+
+    def submit(self, header: dict[str, Any], array: np.ndarray) -> int:
+        """Send one request; returns its ticket for `result`, at once: the child works on it while
+        the caller goes on. Every earlier answer is read (and kept) first, so the two sides are
+        never both writing a message bigger than a pipe holds (no deadlock)."""
+        self.ready()
+        while self._sent:
+            ticket = self._sent.popleft()
+            self._answers[ticket] = self._reply()[1]
+        assert self._proc.stdin is not None
+        try:
+            write_message(self._proc.stdin, header, (array,))
+        except BrokenPipeError:
+            pass  # it died: `result` says so
+        self._sent.append(self._tickets)
+        self._tickets += 1
+        return self._tickets - 1
+
+    def result(self, ticket: int) -> list[np.ndarray]:
+        """The arrays answering request `ticket` (waits for them)."""
+        while ticket not in self._answers:
+            if not self._sent:
+                raise ModelError(f"model process: no request {ticket} is waiting for its answer")
+            oldest = self._sent.popleft()
+            self._answers[oldest] = self._reply()[1]
+        return self._answers.pop(ticket)
+
+    def decode(self, crops: np.ndarray, decoders: str, threads: int | None) -> int:
+        """Ticket of `decode_batches(crops, decoders)` run there."""
+        return self.submit({"op": "decode", "decoders": decoders, "threads": threads}, crops)
+
+    def upscale(self, crops: np.ndarray, threads: int | None) -> np.ndarray:
+        return self.result(self.submit({"op": "upscale", "threads": threads}, crops))[0]
+
+    def peak_rss_mib(self) -> float | None:
+        """The child's peak resident memory so far (MiB), None once it has ended or where unknown."""
+        from renderer.pipeline import peak_rss_mib
+
+        return peak_rss_mib(self._proc.pid) if self._proc.poll() is None else None
+
+    def close(self) -> None:
+        """End the child (end of input; killed if it does not exit within 10 s) and reap it."""
+        if self._proc.poll() is None:
+            try:
+                assert self._proc.stdin is not None
+                self._proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        for stream in (self._proc.stdin, self._proc.stdout):
+            if stream is not None and not stream.closed:
+                stream.close()
+
+
+# ---------------------------------------------------------------- the child's side
+
+def serve(inp: IO[bytes], out: IO[bytes]) -> int:
+    """The child's loop: the load message, then one answer per request until end of input."""
+    first = read_message(inp)
+    if first is None:
+        return 0
+    load = first[0]
+    try:
+        from renderer.modelcard import load_model_card
+
+        model_dir = Path(load["model"])
+        card = load_model_card(model_dir)
+        if card.weights_sha256 != load["weights_sha256"]:
+            raise ModelError(f"model {model_dir} was replaced while it loaded (a new save?); run again")
+        network, device, upscaler = load_network(model_dir, load["device"], card, bool(load["upscaler"]))
+    except (ModelError, InputError) as err:
+        write_message(out, {"error": type(err).__name__, "message": str(err)})
+        return 1
+    write_message(out, {"ok": True, "device": str(device), "loaded_at": time.monotonic()})
+    learns_mask, batch = bool(card.config.learn_mask), int(load["batch"])
+    while (msg := read_message(inp)) is not None:
+        header, (array,) = msg
+        set_threads(header.get("threads"))
+        if header["op"] == "decode":
+            outs = decode_batches(network, device, array, header["decoders"], batch, learns_mask)
+        else:
+            from renderer.upscale import upscale_crops
+
+            outs = [upscale_crops(upscaler, array, batch)]
+        write_message(out, {"ok": True}, tuple(outs))
+    return 0
+
+
+def main() -> int:
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything printed goes to stderr; stdout carries only messages
+    return serve(sys.stdin.buffer, out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
