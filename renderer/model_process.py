@@ -13,7 +13,7 @@ Protocol (never pickle): a message is a 4-byte little-endian header length, a UT
 then the raw C-order bytes of the arrays the header lists (`"arrays": [[dtype, [shape]], ...]`).
 Parent -> child: first {"op": "load", "model", "device", "upscaler", "weights_sha256", "batch"};
 then {"op": "decode", "decoders": "ba", "threads"} + (N, S, S, 3) uint8 crops, or
-{"op": "upscale", "threads"} + (N, S, S, 3) float32. Child -> parent: {"ok": true, ...} + arrays,
+{"op": "upscale", "threads"} + (N, S, S, 3) float32. Child -> parent: {"ok": true, "busy": seconds computing it, ...} + arrays,
 or {"error": "ModelError" | "InputError", "message"}. At end of input (the parent closed the
 pipe, or died) the child exits.
 """
@@ -154,6 +154,7 @@ class ModelProcess:
         self._sent: collections.deque[int] = collections.deque()  # tickets sent, answers not yet read
         self._answers: dict[int, list[np.ndarray]] = {}  # answers read, not yet taken
         self._tickets = 0
+        self.busy_seconds = 0.0  # the child's time computing the answers read so far
 
     @classmethod
     def spawn(cls) -> ModelProcess:
@@ -226,8 +227,7 @@ class ModelProcess:
         never both writing a message bigger than a pipe holds (no deadlock)."""
         self.ready()
         while self._sent:
-            ticket = self._sent.popleft()
-            self._answers[ticket] = self._reply()[1]
+            self._read_answer()
         assert self._proc.stdin is not None
         try:
             write_message(self._proc.stdin, header, (array,))
@@ -242,9 +242,15 @@ class ModelProcess:
         while ticket not in self._answers:
             if not self._sent:
                 raise ModelError(f"model process: no request {ticket} is waiting for its answer")
-            oldest = self._sent.popleft()
-            self._answers[oldest] = self._reply()[1]
+            self._read_answer()
         return self._answers.pop(ticket)
+
+    def _read_answer(self) -> None:
+        """Read the oldest request's answer and keep it; count the seconds the child worked on it."""
+        ticket = self._sent.popleft()
+        header, arrays = self._reply()
+        self.busy_seconds += float(header.get("busy", 0.0))
+        self._answers[ticket] = arrays
 
     def decode(self, crops: np.ndarray, decoders: str, threads: int | None) -> int:
         """Ticket of `decode_batches(crops, decoders)` run there."""
@@ -307,6 +313,7 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> int:
     learns_mask, batch = bool(card.config.learn_mask), int(load["batch"])
     while (msg := read_message(inp)) is not None:
         header, (array,) = msg
+        t0 = time.perf_counter()
         set_threads(header.get("threads"))
         if header["op"] == "decode":
             outs = decode_batches(network, device, array, header["decoders"], batch, learns_mask)
@@ -314,7 +321,7 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> int:
             from renderer.upscale import upscale_crops
 
             outs = [upscale_crops(upscaler, array, batch)]
-        write_message(out, {"ok": True}, tuple(outs))
+        write_message(out, {"ok": True, "busy": time.perf_counter() - t0}, tuple(outs))
     return 0
 
 

@@ -138,6 +138,11 @@ class SwapModel:
             return self._process.ready()["device"]
         return self.network()[1]
 
+    @property
+    def process_busy_seconds(self) -> float | None:
+        """Seconds the model process has spent computing the answers read so far; None in-process."""
+        return self._process.busy_seconds if self._process is not None else None
+
     def peak_rss_mib(self) -> float | None:
         """Peak resident memory (MiB) of the model's own process so far; None in-process (it is this one's)."""
         return self._process.peak_rss_mib() if self._process is not None else None
