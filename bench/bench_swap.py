@@ -186,7 +186,7 @@ def doppel_swap(src: Path, model: Path, out: Path, frames: str | None = None) ->
     return cmd + (["--frames", frames] if frames else [])
 
 
-STAGES = ("decode", "track", "model", "composite", "encode")
+STAGES = ("decode", "track", "model", "composite", "encode", "model_process")
 
 
 def run_case(case: Case, frames: int, model: Path, out_dir: Path, pairs: int) -> dict:
@@ -234,9 +234,11 @@ def table_lines(results: list[dict]) -> list[str]:
         "",
         "Per stage, ms per frame of busy time (mean over the runs) and, in brackets, that busy time as a share "
         "of the render's wall time (`seconds.total`: decode thread, main thread and encode thread overlap, so "
-        "shares add up to more than 100 %; the stage nearest 100 % is the critical path):",
+        "shares add up to more than 100 %; the stage nearest 100 % is the critical path). `model` is the "
+        "main thread's part (cutting crops, waiting for answers, temporal blend); `model process` is the "
+        "network's own time in its process, beside the main thread:",
         "",
-        "| case | " + " | ".join(STAGES) + " | render wall | main thread (track+model+composite) |",
+        "| case | " + " | ".join(k.replace("_", " ") for k in STAGES) + " | render wall | main thread (track+model+composite) |",
         "|---|" + "---:|" * (len(STAGES) + 2),
     ]
     for r in results:

@@ -38,6 +38,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+WARM_MODEL_PROCESS = {"swap"}  # commands whose model process the CLI spawns before it imports them
+
+
 def _chosen(argv: Sequence[str]) -> str | None:
     """The subcommand named in argv (the first word that is not an option), if any."""
     return next((a for a in argv if not a.startswith("-")), None)
@@ -78,8 +81,25 @@ def _terminate(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # `doppel swap` spawns its model process first (`renderer.model_process`): torch's ~2 s import
+    # runs there beside this process's own imports and the command's checks. Ended below, also
+    # when the arguments are refused; the command loads its model in it (`SwapModel(process=...)`).
+    warm = None
+    if _chosen(argv) in WARM_MODEL_PROCESS and not {"-h", "--help"} & set(argv):
+        from renderer.model_process import ModelProcess
+
+        warm = ModelProcess.spawn()
+    try:
+        return _run(argv, warm)
+    finally:
+        if warm is not None:
+            warm.close()
+
+
+def _run(argv: list[str], warm: object) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
+    args.model_process = warm
     previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() \
         else None
     try:

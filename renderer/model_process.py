@@ -13,7 +13,7 @@ Protocol (never pickle): a message is a 4-byte little-endian header length, a UT
 then the raw C-order bytes of the arrays the header lists (`"arrays": [[dtype, [shape]], ...]`).
 Parent -> child: first {"op": "load", "model", "device", "upscaler", "weights_sha256", "batch"};
 then {"op": "decode", "decoders": "ba", "threads"} + (N, S, S, 3) uint8 crops, or
-{"op": "upscale", "threads"} + (N, S, S, 3) float32. Child -> parent: {"ok": true, ...} + arrays,
+{"op": "upscale", "threads"} + (N, S, S, 3) float32. Child -> parent: {"ok": true, "busy": seconds computing it, ...} + arrays,
 or {"error": "ModelError" | "InputError", "message"}. At end of input (the parent closed the
 pipe, or died) the child exits.
 """
@@ -146,24 +146,48 @@ class ModelProcess:
     `renderer.upscale.upscale_crops` run there. `close()` ends it.
     """
 
-    def __init__(self, proc: subprocess.Popen[bytes], model_dir: Path) -> None:
-        self._proc, self._model_dir = proc, model_dir
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self._proc = proc
+        self._model_dir: Path | None = None  # set by `load`
         self._ready: dict[str, Any] | None = None
         self._failed: Exception | None = None  # the load's error, raised again on every later call
         self._sent: collections.deque[int] = collections.deque()  # tickets sent, answers not yet read
         self._answers: dict[int, list[np.ndarray]] = {}  # answers read, not yet taken
         self._tickets = 0
+        self.busy_seconds = 0.0  # the child's time computing the answers read so far
+
+    @classmethod
+    def spawn(cls) -> ModelProcess:
+        """A child that starts importing torch now and loads a model once told which (`load`): the
+        CLI spawns it before it imports the command's own modules."""
+        root = str(Path(__file__).resolve().parents[1])  # the folder holding `renderer`
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+        return cls(subprocess.Popen([sys.executable, "-m", "renderer.model_process"], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, env=env, close_fds=True))
 
     @classmethod
     def start(cls, model_dir: Path, device: str | None, card: Any, upscaler: bool, batch: int) -> ModelProcess:
-        root = str(Path(__file__).resolve().parents[1])  # the folder holding `renderer`
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-        proc = subprocess.Popen([sys.executable, "-m", "renderer.model_process"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, env=env, close_fds=True)
-        assert proc.stdin is not None
-        write_message(proc.stdin, {"op": "load", "model": str(model_dir), "device": device, "upscaler": upscaler,
-                                   "weights_sha256": card.weights_sha256, "batch": batch})
-        return cls(proc, model_dir)
+        """`spawn` and `load` in one."""
+        return cls.spawn().load(model_dir, device, card, upscaler, batch)
+
+    @property
+    def loading(self) -> bool:
+        """Whether `load` was called (a spawned child that never got a model holds nothing)."""
+        return self._model_dir is not None
+
+    def load(self, model_dir: Path, device: str | None, card: Any, upscaler: bool, batch: int) -> ModelProcess:
+        """Tell the child which model to load (once); `ready` waits for it. Returns self."""
+        if self._model_dir is not None:
+            raise ModelError(f"this model process already loads {self._model_dir}")
+        self._model_dir = Path(model_dir)
+        assert self._proc.stdin is not None
+        try:
+            write_message(self._proc.stdin, {"op": "load", "model": str(model_dir), "device": device,
+                                             "upscaler": upscaler, "weights_sha256": card.weights_sha256,
+                                             "batch": batch})
+        except BrokenPipeError:
+            pass  # it died: `ready` says so
+        return self
 
     def _reply(self) -> tuple[dict[str, Any], list[np.ndarray]]:
         assert self._proc.stdout is not None
@@ -173,8 +197,8 @@ class ModelProcess:
             msg = None
         if msg is None:
             code = self._proc.wait()
-            raise ModelError(f"the model process for {self._model_dir} ended (exit status {code}) before it "
-                             f"answered; its error, if any, is above")
+            raise ModelError(f"the model process for {self._model_dir or 'a model'} ended (exit status {code}) "
+                             f"before it answered; its error, if any, is above")
         header, arrays = msg
         if "error" in header:
             raise _ERRORS.get(header["error"], ModelError)(header["message"])
@@ -203,8 +227,7 @@ class ModelProcess:
         never both writing a message bigger than a pipe holds (no deadlock)."""
         self.ready()
         while self._sent:
-            ticket = self._sent.popleft()
-            self._answers[ticket] = self._reply()[1]
+            self._read_answer()
         assert self._proc.stdin is not None
         try:
             write_message(self._proc.stdin, header, (array,))
@@ -219,9 +242,15 @@ class ModelProcess:
         while ticket not in self._answers:
             if not self._sent:
                 raise ModelError(f"model process: no request {ticket} is waiting for its answer")
-            oldest = self._sent.popleft()
-            self._answers[oldest] = self._reply()[1]
+            self._read_answer()
         return self._answers.pop(ticket)
+
+    def _read_answer(self) -> None:
+        """Read the oldest request's answer and keep it; count the seconds the child worked on it."""
+        ticket = self._sent.popleft()
+        header, arrays = self._reply()
+        self.busy_seconds += float(header.get("busy", 0.0))
+        self._answers[ticket] = arrays
 
     def decode(self, crops: np.ndarray, decoders: str, threads: int | None) -> int:
         """Ticket of `decode_batches(crops, decoders)` run there."""
@@ -237,7 +266,11 @@ class ModelProcess:
         return peak_rss_mib(self._proc.pid) if self._proc.poll() is None else None
 
     def close(self) -> None:
-        """End the child (end of input; killed if it does not exit within 10 s) and reap it."""
+        """End the child and reap it: one that never got a model, or whose load was never awaited
+        (an early error), is killed (it writes nothing); a loaded one sees its input end and exits
+        (killed if it has not within 10 s)."""
+        if self._proc.poll() is None and (self._ready is None or self._sent):
+            self._proc.kill()
         if self._proc.poll() is None:
             try:
                 assert self._proc.stdin is not None
@@ -257,7 +290,10 @@ class ModelProcess:
 # ---------------------------------------------------------------- the child's side
 
 def serve(inp: IO[bytes], out: IO[bytes]) -> int:
-    """The child's loop: the load message, then one answer per request until end of input."""
+    """The child's loop: torch imported at once (before the parent says which model: it may not
+    know yet), the load message, then one answer per request until end of input."""
+    import renderer.model  # noqa: F401 (torch: the slow part of start-up, begun at once)
+
     first = read_message(inp)
     if first is None:
         return 0
@@ -277,6 +313,7 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> int:
     learns_mask, batch = bool(card.config.learn_mask), int(load["batch"])
     while (msg := read_message(inp)) is not None:
         header, (array,) = msg
+        t0 = time.perf_counter()
         set_threads(header.get("threads"))
         if header["op"] == "decode":
             outs = decode_batches(network, device, array, header["decoders"], batch, learns_mask)
@@ -284,7 +321,7 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> int:
             from renderer.upscale import upscale_crops
 
             outs = [upscale_crops(upscaler, array, batch)]
-        write_message(out, {"ok": True}, tuple(outs))
+        write_message(out, {"ok": True, "busy": time.perf_counter() - t0}, tuple(outs))
     return 0
 
 

@@ -232,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
     # The card is read now (a bad card fails before any work); the network (torch, weights) loads
     # in a process of its own while the source is probed and checked and the first frames decode
     # and are tracked, and runs the batches there (`renderer.model_process`).
-    model = SwapModel(args.model, settings.direction, settings.device, process=True)
+    model = SwapModel(args.model, settings.direction, settings.device, process=args.model_process or True)
     try:
         info = media.probe(args.video, rate=rate)
         if to_sequence and info.sequence is not None and \

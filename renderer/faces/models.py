@@ -10,8 +10,10 @@ so each is loaded once per process and shared; nothing ever mutates them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -65,10 +67,44 @@ def recognition_model() -> Any:
 
 @functools.cache
 def hog_detector() -> Any:
-    """dlib's frontal face detector (HOG + linear SVM, 5 pose filters)."""
+    """dlib's frontal face detector (HOG + linear SVM, 5 pose filters).
+
+    dlib builds it from a text form compiled into its library, ~0.37 s of start-up spent holding
+    the GIL; its own binary serialization of the same detector loads in ~2 ms. So the first
+    process writes that (`fhog_object_detector.save`, to a temporary name, then renamed) into the
+    user's cache folder, one file per dlib version, and later ones load it: the same filters,
+    bit for bit, the same detections (tests/faces/test_models.py). Where the cache cannot be
+    read or written the detector is built as dlib builds it."""
     import dlib
 
-    return dlib.get_frontal_face_detector()
+    cached = hog_cache_path(str(dlib.__version__))
+    if cached is not None and cached.is_file():
+        try:
+            return dlib.fhog_object_detector(str(cached))
+        except RuntimeError:
+            pass  # unreadable (cut short by a full disk?): built again and rewritten below
+    detector = dlib.get_frontal_face_detector()
+    if cached is not None:
+        tmp = cached.with_name(f".{cached.name}.{os.getpid()}.partial")
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            detector.save(str(tmp))
+            os.replace(tmp, cached)
+        except (OSError, RuntimeError):  # a read-only or full cache folder: nothing kept, nothing lost
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+    return detector
+
+
+def hog_cache_path(dlib_version: str) -> Path | None:
+    """Where the serialized frontal detector of this dlib version is cached: $XDG_CACHE_HOME (else
+    ~/.cache)/doppel/; None when there is no home to cache in."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    try:
+        root = Path(base) if base else Path.home() / ".cache"
+    except RuntimeError:  # no home directory
+        return None
+    return root / "doppel" / f"dlib-{dlib_version}-frontal-face-detector.svm"
 
 
 @functools.cache

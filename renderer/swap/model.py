@@ -44,9 +44,9 @@ class SwapModel:
     The card is read here (a missing model, a card without rights: ModelError at once). The
     network (torch, the weights) loads in the background, so that a command's probing and
     checks, and a render's decode, go on while it loads: on a thread started here, or, with
-    `process=True`, in a child process of its own (`renderer.model_process`: torch's import and
-    the batches then run beside the render's Python threads instead of sharing the GIL with them;
-    the commands use it). `network()` / `ready()` wait for it and raise what loading raised
+    `process=True` (or a `ModelProcess.spawn()`ed earlier), in a child process of its own
+    (`renderer.model_process`: torch's import and the batches then run beside the render's Python
+    threads instead of sharing the GIL with them; the commands use it). `network()` / `ready()` wait for it and raise what loading raised
     (ModelError for missing or corrupt weights, InputError for an unavailable `device`), so a
     broken model still fails the render with its own one-line error. `background=False` loads it
     here instead (in-process). `close()` ends the child process (a no-op in-process).
@@ -59,7 +59,7 @@ class SwapModel:
     """
 
     def __init__(self, model_dir: Path, direction: str, device: str | None = None, *,
-                 background: bool = True, process: bool = False) -> None:
+                 background: bool = True, process: bool | ModelProcess = False) -> None:
         self.card = load_model_card(model_dir)
         self.config = self.card.config
         self.size = int(self.config.input_size)
@@ -74,8 +74,9 @@ class SwapModel:
         self.upscale_factor = self.card.upscaler.config.scale if self.has_upscaler else 1  # type: ignore[union-attr]
         self._process: ModelProcess | None = None
         self._network: Future[tuple[Any, Any, Any, float | None]] | None = None
-        if process and background:
-            self._process = ModelProcess.start(Path(model_dir), device, self.card, self.has_upscaler, MODEL_BATCH)
+        if process is not False and background:  # True, or a spawned ModelProcess to load it in
+            spawned = process if isinstance(process, ModelProcess) else ModelProcess.spawn()
+            self._process = spawned.load(Path(model_dir), device, self.card, self.has_upscaler, MODEL_BATCH)
         else:
             self._network = _loading(Path(model_dir), device, self.card, self.has_upscaler)
             if not background:
@@ -136,6 +137,11 @@ class SwapModel:
         if self._process is not None:
             return self._process.ready()["device"]
         return self.network()[1]
+
+    @property
+    def process_busy_seconds(self) -> float | None:
+        """Seconds the model process has spent computing the answers read so far; None in-process."""
+        return self._process.busy_seconds if self._process is not None else None
 
     def peak_rss_mib(self) -> float | None:
         """Peak resident memory (MiB) of the model's own process so far; None in-process (it is this one's)."""

@@ -217,6 +217,7 @@ def render_range(
             stop.set()
 
     t_start = time.perf_counter()
+    busy_before = swap_model.process_busy_seconds  # a model process shared by an edit's clips counts on
     stats.mark("render_start")
     cv_pool = _limit_cv_pool(FACE_THREADS)
     threads = [threading.Thread(target=decode, name="doppel-decode", daemon=True),
@@ -270,6 +271,8 @@ def render_range(
         cv2.setNumThreads(cv_pool)
         swap_model.restore_threads()
     stats.seconds["total"] = time.perf_counter() - t_start
+    if busy_before is not None:  # the network's own work, in its process (`model` is this thread's wait for it)
+        stats.seconds["model_process"] = swap_model.process_busy_seconds - busy_before  # type: ignore[operator]
     if swap_model.loaded_at is not None:
         stats.timeline["model_ready"] = swap_model.loaded_at
     for proc, mib in (("render", peak_rss_mib()), ("model_process", swap_model.peak_rss_mib())):

