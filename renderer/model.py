@@ -132,7 +132,10 @@ class Decoder(nn.Module):
         self.out = Conv2d(cin, cfg.out_channels, 5, padding=2)
 
     def forward(self, z: Tensor) -> Tensor:
-        return torch.sigmoid(self.out(self.ups(z)))
+        x = self.ups(z)
+        # The output layer may run wider than the rest (bf16 inference keeps it float32: the face's
+        # code values are not rounded to bfloat16's 8 bits); a no-op cast otherwise.
+        return torch.sigmoid(self.out(x.to(self.out.weight.dtype)))
 
 
 class SwapAutoencoder(nn.Module):

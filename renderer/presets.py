@@ -137,6 +137,7 @@ class Preset:
     grain: str
     detail: float
     upscale: str
+    precision: str
     smoothing: SmoothingSettings
     handles: int
     detect_every: int
@@ -354,7 +355,7 @@ def _build(flat: dict[str, Any], *, name: str, source: str, where: str,
         occlusion=flat["occlusion"], occlusion_matte=flat["occlusion_matte"],
         occlusion_prior=flat["occlusion_prior"],
         colour=flat["colour"], blend=flat["blend"], grain=flat["grain"], detail=flat["detail"],
-        upscale=flat["upscale"],
+        upscale=flat["upscale"], precision=flat["precision"],
         smoothing=SmoothingSettings(flat["smoothing.landmarks"], flat["smoothing.temporal"], flat["smoothing.colour"]),
         handles=flat["handles"], detect_every=flat["detect_every"], min_face=flat["min_face"],
         output=OutputSettings(

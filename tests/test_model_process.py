@@ -67,6 +67,52 @@ def test_batches_in_flight_answer_in_any_order() -> None:
         child.close()
 
 
+def _real_crops(n: int) -> np.ndarray:
+    """(n, 64, 64, 3) uint8 aligned crops of person A (the presenter's faceset), as a swap cuts them."""
+    import cv2
+
+    from tests.model_fixtures import facesets
+
+    files = sorted(facesets()[0].rglob("*.png"))[:n]
+    return np.stack([cv2.resize(cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB), (64, 64),
+                                interpolation=cv2.INTER_AREA) for f in files])
+
+
+def test_bf16_is_deterministic_and_within_a_few_code_values_of_fp32() -> None:
+    """precision bf16 (bfloat16 channels-last weights): the same in the child as in-process, bit for
+    bit, and on real crops of person A within 5 code values of fp32 everywhere (3.5 measured), under
+    0.5 on average (0.3)."""
+    fp32 = SwapModel(trained_model(), "a2b", "cpu").with_threads(1)
+    bf16 = SwapModel(trained_model(), "a2b", "cpu", precision="bf16").with_threads(1)
+    child = SwapModel(trained_model(), "a2b", "cpu", process=True, precision="bf16").with_threads(1)
+    try:
+        crops = _real_crops(12)
+        exact, fast, there = fp32.swap_and_rebuild(crops), bf16.swap_and_rebuild(crops), child.swap_and_rebuild(crops)
+        assert fp32.precision == "fp32" and bf16.precision == "bf16" and child.precision == "bf16"
+        for k in (0, 2):  # swapped (decoder B), rebuilt (decoder A)
+            assert np.array_equal(fast[k], there[k])
+            diff = np.abs(fast[k] - exact[k]) * 255
+            assert fast[k].dtype == np.float32 and 0 < diff.mean() < 0.5 and diff.max() < 5, (k, diff.mean(), diff.max())
+    finally:
+        fp32.restore_threads()
+        child.close()
+
+
+def test_precision_auto_follows_the_processor_and_bad_values_are_refused() -> None:
+    import torch
+
+    from renderer.errors import InputError
+    from renderer.model_process import native_bf16, resolve_precision
+
+    cpu = torch.device("cpu")
+    flags = Path("/proc/cpuinfo").read_text().split()
+    assert native_bf16(cpu) == ("amx_bf16" in flags or "avx512_bf16" in flags)
+    assert resolve_precision("auto", cpu) == ("bf16" if native_bf16(cpu) else "fp32")
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    with pytest.raises(InputError, match="allowed: auto, fp32, bf16"):
+        resolve_precision("fp16", cpu)
+
+
 def test_upscaler_runs_in_the_child_too(tmp_path: Path) -> None:
     from renderer.upscale import UpscaleTrainConfig, train_upscaler
     from tests.model_fixtures import facesets

@@ -18,17 +18,17 @@ from renderer.pipeline import _process_origin, since_process_start
 from renderer.swap.settings import MODEL_BATCH, SwapSettings
 
 
-def _loading(model_dir: Path, device: str | None, card: ModelCard,
-             upscaler: bool) -> Future[tuple[Any, Any, Any, float | None]]:
-    """A future of (`_load_network`'s triple, seconds since process start when it was loaded), run
+def _loading(model_dir: Path, device: str | None, card: ModelCard, upscaler: bool,
+             precision: str) -> Future[tuple[Any, Any, Any, str, float | None]]:
+    """A future of (`load_network`'s four, seconds since process start when it was loaded), run
     on a thread started here; its error (ModelError, InputError for an unavailable device)
     is the future's exception."""
-    future: Future[tuple[Any, Any, Any, float | None]] = Future()
+    future: Future[tuple[Any, Any, Any, str, float | None]] = Future()
     future.set_running_or_notify_cancel()
 
     def work() -> None:
         try:
-            future.set_result((*load_network(model_dir, device, card, upscaler), since_process_start()))
+            future.set_result((*load_network(model_dir, device, card, upscaler, precision), since_process_start()))
         except BaseException as err:  # handed to whoever waits (`SwapModel.network`)
             future.set_exception(err)
 
@@ -56,10 +56,12 @@ class SwapModel:
     `MODEL_BATCH` rows (zero-padded), so a face's output never depends on how many other
     faces shared its batch. `threads`: torch's thread count while a batch runs (None: torch's
     own), see `with_threads`. Both ways give bit-identical outputs (tests/test_model_process.py).
+    `precision`: "fp32" (the library's default: exact), "bf16" or "auto" (bf16 where the device
+    computes it natively, `model_process.resolve_precision`); `.precision` says which it runs at.
     """
 
     def __init__(self, model_dir: Path, direction: str, device: str | None = None, *,
-                 background: bool = True, process: bool | ModelProcess = False) -> None:
+                 background: bool = True, process: bool | ModelProcess = False, precision: str = "fp32") -> None:
         self.card = load_model_card(model_dir)
         self.config = self.card.config
         self.size = int(self.config.input_size)
@@ -73,12 +75,13 @@ class SwapModel:
         self.has_upscaler = self.card.upscaler is not None and self.decoder == "b"
         self.upscale_factor = self.card.upscaler.config.scale if self.has_upscaler else 1  # type: ignore[union-attr]
         self._process: ModelProcess | None = None
-        self._network: Future[tuple[Any, Any, Any, float | None]] | None = None
+        self._network: Future[tuple[Any, Any, Any, str, float | None]] | None = None
         if process is not False and background:  # True, or a spawned ModelProcess to load it in
             spawned = process if isinstance(process, ModelProcess) else ModelProcess.spawn()
-            self._process = spawned.load(Path(model_dir), device, self.card, self.has_upscaler, MODEL_BATCH)
+            self._process = spawned.load(Path(model_dir), device, self.card, self.has_upscaler, MODEL_BATCH,
+                                         precision)
         else:
-            self._network = _loading(Path(model_dir), device, self.card, self.has_upscaler)
+            self._network = _loading(Path(model_dir), device, self.card, self.has_upscaler, precision)
             if not background:
                 self.network()
         # The expected-error prior of the source decoder (`renderer.error_prior`), when the card has one
@@ -119,7 +122,7 @@ class SwapModel:
         if self._network is None:
             raise ModelError("this SwapModel runs its network in a child process (process=True); it has no "
                              "network here")
-        network, device, _, _ = self._network.result()
+        network, device, *_ = self._network.result()
         return network, device
 
     @property
@@ -129,7 +132,15 @@ class SwapModel:
             origin, ready = _process_origin(), self._process.ready() if self._process.answered else None
             return None if origin is None or ready is None else ready["loaded_at"] - origin
         assert self._network is not None
-        return self._network.result()[3] if self._network.done() and not self._network.exception() else None
+        return self._network.result()[4] if self._network.done() and not self._network.exception() else None
+
+    @property
+    def precision(self) -> str:
+        """"fp32" or "bf16": the arithmetic the network runs at (`precision` resolved; waits for the load)."""
+        if self._process is not None:
+            return str(self._process.ready().get("precision", "fp32"))
+        assert self._network is not None
+        return self._network.result()[3]
 
     @property
     def device(self) -> Any:
@@ -218,17 +229,18 @@ class SwapModel:
 
 class SwapModels:
     """The swap models of one render, each in a process of its own (`SwapModel(process=True)`),
-    started once per (model folder, direction, device): the clips of an edit that share a model
+    started once per (model folder, direction, device, precision): the clips of an edit that share a model
     share its process, and torch is imported once, beside the first clip's hashing and probing.
     `close()` (or the end of a `with` block) ends them all."""
 
     def __init__(self) -> None:
-        self._models: dict[tuple[Path, str, str | None], SwapModel] = {}
+        self._models: dict[tuple[Path, str, str | None, str], SwapModel] = {}
 
     def get(self, model_dir: Path, settings: SwapSettings) -> SwapModel:
-        key = (Path(model_dir).resolve(), settings.direction, settings.device)
+        key = (Path(model_dir).resolve(), settings.direction, settings.device, settings.precision)
         if key not in self._models:
-            self._models[key] = SwapModel(Path(model_dir), settings.direction, settings.device, process=True)
+            self._models[key] = SwapModel(Path(model_dir), settings.direction, settings.device, process=True,
+                                          precision=settings.precision)
         return self._models[key]
 
     def close(self) -> None:

@@ -21,6 +21,7 @@ MODEL_BATCH = 8  # faces per model call; partial batches are zero-padded to this
 QUEUE_FRAMES = 8  # frames in flight between pipeline stages (bounded: flat memory)
 
 PASS_REASONS = ("outside range", "no face", "not identity")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,6 +54,7 @@ class SwapSettings:
     device: str | None = None
     colour: ColourManagement | None = None
     upscale: str = "auto"  # B's face upscaler: auto (when the model has one), on (required), off
+    precision: str = "auto"  # the network's arithmetic when a render loads it: auto, fp32, bf16 (`model_process`)
 
     def __post_init__(self) -> None:
         if self.faces not in ("all", "largest", "identity"):
@@ -63,6 +65,8 @@ class SwapSettings:
             raise InputError(f"direction={self.direction!r} is not allowed (allowed: a2b, b2a)")
         if self.upscale not in ("auto", "on", "off"):
             raise InputError(f"upscale={self.upscale!r} is not allowed (allowed: auto, on, off)")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"precision={self.precision!r} is not allowed (allowed: {', '.join(PRECISIONS)})")
         if self.occlusion.mode == "matte" and self.holdout is None:
             raise InputError("occlusion=matte needs a hold-out matte: set `occlusion_matte:` in the preset or "
                              "`holdout=PATH` on the clip's FACESWAP marker (or choose occlusion reconstruction, "
@@ -106,7 +110,7 @@ def swap_settings(preset: Any, *, direction: str | None = None, device: str | No
         min_face=int(preset.min_face),
         device=device,
         colour=colour,
-        upscale=preset.upscale,
+        upscale=preset.upscale, precision=preset.precision,
     )
 
 
@@ -144,6 +148,7 @@ class SwapStats:
     timeline: dict[str, float] = field(default_factory=dict)
     # Peak resident memory (MiB) by process: "render" (this one), "model_process" (the network's own, when it has one).
     peak_rss_mib: dict[str, float] = field(default_factory=dict)
+    precision: str | None = None  # the arithmetic the network ran at ("fp32", "bf16"), once it had loaded
 
     def mark(self, point: str) -> None:
         """Note the first time the run reaches `point` (e.g. "first_decoded"); none where the
@@ -168,6 +173,7 @@ class SwapStats:
             "timeline": {k: round(v, 3) for k, v in sorted(self.timeline.items(), key=lambda kv: kv[1])},
             "fps": round(self.frames / total, 2),
             "peak_rss_mib": {k: round(v, 1) for k, v in self.peak_rss_mib.items()},
+            "model_precision": self.precision,
         }
 
 
