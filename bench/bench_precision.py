@@ -5,6 +5,7 @@ then, interleaved --rounds times, runs `decode_batches` (encoder once, decoders 
 with `occlusion: reconstruction`) over --faces real aligned crops of person A (the test faceset,
 downscaled to the model's size) at each precision, and reports ms per face, their ratio, and how
 far bf16's outputs are from fp32's in 8-bit code values (mean and max over every pixel).
+Writes bench/results/precision.md.
 
     .venv/bin/python bench/bench_precision.py [--model models/demo] [--faces 64] [--rounds 3]
 """
@@ -54,7 +55,7 @@ def main() -> int:
             times[p].append((time.perf_counter() - t0) / len(crops) * 1000)
     diff = np.concatenate([np.abs(a - b).ravel() for a, b in zip(outs["bf16"], outs["fp32"])]) * 255
     fp32, bf16 = min(times["fp32"]), min(times["bf16"])
-    print(f"## Network precision: fp32 and bf16 (issue 18)\n\n"
+    text = (f"## Network precision: fp32 and bf16 (issue 18)\n\n"
           f"Command: `.venv/bin/python bench/bench_precision.py --faces {args.faces} --rounds {args.rounds}`\n"
           f"Machine: {os.cpu_count()} cores, native bf16 (AMX / AVX512-BF16): {native_bf16(torch.device('cpu'))}; "
           f"model `{args.model.name}` ({card.config.arch}, {size} px), {len(crops)} real crops of person A, "
@@ -63,7 +64,9 @@ def main() -> int:
           f"| fp32 | {fp32:.2f} ({', '.join(f'{t:.2f}' for t in times['fp32'])}) |\n"
           f"| bf16 | {bf16:.2f} ({', '.join(f'{t:.2f}' for t in times['bf16'])}) |\n\n"
           f"bf16 / fp32 time: **{bf16 / fp32:.2f}**. bf16's outputs from fp32's, 8-bit code values: "
-          f"mean {diff.mean():.2f}, 99.9th percentile {np.percentile(diff, 99.9):.2f}, max {diff.max():.2f}.")
+            f"mean {diff.mean():.2f}, 99.9th percentile {np.percentile(diff, 99.9):.2f}, max {diff.max():.2f}.\n")
+    (ROOT / "bench" / "results" / "precision.md").write_text(text)
+    print(text, end="")
     return 0
 
 
