@@ -318,7 +318,7 @@ def main() -> int:
         "### 1. Cost table: every frame swapped, H.264 + AAC -> H.264 (medium, crf 18) + AAC, 24000/1001",
         "",
         "Each row: ffmpeg re-encoding the clip, then `doppel swap` of it, back to back (goal rows: that pair "
-        "twice, interleaved). Ratios are per pair, then averaged. The machine's load changes during a run; "
+        f"{args.repeats} times, interleaved). Ratios are per pair, then averaged. The machine's load changes during a run; "
         "the CPU ratio (user + sys seconds of each child) is steadier than the wall ratio under shared load.",
         "",
         *table_lines(results),
