@@ -43,7 +43,10 @@ def test_child_outputs_equal_in_process_outputs(direction: str) -> None:
                 assert np.array_equal(mine, theirs)
         assert np.array_equal(here(crops[:3])[0], child(crops[:3])[0])
         assert not child.in_process and child.device == "cpu"
-        assert child.loaded_at is not None and 0 < child.loaded_at < 600
+        from renderer.pipeline import since_process_start
+
+        now = since_process_start()  # seconds since this (pytest's) process started, however long it has run
+        assert child.loaded_at is not None and now is not None and 0 < child.loaded_at <= now
     finally:
         here.restore_threads()
         child.close()
