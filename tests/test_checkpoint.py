@@ -34,8 +34,12 @@ POINTS = ([f"{SAVE}:before:{name}" for name in FILES] + [f"{SAVE}:half:{name}" f
           + [f"{SAVE}:{step}" for step in ("switch", "links", "prune")])
 
 DRIVER = textwrap.dedent("""
+    import signal
     import sys
     from pathlib import Path
+    # A suite started in the background by a shell without job control inherits SIGINT ignored;
+    # the Ctrl-C tests need it as a terminal gives it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from renderer.train import TrainConfig, train
     from tests.train_data import faceset_astronaut, faceset_presenter, tiny_config
     threads = int(sys.argv[3]) if sys.argv[3] != "default" else None
