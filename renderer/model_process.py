@@ -70,7 +70,7 @@ def load_network(model_dir: Path, device: str | None, card: Any, upscaler: bool,
                  precision: str = "fp32") -> tuple[Any, Any, Any, str]:
     """(the eval-mode SwapAutoencoder, its torch.device, B's upscaler or None, the precision it runs
     at): imports torch, reads the weights. At bf16 the network's weights are bfloat16, channels-last
-    (oneDNN's AMX kernels; ~2.5x fp32's speed on such a CPU), but for the decoders' output layers;
+    (oneDNN's AMX kernels; about half fp32's time on such a CPU, bench/results/precision.md), but for the decoders' output layers;
     the upscaler stays fp32. ModelError
     when the folder now holds another save than the one `card` was read from."""
     import torch

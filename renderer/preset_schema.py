@@ -110,8 +110,9 @@ FIELDS: dict[str, Field] = {
                           "on requires one, off leaves the decoder's own size"),
     "precision": Field("enum", "auto", ("auto", "fp32", "bf16"),
                        help="the network's arithmetic: auto is bf16 where the processor computes it natively "
-                            "(CPU with AMX or AVX512-BF16, CUDA with bf16) and fp32 elsewhere; bf16 is ~2.5x "
-                            "faster on such a CPU, the swapped face within ~2 code values of fp32's; fp32 for "
+                            "(CPU with AMX or AVX512-BF16, CUDA with bf16) and fp32 elsewhere; bf16 takes about "
+                            "half fp32's time on such a CPU, the decoder's face 0.2 code values from fp32's on "
+                            "average, 3.5 at most (bench/results/precision.md); fp32 for "
                             "renders that must match across unlike machines"),
     "smoothing.landmarks": Field("bool", True, help="smooth landmarks over time"),
     "smoothing.temporal": Field("float", 0.5, minimum=0.0, maximum=1.0, help="temporal smoothing strength"),

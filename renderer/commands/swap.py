@@ -102,7 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "on requires it, off pastes the decoder's own size (default: preset's, else auto)")
     parser.add_argument("--precision", choices=PRECISIONS,
                         help="the network's arithmetic: auto is bf16 where the processor computes it natively "
-                             "(~2.5x faster, the face within ~2 code values of fp32's), else fp32; fp32 for "
+                             "(about half the time, the face 0.2 code values from fp32's on average, 3.5 at most), else fp32; fp32 for "
                              "renders that must match across unlike machines (default: preset's, else auto)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

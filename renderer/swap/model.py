@@ -76,7 +76,7 @@ class SwapModel:
         self.upscale_factor = self.card.upscaler.config.scale if self.has_upscaler else 1  # type: ignore[union-attr]
         self._process: ModelProcess | None = None
         self._network: Future[tuple[Any, Any, Any, str, float | None]] | None = None
-        if process is not False and background:  # True, or a spawned ModelProcess to load it in
+        if isinstance(process, ModelProcess) or (process and background):  # a child: new, or spawned earlier
             spawned = process if isinstance(process, ModelProcess) else ModelProcess.spawn()
             self._process = spawned.load(Path(model_dir), device, self.card, self.has_upscaler, MODEL_BATCH,
                                          precision)
