@@ -46,7 +46,7 @@ HOG_WINDOW = 80  # dlib's frontal detector finds faces down to about this size i
 # region's size.
 REGION_FACE_PX = 100
 # dlib's HOG image pyramid shrinks by 5/6 a level (pyramid_down<6>).
-_PYRAMID_STEP = 6 / 5
+PYRAMID_STEP = 6 / 5
 
 
 @dataclass(frozen=True, eq=False)
@@ -268,8 +268,8 @@ def detect_near(
     if side <= 1 or rx1 - rx0 < 8 or ry1 - ry0 < 8:
         return []
     full_scale = HOG_WINDOW / float(min_size)  # detect()'s scale for the whole frame
-    levels = max(0, math.floor(math.log(full_scale * side / REGION_FACE_PX) / math.log(_PYRAMID_STEP)))
-    scale = full_scale / _PYRAMID_STEP**levels
+    levels = max(0, math.floor(math.log(full_scale * side / REGION_FACE_PX) / math.log(PYRAMID_STEP)))
+    scale = full_scale / PYRAMID_STEP**levels
     crop = frame_rgb[ry0:ry1, rx0:rx1]
     if detector == "hog":  # HOG reads grey: shrink one channel, not three
         crop = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)

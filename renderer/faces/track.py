@@ -35,7 +35,8 @@ from renderer.faces.align import (
     make_face,
     unit_from_frame,
 )
-from renderer.faces.detect import DETECTORS, Detection, coarse_min_size, detect, detect_near, iou, search_region
+from renderer.faces.detect import (DETECTORS, PYRAMID_STEP, Detection, coarse_min_size, default_min_size, detect, detect_near, iou,
+                                   search_region)
 from renderer.faces.identity import embed as embed_face
 from renderer.faces.landmarks import LandmarkModel
 from renderer.faces.picture import Picture, as_picture, warp_footprint
@@ -162,6 +163,25 @@ _MIN_NCC = 0.55  # below this the tracked crop no longer looks like the key-fram
 # (on the bench's 200 and 650 px faces, boxes moved by up to 15 px, a window of 0.2 gave the
 # whole frame's points every time, 0.15 did not); twice that, for faces unlike those.
 LANDMARK_PAD = 0.4
+# Whole-frame searches while faces are tracked (FaceTracker._detect): every SMALL_SEARCH_EVERYth
+# looks for new faces down to min_size; the others only for faces of at least 1 / NEW_FACE_SHARE
+# of the frame's short side, and around the tracked faces under _NEAR_BAND times that. With the
+# swap's detect_every 8 and full_search_every 2, the small-face search is each 48-frame segment's
+# first, where the search is whole anyway: a new face that big is found within 16 frames, a
+# smaller one within 48 (it was 16 and 32 for faces under 1/8 of the short side: bench/results/swap.md).
+SMALL_SEARCH_EVERY = 3
+NEW_FACE_SHARE = 6
+_NEAR_BAND = 1.25
+
+
+def new_face_min_size(frame_shape: tuple[int, ...]) -> int:
+    """The smallest new face the tracker's frequent whole-frame searches look for: at least
+    1/NEW_FACE_SHARE of the short side, on the scale ladder of detect's coarse pass (coarse_min_size
+    times a power of HOG's 6/5 pyramid step), so both give boxes of the same sizes. 1080p: 194 px."""
+    coarse = coarse_min_size(frame_shape)
+    target = min(frame_shape[0], frame_shape[1]) / NEW_FACE_SHARE
+    steps = max(0, math.ceil(math.log(target / coarse) / math.log(PYRAMID_STEP) - 1e-9))
+    return int(coarse * PYRAMID_STEP**steps)
 
 
 def _landmarks(model: LandmarkModel, pic: Picture, box: tuple[float, float, float, float]) -> np.ndarray:
@@ -179,6 +199,10 @@ def _grey_template(pic: Picture, unit: np.ndarray) -> np.ndarray:
     g = grey.astype(np.float32)
     g -= g.mean()
     return g / (float(np.linalg.norm(g)) + 1e-6)
+
+
+def _side(box: tuple[float, float, float, float]) -> float:
+    return min(box[2] - box[0], box[3] - box[1])
 
 
 def _box_corners(box: tuple[float, float, float, float]) -> np.ndarray:
@@ -206,8 +230,12 @@ class FaceTracker:
     entering the shot is picked up within N key frames (N * detect_every
     frames). 1 searches the whole frame on every key frame.
     min_size: smallest face searched for (px); None: `detect`'s default. While
-    faces are tracked, faces under `coarse_min_size` are searched for on every
-    other whole-frame search (their pass costs about as much as the rest).
+    faces are tracked, new faces under `new_face_min_size` (1/6 of the short
+    side, 194 px at 1080p) are searched for on every `SMALL_SEARCH_EVERY`th whole-frame search
+    only (under detect's coarse scale their MTCNN pass costs more than the
+    rest), so one entering that small is picked up within
+    SMALL_SEARCH_EVERY * N key frames; tracked ones that small are searched
+    for around where they are on the other whole-frame searches.
 
     Short misses: a track the detector does not find is kept, its landmarks
     tracked, and searched for again (near its box only) on each following
@@ -316,13 +344,24 @@ class FaceTracker:
             if any(t.missed_since is None for t in missing):
                 dets = None
         if dets is None:
-            # Faces under the coarse HOG scale cost an MTCNN pass over the frame (detect.py):
-            # while faces are tracked, only every other whole-frame search looks for new small
-            # ones (a face entering that small is found within 2 * full_search_every key frames).
-            coarse = coarse_min_size(frame_rgb.shape)
-            small = not self._tracks or self.full_searches % 2 == 0
-            dets = detect(frame_rgb.whole(), self.detector,
-                          self.min_size if small or self.min_size is None else max(self.min_size, coarse))
+            # While faces are tracked, most whole-frame searches look only for new faces of at least
+            # 1/NEW_FACE_SHARE of the short side (1080p: 194 px, where HOG costs about 0.4x its pass
+            # at detect's coarse 135 px, and no MTCNN pass runs for the faces under that); every
+            # SMALL_SEARCH_EVERYth one looks for faces down to min_size. The tracked faces the
+            # bigger search cannot see are searched for around where they are, as between searches.
+            small = not self._tracks or self.full_searches % SMALL_SEARCH_EVERY == 0
+            min_size = self.min_size if self.min_size is not None else default_min_size(frame_rgb.shape)
+            if small:
+                dets = detect(frame_rgb.whole(), self.detector, min_size)
+            else:
+                floor = max(min_size, coarse_min_size(frame_rgb.shape), new_face_min_size(frame_rgb.shape))
+                dets = detect(frame_rgb.whole(), self.detector, floor)
+                below = [t for t in self._tracks if _side(t.box) < _NEAR_BAND * floor]
+                if below:
+                    # HOG finds faces a little under its scale too, in boxes of about its window:
+                    # where the search at the face's own scale found one, its box is the one kept.
+                    near, _ = self._search_near_tracks(frame_rgb, below)
+                    dets = near + [d for d in dets if all(iou(d.box, n.box) <= 0.3 for n in near)]
             self.full_searches += 1
             self._region_keys = 0
         else:

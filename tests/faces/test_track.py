@@ -8,7 +8,7 @@ import pytest
 from renderer.errors import InputError
 from renderer.faces.detect import detect
 from renderer.faces.detect import iou
-from renderer.faces.track import FaceTracker, OneEuroFilter
+from renderer.faces.track import SMALL_SEARCH_EVERY, FaceTracker, OneEuroFilter, new_face_min_size
 from renderer.media import probe, read_frames
 from tests import face_data as F
 
@@ -119,6 +119,22 @@ def test_face_entering_mid_shot_is_found_within_full_search_every_key_frames() -
     counts_full, full = _face_counts(frames, detect_every=5, full_search_every=1)
     assert counts_full == [1] * 10 + [2] * 20, counts_full
     assert full.full_searches == full.detections_run == 6
+
+
+def test_small_face_entering_is_found_on_the_small_face_search_and_small_tracks_are_kept() -> None:
+    """Faces under new_face_min_size (1/6 of the short side) are looked for on every
+    SMALL_SEARCH_EVERYth whole-frame search only; a tracked one is searched for around where it
+    is on the others, so it is never missed there (a miss would cost a retry: detections_run)."""
+    enters = 6
+    clip = _two_face_clip(30, enters)  # faces about 80 px tall, in a 1080p frame
+    frames = np.full((30, 1080, 1920, 3), 90, np.uint8)
+    frames[:, 420:660, 720:1200] = clip
+    assert new_face_min_size(frames.shape[1:]) == 194 and SMALL_SEARCH_EVERY == 3
+    # every key frame searches the whole frame: 0 (small), 5, 10, 15 (small), 20, 25
+    counts, tracker = _face_counts(frames, detect_every=5, full_search_every=1, min_size=40)
+    assert counts == [1] * 15 + [2] * 15, counts  # Obama, there from frame 6, found at 15, not 10
+    assert tracker.full_searches == tracker.detections_run == 6  # no retry: the astronaut was never missed
+    assert tracker.track_ids == [0, 1]
 
 
 def test_fresh_tracker_gives_bit_identical_faces() -> None:
