@@ -200,3 +200,15 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_child_leaves_with_status_0_once_its_input_ends() -> None:
+    """At the end of input the child exits at once (os._exit, no interpreter teardown of torch) with
+    status 0, after every answer it owed has arrived whole."""
+    child = SwapModel(trained_model(), "a2b", "cpu", process=True).with_threads(1)
+    crops = _crops(9)
+    answer = child.submit(crops, rebuild=True)()
+    assert len(answer) == 2 and answer[0][0].shape == (9, 64, 64, 3)
+    proc = child._process._proc  # type: ignore[union-attr]
+    child.close()
+    assert proc.returncode == 0
