@@ -106,7 +106,7 @@ for the per-frame rows, One Euro smoothed for the tracked ones.
 | HOG every frame (frame downscaled so a 135 px face is 80 px) | {few} | {hog:.1f} | {hog_w:.1f} | 1.00x | {hog_rms:.2f} |
 | HOG + tracking, whole frame searched on every key frame (the old schedule: `full_search_every=1`; detect every 10) | {n} | {old:.1f} | {old_w:.1f} | {hog / old:.1f}x faster | {old_rms:.2f} |
 | HOG + tracking, key frames search near the tracks, whole frame every 4th key frame (default now; detect every 10) | {n} | {new:.1f} | {new_w:.1f} | {hog / new:.1f}x faster | {new_rms:.2f} |
-| HOG + tracking as `doppel swap` runs it now: faces down to 40 px (the small-face pass on every other whole-frame search), detect every {s.detect_every}, whole frame every {s.full_search_every}nd key frame | {n} | {swap:.1f} | {swap_w:.1f} | {hog / swap:.1f}x faster | {swap_rms:.2f} |
+| HOG + tracking as `doppel swap` runs it now: faces down to 40 px (new faces under 1/6 of the short side looked for on every 3rd whole-frame search, tracked ones around their box), detect every {s.detect_every}, whole frame every {s.full_search_every}nd key frame | {n} | {swap:.1f} | {swap_w:.1f} | {hog / swap:.1f}x faster | {swap_rms:.2f} |
 | MTCNN every frame | {max(5, n // 8)} | {mtcnn:.1f} | {mtcnn_w:.1f} | {hog / mtcnn:.2f}x | {mtcnn_rms:.2f} |
 
 Region search vs the old schedule (same run, same grey HOG): {old / new:.2f}x less CPU per frame; of the
