@@ -168,7 +168,8 @@ LANDMARK_PAD = 0.4
 # of the frame's short side, and around the tracked faces under _NEAR_BAND times that. With the
 # swap's detect_every 8 and full_search_every 2, the small-face search is each 48-frame segment's
 # first, where the search is whole anyway: a new face that big is found within 16 frames, a
-# smaller one within 48 (it was 16 and 32 for faces under 1/8 of the short side: bench/results/swap.md).
+# smaller one within 48 (before: 16 frames for faces of 1/8 of the short side or more, 32 under;
+# bench/results/swap.md, section 1h).
 SMALL_SEARCH_EVERY = 3
 NEW_FACE_SHARE = 6
 _NEAR_BAND = 1.25
@@ -231,9 +232,10 @@ class FaceTracker:
     frames). 1 searches the whole frame on every key frame.
     min_size: smallest face searched for (px); None: `detect`'s default. While
     faces are tracked, new faces under `new_face_min_size` (1/6 of the short
-    side, 194 px at 1080p) are searched for on every `SMALL_SEARCH_EVERY`th whole-frame search
-    only (under detect's coarse scale their MTCNN pass costs more than the
-    rest), so one entering that small is picked up within
+    side, 194 px at 1080p) are searched for on every `SMALL_SEARCH_EVERY`th
+    whole-frame search only (HOG at the smaller scales and the MTCNN pass for
+    faces under detect's coarse scale cost several times the rest), so one
+    entering that small is picked up within
     SMALL_SEARCH_EVERY * N key frames; tracked ones that small are searched
     for around where they are on the other whole-frame searches.
 
