@@ -203,8 +203,8 @@ def _alive(pid: int) -> bool:
 
 
 def test_child_leaves_with_status_0_once_its_input_ends() -> None:
-    """At the end of input the child exits at once (os._exit, no interpreter teardown of torch) with
-    status 0, after every answer it owed has arrived whole."""
+    """At the end of input the child leaves (os._exit, skipping the interpreter's teardown) with
+    status 0, and the answer it owed had arrived whole before."""
     child = SwapModel(trained_model(), "a2b", "cpu", process=True).with_threads(1)
     crops = _crops(9)
     answer = child.submit(crops, rebuild=True)()

@@ -64,7 +64,12 @@ class Detection:
 
     @property
     def size(self) -> float:
-        return min(self.box[2] - self.box[0], self.box[3] - self.box[1])
+        return box_side(self.box)
+
+
+def box_side(box: tuple[float, float, float, float]) -> float:
+    """The shorter side of an (x0, y0, x1, y1) box: a face's size."""
+    return min(box[2] - box[0], box[3] - box[1])
 
 
 MIN_FACE = 40  # the smallest face extract and swap look for by default (--min-face, preset min_face)

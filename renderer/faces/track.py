@@ -35,8 +35,8 @@ from renderer.faces.align import (
     make_face,
     unit_from_frame,
 )
-from renderer.faces.detect import (DETECTORS, PYRAMID_STEP, Detection, coarse_min_size, default_min_size, detect, detect_near, iou,
-                                   search_region)
+from renderer.faces.detect import (DETECTORS, PYRAMID_STEP, Detection, box_side, coarse_min_size, default_min_size, detect,
+                                   detect_near, iou, search_region)
 from renderer.faces.identity import embed as embed_face
 from renderer.faces.landmarks import LandmarkModel
 from renderer.faces.picture import Picture, as_picture, warp_footprint
@@ -202,10 +202,6 @@ def _grey_template(pic: Picture, unit: np.ndarray) -> np.ndarray:
     return g / (float(np.linalg.norm(g)) + 1e-6)
 
 
-def _side(box: tuple[float, float, float, float]) -> float:
-    return min(box[2] - box[0], box[3] - box[1])
-
-
 def _box_corners(box: tuple[float, float, float, float]) -> np.ndarray:
     x0, y0, x1, y1 = box
     return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
@@ -356,9 +352,9 @@ class FaceTracker:
             if small:
                 dets = detect(frame_rgb.whole(), self.detector, min_size)
             else:
-                floor = max(min_size, coarse_min_size(frame_rgb.shape), new_face_min_size(frame_rgb.shape))
+                floor = max(min_size, new_face_min_size(frame_rgb.shape))  # never under detect's coarse scale
                 dets = detect(frame_rgb.whole(), self.detector, floor)
-                below = [t for t in self._tracks if _side(t.box) < _NEAR_BAND * floor]
+                below = [t for t in self._tracks if box_side(t.box) < _NEAR_BAND * floor]
                 if below:
                     # HOG finds faces a little under its scale too, in boxes of about its window:
                     # where the search at the face's own scale found one, its box is the one kept.
