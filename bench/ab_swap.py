@@ -75,7 +75,9 @@ def main() -> int:
         for n in range(args.pairs):
             for arm, tree in arms.items():
                 out = work / f"{arm}.mp4"
-                run = B.timed(swap_cmd(tree, clip, model, out))
+                # In the arm's own folder: `python -m renderer.model_process` (the model process) puts the
+                # working folder first on sys.path, so from anywhere else the old arm's child ran this tree.
+                run = B.timed(swap_cmd(tree, clip.resolve(), model.resolve(), out), cwd=tree)
                 rows.append((arm, run, json.loads(run.stdout), os.getloadavg()[0]))
                 md5[arm].add(video_md5(out))
                 print(f"pair {n + 1} {arm}: {run.wall:.2f} s wall, {run.cpu:.2f} s CPU, "

@@ -99,12 +99,12 @@ class Run:
     stdout: str
 
 
-def timed(cmd: list[str]) -> Run:
-    """Wall seconds, CPU seconds (user + sys), peak RSS and stdout of a child process; exits with
-    its stderr when it fails."""
+def timed(cmd: list[str], cwd: Path | None = None) -> Run:
+    """Wall seconds, CPU seconds (user + sys), peak RSS and stdout of a child process (run in `cwd`);
+    exits with its stderr when it fails."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=cwd)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)

@@ -12,7 +12,7 @@ Also the network's two jobs, shared by the in-process `SwapModel` and this child
 Protocol (never pickle): a message is a 4-byte little-endian header length, a UTF-8 JSON header,
 then the raw C-order bytes of the arrays the header lists (`"arrays": [[dtype, [shape]], ...]`).
 Parent -> child: first {"op": "load", "model", "device", "upscaler", "weights_sha256", "batch",
-"precision"};
+"precision", "runtime"};
 then {"op": "decode", "decoders": "ba", "threads"} + (N, S, S, 3) uint8 crops, or
 {"op": "upscale", "threads"} + (N, S, S, 3) float32. Child -> parent: {"ok": true, "busy": seconds computing it, ...} + arrays,
 or {"error": "ModelError" | "InputError", "message"}. At end of input (the parent closed the
@@ -40,14 +40,18 @@ _ERRORS: dict[str, type[Exception]] = {"ModelError": ModelError, "InputError": I
 
 # ---------------------------------------------------------------- the network's jobs (torch)
 
-def native_bf16(device: Any) -> bool:
-    """Whether `device` (a torch.device) computes bfloat16 natively: CUDA that supports it, or a CPU
-    with AMX-BF16 or AVX512-BF16 (Linux: /proc/cpuinfo). Elsewhere bf16 is emulated, slower than fp32."""
-    import torch
+RUNTIMES = ("auto", "torch", "onnxruntime")
 
-    if device.type == "cuda":
+
+def native_bf16(device: Any) -> bool:
+    """Whether `device` (a torch.device, or "cpu") computes bfloat16 natively: CUDA that supports it, or
+    a CPU with AMX-BF16 or AVX512-BF16 (Linux: /proc/cpuinfo). Elsewhere bf16 is emulated, slower than fp32."""
+    kind = device if isinstance(device, str) else device.type
+    if kind == "cuda":
+        import torch
+
         return bool(torch.cuda.is_bf16_supported())
-    if device.type != "cpu":
+    if kind != "cpu":
         return False
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
@@ -55,6 +59,48 @@ def native_bf16(device: Any) -> bool:
     except OSError:
         return False
     return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def gpu_likely() -> bool:
+    """Whether torch's `pick_device` could find a GPU here, told without importing torch: an Apple
+    machine (MPS), or a CUDA or ROCm build of torch beside a GPU driver's device node."""
+    import importlib.util
+    import platform
+
+    if sys.platform == "darwin":
+        return platform.machine() == "arm64"
+    spec = importlib.util.find_spec("torch")
+    if spec is None or spec.origin is None:
+        return False
+    try:
+        version = (Path(spec.origin).parent / "version.py").read_text(encoding="utf-8")
+    except OSError:
+        return True  # unknown build: let torch decide
+    builds_gpu = any(line.split("=", 1)[1].strip() not in ("None", "")
+                     for line in version.splitlines() if line.startswith(("cuda", "hip")) and "=" in line)
+    return builds_gpu and any(Path(p).exists() for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/dev/kfd"))
+
+
+def resolve_runtime(runtime: str, device: str | None, precision: str, upscaler: bool) -> str:
+    """"torch" or "onnxruntime": what runs the swap network. auto is ONNX Runtime (`renderer.onnx_network`:
+    no torch import, ~1 CPU s less at the start, ~14 ms more a batch of 8) wherever the network would
+    run fp32 on the CPU without an upscaler, torch elsewhere (a GPU, bf16, B's face upscaler).
+    InputError for an unknown name, or for onnxruntime asked where it cannot run."""
+    from renderer import onnx_network
+
+    if runtime not in RUNTIMES:
+        raise InputError(f"runtime={runtime!r} is not allowed (allowed: {', '.join(RUNTIMES)})")
+    cpu = device == "cpu" or (device is None and not gpu_likely())
+    fp32 = precision == "fp32" or (precision == "auto" and not native_bf16("cpu"))
+    fits = cpu and fp32 and not upscaler
+    if runtime == "onnxruntime" and not (fits and onnx_network.available()):
+        why = ("ONNX Runtime is not installed (pip install onnxruntime)" if not onnx_network.available() else
+               "it runs the network fp32 on the CPU without B's face upscaler only (asked: device "
+               f"{device or 'auto'}, precision {precision}, upscaler {'on' if upscaler else 'off'})")
+        raise InputError(f"runtime onnxruntime cannot run this swap: {why}; use runtime torch or auto")
+    if runtime == "auto":
+        return "onnxruntime" if fits and onnx_network.available() else "torch"
+    return runtime
 
 
 def resolve_precision(precision: str, device: Any) -> str:
@@ -67,15 +113,21 @@ def resolve_precision(precision: str, device: Any) -> str:
 
 
 def load_network(model_dir: Path, device: str | None, card: Any, upscaler: bool,
-                 precision: str = "fp32") -> tuple[Any, Any, Any, str]:
-    """(the eval-mode SwapAutoencoder, its torch.device, B's upscaler or None, the precision it runs
-    at): imports torch, reads the weights. At bf16 the network's weights are bfloat16, channels-last
+                 precision: str = "fp32", runtime: str = "auto") -> tuple[Any, Any, Any, str]:
+    """(the network, its device, B's upscaler or None, the precision it runs at), on `runtime`
+    (`resolve_runtime`): an `onnx_network.OnnxNetwork` and "cpu" (no torch import), or the eval-mode
+    SwapAutoencoder and its torch.device. At bf16 the network's weights are bfloat16, channels-last
     (oneDNN's AMX kernels; about half fp32's time on such a CPU, bench/results/precision.md), but for the decoders' output layers;
     the upscaler stays fp32. ModelError
     when the folder now holds another save than the one `card` was read from."""
+    from renderer.checkpoint import model_files
+
+    if resolve_runtime(runtime, device, precision, upscaler) == "onnxruntime":
+        from renderer.onnx_network import OnnxNetwork
+
+        return OnnxNetwork.load(model_files(model_dir), card.weights_sha256, card.config), "cpu", None, "fp32"
     import torch
 
-    from renderer.checkpoint import model_files
     from renderer.model import load_model, pick_device
 
     dev = pick_device(device)
@@ -108,14 +160,26 @@ def set_threads(threads: int | None) -> int | None:
 
 
 def decode_batches(network: Any, device: Any, crops: np.ndarray, decoders: str, batch: int,
-                   learns_mask: bool) -> list[np.ndarray]:
+                   learns_mask: bool, threads: int | None = None) -> list[np.ndarray]:
     """(N, S, S, 3) uint8 crops through the encoder once and each decoder named in `decoders`
     ("a", "b", "ba", ...), in fixed-shape batches of `batch` rows (zero-padded, so a face's output
     does not depend on the faces beside it). Per decoder: (N, S, S, 3) float32 RGB in [0, 1], then
-    (N, S, S) float32 learned mask when `learns_mask`."""
+    (N, S, S) float32 learned mask when `learns_mask`. `threads`: an `OnnxNetwork`'s intra-op
+    threads (None: ONNX Runtime's own); torch's are the calling thread's (`set_threads`)."""
+    n, size = len(crops), crops.shape[1]
+    if not hasattr(network, "encoder"):  # an onnx_network.OnnxNetwork
+        outs_onnx = [np.empty((n, size, size, 4 if learns_mask else 3), np.float32) for _ in decoders]
+        for lo in range(0, n, batch):
+            part = crops[lo:lo + batch]
+            padded = np.zeros((batch, size, size, 3), np.uint8)
+            padded[: len(part)] = part
+            for out, y in zip(outs_onnx, network.run(padded, decoders, threads)):
+                out[lo:lo + len(part)] = y[: len(part)]
+        if not learns_mask:
+            return outs_onnx
+        return [np.ascontiguousarray(a) for out in outs_onnx for a in (out[..., :3], out[..., 3])]
     import torch
 
-    n, size = len(crops), crops.shape[1]
     dtype = next(network.parameters()).dtype  # float32, or bfloat16 (channels-last weights)
     layout = torch.channels_last if dtype == torch.bfloat16 else torch.contiguous_format
     outs = [(np.empty((n, size, size, 3), np.float32),
@@ -209,9 +273,9 @@ class ModelProcess:
 
     @classmethod
     def start(cls, model_dir: Path, device: str | None, card: Any, upscaler: bool, batch: int,
-              precision: str = "fp32") -> ModelProcess:
+              precision: str = "fp32", runtime: str = "auto") -> ModelProcess:
         """`spawn` and `load` in one."""
-        return cls.spawn().load(model_dir, device, card, upscaler, batch, precision)
+        return cls.spawn().load(model_dir, device, card, upscaler, batch, precision, runtime)
 
     @property
     def loading(self) -> bool:
@@ -219,7 +283,7 @@ class ModelProcess:
         return self._model_dir is not None
 
     def load(self, model_dir: Path, device: str | None, card: Any, upscaler: bool, batch: int,
-             precision: str = "fp32") -> ModelProcess:
+             precision: str = "fp32", runtime: str = "auto") -> ModelProcess:
         """Tell the child which model to load (once); `ready` waits for it. Returns self."""
         if self._model_dir is not None:
             raise ModelError(f"this model process already loads {self._model_dir}")
@@ -228,7 +292,7 @@ class ModelProcess:
         try:
             write_message(self._proc.stdin, {"op": "load", "model": str(model_dir), "device": device,
                                              "upscaler": upscaler, "weights_sha256": card.weights_sha256,
-                                             "batch": batch, "precision": precision})
+                                             "batch": batch, "precision": precision, "runtime": runtime})
         except BrokenPipeError:
             pass  # it died: `ready` says so
         return self
@@ -334,9 +398,13 @@ class ModelProcess:
 # ---------------------------------------------------------------- the child's side
 
 def serve(inp: IO[bytes], out: IO[bytes]) -> int:
-    """The child's loop: torch imported at once (before the parent says which model: it may not
-    know yet), the load message, then one answer per request until end of input."""
-    import renderer.model  # noqa: F401 (torch: the slow part of start-up, begun at once)
+    """The child's loop: the runtime a swap here most likely uses imported at once (before the parent
+    says which model: it may not know yet; torch is the slow part of start-up), the load message, then
+    one answer per request until end of input."""
+    if resolve_runtime("auto", None, "auto", False) == "torch":
+        import renderer.model  # noqa: F401
+    else:
+        import onnxruntime  # noqa: F401
 
     first = read_message(inp)
     if first is None:
@@ -350,18 +418,21 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> int:
         if card.weights_sha256 != load["weights_sha256"]:
             raise ModelError(f"model {model_dir} was replaced while it loaded (a new save?); run again")
         network, device, upscaler, precision = load_network(model_dir, load["device"], card, bool(load["upscaler"]),
-                                                            load.get("precision", "fp32"))
+                                                            load.get("precision", "fp32"), load.get("runtime", "auto"))
     except (ModelError, InputError) as err:
         write_message(out, {"error": type(err).__name__, "message": str(err)})
         return 1
-    write_message(out, {"ok": True, "device": str(device), "precision": precision, "loaded_at": time.monotonic()})
+    write_message(out, {"ok": True, "device": str(device), "precision": precision, "loaded_at": time.monotonic(),
+                        "runtime": "torch" if hasattr(network, "encoder") else "onnxruntime"})
     learns_mask, batch = bool(card.config.learn_mask), int(load["batch"])
     while (msg := read_message(inp)) is not None:
         header, (array,) = msg
         t0 = time.perf_counter()
-        set_threads(header.get("threads"))
+        threads = header.get("threads")
+        if hasattr(network, "encoder"):  # torch's
+            set_threads(threads)
         if header["op"] == "decode":
-            outs = decode_batches(network, device, array, header["decoders"], batch, learns_mask)
+            outs = decode_batches(network, device, array, header["decoders"], batch, learns_mask, threads)
         else:
             from renderer.upscale import upscale_crops
 

@@ -138,6 +138,7 @@ class Preset:
     detail: float
     upscale: str
     precision: str
+    runtime: str
     smoothing: SmoothingSettings
     handles: int
     detect_every: int
@@ -356,6 +357,7 @@ def _build(flat: dict[str, Any], *, name: str, source: str, where: str,
         occlusion_prior=flat["occlusion_prior"],
         colour=flat["colour"], blend=flat["blend"], grain=flat["grain"], detail=flat["detail"],
         upscale=flat["upscale"], precision=flat["precision"],
+        runtime=flat["runtime"],
         smoothing=SmoothingSettings(flat["smoothing.landmarks"], flat["smoothing.temporal"], flat["smoothing.colour"]),
         handles=flat["handles"], detect_every=flat["detect_every"], min_face=flat["min_face"],
         output=OutputSettings(

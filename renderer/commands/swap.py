@@ -66,7 +66,7 @@ from renderer.atomic import check_new_output, temp_dir_for
 from renderer.composite import OCCLUSION_MODES
 from renderer.commands.probe import add_rate_argument, parse_rate
 from renderer.errors import InputError
-from renderer.swap import PRECISIONS, SwapModel, SwapSettings, SwapStats, render_range, swap_settings
+from renderer.swap import PRECISIONS, RUNTIMES, SwapModel, SwapSettings, SwapStats, render_range, swap_settings
 
 _SOURCE_CODECS = {"h264": "h264", "hevc": "h265", "prores": "prores_hq", "ffv1": "ffv1", "dnxhd": "dnxhr_hq"}
 # Deep 4:4:4 or 10-bit sources of the intra codecs keep their layout and depth by default.
@@ -104,6 +104,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the network's arithmetic: auto is bf16 where the processor computes it natively "
                              "(about half the time, the face 0.2 code values from fp32's on average, 3.5 at most), else fp32; fp32 for "
                              "renders that must match across unlike machines (default: preset's, else auto)")
+    parser.add_argument("--runtime", choices=RUNTIMES,
+                        help="what runs the network: auto is ONNX Runtime for fp32 on the CPU without B's face "
+                             "upscaler (a faster start), torch elsewhere; the face within float32 rounding "
+                             "either way (default: preset's, else auto)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -164,6 +168,7 @@ def _add_stats(total: SwapStats, part: SwapStats) -> None:
     for point, t in part.timeline.items():
         total.timeline[point] = min(t, total.timeline.get(point, t))
     total.precision = part.precision or total.precision
+    total.runtime = part.runtime or total.runtime
     for proc, mib in part.peak_rss_mib.items():
         total.peak_rss_mib[proc] = max(mib, total.peak_rss_mib.get(proc, mib))
 
@@ -236,11 +241,13 @@ def run(args: argparse.Namespace) -> int:
                 else SwapSettings(direction=args.direction or "a2b", device=args.device))
     if args.precision:
         settings = dataclasses.replace(settings, precision=args.precision)
+    if args.runtime:
+        settings = dataclasses.replace(settings, runtime=args.runtime)
     # The card is read now (a bad card fails before any work); the network (torch, weights) loads
     # in a process of its own while the source is probed and checked and the first frames decode
     # and are tracked, and runs the batches there (`renderer.model_process`).
     model = SwapModel(args.model, settings.direction, settings.device, process=args.model_process or True,
-                      precision=settings.precision)
+                      precision=settings.precision, runtime=settings.runtime)
     try:
         info = media.probe(args.video, rate=rate)
         if to_sequence and info.sequence is not None and \

@@ -15,20 +15,28 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from renderer.errors import InputError
+from renderer.errors import InputError, ModelError
 from renderer.faces import models
 
 POINT_COUNTS = (68, 5)
 
 
 class LandmarkModel:
-    """A dlib shape predictor for `points` landmarks (68 or 5); cheap to build, model shared."""
+    """A dlib shape predictor for `points` landmarks (68 or 5); cheap to build, model shared.
+
+    It runs as the numpy evaluator of the cached model arrays (models.shape_model: the same points,
+    loaded without holding the GIL for most of a second), or as dlib's own predictor where the
+    model file cannot be parsed into them."""
 
     def __init__(self, points: int = 68) -> None:
         if points not in POINT_COUNTS:
             raise InputError(f"landmark points must be 68 or 5; got {points!r}")
         self.points = points
-        self._predictor = models.shape_predictor(points)
+        try:
+            self._arrays = models.shape_model(points)
+        except ModelError:
+            self._arrays = None
+            self._predictor = models.shape_predictor(points)
 
     def __call__(self, frame_rgb: np.ndarray, box: Sequence[float],
                  window: tuple[int, int, int, int] | None = None) -> np.ndarray:
@@ -39,9 +47,11 @@ class LandmarkModel:
         0.2 box sides around the box, so a window that wide gives the same points as the whole
         frame, for a copy of the window instead of the frame.
         """
+        x0, y0, x1, y1 = (round(float(v)) for v in box)
+        if self._arrays is not None:
+            return self._arrays(frame_rgb, (x0, y0, x1 - 1, y1 - 1), window)
         import dlib
 
-        x0, y0, x1, y1 = (round(float(v)) for v in box)
         ox = oy = 0
         if window is not None:
             ox, oy, wx1, wy1 = window

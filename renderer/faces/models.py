@@ -47,14 +47,30 @@ def model_path(name: str) -> Path:
     return path
 
 
+def landmark_file(points: int) -> Path:
+    """The bundled dlib shape predictor file for 68 or 5 points."""
+    if points not in (68, 5):
+        raise ModelError(f"landmark model with {points} points does not exist; choose 68 or 5")
+    return model_path(LANDMARKS_68 if points == 68 else LANDMARKS_5)
+
+
 @functools.cache
 def shape_predictor(points: int) -> Any:
     """dlib.shape_predictor for 68 or 5 points (loaded once per process)."""
     import dlib
 
-    if points not in (68, 5):
-        raise ModelError(f"landmark model with {points} points does not exist; choose 68 or 5")
-    return dlib.shape_predictor(str(model_path(LANDMARKS_68 if points == 68 else LANDMARKS_5)))
+    return dlib.shape_predictor(str(landmark_file(points)))
+
+
+@functools.cache
+def shape_model(points: int) -> Any:
+    """The same predictor as arrays evaluated in numpy (faces/shape_model.py: dlib's points, bit for
+    bit), loaded from the user's cache folder in ~0.1 s where dlib reads its file in 0.5-0.9 s that
+    hold the GIL; parsed (~4 s) and cached by the first process. ModelError when the file cannot be
+    parsed (the caller then uses `shape_predictor`)."""
+    from renderer.faces import shape_model as ert
+
+    return ert.load_cached(landmark_file(points), cache_dir())
 
 
 @functools.cache
@@ -96,15 +112,21 @@ def hog_detector() -> Any:
     return detector
 
 
-def hog_cache_path(dlib_version: str) -> Path | None:
-    """Where the serialized frontal detector of this dlib version is cached: $XDG_CACHE_HOME (else
-    ~/.cache)/doppel/; None when there is no home to cache in."""
+def cache_dir() -> Path | None:
+    """Where models derived from the bundled ones are cached: $XDG_CACHE_HOME (else ~/.cache)/doppel;
+    None when there is no home to cache in."""
     base = os.environ.get("XDG_CACHE_HOME")
     try:
         root = Path(base) if base else Path.home() / ".cache"
     except RuntimeError:  # no home directory
         return None
-    return root / "doppel" / f"dlib-{dlib_version}-frontal-face-detector.svm"
+    return root / "doppel"
+
+
+def hog_cache_path(dlib_version: str) -> Path | None:
+    """Where the serialized frontal detector of this dlib version is cached (in `cache_dir`)."""
+    root = cache_dir()
+    return None if root is None else root / f"dlib-{dlib_version}-frontal-face-detector.svm"
 
 
 @functools.cache

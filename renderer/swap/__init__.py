@@ -25,9 +25,9 @@ from __future__ import annotations
 from renderer.swap.faces import FaceSwapper
 from renderer.swap.model import SwapModel, SwapModels
 from renderer.swap.run import FACE_THREADS, postroll_end, preroll_start, render_range
-from renderer.swap.settings import MODEL_BATCH, PASS_REASONS, PRECISIONS, QUEUE_FRAMES, SEGMENT_FRAMES, SwapSettings, SwapStats, swap_settings
+from renderer.swap.settings import MODEL_BATCH, PASS_REASONS, PRECISIONS, QUEUE_FRAMES, RUNTIMES, SEGMENT_FRAMES, SwapSettings, SwapStats, swap_settings
 
 __all__ = [
-    "FACE_THREADS", "MODEL_BATCH", "PASS_REASONS", "PRECISIONS", "QUEUE_FRAMES", "SEGMENT_FRAMES", "FaceSwapper", "SwapModel", "SwapModels",
+    "FACE_THREADS", "MODEL_BATCH", "PASS_REASONS", "PRECISIONS", "QUEUE_FRAMES", "RUNTIMES", "SEGMENT_FRAMES", "FaceSwapper", "SwapModel", "SwapModels",
     "SwapSettings", "SwapStats", "postroll_end", "preroll_start", "render_range", "swap_settings",
 ]

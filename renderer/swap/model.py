@@ -19,7 +19,7 @@ from renderer.swap.settings import MODEL_BATCH, SwapSettings
 
 
 def _loading(model_dir: Path, device: str | None, card: ModelCard, upscaler: bool,
-             precision: str) -> Future[tuple[Any, Any, Any, str, float | None]]:
+             precision: str, runtime: str) -> Future[tuple[Any, Any, Any, str, float | None]]:
     """A future of (`load_network`'s four, seconds since process start when it was loaded), run
     on a thread started here; its error (ModelError, InputError for an unavailable device)
     is the future's exception."""
@@ -28,7 +28,8 @@ def _loading(model_dir: Path, device: str | None, card: ModelCard, upscaler: boo
 
     def work() -> None:
         try:
-            future.set_result((*load_network(model_dir, device, card, upscaler, precision), since_process_start()))
+            future.set_result((*load_network(model_dir, device, card, upscaler, precision, runtime),
+                               since_process_start()))
         except BaseException as err:  # handed to whoever waits (`SwapModel.network`)
             future.set_exception(err)
 
@@ -58,10 +59,13 @@ class SwapModel:
     own), see `with_threads`. Both ways give bit-identical outputs (tests/test_model_process.py).
     `precision`: "fp32" (the library's default: exact), "bf16" or "auto" (bf16 where the device
     computes it natively, `model_process.resolve_precision`); `.precision` says which it runs at.
+    `runtime`: "auto" (ONNX Runtime where it fits, `model_process.resolve_runtime`), "torch" or
+    "onnxruntime"; `.runtime` says which runs it.
     """
 
     def __init__(self, model_dir: Path, direction: str, device: str | None = None, *,
-                 background: bool = True, process: bool | ModelProcess = False, precision: str = "fp32") -> None:
+                 background: bool = True, process: bool | ModelProcess = False, precision: str = "fp32",
+                 runtime: str = "auto") -> None:
         self.card = load_model_card(model_dir)
         self.config = self.card.config
         self.size = int(self.config.input_size)
@@ -79,9 +83,9 @@ class SwapModel:
         if isinstance(process, ModelProcess) or (process and background):  # a child: new, or spawned earlier
             spawned = process if isinstance(process, ModelProcess) else ModelProcess.spawn()
             self._process = spawned.load(Path(model_dir), device, self.card, self.has_upscaler, MODEL_BATCH,
-                                         precision)
+                                         precision, runtime)
         else:
-            self._network = _loading(Path(model_dir), device, self.card, self.has_upscaler, precision)
+            self._network = _loading(Path(model_dir), device, self.card, self.has_upscaler, precision, runtime)
             if not background:
                 self.network()
         # The expected-error prior of the source decoder (`renderer.error_prior`), when the card has one
@@ -143,6 +147,13 @@ class SwapModel:
         return self._network.result()[3]
 
     @property
+    def runtime(self) -> str:
+        """"torch" or "onnxruntime": what runs the network (waits for the load)."""
+        if self._process is not None:
+            return str(self._process.ready().get("runtime", "torch"))
+        return "torch" if hasattr(self.network()[0], "encoder") else "onnxruntime"
+
+    @property
     def device(self) -> Any:
         """Where the network runs (waits for the load): a torch.device, or its name from a child process."""
         if self._process is not None:
@@ -196,9 +207,10 @@ class SwapModel:
             process, ticket = self._process, self._process.decode(crops, decoders, self.threads)
             return lambda: self._pairs(process.result(ticket), len(decoders))
         network, device = self.network()
-        self._set_threads()
-        done = self._pairs(decode_batches(network, device, crops, decoders, MODEL_BATCH, self.learns_mask),
-                           len(decoders))
+        if hasattr(network, "encoder"):  # torch's threads are the calling thread's
+            self._set_threads()
+        done = self._pairs(decode_batches(network, device, crops, decoders, MODEL_BATCH, self.learns_mask,
+                                          self.threads), len(decoders))
         return lambda: done
 
     def upscale(self, crops: np.ndarray) -> np.ndarray:
@@ -229,18 +241,18 @@ class SwapModel:
 
 class SwapModels:
     """The swap models of one render, each in a process of its own (`SwapModel(process=True)`),
-    started once per (model folder, direction, device, precision): the clips of an edit that share a model
+    started once per (model folder, direction, device, precision, runtime): the clips of an edit that share a model
     share its process, and torch is imported once, beside the first clip's hashing and probing.
     `close()` (or the end of a `with` block) ends them all."""
 
     def __init__(self) -> None:
-        self._models: dict[tuple[Path, str, str | None, str], SwapModel] = {}
+        self._models: dict[tuple[Path, str, str | None, str, str], SwapModel] = {}
 
     def get(self, model_dir: Path, settings: SwapSettings) -> SwapModel:
-        key = (Path(model_dir).resolve(), settings.direction, settings.device, settings.precision)
+        key = (Path(model_dir).resolve(), settings.direction, settings.device, settings.precision, settings.runtime)
         if key not in self._models:
             self._models[key] = SwapModel(Path(model_dir), settings.direction, settings.device, process=True,
-                                          precision=settings.precision)
+                                          precision=settings.precision, runtime=settings.runtime)
         return self._models[key]
 
     def close(self) -> None:

@@ -123,7 +123,8 @@ def render_range(
                                       shot=src)
                     if settings.holdout is not None else None)  # a hold-out matte that does not fit fails before any work
     # torch runs the batches with FACE_THREADS on the calling thread (the model may still be loading)
-    swap_model = (model or SwapModel(model_dir, settings.direction, settings.device, precision=settings.precision)
+    swap_model = (model or SwapModel(model_dir, settings.direction, settings.device, precision=settings.precision,
+                                runtime=settings.runtime)
                   ).with_threads(FACE_THREADS)
     try:  # an error before the pipeline starts: no load of our own left running behind us
         stats = SwapStats()
@@ -277,6 +278,7 @@ def render_range(
     if swap_model.loaded_at is not None:
         stats.timeline["model_ready"] = swap_model.loaded_at
         stats.precision = swap_model.precision
+        stats.runtime = swap_model.runtime
     for proc, mib in (("render", peak_rss_mib()), ("model_process", swap_model.peak_rss_mib())):
         if mib is not None:
             stats.peak_rss_mib[proc] = mib

@@ -14,6 +14,7 @@ from renderer.composite import CompositeSettings, OcclusionSettings
 from renderer.errors import InputError
 from renderer.faces.detect import MIN_FACE
 from renderer.faces.identity import DEFAULT_THRESHOLD, reference_embedding
+from renderer.model_process import RUNTIMES
 from renderer.pipeline import since_process_start
 
 SEGMENT_FRAMES = 48  # processing state restarts at multiples of this absolute frame index
@@ -55,6 +56,7 @@ class SwapSettings:
     colour: ColourManagement | None = None
     upscale: str = "auto"  # B's face upscaler: auto (when the model has one), on (required), off
     precision: str = "auto"  # the network's arithmetic when a render loads it: auto, fp32, bf16 (`model_process`)
+    runtime: str = "auto"  # what runs the network: auto, torch, onnxruntime (`model_process.resolve_runtime`)
 
     def __post_init__(self) -> None:
         if self.faces not in ("all", "largest", "identity"):
@@ -67,6 +69,8 @@ class SwapSettings:
             raise InputError(f"upscale={self.upscale!r} is not allowed (allowed: auto, on, off)")
         if self.precision not in PRECISIONS:
             raise InputError(f"precision={self.precision!r} is not allowed (allowed: {', '.join(PRECISIONS)})")
+        if self.runtime not in RUNTIMES:
+            raise InputError(f"runtime={self.runtime!r} is not allowed (allowed: {', '.join(RUNTIMES)})")
         if self.occlusion.mode == "matte" and self.holdout is None:
             raise InputError("occlusion=matte needs a hold-out matte: set `occlusion_matte:` in the preset or "
                              "`holdout=PATH` on the clip's FACESWAP marker (or choose occlusion reconstruction, "
@@ -110,7 +114,7 @@ def swap_settings(preset: Any, *, direction: str | None = None, device: str | No
         min_face=int(preset.min_face),
         device=device,
         colour=colour,
-        upscale=preset.upscale, precision=preset.precision,
+        upscale=preset.upscale, precision=preset.precision, runtime=preset.runtime,
     )
 
 
@@ -149,6 +153,7 @@ class SwapStats:
     # Peak resident memory (MiB) by process: "render" (this one), "model_process" (the network's own, when it has one).
     peak_rss_mib: dict[str, float] = field(default_factory=dict)
     precision: str | None = None  # the arithmetic the network ran at ("fp32", "bf16"), once it had loaded
+    runtime: str | None = None  # what ran the network ("torch", "onnxruntime"), once it had loaded
 
     def mark(self, point: str) -> None:
         """Note the first time the run reaches `point` (e.g. "first_decoded"); none where the
@@ -174,6 +179,7 @@ class SwapStats:
             "fps": round(self.frames / total, 2),
             "peak_rss_mib": {k: round(v, 1) for k, v in self.peak_rss_mib.items()},
             "model_precision": self.precision,
+            "model_runtime": self.runtime,
         }
 
 

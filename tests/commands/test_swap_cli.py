@@ -208,12 +208,13 @@ def test_smart_render_h264(h264_clip: Path, model_dir: Path, tmp_path: Path,
     out = tmp_path / "swapped.mp4"
     before = sha256_file(h264_clip)
     code, stdout, _ = run_cli(["swap", h264_clip, "--model", model_dir, "--out", out,
-                               "--frames", f"{SWAP[0]}-{SWAP[1]}", "--json", "--no-progress", "--precision", "fp32"],
+                               "--frames", f"{SWAP[0]}-{SWAP[1]}", "--json", "--no-progress", "--precision", "fp32",
+                               "--runtime", "torch"],
                               capsys)
     assert code == 0
     assert sha256_file(h264_clip) == before, "the source was modified"
     summary = json.loads(stdout)
-    assert summary["model_precision"] == "fp32"
+    assert summary["model_precision"] == "fp32" and summary["model_runtime"] == "torch"
     assert summary["path"] == "smart" and summary["reason"] is None
     assert summary["spans"] == [[12, 35]]
     assert (summary["frames_copied"], summary["frames_encoded"], summary["frames"]) == (24, 24, FRAMES)
@@ -328,9 +329,10 @@ def test_video_without_faces_passes_through(model_dir: Path, tmp_path: Path,
     # The network ran in a process of its own (torch imported there): both peaks are reported.
     import torch
 
-    from renderer.model_process import resolve_precision
+    from renderer.model_process import resolve_precision, resolve_runtime
 
     assert summary["model_precision"] == resolve_precision("auto", torch.device("cpu"))  # the default: auto
+    assert summary["model_runtime"] == resolve_runtime("auto", None, "auto", False)  # ONNX Runtime for fp32 on a CPU
     peaks = summary["peak_rss_mib"]
     assert set(peaks) == {"render", "model_process"} and peaks["model_process"] > 100 and peaks["render"] > 50, peaks
     assert [np.array_equal(a, b) for a, b in zip(decode_all(clip), decode_all(out))] == [True] * 12

@@ -1,0 +1,232 @@
+"""dlib's shape predictors (ensembles of regression trees, Kazemi and Sullivan 2014) evaluated in numpy,
+from arrays cached once per machine.
+
+dlib reads its 100 MB 68-point model float by float, 0.5-0.9 s that hold the GIL at the start of every
+process that finds landmarks: in a swap, the main thread can track nothing meanwhile and the encoder
+waits (bench/results/swap.md, section 1i). `parse` reads dlib's serialization of the same model into
+arrays (~3 s, once: they are cached beside the HOG detector as an .npz, loaded in ~30 ms), and
+`ShapeModel` runs dlib's algorithm on them step for step:
+
+- per cascade, the similarity transform from the mean shape to the current one (Umeyama's least
+  squares, closed form for 2-D, in float64 then float32 as dlib's `find_tform_between_shapes`);
+- the feature pixels: each anchor landmark plus its transformed offset, mapped into the face box
+  (float64), rounded to the nearest pixel; a pixel's intensity is (R + G + B) // 3, 0 off the picture;
+- each tree's splits (intensity difference > threshold: left child) and leaf, the leaves added to
+  the shape in tree order in float32 (numpy's reduce over the first axis adds row after row).
+
+The points are dlib's, bit for bit, on the real faces the tests compare (tests/faces/test_shape_model.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from renderer.errors import ModelError
+
+FORMAT = 1  # of the cached arrays; a new one is written when this changes
+_ARRAYS = ("initial", "idx1", "idx2", "thresh", "leaves", "anchors", "deltas")
+
+
+class _Reader:
+    """dlib's serialization (dlib/serialize.h) of integers and floats, read from `data` at `pos`.
+
+    An integer is a byte holding its length in bytes (low 4 bits) and its sign (bit 7), then its
+    magnitude little-endian; a float is two integers, mantissa and exponent (value = m * 2**e)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def int(self) -> int:
+        head = self.data[self.pos]
+        n = head & 0x0F
+        value = int.from_bytes(self.data[self.pos + 1: self.pos + 1 + n], "little")
+        self.pos += 1 + n
+        return -value if head & 0x80 else value
+
+    def float(self) -> float:
+        mantissa = self.int()
+        return float(np.ldexp(np.float64(mantissa), self.int()))
+
+    def column(self) -> list[float]:
+        """A dlib matrix<float,0,1>: -rows, -1, then the values."""
+        rows, cols = -self.int(), -self.int()
+        if cols != 1 or rows < 0:
+            raise ValueError(f"expected a column vector at byte {self.pos}, got {rows}x{cols}")
+        return [self.float() for _ in range(rows)]
+
+
+def _leaf_columns(data: bytes, length: int) -> tuple[dict[int, tuple[int, int]], np.ndarray]:
+    """Every float column of `length` rows in `data`, decoded side by side: {start byte: (row, end
+    byte)}, and the (n, length) float32 values. dlib writes a leaf as a length-prefixed column of floats of
+    varying byte sizes, so a leaf's end is known only by reading it; there are 120 000 of them in
+    the 68-point model, read one float a step across all at once (a Python loop over 16 M floats
+    would take a minute). Starts are found by the column header's bytes; a match inside another
+    leaf's bytes decodes to nonsense that nothing looks up."""
+    marker = bytes([0x81, length]) + bytes([0x81, 0x01]) if length < 256 else None
+    if marker is None:
+        raise ValueError(f"columns of {length} rows are not supported")
+    b = np.frombuffer(data + bytes(16), np.uint8)  # padded: a false match near the end reads zeros
+    starts = np.array([m.start() for m in re.finditer(re.escape(marker), data)], np.int64)
+    pos = starts + len(marker)
+    values = np.empty((len(starts), length), np.float32)
+    for k in range(length):
+        parts = []
+        for _ in range(2):  # mantissa, exponent
+            head = b[pos].astype(np.int64)
+            n = head & 0x0F
+            v = np.zeros(len(pos), np.int64)
+            for j in range(8):
+                v |= np.where(j < n, b[np.minimum(pos + 1 + j, len(b) - 1)], 0).astype(np.int64) << (8 * j)
+            parts.append(np.where(head & 0x80, -v, v))
+            pos = pos + 1 + n
+        values[:, k] = np.ldexp(parts[0].astype(np.float64), parts[1]).astype(np.float32)
+    return {int(s): (i, int(e)) for i, (s, e) in enumerate(zip(starts, pos))}, values
+
+
+def parse(data: bytes) -> dict[str, np.ndarray]:
+    """The arrays of a serialized dlib shape_predictor (dlib/image_processing/shape_predictor.h: version
+    1, the mean shape, the cascades' forests of trees, the feature pixels' anchor landmarks and
+    offsets). ValueError when `data` is not one, or a model unlike dlib's (trees of unequal shape)."""
+    r = _Reader(data)
+    if r.int() != 1:
+        raise ValueError("not a version-1 dlib shape_predictor")
+    initial = np.array(r.column(), np.float32)
+    columns, leaves = _leaf_columns(data, len(initial))
+    cascades = r.int()
+    idx1, idx2, thresh, leaf_rows = [], [], [], []
+    for _ in range(cascades):
+        trees = r.int()
+        for _ in range(trees):
+            splits = [(r.int(), r.int(), r.float()) for _ in range(r.int())]
+            idx1.append([s[0] for s in splits])
+            idx2.append([s[1] for s in splits])
+            thresh.append([s[2] for s in splits])
+            tree_leaves = []
+            for _ in range(r.int()):
+                if r.pos not in columns:
+                    raise ValueError(f"a leaf at byte {r.pos} is not a column of {len(initial)} floats")
+                row, r.pos = columns[r.pos]  # read already: on to its end
+                tree_leaves.append(row)
+            leaf_rows.append(tree_leaves)
+    anchors = [[r.int() for _ in range(r.int())] for _ in range(r.int())]
+    deltas = [[(r.float(), r.float()) for _ in range(r.int())] for _ in range(r.int())]
+    if r.pos != len(data):
+        raise ValueError(f"{len(data) - r.pos} bytes left after the model")
+    shape = (cascades, len(idx1) // max(cascades, 1))
+    depth = len(idx1[0]) if idx1 else 0
+    if len({len(s) for s in idx1}) != 1 or len({len(t) for t in leaf_rows}) != 1 or depth + 1 != len(leaf_rows[0]):
+        raise ValueError("trees of unequal shape")
+    return {
+        "initial": initial,
+        "idx1": np.array(idx1, np.int32).reshape(*shape, depth),
+        "idx2": np.array(idx2, np.int32).reshape(*shape, depth),
+        "thresh": np.array(thresh, np.float32).reshape(*shape, depth),
+        "leaves": leaves[np.array(leaf_rows)].reshape(*shape, depth + 1, len(initial)),
+        "anchors": np.array(anchors, np.int32),
+        "deltas": np.array(deltas, np.float32),
+    }
+
+
+class ShapeModel:
+    """A shape predictor's arrays (`parse`), evaluated as dlib evaluates them (see the module doc).
+
+    `ShapeModel(arrays)(frame_rgb, (left, top, right, bottom), area)` gives the (K, 2) float64
+    points in frame pixels, whole numbers as dlib's: box corners inclusive, as a dlib.rectangle's;
+    `area` (x0, y0, x1, y1), exclusive ends, is the part of the frame read (pixels outside it read 0,
+    as off the picture), the whole frame when None."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self.initial = arrays["initial"]
+        cascades, trees, depth = arrays["idx1"].shape
+        self.points = len(self.initial) // 2
+        self._trees, self._depth = trees, depth
+        self._idx1 = arrays["idx1"].reshape(cascades, -1).astype(np.intp)
+        self._idx2 = arrays["idx2"].reshape(cascades, -1).astype(np.intp)
+        self._thresh = arrays["thresh"].reshape(cascades, -1)
+        self._leaves = np.ascontiguousarray(arrays["leaves"]).reshape(cascades, trees * (depth + 1), -1)
+        self._anchors = arrays["anchors"].astype(np.intp)
+        self._deltas = arrays["deltas"]
+        mean = self.initial.reshape(-1, 2).astype(np.float64)
+        centred = mean - mean.mean(axis=0)
+        self._mean_centred = centred / (centred ** 2).sum()  # Umeyama's covariance over sigma_from in one product
+        self._leaf_base = np.arange(trees) * (depth + 1)
+        # A tree's leaf from its split outcomes at once: outcome s is bit s of a code, and
+        # _leaf_of[code] the leaf dlib's walk from the root (left on True) reaches.
+        self._bits = (1 << np.arange(depth)).astype(np.int64)
+        codes = np.arange(1 << depth)
+        node = np.zeros_like(codes)
+        for _ in range(int(np.log2(depth + 1))):
+            node = 2 * node + 2 - ((codes >> node) & 1)
+        self._leaf_of = (node - depth).astype(np.intp)
+
+    def __call__(self, frame_rgb: np.ndarray, box: tuple[int, int, int, int],
+                 area: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        left, top, right, bottom = box
+        ax0, ay0, ax1, ay1 = area if area is not None else (0, 0, frame_rgb.shape[1], frame_rgb.shape[0])
+        size = np.array([right - left, bottom - top], np.float64)  # dlib's unnormalizing transform
+        offset = np.array([left - ax0 + 0.5, top - ay0 + 0.5])  # ... from the area's corner, + 0.5: rounding
+        extent = np.array([ax1 - ax0, ay1 - ay0], np.uint64)
+        width = frame_rgb.shape[1]
+        first = ay0 * width + ax0
+        pixels = frame_rgb.reshape(-1, frame_rgb.shape[2])
+        step = np.array([1, width], np.int64)
+        shape = self.initial.copy()
+        rows = np.empty((self._trees + 1, len(shape)), np.float32)
+        for c in range(len(self._leaves)):
+            pts = shape.reshape(-1, 2)
+            cov = (pts - pts.mean(axis=0, dtype=np.float64)).T @ self._mean_centred
+            a, b = cov[0, 0] + cov[1, 1], cov[1, 0] - cov[0, 1]
+            at = self._deltas[c] @ np.array([[a, b], [-b, a]], np.float32)  # the similarity, transposed
+            at += pts[self._anchors[c]]
+            xy = np.floor(at * size + offset).astype(np.int64)  # in the area
+            inside = (xy.view(np.uint64) < extent).all(axis=1)
+            grey = pixels.take(first + (xy @ step) * inside, axis=0).sum(axis=1, dtype=np.int32) // 3
+            value = (grey * inside).astype(np.float32)
+            outcome = (value[self._idx1[c]] - value[self._idx2[c]]) > self._thresh[c]
+            leaf = self._leaf_of[outcome.reshape(self._trees, -1) @ self._bits]
+            rows[0] = shape
+            np.take(self._leaves[c], self._leaf_base + leaf, axis=0, out=rows[1:])
+            shape = np.add.reduce(rows, axis=0)  # row after row: dlib's order of float32 additions
+        return np.floor(shape.reshape(-1, 2).astype(np.float64) * size + np.array([left + 0.5, top + 0.5]))
+
+
+def cache_path(model_file: Path, cache_dir: Path) -> Path:
+    """The cached arrays of `model_file`: named by its name, size and modification time (a reinstalled
+    model is parsed again) and this module's FORMAT."""
+    st = model_file.stat()
+    return cache_dir / f"{model_file.stem}-{st.st_size}-{st.st_mtime_ns}-v{FORMAT}.npz"
+
+
+def load_cached(model_file: Path, cache_dir: Path | None) -> ShapeModel:
+    """The ShapeModel of dlib model file `model_file`, its arrays read from `cache_dir` or, the first
+    time, parsed and written there (to a temporary name, then renamed: a killed writer leaves no
+    cache that looks whole). A cache that does not load is parsed again. ModelError when the model
+    cannot be parsed; with no cache folder (None, read-only, full) the model is parsed every time."""
+    path = cache_path(model_file, cache_dir) if cache_dir is not None else None
+    if path is not None and path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return ShapeModel({k: z[k] for k in _ARRAYS})
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            pass  # cut short or foreign: parsed again and rewritten below
+    try:
+        arrays = parse(model_file.read_bytes())
+    except (OSError, ValueError, IndexError, KeyError) as err:
+        raise ModelError(f"the landmark model {model_file} could not be read as a dlib shape predictor ({err})") from err
+    if path is not None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, path)
+        except OSError:  # a read-only or full cache folder: nothing kept, nothing lost
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+    return ShapeModel(arrays)

@@ -1,0 +1,119 @@
+"""The numpy evaluator of dlib's shape predictors (faces/shape_model.py) against dlib's own, on real
+faces nobody here made, and its cache of model arrays under faults (cut short, read-only, full)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from renderer.errors import ModelError
+from renderer.faces import models
+from renderer.faces import shape_model as ert
+from renderer.faces.detect import detect
+from renderer.faces.landmarks import LandmarkModel
+from renderer.media import read_frames
+from tests import face_data as F
+
+
+def _dlib_points(points: int, rgb: np.ndarray, rect: tuple[int, int, int, int]) -> np.ndarray:
+    import dlib
+
+    shape = models.shape_predictor(points)(np.ascontiguousarray(rgb), dlib.rectangle(*rect))
+    return np.array([(p.x, p.y) for p in shape.parts()], np.float64)
+
+
+def _real_faces() -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
+    """(frame, dlib rectangle) of every face HOG finds on kphotoalbum's photos and movie.avi (a
+    camcorder clip), on the astronaut portrait, and on that portrait's face moved half off the frame."""
+    pictures = [F.read_rgb(F.kphotoalbum_file(n)) for n in (*F.JESPER, F.COUPLE, *F.ANNE_HELENE)]
+    pictures.append(F.read_rgb(F.astronaut()))
+    pictures += [rgb for i, rgb in read_frames(F.kphotoalbum_file(F.MOVIE), 0, 59) if i % 10 == 0]
+    faces = []
+    for rgb in pictures:
+        for d in detect(rgb):
+            x0, y0, x1, y1 = (round(v) for v in d.box)
+            faces.append((rgb, (x0, y0, x1 - 1, y1 - 1)))
+    rgb = F.read_rgb(F.astronaut())
+    x0, y0, x1, y1 = (round(v) for v in detect(rgb)[0].box)
+    faces.append((np.ascontiguousarray(rgb[:, x0 + (x1 - x0) // 2:]), (-(x1 - x0) // 2, y0, (x1 - x0) // 2, y1 - 1)))
+    return faces
+
+
+@pytest.mark.parametrize("points", [68, 5])
+def test_points_are_dlibs_bit_for_bit_on_real_faces(points: int) -> None:
+    model = models.shape_model(points)
+    faces = _real_faces()
+    assert len(faces) >= 10
+    for k, (rgb, rect) in enumerate(faces):
+        want = _dlib_points(points, rgb, rect)
+        got = model(rgb, rect)
+        assert got.dtype == np.float64 and got.shape == (points, 2)
+        assert np.array_equal(got, want), (k, np.abs(got - want).max())
+
+
+def test_an_area_reads_as_a_crop_of_the_frame() -> None:
+    """`area` gives what dlib gives on a copy of that part of the frame, in frame pixels."""
+    model = models.shape_model(68)
+    for rgb, (left, top, right, bottom) in _real_faces()[:6]:
+        w, h = right - left, bottom - top
+        area = (max(0, left - w // 5), max(0, top - h // 3), min(rgb.shape[1], right + w // 5), min(rgb.shape[0], bottom))
+        ax, ay = area[:2]
+        crop = rgb[ay:area[3], ax:area[2]]
+        want = _dlib_points(68, crop, (left - ax, top - ay, right - ax, bottom - ay)) + (ax, ay)
+        assert np.array_equal(model(rgb, (left, top, right, bottom), area), want)
+
+
+def test_landmark_model_uses_the_arrays_and_falls_back_to_dlib(monkeypatch) -> None:
+    rgb = F.read_rgb(F.astronaut())
+    box = detect(rgb)[0].box
+    fast = LandmarkModel(68)
+    assert fast._arrays is not None
+
+    def unparsable(points: int):
+        raise ModelError("not a dlib shape predictor")
+
+    monkeypatch.setattr(models, "shape_model", unparsable)
+    slow = LandmarkModel(68)
+    assert slow._arrays is None
+    assert np.array_equal(fast(rgb, box), slow(rgb, box))
+
+
+def test_cache_is_written_whole_and_a_cut_short_one_is_rebuilt(tmp_path) -> None:
+    model_file = models.landmark_file(5)
+    rgb, rect = _real_faces()[0]
+    want = _dlib_points(5, rgb, rect)
+    first = ert.load_cached(model_file, tmp_path)  # parsed, then cached
+    cached = ert.cache_path(model_file, tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [cached.name]  # no temporary left beside it
+    assert np.array_equal(first(rgb, rect), want)
+    assert np.array_equal(ert.load_cached(model_file, tmp_path)(rgb, rect), want)  # loaded from the cache
+    cached.write_bytes(cached.read_bytes()[:5000])  # cut short (a full disk, a killed writer)
+    assert np.array_equal(ert.load_cached(model_file, tmp_path)(rgb, rect), want)
+    assert cached.stat().st_size > 100_000  # parsed again and rewritten
+
+
+def test_without_a_writable_cache_the_model_is_parsed(tmp_path) -> None:
+    """A read-only cache folder and a full one (real mounts): the same points, nothing left behind."""
+    from tests.faults import fill_disk, tmpfs
+
+    model_file = models.landmark_file(5)
+    rgb, rect = _real_faces()[0]
+    want = _dlib_points(5, rgb, rect)
+    for read_only in (True, False):
+        with tmpfs(tmp_path / ("ro" if read_only else "full"), size="1m", read_only=read_only,
+                   fill={"doppel/.keep": b""}) as root:
+            if not read_only:
+                fill_disk(root)
+            assert np.array_equal(ert.load_cached(model_file, root / "doppel")(rgb, rect), want)
+            assert [p.name for p in (root / "doppel").iterdir()] == [".keep"]
+
+
+def test_a_file_that_is_not_a_shape_predictor_is_a_model_error(tmp_path) -> None:
+    for name, data in (("recognition", models.model_path(models.RECOGNITION).read_bytes()[:200_000]),
+                       ("truncated", models.landmark_file(5).read_bytes()[:-100]),
+                       ("empty", b"")):
+        path = tmp_path / f"{name}.dat"
+        path.write_bytes(data)
+        with pytest.raises(ModelError, match="could not be read as a dlib shape predictor"):
+            ert.load_cached(path, tmp_path / "cache")
+        assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
