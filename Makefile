@@ -10,6 +10,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install --upgrade --quiet pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -c "from renderer.faces import models; models.shape_model(68); models.shape_model(5); models.hog_detector()"
 	touch $(STAMP)
 
 # DEMO_ARGS: extra `doppel demo` flags, e.g. make demo DEMO_ARGS="--train-iterations 30 --json"

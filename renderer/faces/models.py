@@ -65,7 +65,7 @@ def shape_predictor(points: int) -> Any:
 @functools.cache
 def shape_model(points: int) -> Any:
     """The same predictor as arrays evaluated in numpy (faces/shape_model.py: dlib's points, bit for
-    bit), loaded from the user's cache folder in ~0.1 s where dlib reads its file in 0.5-0.9 s that
+    bit), loaded from Doppel's cache folder (`cache_dir`) in ~0.1 s where dlib reads its file in 0.5-0.9 s that
     hold the GIL; parsed (~4 s) and cached by the first process. ModelError when the file cannot be
     parsed (the caller then uses `shape_predictor`)."""
     from renderer.faces import shape_model as ert
@@ -88,7 +88,7 @@ def hog_detector() -> Any:
     dlib builds it from a text form compiled into its library, ~0.37 s of start-up spent holding
     the GIL; its own binary serialization of the same detector loads in ~2 ms. So the first
     process writes that (`fhog_object_detector.save`, to a temporary name, then renamed) into the
-    user's cache folder, one file per dlib version, and later ones load it: the same filters,
+    cache folder (`cache_dir`), one file per dlib version, and later ones load it: the same filters,
     bit for bit, the same detections (tests/faces/test_models.py). Where the cache cannot be
     read or written the detector is built as dlib builds it."""
     import dlib
@@ -113,14 +113,15 @@ def hog_detector() -> Any:
 
 
 def cache_dir() -> Path | None:
-    """Where models derived from the bundled ones are cached: $XDG_CACHE_HOME (else ~/.cache)/doppel;
-    None when there is no home to cache in."""
-    base = os.environ.get("XDG_CACHE_HOME")
+    """Where models derived from the bundled ones are cached: `models/` in Doppel's cache folder
+    (`sample.default_cache`: $DOPPEL_CACHE, the checkout's .cache, else ~/.cache/doppel); None when
+    there is no home to cache in."""
+    from renderer.sample import default_cache
+
     try:
-        root = Path(base) if base else Path.home() / ".cache"
+        return default_cache() / "models"
     except RuntimeError:  # no home directory
         return None
-    return root / "doppel"
 
 
 def hog_cache_path(dlib_version: str) -> Path | None:

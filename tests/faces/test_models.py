@@ -77,12 +77,12 @@ def test_cached_frontal_detector_finds_exactly_what_dlibs_own_does(tmp_path, mon
     import cv2
     import dlib
 
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("DOPPEL_CACHE", str(tmp_path))
     models.hog_detector.cache_clear()
     try:
         built = models.hog_detector()  # first process: built by dlib, then cached
         cached = models.hog_cache_path(dlib.__version__)
-        assert cached is not None and cached.is_file() and cached.parent == tmp_path / "doppel"
+        assert cached is not None and cached.is_file() and cached.parent == tmp_path / "models"
         assert [p.name for p in cached.parent.iterdir()] == [cached.name]  # no temporary left beside it
         models.hog_detector.cache_clear()
         loaded = models.hog_detector()  # a later process: loaded from the cache
@@ -117,13 +117,13 @@ def test_frontal_detector_without_a_writable_cache(tmp_path, monkeypatch) -> Non
     want = _detections(dlib.get_frontal_face_detector(), grey)
     for read_only in (True, False):
         cache = tmp_path / ("ro" if read_only else "full")
-        with tmpfs(cache, size="1m", read_only=read_only, fill={"doppel/.keep": b""}) as root:
+        with tmpfs(cache, size="1m", read_only=read_only, fill={"models/.keep": b""}) as root:
             if not read_only:
                 fill_disk(root)
-            monkeypatch.setenv("XDG_CACHE_HOME", str(root))
+            monkeypatch.setenv("DOPPEL_CACHE", str(root))
             models.hog_detector.cache_clear()
             try:
                 assert _detections(models.hog_detector(), grey) == want
-                assert [p.name for p in (root / "doppel").iterdir()] == [".keep"]
+                assert [p.name for p in (root / "models").iterdir()] == [".keep"]
             finally:
                 models.hog_detector.cache_clear()

@@ -101,11 +101,11 @@ def test_without_a_writable_cache_the_model_is_parsed(tmp_path) -> None:
     want = _dlib_points(5, rgb, rect)
     for read_only in (True, False):
         with tmpfs(tmp_path / ("ro" if read_only else "full"), size="1m", read_only=read_only,
-                   fill={"doppel/.keep": b""}) as root:
+                   fill={"models/.keep": b""}) as root:
             if not read_only:
                 fill_disk(root)
-            assert np.array_equal(ert.load_cached(model_file, root / "doppel")(rgb, rect), want)
-            assert [p.name for p in (root / "doppel").iterdir()] == [".keep"]
+            assert np.array_equal(ert.load_cached(model_file, root / "models")(rgb, rect), want)
+            assert [p.name for p in (root / "models").iterdir()] == [".keep"]
 
 
 def test_a_file_that_is_not_a_shape_predictor_is_a_model_error(tmp_path) -> None:
