@@ -117,3 +117,24 @@ def test_a_file_that_is_not_a_shape_predictor_is_a_model_error(tmp_path) -> None
         with pytest.raises(ModelError, match="could not be read as a dlib shape predictor"):
             ert.load_cached(path, tmp_path / "cache")
         assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+
+
+def test_several_faces_in_one_pass_are_each_faces_own_points() -> None:
+    """`many` (one pass over the cascades for every face of a frame, as the tracker calls it) gives
+    each face the points `__call__` gives it alone, and dlib's: the couple photo's two faces, the
+    astronaut's face with boxes moved around it, one read from an area, one half off the frame."""
+    couple = F.read_rgb(F.kphotoalbum_file(F.COUPLE))
+    rects = [(round(d.box[0]), round(d.box[1]), round(d.box[2]) - 1, round(d.box[3]) - 1) for d in detect(couple)]
+    assert len(rects) == 2
+    rgb = F.read_rgb(F.astronaut())
+    x0, y0, x1, y1 = (round(v) for v in detect(rgb)[0].box)
+    moved = [(x0 + dx, y0 + dy, x1 - 1 + dx, y1 - 1 + dy) for dx, dy in ((0, 0), (9, -6), (-x0 - (x1 - x0) // 2, 4))]
+    for points in (68, 5):
+        model = models.shape_model(points)
+        for frame, boxes, areas in ((couple, rects, [None, None]),
+                                    (rgb, moved, [None, (0, 0, 400, 420), None])):
+            got = model.many(frame, boxes, areas)
+            for box, area, lm in zip(boxes, areas, got):
+                assert np.array_equal(lm, model(frame, box, area))
+                if area is None:
+                    assert np.array_equal(lm, _dlib_points(points, frame, box))
