@@ -1,7 +1,8 @@
 """A/B timing of `doppel swap`: the code at a git ref (default main) against this tree, interleaved.
 
 Both arms run the same command on the same clip with the same virtual environment, one after the
-other (old, new, old, new, ...), so the machine's changing load hits both alike. The old arm
+other, the order turned round every pair (old, new, new, old, old, new, ...), so the machine's
+changing load, and whatever favours the first or second run of a pair, hits both alike. The old arm
 runs from `git archive REF` unpacked into a temporary folder (its own `renderer` package first
 on sys.path). Per run: wall and CPU seconds (user + sys, wait4), the summary's `seconds` and, where
 the code reports it, its `timeline` (seconds since process start when the run first decoded,
@@ -73,7 +74,7 @@ def main() -> int:
         rows: list[tuple[str, B.Run, dict, float]] = []
         md5: dict[str, set[str]] = {"old": set(), "new": set()}
         for n in range(args.pairs):
-            for arm, tree in arms.items():
+            for arm, tree in (list(arms.items()) if n % 2 == 0 else list(arms.items())[::-1]):
                 out = work / f"{arm}.mp4"
                 # In the arm's own folder: `python -m renderer.model_process` (the model process) puts the
                 # working folder first on sys.path, so from anywhere else the old arm's child ran this tree.
@@ -88,7 +89,8 @@ def main() -> int:
     print("|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     walls, cpus = [], []
     for n in range(args.pairs):
-        (_, old, _, l0), (_, new, js, l1) = rows[2 * n], rows[2 * n + 1]
+        pair = dict((arm, (run, js, load)) for arm, run, js, load in rows[2 * n:2 * n + 2])
+        (old, _, l0), (new, js, l1) = pair["old"], pair["new"]
         walls.append(new.wall / old.wall)
         cpus.append(new.cpu / old.cpu)
         tl = js.get("timeline") or {}
