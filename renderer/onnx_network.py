@@ -2,12 +2,16 @@
 run by ONNX Runtime on the CPU.
 
 torch's import costs a swap ~1.3 CPU s before its first batch (most of the model process's start);
-ONNX Runtime imports in ~0.2 s. It runs this network slower than torch's oneDNN (lite, a batch of 8
-through the encoder and both decoders on one thread: 52 against 38 ms), so the gain is the start:
-a 48-frame farm chunk 0.90x torch's wall time, a 240-frame clip 0.98x (bench/results/swap.md, 1i). The graph is the `renderer.model` network layer by layer (the
-same convolutions, LeakyReLU 0.1, pixel shuffle as DepthToSpace CRD, the dense layers as Gemm), built
-here in memory from the weights the card names: no exported file, nothing unpickled, no `onnx`
-package (the few protobuf messages a graph needs are written by `_Proto` below). Its input is the
+ONNX Runtime imports in ~0.2 s and, with the decoders' last layer rewritten (`space_to_depth_conv`),
+runs this network about as fast as torch's oneDNN (lite, 8 crops through the encoder and both
+decoders on one thread: 60 against 59 ms in one loaded run). The gain is the start: with the
+landmark change beside it, a 48-frame farm chunk took 0.84x the wall time of the torch code before,
+a 240-frame clip ~0.95x (bench/results/swap.md, section 1i).
+
+The graph is the `renderer.model` network layer by layer (the same convolutions, LeakyReLU 0.1, pixel
+shuffle as DepthToSpace CRD, the dense layers as Gemm), built here in memory from the weights the
+card names: no exported file, nothing unpickled, no `onnx` package (the few protobuf messages a
+graph needs are written by `_Proto` below). Its input is the
 aligned crops as they are cut, (B, S, S, 3) uint8, and each decoder's output comes back (B, S, S, C)
 float32 in [0, 1], so the conversions `model_process.decode_batches` does around torch run inside the
 graph. Outputs match torch's within float32 rounding (2e-6, tests/test_onnx_network.py); a swap's
