@@ -189,12 +189,13 @@ def swap() -> None:
     base = rows[0][2] if rows and rows[0][3] is None else None
     lines.extend([f"`doppel swap` of {args.frames} frames of 1920x1080 with one ~650 px face (bench_swap's close-up), "
                   "every frame swapped, H.264 out (libx264 medium crf 18).", "",
-                  "| job | device | wall (s) | x ffmpeg | track | model | composite | encode (busy s) |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|"])
+                  "| job | device | runtime | wall (s) | x ffmpeg | track | model | composite | encode (busy s) |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---:|"])
     for name, device, wall, s in rows:
         ratio = f"{wall / base:.2f}" if base else "-"
         secs = s["seconds"] if s else {}
-        lines.append(f"| {name} | {device} | {wall:.1f} | {ratio} | "
+        runtime = (s or {}).get("model_runtime") or "-"  # cuda: torch; cpu: onnxruntime at fp32 (preset `runtime`)
+        lines.append(f"| {name} | {device} | {runtime} | {wall:.1f} | {ratio} | "
                      + " | ".join(f"{secs.get(k, 0):.1f}" if s else "-" for k in ("track", "model", "composite", "encode"))
                      + " |")
 
