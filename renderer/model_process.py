@@ -81,9 +81,16 @@ def gpu_likely() -> bool:
     return builds_gpu and any(Path(p).exists() for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/dev/kfd"))
 
 
+def runtime_of(network: Any) -> str:
+    """"onnxruntime" for an `onnx_network.OnnxNetwork`, "torch" for the SwapAutoencoder."""
+    from renderer.onnx_network import OnnxNetwork
+
+    return "onnxruntime" if isinstance(network, OnnxNetwork) else "torch"
+
+
 def resolve_runtime(runtime: str, device: str | None, precision: str, upscaler: bool) -> str:
     """"torch" or "onnxruntime": what runs the swap network. auto is ONNX Runtime (`renderer.onnx_network`:
-    no torch import, ~1 CPU s less at the start, ~14 ms more a batch of 8) wherever the network would
+    no torch import, ~1 CPU s less at the start, a batch about torch's time) wherever the network would
     run fp32 on the CPU without an upscaler, torch elsewhere (a GPU, bf16, B's face upscaler).
     InputError for an unknown name, or for onnxruntime asked where it cannot run."""
     from renderer import onnx_network
@@ -167,7 +174,7 @@ def decode_batches(network: Any, device: Any, crops: np.ndarray, decoders: str, 
     (N, S, S) float32 learned mask when `learns_mask`. `threads`: an `OnnxNetwork`'s intra-op
     threads (None: ONNX Runtime's own); torch's are the calling thread's (`set_threads`)."""
     n, size = len(crops), crops.shape[1]
-    if not hasattr(network, "encoder"):  # an onnx_network.OnnxNetwork
+    if runtime_of(network) == "onnxruntime":
         outs_onnx = [np.empty((n, size, size, 4 if learns_mask else 3), np.float32) for _ in decoders]
         for lo in range(0, n, batch):
             part = crops[lo:lo + batch]
@@ -423,13 +430,13 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> int:
         write_message(out, {"error": type(err).__name__, "message": str(err)})
         return 1
     write_message(out, {"ok": True, "device": str(device), "precision": precision, "loaded_at": time.monotonic(),
-                        "runtime": "torch" if hasattr(network, "encoder") else "onnxruntime"})
+                        "runtime": runtime_of(network)})
     learns_mask, batch = bool(card.config.learn_mask), int(load["batch"])
     while (msg := read_message(inp)) is not None:
         header, (array,) = msg
         t0 = time.perf_counter()
         threads = header.get("threads")
-        if hasattr(network, "encoder"):  # torch's
+        if runtime_of(network) == "torch":  # torch's threads are the calling thread's
             set_threads(threads)
         if header["op"] == "decode":
             outs = decode_batches(network, device, array, header["decoders"], batch, learns_mask, threads)

@@ -187,8 +187,7 @@ def new_face_min_size(frame_shape: tuple[int, ...]) -> int:
 
 def _landmarks(model: LandmarkModel, pic: Picture, box: tuple[float, float, float, float]) -> np.ndarray:
     """(K, 2) landmarks of the face in `box`, read from a window around it (converted on demand)."""
-    window = search_region(box, pic.shape, LANDMARK_PAD)
-    return model(pic.region(*window), box, window)
+    return _landmarks_of(model, pic, [box])[0]
 
 
 def _landmarks_of(model: LandmarkModel, pic: Picture, boxes: list[tuple[float, float, float, float]]) -> list[np.ndarray]:

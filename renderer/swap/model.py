@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from renderer.errors import ModelError
-from renderer.model_process import ModelProcess, decode_batches, load_network, set_threads
+from renderer.model_process import ModelProcess, decode_batches, load_network, runtime_of, set_threads
 from renderer.modelcard import ModelCard, load_model_card
 from renderer.pipeline import _process_origin, since_process_start
 from renderer.swap.settings import MODEL_BATCH, SwapSettings
@@ -151,7 +151,7 @@ class SwapModel:
         """"torch" or "onnxruntime": what runs the network (waits for the load)."""
         if self._process is not None:
             return str(self._process.ready().get("runtime", "torch"))
-        return "torch" if hasattr(self.network()[0], "encoder") else "onnxruntime"
+        return runtime_of(self.network()[0])
 
     @property
     def device(self) -> Any:
@@ -207,7 +207,7 @@ class SwapModel:
             process, ticket = self._process, self._process.decode(crops, decoders, self.threads)
             return lambda: self._pairs(process.result(ticket), len(decoders))
         network, device = self.network()
-        if hasattr(network, "encoder"):  # torch's threads are the calling thread's
+        if runtime_of(network) == "torch":  # torch's threads are the calling thread's
             self._set_threads()
         done = self._pairs(decode_batches(network, device, crops, decoders, MODEL_BATCH, self.learns_mask,
                                           self.threads), len(decoders))
