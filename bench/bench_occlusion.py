@@ -111,6 +111,30 @@ def train_model(out: Path, faceset_a: Path, faceset_b: Path, minutes: float, occ
     return out
 
 
+def segmented_demo(out: Path, faceset_a: Path, faceset_b: Path, iterations: int) -> Path:
+    """A copy of the shipped model with an occluder segmenter trained on frames 0..eval_first-1 and the astronaut
+    (`doppel train-segmenter`, textures from scikit-image's coffee and rocket: not the judged occluders' photos)."""
+    import shutil
+
+    from renderer.checkpoint import model_files
+    from renderer.modelcard import load_model_card
+    from renderer.segmenter import SEGMENTER_NAME
+    from renderer.train_segmenter import SegmenterTrainConfig, train_segmenter
+    from quality_timesplit import segmenter_photos
+
+    card = load_model_card(out) if (out / "model.yaml").exists() else None
+    if card is not None and card.segmenter is not None and card.segmenter.iterations == iterations \
+            and (model_files(out) / SEGMENTER_NAME).is_file():
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(SHIPPED_MODEL, out)
+    rights = (f"{load_model_card(out).rights} The segmenter learned from a re-extraction of the same two people's "
+              "faces (the first frames of the same video, the same portrait).")
+    train_segmenter(SegmenterTrainConfig(model_dir=out, facesets=(faceset_a, faceset_b), photos=tuple(segmenter_photos()),
+                                         iterations=iterations, threads=1, rights=rights), progress=False)
+    return out
+
+
 def render(src: Path, out: Path, model: SwapModel, mode: str, matte: Path | None, n: int) -> tuple[dict[int, np.ndarray], float]:
     settings = SwapSettings(occlusion=OcclusionSettings(mode), holdout=matte if mode == "matte" else None)
     stats = render_range(src, out, model_dir=Path(), model=model, settings=settings, first=0, last=n - 1,
@@ -141,7 +165,11 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=40.0,
                     help="training minutes per bench model, in all (a cached shorter one is resumed; default 40)")
     ap.add_argument("--eval-first", type=int, default=48, help="first frame judged; models train on the frames before")
-    ap.add_argument("--models", default="demo,plain,occ", help="which models to judge (default demo,plain,occ)")
+    ap.add_argument("--models", default="demo,plain,occ",
+                    help="which models to judge, of demo, plain, occ, seg (default demo,plain,occ)")
+    ap.add_argument("--segmenter-iterations", type=int, default=3000,
+                    help="seg: iterations of the occluder segmenter added to a copy of the demo model (default 3000)")
+    ap.add_argument("--out", type=Path, default=OUT, help=f"the report (default {OUT.relative_to(ROOT)})")
     args = ap.parse_args()
     load_start = os.getloadavg()
     t_start = time.time()
@@ -161,7 +189,7 @@ def main() -> int:
     models: dict[str, tuple[Path, str]] = {}
     if "demo" in wanted:
         models["demo"] = (SHIPPED_MODEL, "shipped; trained on every frame (judged frames seen in training)")
-    if "plain" in wanted or "occ" in wanted:
+    if any(m in wanted for m in ("plain", "occ", "seg")):
         from renderer.extract import extract
 
         first_part = WORK / f"first{args.eval_first}.mkv"
@@ -176,6 +204,14 @@ def main() -> int:
                 d = train_model(WORK / f"model-{name}-first{args.eval_first}", fa, fb, args.minutes, occ)
                 models[name] = (d, f"lite + learned mask, {'occluders 0.5' if occ else 'no occluders'}, "
                                    f"{(d / 'bench.txt').read_text().strip()} on frames 0-{args.eval_first - 1}")
+        if "seg" in wanted:
+            from renderer.modelcard import load_model_card
+
+            d = segmented_demo(WORK / f"model-demo-seg-first{args.eval_first}", fa, fb, args.segmenter_iterations)
+            sc = load_model_card(d).segmenter
+            models["seg"] = (d, f"the shipped model with an occluder segmenter: {sc.iterations} iterations in "
+                                f"{sc.train_seconds:.0f} s on frames 0-{args.eval_first - 1} and the astronaut, textures "
+                                f"{' and '.join(sc.photos)} (IoU {sc.synthetic_iou:.3f} on held-out synthetic occluders)")
 
     rows = []
     timings = []
@@ -188,7 +224,8 @@ def main() -> int:
         src_clean = dict(media.read_frames(clean_clip, 0, n - 1))
         for name, (path, note) in models.items():
             model = SwapModel(path, "a2b", "cpu")
-            modes = ["off", "reconstruction"] + (["learned"] if model.learns_mask else []) + (["matte"] if name == "demo" else [])
+            modes = (["off", "reconstruction"] + (["learned"] if model.learns_mask or model.has_segmenter else [])
+                     + (["matte"] if name == "demo" else []))
             clean_off, _ = render(clean_clip, tmpd / "c-off.mkv", model, "off", None, n)
             off_changed = {i: np.any(src_clean[i] != clean_off[i], axis=2) for i in range(n)}
             for mode in modes:
@@ -222,7 +259,8 @@ def main() -> int:
         "## Occlusion: occluders left in front of the face, per `occlusion` mode",
         "",
         f"Command: `.venv/bin/python bench/bench_occlusion.py --minutes {args.minutes:g} --eval-first {args.eval_first}"
-        + (f" --models {args.models}" if args.models != "demo,plain,occ" else "") + "`",
+        + (f" --models {args.models}" if args.models != "demo,plain,occ" else "")
+        + (f" --out {os.path.relpath(args.out, ROOT)}" if args.out != OUT else "") + "`",
         f"Machine: {os.cpu_count()}-core CPU, no GPU, shared with other jobs: load average {load_start[0]:.1f} at the "
         f"start, {load_end[0]:.1f} at the end; {time.time() - t_start:.0f} s in all (training included; a model "
         f"already in .cache/bench/occlusion with that much training is reused, not retrained).",
@@ -247,7 +285,7 @@ def main() -> int:
               "| model | faces | swap only (ms) | swap + rebuild (ms) | ratio |", "|---|---:|---:|---:|---:|"]
     for name, faces, a, b in timings:
         lines.append(f"| {name} | {faces} | {1000 * a:.1f} | {1000 * b:.1f} | {b / a:.2f}x |")
-    OUT.write_text("\n".join(lines) + "\n")
+    args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

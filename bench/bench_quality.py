@@ -85,6 +85,7 @@ VARIANTS: dict[str, dict[str, str]] = {
     "review detect_every=1": {"detect_every": "1"},
     "review occlusion=off": {"occlusion": "off"},  # the default occlusion: reconstruction, taken away
     "review occlusion_prior=off": {"occlusion_prior": "off"},  # reconstruction without the model's error prior
+    "review occlusion=learned": {"occlusion": "learned"},  # the occluder segmenter (a copy of the model with one)
     "review upscale": {"upscale": "on"},  # B's face upscaler: swapped by a copy of the model with one (the rest: none)
 }
 # generic 3D head (mm): nose tip, chin, left/right eye outer corner, left/right mouth corner
@@ -374,6 +375,10 @@ def parse_args() -> argparse.Namespace:
                     help="comma-separated names of VARIANTS, rendered on the held-out clip")
     ap.add_argument("--baseline-variants", default="review",
                     help="variants rendered on the other clips (default review)")
+    ap.add_argument("--segmenter-iterations", type=int, default=3000,
+                    help="iterations of the occluder segmenter trained on the time-split model's facesets when a "
+                         "variant or occlusion mode is learned (`doppel train-segmenter`, 1 thread, --seed; cached; "
+                         "default 3000)")
     ap.add_argument("--occlusion-modes", default="reconstruction,reconstruction prior=off,off",
                     help="occlusion modes whose occluder IoU is measured on the held-out clip, each optionally with "
                          "' prior=off' (occlusion_prior: off) (default reconstruction,reconstruction prior=off,off)")
@@ -414,6 +419,10 @@ def build_runs(args: argparse.Namespace) -> tuple[list[ClipRun], TS.TimeSplitMod
             fb = TS.demo_b_faceset()
             tsm = TS.timesplit_model(fa, fb, args.model, args.iterations, args.seed)
             model = tsm.path if args.no_error_prior else TS.with_error_prior(tsm, fa)
+            learned = any(o.get("occlusion") == "learned" for o in variants.values()) or any(
+                m.split()[0] == "learned" for m in args.occlusion_modes.split(",") if m.strip())
+            if learned:  # the segmenter leaves every other mode's swap as it was: all variants use the copy
+                model = TS.with_segmenter(model, [fa, fb], args.segmenter_iterations, args.seed)
             upscaled = [n for n, o in variants.items() if o.get("upscale") == "on"]
             up = TS.with_upscaler(model, fb, args.upscaler_iterations, args.seed) if upscaled else model
             runs.append(ClipRun("held-out", held, model, variants,

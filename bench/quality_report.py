@@ -246,6 +246,27 @@ def _upscaler_lines(args: argparse.Namespace, runs: list[ClipRun]) -> list[str]:
     return out
 
 
+def _segmenter_lines(runs: list[ClipRun]) -> list[str]:
+    """What `occlusion: learned` swaps with: the time-split model's copy with an occluder segmenter."""
+    from renderer.modelcard import load_model_card
+
+    out = []
+    for run in runs:
+        seg = load_model_card(run.model).segmenter
+        if seg is None:
+            continue
+        widths = "/".join(map(str, seg.config.widths))
+        out += [f"**Segmenter.** {run.label} swaps with {run.model.name}, a copy of the time-split model with an occluder "
+                f"segmenter (`occlusion: learned`; the other occlusion modes do not read it, so they swap as the model "
+                f"without one): `doppel train-segmenter MODEL --faces` A `--faces` B `--photos coffee.png --photos "
+                f"rocket.jpg --iterations {seg.iterations} --threads {TS.THREADS}` (a U-Net {widths} wide on the {seg.faces} "
+                f"crops of A and B at {seg.config.size} px with synthetic occluders; textures from scikit-image's "
+                f"{' and '.join(seg.photos)}, not the kphotoalbum photos the judged occluders are cut from; loss "
+                f"{seg.loss_first:.4f} -> {seg.loss_last:.4f}, IoU {seg.synthetic_iou:.3f} on held-out synthetic occluders, "
+                f"{seg.train_seconds / 60:.1f} min by its card).", ""]
+    return out
+
+
 def header_lines(args: argparse.Namespace, runs: list[ClipRun], tsm: TS.TimeSplitModel | None, split: int,
                  load0: tuple[float, ...], minutes: float) -> list[str]:
     cmd = "    .venv/bin/python bench/bench_quality.py " + " ".join(f"'{a}'" if " " in a else a for a in sys.argv[1:])
@@ -284,7 +305,7 @@ def header_lines(args: argparse.Namespace, runs: list[ClipRun], tsm: TS.TimeSpli
             + "Only the frames after the split are swapped and scored.",
             "",
         ]
-    lines += _upscaler_lines(args, runs)
+    lines += _upscaler_lines(args, runs) + _segmenter_lines(runs)
     lines += ["Clips:", ""] + [f"- **{r.label}**: {r.note}." for r in runs] + [
         "",
         "Variants are the review preset (hull mask, rct colour, temporal 0.5, grain match, detail 0, colour smoothing 0, "

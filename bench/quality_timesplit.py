@@ -97,11 +97,8 @@ def demo_b_faceset(cache: Path = WORK) -> Path:
 def model_key(faceset_a: Path, faceset_b: Path, init: Path, seed: int) -> str:
     """What makes a time-split model, but its iterations: a longer run of the same key continues a shorter
     one with --resume, which is bit-identical to an uninterrupted run (`renderer.train`)."""
-    from renderer.checkpoint import model_files
-    from renderer.model import WEIGHTS_NAME
-
     parts = {"a": sha256_file(faceset_a / INDEX_NAME), "b": sha256_file(faceset_b / INDEX_NAME),
-             "init": sha256_file(model_files(init) / WEIGHTS_NAME), "seed": seed, "batch": BATCH, "threads": THREADS}
+             "init": sha256_file(_weights(init)), "seed": seed, "batch": BATCH, "threads": THREADS}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -154,10 +151,7 @@ def with_error_prior(model: TimeSplitModel, faceset_a: Path) -> Path:
 
 def upscaler_key(model: Path, faceset_b: Path, iterations: int, seed: int) -> str:
     """What makes the upscaler copy: the swap weights it learns from, B's faceset, iterations, seed, threads."""
-    from renderer.checkpoint import model_files
-    from renderer.model import WEIGHTS_NAME
-
-    parts = {"weights": sha256_file(model_files(model) / WEIGHTS_NAME), "b": sha256_file(faceset_b / INDEX_NAME),
+    parts = {"weights": sha256_file(_weights(model)), "b": sha256_file(faceset_b / INDEX_NAME),
              "iterations": iterations, "seed": seed, "threads": THREADS}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -175,6 +169,42 @@ def with_upscaler(model: Path, faceset_b: Path, iterations: int, seed: int = 0) 
                  "--seed", str(seed), "--threads", str(THREADS), "--no-progress"], normal_priority=True)
         partial.rename(final)
     return final
+
+
+def segmenter_photos() -> list[Path]:
+    """Face-free photos for the segmenter's occluder textures: scikit-image's coffee and rocket, not the
+    kphotoalbum photos the judged occluders are cut from (their textures stay unseen)."""
+    from renderer import sample
+
+    folder = sample.skimage_data(F.CACHE)
+    return [folder / "coffee.png", folder / "rocket.jpg"]
+
+
+def with_segmenter(model: Path, facesets: list[Path], iterations: int, seed: int = 0) -> Path:
+    """A copy of `model` with its occluder segmenter (`doppel train-segmenter --faces A --faces B --photos
+    coffee.png --photos rocket.jpg --iterations N --seed S --threads 1`), cached beside it as
+    MODEL-seg-KEY (the swap weights are the same files, so every other occlusion mode swaps as before)."""
+    photos = segmenter_photos()
+    parts = {"weights": sha256_file(_weights(model)), "facesets": [sha256_file(f / INDEX_NAME) for f in facesets],
+             "photos": [sha256_file(p) for p in photos], "iterations": iterations, "seed": seed, "threads": THREADS}
+    final = model.with_name(f"{model.name}-seg-{hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]}")
+    if not final.is_dir():
+        partial = final.with_name(final.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(model, partial, symlinks=True)
+        print(f"training the occluder segmenter ({iterations} iterations) of {partial.name}")
+        _doppel(["train-segmenter", str(partial), *[a for f in facesets for a in ("--faces", str(f))],
+                 *[a for p in photos for a in ("--photos", str(p))], "--iterations", str(iterations),
+                 "--seed", str(seed), "--threads", str(THREADS), "--no-progress"], normal_priority=True)
+        partial.rename(final)
+    return final
+
+
+def _weights(model: Path) -> Path:
+    from renderer.checkpoint import model_files
+    from renderer.model import WEIGHTS_NAME
+
+    return model_files(model) / WEIGHTS_NAME
 
 
 def _doppel(args: list[str], normal_priority: bool = False) -> None:

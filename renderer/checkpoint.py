@@ -127,9 +127,10 @@ def _symlink_over(target: str, link: Path) -> None:
 
 
 # What a model's generation holds besides its card: the training files (weights, optimizer, previews)
-# and what later steps add (B's upscaler, the error prior). A step that adds one carries the rest.
+# and what later steps add (B's upscaler, the error prior, the occluder segmenter). A step that adds one
+# carries the rest.
 MODEL_GENERATION_FILES = ("model.safetensors", "optimizer.safetensors", "train_state.json", "preview.png", "loss.png",
-                          "upscaler.safetensors", "error_prior.safetensors")
+                          "upscaler.safetensors", "error_prior.safetensors", "segmenter.safetensors")
 
 
 def save_beside_model(model_dir: Path | str, new_files: dict[str, bytes], card_bytes: bytes, label: str) -> Path:

@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                        "train a face upscaler for a model's person B on B's own faceset (sharper swapped faces)"),
     "error-prior": ("renderer.commands.error_prior",
                     "measure where a model's decoder A misses on A's own faces (occlusion mask prior)"),
+    "train-segmenter": ("renderer.commands.train_segmenter",
+                        "train a model's occluder segmenter (occlusion: learned keeps hands and microphones in front)"),
     "swap": ("renderer.commands.swap", "swap faces in one video (whole or a frame range)"),
     "render": ("renderer.commands.render", "render the FACESWAP-marked clips of an edit and write a return edit"),
     "presets": ("renderer.commands.presets", "list, show and validate YAML presets"),

@@ -204,13 +204,18 @@ def save_model(
     blob = safetensors_bytes(tensors, {"format": "doppel-swap-autoencoder", "arch": model.config.arch})
     import hashlib
 
+    from renderer.error_prior import PRIOR_NAME
+    from renderer.segmenter import SEGMENTER_NAME
     from renderer.upscale import UPSCALER_NAME
 
-    # New swap weights make an upscaler trained on the old decoder's output stale: its section goes
-    # unless the save carries one (`renderer.upscale.train_upscaler` saves through save_files itself).
-    upscaler = card.upscaler if UPSCALER_NAME in (extra_files or {}) else None
+    # New swap weights make what later steps added stale (an upscaler and an error prior learned from the
+    # old decoders; the segmenter is dropped with them, as its docs say): each section goes unless the
+    # save carries its file (the steps that add one save through `checkpoint.save_beside_model`).
+    extra = extra_files or {}
     card = dataclasses.replace(card, weights_sha256=hashlib.sha256(blob).hexdigest(), config=model.config,
-                               upscaler=upscaler)
+                               upscaler=card.upscaler if UPSCALER_NAME in extra else None,
+                               error_prior=card.error_prior if PRIOR_NAME in extra else None,
+                               segmenter=card.segmenter if SEGMENTER_NAME in extra else None)
     files = {WEIGHTS_NAME: blob, **(extra_files or {}), CARD_NAME: card_text(card).encode("utf-8")}
     return save_files(model_dir, files, label or f"{card.iterations:08d}")
 

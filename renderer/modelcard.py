@@ -21,6 +21,7 @@ from renderer.atomic import sha256_file, write_text_atomic
 from renderer.checkpoint import model_files
 from renderer.errors import ModelError
 from renderer.error_prior import ErrorPriorCard  # torch-free: the card's section only
+from renderer.segmenter import SegmenterCard  # torch-free too
 from renderer.model_config import ModelConfig
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ class ModelCard:
     initialised_from: InitRef | None = None  # `doppel train --init`: the model whose weights this one started from
     upscaler: UpscalerCard | None = None  # B's face upscaler (`renderer.upscale`), when one was trained
     error_prior: ErrorPriorCard | None = None  # decoder A's own-face rebuild error (`renderer.error_prior`)
+    segmenter: SegmenterCard | None = None  # the occluder segmenter of `occlusion: learned` (`renderer.segmenter`)
 
     @property
     def identities(self) -> tuple[str, str]:
@@ -142,6 +144,7 @@ class ModelCard:
             **({"initialised_from": self.initialised_from.to_dict()} if self.initialised_from else {}),
             **({"upscaler": self.upscaler.to_dict()} if self.upscaler else {}),
             **({"error_prior": self.error_prior.to_dict()} if self.error_prior else {}),
+            **({"segmenter": self.segmenter.to_dict()} if self.segmenter else {}),
         }
 
 
@@ -233,6 +236,7 @@ def model_card_from_dict(data: Any, where: str) -> ModelCard:
             upscaler=_upscaler_card(data.get("upscaler")),
             error_prior=(ErrorPriorCard.from_dict(data["error_prior"]) if data.get("error_prior") is not None
                          else None),
+            segmenter=(SegmenterCard.from_dict(data["segmenter"]) if data.get("segmenter") is not None else None),
         )
     except ModelError as err:
         raise ModelError(f"{where}: {err}") from err

@@ -66,7 +66,7 @@ def occluder_bank(paths: Sequence[Path | str], size: int) -> Tensor | None:
     return torch.from_numpy(np.stack(tiles)).permute(0, 3, 1, 2).contiguous()
 
 
-def _shape_alpha(kind: str, size: int, r: Tensor) -> np.ndarray:
+def shape_alpha(kind: str, size: int, r: Tensor) -> np.ndarray:
     """(size, size) float32 [0, 1] anti-aliased alpha of one shape; r: 8 uniform [0, 1) numbers."""
     s = float(size)
     cx, cy = s * (0.2 + 0.6 * float(r[0])), s * (0.25 + 0.65 * float(r[1]))  # biased to the lower face (mouth, chin)
@@ -92,7 +92,7 @@ def _shape_alpha(kind: str, size: int, r: Tensor) -> np.ndarray:
     return img.astype(np.float32) / 255.0
 
 
-def _texture(kind: int, size: int, bank: Tensor | None, gen: torch.Generator) -> Tensor:
+def texture(kind: int, size: int, bank: Tensor | None, gen: torch.Generator) -> Tensor:
     """(3, size, size) float32 [0, 1]: 0 flat colour, 1 smooth noise, 2 a photo patch (flat colour without a bank)."""
     if kind == 2 and bank is not None and len(bank):
         i = int(torch.randint(len(bank), (1,), generator=gen))
@@ -124,11 +124,11 @@ def paste_occluders(warped: Tensor, masks: Tensor, probability: float, gen: torc
         if float(draws[i, 0]) >= probability:
             continue
         kind = SHAPES[min(len(SHAPES) - 1, int(float(draws[i, 1]) * len(SHAPES)))]
-        alpha[i, 0] = _shape_alpha(kind, s, draws[i, 3:])
-        textures[i] = _texture(min(2, int(float(draws[i, 2]) * 3)), s, bank, gen)
+        alpha[i, 0] = shape_alpha(kind, s, draws[i, 3:])
+        textures[i] = texture(min(2, int(float(draws[i, 2]) * 3)), s, bank, gen)
     a = torch.from_numpy(alpha).to(warped.device)
     out = warped * (1 - a) + textures.to(warped.device) * a
     return out, masks * (1 - a)
 
 
-__all__ = ["PHOTO_SUFFIXES", "SHAPES", "occluder_bank", "paste_occluders"]
+__all__ = ["PHOTO_SUFFIXES", "SHAPES", "occluder_bank", "paste_occluders", "shape_alpha", "texture"]

@@ -34,7 +34,7 @@ from renderer.errors import ModelError
 from renderer.model_config import WEIGHTS_NAME, ModelConfig
 
 OPSET = 17
-_FLOAT, _UINT8, _INT64 = 1, 2, 7  # TensorProto.DataType
+FLOAT, UINT8, INT64 = 1, 2, 7  # TensorProto.DataType
 
 
 def available() -> bool:
@@ -72,7 +72,7 @@ class _Proto:
     @classmethod
     def tensor(cls, name: str, array: np.ndarray) -> bytes:
         array = np.ascontiguousarray(array)
-        kind = {np.dtype(np.float32): _FLOAT, np.dtype(np.int64): _INT64}[array.dtype]
+        kind = {np.dtype(np.float32): FLOAT, np.dtype(np.int64): INT64}[array.dtype]
         return (b"".join(cls.integer(1, d) for d in array.shape) + cls.integer(2, kind) + cls.chunk(8, name)
                 + cls.chunk(9, array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()))
 
@@ -98,7 +98,7 @@ class _Proto:
         return cls.chunk(1, name) + cls.chunk(2, cls.chunk(1, tensor_type))
 
 
-class _Graph:
+class GraphBuilder:
     """The nodes and weights of one graph as they are added; `model()` is the serialised ModelProto."""
 
     def __init__(self, weights: dict[str, np.ndarray]) -> None:
@@ -175,7 +175,7 @@ def swap_graph(cfg: ModelConfig, weights: dict[str, np.ndarray], decoders: str, 
     """The ONNX ModelProto of `renderer.model.SwapAutoencoder` with config `cfg` and its state dict
     `weights`: input "crops" (batch, S, S, 3) uint8; one output per decoder in `decoders` ("b", "ba"),
     named "out_<decoder>", (batch, S, S, out_channels) float32 in [0, 1]."""
-    g = _Graph(weights)
+    g = GraphBuilder(weights)
     s = cfg.input_size
 
     def block(x: str, prefix: str, cin: int, cout: int, k: int, stride: int, separable: bool) -> str:  # renderer.model.conv
@@ -187,7 +187,7 @@ def swap_graph(cfg: ModelConfig, weights: dict[str, np.ndarray], decoders: str, 
         y = g.op("LeakyRelu", [block(x, prefix + ".conv", cin, 4 * cout, 3, 1, separable)], prefix + ".act", alpha=0.1)
         return g.op("DepthToSpace", [y], prefix + ".shuffle", blocksize=2, mode="CRD")
 
-    x = g.op("Cast", ["crops"], "crops.float", to=_FLOAT)
+    x = g.op("Cast", ["crops"], "crops.float", to=FLOAT)
     x = g.op("Div", [x, g.constant("255", np.array(255.0, np.float32))], "crops.unit")  # as torch: x / 255
     x = g.op("Transpose", [x], "encoder.input", perm=[0, 3, 1, 2])
     cin = 3
@@ -213,8 +213,8 @@ def swap_graph(cfg: ModelConfig, weights: dict[str, np.ndarray], decoders: str, 
                  kernel_shape=list(w.shape[2:]), strides=[1, 1], pads=pads)
         y = g.op("DepthToSpace", [y], out, blocksize=2, mode="DCR")
         y = g.op("Sigmoid", [y], f"decoder_{d}.sigmoid")
-        outputs.append((g.op("Transpose", [y], f"out_{d}", perm=[0, 2, 3, 1]), _FLOAT, (batch, s, s, cfg.out_channels)))
-    return g.model([("crops", _UINT8, (batch, s, s, 3))], outputs)
+        outputs.append((g.op("Transpose", [y], f"out_{d}", perm=[0, 2, 3, 1]), FLOAT, (batch, s, s, cfg.out_channels)))
+    return g.model([("crops", UINT8, (batch, s, s, 3))], outputs)
 
 
 class OnnxNetwork:

@@ -91,7 +91,7 @@ FIELDS: dict[str, Field] = {
     "mask.feather": Field("float", 0.05, minimum=0.0, maximum=0.5, help="mask feather, fraction of face size"),
     "occlusion": Field("enum", "reconstruction", ("learned", "reconstruction", "matte", "off"),
                        help="what stands in front of the face stays there: reconstruction (A->A rebuild "
-                            "disagrees), learned (the model's occlusion-trained mask), matte (hold-out matte "
+                            "disagrees), learned (the model's occluder segmenter, `doppel train-segmenter`), matte (hold-out matte "
                             "only), off"),
     "occlusion_prior": Field("enum", "auto", ("auto", "off"),
                              help="reconstruction: auto divides the rebuild error by the model's expected-error "

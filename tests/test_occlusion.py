@@ -185,13 +185,14 @@ def test_occlusion_preset_keys_are_validated_and_reach_the_swap(tmp_path: Path) 
         swap_settings(load_preset("lossless").with_overrides({"occlusion": "matte"}, "marker"))
 
 
-def test_learned_occlusion_needs_a_model_with_a_learned_mask(model: SwapModel, tmp_path: Path,
-                                                             occluded: tuple[Path, list[tuple[slice, slice]]]) -> None:
-    assert not model.learns_mask
-    with pytest.raises(InputError, match="occlusion=learned needs a model trained with a learned mask"):
+def test_learned_occlusion_needs_a_segmenter_or_a_learned_mask(model: SwapModel, tmp_path: Path,
+                                                               occluded: tuple[Path, list[tuple[slice, slice]]]) -> None:
+    assert not model.learns_mask and not model.has_segmenter
+    with pytest.raises(InputError, match="occlusion=learned needs a model with an occluder segmenter.*train-segmenter"):
         render_range(occluded[0], tmp_path / "o.mkv", model_dir=Path(), model=model,
                      settings=SwapSettings(occlusion=OcclusionSettings("learned")), first=0, last=1,
                      swap_ranges=[(0, 1)], codec="ffv1")
+    assert not (tmp_path / "o.mkv").exists()
 
 
 def test_a_marker_matte_is_found_beside_the_edit_and_checked_when_planning(tmp_path: Path,

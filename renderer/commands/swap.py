@@ -36,7 +36,9 @@ included) and `<stem>.plate.mov` the unblended swapped face with that alpha; sam
 timing and start timecode as OUT, labelled and signed like it (`--json`: "matte", "plate").
 
 Occlusion (--occlusion, or the preset's `occlusion`; default reconstruction): what stands in
-front of the face stays in front. --holdout MATTE is a compositor's hold-out matte for the shot
+front of the face stays in front: reconstruction flags where the source person's own decoder
+disagrees with the frame; learned asks the model's occluder segmenter (`doppel train-segmenter`).
+--holdout MATTE is a compositor's hold-out matte for the shot
 (any clip PyAV reads, grey or alpha, one frame per source frame, same size): where it is white
 or opaque the frame is never changed, whatever the occlusion mode.
 

@@ -15,9 +15,13 @@ Modes (preset key `occlusion`):
                   prior (`renderer.error_prior`: decoder A's mean rebuild error on its own faces) the
                   error is first divided by the prior over its median on the face, so regions the
                   decoder always rebuilds worse (eyes, mouth) need more disagreement (`occlusion_prior`).
-  learned         the same decoder's learned-mask channel (a model trained with `learn_mask` and
-                  occluder augmentation, `renderer.augment.paste_occluders`): where it says "not
-                  face" inside the face mask is an occluder; cleaned and feathered the same way.
+  learned         the model's occluder segmenter (`renderer.segmenter`, trained by `doppel
+                  train-segmenter` on the model's own faces with occluders pasted over them): a
+                  small U-Net that reads the crop itself, so no decoder pass. Where it sees an
+                  occluder inside the face mask is excluded; cleaned and feathered the same way.
+                  A model without one but trained with `learn_mask` uses the source decoder's
+                  learned-mask channel instead (which did not learn occluders in 40 CPU minutes,
+                  bench/results/occlusion.md).
   matte           only the external hold-out matte (below).
 Whatever the mode, a hold-out matte given for the shot (`occlusion_matte`, or `holdout=` on a
 FACESWAP marker) is always respected, in frame pixels: blend alpha *= (1 - holdout)
@@ -35,8 +39,6 @@ from renderer.composite.masks import _erode_feather
 from renderer.errors import InputError, closest
 
 OCCLUSION_MODES = ("learned", "reconstruction", "matte", "off")
-# Modes that need the source decoder's pass (the person in the frame rebuilt by their own decoder).
-SOURCE_PASS_MODES = ("learned", "reconstruction")
 PRIOR_MODES = ("auto", "off")
 # The prior's relative value is floored here: a pixel the decoder rebuilt almost perfectly on every
 # training face must not make the noise of a new frame an occluder.
@@ -80,10 +82,6 @@ class OcclusionSettings:
                                    ("feather", self.feather, 0.0, 0.25)):
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not lo <= value <= hi:
                 raise InputError(f"occlusion settings: {key}={value!r} is not allowed; allowed: a number from {lo} to {hi}")
-
-    @property
-    def needs_source_pass(self) -> bool:
-        return self.mode in SOURCE_PASS_MODES
 
 
 def _disc(radius_px: float) -> np.ndarray | None:
@@ -184,8 +182,8 @@ def occlusion_keep(
     """The (S, S) float32 keep mask for one face under `settings.mode` (all ones for off / matte).
 
     face: the blend mask (`face_mask`); crop: the frame's crop (S, S, 3) float32 [0, 1];
-    rebuilt: the source decoder's rebuild of it (reconstruction); learned_source: that
-    decoder's learned mask (learned); prior: the model's expected-error prior (reconstruction; used
+    rebuilt: the source decoder's rebuild of it (reconstruction); learned_source: (learned) where the
+    face is visible, 1 - the segmenter's occluder probability, or the source decoder's learned mask; prior: the model's expected-error prior (reconstruction; used
     unless settings.prior is "off").
     """
     mode = settings.mode
@@ -196,8 +194,9 @@ def occlusion_keep(
         return keep_mask(occluded_by_error(crop, rebuilt, face, settings, used), settings)
     if mode == "learned":
         if learned_source is None:
-            raise InputError("occlusion=learned needs a model trained with a learned mask (learn_mask: true); "
-                             "this model has none (allowed here: reconstruction, matte, off)")
+            raise InputError("occlusion=learned needs the face map of an occluder segmenter (`doppel train-segmenter`) "
+                             "or of a model trained with a learned mask; none was given (allowed here: reconstruction, "
+                             "matte, off)")
         return keep_mask(occluded_by_learned(learned_source, face), settings)
     return np.ones(face.shape, np.float32)
 
@@ -208,6 +207,6 @@ def apply_holdout(alpha: np.ndarray, holdout: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
-    "OCCLUSION_MODES", "OcclusionSettings", "PRIOR_MODES", "SOURCE_PASS_MODES", "apply_holdout", "keep_mask",
+    "OCCLUSION_MODES", "OcclusionSettings", "PRIOR_MODES", "apply_holdout", "keep_mask",
     "normalise_by_prior", "occluded_by_error", "occluded_by_learned", "occlusion_keep", "rebuild_error",
 ]

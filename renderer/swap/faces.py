@@ -84,10 +84,15 @@ class FaceSwapper:
         if "learned" in settings.composite.mask and not model.learns_mask:
             raise InputError(f"mask={settings.composite.mask!r} needs a model trained with a learned mask; "
                              f"this model has none (allowed here: hull, ellipse)")
-        if settings.occlusion.mode == "learned" and not model.learns_mask:
-            raise InputError("occlusion=learned needs a model trained with a learned mask (train with learn_mask: "
-                             "true and augment.occluders); this model has none (allowed here: reconstruction, "
-                             "matte, off)")
+        if settings.occlusion.mode == "learned" and not (model.has_segmenter or model.learns_mask):
+            raise InputError("occlusion=learned needs a model with an occluder segmenter (train one with `doppel "
+                             "train-segmenter MODEL_DIR`) or a learned mask; this model has neither (allowed here: "
+                             "reconstruction, matte, off)")
+        # learned: the segmenter reads the crop itself; without one, the source decoder's mask channel.
+        # reconstruction (and that fallback) send the crops through the source decoder too.
+        self._segmenting = settings.occlusion.mode == "learned" and model.has_segmenter
+        self._source_pass = settings.occlusion.mode == "reconstruction" or (
+            settings.occlusion.mode == "learned" and not self._segmenting)
         # B's face upscaler: the swapped crop grows from S to S * scale before the composite
         # (masks, colour and paste work at that size; `renderer.upscale`).
         self._upscaling = model.has_upscaler and settings.upscale != "off"
@@ -298,7 +303,7 @@ class FaceSwapper:
                           for p, _, face in todo])  # (N, S, S, 3) uint8
         previous = self._collect()  # its answer is read before the next request goes out
         batch = _Batch(self._pending, todo, crops,
-                       self.model.submit(crops, rebuild=self.settings.occlusion.needs_source_pass))
+                       self.model.submit(crops, rebuild=self._source_pass))
         self._pending, self._pending_faces = [], 0
         self.stats.seconds["model"] += time.perf_counter() - t0
         self._in_flight = batch
@@ -333,6 +338,10 @@ class FaceSwapper:
         big: dict[int, np.ndarray] = {}
         if self._upscaling and used:  # (n, T, T, 3) float32, T = S * scale
             big = dict(zip(used, self.model.upscale(np.stack([blended[k] for k in used]))))
+        # occlusion=learned with a segmenter: where it sees an occluder, the face is not (the decoder
+        # mask channel's convention: 1 = face).
+        seen = (dict(zip(used, np.float32(1.0) - self.model.segment(crops[used]))) if self._segmenting and used
+                else {})
         t1 = time.perf_counter()
         self.stats.seconds["model"] += t1 - t0  # the upscaler counts as the model stage
         t = self.out_size
@@ -343,9 +352,10 @@ class FaceSwapper:
             mask = face_mask(lm_crop, self.size, self.settings.composite, learned=learned_k)
             original = crops[k].astype(np.float32) * np.float32(1.0 / 255.0)
             keep = None
-            if occlusion.needs_source_pass:  # before the colour statistics: an occluder is no skin
+            if self._source_pass or self._segmenting:  # before the colour statistics: an occluder is no skin
+                learned_face = seen[k] if self._segmenting else None if rebuilt_mask is None else rebuilt_mask[k]
                 keep = occlusion_keep(occlusion, mask, original, None if rebuilt is None else rebuilt[k],
-                                      None if rebuilt_mask is None else rebuilt_mask[k], self.model.error_prior)
+                                      learned_face, self.model.error_prior)
             frame_from_crop = face.frame_from_crop
             crop = blended[k]
             if k in big:

@@ -88,6 +88,11 @@ class SwapModel:
             self._network = _loading(Path(model_dir), device, self.card, self.has_upscaler, precision, runtime)
             if not background:
                 self.network()
+        # The occluder segmenter of `occlusion: learned` (`renderer.segmenter`), when the card has one:
+        # ONNX Runtime in this process, loaded on first use (copies from `with_threads` share it).
+        self.has_segmenter = self.card.segmenter is not None
+        self._model_dir = Path(model_dir)
+        self._lazy: dict[str, Any] = {}
         # The expected-error prior of the source decoder (`renderer.error_prior`), when the card has one
         # for it: `occlusion: reconstruction` divides the rebuild error by it. A 16 KB file, no torch.
         self.error_prior: np.ndarray | None = None
@@ -212,6 +217,18 @@ class SwapModel:
         done = self._pairs(decode_batches(network, device, crops, decoders, MODEL_BATCH, self.learns_mask,
                                           self.threads), len(decoders))
         return lambda: done
+
+    def segment(self, crops: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) uint8 crops -> (N, S, S) float32 occluder probability, by the model's occluder
+        segmenter (`has_segmenter`; loaded on the first call). ModelError without one."""
+        if self.card.segmenter is None:
+            raise ModelError("this model has no occluder segmenter (train one with `doppel train-segmenter MODEL_DIR`)")
+        if "segmenter" not in self._lazy:
+            from renderer.checkpoint import model_files
+            from renderer.segmenter import load_segmenter
+
+            self._lazy["segmenter"] = load_segmenter(model_files(self._model_dir), self.card.segmenter)
+        return self._lazy["segmenter"](crops)
 
     def upscale(self, crops: np.ndarray) -> np.ndarray:
         """(N, S, S, 3) float32 [0, 1] swapped crops through B's face upscaler (`has_upscaler`):
