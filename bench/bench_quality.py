@@ -63,6 +63,7 @@ from renderer.faces import models  # noqa: E402
 from renderer.faces.identity import embed, identity_distance, reference_embedding  # noqa: E402
 from renderer.faces.landmarks import LandmarkModel  # noqa: E402
 from renderer.faces.track import find_faces  # noqa: E402
+from renderer.modelcard import load_model_card  # noqa: E402
 from renderer.presets import load_preset  # noqa: E402
 from renderer.swap import render_range, swap_settings  # noqa: E402
 from tests import face_data as F  # noqa: E402
@@ -85,7 +86,8 @@ VARIANTS: dict[str, dict[str, str]] = {
     "review detect_every=1": {"detect_every": "1"},
     "review occlusion=off": {"occlusion": "off"},  # the default occlusion: reconstruction, taken away
     "review occlusion_prior=off": {"occlusion_prior": "off"},  # reconstruction without the model's error prior
-    "review occlusion=learned": {"occlusion": "learned"},  # the occluder segmenter (a copy of the model with one)
+    "review occlusion=learned": {"occlusion": "learned"},  # the occluder segmenter (auto's choice when there is one)
+    "review occlusion=reconstruction": {"occlusion": "reconstruction"},  # the default before the segmenter
     "review upscale": {"upscale": "on"},  # B's face upscaler: swapped by a copy of the model with one (the rest: none)
 }
 # generic 3D head (mm): nose tip, chin, left/right eye outer corner, left/right mouth corner
@@ -376,12 +378,14 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--baseline-variants", default="review",
                     help="variants rendered on the other clips (default review)")
     ap.add_argument("--segmenter-iterations", type=int, default=3000,
-                    help="iterations of the occluder segmenter trained on the time-split model's facesets when a "
-                         "variant or occlusion mode is learned (`doppel train-segmenter`, 1 thread, --seed; cached; "
-                         "default 3000)")
-    ap.add_argument("--occlusion-modes", default="reconstruction,reconstruction prior=off,off",
+                    help="iterations of the occluder segmenter trained on the time-split model's facesets "
+                         "(`doppel train-segmenter`, 1 thread, --seed; cached; default 3000)")
+    ap.add_argument("--no-segmenter", action="store_true",
+                    help="the time-split model without an occluder segmenter (occlusion: auto is then reconstruction; "
+                         "default: with one, so auto is learned)")
+    ap.add_argument("--occlusion-modes", default="learned,reconstruction,reconstruction prior=off,off",
                     help="occlusion modes whose occluder IoU is measured on the held-out clip, each optionally with "
-                         "' prior=off' (occlusion_prior: off) (default reconstruction,reconstruction prior=off,off)")
+                         "' prior=off' (occlusion_prior: off) (default learned,reconstruction,reconstruction prior=off,off)")
     ap.add_argument("--no-error-prior", action="store_true",
                     help="the time-split model without its expected-error prior (`doppel error-prior`; default: with)")
     ap.add_argument("--sheet", default="review", help="variant whose worst frames are shown (and whose goals are listed)")
@@ -419,10 +423,8 @@ def build_runs(args: argparse.Namespace) -> tuple[list[ClipRun], TS.TimeSplitMod
             fb = TS.demo_b_faceset()
             tsm = TS.timesplit_model(fa, fb, args.model, args.iterations, args.seed)
             model = tsm.path if args.no_error_prior else TS.with_error_prior(tsm, fa)
-            learned = any(o.get("occlusion") == "learned" for o in variants.values()) or any(
-                m.split()[0] == "learned" for m in args.occlusion_modes.split(",") if m.strip())
-            if learned:  # the segmenter leaves every other mode's swap as it was: all variants use the copy
-                model = TS.with_segmenter(model, [fa, fb], args.segmenter_iterations, args.seed)
+            if not args.no_segmenter:  # occlusion: auto (the default) is then learned; the other modes do not
+                model = TS.with_segmenter(model, [fa, fb], args.segmenter_iterations, args.seed)  # read it
             upscaled = [n for n, o in variants.items() if o.get("upscale") == "on"]
             up = TS.with_upscaler(model, fb, args.upscaler_iterations, args.seed) if upscaled else model
             runs.append(ClipRun("held-out", held, model, variants,
@@ -507,7 +509,9 @@ def main() -> int:
                 occ = run_occluders(run, [m for m in args.occlusion_modes.split(",") if m], Path(tmp))
     lines = header_lines(args, runs, tsm, split, load0, (time.time() - started) / 60)
     lines += table_lines(table) + occluder_lines(occ, "held-out")
-    lines += goal_lines(table, args.sheet) + occluder_goal(occ, "held-out") + ["", NOTES]
+    held = [r for r in runs if r.label == "held-out"]
+    segmenter = bool(held) and load_model_card(held[0].model).segmenter is not None
+    lines += goal_lines(table, args.sheet) + occluder_goal(occ, "held-out", segmenter) + ["", NOTES]
     RESULTS.mkdir(parents=True, exist_ok=True)
     if sheet_rows:
         big = Path(tempfile.mkdtemp()) / "sheet.png"

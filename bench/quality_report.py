@@ -211,8 +211,11 @@ def occluder_lines(scores: list[TS.OccluderScore], label: str) -> list[str]:
     return lines
 
 
-def occluder_goal(scores: list[TS.OccluderScore], label: str) -> list[str]:
-    default = load_preset("review").occlusion
+def occluder_goal(scores: list[TS.OccluderScore], label: str, has_segmenter: bool) -> list[str]:
+    """The goal line for the review preset's occlusion mode, "auto" resolved for the clip's model."""
+    from renderer.composite import OcclusionSettings
+
+    default = OcclusionSettings(load_preset("review").occlusion).resolved(has_segmenter).mode
     mine = [s for s in scores if s.mode == default]
     if not mine:
         return [f"- Occluder IoU >= 0.9: not measured in this run (it needs the held-out clip in --clips and "
@@ -309,7 +312,8 @@ def header_lines(args: argparse.Namespace, runs: list[ClipRun], tsm: TS.TimeSpli
     lines += ["Clips:", ""] + [f"- **{r.label}**: {r.note}." for r in runs] + [
         "",
         "Variants are the review preset (hull mask, rct colour, temporal 0.5, grain match, detail 0, colour smoothing 0, "
-        "detect_every 8, occlusion reconstruction) with the given overrides (as a marker would give them), rendered to "
+        "detect_every 8, occlusion auto: learned where the model has an occluder segmenter, else reconstruction) with "
+        "the given overrides (as a marker would give them), rendered to "
         "FFV1. Identity is scored by dlib's ResNet embedding (`renderer.faces.identity`, the same recogniser as preset "
         "`faces: identity` and `doppel extract --identity`): A is the source face of the same frame, B the astronaut "
         "portrait. The independent detector is dlib HOG with upsample 2 on the face's neighbourhood.",

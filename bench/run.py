@@ -211,7 +211,7 @@ def _generic(topic: str) -> Extractor:
 def _occlusion(text: str) -> list[Figure]:
     """The chosen default mode's occluder IoU on the models trained here (bench_occlusion.py's table)."""
     rows = []
-    for m in re.finditer(r"^\| (demo|plain|occ) \| (\w+) \| \*\*([\d.]+)\*\* \|", text, re.MULTILINE):
+    for m in re.finditer(r"^\| (demo|plain|occ|seg) \| (\w+) \| \*\*([\d.]+)\*\* \|", text, re.MULTILINE):
         model, mode, iou = m.group(1), m.group(2), float(m.group(3))
         if mode in ("reconstruction", "learned"):
             rows.append(Figure("occlusion", f"occluder IoU, occlusion={mode}, model {model}", f"{iou:.3f}", ">= 0.9",
@@ -231,6 +231,7 @@ def _upscale(text: str) -> list[Figure]:
 EXTRACTORS: dict[str, Extractor] = {
     "upscale": _upscale,
     "occlusion": _occlusion,
+    "occlusion_segmenter": _occlusion,  # the same table: the shipped model, and a copy with an occluder segmenter
     "faces": _faces, "sample_edits": _sample_edits, "media": _media, "swap": _swap, "train": _train, "render": _render, "farm": _farm,
     "quality": _quality, "matte": _matte,
     "deep": _deep,
@@ -242,6 +243,8 @@ EXTRACTORS: dict[str, Extractor] = {
 
 # Scripts that write a section of another topic's results file (between their own markers), not a file of their own.
 SECTION_OF = {"small_faces": "faces", "small_swap": "faces"}
+# Results files another topic's script writes when asked (`--out`): file stem -> the script's topic.
+WRITTEN_BY = {"occlusion_segmenter": "occlusion"}
 
 
 def topics() -> list[str]:
@@ -311,10 +314,11 @@ def assemble(out: Path, ran: dict[str, tuple[int, float, str]] | None = None) ->
             sections.append(f"## {topic}\n\nNot measured yet: run `.venv/bin/python bench/bench_{topic}.py`.\n")
             continue
         text = path.read_text(encoding="utf-8")
-        commands[topic] = _command(topic, text)
+        script = WRITTEN_BY.get(topic, topic)
+        commands[topic] = _command(script, text)
         figures.extend(EXTRACTORS.get(topic, _generic(topic))(text))
         when = dt.datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
-        note = f"_Section written {when} by `bench/bench_{topic}.py`"
+        note = f"_Section written {when} by `bench/bench_{script}.py`"
         if ran is not None and topic in ran:
             rc, secs, log = ran[topic]
             note += (f"; refreshed by this run ({secs:.0f} s)" if rc == 0 else

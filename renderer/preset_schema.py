@@ -89,8 +89,9 @@ FIELDS: dict[str, Field] = {
     "mask.kind": Field("enum", "hull", ("hull", "ellipse", "learned", "hull+learned"), help="swap mask"),
     "mask.erode": Field("float", 0.02, minimum=0.0, maximum=0.5, help="mask erosion, fraction of face size"),
     "mask.feather": Field("float", 0.05, minimum=0.0, maximum=0.5, help="mask feather, fraction of face size"),
-    "occlusion": Field("enum", "reconstruction", ("learned", "reconstruction", "matte", "off"),
-                       help="what stands in front of the face stays there: reconstruction (A->A rebuild "
+    "occlusion": Field("enum", "auto", ("auto", "learned", "reconstruction", "matte", "off"),
+                       help="what stands in front of the face stays there: auto (learned when the model has an "
+                            "occluder segmenter, else reconstruction), reconstruction (A->A rebuild "
                             "disagrees), learned (the model's occluder segmenter, `doppel train-segmenter`), matte (hold-out matte "
                             "only), off"),
     "occlusion_prior": Field("enum", "auto", ("auto", "off"),

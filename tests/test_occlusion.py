@@ -67,7 +67,9 @@ def test_reconstruction_keeps_a_pasted_occluder_where_off_paints_over_it(
     src = dict(media.read_frames(clip, 0, FRAMES - 1))
     off = _render(clip, tmp_path / "off.mkv", model, SwapSettings(occlusion=OcclusionSettings("off")))
     rec = _render(clip, tmp_path / "rec.mkv", model, SwapSettings())
-    assert SwapSettings().occlusion.mode == "reconstruction" and load_preset("lossless").occlusion == "reconstruction"
+    # the default, auto, is reconstruction for a model without an occluder segmenter (the shipped one)
+    assert SwapSettings().occlusion.mode == "auto" and load_preset("lossless").occlusion == "auto"
+    assert not model.has_segmenter and SwapSettings().occlusion.resolved(model.has_segmenter).mode == "reconstruction"
     kept_off, kept_rec = _untouched_share(src, off, boxes), _untouched_share(src, rec, boxes)
     print(f"bar untouched: off {kept_off:.3f}, reconstruction {kept_rec:.3f}")
     assert kept_off < 0.5, f"off: {kept_off:.2f} of the bar untouched; the test's bar is not over the swapped face"
@@ -171,7 +173,7 @@ def test_keep_mask_is_zero_on_the_occluder_and_cleans_specks() -> None:
 def test_occlusion_preset_keys_are_validated_and_reach_the_swap(tmp_path: Path) -> None:
     with pytest.raises(InputError) as err:
         parse_preset("occlusion: hands\n", name="x", path="x.yaml")
-    assert "occlusion" in str(err.value) and "learned, reconstruction, matte, off" in str(err.value)
+    assert "occlusion" in str(err.value) and "auto, learned, reconstruction, matte, off" in str(err.value)
     assert "line 1" in str(err.value)
     preset = parse_preset("occlusion: reconstruction\nocclusion_matte: roto/shot.mov\n", name="x", path=str(tmp_path / "x.yaml"))
     assert preset.occlusion == "reconstruction" and preset.occlusion_matte == "roto/shot.mov"
@@ -179,8 +181,8 @@ def test_occlusion_preset_keys_are_validated_and_reach_the_swap(tmp_path: Path) 
     assert settings.occlusion.mode == "reconstruction" and settings.holdout == tmp_path / "roto" / "shot.mov"
     marked = load_preset("lossless").with_overrides({"holdout": "/mattes/a.mov", "occlusion": "matte"}, "marker 'FACESWAP'")
     assert marked.occlusion == "matte" and marked.occlusion_matte == "/mattes/a.mov"
-    with pytest.raises(InputError, match="allowed: one of learned, reconstruction, matte, off"):
-        load_preset("lossless").with_overrides({"occlusion": "auto"}, "marker 'FACESWAP occlusion=auto'")
+    with pytest.raises(InputError, match="allowed: one of auto, learned, reconstruction, matte, off"):
+        load_preset("lossless").with_overrides({"occlusion": "hands"}, "marker 'FACESWAP occlusion=hands'")
     with pytest.raises(InputError, match="occlusion=matte needs a hold-out matte"):
         swap_settings(load_preset("lossless").with_overrides({"occlusion": "matte"}, "marker"))
 

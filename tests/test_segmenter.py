@@ -200,7 +200,8 @@ def _swap(clip: Path, model: Path, out: Path, mode: str, n: int) -> list[np.ndar
 
 def test_learned_occlusion_in_a_real_swap(segmented: Path, tmp_path: Path) -> None:
     """A segmenter that sees an occluder everywhere keeps every frame as it was; one that sees none swaps
-    exactly as occlusion=off; and the swap sends no source decoder pass (the segmenter replaces it)."""
+    exactly as occlusion=off; the swap sends no source decoder pass (the segmenter replaces it); and the
+    default, auto, is learned for a model with a segmenter."""
     n = 3
     clip = face_clip(tmp_path / "face.mkv", frames=n, codec="ffv1")
     src = [rgb for _, rgb in media.read_frames(clip, 0, n - 1)]
@@ -220,11 +221,15 @@ def test_learned_occlusion_in_a_real_swap(segmented: Path, tmp_path: Path) -> No
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(SwapModel, "submit", spy)
-        _swap(clip, segmented, tmp_path / "learned.mkv", "learned", n)
+        learned = _swap(clip, segmented, tmp_path / "learned.mkv", "learned", n)
         learned_asks = list(asked)
         asked.clear()
+        auto = _swap(clip, segmented, tmp_path / "auto.mkv", "auto", n)  # the default: learned, with a segmenter
+        auto_asks = list(asked)
+        asked.clear()
         _swap(clip, segmented, tmp_path / "recon.mkv", "reconstruction", n)
-    assert learned_asks and not any(learned_asks) and asked and all(asked)
+    assert learned_asks and not any(learned_asks) and auto_asks and not any(auto_asks) and asked and all(asked)
+    assert all(np.array_equal(a, b) for a, b in zip(auto, learned))
 
 
 def test_cli_help_json_and_bad_input(segmented: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -35,9 +35,10 @@ Matte pass (--matte / --plate, or the preset's `output.matte` / `output.plate`):
 included) and `<stem>.plate.mov` the unblended swapped face with that alpha; same frame count,
 timing and start timecode as OUT, labelled and signed like it (`--json`: "matte", "plate").
 
-Occlusion (--occlusion, or the preset's `occlusion`; default reconstruction): what stands in
-front of the face stays in front: reconstruction flags where the source person's own decoder
-disagrees with the frame; learned asks the model's occluder segmenter (`doppel train-segmenter`).
+Occlusion (--occlusion, or the preset's `occlusion`; default auto): what stands in front of the
+face stays in front: reconstruction flags where the source person's own decoder disagrees with
+the frame; learned asks the model's occluder segmenter (`doppel train-segmenter`); auto is
+learned for a model that has one, else reconstruction.
 --holdout MATTE is a compositor's hold-out matte for the shot
 (any clip PyAV reads, grey or alpha, one frame per source frame, same size): where it is white
 or opaque the frame is never changed, whatever the occlusion mode.
@@ -96,7 +97,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plate", action="store_true",
                         help="also write the unblended face plate <stem>.plate.mov (default: preset's output.plate)")
     parser.add_argument("--occlusion", choices=OCCLUSION_MODES,
-                        help="how occluders in front of the face are found (default: preset's, else reconstruction)")
+                        help="how occluders in front of the face are found (default: preset's, else auto: learned "
+                             "with an occluder segmenter, else reconstruction)")
     parser.add_argument("--holdout", type=Path, metavar="MATTE",
                         help="hold-out matte clip for the shot: its white/opaque pixels are never changed")
     parser.add_argument("--upscale", choices=("auto", "on", "off"),

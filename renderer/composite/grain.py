@@ -34,7 +34,7 @@ and the track, so frame N gets the same grain in a chunked render as in an unchu
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -132,24 +132,49 @@ def ring_region(alpha_big: np.ndarray, margin: int) -> np.ndarray:
     return (outside > 0) & (dist <= margin)
 
 
+ROUNDING_ONLY = (np.full(3, _ROUNDING), _ROUNDING / np.sqrt(3.0))  # `output_noise` of an 8-bit RGB frame
+
+
+def output_noise(round_trip: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, float]:
+    """The noise levels (per channel, grey) a blended float face picks up before it is seen in a frame:
+    the paste's rounding to 8 bits, then `round_trip` (uint8 RGB -> the frame's coded format -> RGB,
+    `media.round_trip_rgb`: its quantisation and chroma subsampling). Measured with the grain's own
+    estimator on a smooth field sent that way (its own high frequencies are ~0, so what the band sees
+    is the noise). For 8-bit RGB this is ROUNDING_ONLY (0.31 levels by this estimator, uniform rounding
+    not being Gaussian); 8-bit 4:2:0 YUV 0.39 a channel, 4:4:4 0.57-0.74 (its chroma's quantisation at full
+    resolution)."""
+    rng = np.random.default_rng(0x51)
+    field = cv2.GaussianBlur(rng.random((256, 256, 3), dtype=np.float32), (0, 0), 12.0)
+    lo, hi = field.min(axis=(0, 1)), field.max(axis=(0, 1))
+    field = np.float32(40.0) + (field - lo) / (hi - lo) * np.float32(170.0)  # 40..210: no clipping anywhere
+    seen = round_trip(cv2.convertScaleAbs(field)).astype(np.float32)
+    levels = grain_levels(seen - field, np.ones(field.shape[:2], bool))
+    assert levels is not None  # 128 x 128 blocks
+    return levels
+
+
 def match_grain(face: np.ndarray, alpha: np.ndarray, source_levels: tuple[np.ndarray, float],
-                seed: Sequence[int] | int) -> np.ndarray:
+                seed: Sequence[int] | int, noise_after: tuple[np.ndarray, float] = ROUNDING_ONLY) -> np.ndarray:
     """Add grain to `face` (h, w, 3) float32 0..255 so that inside `alpha` (> 0.5) its noise level
-    reaches `source_levels` (from `grain_levels` of the frame's ring). Returns a new array.
+    reaches `source_levels` (from `grain_levels` of the frame's ring) once the face is in the frame.
+    Returns a new array.
 
     The face's own level is measured first and only the difference (in quadrature) is added; a
     face already as noisy as its surroundings gets nothing. Grain is drawn for the whole box
     (deterministic in `seed`); the caller's blend keeps it inside the mask.
+    noise_after: the levels the face picks up after this, on its way into the frame (`output_noise`):
+    the paste's rounding to 8 bits (the default), and the coded format's quantisation. The source's
+    measured level holds these once already, so they are taken off what is added: on a clean 4:2:0
+    source (grain ~0.7 levels) leaving out the format's share made the face 1.26x as grainy.
     """
     inner = alpha > 0.5
     own = grain_levels(face, inner)
     per, grey = source_levels
     if own is None:
         own = (np.zeros(3), 0.0)
-    # The blend rounds to 8 bits, which adds its own noise (uniform: 1/sqrt(12) a channel, a third of
-    # that variance in the grey mean); the source's measured level already holds it once.
-    need = np.sqrt(np.maximum(per ** 2 - own[0] ** 2 - _ROUNDING ** 2, 0.0))
-    need_grey = float(np.sqrt(max(grey ** 2 - own[1] ** 2 - _ROUNDING ** 2 / 3.0, 0.0)))
+    after, after_grey = noise_after
+    need = np.sqrt(np.maximum(per ** 2 - own[0] ** 2 - np.asarray(after, np.float64) ** 2, 0.0))
+    need_grey = float(np.sqrt(max(grey ** 2 - own[1] ** 2 - float(after_grey) ** 2, 0.0)))
     shared, indep = grain_mix(need, need_grey)
     if shared <= 0.0 and not np.any(indep > 0.0):
         return face
@@ -187,5 +212,5 @@ def _window(tile: np.ndarray, oy: int, ox: int, h: int, w: int) -> np.ndarray:
     return out
 
 
-__all__ = ["DETAIL_MAX", "GRAIN_MODES", "RING", "add_detail", "grain_levels", "grain_mix", "match_grain",
-           "noise_sigma", "ring_region"]
+__all__ = ["DETAIL_MAX", "GRAIN_MODES", "RING", "ROUNDING_ONLY", "add_detail", "grain_levels", "grain_mix",
+           "match_grain", "noise_sigma", "output_noise", "ring_region"]

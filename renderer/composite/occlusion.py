@@ -5,8 +5,11 @@ aligned-crop pixels (see `renderer.composite`). A *keep* mask is 1 where the swa
 be pasted and 0 over an occluder; the compositor multiplies its blend mask by it.
 
 Modes (preset key `occlusion`):
+  auto            (the default) learned when the model has an occluder segmenter, else reconstruction
+                  (`OcclusionSettings.resolved`): on held-out footage the segmenter kept more of the
+                  occluders and held back less of a clean face (bench/results/quality.md).
   off             the blend mask is the face mask alone.
-  reconstruction  (the default) at convert time the crop also goes through the decoder of the person in the
+  reconstruction  at convert time the crop also goes through the decoder of the person in the
                   frame (A->A for an a2b swap; one more decoder pass, the encoder pass is shared).
                   That decoder only ever learned to draw that face, so where its rebuild disagrees
                   with the crop far beyond the face's typical error (median over the face mask),
@@ -30,6 +33,7 @@ FACESWAP marker) is always respected, in frame pixels: blend alpha *= (1 - holdo
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import cv2
@@ -38,7 +42,7 @@ import numpy as np
 from renderer.composite.masks import _erode_feather
 from renderer.errors import InputError, closest
 
-OCCLUSION_MODES = ("learned", "reconstruction", "matte", "off")
+OCCLUSION_MODES = ("auto", "learned", "reconstruction", "matte", "off")
 PRIOR_MODES = ("auto", "off")
 # The prior's relative value is floored here: a pixel the decoder rebuilt almost perfectly on every
 # training face must not make the noise of a new frame an occluder.
@@ -49,7 +53,7 @@ PRIOR_MIN = 0.25
 class OcclusionSettings:
     """How occluders are found in a crop.
 
-    mode: one of OCCLUSION_MODES.
+    mode: one of OCCLUSION_MODES ("auto" is resolved per model by `resolved`).
     threshold: reconstruction: a pixel is occluded where its rebuild error exceeds this many
         times the median error over the face mask ...
     floor: ... and at least this absolute error (mean over RGB, 0..1), so a nearly perfect
@@ -63,7 +67,7 @@ class OcclusionSettings:
         when the model has one (`doppel error-prior`), "off" ignores it (the mask as before the prior).
     """
 
-    mode: str = "reconstruction"  # the default: measured in bench/results/occlusion.md
+    mode: str = "auto"  # learned with a segmenter, else reconstruction: bench/results/occlusion.md, quality.md
     threshold: float = 2.0
     floor: float = 0.08
     clean: float = 0.03
@@ -82,6 +86,14 @@ class OcclusionSettings:
                                    ("feather", self.feather, 0.0, 0.25)):
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not lo <= value <= hi:
                 raise InputError(f"occlusion settings: {key}={value!r} is not allowed; allowed: a number from {lo} to {hi}")
+
+
+    def resolved(self, has_segmenter: bool) -> OcclusionSettings:
+        """These settings with "auto" made concrete for a model: learned when it has an occluder
+        segmenter, else reconstruction; any other mode as it is."""
+        if self.mode != "auto":
+            return self
+        return dataclasses.replace(self, mode="learned" if has_segmenter else "reconstruction")
 
 
 def _disc(radius_px: float) -> np.ndarray | None:
@@ -187,6 +199,8 @@ def occlusion_keep(
     unless settings.prior is "off").
     """
     mode = settings.mode
+    if mode == "auto":
+        raise InputError("occlusion=auto is resolved per model before a keep mask is made (OcclusionSettings.resolved)")
     if mode == "reconstruction":
         if crop is None or rebuilt is None:
             raise InputError("occlusion=reconstruction needs the crop and its rebuild by the source decoder")

@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 
 from renderer.colour import transfer_colour
-from renderer.composite.grain import RING, add_detail, grain_levels, haar_hh, match_grain, ring_region
+from renderer.composite.grain import (RING, ROUNDING_ONLY, add_detail, grain_levels, haar_hh, match_grain,
+                                     ring_region)
 from renderer.composite.masks import face_mask, landmarks_to_crop
 from renderer.composite.occlusion import apply_holdout
 from renderer.composite.settings import CompositeSettings, _check_affine, _check_crop, _check_frame, _check_mask, _describe
@@ -130,6 +131,7 @@ def paste_face(
     seed: Sequence[int] | int = 0,
     holdout: np.ndarray | None = None,
     plate: bool = False,
+    noise_after: tuple[np.ndarray, float] = ROUNDING_ONLY,
 ) -> Patch | None:
     """Blend one swapped face into `frame` in place; the working part of `composite`.
 
@@ -147,6 +149,9 @@ def paste_face(
     seed: the grain's seed when settings.grain == "match" (the swap stage passes the absolute
         frame index and track, so chunked renders give the same pixels). Grain is measured on
         `frame` as given (its source space; for a deep box, within that box only).
+    noise_after: 8-bit path, grain match: the noise levels the face picks up after the blend on its
+        way into the output frame (`grain.output_noise` of the frame's coded format; default: the
+        rounding to 8 bits alone, an RGB frame's), taken off the grain added.
     Returns the Patch of pixels that changed (None when the warped mask misses the frame).
 
     Cost does not grow with the frame, and at frame pixels only with the face's box: the mask,
@@ -200,7 +205,7 @@ def paste_face(
         face_u8 = cv2.convertScaleAbs(face)
         face = _poisson(cv2.convertScaleAbs(base), face_u8, alpha).astype(np.float32)
     if levels is not None:
-        face = match_grain(face, alpha, levels, seed)
+        face = match_grain(face, alpha, levels, seed, noise_after)
     # dst = (face * a + base * (1 - a)) / (1 + 1e-5): one multithreaded pass; the 1e-5 moves a
     # value by at most 0.003 of a code value.
     blended = cv2.blendLinear(face, base, alpha, 1.0 - alpha)

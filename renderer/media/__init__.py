@@ -18,6 +18,7 @@ The package is split by job, and every name is importable from `renderer.media`:
 
     info.py     MediaInfo, probe (pts index by demuxing, edit lists), colour tags, timecode, field order
     decode.py   read_frames / read_av_frames (exact ranges), frame_to_rgb, patch_frame, patch_regions,
+                round_trip_rgb (a face's way into a coded format and back),
                 is_deep / read_box (float32 face boxes of 10/12/16-bit and float sources)
     encode.py   codec profiles, VideoWriter (atomic; colour, timecode, audio carried), trim
     splice.py   concat (farm chunks) and smart-render splicing of re-encoded GOPs
@@ -44,6 +45,7 @@ from renderer.media.decode import (  # noqa: F401
     read_av_frames,
     read_box,
     read_frames,
+    round_trip_rgb,
 )
 from renderer.media.encode import (  # noqa: F401
     CODECS,

@@ -418,6 +418,14 @@ def patch_regions(frame: av.VideoFrame, rgb: np.ndarray, regions: Sequence[tuple
     return frame
 
 
+def round_trip_rgb(rgb: np.ndarray, fmt: str, matrix: str, rng: str) -> np.ndarray:
+    """uint8 RGB (h, w, 3; even sides) sent the way a pasted face goes: into coded format `fmt` as
+    `patch_regions` converts it, and back to RGB as `frame_to_rgb` decodes it. What it changes is the
+    quantisation (and chroma subsampling) a face picks up in a frame of that format; nothing for RGB."""
+    frame = _rgb24_frame(rgb).reformat(format=fmt, threads=1, **_from_rgb_args(fmt, matrix, rng))
+    return frame_to_rgb(frame, matrix, rng)
+
+
 def _rgb24_frame(rgb: np.ndarray) -> av.VideoFrame:
     """An rgb24 frame of uint8 RGB (h, w, 3), its plane filled in place (PyAV's from_ndarray took
     0.24 ms on a 300 x 277 face box, this 0.015)."""

@@ -18,7 +18,7 @@ from renderer.colour import rct_apply, rct_statistics
 from renderer.colour_management import ColourManagement
 from renderer.composite import (
     Patch, TemporalBlend, face_mask, landmarks_to_crop, occlusion_keep, paste_box, paste_face, resize_crop_transform)
-from renderer.composite.grain import RING
+from renderer.composite.grain import RING, output_noise
 from renderer.errors import InputError
 from renderer.faces import Face
 from renderer.faces.identity import identity_distance
@@ -84,15 +84,17 @@ class FaceSwapper:
         if "learned" in settings.composite.mask and not model.learns_mask:
             raise InputError(f"mask={settings.composite.mask!r} needs a model trained with a learned mask; "
                              f"this model has none (allowed here: hull, ellipse)")
-        if settings.occlusion.mode == "learned" and not (model.has_segmenter or model.learns_mask):
+        # occlusion=auto: learned where the model has an occluder segmenter, else reconstruction.
+        self._occlusion = settings.occlusion.resolved(model.has_segmenter)
+        if self._occlusion.mode == "learned" and not (model.has_segmenter or model.learns_mask):
             raise InputError("occlusion=learned needs a model with an occluder segmenter (train one with `doppel "
                              "train-segmenter MODEL_DIR`) or a learned mask; this model has neither (allowed here: "
                              "reconstruction, matte, off)")
         # learned: the segmenter reads the crop itself; without one, the source decoder's mask channel.
         # reconstruction (and that fallback) send the crops through the source decoder too.
-        self._segmenting = settings.occlusion.mode == "learned" and model.has_segmenter
-        self._source_pass = settings.occlusion.mode == "reconstruction" or (
-            settings.occlusion.mode == "learned" and not self._segmenting)
+        self._segmenting = self._occlusion.mode == "learned" and model.has_segmenter
+        self._source_pass = self._occlusion.mode == "reconstruction" or (
+            self._occlusion.mode == "learned" and not self._segmenting)
         # B's face upscaler: the swapped crop grows from S to S * scale before the composite
         # (masks, colour and paste work at that size; `renderer.upscale`).
         self._upscaling = model.has_upscaler and settings.upscale != "off"
@@ -121,6 +123,7 @@ class FaceSwapper:
         self._closing: FaceTracker | None = None  # the last segment's tracker, settling its held frames
         self._boundary: int | None = None  # the segment start it runs past
         self._deferred: list[TrackedFrame] = []  # new-segment frames waiting for the old one's
+        self._format_noise: dict[str, tuple[np.ndarray, float]] = {}  # `_noise_after`, per coded format
         self._arrays: list[np.ndarray] = []  # zeroed frame arrays for this stage's RegionRGBs (their pool)
 
     def _new_tracker(self) -> FaceTracker:
@@ -329,7 +332,7 @@ class FaceSwapper:
         """Blend, mask, colour-match and paste a batch's faces; yield its frames, in order."""
         todo, crops = batch.todo, batch.crops
         (swapped, learned), (rebuilt, rebuilt_mask) = answer[0], answer[1] if len(answer) > 1 else (None, None)
-        occlusion = self.settings.occlusion
+        occlusion = self._occlusion
         t0 = time.perf_counter()
         work: dict[int, list[_Work]] = {}
         patches: dict[int, list[Patch]] = {}
@@ -404,13 +407,22 @@ class FaceSwapper:
             p.rgb.region(*self._face_box(p.rgb, cv2.invertAffineTransform(frame_from_crop), crop.shape[0]))
         rgb = p.rgb.region(0, 0, 0, 0)  # the frame-sized array the faces are pasted into
         patches = []
+        noise_after = self._noise_after(p.frame.format.name)
         for crop, frame_from_crop, mask, original, seed in faces:
             patch = paste_face(rgb, crop, frame_from_crop, mask, self._paste_settings, original,
-                               self.settings.colour, seed=seed, holdout=p.holdout, plate=self.keep_plates)
+                               self.settings.colour, seed=seed, holdout=p.holdout, plate=self.keep_plates,
+                               noise_after=noise_after)
             if patch is not None:
                 patches.append(patch)
         regions = [(pt.x0, pt.y0, pt.changed) for pt in patches]
         return media.patch_regions(p.frame, rgb, regions, self.matrix, self.rng), patches
+
+    def _noise_after(self, fmt: str) -> tuple[np.ndarray, float]:
+        """The noise a pasted 8-bit face picks up in a frame of coded format `fmt` (the grain match takes
+        it off what it adds: `grain.output_noise`), measured once per format."""
+        if fmt not in self._format_noise:
+            self._format_noise[fmt] = output_noise(lambda rgb: media.round_trip_rgb(rgb, fmt, self.matrix, self.rng))
+        return self._format_noise[fmt]
 
     def _paste_deep(self, p: _Pending, faces: list[_Work]
                     ) -> tuple[Any, list[Patch]]:
