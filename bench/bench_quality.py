@@ -377,6 +377,9 @@ def parse_args() -> argparse.Namespace:
                     help="comma-separated names of VARIANTS, rendered on the held-out clip")
     ap.add_argument("--baseline-variants", default="review",
                     help="variants rendered on the other clips (default review)")
+    ap.add_argument("--upscaler-crop", type=int, default=128, choices=(128, 256),
+                    help="side of the astronaut crops B's face upscaler learns from: 128 (faceset B's own: x2) or "
+                         "256 (the same face cut at 256 px: x4) (default 128)")
     ap.add_argument("--segmenter-iterations", type=int, default=3000,
                     help="iterations of the occluder segmenter trained on the time-split model's facesets "
                          "(`doppel train-segmenter`, 1 thread, --seed; cached; default 3000)")
@@ -426,7 +429,8 @@ def build_runs(args: argparse.Namespace) -> tuple[list[ClipRun], TS.TimeSplitMod
             if not args.no_segmenter:  # occlusion: auto (the default) is then learned; the other modes do not
                 model = TS.with_segmenter(model, [fa, fb], args.segmenter_iterations, args.seed)  # read it
             upscaled = [n for n, o in variants.items() if o.get("upscale") == "on"]
-            up = TS.with_upscaler(model, fb, args.upscaler_iterations, args.seed) if upscaled else model
+            fb_up = fb if args.upscaler_crop == 128 else TS.demo_b_faceset(size=args.upscaler_crop)
+            up = TS.with_upscaler(model, fb_up, args.upscaler_iterations, args.seed) if upscaled else model
             runs.append(ClipRun("held-out", held, model, variants,
                                 f"carphone {span}, never trained on; the time-split model", {n: up for n in upscaled}))
         if "held-out/demo" in wanted:

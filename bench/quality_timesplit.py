@@ -85,12 +85,13 @@ def training_faceset(clip: str, train_frames: list[np.ndarray], write: Callable[
     return folder
 
 
-def demo_b_faceset(cache: Path = WORK) -> Path:
+def demo_b_faceset(cache: Path = WORK, size: int = 128) -> Path:
     """The demo model's faceset B, rebuilt as `renderer.demo.ensure_model` builds it (its card's comment:
-    `doppel extract <scikit-image>/astronaut.png --out faces_b --size 128`)."""
-    folder = cache / "faceset-b-astronaut"
+    `doppel extract <scikit-image>/astronaut.png --out faces_b --size 128`); another `size` gives the same
+    face cut at that many pixels (B's face upscaler learns from crops bigger than the model's input)."""
+    folder = cache / ("faceset-b-astronaut" if size == 128 else f"faceset-b-astronaut-{size}")
     if not (folder / INDEX_NAME).is_file():
-        _doppel(["extract", str(F.astronaut()), "--out", str(folder), "--size", "128", "--no-progress"])
+        _doppel(["extract", str(F.astronaut()), "--out", str(folder), "--size", str(size), "--no-progress"])
     return folder
 
 

@@ -133,6 +133,20 @@ MODEL_GENERATION_FILES = ("model.safetensors", "optimizer.safetensors", "train_s
                           "upscaler.safetensors", "error_prior.safetensors", "segmenter.safetensors")
 
 
+def read_beside_model(folder: Path | str, name: str, sha256: str, what: str, redo: str) -> bytes:
+    """The bytes of `name` in a model's files folder, checked against the SHA-256 its card section records
+    (`what`: the section, e.g. "a segmenter"). ModelError, ending in `redo`, when it is missing or differs."""
+    import hashlib
+
+    path = Path(folder) / name
+    if not path.is_file():
+        raise ModelError(f"model {folder}: the card has {what} section but {name} is missing ({redo})")
+    blob = path.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != sha256:
+        raise ModelError(f"model {folder}: {name} does not match the SHA-256 in model.yaml (corrupt or replaced; {redo})")
+    return blob
+
+
 def save_beside_model(model_dir: Path | str, new_files: dict[str, bytes], card_bytes: bytes, label: str) -> Path:
     """MODEL_DIR's current files, unchanged, plus `new_files` and the updated card (model.yaml), as one
     new generation (`save_files`). ModelError when the model's weights are missing."""

@@ -96,13 +96,10 @@ def load_error_prior(folder: Path, card: ErrorPriorCard, swap_weights_sha256: st
     from safetensors import SafetensorError
     from safetensors.numpy import load as np_load
 
-    path = Path(folder) / PRIOR_NAME
+    from renderer.checkpoint import read_beside_model
+
     redo = "compute it again with `doppel error-prior`"
-    if not path.is_file():
-        raise ModelError(f"model {folder}: the card has an error_prior section but {PRIOR_NAME} is missing ({redo})")
-    blob = path.read_bytes()
-    if hashlib.sha256(blob).hexdigest() != card.weights_sha256:
-        raise ModelError(f"model {folder}: {PRIOR_NAME} does not match the SHA-256 in model.yaml (corrupt or replaced; {redo})")
+    blob = read_beside_model(folder, PRIOR_NAME, card.weights_sha256, "an error_prior", redo)
     if swap_weights_sha256 and card.swap_weights_sha256 != swap_weights_sha256:
         raise ModelError(f"model {folder}: the error prior was measured with other swap weights ({redo})")
     try:

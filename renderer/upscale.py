@@ -145,14 +145,10 @@ def load_upscaler(folder: Path, card: UpscalerCard, swap_weights_sha256: str,
     from safetensors import SafetensorError
     from safetensors.torch import load as st_load
 
-    path = Path(folder) / UPSCALER_NAME
-    if not path.is_file():
-        raise ModelError(f"model {folder}: the card has an upscaler section but {UPSCALER_NAME} is missing "
-                         f"(retrain it with `doppel train-upscaler`)")
-    blob = path.read_bytes()
-    if hashlib.sha256(blob).hexdigest() != card.weights_sha256:
-        raise ModelError(f"model {folder}: {UPSCALER_NAME} does not match the SHA-256 in model.yaml "
-                         f"(corrupt or replaced; retrain it with `doppel train-upscaler`)")
+    from renderer.checkpoint import read_beside_model
+
+    blob = read_beside_model(folder, UPSCALER_NAME, card.weights_sha256, "an upscaler",
+                             "retrain it with `doppel train-upscaler`")
     if swap_weights_sha256 and card.swap_weights_sha256 != swap_weights_sha256:
         raise ModelError(f"model {folder}: the upscaler was trained on other swap weights (sha256 "
                          f"{card.swap_weights_sha256[:12]}, the model's are {swap_weights_sha256[:12]}); "

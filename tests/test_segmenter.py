@@ -44,7 +44,7 @@ def test_onnx_graph_matches_torch(size: int, widths: tuple[int, int, int, int]) 
     net = Segmenter(cfg).eval()
     with torch.no_grad():  # a head with real contrast: a fresh net's outputs sit near 0.5
         net.convs["head"].weight.mul_(100.0)
-    crops = _crops(11, size)  # 11: one full batch of 8 and a zero-padded one
+    crops = _crops(11, size)
     got = SegmenterRuntime(cfg, net.state_arrays())(crops)
     with torch.no_grad():
         want = torch.sigmoid(net(torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255.0))[:, 0].numpy()
