@@ -167,8 +167,8 @@ def main() -> int:
     ap.add_argument("--eval-first", type=int, default=48, help="first frame judged; models train on the frames before")
     ap.add_argument("--models", default="demo,plain,occ",
                     help="which models to judge, of demo, plain, occ, seg (default demo,plain,occ)")
-    ap.add_argument("--segmenter-iterations", type=int, default=3000,
-                    help="seg: iterations of the occluder segmenter added to a copy of the demo model (default 3000)")
+    ap.add_argument("--segmenter-iterations", type=int, default=6000,
+                    help="seg: iterations of the occluder segmenter added to a copy of the demo model (default 6000)")
     ap.add_argument("--out", type=Path, default=OUT, help=f"the report (default {OUT.relative_to(ROOT)})")
     args = ap.parse_args()
     load_start = os.getloadavg()

@@ -380,9 +380,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--upscaler-crop", type=int, default=128, choices=(128, 256),
                     help="side of the astronaut crops B's face upscaler learns from: 128 (faceset B's own: x2) or "
                          "256 (the same face cut at 256 px: x4) (default 128)")
-    ap.add_argument("--segmenter-iterations", type=int, default=3000,
+    ap.add_argument("--segmenter-iterations", type=int, default=6000,
                     help="iterations of the occluder segmenter trained on the time-split model's facesets "
-                         "(`doppel train-segmenter`, 1 thread, --seed; cached; default 3000)")
+                         "(`doppel train-segmenter`, 1 thread, --seed; cached; default 6000)")
     ap.add_argument("--no-segmenter", action="store_true",
                     help="the time-split model without an occluder segmenter (occlusion: auto is then reconstruction; "
                          "default: with one, so auto is learned)")
@@ -392,6 +392,12 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--no-error-prior", action="store_true",
                     help="the time-split model without its expected-error prior (`doppel error-prior`; default: with)")
     ap.add_argument("--sheet", default="review", help="variant whose worst frames are shown (and whose goals are listed)")
+    ap.add_argument("--b", default="astronaut", choices=tuple(TS.PEOPLE_B),
+                    help="person B of the time-split model: astronaut (the demo's B, one photo) or obama (three "
+                         "photos from face_recognition's test data); identity is scored against B's mean embedding "
+                         "(default astronaut)")
+    ap.add_argument("--out", type=Path, default=RESULTS,
+                    help="folder for quality.md and quality_worst.png (default bench/results)")
     ap.add_argument("--extra", action="append", default=[], metavar="NAME=KEY:VAL,...",
                     help="another variant, e.g. 'colour mean=colour:mean'")
     return ap.parse_args()
@@ -423,13 +429,13 @@ def build_runs(args: argparse.Namespace) -> tuple[list[ClipRun], TS.TimeSplitMod
         span = f"frames {split}-{split + len(held) - 1} of {len(carphone)}"
         if "held-out" in wanted:
             fa = TS.training_faceset("carphone", carphone[:split], write_ffv1)
-            fb = TS.demo_b_faceset()
-            tsm = TS.timesplit_model(fa, fb, args.model, args.iterations, args.seed)
+            fb = TS.b_faceset(args.b)
+            tsm = TS.timesplit_model(fa, fb, args.model, args.iterations, args.seed, person_b=args.b)
             model = tsm.path if args.no_error_prior else TS.with_error_prior(tsm, fa)
             if not args.no_segmenter:  # occlusion: auto (the default) is then learned; the other modes do not
                 model = TS.with_segmenter(model, [fa, fb], args.segmenter_iterations, args.seed)  # read it
             upscaled = [n for n, o in variants.items() if o.get("upscale") == "on"]
-            fb_up = fb if args.upscaler_crop == 128 else TS.demo_b_faceset(size=args.upscaler_crop)
+            fb_up = fb if args.upscaler_crop == 128 else TS.b_faceset(args.b, size=args.upscaler_crop)
             up = TS.with_upscaler(model, fb_up, args.upscaler_iterations, args.seed) if upscaled else model
             runs.append(ClipRun("held-out", held, model, variants,
                                 f"carphone {span}, never trained on; the time-split model", {n: up for n in upscaled}))
@@ -454,6 +460,8 @@ def run_clip(run: ClipRun, tmp: Path, hog, lmk: LandmarkModel, b_ref: np.ndarray
     meas = measure_source(src, hog, lmk, every)
     table: dict[tuple[str, str], Scores] = {}
     rows: list[WorstRow] = []
+    sheet_render: tuple[Scores, list[np.ndarray], dict[int, np.ndarray]] | None = None
+    off_masks: dict[int, np.ndarray] | None = None  # the occlusion=off variant's masks: the sheet's occlusion column
     for name, overrides in run.variants.items():
         preset = review.with_overrides(overrides, f"variant {name!r}")
         out_path = tmp / "render.mkv"
@@ -473,9 +481,16 @@ def run_clip(run: ClipRun, tmp: Path, hog, lmk: LandmarkModel, b_ref: np.ndarray
               f"detected {s.seen_both}/{s.seen_src}, sharpness {_m(s.sharp):.2f}, grain {_m(s.grain):.2f}, "
               f"flicker {s.flicker:.2f}, model {s.model_ms:.1f} ms/face", flush=True)
         if name == sheet:
-            rows += _worst(s, src, out, meas, run.label, used)
+            sheet_render = (s, out, dict(used))
+        if overrides == {"occlusion": "off"}:
+            off_masks = dict(used)
         out_path.unlink()
     path.unlink()
+    if sheet_render is not None:
+        s, out, used = sheet_render
+        held = None if off_masks is None or run.variants.get(sheet, {}).get("occlusion") == "off" else {
+            i: np.clip(off_masks[i].astype(np.float32) - used[i], 0.0, 1.0) for i in used if i in off_masks}
+        rows += _worst(s, src, out, meas, run.label, used, held)
     return table, rows
 
 
@@ -499,8 +514,9 @@ def main() -> int:
     started, load0 = time.time(), os.getloadavg()
     runs, tsm, split = build_runs(args)
     hog, lmk = models.hog_detector(), LandmarkModel(68)
-    b_ref = reference_embedding(F.read_rgb(F.astronaut()))
-    assert b_ref is not None
+    refs = [reference_embedding(F.read_rgb(p)) for p in TS.PEOPLE_B[args.b].photos()]
+    assert all(r is not None for r in refs), f"a photo of B ({args.b}) shows no face"
+    b_ref = np.mean(refs, axis=0)
     table: dict[tuple[str, str], Scores] = {}
     sheet_rows: list[WorstRow] = []
     occ: list[TS.OccluderScore] = []
@@ -516,15 +532,17 @@ def main() -> int:
     held = [r for r in runs if r.label == "held-out"]
     segmenter = bool(held) and load_model_card(held[0].model).segmenter is not None
     lines += goal_lines(table, args.sheet) + occluder_goal(occ, "held-out", segmenter) + ["", NOTES]
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     if sheet_rows:
         big = Path(tempfile.mkdtemp()) / "sheet.png"
         worst_frames_sheet(sheet_rows, big, tile=(150, 150), title=f"worst frames per metric, variant '{args.sheet}'")
-        png = RESULTS / "quality_worst.png"
+        png = args.out / "quality_worst.png"
         wh = shrink_png(big, png, max_bytes=1_000_000)
-        lines += [f"Worst frame per metric (variant `{args.sheet}`; source | swap | mask, zoomed on the face): "
+        occ = " | occlusion (what the occlusion step held back: the `review occlusion=off` render's mask less this one's)" \
+            if any("occlusion" in r.images for r in sheet_rows) else ""
+        lines += [f"Worst frame per metric (variant `{args.sheet}`; source | swap | mask{occ}, zoomed on the face): "
                   f"[quality_worst.png](quality_worst.png) ({wh[0]}x{wh[1]}, {png.stat().st_size // 1024} KiB).", ""]
-    (RESULTS / "quality.md").write_text("\n".join(lines) + "\n")
+    (args.out / "quality.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

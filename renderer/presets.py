@@ -45,6 +45,7 @@ class MaskSettings:
     kind: str
     erode: float
     feather: float
+    forehead: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -352,7 +353,7 @@ def _build(flat: dict[str, Any], *, name: str, source: str, where: str,
         name=name, source=source, description=flat["description"], model=flat["model"],
         detector=flat["detector"], landmarks=flat["landmarks"], faces=flat["faces"],
         identity=flat["identity"], direction=flat["direction"],
-        mask=MaskSettings(flat["mask.kind"], flat["mask.erode"], flat["mask.feather"]),
+        mask=MaskSettings(flat["mask.kind"], flat["mask.erode"], flat["mask.feather"], flat["mask.forehead"]),
         occlusion=flat["occlusion"], occlusion_matte=flat["occlusion_matte"],
         occlusion_prior=flat["occlusion_prior"],
         colour=flat["colour"], blend=flat["blend"], grain=flat["grain"], detail=flat["detail"],

@@ -87,6 +87,16 @@ def test_overrides_aliases_dotted_and_errors():
         load_preset("dnxhr_avid").with_overrides({"audio": "aac"}, "marker M")
 
 
+def test_forehead_reaches_the_compositor_and_is_bounded(tmp_path):
+    from renderer.swap.settings import swap_settings
+
+    p = load_preset("review").with_overrides({"forehead": "0.15"}, "marker M")
+    assert (p.mask.forehead, swap_settings(p).composite.forehead) == (0.15, 0.15)
+    assert swap_settings(load_preset("review")).composite.forehead == 0.0
+    with pytest.raises(InputError, match=r"mask.forehead"):
+        load_preset(write(tmp_path, "mask:\n  forehead: 0.9\n"))
+
+
 def test_sha256_is_canonical(tmp_path):
     hq = load_preset("prores_hq")
     again = parse_preset(preset_to_yaml(hq), name="copy", path="copy.yaml")

@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rights", default="", metavar="TEXT",
                         help="whose faces and under what rights, needed when a --faces faceset is not one the model "
                              "card lists (kept in the card's segmenter section)")
-    parser.add_argument("--iterations", type=int, metavar="N", help="iterations (default 3000 unless --minutes is given)")
+    parser.add_argument("--iterations", type=int, metavar="N", help="iterations (default 6000 unless --minutes is given)")
     parser.add_argument("--minutes", type=float, metavar="M", help="stop after M minutes of wall time")
     parser.add_argument("--batch", type=int, default=16, metavar="B", help="faces per iteration (default 16)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")

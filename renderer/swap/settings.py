@@ -103,6 +103,7 @@ def swap_settings(preset: Any, *, direction: str | None = None, device: str | No
         identity=identity,
         direction=direction or preset.direction,
         composite=CompositeSettings(mask=preset.mask.kind, erode=preset.mask.erode, feather=preset.mask.feather,
+                                    forehead=preset.mask.forehead,
                                     colour=preset.colour, blend=preset.blend, grain=preset.grain,
                                     detail=float(preset.detail)),
         occlusion=OcclusionSettings(mode=preset.occlusion, prior=preset.occlusion_prior),
