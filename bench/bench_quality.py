@@ -89,6 +89,12 @@ VARIANTS: dict[str, dict[str, str]] = {
     "review occlusion=learned": {"occlusion": "learned"},  # the occluder segmenter (auto's choice when there is one)
     "review occlusion=reconstruction": {"occlusion": "reconstruction"},  # the default before the segmenter
     "review upscale": {"upscale": "on"},  # B's face upscaler: swapped by a copy of the model with one (the rest: none)
+    "review upscale detail 0.5": {"upscale": "on", "detail": "0.5"},
+    "review upscale detail 1": {"upscale": "on", "detail": "1"},
+    "review erode=0": {"erode": "0"},  # the mask's reach: more of B's face, and more of the decoder's output
+    "review forehead=0.1": {"forehead": "0.1"},
+    "review forehead=0.2": {"forehead": "0.2"},
+    "review upscale detail 1 erode 0": {"upscale": "on", "detail": "1", "erode": "0"},
 }
 # generic 3D head (mm): nose tip, chin, left/right eye outer corner, left/right mouth corner
 CLIPS = ["held-out", "held-out/demo"]  # the time split: carphone's frames after --time-split
