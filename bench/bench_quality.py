@@ -466,17 +466,19 @@ def run_clip(run: ClipRun, tmp: Path, hog, lmk: LandmarkModel, b_ref: np.ndarray
     meas = measure_source(src, hog, lmk, every)
     table: dict[tuple[str, str], Scores] = {}
     rows: list[WorstRow] = []
-    sheet_render: tuple[Scores, list[np.ndarray], dict[int, np.ndarray]] | None = None
+    sheet_render: tuple[Scores, list[np.ndarray], dict[int, np.ndarray], dict[int, np.ndarray]] | None = None
     off_masks: dict[int, np.ndarray] | None = None  # the occlusion=off variant's masks: the sheet's occlusion column
     for name, overrides in run.variants.items():
         preset = review.with_overrides(overrides, f"variant {name!r}")
         out_path = tmp / "render.mkv"
         used: dict[int, np.ndarray] = {}
+        matte_path = tmp / "render.matte.mov"  # the sheet variant also writes the matte pass (ProRes 4444 alpha)
         t0 = time.perf_counter()
-        with recording_masks(used):
+        with recording_masks(used), (media.MatteWriter(media.probe(path), 0, len(src) - 1, matte=matte_path)
+                                     if name == sheet else contextlib.nullcontext()) as matte:
             stats = render_range(path, out_path, model_dir=run.models.get(name, run.model),
                                  settings=swap_settings(preset), first=0, last=len(src) - 1,
-                                 swap_ranges=[(0, len(src) - 1)], codec="ffv1", audio=False)
+                                 swap_ranges=[(0, len(src) - 1)], codec="ffv1", audio=False, matte=matte)
         secs = time.perf_counter() - t0
         out = [rgb for _, rgb in media.read_frames(out_path, 0, len(src) - 1)]
         s = score(src, out, meas, b_ref, hog, lmk, used, every)
@@ -486,17 +488,22 @@ def run_clip(run: ClipRun, tmp: Path, hog, lmk: LandmarkModel, b_ref: np.ndarray
         print(f"  {name}: rendered in {secs:.1f} s; closer to B {100 * np.mean(s.closer_b):.0f} %, "
               f"detected {s.seen_both}/{s.seen_src}, sharpness {_m(s.sharp):.2f}, grain {_m(s.grain):.2f}, "
               f"flicker {s.flicker:.2f}, model {s.model_ms:.1f} ms/face", flush=True)
-        if name == sheet:
-            sheet_render = (s, out, dict(used))
+        if name == sheet:  # the matte as a compositor gets it: read back from the file
+            mattes = {i: media.matte_to_array(f) for i, f in media.read_matte(matte_path, 0, len(src) - 1)}
+            matte_path.unlink()
+            off = max((float(np.abs(mattes[i] - used[i]).max()) for i in used if i in mattes), default=0.0)
+            print(f"  {name}: matte pass read back, {len(mattes)} frames; largest difference from the blend mask "
+                  f"{255 * off:.1f}/255", flush=True)
+            sheet_render = (s, out, dict(used), mattes)
         if overrides == {"occlusion": "off"}:
             off_masks = dict(used)
         out_path.unlink()
     path.unlink()
     if sheet_render is not None:
-        s, out, used = sheet_render
+        s, out, used, mattes = sheet_render
         held = None if off_masks is None or run.variants.get(sheet, {}).get("occlusion") == "off" else {
             i: np.clip(off_masks[i].astype(np.float32) - used[i], 0.0, 1.0) for i in used if i in off_masks}
-        rows += _worst(s, src, out, meas, run.label, used, held)
+        rows += _worst(s, src, out, meas, run.label, used, held, mattes)
     return table, rows
 
 
@@ -546,7 +553,8 @@ def main() -> int:
         wh = shrink_png(big, png, max_bytes=1_000_000)
         occ = " | occlusion (what the occlusion step held back: the `review occlusion=off` render's mask less this one's)" \
             if any("occlusion" in r.images for r in sheet_rows) else ""
-        lines += [f"Worst frame per metric (variant `{args.sheet}`; source | swap | mask{occ}, zoomed on the face): "
+        lines += [f"Worst frame per metric (variant `{args.sheet}`; source | swap | mask (the blend mask as pasted) | "
+                  f"matte (the matte pass's ProRes 4444 alpha, read back from the file){occ}, zoomed on the face): "
                   f"[quality_worst.png](quality_worst.png) ({wh[0]}x{wh[1]}, {png.stat().st_size // 1024} KiB).", ""]
     (args.out / "quality.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -36,9 +36,11 @@ def _psnr_cell(values: list[float]) -> str:
 
 
 def _worst(s: Scores, src: list[np.ndarray], out: list[np.ndarray], meas: list[SourceFrame | None],
-           clip: str, used: dict[int, np.ndarray], held_back: dict[int, np.ndarray] | None = None) -> list[WorstRow]:
-    """The worst frame per metric as sheet rows: source | swap | mask, and | occlusion (what the occlusion
-    step held back of the face: the `occlusion=off` render's mask less this one's) when `held_back` is given."""
+           clip: str, used: dict[int, np.ndarray], held_back: dict[int, np.ndarray] | None = None,
+           mattes: dict[int, np.ndarray] | None = None) -> list[WorstRow]:
+    """The worst frame per metric as sheet rows: source | swap | mask, | matte (the matte pass's frame, as
+    read back) when `mattes` is given, and | occlusion (what the occlusion step held back of the face: the
+    `occlusion=off` render's mask less this one's) when `held_back` is given."""
     picks: list[tuple[str, int]] = []
 
     def arg(values: list[float], worst: str) -> int | None:
@@ -74,6 +76,8 @@ def _worst(s: Scores, src: list[np.ndarray], out: list[np.ndarray], meas: list[S
         images = {"source": src[i], "swap": out[i]}
         if i in used:
             images["mask"] = used[i].astype(np.float32)
+        if mattes is not None and i in mattes:
+            images["matte"] = mattes[i]
         if held_back is not None and i in held_back:
             images["occlusion"] = held_back[i]
         rows.append(WorstRow(label, images, m.box if m is not None else None))
