@@ -4,7 +4,8 @@ from arrays cached once per machine.
 dlib reads its 100 MB 68-point model float by float, 0.5-0.9 s that hold the GIL at the start of every
 process that finds landmarks: in a swap, the main thread can track nothing meanwhile and the encoder
 waits (bench/results/swap.md, section 1i). `parse` reads dlib's serialization of the same model into
-arrays (~3 s, once: they are cached beside the HOG detector as an .npz, loaded in ~30 ms), and
+arrays (~3 s, once: they are cached beside the HOG detector in a flat file of their own, mapped and
+checked in ~30 ms, where numpy's .npz reader took 0.5 s of the render's start), and
 `ShapeModel` runs dlib's algorithm on them step for step:
 
 - per cascade, the similarity transform from the mean shape to the current one (Umeyama's least
@@ -20,18 +21,22 @@ The points are dlib's, bit for bit, on the real faces the tests compare (tests/f
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
-import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from renderer.errors import ModelError
 
-FORMAT = 1  # of the cached arrays; a new one is written when this changes
+FORMAT = 2  # of the cached arrays; a new one is written when this changes
 _ARRAYS = ("initial", "idx1", "idx2", "thresh", "leaves", "anchors", "deltas")
+_MAGIC = b"doppel shape arrays\n"
+_ALIGN = 64
 
 
 class _Reader:
@@ -218,20 +223,57 @@ def cache_path(model_file: Path, cache_dir: Path) -> Path:
     """The cached arrays of `model_file`: named by its name, size and modification time (a reinstalled
     model is parsed again) and this module's FORMAT."""
     st = model_file.stat()
-    return cache_dir / f"{model_file.stem}-{st.st_size}-{st.st_mtime_ns}-v{FORMAT}.npz"
+    return cache_dir / f"{model_file.stem}-{st.st_size}-{st.st_mtime_ns}-v{FORMAT}.arrays"
+
+
+def write_arrays(f: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
+    """`arrays` as one flat file: a magic line, a length-prefixed JSON header (per array its dtype,
+    shape and offset; the data's size and CRC-32), then each array's bytes at a 64-byte boundary."""
+    entries, offset, blobs = [], 0, []
+    for name, value in arrays.items():
+        data = np.ascontiguousarray(value)
+        entries.append([name, data.dtype.str, list(data.shape), offset])
+        pad = -data.nbytes % _ALIGN
+        blobs += [data.tobytes(), b"\0" * pad]
+        offset += data.nbytes + pad
+    body = b"".join(blobs)
+    header = json.dumps({"arrays": entries, "size": len(body), "crc32": zlib.crc32(body)}).encode()
+    head = _MAGIC + len(header).to_bytes(8, "little") + header
+    f.write(head + b"\0" * (-len(head) % _ALIGN) + body)
+
+
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays `write_arrays` wrote, mapped read-only from `path` (the pages are shared with the
+    page cache, nothing is copied). ValueError when the file is cut short, altered or not one."""
+    with open(path, "rb") as f:
+        if f.read(len(_MAGIC)) != _MAGIC:
+            raise ValueError(f"{path} is not a shape-array file")
+        size = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(size))
+    start = len(_MAGIC) + 8 + size
+    start += -start % _ALIGN
+    mapped = np.memmap(path, dtype=np.uint8, mode="r")
+    if mapped.size != start + header["size"] or zlib.crc32(mapped[start:]) != header["crc32"]:
+        raise ValueError(f"{path} is cut short or altered")
+    out = {}
+    for name, dtype, shape, offset in header["arrays"]:
+        dt = np.dtype(dtype)
+        count = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        out[name] = mapped[start + offset:start + offset + count].view(dt).reshape(shape)
+    return out
 
 
 def load_cached(model_file: Path, cache_dir: Path | None) -> ShapeModel:
     """The ShapeModel of dlib model file `model_file`, its arrays read from `cache_dir` or, the first
     time, parsed and written there (to a temporary name, then renamed: a killed writer leaves no
-    cache that looks whole). A cache that does not load is parsed again. ModelError when the model
-    cannot be parsed; with no cache folder (None, read-only, full) the model is parsed every time."""
+    cache that looks whole). A cache that does not load (cut short, altered) is parsed again. ModelError
+    when the model cannot be parsed; with no cache folder (None, read-only, full) it is parsed every time."""
     path = cache_path(model_file, cache_dir) if cache_dir is not None else None
     if path is not None and path.is_file():
         try:
-            with np.load(path, allow_pickle=False) as z:
-                return ShapeModel({k: z[k] for k in _ARRAYS})
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            arrays = read_arrays(path)
+            return ShapeModel({k: arrays[k] for k in _ARRAYS})
+        except (OSError, ValueError, KeyError, TypeError):
             pass  # cut short or foreign: parsed again and rewritten below
     try:
         arrays = parse(model_file.read_bytes())
@@ -242,8 +284,11 @@ def load_cached(model_file: Path, cache_dir: Path | None) -> ShapeModel:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
+                write_arrays(f, arrays)
             os.replace(tmp, path)
+            for stale in path.parent.glob(f"{model_file.stem}-*"):  # this model's caches of an older format
+                if stale != path and not stale.name.endswith(".partial"):  # or an older install
+                    stale.unlink()
         except OSError:  # a read-only or full cache folder: nothing kept, nothing lost
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)

@@ -87,9 +87,22 @@ def test_cache_is_written_whole_and_a_cut_short_one_is_rebuilt(tmp_path) -> None
     assert [p.name for p in tmp_path.iterdir()] == [cached.name]  # no temporary left beside it
     assert np.array_equal(first(rgb, rect), want)
     assert np.array_equal(ert.load_cached(model_file, tmp_path)(rgb, rect), want)  # loaded from the cache
-    cached.write_bytes(cached.read_bytes()[:5000])  # cut short (a full disk, a killed writer)
+    whole = cached.read_bytes()
+    cached.write_bytes(whole[:5000])  # cut short (a full disk, a killed writer)
     assert np.array_equal(ert.load_cached(model_file, tmp_path)(rgb, rect), want)
-    assert cached.stat().st_size > 100_000  # parsed again and rewritten
+    assert cached.read_bytes() == whole  # parsed again and rewritten
+    altered = bytearray(whole)
+    altered[len(whole) // 2] ^= 0x40  # one bit of a leaf flipped: the same size, other points
+    cached.write_bytes(bytes(altered))
+    with pytest.raises(ValueError, match="cut short or altered"):
+        ert.read_arrays(cached)
+    assert np.array_equal(ert.load_cached(model_file, tmp_path)(rgb, rect), want)
+    assert cached.read_bytes() == whole
+    stale = tmp_path / f"{model_file.stem}-{model_file.stat().st_size}-1-v1.npz"  # an older install's cache
+    stale.write_bytes(b"old")
+    cached.unlink()
+    ert.load_cached(model_file, tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [cached.name]  # written anew, the stale one gone
 
 
 def test_without_a_writable_cache_the_model_is_parsed(tmp_path) -> None:
