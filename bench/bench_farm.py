@@ -9,6 +9,7 @@ Real face clip (tests.model_fixtures.face_clip, 480x360) and the small trained t
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import shutil
@@ -182,4 +183,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     main()

@@ -14,6 +14,7 @@ Run:  .venv/bin/python bench/bench_render.py   (writes bench/results/render.md)
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import shutil
@@ -120,4 +121,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     main()
