@@ -252,7 +252,9 @@ def read_arrays(path: Path) -> dict[str, np.ndarray]:
         header = json.loads(f.read(size))
     start = len(_MAGIC) + 8 + size
     start += -start % _ALIGN
-    mapped = np.memmap(path, dtype=np.uint8, mode="r")
+    # a plain ndarray over the map: indexing a np.memmap runs Python code (__array_finalize__) per
+    # view, which the evaluator's per-cascade indexing paid ~1 s over a 240-frame render
+    mapped = np.asarray(np.memmap(path, dtype=np.uint8, mode="r"))
     if mapped.size != start + header["size"] or zlib.crc32(mapped[start:]) != header["crc32"]:
         raise ValueError(f"{path} is cut short or altered")
     out = {}
