@@ -260,6 +260,8 @@ def read_arrays(path: Path) -> dict[str, np.ndarray]:
     out = {}
     for name, dtype, shape, offset in header["arrays"]:
         dt = np.dtype(dtype)
+        if dt.kind not in "iuf":  # numbers only: nothing in the file becomes an object
+            raise ValueError(f"{path}: array {name!r} has dtype {dtype!r}; allowed: integers and floats")
         count = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
         out[name] = mapped[start + offset:start + offset + count].view(dt).reshape(shape)
     return out
