@@ -456,25 +456,28 @@ def build_runs(args: argparse.Namespace) -> tuple[list[ClipRun], TS.TimeSplitMod
 
 
 def run_clip(run: ClipRun, tmp: Path, hog, lmk: LandmarkModel, b_ref: np.ndarray, every: int,
-             sheet: str) -> tuple[dict[tuple[str, str], Scores], list[WorstRow]]:
-    """Render every variant of `run` and score it against the source."""
+             sheet: str) -> tuple[dict[tuple[str, str], Scores], list[WorstRow], float | None]:
+    """Render every variant of `run` and score it against the source; also the largest difference (0..1)
+    between the sheet variant's matte pass, read back, and its blend masks (None without that variant)."""
     review = load_preset("review")
     path = write_ffv1(tmp / "clip.mkv", run.frames)
+    info = media.probe(path)
     # the source as decoded (FFV1 holds YUV: its RGB is not the RGB written), the render's input
-    src = [rgb for _, rgb in media.read_frames(path, 0, media.probe(path).frames - 1)]
+    src = [rgb for _, rgb in media.read_frames(path, 0, info.frames - 1)]
     print(f"{run.label}: {len(src)} frames {src[0].shape[1]}x{src[0].shape[0]}; measuring the source", flush=True)
     meas = measure_source(src, hog, lmk, every)
     table: dict[tuple[str, str], Scores] = {}
     rows: list[WorstRow] = []
     sheet_render: tuple[Scores, list[np.ndarray], dict[int, np.ndarray], dict[int, np.ndarray]] | None = None
     off_masks: dict[int, np.ndarray] | None = None  # the occlusion=off variant's masks: the sheet's occlusion column
+    matte_off: float | None = None
     for name, overrides in run.variants.items():
         preset = review.with_overrides(overrides, f"variant {name!r}")
         out_path = tmp / "render.mkv"
         used: dict[int, np.ndarray] = {}
         matte_path = tmp / "render.matte.mov"  # the sheet variant also writes the matte pass (ProRes 4444 alpha)
         t0 = time.perf_counter()
-        with recording_masks(used), (media.MatteWriter(media.probe(path), 0, len(src) - 1, matte=matte_path)
+        with recording_masks(used), (media.MatteWriter(info, 0, len(src) - 1, matte=matte_path)
                                      if name == sheet else contextlib.nullcontext()) as matte:
             stats = render_range(path, out_path, model_dir=run.models.get(name, run.model),
                                  settings=swap_settings(preset), first=0, last=len(src) - 1,
@@ -491,9 +494,9 @@ def run_clip(run: ClipRun, tmp: Path, hog, lmk: LandmarkModel, b_ref: np.ndarray
         if name == sheet:  # the matte as a compositor gets it: read back from the file
             mattes = {i: media.matte_to_array(f) for i, f in media.read_matte(matte_path, 0, len(src) - 1)}
             matte_path.unlink()
-            off = max((float(np.abs(mattes[i] - used[i]).max()) for i in used if i in mattes), default=0.0)
+            matte_off = max((float(np.abs(mattes[i] - used[i]).max()) for i in used if i in mattes), default=0.0)
             print(f"  {name}: matte pass read back, {len(mattes)} frames; largest difference from the blend mask "
-                  f"{255 * off:.1f}/255", flush=True)
+                  f"{255 * matte_off:.1f}/255", flush=True)
             sheet_render = (s, out, dict(used), mattes)
         if overrides == {"occlusion": "off"}:
             off_masks = dict(used)
@@ -504,7 +507,7 @@ def run_clip(run: ClipRun, tmp: Path, hog, lmk: LandmarkModel, b_ref: np.ndarray
         held = None if off_masks is None or run.variants.get(sheet, {}).get("occlusion") == "off" else {
             i: np.clip(off_masks[i].astype(np.float32) - used[i], 0.0, 1.0) for i in used if i in off_masks}
         rows += _worst(s, src, out, meas, run.label, used, held, mattes)
-    return table, rows
+    return table, rows, matte_off
 
 
 def run_occluders(run: ClipRun, modes: list[str], tmp: Path) -> list[TS.OccluderScore]:
@@ -533,9 +536,11 @@ def main() -> int:
     table: dict[tuple[str, str], Scores] = {}
     sheet_rows: list[WorstRow] = []
     occ: list[TS.OccluderScore] = []
+    matte_offs: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         for run in runs:
-            scores, rows = run_clip(run, Path(tmp), hog, lmk, b_ref, args.every, args.sheet)
+            scores, rows, matte_off = run_clip(run, Path(tmp), hog, lmk, b_ref, args.every, args.sheet)
+            matte_offs += [] if matte_off is None else [matte_off]
             table.update(scores)
             sheet_rows += rows
             if run.label == "held-out" and args.occlusion_modes:
@@ -554,7 +559,8 @@ def main() -> int:
         occ = " | occlusion (what the occlusion step held back: the `review occlusion=off` render's mask less this one's)" \
             if any("occlusion" in r.images for r in sheet_rows) else ""
         lines += [f"Worst frame per metric (variant `{args.sheet}`; source | swap | mask (the blend mask as pasted) | "
-                  f"matte (the matte pass's ProRes 4444 alpha, read back from the file){occ}, zoomed on the face): "
+                  f"matte (the matte pass's ProRes 4444 alpha, read back from the file: within "
+                  f"{255 * max(matte_offs, default=0.0):.1f}/255 of the blend mask on every frame){occ}, zoomed on the face): "
                   f"[quality_worst.png](quality_worst.png) ({wh[0]}x{wh[1]}, {png.stat().st_size // 1024} KiB).", ""]
     (args.out / "quality.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -127,7 +127,8 @@ def model_key(faceset_a: Path, faceset_b: Path, init: Path, seed: int) -> str:
 
 
 def timesplit_model(faceset_a: Path, faceset_b: Path, init: Path, iterations: int, seed: int = 0,
-                    cache: Path = WORK, say: Callable[[str], None] = print, person_b: str = "astronaut") -> TimeSplitModel:
+                    cache: Path = WORK, say: Callable[[str], None] = print,
+                    person_b: str = "astronaut") -> TimeSplitModel:
     """`doppel train --init INIT --a A --b B --iterations N --threads 1` into cache/model-KEY-N (trained under a
     .partial name and renamed when done). A cached model of the same KEY with fewer iterations is copied and
     continued with --resume (so is an interrupted .partial). Runs at normal priority even when the bench is
@@ -147,8 +148,9 @@ def timesplit_model(faceset_a: Path, faceset_b: Path, init: Path, iterations: in
             say(f"continuing the cached {shorter[-1][0]}-iteration time-split model")
         b = PEOPLE_B[person_b]
         cmd = ["train", "--a", str(faceset_a), "--b", str(faceset_b), "--out", str(partial),
-               "--rights", f"{RIGHTS_A} {b.rights} {RIGHTS_END}", "--name-a", NAME_A, "--name-b", b.name, "--iterations", str(iterations), "--batch", str(BATCH),
-               "--threads", str(THREADS), "--seed", str(seed), "--save-every", "250", "--no-progress"]
+               "--rights", f"{RIGHTS_A} {b.rights} {RIGHTS_END}", "--name-a", NAME_A, "--name-b", b.name,
+               "--iterations", str(iterations), "--batch", str(BATCH), "--threads", str(THREADS),
+               "--seed", str(seed), "--save-every", "250", "--no-progress"]
         cmd += ["--resume"] if holds_model(partial) else ["--init", str(init)]
         shown = [f"'{c}'" if " " in c else c for c in cmd]
         say(f"training the time-split model ({iterations} iterations): doppel {' '.join(shown[:7] + ['...'] + shown[9:])}")

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from renderer.errors import InputError
-from renderer.segmenter import SEGMENTER_NAME, SegmenterCard, SegmenterConfig
+from renderer.segmenter import DEFAULT_ITERATIONS, SEGMENTER_NAME, SegmenterCard, SegmenterConfig
 
 SKIN = 3  # texture kind: the middle of another face of the batch (renderer.occluders.texture has 0-2)
 EVAL_FACES = 256
@@ -137,11 +137,6 @@ def segmenter_loss(logits: Tensor, alpha: Tensor, face: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------- training
-
-# 6000 rather than 3000: occluder IoU 0.964 vs 0.925 on held-out footage, 0.946 vs 0.860 on kphotoalbum
-# (bench/results/quality.md, occlusion_segmenter.md); ~20 min on one CPU thread.
-DEFAULT_ITERATIONS = 6000
-
 
 @dataclass(frozen=True)
 class SegmenterTrainConfig:

@@ -24,6 +24,8 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from renderer.segmenter import DEFAULT_ITERATIONS  # torch-free
+
     parser.add_argument("model_dir", metavar="MODEL_DIR", type=Path, help="a trained swap model (from `doppel train`)")
     parser.add_argument("--faces", action="append", default=[], metavar="FACESET", type=Path,
                         help="a faceset of the model's to learn from (repeatable; default: every faceset its card lists)")
@@ -32,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rights", default="", metavar="TEXT",
                         help="whose faces and under what rights, needed when a --faces faceset is not one the model "
                              "card lists (kept in the card's segmenter section)")
-    parser.add_argument("--iterations", type=int, metavar="N", help="iterations (default 6000 unless --minutes is given)")
+    parser.add_argument("--iterations", type=int, metavar="N", help=f"iterations (default {DEFAULT_ITERATIONS} unless --minutes is given)")
     parser.add_argument("--minutes", type=float, metavar="M", help="stop after M minutes of wall time")
     parser.add_argument("--batch", type=int, default=16, metavar="B", help="faces per iteration (default 16)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")

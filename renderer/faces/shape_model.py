@@ -290,8 +290,8 @@ def load_cached(model_file: Path, cache_dir: Path | None) -> ShapeModel:
             with open(tmp, "wb") as f:
                 write_arrays(f, arrays)
             os.replace(tmp, path)
-            for stale in path.parent.glob(f"{model_file.stem}-*"):  # this model's caches of an older format
-                if stale != path and not stale.name.endswith(".partial"):  # or an older install
+            for stale in path.parent.glob(path.name.rsplit("-v", 1)[0] + "-v*"):  # this file's older formats
+                if stale != path:  # (another install's copy of the model has another size or mtime: kept)
                     stale.unlink()
         except OSError:  # a read-only or full cache folder: nothing kept, nothing lost
             with contextlib.suppress(OSError):

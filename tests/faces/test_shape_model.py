@@ -98,11 +98,13 @@ def test_cache_is_written_whole_and_a_cut_short_one_is_rebuilt(tmp_path) -> None
         ert.read_arrays(cached)
     assert np.array_equal(ert.load_cached(model_file, tmp_path)(rgb, rect), want)
     assert cached.read_bytes() == whole
-    stale = tmp_path / f"{model_file.stem}-{model_file.stat().st_size}-1-v1.npz"  # an older install's cache
+    stale = cached.with_name(cached.name.rsplit("-v", 1)[0] + "-v1.npz")  # the same model, an older format
     stale.write_bytes(b"old")
+    other = tmp_path / f"{model_file.stem}-{model_file.stat().st_size}-1-v{ert.FORMAT}.arrays"  # another install's
+    other.write_bytes(b"theirs")
     cached.unlink()
     ert.load_cached(model_file, tmp_path)
-    assert [p.name for p in tmp_path.iterdir()] == [cached.name]  # written anew, the stale one gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([cached.name, other.name])  # the stale one gone
 
 
 def test_without_a_writable_cache_the_model_is_parsed(tmp_path) -> None:

@@ -28,6 +28,7 @@ import pytest
 
 from renderer import sample
 from tests.media.edit_list import Edit, read_timing, write_edits
+from tests.melt import melt_render
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "conformance"
@@ -75,14 +76,9 @@ def _blender(out: Path, src: dict[str, Path]) -> None:
 
 
 def _melt(out: Path, src: dict[str, Path]) -> None:
-    cmd = ["melt", "-quiet", str(src["h264_bframes_aac.mp4"]), "in=3", "out=42", "-consumer", f"avformat:{out}",
-           "vcodec=libx264", "acodec=aac", "preset=ultrafast", "bf=2", "g=12", "width=160", "height=96",
-           "frame_rate_num=25", "frame_rate_den=1", "progressive=1"]
-    _run(cmd, "melt")
-    # melt 7.12 has once exited 0 leaving a file FFmpeg could not open (tests/plugin/test_mlt.py): once more
-    if subprocess.run(["ffprobe", "-v", "error", str(out)], capture_output=True).returncode != 0:
-        out.unlink(missing_ok=True)
-        _run(cmd, "melt")
+    melt_render([str(src["h264_bframes_aac.mp4"]), "in=3", "out=42", "-consumer", f"avformat:{out}",
+                 "vcodec=libx264", "acodec=aac", "preset=ultrafast", "bf=2", "g=12", "width=160", "height=96",
+                 "frame_rate_num=25", "frame_rate_den=1", "progressive=1"], out)
 
 
 def _registry(fetch: Callable[[Path], Path]) -> Callable[[Path, dict[str, Path]], None]:
