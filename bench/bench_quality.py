@@ -399,9 +399,10 @@ def parse_args() -> argparse.Namespace:
                     help="the time-split model without its expected-error prior (`doppel error-prior`; default: with)")
     ap.add_argument("--sheet", default="review", help="variant whose worst frames are shown (and whose goals are listed)")
     ap.add_argument("--b", default="astronaut", choices=tuple(TS.PEOPLE_B),
-                    help="person B of the time-split model: astronaut (the demo's B, one photo) or obama (three "
-                         "photos from face_recognition's test data); identity is scored against B's mean embedding "
-                         "(default astronaut)")
+                    help="person B of the time-split model: astronaut (the demo's B, one photo), obama (three "
+                         "photos from face_recognition's test data) or presenter (kphotoalbum's 68-frame movie: the "
+                         "demo's A, so decoder B starts from the demo's decoder A); identity is scored against B's "
+                         "mean embedding (default astronaut)")
     ap.add_argument("--out", type=Path, default=RESULTS,
                     help="folder for quality.md and quality_worst.png (default bench/results)")
     ap.add_argument("--extra", action="append", default=[], metavar="NAME=KEY:VAL,...",
@@ -530,7 +531,7 @@ def main() -> int:
     started, load0 = time.time(), os.getloadavg()
     runs, tsm, split = build_runs(args)
     hog, lmk = models.hog_detector(), LandmarkModel(68)
-    refs = [reference_embedding(F.read_rgb(p)) for p in TS.PEOPLE_B[args.b].photos()]
+    refs = [reference_embedding(rgb) for rgb in TS.PEOPLE_B[args.b].references()]
     assert all(r is not None for r in refs), f"a photo of B ({args.b}) shows no face"
     b_ref = np.mean(refs, axis=0)
     table: dict[tuple[str, str], Scores] = {}

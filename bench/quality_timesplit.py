@@ -2,7 +2,8 @@
 
     split_at(frames, fraction)          first held-out frame
     training_faceset(frames, cache)     `doppel extract` of the frames before the split -> faceset A
-    b_faceset(person, cache)            faceset B: the demo's (the astronaut) or Obama's three photos
+    b_faceset(person, cache)            faceset B: the demo's (the astronaut), Obama's three photos or the
+                                        presenter's 68 video frames (the demo's A)
     timesplit_model(...)                `doppel train --init models/demo` on them, cached by its inputs
     with_error_prior(model, faceset_a)  a copy of it with `doppel error-prior` (the occlusion mask's prior)
     with_upscaler(model, faceset_b, n)  a copy of a model with B's face upscaler (`doppel train-upscaler`)
@@ -27,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,8 +53,23 @@ class PersonB:
 
     name: str
     rights: str
-    photos: Callable[[], list[Path]]
+    photos: Callable[[], list[Path]]  # what `doppel extract` reads (photos, or a video)
     summary: str  # for the report: where the photos come from and how many
+    extract_args: tuple[str, ...] = ()
+    init_crossed: bool = False  # the init model (the demo's) rebuilt this person as A: `train --init-crossed`
+
+    def references(self) -> list[np.ndarray]:
+        """RGB images whose faces' mean embedding is B's identity: the photos, or every 4th frame of a
+        video 3x (bicubic, as the bench shows the clip; its face is ~50 px in the file)."""
+        images: list[np.ndarray] = []
+        for path in self.photos():
+            if path.suffix.lower() in (".avi", ".mp4", ".mov", ".mkv"):
+                info = media.probe(path)
+                images += [cv2.resize(rgb, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)
+                           for i, rgb in media.read_frames(path, 0, info.frames - 1, info) if i % 4 == 0]
+            else:
+                images.append(F.read_rgb(path))
+        return images
 
 
 PEOPLE_B = {
@@ -65,6 +82,13 @@ PEOPLE_B = {
                      "distribution on PyPI (obama.jpg, obama2.jpg, obama3.jpg).",
                      lambda: [F.face_recognition_images() / n for n in ("obama.jpg", "obama2.jpg", "obama3.jpg")],
                      "face_recognition 1.3.0's obama.jpg, obama2.jpg and obama3.jpg (Barack Obama), 3 photos"),
+    "presenter": PersonB("kphotoalbum demo presenter",
+                         "Person B: the presenter in kphotoalbum's demo movie.avi (Debian package kphotoalbum, "
+                         "GPL-2+ demo data).",
+                         lambda: [F.kphotoalbum_file(F.MOVIE)],
+                         "the demo's A: kphotoalbum's movie.avi (the presenter), 68 video frames, every face kept; "
+                         "decoder B starts from the demo model's decoder A (`--init-crossed`)",
+                         ("--dedupe-bits", "-1"), init_crossed=True),
 }
 BATCH = 8
 THREADS = 1
@@ -114,15 +138,17 @@ def b_faceset(person: str = "astronaut", cache: Path = WORK, size: int = 128) ->
     folder = cache / (f"faceset-b-{person}" if size == 128 else f"faceset-b-{person}-{size}")
     if not (folder / INDEX_NAME).is_file():
         photos = [str(p) for p in PEOPLE_B[person].photos()]
-        _doppel(["extract", *photos, "--out", str(folder), "--size", str(size), "--no-progress"])
+        _doppel(["extract", *photos, "--out", str(folder), "--size", str(size), *PEOPLE_B[person].extract_args,
+                 "--no-progress"])
     return folder
 
 
-def model_key(faceset_a: Path, faceset_b: Path, init: Path, seed: int) -> str:
+def model_key(faceset_a: Path, faceset_b: Path, init: Path, seed: int, crossed: bool = False) -> str:
     """What makes a time-split model, but its iterations: a longer run of the same key continues a shorter
     one with --resume, which is bit-identical to an uninterrupted run (`renderer.train`)."""
     parts = {"a": sha256_file(faceset_a / INDEX_NAME), "b": sha256_file(faceset_b / INDEX_NAME),
-             "init": sha256_file(_weights(init)), "seed": seed, "batch": BATCH, "threads": THREADS}
+             "init": sha256_file(_weights(init)), "seed": seed, "batch": BATCH, "threads": THREADS,
+             **({"crossed": True} if crossed else {})}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -136,7 +162,8 @@ def timesplit_model(faceset_a: Path, faceset_b: Path, init: Path, iterations: in
     from renderer.checkpoint import holds_model, model_files
     from renderer.modelcard import read_model_card
 
-    key = model_key(faceset_a, faceset_b, init, seed)
+    b = PEOPLE_B[person_b]
+    key = model_key(faceset_a, faceset_b, init, seed, b.init_crossed)
     final, partial = cache / f"model-{key}-{iterations}", cache / f"model-{key}-{iterations}.partial"
     reused = final.is_dir()
     if not reused:
@@ -146,12 +173,11 @@ def timesplit_model(faceset_a: Path, faceset_b: Path, init: Path, iterations: in
             shutil.rmtree(partial, ignore_errors=True)
             shutil.copytree(shorter[-1][1], partial, symlinks=True)
             say(f"continuing the cached {shorter[-1][0]}-iteration time-split model")
-        b = PEOPLE_B[person_b]
         cmd = ["train", "--a", str(faceset_a), "--b", str(faceset_b), "--out", str(partial),
                "--rights", f"{RIGHTS_A} {b.rights} {RIGHTS_END}", "--name-a", NAME_A, "--name-b", b.name,
                "--iterations", str(iterations), "--batch", str(BATCH), "--threads", str(THREADS),
                "--seed", str(seed), "--save-every", "250", "--no-progress"]
-        cmd += ["--resume"] if holds_model(partial) else ["--init", str(init)]
+        cmd += ["--resume"] if holds_model(partial) else ["--init", str(init)] + (["--init-crossed"] if b.init_crossed else [])
         shown = [f"'{c}'" if " " in c else c for c in cmd]
         say(f"training the time-split model ({iterations} iterations): doppel {' '.join(shown[:7] + ['...'] + shown[9:])}")
         t0 = time.time()

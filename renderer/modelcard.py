@@ -79,10 +79,12 @@ class InitRef:
     weights_sha256: str
     iterations: int
     initialised_from: InitRef | None = None
+    crossed: bool = False  # its decoder A started this model's decoder B, its B this one's A (--init-crossed)
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "identities": {"a": self.name_a, "b": self.name_b}, "rights": self.rights,
                 "weights_sha256": self.weights_sha256, "iterations": int(self.iterations),
+                **({"decoders": "crossed"} if self.crossed else {}),
                 **({"initialised_from": self.initialised_from.to_dict()} if self.initialised_from else {})}
 
     @property
@@ -261,7 +263,16 @@ def _init_ref(data: Any) -> InitRef | None:
     return InitRef(path=str(data["path"]), name_a=str(ids["a"]), name_b=str(ids["b"]),
                    rights=validate_rights(data.get("rights"), "initialised_from"),
                    weights_sha256=str(data["weights_sha256"]), iterations=int(data.get("iterations", 0)),
-                   initialised_from=_init_ref(data.get("initialised_from")))
+                   initialised_from=_init_ref(data.get("initialised_from")), crossed=_decoders(data.get("decoders")))
+
+
+def _decoders(value: Any) -> bool:
+    """initialised_from.decoders: absent (straight: A started A) or "crossed"."""
+    if value is None or value == "straight":
+        return False
+    if value == "crossed":
+        return True
+    raise ValueError(f"initialised_from.decoders must be 'straight' or 'crossed', got {value!r}")
 
 
 def _validation(data: Any) -> Validation | None:

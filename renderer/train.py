@@ -51,7 +51,7 @@ from renderer.modelcard import (
 from renderer.loss import LossConfig, ssim, ssim_map, swap_loss  # noqa: F401 (ssim, ssim_map: public here too)
 from renderer.previews import loss_curve_image, png_bytes, preview_grid
 from renderer.train_state import (
-    config_diff, init_from, loss_summary, optimizer_tensors, resolve_model_config, restore_optimizer,
+    config_diff, init_from, init_weights, loss_summary, optimizer_tensors, resolve_model_config, restore_optimizer,
 )
 from renderer.train_data import (  # noqa: F401 (public here too)
     VALIDATE_EVERY, collapsed_output, held_out_ssim, load_training_faces, open_facesets, split_holdout,
@@ -95,6 +95,7 @@ class TrainConfig:
     save_every: int = 250
     resume: bool = False
     init: Path | None = None  # start from this model's weights (a fine-tune): same config, fresh optimizer and RNG
+    init_crossed: bool = False  # with init: its decoder A becomes this model's decoder B and its B this one's A
     learn_mask: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -187,6 +188,9 @@ def check_train_config(cfg: TrainConfig) -> None:
     if cfg.resume and cfg.init is not None:
         raise InputError(f"--resume and --init {cfg.init} together: --resume continues the model in --out, --init "
                          f"starts a new one from another model's weights; give one of them")
+    if cfg.init_crossed and cfg.init is None:
+        raise InputError("--init-crossed needs --init MODEL_DIR: it says how that model's decoders map onto this "
+                         "model's people")
     if cfg.iterations is not None and cfg.iterations < 1:
         raise InputError(f"--iterations must be >= 1, got {cfg.iterations}")
     if cfg.minutes is not None and not (math.isfinite(cfg.minutes) and cfg.minutes > 0):
@@ -340,7 +344,7 @@ def _train(cfg: TrainConfig, progress: bool, hooks: tuple[StepHook, ...]) -> Tra
         torch.manual_seed(cfg.seed)  # weight init only; the caller's global RNG is left as it was
         model = build_model(mcfg)
     if init_model is not None:  # a fine-tune: the other model's weights, this run's own optimizer and RNG
-        model.load_state_dict(init_model.state_dict())
+        model.load_state_dict(init_weights(init_model, crossed=cfg.init_crossed))
         del init_model
     gen = torch.Generator().manual_seed(cfg.seed)
     history: list[tuple[float, float]] = []

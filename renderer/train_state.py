@@ -95,8 +95,21 @@ def init_from(cfg: TrainConfig, fa: Faceset, requested: ModelConfig) -> tuple[Sw
                          f"nothing was written")
     sha = sha256_file(model_files(init) / WEIGHTS_NAME)
     ref = InitRef(path=str(init.resolve()), name_a=card.name_a, name_b=card.name_b, rights=card.rights,
-                  weights_sha256=sha, iterations=card.iterations, initialised_from=card.initialised_from)
+                  weights_sha256=sha, iterations=card.iterations, initialised_from=card.initialised_from,
+                  crossed=cfg.init_crossed)
     return model, ref
 
 
-__all__ = ["config_diff", "init_from", "loss_summary", "optimizer_tensors", "resolve_model_config", "restore_optimizer"]
+def init_weights(model: SwapAutoencoder, crossed: bool = False) -> dict[str, Any]:
+    """The --init model's state dict for the new model: as it is, or `crossed` (its decoder A's weights
+    under decoder_b and its B's under decoder_a: the person this run puts in is the one that model
+    rebuilt as A, e.g. a model trained presenter -> astronaut reused for carphone -> presenter). The
+    shared encoder is the same either way."""
+    state = model.state_dict()
+    if not crossed:
+        return state
+    swap = {"decoder_a.": "decoder_b.", "decoder_b.": "decoder_a."}
+    return {next((to + k[len(fr):] for fr, to in swap.items() if k.startswith(fr)), k): v for k, v in state.items()}
+
+
+__all__ = ["config_diff", "init_from", "init_weights", "loss_summary", "optimizer_tensors", "resolve_model_config", "restore_optimizer"]

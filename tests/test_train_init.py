@@ -55,9 +55,13 @@ def _history(model_dir: Path) -> np.ndarray:
     return load_file(str(model_dir / "optimizer.safetensors"))["loss.history"].numpy()
 
 
-def _first_step_loss(model_dir: Path, facesets: tuple[Path, Path], seed: int, batch: int = 8) -> tuple[float, float]:
-    """Loss of MODEL_DIR's weights on the batch a run seeded `seed` draws first (the loop's own sampling)."""
+def _first_step_loss(model_dir: Path, facesets: tuple[Path, Path], seed: int, batch: int = 8,
+                     crossed: bool = False) -> tuple[float, float]:
+    """Loss of MODEL_DIR's weights on the batch a run seeded `seed` draws first (the loop's own sampling);
+    `crossed`: with its two decoders exchanged (decoder A rebuilding faceset B's faces and B faceset A's)."""
     model, card = load_model(model_dir, device="cpu")
+    if crossed:
+        model.decoder_a, model.decoder_b = model.decoder_b, model.decoder_a
     model.train()
     gen = torch.Generator().manual_seed(seed)
     size = card.config.input_size
@@ -91,6 +95,29 @@ def test_init_starts_from_the_other_models_weights_with_its_own_optimizer_and_se
     assert {float(v) for k, v in opt.items() if k.endswith(".step")} == {3.0}
     state = json.loads((tuned / "train_state.json").read_text())
     assert state["seed"] == 7 and state["iteration"] == 3
+
+
+def test_init_crossed_starts_each_decoder_from_the_other_persons_and_the_card_says_so(
+        facesets: tuple[Path, Path], base: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    crossed = tmp_path / "crossed"
+    train(_cfg(facesets, crossed, iterations=1, seed=7, init=base, init_crossed=True), progress=False)
+    expected = _first_step_loss(base, facesets, seed=7, crossed=True)
+    np.testing.assert_allclose(_history(crossed)[0], expected, rtol=1e-5)  # B's faces went through base's decoder A
+    assert not np.allclose(expected, _first_step_loss(base, facesets, seed=7), rtol=1e-2)  # the mapping matters
+    card = load_model_card(crossed)
+    assert card.initialised_from is not None and card.initialised_from.crossed
+    assert "decoders: crossed" in (crossed / "model.yaml").read_text()
+    straight = tmp_path / "straight"
+    train(_cfg(facesets, straight, iterations=1, init=base), progress=False)
+    assert not load_model_card(straight).initialised_from.crossed  # type: ignore[union-attr]
+    assert "decoders:" not in (straight / "model.yaml").read_text()
+
+    with pytest.raises(InputError, match="--init-crossed needs --init"):
+        train(_cfg(facesets, tmp_path / "none", iterations=1, init_crossed=True), progress=False)
+    assert not (tmp_path / "none").exists()
+    cli = ["train", "--a", str(facesets[0]), "--b", str(facesets[1]), "--out", str(tmp_path / "cli"), "--rights", RIGHTS,
+           "--iterations", "1", "--threads", "1", "--device", "cpu", "--no-progress", "--init-crossed"]
+    assert main(cli) == 2 and "--init-crossed needs --init" in capsys.readouterr().err
 
 
 def test_the_card_says_whose_faces_the_weights_learned(facesets: tuple[Path, Path], base: Path,

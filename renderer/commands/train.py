@@ -19,7 +19,9 @@ facesets' coverage, landmark points and crop size; a mismatch is refused), a fre
 optimizer, this run's --seed for sampling and augmentation, its own iteration count. The
 weights still carry the faces the other model learned, so the new card records them under
 `initialised_from:` (that model's identities, rights statement, weights SHA-256 and its own
-lineage). Not with --resume.
+lineage). Not with --resume. --init-crossed maps that model's decoders the other way round (its
+decoder A starts this model's B, its B this one's A, recorded as `decoders: crossed`): for when the
+person you put in is the one that model rebuilt as A.
 
 At the end of a run (not after Ctrl-C) the model's expected-error prior is measured on faceset A
 and saved with it (`error_prior.safetensors`, the card's `error_prior:` section; what `doppel
@@ -80,6 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", metavar="MODEL_DIR", type=Path,
                         help="start from this model's weights (same config; fresh optimizer and RNG; the card records "
                              "its identities, rights and weights SHA-256 under initialised_from); not with --resume")
+    parser.add_argument("--init-crossed", action="store_true",
+                        help="with --init: that model's decoder A starts this model's decoder B and its B this one's A "
+                             "(the person you put in is the one it rebuilt as A); the card records it")
     parser.add_argument("--seed", type=int, metavar="S", help="random seed for init, sampling and augmentation (default 0)")
     parser.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:N or mps (default: the best available)")
     parser.add_argument("--save-every", type=int, metavar="K", help="checkpoint and preview every K iterations (default 250)")
@@ -108,7 +113,8 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     }
     values.update({k: v for k, v in flags.items() if v is not None})
     return TrainConfig(faceset_a=args.a, faceset_b=args.b, out=args.out, rights=args.rights or "",
-                       resume=args.resume, init=args.init, **values)
+                       resume=args.resume, init=args.init,
+                       init_crossed=args.init_crossed, **values)
 
 
 def run(args: argparse.Namespace) -> int:
