@@ -21,6 +21,7 @@ The package is split by job, and every name is importable from `renderer.media`:
                 round_trip_rgb (a face's way into a coded format and back),
                 is_deep / read_box (float32 face boxes of 10/12/16-bit and float sources)
     encode.py   codec profiles, VideoWriter (atomic; colour, timecode, audio carried), trim
+    audio.py    AudioCarry: a source's first audio stream over a frame range, re-encoded sample-exact
     splice.py   concat (farm chunks) and smart-render splicing of re-encoded GOPs
     sequence.py image sequences (EXR, DPX, TIFF, PNG): patterns, probe, per-file decode, frame-list hashes
     sequence_write.py  SequenceWriter (atomic, one folder per sequence; EXR through openexr), join_sequences

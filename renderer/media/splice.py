@@ -14,7 +14,7 @@ import av.error
 from renderer.atomic import atomic_output
 from renderer.errors import InputError, MediaError
 from renderer.media.decode import iter_packets
-from renderer.media.encode import _AudioCarry
+from renderer.media.audio import AudioCarry
 from renderer.media.info import MediaInfo, _open_input, _shift_wrapping, _video_stream, probe
 
 # --------------------------------------------------------------------------------------------
@@ -42,7 +42,7 @@ def concat(parts: list[Path], out: Path | str, *, time_base: Fraction, offsets: 
     if fmt is None:
         raise InputError(f"output {out} has suffix {out.suffix or '(none)'!r} (allowed: .mov, .mp4, .mkv, .mxf)")
     tb = Fraction(time_base)
-    audio: _AudioCarry | None = None
+    audio: AudioCarry | None = None
     try:
         with atomic_output(out) as tmp, av.open(str(tmp), "w", format=fmt) as container:
             for key, value in (metadata or {}).items():
@@ -65,7 +65,7 @@ def concat(parts: list[Path], out: Path | str, *, time_base: Fraction, offsets: 
                         if timecode:
                             stream.metadata["timecode"] = timecode
                         if audio_from is not None:
-                            audio = _AudioCarry(container, Path(audio_from[0]), int(audio_from[1]),
+                            audio = AudioCarry(container, Path(audio_from[0]), int(audio_from[1]),
                                                 int(audio_from[2]), out.suffix.lower())
                     elif here != shape:
                         raise MediaError(f"cannot join {part}: it is {here}, the first part is {shape} "
