@@ -152,7 +152,13 @@ recorded run (stop 27, the same footage and time-split recipe, occlusion reconst
   0.03-0.06 of the mean face's width; frames swapped well lie at 0.02-0.05), so it cannot gate them. Stronger augmentation (`--train-preset` with `augment:` rotation 15, zoom 0.1, shift 0.08, warp 0.08
   against 10 / 0.05 / 0.05 / 0.05; 3000 iterations from the same start, loss A 0.151 against 0.095): 67 %
   and 25 of 42 (`review occlusion=off`): in this budget decoder A learns the warped faces less well, not the
-  held-out poses better.
+  held-out poses better. The fine-tune's length (`--iterations`, same start and seed, `review
+  occlusion=off`; stop 30): 375 / 750 / 1500 / 3000 / 6000 iterations give closer to B 62 / **79** / 75 / 73 /
+  65 % and detected 38 / 38 / 38 / 38 / 37 of 42 (loss A 0.178 / 0.147 / 0.124 / 0.095 / 0.074): decoder B's
+  output keeps more of B after a short fine-tune, and the encoder carries more of A into it the longer
+  decoder A trains. The recipe stays at 3000: 750 was picked on the very frames it is judged on (3 frames of
+  48 apart from 3000); choosing it honestly needs a validation part of the training frames scored the same
+  way, which this bench does not have yet.
 - **What it would take:** A footage that covers the held-out poses (a longer shot of one person than any
   registry package here carries: carphone is 120 frames) and a B decoder trained on many frames of B filmed
   at least at the crop's resolution (the presenter above is not), or a larger model (`hd`, 128 px) trained
