@@ -6,7 +6,7 @@ STAMP   := .venv/.installed
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml renderer/faces/_cascade.c
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install --upgrade --quiet pip
 	$(PY) -m pip install --quiet -e '.[test]'

@@ -24,9 +24,9 @@ POINT_COUNTS = (68, 5)
 class LandmarkModel:
     """A dlib shape predictor for `points` landmarks (68 or 5); cheap to build, model shared.
 
-    It runs as the numpy evaluator of the cached model arrays (models.shape_model: the same points,
-    loaded without holding the GIL for most of a second), or as dlib's own predictor where the
-    model file cannot be parsed into them."""
+    It runs as the evaluator of the cached model arrays (models.shape_model: the same points, loaded
+    without holding the GIL for most of a second; its cascade loop in C where the install built it,
+    else in numpy), or as dlib's own predictor where the model file cannot be parsed into them."""
 
     def __init__(self, points: int = 68) -> None:
         if points not in POINT_COUNTS:

@@ -64,7 +64,7 @@ def shape_predictor(points: int) -> Any:
 
 @functools.cache
 def shape_model(points: int) -> Any:
-    """The same predictor as arrays evaluated in numpy (faces/shape_model.py: dlib's points, bit for
+    """The same predictor as arrays evaluated in C or numpy (faces/shape_model.py: dlib's points, bit for
     bit), loaded from Doppel's cache folder (`cache_dir`) in ~0.1 s where dlib reads its file in 0.5-0.9 s that
     hold the GIL; parsed (~4 s) and cached by the first process. ModelError when the file cannot be
     parsed (the caller then uses `shape_predictor`)."""

@@ -16,6 +16,9 @@ checked in ~30 ms, where numpy's .npz reader took 0.5 s of the render's start), 
   the shape in tree order in float32 (numpy's reduce over the first axis adds row after row).
 
 The points are dlib's, bit for bit, on the real faces the tests compare (tests/faces/test_shape_model.py).
+
+The cascade loop runs in C where `pip install` could build `_cascade` (faces/_cascade.c: the same
+arithmetic, so the same bits; without the GIL), in numpy otherwise (`ShapeModel(arrays, compiled=False)`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,11 @@ from typing import BinaryIO
 import numpy as np
 
 from renderer.errors import ModelError
+
+try:  # the cascade in C (faces/_cascade.c, built by pip install where a C compiler is found)
+    from renderer.faces import _cascade
+except ImportError:  # pragma: no cover - an install without a compiler: numpy alone
+    _cascade = None
 
 FORMAT = 2  # of the cached arrays; a new one is written when this changes
 _ARRAYS = ("initial", "idx1", "idx2", "thresh", "leaves", "anchors", "deltas")
@@ -147,8 +155,10 @@ class ShapeModel:
     `area` (x0, y0, x1, y1), exclusive ends, is the part of the frame read (pixels outside it read 0,
     as off the picture), the whole frame when None."""
 
-    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+    def __init__(self, arrays: dict[str, np.ndarray], compiled: bool = True) -> None:
+        self.arrays = arrays  # as `parse` gives them
         self.initial = arrays["initial"]
+        self.compiled = compiled and _cascade is not None
         cascades, trees, depth = arrays["idx1"].shape
         self.points = len(self.initial) // 2
         self._trees, self._depth = trees, depth
@@ -171,6 +181,11 @@ class ShapeModel:
         for _ in range(int(np.log2(depth + 1))):
             node = 2 * node + 2 - ((codes >> node) & 1)
         self._leaf_of = (node - depth).astype(np.intp)
+        # the C loop's arrays, contiguous in the dtypes it reads (views of the mapped file where they are)
+        self._c_model = tuple(np.ascontiguousarray(a, dt) for a, dt in (
+            (self.initial, np.float32), (self._idx12, np.intp), (self._thresh, np.float32),
+            (self._leaves, np.float32), (self._anchors, np.intp), (self._deltas, np.float32),
+            (self._mean_centred, np.float64)))
 
     def __call__(self, frame_rgb: np.ndarray, box: tuple[int, int, int, int],
                  area: tuple[int, int, int, int] | None = None) -> np.ndarray:
@@ -189,6 +204,32 @@ class ShapeModel:
         size = (box[:, 2:] - box[:, :2]).astype(np.float64)[:, None, :]  # dlib's unnormalizing transform
         offset = (box[:, :2] - corner + 0.5)[:, None, :]  # ... from the area's corner, + 0.5: rounding
         extent = (far - corner).astype(np.uint64)
+        if self.compiled and n:
+            shapes = self._run_compiled(frame_rgb, corner, far - corner, size, offset)
+        else:
+            shapes = self._run_numpy(frame_rgb, corner, extent, size, offset)
+        return [np.floor(shapes[f].reshape(-1, 2).astype(np.float64) * size[f] + (box[f, :2] + 0.5))
+                for f in range(n)]
+
+    def _run_compiled(self, frame_rgb: np.ndarray, corner: np.ndarray, extent: np.ndarray, size: np.ndarray,
+                      offset: np.ndarray) -> np.ndarray:
+        """(F, K2) float32 shapes, every cascade run by `_cascade.run` (the numpy loop's arithmetic)."""
+        n = len(corner)
+        frame = np.ascontiguousarray(frame_rgb)
+        if frame.dtype != np.uint8 or frame.ndim != 3:
+            raise ValueError(f"landmarks need an (H, W, >=3) uint8 picture; got {frame.shape} {frame.dtype}")
+        shapes = np.empty((n, len(self.initial)), np.float32)
+        _cascade.run(frame, frame.shape[1], frame.shape[0], frame.shape[2], np.ascontiguousarray(corner),
+                     np.ascontiguousarray(extent), np.ascontiguousarray(size.reshape(n, 2)),
+                     np.ascontiguousarray(offset.reshape(n, 2)), *self._c_model, shapes,
+                     n, len(self._leaves), self._trees, self._depth, self._anchors.shape[1], len(self.initial))
+        return shapes
+
+    def _run_numpy(self, frame_rgb: np.ndarray, corner: np.ndarray, extent: np.ndarray, size: np.ndarray,
+                   offset: np.ndarray) -> np.ndarray:
+        """(F, K2) float32 shapes, every cascade as a few dozen numpy steps over all faces at once."""
+        n = len(corner)
+        w = frame_rgb.shape[1]
         first = (corner[:, 1] * w + corner[:, 0])[:, None]
         pixels = frame_rgb.reshape(-1, frame_rgb.shape[2])
         shapes = np.repeat(self.initial[None], n, axis=0)
@@ -215,8 +256,7 @@ class ShapeModel:
                 # mode "clip": with "raise" and `out`, numpy gathers into a buffer first (2.5x the time)
                 np.take(self._leaves[c], leaf[f], axis=0, out=rows[f, 1:], mode="clip")
                 shapes[f] = np.add.reduce(rows[f], axis=0)  # row after row: dlib's order of float32 additions
-        return [np.floor(shapes[f].reshape(-1, 2).astype(np.float64) * size[f] + (box[f, :2] + 0.5))
-                for f in range(n)]
+        return shapes
 
 
 def cache_path(model_file: Path, cache_dir: Path) -> Path:

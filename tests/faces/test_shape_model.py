@@ -1,5 +1,6 @@
-"""The numpy evaluator of dlib's shape predictors (faces/shape_model.py) against dlib's own, on real
-faces nobody here made, and its cache of model arrays under faults (cut short, read-only, full)."""
+"""The evaluators of dlib's shape predictors (faces/shape_model.py: the numpy loop and the C one,
+faces/_cascade.c) against dlib's own, on real faces nobody here made, and their cache of model arrays
+under faults (cut short, read-only, full)."""
 
 from __future__ import annotations
 
@@ -39,9 +40,24 @@ def _real_faces() -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
     return faces
 
 
+def _numpy_only(model: ert.ShapeModel) -> ert.ShapeModel:
+    """The same arrays, evaluated by the numpy loop."""
+    return ert.ShapeModel(model.arrays, compiled=False)
+
+
+def test_the_c_loop_is_built() -> None:
+    """`make install` builds faces/_cascade.c (gcc is on every machine of this project's kind); a
+    render without it still runs, in numpy, but slower (bench/results/swap.md, section 1l)."""
+    assert ert._cascade is not None
+    assert models.shape_model(68).compiled
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["c", "numpy"])
 @pytest.mark.parametrize("points", [68, 5])
-def test_points_are_dlibs_bit_for_bit_on_real_faces(points: int) -> None:
+def test_points_are_dlibs_bit_for_bit_on_real_faces(points: int, compiled: bool) -> None:
     model = models.shape_model(points)
+    model = model if compiled else _numpy_only(model)
+    assert model.compiled == compiled
     faces = _real_faces()
     assert len(faces) >= 10
     for k, (rgb, rect) in enumerate(faces):
@@ -49,6 +65,49 @@ def test_points_are_dlibs_bit_for_bit_on_real_faces(points: int) -> None:
         got = model(rgb, rect)
         assert got.dtype == np.float64 and got.shape == (points, 2)
         assert np.array_equal(got, want), (k, np.abs(got - want).max())
+
+
+def test_c_and_numpy_loops_give_the_same_bits_on_a_real_clip() -> None:
+    """Every face HOG finds in movie.avi's 68 frames (a camcorder clip), with boxes moved and resized
+    about it as a tracker's are, some running off the frame, some read from an area: the same points."""
+    model = models.shape_model(68)
+    slow = _numpy_only(model)
+    rng = np.random.default_rng(7)
+    calls = 0
+    for _, rgb in read_frames(F.kphotoalbum_file(F.MOVIE), 0, 67):
+        h, w = rgb.shape[:2]
+        for d in detect(rgb):
+            x0, y0, x1, y1 = (round(v) for v in d.box)
+            boxes = [(x0 + dx, y0 + dy, x1 + dx + ds, y1 + dy + ds) for dx, dy, ds in rng.integers(-12, 13, (4, 3))]
+            boxes.append((x0 - w // 2, y0, x1 - w // 2, y1))  # half off the frame
+            areas = [None, (max(0, x0 - 20), max(0, y0 - 20), min(w, x1 + 20), min(h, y1 + 20)), None, None, None]
+            assert [lm.tolist() for lm in model.many(rgb, boxes, areas)] == \
+                [lm.tolist() for lm in slow.many(rgb, boxes, areas)]
+            calls += len(boxes)
+    assert calls >= 300
+
+
+def test_the_c_loop_refuses_arrays_that_do_not_fit() -> None:
+    """The kernel trusts nothing it is handed: a buffer too short, or an area outside the frame, is a
+    ValueError naming it, not a read past the end."""
+    model = models.shape_model(5)
+    rgb = F.read_rgb(F.astronaut())
+    box = (180, 80, 300, 200)
+    with pytest.raises(ValueError, match="an index or area lies outside"):
+        model(rgb, box, (0, 0, rgb.shape[1] + 8, rgb.shape[0]))
+    shapes = np.empty((1, len(model.initial)), np.float32)
+    args = [rgb, rgb.shape[1], rgb.shape[0], 3, np.zeros((1, 2), np.int64), np.array([[64, 64]], np.int64),
+            np.ones((1, 2)), np.ones((1, 2)), *model._c_model, shapes, 1, len(model._leaves), model._trees,
+            model._depth, model._anchors.shape[1], len(model.initial)]
+    ert._cascade.run(*args)  # as given: fine
+    short = list(args)
+    short[9] = model._c_model[1][:-1]  # idx12 one short
+    with pytest.raises(ValueError, match="idx12"):
+        ert._cascade.run(*short)
+    short = list(args)
+    short[1] = rgb.shape[1] + 1  # a frame wider than its buffer
+    with pytest.raises(ValueError, match="frame"):
+        ert._cascade.run(*short)
 
 
 def test_an_area_reads_as_a_crop_of_the_frame() -> None:
