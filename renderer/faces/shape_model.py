@@ -203,9 +203,9 @@ class ShapeModel:
         box = np.array(boxes, np.int64)
         size = (box[:, 2:] - box[:, :2]).astype(np.float64)[:, None, :]  # dlib's unnormalizing transform
         offset = (box[:, :2] - corner + 0.5)[:, None, :]  # ... from the area's corner, + 0.5: rounding
-        extent = (far - corner).astype(np.uint64)
+        extent = far - corner
         if self.compiled and n:
-            shapes = self._run_compiled(frame_rgb, corner, far - corner, size, offset)
+            shapes = self._run_compiled(frame_rgb, corner, extent, size, offset)
         else:
             shapes = self._run_numpy(frame_rgb, corner, extent, size, offset)
         return [np.floor(shapes[f].reshape(-1, 2).astype(np.float64) * size[f] + (box[f, :2] + 0.5))
@@ -230,6 +230,7 @@ class ShapeModel:
         """(F, K2) float32 shapes, every cascade as a few dozen numpy steps over all faces at once."""
         n = len(corner)
         w = frame_rgb.shape[1]
+        extent = extent.astype(np.uint64)  # compared with the positions' unsigned view: off either side is too large
         first = (corner[:, 1] * w + corner[:, 0])[:, None]
         pixels = frame_rgb.reshape(-1, frame_rgb.shape[2])
         shapes = np.repeat(self.initial[None], n, axis=0)
