@@ -4,7 +4,8 @@ Both arms run the same command on the same clip with the same virtual environmen
 other, the order turned round every pair (old, new, new, old, old, new, ...), so the machine's
 changing load, and whatever favours the first or second run of a pair, hits both alike. The old arm
 runs from `git archive REF` unpacked into a temporary folder (its own `renderer` package first
-on sys.path) and shares this checkout's .cache; each arm runs once unmeasured first, so neither pays
+on sys.path, with this checkout's built C extensions where its C source is the same) and shares this
+checkout's .cache; each arm runs once unmeasured first, so neither pays
 for building a cache in a pair. Per run: wall and CPU seconds (user + sys, wait4), the summary's `seconds` and, where
 the code reports it, its `timeline` (seconds since process start when the run first decoded,
 tracked, swapped and encoded a frame, and when the model had loaded). Both outputs' video is
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -47,6 +49,13 @@ def unpack(ref: str, into: Path) -> Path:
     tree = into / "old"
     with tarfile.open(tar) as t:
         t.extractall(tree, filter="data")
+    # This checkout's built C extensions go along where the old tree has the same C source (an
+    # archive holds no build output: without them the old arm would run the numpy fallbacks).
+    for built in (ROOT / "renderer").rglob("*.so"):
+        source = built.parent / (built.name.split(".")[0] + ".c")
+        twin = tree / source.relative_to(ROOT)
+        if source.exists() and twin.exists() and twin.read_bytes() == source.read_bytes():
+            shutil.copy2(built, tree / built.relative_to(ROOT))
     return tree
 
 
