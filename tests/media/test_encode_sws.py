@@ -88,3 +88,19 @@ def test_frames_the_shortcut_does_not_cover_are_left_to_swscale() -> None:
     assert widen_420_to_422p10(frame.reformat(format="yuv420p10le")) is None  # 10-bit source
     assert widen_420_to_422p10(frame.reformat(format="yuv422p")) is None
     assert widen_420_to_422p10(frame.reformat(format="yuv420p")) is not None
+
+
+def test_the_shortcut_matches_swscale_on_every_8_bit_value() -> None:
+    """Samples outside the limited range too (0-15, 236-255: sub-blacks, super-whites)."""
+    from renderer.media.decode import _plane_arrays
+    from renderer.media.encode import widen_420_to_422p10
+
+    frame = av.VideoFrame(256, 64, "yuv420p")
+    rng = np.random.default_rng(10)
+    for plane in _plane_arrays(frame):
+        plane[:] = rng.integers(0, 256, plane.shape, dtype=np.uint8)
+    _plane_arrays(frame)[0][0] = np.arange(256, dtype=np.uint8)  # every value once
+    swscale = frame.reformat(format="yuv422p10le", src_colorspace="ITU601", dst_colorspace="ITU601",
+                             src_color_range="MPEG", dst_color_range="MPEG", threads=1)
+    widened = widen_420_to_422p10(frame)
+    assert widened is not None and _planes(widened) == _planes(swscale)
