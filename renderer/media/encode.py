@@ -406,8 +406,9 @@ _NO_FRAME_SIDE_DATA = ("prores_ks", "prores_aw", "dnxhd", "ffv1")
 def widen_420_to_422p10(frame: av.VideoFrame) -> av.VideoFrame | None:
     """A limited-range 8-bit 4:2:0 frame as 4:2:2 10-bit (ProRes' input), or None where this does not apply.
 
-    The same pixels as swscale's conversion, bit for bit (tests/media/test_encode_sws.py), at ~1.4 ms a
-    1080p frame against its ~6 ms: luma is shifted up two bits (Y10 = 4 Y8, exact for limited
+    The same pixels as swscale's bilinear conversion (PyAV's reformat, the ffmpeg CLI with
+    `-sws_flags bilinear`), bit for bit (tests/media/test_encode_sws.py), at ~1.4 ms a 1080p frame
+    against its ~6 ms: luma is shifted up two bits (Y10 = 4 Y8, exact for limited
     range); each chroma row is interpolated at 3/4 : 1/4 between the two source rows nearest it
     (MPEG-2 vertical siting), which times 4 is the integer 3 C[k] + C[k -/+ 1], edge rows repeated.
     None (swscale then converts) for other formats, odd sizes and interlaced frames. The frame has
