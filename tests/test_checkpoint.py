@@ -45,9 +45,11 @@ DRIVER = textwrap.dedent("""
     threads = int(sys.argv[3]) if sys.argv[3] != "default" else None
     progress = Path(sys.argv[4]) if len(sys.argv) > 4 else None
 
-    def report(it, model):  # the parent reads how far training got
-        if progress:
-            progress.write_text(str(it))
+    def report(it, model):  # the parent reads how far training got: written whole, then renamed,
+        if progress:         # so a read never sees the file truncated and not yet rewritten
+            partial = progress.with_name(progress.name + ".partial")
+            partial.write_text(str(it))
+            partial.replace(progress)
         return False
 
     cfg = TrainConfig(faceset_a=faceset_presenter(64), faceset_b=faceset_astronaut(64), out=Path(sys.argv[1]),
@@ -200,7 +202,7 @@ def test_resume_after_a_real_sigint_equals_an_uninterrupted_run(threads: str, si
     out, progress = tmp_path / "split", tmp_path / "progress"
     proc = _start(tmp_path, out, 1000, threads=threads, progress=progress)
     end = time.monotonic() + 300
-    while not (progress.is_file() and progress.read_text() and int(progress.read_text()) >= 3):
+    while not (progress.is_file() and int(progress.read_text() or 0) >= 3):
         assert proc.poll() is None and time.monotonic() < end, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
         time.sleep(0.02)
     proc.send_signal(sig)
