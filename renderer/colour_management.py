@@ -20,11 +20,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import PyOpenColorIO as ocio
 
 from renderer.errors import InputError
+
+if TYPE_CHECKING:  # OCIO is imported where a config is opened: an unmanaged swap never needs it (~75 ms)
+    import PyOpenColorIO as ocio
 
 BUILTIN_CONFIG = "ocio://studio-config-latest"
 DEFAULT_WORKING_SPACE = "Rec.1886 Rec.709 - Display"
@@ -32,6 +35,8 @@ DEFAULT_WORKING_SPACE = "Rec.1886 Rec.709 - Display"
 
 def load_config(ref: str | Path, where: str = "colour_management.config") -> ocio.Config:
     """The OCIO config named by `ref` (`ocio://...` built-in or a file path). Raises InputError."""
+    import PyOpenColorIO as ocio
+
     text = str(ref)
     if not text.startswith("ocio://") and not Path(text).is_file():
         raise InputError(f"OCIO config {text!r} ({where}) is not a file; give a config.ocio path or a built-in "
@@ -97,6 +102,8 @@ class ColourManagement:
     @classmethod
     def open(cls, spaces: ColourSpaces) -> ColourManagement:
         """Load the config and make both processors. Raises InputError (bad config or space)."""
+        import PyOpenColorIO as ocio
+
         config = load_config(spaces.config)
         src = check_space(config, spaces.source_space, "colour_management.source_space", spaces.config)
         work = check_space(config, spaces.working_space, "colour_management.working_space", spaces.config)
