@@ -48,6 +48,25 @@ def _chosen(argv: Sequence[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
+def _option(argv: Sequence[str], name: str) -> str | None:
+    """The value `argv` gives option `name` (`--name V` or `--name=V`; the last one wins), or None."""
+    value = None
+    for k, arg in enumerate(argv):
+        if arg == name and k + 1 < len(argv):
+            value = argv[k + 1]
+        elif arg.startswith(name + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def _model_settings(argv: Sequence[str]) -> dict[str, str | None]:
+    """What the command line says of the network's runtime, precision and device, read before the
+    parser exists, so the model process imports the runtime they pick while the command starts. A
+    preset's values are not known yet (they are auto here); the load imports what they need."""
+    return {"runtime": _option(argv, "--runtime") or "auto", "precision": _option(argv, "--precision") or "auto",
+            "device": _option(argv, "--device")}
+
+
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The parser; only the module of the command named in `argv` is imported.
 
@@ -90,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if _chosen(argv) in WARM_MODEL_PROCESS and not {"-h", "--help"} & set(argv):
         from renderer.model_process import ModelProcess
 
-        warm = ModelProcess.spawn()
+        warm = ModelProcess.spawn(**_model_settings(argv))
     try:
         return _run(argv, warm)
     finally:

@@ -29,11 +29,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
-
-import numpy as np
+from typing import IO, TYPE_CHECKING, Any
 
 from renderer.errors import InputError, ModelError
+
+if TYPE_CHECKING:  # numpy is imported where arrays are made or read: the CLI spawns the child before numpy loads
+    import numpy as np
 
 _ERRORS: dict[str, type[Exception]] = {"ModelError": ModelError, "InputError": InputError}
 
@@ -173,6 +174,8 @@ def decode_batches(network: Any, device: Any, crops: np.ndarray, decoders: str, 
     does not depend on the faces beside it). Per decoder: (N, S, S, 3) float32 RGB in [0, 1], then
     (N, S, S) float32 learned mask when `learns_mask`. `threads`: an `OnnxNetwork`'s intra-op
     threads (None: ONNX Runtime's own); torch's are the calling thread's (`set_threads`)."""
+    import numpy as np
+
     n, size = len(crops), crops.shape[1]
     if runtime_of(network) == "onnxruntime":
         outs_onnx = [np.empty((n, size, size, 4 if learns_mask else 3), np.float32) for _ in decoders]
@@ -212,6 +215,8 @@ def decode_batches(network: Any, device: Any, crops: np.ndarray, decoders: str, 
 # ---------------------------------------------------------------- messages
 
 def write_message(stream: IO[bytes], header: dict[str, Any], arrays: tuple[np.ndarray, ...] = ()) -> None:
+    import numpy as np
+
     header = {**header, "arrays": [[a.dtype.str, list(a.shape)] for a in arrays]}
     head = json.dumps(header).encode()
     stream.write(struct.pack("<I", len(head)) + head)
@@ -231,6 +236,8 @@ def _read_exactly(stream: IO[bytes], n: int) -> bytes | None:
 
 def read_message(stream: IO[bytes]) -> tuple[dict[str, Any], list[np.ndarray]] | None:
     """(header, arrays), or None at end of input (before a message starts)."""
+    import numpy as np
+
     size = _read_exactly(stream, 4)
     if size is None:
         return None
@@ -270,13 +277,16 @@ class ModelProcess:
         self.busy_seconds = 0.0  # the child's time computing the answers read so far
 
     @classmethod
-    def spawn(cls) -> ModelProcess:
-        """A child that starts importing torch now and loads a model once told which (`load`): the
-        CLI spawns it before it imports the command's own modules."""
+    def spawn(cls, runtime: str = "auto", precision: str = "auto", device: str | None = None) -> ModelProcess:
+        """A child that starts importing its runtime now and loads a model once told which (`load`):
+        the CLI spawns it before it imports the command's own modules, or numpy. It imports the
+        runtime that `runtime`, `precision` and `device` resolve to (`resolve_runtime`; the settings
+        the load will most likely give; values it refuses count as auto); a load that needs the
+        other runtime imports that one too."""
         root = str(Path(__file__).resolve().parents[1])  # the folder holding `renderer`
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-        return cls(subprocess.Popen([sys.executable, "-m", "renderer.model_process"], stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, env=env, close_fds=True))
+        return cls(subprocess.Popen([sys.executable, "-m", "renderer.model_process", runtime, precision, device or ""],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True))
 
     @classmethod
     def start(cls, model_dir: Path, device: str | None, card: Any, upscaler: bool, batch: int,
@@ -404,11 +414,17 @@ class ModelProcess:
 
 # ---------------------------------------------------------------- the child's side
 
-def serve(inp: IO[bytes], out: IO[bytes]) -> int:
-    """The child's loop: the runtime a swap here most likely uses imported at once (before the parent
-    says which model: it may not know yet; torch is the slow part of start-up), the load message, then
-    one answer per request until end of input."""
-    if resolve_runtime("auto", None, "auto", False) == "torch":
+def serve(inp: IO[bytes], out: IO[bytes], runtime: str = "auto", precision: str = "auto",
+          device: str | None = None) -> int:
+    """The child's loop: the runtime the swap most likely uses (`runtime`, `precision`, `device`
+    resolved as `resolve_runtime` does; auto's pick where it refuses them) imported at once, before
+    the parent says which model (it may not know yet; torch is the slow part of start-up), then the
+    load message, then one answer per request until end of input."""
+    try:
+        preload = resolve_runtime(runtime, device, precision, False)
+    except InputError:  # the command refuses such values itself
+        preload = resolve_runtime("auto", None, "auto", False)
+    if preload == "torch":
         import renderer.model  # noqa: F401
     else:
         import onnxruntime  # noqa: F401
@@ -451,7 +467,8 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> int:
 def main() -> int:
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed goes to stderr; stdout carries only messages
-    code = serve(sys.stdin.buffer, out)
+    runtime, precision, device = (sys.argv[1:4] + ["auto", "auto", ""][len(sys.argv[1:4]):])
+    code = serve(sys.stdin.buffer, out, runtime, precision, device or None)
     # Every answer is written and flushed, and the child holds no file of its own: it leaves without
     # the interpreter's teardown of torch, which kept the parent's close() (and so the end of every
     # swap) waiting ~0.3 s (bench/results/swap.md, 1h).

@@ -93,3 +93,34 @@ def test_swap_runs_its_network_in_a_model_process_and_ends_it(clip: Path, tmp_pa
     bad_option = child(["swap", str(clip), "--no-such-option"])
     assert bad_option["code"] == 2  # ... and by argparse, before any command code ran
     assert _model_processes() - before == set()  # ... none of the three left one running
+
+
+def _maps_torch(pid: int) -> bool:
+    return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="reads a process's mapped libraries from /proc")
+def test_the_model_process_imports_the_runtime_the_command_line_asks_for() -> None:
+    """`--runtime onnxruntime` (or `--precision fp32` on the CPU) spares the model process torch's
+    import (~1.5 CPU s); torch, asked for, is there; values the command will refuse count as auto."""
+    from renderer.cli import _model_settings
+    from renderer.model_process import ModelProcess
+    from renderer.modelcard import load_model_card
+    from tests.model_fixtures import trained_model
+
+    asked = _model_settings(["swap", "c.mp4", "--runtime", "torch", "--precision=fp32", "--runtime=onnxruntime"])
+    assert asked == {"runtime": "onnxruntime", "precision": "fp32", "device": None}
+    assert _model_settings(["swap", "c.mp4"]) == {"runtime": "auto", "precision": "auto", "device": None}
+    card = load_model_card(trained_model())
+    for settings, torch_loaded in (({"runtime": "onnxruntime", "precision": "fp32", "device": "cpu"}, False),
+                                   ({"runtime": "torch", "precision": "fp32", "device": "cpu"}, True),
+                                   ({"runtime": "nonsense", "precision": "fp32", "device": None}, None)):
+        proc = ModelProcess.spawn(**settings)  # type: ignore[arg-type]
+        try:
+            runtime = "onnxruntime" if torch_loaded is False else "torch" if torch_loaded else "auto"
+            proc.load(trained_model(), "cpu", card, False, 8, "fp32", runtime)
+            ready = proc.ready()
+            if torch_loaded is not None:
+                assert ready["runtime"] == runtime and _maps_torch(proc._proc.pid) is torch_loaded, settings
+        finally:
+            proc.close()
