@@ -467,7 +467,7 @@ def serve(inp: IO[bytes], out: IO[bytes], runtime: str = "auto", precision: str 
 def main() -> int:
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed goes to stderr; stdout carries only messages
-    runtime, precision, device = (sys.argv[1:4] + ["auto", "auto", ""][len(sys.argv[1:4]):])
+    runtime, precision, device = sys.argv[1:4] if len(sys.argv) >= 4 else ("auto", "auto", "")  # from `spawn`
     code = serve(sys.stdin.buffer, out, runtime, precision, device or None)
     # Every answer is written and flushed, and the child holds no file of its own: it leaves without
     # the interpreter's teardown of torch, which kept the parent's close() (and so the end of every

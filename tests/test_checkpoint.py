@@ -40,16 +40,15 @@ DRIVER = textwrap.dedent("""
     # A suite started in the background by a shell without job control inherits SIGINT ignored;
     # the Ctrl-C tests need it as a terminal gives it.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    from renderer.atomic import write_text_atomic
     from renderer.train import TrainConfig, train
     from tests.train_data import faceset_astronaut, faceset_presenter, tiny_config
     threads = int(sys.argv[3]) if sys.argv[3] != "default" else None
     progress = Path(sys.argv[4]) if len(sys.argv) > 4 else None
 
-    def report(it, model):  # the parent reads how far training got: written whole, then renamed,
-        if progress:         # so a read never sees the file truncated and not yet rewritten
-            partial = progress.with_name(progress.name + ".partial")
-            partial.write_text(str(it))
-            partial.replace(progress)
+    def report(it, model):  # the parent reads how far training got (written whole, then renamed:
+        if progress:         # a read never sees the file truncated and not yet rewritten)
+            write_text_atomic(progress, str(it))
         return False
 
     cfg = TrainConfig(faceset_a=faceset_presenter(64), faceset_b=faceset_astronaut(64), out=Path(sys.argv[1]),

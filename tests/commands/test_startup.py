@@ -112,15 +112,16 @@ def test_the_model_process_imports_the_runtime_the_command_line_asks_for() -> No
     assert asked == {"runtime": "onnxruntime", "precision": "fp32", "device": None}
     assert _model_settings(["swap", "c.mp4"]) == {"runtime": "auto", "precision": "auto", "device": None}
     card = load_model_card(trained_model())
-    for settings, torch_loaded in (({"runtime": "onnxruntime", "precision": "fp32", "device": "cpu"}, False),
-                                   ({"runtime": "torch", "precision": "fp32", "device": "cpu"}, True),
-                                   ({"runtime": "nonsense", "precision": "fp32", "device": None}, None)):
+    cases = [  # what the command line gave, the runtime the load then asks for, libtorch mapped (None: either)
+        ({"runtime": "onnxruntime", "precision": "fp32", "device": "cpu"}, "onnxruntime", False),
+        ({"runtime": "torch", "precision": "fp32", "device": "cpu"}, "torch", True),
+        ({"runtime": "nonsense", "precision": "fp32", "device": None}, "auto", None),  # the child still loads
+    ]
+    for settings, load_runtime, torch_loaded in cases:
         proc = ModelProcess.spawn(**settings)  # type: ignore[arg-type]
         try:
-            runtime = "onnxruntime" if torch_loaded is False else "torch" if torch_loaded else "auto"
-            proc.load(trained_model(), "cpu", card, False, 8, "fp32", runtime)
-            ready = proc.ready()
+            ready = proc.load(trained_model(), "cpu", card, False, 8, "fp32", load_runtime).ready()
             if torch_loaded is not None:
-                assert ready["runtime"] == runtime and _maps_torch(proc._proc.pid) is torch_loaded, settings
+                assert ready["runtime"] == load_runtime and _maps_torch(proc._proc.pid) is torch_loaded, settings
         finally:
             proc.close()
