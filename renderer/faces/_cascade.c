@@ -22,6 +22,17 @@
 
 #define AHEAD 4 /* trees ahead that a leaf is prefetched */
 
+/* GCC 12+ on x86-64 Linux: `run_face` is compiled for AVX-512 and AVX2 machines beside the baseline one, and
+ * the loader picks the clone the CPU runs (an ifunc). With -O3 the leaves' sums and the feature pixels'
+ * arithmetic then use the wide registers, and fmaf and floor are single instructions instead of libm calls:
+ * 0.60 against 0.95 ms a face here (the same bits: each element's operations are the same, and
+ * -ffp-contract=off still fuses nothing the C does not). */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#define CLONED __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CLONED
+#endif
+
 typedef struct {
     const float *initial;     /* (K2) mean shape, normalized to the box */
     const intptr_t *idx12;    /* (C, 2 * T * S): both pixels of every split */
@@ -34,7 +45,7 @@ typedef struct {
 } Model;
 
 /* One face: `shape` (K2 float32) from the initial shape through every cascade. */
-static void run_face(const Model *m, const uint8_t *frame, Py_ssize_t width, Py_ssize_t channels,
+CLONED static void run_face(const Model *m, const uint8_t *frame, Py_ssize_t width, Py_ssize_t channels,
                      const int64_t *corner, const int64_t *extent, const double *size, const double *offset,
                      float *shape, float *value, const float **leaf_at) {
     const Py_ssize_t points = m->k2 / 2, leaf_rows = m->splits + 1;
