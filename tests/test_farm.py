@@ -245,6 +245,23 @@ def test_export_bad_input(work, edit, preset, model, capsys):
     assert "template.yaml is missing" in capsys.readouterr().err
 
 
+def test_export_warns_when_each_worker_would_pick_the_precision(work, edit, preset, model, capsys):
+    """precision auto lets every worker choose bf16 or fp32 for itself: export says so (stderr and --json);
+    a preset that names the arithmetic exports without the warning."""
+    assert main(["farm", "export", str(edit), "--preset", str(preset), "--out", str(work / "b-auto"),
+                 "--model", str(model), "--json"]) == 0
+    out = capsys.readouterr()
+    (warning,) = json.loads(out.out)["warnings"]
+    assert "precision is auto for 2 clip(s)" in warning and "precision: fp32" in warning
+    assert f"doppel farm: warning: {warning}" in out.err
+    pinned = work / "lossless_fp32.yaml"
+    pinned.write_text(PRESET + "precision: fp32\n")
+    assert main(["farm", "export", str(edit), "--preset", str(pinned), "--out", str(work / "b-fp32"),
+                 "--model", str(model), "--json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["warnings"] == [] and "warning" not in out.err
+
+
 # --------------------------------------------------------------------------- running bundles
 
 

@@ -113,7 +113,9 @@ def run(args: argparse.Namespace) -> int:
                                     media_roots=args.media_root, direction=args.direction, edl_rate=args.edl_rate,
                                     out_dir=args.output_dir)
         summary = {"bundle": str(bundle.path), "clips": bundle.clips, "render_tasks": bundle.tasks,
-                   "frames": bundle.frames, "parameters": bundle.parameters}
+                   "frames": bundle.frames, "parameters": bundle.parameters, "warnings": list(bundle.warnings)}
+        for warning in bundle.warnings:
+            print(f"doppel farm: warning: {warning}", file=sys.stderr)
         if args.json:
             print(json.dumps(summary, indent=2))
         else:

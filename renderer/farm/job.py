@@ -104,6 +104,7 @@ class Bundle:
     tasks: int
     frames: int
     parameters: dict[str, Any]
+    warnings: tuple[str, ...] = ()  # what the bundle will do that its author may not expect (`export_warnings`)
 
 
 def _path_param(name: str, kind: str, flow: str, description: str, default: str | None = None) -> dict[str, Any]:
@@ -242,7 +243,23 @@ def export_bundle(
     write_text_atomic(bundle / ASSET_REFERENCES, yaml.safe_dump(assets, sort_keys=False))
     tasks = sum(len(chunk_spans(j.first, j.last, chunk_frames)) for j in render_plan.jobs)
     return Bundle(bundle, len(render_plan.jobs), tasks, sum(j.frames for j in render_plan.jobs),
-                  {v["name"]: v["value"] for v in values})
+                  {v["name"]: v["value"] for v in values}, export_warnings(render_plan.jobs))
+
+
+def export_warnings(jobs: Sequence[Any]) -> tuple[str, ...]:
+    """Warnings for a bundle of these clip jobs: a preset whose `precision` is auto leaves the choice to
+    each worker (bf16 where it computes it natively, else fp32), so on a farm of unlike machines one
+    clip's chunks can run different arithmetic."""
+    auto = sorted({j.clip.clip_name for j in jobs if j.preset.precision == "auto"})
+    if not auto:
+        return ()
+    return (f"preset precision is auto for {len(auto)} clip(s) ({', '.join(auto[:3])}{', ...' if len(auto) > 3 else ''}): "
+            "each worker picks bf16 where its processor computes it natively and fp32 elsewhere, so on a farm of "
+            "unlike machines one clip's chunks can differ in arithmetic (the face by up to ~3.5 code values, "
+            "bench/results/precision.md) and a chunk boundary can show it; set `precision: fp32` in the preset for "
+            "float32 on every worker (on CPU workers it runs on ONNX Runtime, without torch's import: a 48-frame "
+            "one-face chunk in ~0.86x the wall time of bf16 here, bench/results/swap.md 1o), or bf16 for a farm "
+            "whose every worker computes it",)
 
 
 def _preset_extra_files(render_plan: Any) -> list[str]:
