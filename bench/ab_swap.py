@@ -12,6 +12,11 @@ tracked, swapped and encoded a frame, and when the model had loaded). Both outpu
 compared by `ffmpeg -i OUT -map 0:v -f md5 -`.
 
     .venv/bin/python bench/ab_swap.py [--old main] [--pairs 3] [--clip .cache/bench/swap-200-240.mp4]
+    .venv/bin/python bench/ab_swap.py --old . --new-args="--precision fp32" [--args="--frames 96-143"]
+
+`--old .` (or any folder) runs that tree as the old arm, so with `--old-args` / `--new-args` the two arms
+can be one tree with different `doppel swap` options (their videos then differ, as the md5 line says);
+`--args` go to both arms.
 
 Default clip: bench_swap.py's 1080p, 240 frames, one ~200 px face (made and cached when missing).
 Prints a markdown table; writes nothing under bench/results (paste what you keep).
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -59,11 +65,11 @@ def unpack(ref: str, into: Path) -> Path:
     return tree
 
 
-def swap_cmd(tree: Path, clip: Path, model: Path, out: Path) -> list[str]:
+def swap_cmd(tree: Path, clip: Path, model: Path, out: Path, extra: list[str] | None = None) -> list[str]:
     # `-c` with the tree first on sys.path: the arm's own renderer package, not the installed one.
     boot = f"import sys; sys.path.insert(0, {str(tree)!r}); from renderer.cli import main; sys.exit(main())"
     return [B.PY, "-c", boot, "swap", str(clip), "--model", str(model), "--out", str(out),
-            "--codec", "h264", "--json", "--no-progress", "--force"]
+            "--codec", "h264", "--json", "--no-progress", "--force", *(extra or [])]
 
 
 def main() -> int:
@@ -71,7 +77,12 @@ def main() -> int:
     ap.add_argument("--old", default="main", help="git ref of the old arm (default main), or a folder holding a tree")
     ap.add_argument("--pairs", type=int, default=3, help="interleaved (old, new) pairs")
     ap.add_argument("--clip", type=Path, help="source clip (default: bench_swap's 200 px, 240-frame clip)")
+    ap.add_argument("--args", default="", help="extra `doppel swap` options for both arms (one string)")
+    ap.add_argument("--old-args", default="", help="extra `doppel swap` options for the old arm only")
+    ap.add_argument("--new-args", default="", help="extra `doppel swap` options for the new arm only")
     args = ap.parse_args()
+    extra = {"old": shlex.split(args.args) + shlex.split(args.old_args),
+             "new": shlex.split(args.args) + shlex.split(args.new_args)}
     clip = args.clip or B.face_video(B.CACHE / "swap-200-240.mp4", 240, (1920, 1080), 48, audio=True,
                                      face_px=200, faces=1)
     model = B.trained_model()
@@ -80,11 +91,11 @@ def main() -> int:
                                                    capture_output=True, text=True, check=True).stdout.strip()
     with tempfile.TemporaryDirectory(prefix="doppel-ab-") as tmp:
         work = Path(tmp)
-        arms = {"old": folder or unpack(args.old, work), "new": ROOT}
+        arms = {"old": (folder or unpack(args.old, work)).resolve(), "new": ROOT}
         if not (arms["old"] / ".cache").exists():  # the checkout's caches (HOG detector, landmark arrays)
             (arms["old"] / ".cache").symlink_to(ROOT / ".cache")
         for arm, tree in arms.items():  # one unmeasured run each: a cache an arm lacks is built here
-            B.timed(swap_cmd(tree, clip.resolve(), model.resolve(), work / f"{arm}.mp4"), cwd=tree)
+            B.timed(swap_cmd(tree, clip.resolve(), model.resolve(), work / f"{arm}.mp4", extra[arm]), cwd=tree)
         rows: list[tuple[str, B.Run, dict, float]] = []
         md5: dict[str, set[str]] = {"old": set(), "new": set()}
         for n in range(args.pairs):
@@ -92,12 +103,13 @@ def main() -> int:
                 out = work / f"{arm}.mp4"
                 # In the arm's own folder: `python -m renderer.model_process` (the model process) puts the
                 # working folder first on sys.path, so from anywhere else the old arm's child ran this tree.
-                run = B.timed(swap_cmd(tree, clip.resolve(), model.resolve(), out), cwd=tree)
+                run = B.timed(swap_cmd(tree, clip.resolve(), model.resolve(), out, extra[arm]), cwd=tree)
                 rows.append((arm, run, json.loads(run.stdout), os.getloadavg()[0]))
                 md5[arm].add(video_md5(out))
                 print(f"pair {n + 1} {arm}: {run.wall:.2f} s wall, {run.cpu:.2f} s CPU, "
                       f"timeline {rows[-1][2].get('timeline')}", file=sys.stderr, flush=True)
-    print(f"old = {args.old} ({rev}), new = this tree; clip {clip.name}; model {model.name}\n")
+    print(f"old = {args.old} ({rev}) {' '.join(extra['old'])}, new = this tree {' '.join(extra['new'])}; "
+          f"clip {clip.name}; model {model.name}\n")
     print("| pair | old wall (s) | new wall (s) | new / old wall | old CPU (s) | new CPU (s) | new / old CPU | "
           "new: first decoded / tracked / model ready / first swapped / first encoded (s since start) | load |")
     print("|---:|---:|---:|---:|---:|---:|---:|---|---:|")

@@ -108,8 +108,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the network's arithmetic: auto is bf16 where the processor computes it natively "
                              "(about half the time, the face 0.2 code values from fp32's on average, 3.5 at most), else fp32; fp32 for "
                              "renders that must match across unlike machines, and for short one-face shots on a bf16 CPU (fp32 runs "
-                             "on ONNX Runtime, which starts ~1 s sooner: 0.95x the wall time on a 240-frame one-face clip, but "
-                             "1.1x with 3-6 faces) (default: preset's, else auto)")
+                             "on ONNX Runtime, which starts ~1 s sooner: 0.94-0.95x the wall time on a 240-frame one-face clip, but "
+                             "1.04-1.13x with 3 faces and 1.10x with 6) (default: preset's, else auto)")
     parser.add_argument("--runtime", choices=RUNTIMES,
                         help="what runs the network: auto is ONNX Runtime for fp32 on the CPU without B's face "
                              "upscaler (a faster start), torch elsewhere; the face within float32 rounding "

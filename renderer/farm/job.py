@@ -258,7 +258,7 @@ def export_warnings(jobs: Sequence[Any]) -> tuple[str, ...]:
             "unlike machines one clip's chunks can differ in arithmetic (the face by up to ~3.5 code values, "
             "bench/results/precision.md) and a chunk boundary can show it; set `precision: fp32` in the preset for "
             "float32 on every worker (on CPU workers it runs on ONNX Runtime, without torch's import: a 48-frame "
-            "one-face chunk in ~0.86x the wall time of bf16 here, bench/results/swap.md 1o), or bf16 for a farm "
+            "one-face chunk in 0.82-0.86x the wall time of bf16 here, bench/results/swap.md 1o), or bf16 for a farm "
             "whose every worker computes it",)
 
 
