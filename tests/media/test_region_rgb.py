@@ -80,3 +80,18 @@ def test_released_arrays_come_back_zeroed(tmp_path: Path) -> None:
     small = media.RegionRGB(other, matrix, rng, pool)  # a pooled array of another size is not used
     assert small.array.shape == (48, 64, 3) and len(pool) == 1
     media.RegionRGB(frame, matrix, rng).release()  # no pool: nothing to give back
+
+
+def test_a_pipelines_pictures_in_flight_all_come_back(tmp_path: Path) -> None:
+    """A 1080p swap has up to ~16 pictures alive at once: every one of their arrays is reused by
+    the next 16, none dropped for a new 6 MB array of zeros."""
+    frame, matrix, rng = _ffmpeg_frame(tmp_path, "yuv420p", "64x48")
+    pool: list[np.ndarray] = []
+    first = [media.RegionRGB(frame, matrix, rng, pool) for _ in range(16)]
+    arrays = {id(p.array) for p in first}
+    for p in first:
+        p.region(0, 0, 32, 32)
+        p.release()
+    assert len(pool) == 16
+    again = [media.RegionRGB(frame, matrix, rng, pool) for _ in range(16)]
+    assert {id(p.array) for p in again} == arrays and not pool
