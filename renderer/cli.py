@@ -41,6 +41,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 WARM_MODEL_PROCESS = {"swap"}  # commands whose model process the CLI spawns before it imports them
+# Long-running commands: run as a program, they put themselves under SCHED_BATCH (pipeline.batch_scheduling).
+BATCH_COMMANDS = {"trim", "extract", "train", "train-upscaler", "error-prior", "train-segmenter", "swap", "render",
+                  "farm", "demo"}
 
 
 def _chosen(argv: Sequence[str]) -> str | None:
@@ -76,6 +79,9 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="doppel",
         description="Doppel: headless face-swap render node. Every output is labelled synthetic media.",
+        epilog="environment: DOPPEL_CACHE (model and sample cache folder), DOPPEL_SIGN_CERT + DOPPEL_SIGN_KEY "
+               "(C2PA signing identity), DOPPEL_KEYS_DIR (where `doppel keys init` writes), DOPPEL_SCHED=normal "
+               "(long-running commands keep the default scheduling policy instead of Linux's SCHED_BATCH)",
     )
     parser.add_argument("--version", action="version", version=f"doppel {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -101,7 +107,15 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The `doppel` program. argv None: the process's own arguments, and a long-running command
+    then runs its threads and child processes under SCHED_BATCH (`pipeline.batch_scheduling`); a
+    caller passing argv (a host running the CLI in its own process) keeps its scheduling."""
+    program = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
+    if program and _chosen(argv) in BATCH_COMMANDS:
+        from renderer.pipeline import batch_scheduling
+
+        batch_scheduling()  # before the model process and any thread start: they inherit it
     # `doppel swap` spawns its model process first (`renderer.model_process`): torch's ~2 s import
     # runs there beside this process's own imports and the command's checks. Ended below, also
     # when the arguments are refused; the command loads its model in it (`SwapModel(process=...)`).

@@ -125,3 +125,37 @@ def test_the_model_process_imports_the_runtime_the_command_line_asks_for() -> No
                 assert ready["runtime"] == load_runtime and _maps_torch(proc._proc.pid) is torch_loaded, settings
         finally:
             proc.close()
+
+
+# Runs the CLI as the `doppel` program does (main() reading sys.argv), then prints the scheduling
+# policy the process's main thread ended up under.
+_PROGRAM = """
+import json, os, sys
+from renderer.cli import main
+sys.argv = ["doppel", *sys.argv[1:]]
+try:
+    code = main() if os.environ.get("AS_LIBRARY") != "1" else main(sys.argv[1:])
+except SystemExit as exit:
+    code = exit.code
+print(json.dumps({"code": code, "batch": os.sched_getscheduler(0) == os.SCHED_BATCH}))
+"""
+
+
+def policy(argv: list[str], **env: str) -> dict:
+    import os
+
+    proc = subprocess.run([sys.executable, "-c", _PROGRAM, *argv], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **env})
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SCHED_BATCH is Linux's")
+def test_long_running_commands_run_under_sched_batch_and_others_keep_the_default(clip: Path, tmp_path: Path) -> None:
+    def trim(name: str) -> list[str]:
+        return ["trim", str(clip), "--frames", "0-5", "--out", str(tmp_path / name)]
+
+    assert policy(trim("a.mp4")) == {"code": 0, "batch": True}
+    assert policy(trim("b.mp4"), DOPPEL_SCHED="normal") == {"code": 0, "batch": False}  # the documented opt-out
+    assert policy(trim("c.mp4"), AS_LIBRARY="1") == {"code": 0, "batch": False}  # a host calling main(argv) keeps its own
+    assert policy(["probe", str(clip)]) == {"code": 0, "batch": False}  # quick commands: nothing to gain
