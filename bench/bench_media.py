@@ -100,8 +100,9 @@ def main() -> int:
     for codec, pairs in rows:
         ratio = sum(o[0] / t[0] for o, t, _ in pairs) / len(pairs)
         cpu_ratio = sum(o[2] / t[2] for o, t, _ in pairs) / len(pairs)
+        # Three places: the goal is judged on this figure (bench/run.py), and 1.002 is not <= 1.0.
         lines.append(f"| {codec} | {' / '.join(f'{o[0]:.1f}' for o, _, _ in pairs)} | "
-                     f"{' / '.join(f'{t[0]:.1f}' for _, t, _ in pairs)} | {ratio:.2f} | {cpu_ratio:.2f} | "
+                     f"{' / '.join(f'{t[0]:.1f}' for _, t, _ in pairs)} | {ratio:.3f} | {cpu_ratio:.3f} | "
                      f"{max(o[1] for o, _, _ in pairs):.0f} | {max(t[1] for _, t, _ in pairs):.0f} | "
                      f"{' / '.join(f'{x:.1f}' for _, _, x in pairs)} |")
     if rss:
@@ -116,6 +117,12 @@ def main() -> int:
               "The memory rows are one process each; peak RSS stays flat with clip length."]
     results = ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
+    # The hand-written readings of earlier runs ("Reading (stop N ...)" paragraphs and what follows them)
+    # are kept below the new table; each names its own run.
+    previous = (results / "media.md").read_text() if (results / "media.md").exists() else ""
+    start = previous.find("\nReading (")
+    if start >= 0:
+        lines += ["", previous[start:].strip("\n")]
     (results / "media.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
