@@ -66,7 +66,7 @@ class Conv2d(nn.Conv2d):
             return super().forward(x)
         cols = F.unfold(x, self.kernel_size, self.dilation, pad, self.stride)  # (B, cin*kh*kw, Ho*Wo)
         cols = cols.transpose(1, 2).reshape(b * ho * wo, -1)  # (B*Ho*Wo, cin*kh*kw)
-        weight = self.weight.view(self.out_channels, -1).t()  # (cin*kh*kw, cout)
+        weight = self.weight.reshape(self.out_channels, -1).t()  # (cin*kh*kw, cout); a copy for channels-last (bf16) weights
         y = torch.mm(cols, weight) if self.bias is None else torch.addmm(self.bias, cols, weight)
         return y.view(b, ho, wo, self.out_channels).permute(0, 3, 1, 2)  # (B, cout, Ho, Wo)
 

@@ -41,7 +41,7 @@ _ERRORS: dict[str, type[Exception]] = {"ModelError": ModelError, "InputError": I
 
 # ---------------------------------------------------------------- the network's jobs (torch)
 
-RUNTIMES = ("auto", "torch", "onnxruntime")
+RUNTIMES = ("auto", "torch", "openvino", "onnxruntime")
 
 
 def native_bf16(device: Any) -> bool:
@@ -83,31 +83,36 @@ def gpu_likely() -> bool:
 
 
 def runtime_of(network: Any) -> str:
-    """"onnxruntime" for an `onnx_network.OnnxNetwork`, "torch" for the SwapAutoencoder."""
+    """"openvino" or "onnxruntime" for an `onnx_network` graph network, "torch" for the SwapAutoencoder."""
     from renderer.onnx_network import OnnxNetwork
 
-    return "onnxruntime" if isinstance(network, OnnxNetwork) else "torch"
+    return network.engine if isinstance(network, OnnxNetwork) else "torch"
 
 
 def resolve_runtime(runtime: str, device: str | None, precision: str, upscaler: bool) -> str:
-    """"torch" or "onnxruntime": what runs the swap network. auto is ONNX Runtime (`renderer.onnx_network`:
-    no torch import, ~1 CPU s less at the start, a batch about torch's time) wherever the network would
-    run fp32 on the CPU without an upscaler, torch elsewhere (a GPU, bf16, B's face upscaler).
-    InputError for an unknown name, or for onnxruntime asked where it cannot run."""
+    """"torch", "openvino" or "onnxruntime": what runs the swap network. auto is OpenVINO
+    (`renderer.onnx_network`: no torch import, ~1 CPU s less at the start, a batch ~0.6x torch's
+    time at bf16) wherever the network runs on the CPU without B's face upscaler, at either
+    precision; ONNX Runtime there at fp32 when OpenVINO is not installed; torch elsewhere (a GPU,
+    the upscaler, neither installed). InputError for an unknown name, or for a runtime asked where
+    it cannot run."""
     from renderer import onnx_network
 
     if runtime not in RUNTIMES:
         raise InputError(f"runtime={runtime!r} is not allowed (allowed: {', '.join(RUNTIMES)})")
     cpu = device == "cpu" or (device is None and not gpu_likely())
     fp32 = precision == "fp32" or (precision == "auto" and not native_bf16("cpu"))
-    fits = cpu and fp32 and not upscaler
-    if runtime == "onnxruntime" and not (fits and onnx_network.available()):
-        why = ("ONNX Runtime is not installed (pip install onnxruntime)" if not onnx_network.available() else
-               "it runs the network fp32 on the CPU without B's face upscaler only (asked: device "
-               f"{device or 'auto'}, precision {precision}, upscaler {'on' if upscaler else 'off'})")
-        raise InputError(f"runtime onnxruntime cannot run this swap: {why}; use runtime torch or auto")
+    bf16_native = precision != "bf16" or native_bf16("cpu")  # OpenVINO does not emulate bf16 as torch does
+    fits = {"openvino": cpu and bf16_native and not upscaler, "onnxruntime": cpu and fp32 and not upscaler}
+    if runtime in fits and not (fits[runtime] and onnx_network.available(runtime)):
+        limits = {"openvino": "the network on the CPU (bf16 where the CPU computes it) without B's face upscaler",
+                  "onnxruntime": "the network fp32 on the CPU without B's face upscaler"}
+        why = (f"it is not installed (pip install {runtime})" if not onnx_network.available(runtime) else
+               f"it runs {limits[runtime]} only (asked: device {device or 'auto'}, precision {precision}, "
+               f"upscaler {'on' if upscaler else 'off'})")
+        raise InputError(f"runtime {runtime} cannot run this swap: {why}; use runtime torch or auto")
     if runtime == "auto":
-        return "onnxruntime" if fits and onnx_network.available() else "torch"
+        return next((r for r in onnx_network.ENGINES if fits[r] and onnx_network.available(r)), "torch")
     return runtime
 
 
@@ -123,17 +128,22 @@ def resolve_precision(precision: str, device: Any) -> str:
 def load_network(model_dir: Path, device: str | None, card: Any, upscaler: bool,
                  precision: str = "fp32", runtime: str = "auto") -> tuple[Any, Any, Any, str]:
     """(the network, its device, B's upscaler or None, the precision it runs at), on `runtime`
-    (`resolve_runtime`): an `onnx_network.OnnxNetwork` and "cpu" (no torch import), or the eval-mode
+    (`resolve_runtime`): an `onnx_network` graph network (OpenVINO or ONNX Runtime) and "cpu" (no
+    torch import), or the eval-mode
     SwapAutoencoder and its torch.device. At bf16 the network's weights are bfloat16, channels-last
     (oneDNN's AMX kernels; about half fp32's time on such a CPU, bench/results/precision.md), but for the decoders' output layers;
     the upscaler stays fp32. ModelError
     when the folder now holds another save than the one `card` was read from."""
     from renderer.checkpoint import model_files
 
-    if resolve_runtime(runtime, device, precision, upscaler) == "onnxruntime":
-        from renderer.onnx_network import OnnxNetwork
+    resolved = resolve_runtime(runtime, device, precision, upscaler)
+    if resolved != "torch":
+        from renderer.onnx_network import OnnxNetwork, OpenVinoNetwork
 
-        return OnnxNetwork.load(model_files(model_dir), card.weights_sha256, card.config), "cpu", None, "fp32"
+        graph_precision = resolve_precision(precision, "cpu")
+        network_class = OpenVinoNetwork if resolved == "openvino" else OnnxNetwork
+        network = network_class.load(model_files(model_dir), card.weights_sha256, card.config, graph_precision)
+        return network, "cpu", None, graph_precision
     import torch
 
     from renderer.model import load_model, pick_device
@@ -172,12 +182,12 @@ def decode_batches(network: Any, device: Any, crops: np.ndarray, decoders: str, 
     """(N, S, S, 3) uint8 crops through the encoder once and each decoder named in `decoders`
     ("a", "b", "ba", ...), in fixed-shape batches of `batch` rows (zero-padded, so a face's output
     does not depend on the faces beside it). Per decoder: (N, S, S, 3) float32 RGB in [0, 1], then
-    (N, S, S) float32 learned mask when `learns_mask`. `threads`: an `OnnxNetwork`'s intra-op
+    (N, S, S) float32 learned mask when `learns_mask`. `threads`: a graph network's intra-op
     threads (None: ONNX Runtime's own); torch's are the calling thread's (`set_threads`)."""
     import numpy as np
 
     n, size = len(crops), crops.shape[1]
-    if runtime_of(network) == "onnxruntime":
+    if runtime_of(network) != "torch":
         outs_onnx = [np.empty((n, size, size, 4 if learns_mask else 3), np.float32) for _ in decoders]
         for lo in range(0, n, batch):
             part = crops[lo:lo + batch]
@@ -426,6 +436,10 @@ def serve(inp: IO[bytes], out: IO[bytes], runtime: str = "auto", precision: str 
         preload = resolve_runtime("auto", None, "auto", False)
     if preload == "torch":
         import renderer.model  # noqa: F401
+    elif preload == "openvino":
+        from renderer.onnx_network import import_openvino
+
+        import_openvino()
     else:
         import onnxruntime  # noqa: F401
 

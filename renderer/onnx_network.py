@@ -1,12 +1,12 @@
 """The swap network for inference without torch: an ONNX graph written from the safetensors weights,
-run by ONNX Runtime on the CPU.
+run on the CPU by OpenVINO (`OpenVinoNetwork`, fp32 or bf16) or ONNX Runtime (`OnnxNetwork`, fp32).
 
-torch's import costs a swap ~1.3 CPU s before its first batch (most of the model process's start);
-ONNX Runtime imports in ~0.2 s and, with the decoders' last layer rewritten (`space_to_depth_conv`),
-runs this network about as fast as torch's oneDNN (lite, 8 crops through the encoder and both
-decoders on one thread: 60 against 59 ms in one loaded run). The gain is the start: with the
-landmark change beside it, a 48-frame farm chunk took 0.84x the wall time of the torch code before,
-a 240-frame clip ~0.95x (bench/results/swap.md, section 1i).
+torch's import costs a swap ~1.3 CPU s before its first batch (most of the model process's start).
+OpenVINO imports and compiles this graph in ~0.45 CPU s and runs it faster than torch's oneDNN: `lite`,
+8 crops through the encoder and both decoders on one thread, 2.9 ms a crop at bf16 against torch's
+4.8, 5.4 at fp32 against torch's and ONNX Runtime's 7.6 (bench/results/swap.md, section 1s). ONNX
+Runtime imports in ~0.2 s and, with the decoders' last layer rewritten (`space_to_depth_conv`), runs
+at about torch's fp32 speed; it stays for machines without OpenVINO (bench/results/swap.md, 1i).
 
 The graph is the `renderer.model` network layer by layer (the same convolutions, LeakyReLU 0.1, pixel
 shuffle as DepthToSpace CRD, the dense layers as Gemm), built here in memory from the weights the
@@ -14,10 +14,12 @@ card names: no exported file, nothing unpickled, no `onnx` package (the few prot
 graph needs are written by `_Proto` below). Its input is the
 aligned crops as they are cut, (B, S, S, 3) uint8, and each decoder's output comes back (B, S, S, C)
 float32 in [0, 1], so the conversions `model_process.decode_batches` does around torch run inside the
-graph. Outputs match torch's within float32 rounding (2e-6, tests/test_onnx_network.py); a swap's
-frames are torch's but for the few values that rounding moves across an 8-bit step (3 at most).
+graph. At fp32, outputs match torch's within float32 rounding (2e-6, tests/test_onnx_network.py); a
+swap's frames are torch's but for the few values that rounding moves across an 8-bit step (3 at
+most). At bf16 they are as far from torch's fp32 as torch's own bf16 is (a few 8-bit steps).
 
-`available()` says whether the runtime is installed; `OnnxNetwork.load` reads the weights.
+`available(engine)` says whether a runtime is installed; `OnnxNetwork.load` / `OpenVinoNetwork.load`
+read the weights.
 """
 
 from __future__ import annotations
@@ -37,11 +39,38 @@ OPSET = 17
 FLOAT, UINT8, INT64 = 1, 2, 7  # TensorProto.DataType
 
 
-def available() -> bool:
-    """Whether ONNX Runtime can be imported here (without importing it: that is `OnnxNetwork`'s job)."""
+ENGINES = ("openvino", "onnxruntime")  # the runtimes that run this module's graph
+
+
+def import_openvino() -> Any:
+    """The `openvino` module, imported without its usage telemetry. `import openvino` runs
+    `openvino.tools.ovc`, which sends a Google Analytics event on every import through the
+    openvino-telemetry package (a dependency of the wheel, on unless a consent file says no), counts
+    imports in ~/intel/, and sends from a process it forks off a thread: here that fork hung, and a
+    swap's model process outlived its render. With `openvino_telemetry` unimportable while the package
+    loads, OpenVINO falls back to its own no-op stub: nothing is sent or written
+    (tests/test_onnx_network.py)."""
+    import sys
+
+    if "openvino" in sys.modules:
+        return sys.modules["openvino"]
+    blocked = "openvino_telemetry" not in sys.modules
+    if blocked:
+        sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # makes its import an ImportError
+    try:
+        import openvino
+    finally:
+        if blocked and sys.modules.get("openvino_telemetry", 0) is None:
+            del sys.modules["openvino_telemetry"]
+    return openvino
+
+
+def available(engine: str = "onnxruntime") -> bool:
+    """Whether `engine` ("openvino" or "onnxruntime") can be imported here (without importing it:
+    that is the network classes' job)."""
     import importlib.util
 
-    return importlib.util.find_spec("onnxruntime") is not None
+    return importlib.util.find_spec(engine) is not None
 
 
 # ---------------------------------------------------------------- protobuf, the few messages ONNX needs
@@ -221,18 +250,23 @@ class OnnxNetwork:
     """A loaded swap network on ONNX Runtime's CPU provider. `run(crops, decoders, threads)` is one
     batch; a session per (decoders, threads, batch size) is built on first use (~0.1 s for `lite`)."""
 
-    def __init__(self, cfg: ModelConfig, weights: dict[str, np.ndarray]) -> None:
+    engine = "onnxruntime"
+
+    def __init__(self, cfg: ModelConfig, weights: dict[str, np.ndarray], precision: str = "fp32") -> None:
         import onnxruntime
 
+        if precision != "fp32":
+            raise ValueError(f"precision {precision!r} on ONNX Runtime (allowed: fp32)")
         self._ort = onnxruntime
         self.config = cfg
+        self.precision = "fp32"
         self._weights = weights
         self._sessions: dict[tuple[str, int | None, int], Any] = {}
 
     @classmethod
-    def load(cls, files: Path, weights_sha256: str | None, cfg: ModelConfig) -> OnnxNetwork:
-        """The network of the save folder `files` (`checkpoint.model_files`); ModelError for missing,
-        corrupt or mismatched weights, as `renderer.model.load_model` says them."""
+    def load(cls, files: Path, weights_sha256: str | None, cfg: ModelConfig, precision: str = "fp32") -> Any:
+        """The network of the save folder `files` (`checkpoint.model_files`) at `precision`; ModelError
+        for missing, corrupt or mismatched weights, as `renderer.model.load_model` says them."""
         from safetensors import SafetensorError
         from safetensors.numpy import load as st_load
 
@@ -254,7 +288,7 @@ class OnnxNetwork:
             what = f"missing {err.args[0]!r}" if isinstance(err, KeyError) else str(err)
             raise ModelError(f"model {files}: weights do not fit the config in model.yaml (arch {cfg.arch}): "
                              f"{what}") from err
-        return cls(cfg, weights)
+        return cls(cfg, weights, precision)
 
     def session(self, decoders: str, threads: int | None, batch: int) -> Any:
         key = (decoders, threads, batch)
@@ -276,3 +310,49 @@ class OnnxNetwork:
     def run(self, crops: np.ndarray, decoders: str, threads: int | None) -> list[np.ndarray]:
         """(B, S, S, 3) uint8 -> per decoder (B, S, S, out_channels) float32 in [0, 1]."""
         return self.session(decoders, threads, len(crops)).run([f"out_{d}" for d in decoders], {"crops": crops})
+
+
+class OpenVinoNetwork(OnnxNetwork):
+    """A loaded swap network on OpenVINO's CPU plugin, at `precision` "fp32" or "bf16" (OpenVINO's
+    inference precision hint; bf16 where the CPU computes it natively, `model_process.native_bf16`).
+    A compiled model per (decoders, threads, batch size) is built on first use (~0.15 s for `lite`).
+    Each face's output is the same bits whatever batch it came in (tests/test_onnx_network.py), so
+    a farm's chunks and a one-piece render agree."""
+
+    engine = "openvino"
+
+    def __init__(self, cfg: ModelConfig, weights: dict[str, np.ndarray], precision: str = "fp32") -> None:
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision {precision!r} (allowed: fp32, bf16)")
+        openvino = import_openvino()
+        self._ov = openvino
+        self._core = openvino.Core()
+        self.config = cfg
+        self.precision = precision
+        self._weights = weights
+        self._sessions: dict[tuple[str, int | None, int], Any] = {}
+
+    def session(self, decoders: str, threads: int | None, batch: int) -> Any:
+        key = (decoders, threads, batch)
+        if key not in self._sessions:
+            properties: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",
+                                          "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
+                                          "ENABLE_CPU_PINNING": False}  # it shares the cores with the render's threads
+            if threads is not None:
+                properties["INFERENCE_NUM_THREADS"] = threads
+            try:
+                graph = self._core.read_model(model=swap_graph(self.config, self._weights, decoders, batch),
+                                              weights=self._ov.Tensor(np.empty(0, np.uint8)))
+                compiled = self._core.compile_model(graph, "CPU", properties)
+            except RuntimeError as err:  # OpenVINO's errors are RuntimeErrors with the plugin's text
+                raise ModelError(f"the model's weights do not fit the config in model.yaml (arch {self.config.arch}): "
+                                 f"OpenVINO refused the network ({str(err).splitlines()[0][:300]})") from err
+            self._sessions[key] = (compiled.create_infer_request(), [compiled.output(f"out_{d}") for d in decoders])
+        return self._sessions[key]
+
+    def run(self, crops: np.ndarray, decoders: str, threads: int | None) -> list[np.ndarray]:
+        """(B, S, S, 3) uint8 -> per decoder (B, S, S, out_channels) float32 in [0, 1] (copies: the
+        request's output buffers are reused by its next run)."""
+        request, outputs = self.session(decoders, threads, len(crops))
+        results = request.infer({"crops": crops})
+        return [np.array(results[out], copy=True) for out in outputs]

@@ -118,11 +118,12 @@ FIELDS: dict[str, Field] = {
                             "half fp32's time on such a CPU, the decoder's face 0.2 code values from fp32's on "
                             "average, 3.5 at most (bench/results/precision.md); fp32 for "
                             "renders that must match across unlike machines"),
-    "runtime": Field("enum", "auto", ("auto", "torch", "onnxruntime"),
-                     help="what runs the network in a render: auto is ONNX Runtime where the network runs fp32 "
-                          "on the CPU without B's face upscaler (no torch import: each render process starts "
-                          "~0.5 s sooner, bench/results/swap.md 1i), torch elsewhere; the face within float32 "
-                          "rounding of torch's either way"),
+    "runtime": Field("enum", "auto", ("auto", "torch", "openvino", "onnxruntime"),
+                     help="what runs the network in a render: auto is OpenVINO where the network runs on the "
+                          "CPU without B's face upscaler (no torch import: each render process starts ~1 s "
+                          "sooner, and a face takes ~0.6x torch's time at bf16; bench/results/swap.md 1s), "
+                          "ONNX Runtime there at fp32 where OpenVINO is not installed, torch elsewhere; at "
+                          "fp32 the face is within float32 rounding of torch's on every runtime"),
     "smoothing.landmarks": Field("bool", True, help="smooth landmarks over time"),
     "smoothing.temporal": Field("float", 0.5, minimum=0.0, maximum=1.0, help="temporal smoothing strength"),
     "smoothing.colour": Field("float", 0.0, minimum=0.0, maximum=1.0,

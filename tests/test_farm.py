@@ -260,6 +260,16 @@ def test_export_warns_when_each_worker_would_pick_the_precision(work, edit, pres
                  "--model", str(model), "--json"]) == 0
     out = capsys.readouterr()
     assert json.loads(out.out)["warnings"] == [] and "warning" not in out.err
+    # bf16 is OpenVINO's on a worker that computes it and torch's elsewhere, unless the runtime is named
+    for name, extra, warned in (("bf16", "precision: bf16\n", True), ("bf16_torch", "precision: bf16\nruntime: torch\n", False)):
+        named = work / f"{name}.yaml"
+        named.write_text(PRESET + extra)
+        assert main(["farm", "export", str(edit), "--preset", str(named), "--out", str(work / f"b-{name}"),
+                     "--model", str(model), "--json"]) == 0
+        warnings = json.loads(capsys.readouterr().out)["warnings"]
+        assert (warnings != []) is warned, (name, warnings)
+        if warned:
+            assert "bf16 with runtime auto for 2 clip(s)" in warnings[0] and "runtime: torch" in warnings[0]
 
 
 # --------------------------------------------------------------------------- running bundles

@@ -106,14 +106,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "on requires it, off pastes the decoder's own size (default: preset's, else auto)")
     parser.add_argument("--precision", choices=PRECISIONS,
                         help="the network's arithmetic: auto is bf16 where the processor computes it natively "
-                             "(about half the time, the face 0.2 code values from fp32's on average, 3.5 at most), else fp32; fp32 for "
-                             "renders that must match across unlike machines, and for short one-face shots on a bf16 CPU (fp32 runs "
-                             "on ONNX Runtime, which starts ~1 s sooner: 0.94-0.95x the wall time on a 240-frame one-face clip, but "
-                             "1.04-1.13x with 3 faces and 1.10x with 6) (default: preset's, else auto)")
+                             "(about half the time, the face 0.2 code values from fp32's on average, 3.5 at most), "
+                             "else fp32; fp32 for renders that must match across unlike machines "
+                             "(default: preset's, else auto)")
     parser.add_argument("--runtime", choices=RUNTIMES,
-                        help="what runs the network: auto is ONNX Runtime for fp32 on the CPU without B's face "
-                             "upscaler (a faster start), torch elsewhere; the face within float32 rounding "
-                             "either way (default: preset's, else auto)")
+                        help="what runs the network: auto is OpenVINO on the CPU without B's face upscaler (no "
+                             "torch import, ~1 s sooner to the first frame; a face in ~0.6x torch's time at bf16), "
+                             "ONNX Runtime there at fp32 where OpenVINO is missing, torch elsewhere (a GPU, the "
+                             "upscaler); at fp32 the face is within float32 rounding of torch's on each "
+                             "(default: preset's, else auto)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -249,11 +250,13 @@ def run(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings, precision=args.precision)
     if args.runtime:
         settings = dataclasses.replace(settings, runtime=args.runtime)
+    if args.upscale:
+        settings = dataclasses.replace(settings, upscale=args.upscale)
     # The card is read now (a bad card fails before any work); the network (torch, weights) loads
     # in a process of its own while the source is probed and checked and the first frames decode
     # and are tracked, and runs the batches there (`renderer.model_process`).
     model = SwapModel(args.model, settings.direction, settings.device, process=args.model_process or True,
-                      precision=settings.precision, runtime=settings.runtime)
+                      precision=settings.precision, runtime=settings.runtime, upscale=settings.upscale)
     try:
         info = media.probe(args.video, rate=rate)
         if to_sequence and info.sequence is not None and \
@@ -274,8 +277,6 @@ def run(args: argparse.Namespace) -> int:
             settings = dataclasses.replace(
                 settings, holdout=args.holdout or settings.holdout,
                 occlusion=dataclasses.replace(settings.occlusion, mode=args.occlusion or settings.occlusion.mode))
-        if args.upscale:
-            settings = dataclasses.replace(settings, upscale=args.upscale)
         codec = args.codec or (preset.output.codec if preset and not args.codec else None)
         if to_sequence:
             codec = "sequence"  # the kind of file comes from OUT's suffix; no codec profile

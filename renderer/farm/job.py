@@ -247,19 +247,31 @@ def export_bundle(
 
 
 def export_warnings(jobs: Sequence[Any]) -> tuple[str, ...]:
-    """Warnings for a bundle of these clip jobs: a preset whose `precision` is auto leaves the choice to
-    each worker (bf16 where it computes it natively, else fp32), so on a farm of unlike machines one
-    clip's chunks can run different arithmetic."""
+    """Warnings for a bundle of these clip jobs, where a preset leaves each worker a choice that a farm
+    of unlike machines can make differently within one clip: `precision` auto (bf16 where the worker
+    computes it natively, else fp32), or `precision: bf16` with `runtime` auto (OpenVINO's bf16 where
+    the CPU computes it, torch's emulated bf16 elsewhere: not the same rounding)."""
+
+    def named(clips: list[str]) -> str:
+        return f"{len(clips)} clip(s) ({', '.join(clips[:3])}{', ...' if len(clips) > 3 else ''})"
+
+    warnings = []
     auto = sorted({j.clip.clip_name for j in jobs if j.preset.precision == "auto"})
-    if not auto:
-        return ()
-    return (f"preset precision is auto for {len(auto)} clip(s) ({', '.join(auto[:3])}{', ...' if len(auto) > 3 else ''}): "
-            "each worker picks bf16 where its processor computes it natively and fp32 elsewhere, so on a farm of "
-            "unlike machines one clip's chunks can differ in arithmetic (the face by up to ~3.5 code values, "
-            "bench/results/precision.md) and a chunk boundary can show it; set `precision: fp32` in the preset for "
-            "float32 on every worker (on CPU workers it runs on ONNX Runtime, without torch's import: a 48-frame "
-            "one-face chunk in 0.82-0.86x the wall time of bf16 here, bench/results/swap.md 1o), or bf16 for a farm "
-            "whose every worker computes it",)
+    if auto:
+        warnings.append(
+            f"preset precision is auto for {named(auto)}: each worker picks bf16 where its processor computes it "
+            "natively and fp32 elsewhere, so on a farm of unlike machines one clip's chunks can differ in arithmetic "
+            "(the face by up to ~3.5 code values, bench/results/precision.md) and a chunk boundary can show it; set "
+            "`precision: fp32` in the preset for float32 on every worker (the same face on every runtime but for "
+            "float32 rounding), or bf16 with `runtime: torch` for a farm that must use bf16 everywhere")
+    mixed = sorted({j.clip.clip_name for j in jobs if j.preset.precision == "bf16" and j.preset.runtime == "auto"})
+    if mixed:
+        warnings.append(
+            f"preset precision is bf16 with runtime auto for {named(mixed)}: a worker whose processor computes bf16 "
+            "runs it on OpenVINO, one without on torch (emulated), and the two round differently (a few code values "
+            "on the face), so a chunk boundary can show it on a farm of unlike machines; set `runtime: torch` for "
+            "the same bf16 on every worker, or `precision: fp32`")
+    return tuple(warnings)
 
 
 def _preset_extra_files(render_plan: Any) -> list[str]:

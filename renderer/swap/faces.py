@@ -98,6 +98,9 @@ class FaceSwapper:
         # B's face upscaler: the swapped crop grows from S to S * scale before the composite
         # (masks, colour and paste work at that size; `renderer.upscale`).
         self._upscaling = model.has_upscaler and settings.upscale != "off"
+        if self._upscaling and not model.loads_upscaler:
+            raise InputError(f"upscale={settings.upscale} for a swap whose model was loaded with upscale off; load "
+                             f"it with the swap's own upscale setting (SwapModel(..., upscale=...))")
         if settings.upscale == "on" and not model.has_upscaler:
             raise InputError("upscale=on needs a model with a face upscaler for the swap's target person; "
                              + ("this model has none (train one with `doppel train-upscaler MODEL_DIR --b FACESET_B`)"

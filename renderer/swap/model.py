@@ -59,13 +59,13 @@ class SwapModel:
     own), see `with_threads`. Both ways give bit-identical outputs (tests/test_model_process.py).
     `precision`: "fp32" (the library's default: exact), "bf16" or "auto" (bf16 where the device
     computes it natively, `model_process.resolve_precision`); `.precision` says which it runs at.
-    `runtime`: "auto" (ONNX Runtime where it fits, `model_process.resolve_runtime`), "torch" or
-    "onnxruntime"; `.runtime` says which runs it.
+    `runtime`: "auto" (OpenVINO, else ONNX Runtime, where they fit, `model_process.resolve_runtime`),
+    "torch", "openvino" or "onnxruntime"; `.runtime` says which runs it.
     """
 
     def __init__(self, model_dir: Path, direction: str, device: str | None = None, *,
                  background: bool = True, process: bool | ModelProcess = False, precision: str = "fp32",
-                 runtime: str = "auto") -> None:
+                 runtime: str = "auto", upscale: str = "auto") -> None:
         self.card = load_model_card(model_dir)
         self.config = self.card.config
         self.size = int(self.config.input_size)
@@ -75,17 +75,19 @@ class SwapModel:
         self.threads: int | None = None
         self._threads_before: int | None = None  # the calling thread's torch threads before the first batch
         # B's face upscaler (`renderer.upscale`), when the card has one and the swap decodes to B:
-        # it learned B's detail, so a b2a swap has none. Loaded with the network.
+        # it learned B's detail, so a b2a swap has none. Loaded with the network unless `upscale` is
+        # "off", so that such a swap runs where a model without one would (`resolve_runtime`).
         self.has_upscaler = self.card.upscaler is not None and self.decoder == "b"
+        self.loads_upscaler = self.has_upscaler and upscale != "off"
         self.upscale_factor = self.card.upscaler.config.scale if self.has_upscaler else 1  # type: ignore[union-attr]
         self._process: ModelProcess | None = None
         self._network: Future[tuple[Any, Any, Any, str, float | None]] | None = None
         if isinstance(process, ModelProcess) or (process and background):  # a child: new, or spawned earlier
             spawned = process if isinstance(process, ModelProcess) else ModelProcess.spawn()
-            self._process = spawned.load(Path(model_dir), device, self.card, self.has_upscaler, MODEL_BATCH,
+            self._process = spawned.load(Path(model_dir), device, self.card, self.loads_upscaler, MODEL_BATCH,
                                          precision, runtime)
         else:
-            self._network = _loading(Path(model_dir), device, self.card, self.has_upscaler, precision, runtime)
+            self._network = _loading(Path(model_dir), device, self.card, self.loads_upscaler, precision, runtime)
             if not background:
                 self.network()
         # The occluder segmenter of `occlusion: learned` (`renderer.segmenter`), when the card has one:
@@ -153,7 +155,7 @@ class SwapModel:
 
     @property
     def runtime(self) -> str:
-        """"torch" or "onnxruntime": what runs the network (waits for the load)."""
+        """"torch", "openvino" or "onnxruntime": what runs the network (waits for the load)."""
         if self._process is not None:
             return str(self._process.ready().get("runtime", "torch"))
         return runtime_of(self.network()[0])
@@ -233,8 +235,9 @@ class SwapModel:
     def upscale(self, crops: np.ndarray) -> np.ndarray:
         """(N, S, S, 3) float32 [0, 1] swapped crops through B's face upscaler (`has_upscaler`):
         (N, S * upscale_factor, S * upscale_factor, 3) float32 [0, 1], in MODEL_BATCH batches."""
-        if not self.has_upscaler:
-            raise ModelError("this model has no face upscaler for the swap's target person")
+        if not self.loads_upscaler:
+            raise ModelError("this model has no face upscaler for the swap's target person, or was loaded with "
+                             "upscale off")
         if self._process is not None:
             return self._process.upscale(crops, self.threads)
         from renderer.upscale import upscale_crops  # torch: imported where an upscaler runs
@@ -263,13 +266,15 @@ class SwapModels:
     `close()` (or the end of a `with` block) ends them all."""
 
     def __init__(self) -> None:
-        self._models: dict[tuple[Path, str, str | None, str, str], SwapModel] = {}
+        self._models: dict[tuple[Path, str, str | None, str, str, str], SwapModel] = {}
 
     def get(self, model_dir: Path, settings: SwapSettings) -> SwapModel:
-        key = (Path(model_dir).resolve(), settings.direction, settings.device, settings.precision, settings.runtime)
+        key = (Path(model_dir).resolve(), settings.direction, settings.device, settings.precision, settings.runtime,
+               "off" if settings.upscale == "off" else "auto")
         if key not in self._models:
             self._models[key] = SwapModel(Path(model_dir), settings.direction, settings.device, process=True,
-                                          precision=settings.precision, runtime=settings.runtime)
+                                          precision=settings.precision, runtime=settings.runtime,
+                                          upscale=settings.upscale)
         return self._models[key]
 
     def close(self) -> None:

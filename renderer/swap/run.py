@@ -124,7 +124,7 @@ def render_range(
                     if settings.holdout is not None else None)  # a hold-out matte that does not fit fails before any work
     # torch runs the batches with FACE_THREADS on the calling thread (the model may still be loading)
     swap_model = (model or SwapModel(model_dir, settings.direction, settings.device, precision=settings.precision,
-                                runtime=settings.runtime)
+                                runtime=settings.runtime, upscale=settings.upscale)
                   ).with_threads(FACE_THREADS)
     try:  # an error before the pipeline starts: no load of our own left running behind us
         stats = SwapStats()

@@ -56,7 +56,7 @@ class SwapSettings:
     colour: ColourManagement | None = None
     upscale: str = "auto"  # B's face upscaler: auto (when the model has one), on (required), off
     precision: str = "auto"  # the network's arithmetic when a render loads it: auto, fp32, bf16 (`model_process`)
-    runtime: str = "auto"  # what runs the network: auto, torch, onnxruntime (`model_process.resolve_runtime`)
+    runtime: str = "auto"  # what runs the network: auto, torch, openvino, onnxruntime (`model_process.resolve_runtime`)
 
     def __post_init__(self) -> None:
         if self.faces not in ("all", "largest", "identity"):
@@ -154,7 +154,7 @@ class SwapStats:
     # Peak resident memory (MiB) by process: "render" (this one), "model_process" (the network's own, when it has one).
     peak_rss_mib: dict[str, float] = field(default_factory=dict)
     precision: str | None = None  # the arithmetic the network ran at ("fp32", "bf16"), once it had loaded
-    runtime: str | None = None  # what ran the network ("torch", "onnxruntime"), once it had loaded
+    runtime: str | None = None  # what ran the network ("torch", "openvino", "onnxruntime"), once it had loaded
 
     def mark(self, point: str) -> None:
         """Note the first time the run reaches `point` (e.g. "first_decoded"); none where the

@@ -101,7 +101,7 @@ def _maps_torch(pid: int) -> bool:
 
 @pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="reads a process's mapped libraries from /proc")
 def test_the_model_process_imports_the_runtime_the_command_line_asks_for() -> None:
-    """`--runtime onnxruntime` (or `--precision fp32` on the CPU) spares the model process torch's
+    """`--runtime openvino` or `onnxruntime` (or auto on the CPU) spares the model process torch's
     import (~1.5 CPU s); torch, asked for, is there; values the command will refuse count as auto."""
     from renderer.cli import _model_settings
     from renderer.model_process import ModelProcess
@@ -114,6 +114,8 @@ def test_the_model_process_imports_the_runtime_the_command_line_asks_for() -> No
     card = load_model_card(trained_model())
     cases = [  # what the command line gave, the runtime the load then asks for, libtorch mapped (None: either)
         ({"runtime": "onnxruntime", "precision": "fp32", "device": "cpu"}, "onnxruntime", False),
+        ({"runtime": "openvino", "precision": "fp32", "device": "cpu"}, "openvino", False),
+        ({"runtime": "auto", "precision": "auto", "device": None}, "auto", False),  # auto on this CPU: OpenVINO
         ({"runtime": "torch", "precision": "fp32", "device": "cpu"}, "torch", True),
         ({"runtime": "nonsense", "precision": "fp32", "device": None}, "auto", None),  # the child still loads
     ]
@@ -122,7 +124,8 @@ def test_the_model_process_imports_the_runtime_the_command_line_asks_for() -> No
         try:
             ready = proc.load(trained_model(), "cpu", card, False, 8, "fp32", load_runtime).ready()
             if torch_loaded is not None:
-                assert ready["runtime"] == load_runtime and _maps_torch(proc._proc.pid) is torch_loaded, settings
+                want = "openvino" if load_runtime == "auto" else load_runtime
+                assert ready["runtime"] == want and _maps_torch(proc._proc.pid) is torch_loaded, settings
         finally:
             proc.close()
 

@@ -332,7 +332,7 @@ def test_video_without_faces_passes_through(model_dir: Path, tmp_path: Path,
     from renderer.model_process import resolve_precision, resolve_runtime
 
     assert summary["model_precision"] == resolve_precision("auto", torch.device("cpu"))  # the default: auto
-    assert summary["model_runtime"] == resolve_runtime("auto", None, "auto", False)  # ONNX Runtime for fp32 on a CPU
+    assert summary["model_runtime"] == resolve_runtime("auto", None, "auto", False)  # OpenVINO on a CPU
     peaks = summary["peak_rss_mib"]
     assert set(peaks) == {"render", "model_process"} and peaks["model_process"] > 100 and peaks["render"] > 50, peaks
     assert [np.array_equal(a, b) for a, b in zip(decode_all(clip), decode_all(out))] == [True] * 12
