@@ -164,6 +164,22 @@ def test_gemm_conv_matches_torch_conv_forward_and_backward(shape: tuple[int, ...
     assert on_gemm_path == (shape[2] <= 8)  # the cases above cover both paths
 
 
+def test_gemm_conv_runs_bf16_channels_last_weights_as_a_bf16_render_loads_them() -> None:
+    """`model_process.load_network` at bf16 makes the weights bfloat16 and channels-last; the GEMM
+    path's weight matrix must then be a copy in (cin, kh, kw) order, not a view (an hd model's 4x4
+    layers once raised there)."""
+    from renderer.model import Conv2d
+
+    torch.manual_seed(1)
+    ours = Conv2d(32, 48, 3, 1, padding=1)
+    x = torch.randn(2, 32, 4, 4)
+    want = ours(x)
+    half = ours.to(torch.bfloat16).to(memory_format=torch.channels_last)
+    assert not half.weight.is_contiguous()
+    got = half(x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)).float()
+    assert got.shape == want.shape and torch.allclose(got, want.detach(), atol=0.1, rtol=0.02)
+
+
 def test_original_state_dict_layout_is_unchanged() -> None:
     # Checkpoints of every architecture must keep loading: names and shapes of the plain nn modules.
     model = build_model(ModelConfig.for_arch("lite"))
