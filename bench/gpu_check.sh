@@ -194,7 +194,7 @@ def swap() -> None:
     for name, device, wall, s in rows:
         ratio = f"{wall / base:.2f}" if base else "-"
         secs = s["seconds"] if s else {}
-        runtime = (s or {}).get("model_runtime") or "-"  # cuda: torch; cpu: onnxruntime at fp32 (preset `runtime`)
+        runtime = (s or {}).get("model_runtime") or "-"  # cuda: torch; cpu: openvino (preset `runtime`)
         lines.append(f"| {name} | {device} | {runtime} | {wall:.1f} | {ratio} | "
                      + " | ".join(f"{secs.get(k, 0):.1f}" if s else "-" for k in ("track", "model", "composite", "encode"))
                      + " |")
