@@ -28,7 +28,7 @@ import hashlib
 import struct
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -264,7 +264,7 @@ class OnnxNetwork:
         self._sessions: dict[tuple[str, int | None, int], Any] = {}
 
     @classmethod
-    def load(cls, files: Path, weights_sha256: str | None, cfg: ModelConfig, precision: str = "fp32") -> Any:
+    def load(cls, files: Path, weights_sha256: str | None, cfg: ModelConfig, precision: str = "fp32") -> Self:
         """The network of the save folder `files` (`checkpoint.model_files`) at `precision`; ModelError
         for missing, corrupt or mismatched weights, as `renderer.model.load_model` says them."""
         from safetensors import SafetensorError
