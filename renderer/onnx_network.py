@@ -251,17 +251,21 @@ class OnnxNetwork:
     batch; a session per (decoders, threads, batch size) is built on first use (~0.1 s for `lite`)."""
 
     engine = "onnxruntime"
+    precisions: tuple[str, ...] = ("fp32",)
 
     def __init__(self, cfg: ModelConfig, weights: dict[str, np.ndarray], precision: str = "fp32") -> None:
-        import onnxruntime
-
-        if precision != "fp32":
-            raise ValueError(f"precision {precision!r} on ONNX Runtime (allowed: fp32)")
-        self._ort = onnxruntime
+        if precision not in self.precisions:
+            raise ValueError(f"precision {precision!r} on {self.engine} (allowed: {', '.join(self.precisions)})")
         self.config = cfg
-        self.precision = "fp32"
+        self.precision = precision
         self._weights = weights
         self._sessions: dict[tuple[str, int | None, int], Any] = {}
+        self._import_engine()
+
+    def _import_engine(self) -> None:
+        import onnxruntime
+
+        self._ort = onnxruntime
 
     @classmethod
     def load(cls, files: Path, weights_sha256: str | None, cfg: ModelConfig, precision: str = "fp32") -> Self:
@@ -320,17 +324,11 @@ class OpenVinoNetwork(OnnxNetwork):
     a farm's chunks and a one-piece render agree."""
 
     engine = "openvino"
+    precisions = ("fp32", "bf16")
 
-    def __init__(self, cfg: ModelConfig, weights: dict[str, np.ndarray], precision: str = "fp32") -> None:
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision {precision!r} (allowed: fp32, bf16)")
-        openvino = import_openvino()
-        self._ov = openvino
-        self._core = openvino.Core()
-        self.config = cfg
-        self.precision = precision
-        self._weights = weights
-        self._sessions: dict[tuple[str, int | None, int], Any] = {}
+    def _import_engine(self) -> None:
+        self._ov = import_openvino()
+        self._core = self._ov.Core()
 
     def session(self, decoders: str, threads: int | None, batch: int) -> Any:
         key = (decoders, threads, batch)
@@ -351,8 +349,8 @@ class OpenVinoNetwork(OnnxNetwork):
         return self._sessions[key]
 
     def run(self, crops: np.ndarray, decoders: str, threads: int | None) -> list[np.ndarray]:
-        """(B, S, S, 3) uint8 -> per decoder (B, S, S, out_channels) float32 in [0, 1] (copies: the
-        request's output buffers are reused by its next run)."""
+        """(B, S, S, 3) uint8 -> per decoder (B, S, S, out_channels) float32 in [0, 1] (`infer` returns
+        arrays of their own, not views of the request's buffers)."""
         request, outputs = self.session(decoders, threads, len(crops))
         results = request.infer({"crops": crops})
-        return [np.array(results[out], copy=True) for out in outputs]
+        return [results[out] for out in outputs]

@@ -183,6 +183,18 @@ def test_upscale_on_without_an_upscaler_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "o.mkv").exists()
 
 
+def test_a_model_loaded_with_upscale_off_refuses_a_swap_that_upscales(upscaled: Path, tmp_path: Path) -> None:
+    """`SwapModel(upscale="off")` loads no upscaler; handing it to a render whose settings upscale is
+    an InputError before any frame is written, not a swap without the upscaler."""
+    clip = face_clip(tmp_path / "face.mkv", frames=2, codec="ffv1")
+    model = SwapModel(upscaled, "a2b", "cpu", upscale="off")
+    assert model.has_upscaler and not model.loads_upscaler
+    with pytest.raises(InputError, match="loaded with upscale off"):
+        render_range(clip, tmp_path / "o.mkv", model_dir=upscaled, model=model, settings=SwapSettings(upscale="auto"),
+                     first=0, last=1, swap_ranges=[(0, 1)], codec="ffv1", audio=False)
+    assert not (tmp_path / "o.mkv").exists()
+
+
 def test_doppel_swap_upscale_flag(upscaled: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """--upscale off on a model with an upscaler renders exactly what the same model without one does;
     --upscale on with a model that has none exits 2 with nothing written."""
